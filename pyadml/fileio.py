@@ -1,0 +1,61 @@
+"""Atomic file writes: a file either holds its complete new content or its old one.
+
+Everything a stage writes goes to a temporary name in the same directory and is renamed into
+place, so an interrupted run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_lines_atomic(path: str | os.PathLike, lines) -> None:
+    write_text_atomic(path, "".join(f"{line}\n" for line in lines))
+
+
+def write_wav_atomic(
+    path: str | os.PathLike,
+    audio: np.ndarray,
+    sample_rate: int,
+    format: str | None = None,
+    subtype: str = "PCM_16",
+) -> None:
+    """Write float audio in [-1, 1] as 16-bit PCM; ``format="NIST"`` writes NIST SPHERE."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1 or audio.size == 0:
+        raise ValueError(f"{path}: expected non-empty mono audio, got shape {audio.shape}")
+    if not np.all(np.isfinite(audio)):
+        raise ValueError(f"{path}: audio contains NaN or inf")
+    path = Path(path)
+    if format is None:
+        format = "NIST" if path.suffix.lower() in (".sph", ".wv1", ".wv2") else "WAV"
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, format=format, subtype=subtype)
