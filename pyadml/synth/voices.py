@@ -1,0 +1,216 @@
+"""Speech synthesis with Debian's espeak-ng, flite and festival, behind one interface.
+
+Every engine call returns 16 kHz float32 audio with its edges trimmed by one energy rule
+(``trim_silence``), so leading and trailing silence never tells which engine spoke.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+SAMPLE_RATE = 16000
+ENGINES = ("espeak", "flite", "festival")
+_BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
+# Debian packages that provide each festival voice, for error messages.
+FESTIVAL_VOICE_PACKAGES = {
+    "ked_diphone": "festvox-kdlpc16k",
+    "kal_diphone": "festvox-kallpc16k",
+    "cmu_us_slt_arctic_hts": "festvox-us-slt-hts",
+}
+
+
+class SynthesisError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker: an engine and its voice name (espeak ``en-us+m3``, flite ``rms``,
+    festival ``ked_diphone``). ``speaker_id`` is the Kaldi speaker id."""
+
+    engine: str
+    name: str
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown TTS engine {self.engine!r}; expected one of {ENGINES}")
+
+    @property
+    def speaker_id(self) -> str:
+        return f"{self.engine}-" + self.name.replace("+", "-").replace("_", "-").lower()
+
+    @classmethod
+    def parse(cls, spec: str) -> "Voice":
+        """``"espeak:en-us+m3"`` -> Voice("espeak", "en-us+m3")."""
+        engine, sep, name = spec.partition(":")
+        if not sep or not name:
+            raise ValueError(f"voice spec {spec!r}: expected '<engine>:<voice>'")
+        return cls(engine, name)
+
+
+@dataclass(frozen=True)
+class Prosody:
+    """Per-utterance jitter: ``speed`` > 1 is faster; ``pitch`` shifts espeak's 0-99 pitch and
+    flite's mean F0 (in semitones-like steps); festival voices take the speed only."""
+
+    speed: float = 1.0
+    pitch: float = 0.0
+
+
+def check_engines(voices: Sequence[Voice]) -> None:
+    """Fail early, naming the missing program or voice and the Debian package to install."""
+    for engine in sorted({v.engine for v in voices}):
+        if shutil.which(_BINARIES[engine]) is None:
+            raise SynthesisError(
+                f"{_BINARIES[engine]} not found on PATH; install it with "
+                "'apt-get install espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k "
+                "festvox-us-slt-hts' (utils/setup_env.sh does this when run as root)"
+            )
+    flite_voices = {v.name for v in voices if v.engine == "flite"}
+    if flite_voices:
+        listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split()
+        missing = flite_voices - set(listed)
+        if missing:
+            raise SynthesisError(f"flite has no voice(s) {sorted(missing)}; it lists {listed[2:]}")
+    for v in voices:
+        if v.engine == "festival":
+            pkg = FESTIVAL_VOICE_PACKAGES.get(v.name, "a festvox package")
+            probe = subprocess.run(
+                ["festival", "-b", f"(voice_{v.name})"], capture_output=True, text=True
+            )
+            if probe.returncode != 0 or "SIOD ERROR" in probe.stdout + probe.stderr:
+                raise SynthesisError(f"festival voice {v.name!r} is missing; install {pkg}")
+
+
+def to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    if sr != SAMPLE_RATE:
+        g = gcd(sr, SAMPLE_RATE)
+        audio = resample_poly(audio, SAMPLE_RATE // g, sr // g)
+    return audio.astype(np.float32)
+
+
+def trim_silence(
+    audio: np.ndarray, threshold_db: float = 40.0, margin: float = 0.02, frame: float = 0.005,
+    fade: float = 0.015,
+) -> np.ndarray:
+    """Cut the frames quieter than ``threshold_db`` below the loudest frame off both ends, fade
+    the cut edges, and pad exactly ``margin`` seconds of silence on each side.
+
+    Cutting at the threshold and padding afterwards (rather than keeping whatever the engine
+    wrote around the word) gives every engine the same edges: espeak-ng starts speaking at its
+    first sample while flite and festival lead with silence."""
+    hop = max(1, int(frame * SAMPLE_RATE))
+    n = len(audio) // hop
+    if n == 0:
+        raise SynthesisError("synthesised audio is empty")
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
+    peak = rms.max()
+    if peak <= 0:
+        raise SynthesisError("synthesised audio is silent")
+    loud = np.flatnonzero(rms >= peak * 10 ** (-threshold_db / 20))
+    seg = audio[loud[0] * hop : (loud[-1] + 1) * hop].astype(np.float32)
+    k = min(int(fade * SAMPLE_RATE), len(seg) // 4)
+    if k > 0:
+        ramp = (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, k))).astype(np.float32)
+        seg[:k] *= ramp
+        seg[-k:] *= ramp[::-1]
+    pad = np.zeros(int(margin * SAMPLE_RATE), dtype=np.float32)
+    return np.concatenate([pad, seg, pad])
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        audio, sr = sf.read(str(path), dtype="float32")
+    except Exception as e:  # soundfile raises several types for a broken file
+        raise SynthesisError(f"engine wrote an unreadable wav {path}: {e}") from e
+    if audio.size == 0:
+        raise SynthesisError(f"engine wrote an empty wav {path}")
+    return to_16k(audio, sr)
+
+
+def _run(cmd: list[str], what: str) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SynthesisError(f"{what} failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr}")
+
+
+def _festival_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def synthesize(
+    voice: Voice,
+    texts: Sequence[str],
+    prosodies: Sequence[Prosody] | None = None,
+    trim_db: float = 40.0,
+    margin: float = 0.02,
+) -> list[np.ndarray]:
+    """Synthesise each text with ``voice``; returns trimmed 16 kHz float32 arrays.
+
+    festival runs once for the whole list (its start-up dominates a single word);
+    espeak-ng and flite run once per text.
+    """
+    prosodies = list(prosodies) if prosodies is not None else [Prosody()] * len(texts)
+    if len(prosodies) != len(texts):
+        raise ValueError("texts and prosodies differ in length")
+    with tempfile.TemporaryDirectory(prefix="pyadml-tts-") as tmp:
+        tmp = Path(tmp)
+        paths = [tmp / f"{i:05d}.wav" for i in range(len(texts))]
+        if voice.engine == "festival":
+            lines = [f"(voice_{voice.name})"]
+            for text, pros, path in zip(texts, prosodies, paths):
+                lines.append(f"(Parameter.set 'Duration_Stretch {1.0 / pros.speed:.4f})")
+                lines.append(f"(utt.save.wave (SynthText {_festival_string(text)}) \"{path}\" 'riff)")
+            script = tmp / "synth.scm"
+            script.write_text("\n".join(lines) + "\n")
+            _run(["festival", "-b", str(script)], f"festival voice {voice.name}")
+        else:
+            for text, pros, path in zip(texts, prosodies, paths):
+                if voice.engine == "espeak":
+                    cmd = [
+                        "espeak-ng", "-v", voice.name, "-s", str(int(round(165 * pros.speed))),
+                        "-p", str(int(np.clip(50 + pros.pitch, 0, 99))), "-w", str(path), text,
+                    ]
+                else:
+                    cmd = [
+                        "flite", "-voice", voice.name,
+                        "--setf", f"duration_stretch={1.0 / pros.speed:.4f}",
+                        "-t", text, "-o", str(path),
+                    ]
+                    if pros.pitch:
+                        # flite voices centre near 100-170 Hz; shift by the pitch offset in Hz.
+                        cmd[3:3] = ["--setf", f"int_f0_target_mean={_flite_f0(voice.name) + pros.pitch:.1f}"]
+                _run(cmd, f"{voice.engine} voice {voice.name}")
+        out = []
+        for text, path in zip(texts, paths):
+            if not path.exists():
+                raise SynthesisError(f"{voice.speaker_id} wrote no audio for {text!r}")
+            out.append(trim_silence(_read(path), threshold_db=trim_db, margin=margin))
+        return out
+
+
+def _flite_f0(name: str) -> float:
+    return {"slt": 160.0}.get(name, 105.0)
+
+
+def engine_available() -> bool:
+    """True when all three synthesisers are installed (tests skip otherwise)."""
+    return all(shutil.which(b) for b in _BINARIES.values())
+
+
+__all__ = [
+    "ENGINES", "Prosody", "SAMPLE_RATE", "SynthesisError", "Voice", "check_engines",
+    "engine_available", "synthesize", "to_16k", "trim_silence",
+]
