@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 stage=0
 stop_stage=100
 force=false                 # true: redo stages even when their .done marker exists
-nj=$(nproc)
+nj=$PYADML_NPROC
 synth_config=conf/synth.yaml
 synth_size=mini             # a size under "sizes:" in conf/synth.yaml
 synth_seed=                 # empty: the seed in the config

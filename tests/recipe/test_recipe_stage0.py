@@ -76,7 +76,10 @@ def test_corpora_given_in_db_sh_are_not_synthesised(tmp_path):
     (recipe / "db.sh").write_text(db)
     res = run(recipe, "--stop-stage", "0")
     assert res.returncode == 0, res.stderr
-    assert "nothing to synthesise" in (recipe / "data/log/stage0_synth.log").read_text()
+    log = (recipe / "data/log/stage0_synth.log").read_text()
+    assert "nothing to synthesise" in log
+    # by default every core works (nproc must not be fooled by OMP_NUM_THREADS=1)
+    assert f"--nj {len(os.sched_getaffinity(0))} " in log
     assert not (recipe / "data/local/synth").exists()
 
 

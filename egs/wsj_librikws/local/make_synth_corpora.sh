@@ -4,7 +4,7 @@
 set -euo pipefail
 synth_config=conf/synth.yaml   # not "config": --config is the option parser's own
 size=mini
-nj=$(nproc)
+nj=$PYADML_NPROC
 seed=
 help_message="Usage: $0 [--synth-config F] [--size NAME] [--nj N] [--seed S] <out-dir>"
 . utils/parse_options.sh
