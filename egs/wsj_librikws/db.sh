@@ -7,6 +7,9 @@ KING_ASR_066=
 # Evaluation: the LDC WSJ root that holds wsj0/ (.wv1 SPHERE files, .dot transcripts), with a
 # Kaldi data directory and word CTM of the evaluation utterances in <dir>/data/.
 WSJ=
+# Optional for WSJ: the word CTM of the evaluation utterances when it is not <WSJ>/data/words.ctm
+# (LDC's directories are then read directly).
+WSJ_CTM=
 # Evaluation: the directory with data/libriphrase_diffspk_all_{1,2,3,4}word.csv; the CSVs' wav
 # paths are relative to it.
 LIBRIPHRASE=

@@ -1,0 +1,493 @@
+"""pyadml.data.prepare: stage 1 on small hand-made corpora in each real layout, and every
+kind of bad input failing with a CorpusError that names its file (and line)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from lhotse import load_manifest
+
+from pyadml.bin import prepare_manifests
+from pyadml.data.prepare import (
+    CorpusError,
+    LIBRIPHRASE_COLUMNS,
+    normalise_wsj_text,
+    prepare_kaldi_dir,
+    prepare_king_asr_066,
+    prepare_libriphrase,
+    prepare_musan,
+    prepare_rir_noise,
+    prepare_wsj,
+    read_sphere_header,
+)
+
+SR = 16000
+
+
+def tone(seconds: float, sr: int = SR, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(round(seconds * sr))) / sr
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def wav(path: Path, seconds: float, sr: int = SR, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), tone(seconds, sr), sr, **kw)
+    return path
+
+
+def lines(path: Path, *rows: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(r + "\n" for r in rows))
+    return path
+
+
+def raises(match_file, *parts):
+    """Context manager: a CorpusError whose message holds every part."""
+    class _Check:
+        def __enter__(self):
+            self.ctx = pytest.raises(CorpusError)
+            self.info = self.ctx.__enter__()
+            return self.info
+
+        def __exit__(self, *exc):
+            ok = self.ctx.__exit__(*exc)
+            msg = str(self.info.value)
+            for p in (str(match_file),) + parts:
+                assert p in msg, f"{p!r} not in {msg!r}"
+            return ok
+    return _Check()
+
+
+# ----------------------------------------------------------------------------------------------
+# Kaldi data directories
+
+
+@pytest.fixture
+def segmented(tmp_path):
+    """2 recordings, 3 segments, 5 CTM words keyed by segment id."""
+    d = tmp_path / "king" / "data"
+    a = wav(tmp_path / "king" / "wav" / "recA.wav", 2.0)
+    b = wav(tmp_path / "king" / "wav" / "recB.wav", 1.5)
+    lines(d / "wav.scp", f"recA {a}", f"recB {b}")
+    lines(d / "segments", "a1 recA 0.0 1.0", "a2 recA 1.0 2.0", "b1 recB 0.2 -1")
+    lines(d / "text", "a1 Hello World", "a2 good morning", "b1 yes")
+    lines(d / "utt2spk", "a1 spk1", "a2 spk1", "b1 spk2")
+    lines(d / "spk2gender", "spk1 f", "spk2 m")
+    lines(d / "words.ctm", "a1 1 0.10 0.30 hello", "a1 1 0.50 0.40 WORLD",
+          "a2 1 0.10 0.30 good", "a2 1 0.45 0.40 morning", "b1 1 0.10 0.50 yes")
+    return d
+
+
+def test_kaldi_dir_with_segments(segmented, tmp_path):
+    out = tmp_path / "manifests"
+    m = prepare_king_asr_066(segmented.parent, out)
+    recs, sups = m["recordings"], m["supervisions"]
+    assert len(recs) == 2 and len(sups) == 3
+    assert sum(len(s.alignment["word"]) for s in sups) == 5
+    a1, a2, b1 = sups["a1"], sups["a2"], sups["b1"]
+    assert a1.text == "hello world" and a1.speaker == "spk1" and a1.gender == "f"
+    assert [w.symbol for w in a1.alignment["word"]] == ["hello", "world"]
+    # Alignment times are relative to the recording: the segment offset is added.
+    assert [w.start for w in a2.alignment["word"]] == pytest.approx([1.10, 1.45])
+    assert b1.start == pytest.approx(0.2) and b1.duration == pytest.approx(1.3)
+    assert b1.alignment["word"][0].start == pytest.approx(0.3)
+    assert recs["recA"].num_samples == 2 * SR and recs["recB"].duration == pytest.approx(1.5)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["king_asr_066_recordings_train.jsonl.gz", "king_asr_066_supervisions_train.jsonl.gz"]
+    back = load_manifest(out / "king_asr_066_supervisions_train.jsonl.gz")
+    assert back["a2"].alignment["word"][1].symbol == "morning"
+    assert load_manifest(out / "king_asr_066_recordings_train.jsonl.gz")["recA"].load_audio().shape == (1, 2 * SR)
+
+
+def test_recording_keyed_ctm_over_segments(segmented):
+    # The same words with times relative to the recordings land in the same segments.
+    lines(segmented / "rec.ctm", "recA 1 0.10 0.30 hello", "recA 1 0.50 0.40 world",
+          "recA 1 1.10 0.30 good", "recA 1 1.45 0.40 morning", "recB 1 0.30 0.50 yes")
+    sups = prepare_kaldi_dir(segmented, ctm=segmented / "rec.ctm")["supervisions"]
+    assert [w.start for w in sups["a2"].alignment["word"]] == pytest.approx([1.10, 1.45])
+    assert [w.symbol for w in sups["b1"].alignment["word"]] == ["yes"]
+
+
+def test_wav_scp_command_pipe(tmp_path):
+    d = tmp_path / "data"
+    a = wav(tmp_path / "u1.wav", 1.0)
+    lines(d / "wav.scp", f"u1 cat {a} |")
+    lines(d / "text", "u1 hi")
+    lines(d / "utt2spk", "u1 s")
+    rec = prepare_kaldi_dir(d)["recordings"]["u1"]
+    assert rec.sources[0].type == "command" and rec.num_samples == SR
+    assert rec.load_audio().shape == (1, SR)
+
+
+@pytest.fixture
+def plain(tmp_path):
+    """No segments: u1 (1.0 s) 'one two', u2 (1.2 s) 'three'."""
+    d = tmp_path / "data"
+    lines(d / "wav.scp", f"u1 {wav(tmp_path / 'w' / 'u1.wav', 1.0)}",
+          f"u2 {wav(tmp_path / 'w' / 'u2.wav', 1.2)}")
+    lines(d / "text", "u1 one two", "u2 three")
+    lines(d / "utt2spk", "u1 s1", "u2 s2")
+    lines(d / "words.ctm", "u1 1 0.1 0.3 one", "u1 1 0.5 0.3 two", "u2 1 0.2 0.5 three")
+    return d
+
+
+def test_plain_kaldi_dir(plain):
+    m = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
+    assert len(m["recordings"]) == 2 and len(m["supervisions"]) == 2
+    assert m["supervisions"]["u2"].alignment["word"][0].start == pytest.approx(0.2)
+
+
+def test_missing_inputs(tmp_path, plain):
+    with raises(tmp_path / "nope", "does not exist"):
+        prepare_kaldi_dir(tmp_path / "nope")
+    with raises(tmp_path / "nope", "does not exist"):
+        prepare_king_asr_066(tmp_path / "nope")
+    (plain / "text").unlink()
+    with raises(plain / "text", "missing"):
+        prepare_kaldi_dir(plain)
+
+
+@pytest.mark.parametrize("name,content,expect", [
+    ("wav.scp", "u1", "expected '<recording-id> <path>'"),
+    ("utt2spk", "u1 s1 extra", "expected 2 fields"),
+    ("text", "u1 one two\nu1 again", "repeats line 1"),
+])
+def test_malformed_kaldi_files(plain, name, content, expect):
+    keep = (plain / name).read_text().splitlines()
+    lines(plain / name, *content.splitlines(), *[k for k in keep if not k.startswith("u1 ")])
+    line = 2 if "repeats" in expect else 1
+    with raises(f"{plain / name}:{line}", expect):
+        prepare_kaldi_dir(plain)
+
+
+def test_malformed_segments(segmented):
+    lines(segmented / "segments", "a1 recA 0.0 1.0", "a2 recA 1.0 abc", "b1 recB 0.2 -1")
+    with raises(f"{segmented / 'segments'}:2", "end must be a number"):
+        prepare_kaldi_dir(segmented)
+    lines(segmented / "segments", "a1 recA 0.0 1.0", "a2 recA 1.5 1.0", "b1 recB 0.2 -1")
+    with raises(f"{segmented / 'segments'}:2", "start < end"):
+        prepare_kaldi_dir(segmented)
+    lines(segmented / "segments", "a1 recA 0.0 1.0", "a2 recA 1.0 2.5", "b1 recB 0.2 -1")
+    with raises(f"{segmented / 'segments'}:2", "after the end of recording recA"):
+        prepare_kaldi_dir(segmented)
+
+
+def _replace_wav(d: Path, make) -> Path:
+    path = Path((d / "wav.scp").read_text().splitlines()[1].split()[1])
+    path.unlink()
+    make(path)
+    return path
+
+
+def test_bad_audio(plain):
+    where = f"{plain / 'wav.scp'}:2"
+    path = _replace_wav(plain, lambda p: None)
+    with raises(where, str(path), "does not exist"):
+        prepare_kaldi_dir(plain)
+    sf.write(str(path), np.zeros(0, np.float32), SR)
+    with raises(where, str(path), "empty (0 samples)"):
+        prepare_kaldi_dir(plain)
+    path.write_bytes(np.random.default_rng(0).bytes(4000))
+    with raises(where, str(path), "not readable audio"):
+        prepare_kaldi_dir(plain)
+    wav(path, 1.0, sr=8000)
+    with raises(where, str(path), "8000 Hz", "expected 16000 Hz"):
+        prepare_kaldi_dir(plain)
+
+
+@pytest.mark.parametrize("ctm_line,expect", [
+    ("u2 1 0.2 three", "expected 5 or 6 fields"),
+    ("u2 1 x 0.5 three", "start must be a number"),
+    ("u2 1 0.2 -0.5 three", "duration must be positive"),
+    ("u2 1 0.9 0.5 three", "outside utterance u2"),
+    ("u2 1 -0.1 0.5 three", "outside utterance u2"),
+    ("u2 1 0.2 0.5 tree", "does not match word 1 'three'"),
+    ("u9 1 0.2 0.5 three", "'u9' is not in the corpus"),
+])
+def test_bad_ctm(plain, ctm_line, expect):
+    lines(plain / "words.ctm", "u1 1 0.1 0.3 one", "u1 1 0.5 0.3 two", ctm_line)
+    with raises(f"{plain / 'words.ctm'}:3", expect):
+        prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
+
+
+def test_ctm_missing_and_extra_words(plain):
+    lines(plain / "words.ctm", "u1 1 0.1 0.3 one", "u2 1 0.2 0.5 three")
+    with raises(f"{plain / 'text'}:1", "has 2 words", "aligns 1"):
+        prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
+    lines(plain / "words.ctm", "u1 1 0.1 0.3 one", "u1 1 0.5 0.3 two", "u2 1 0.2 0.3 three",
+          "u2 1 0.6 0.3 four")
+    with raises(f"{plain / 'words.ctm'}:4", "has only 1"):
+        prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
+
+
+def test_ctm_tolerance_is_clipped(plain):
+    # 5 ms past the end is within tolerance; the stored word stops at the end of the audio.
+    lines(plain / "words.ctm", "u1 1 0.1 0.3 one", "u1 1 0.5 0.505 two", "u2 1 0.2 0.5 three")
+    sup = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")["supervisions"]["u1"]
+    w = sup.alignment["word"][1]
+    assert w.start + w.duration == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# WSJ: LDC tree of SPHERE files
+
+
+def shorten_sphere(path: Path, samples: int = SR) -> Path:
+    header = (f"NIST_1A\n   1024\nsample_count -i {samples}\nsample_rate -i {SR}\n"
+              "channel_count -i 1\nsample_n_bytes -i 2\n"
+              "sample_coding -s26 pcm,embedded-shorten-v2.00\nend_head\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header.encode().ljust(1024, b" ") + np.random.default_rng(1).bytes(3000))
+    return path
+
+
+@pytest.fixture
+def ldc(tmp_path):
+    root = tmp_path / "wsj"
+    spk = root / "wsj0" / "si_et_05" / "440"
+    wav(spk / "440c0201.wv1", 1.5, format="NIST", subtype="PCM_16")
+    wav(spk / "440c0201.wv2", 1.5, format="NIST", subtype="PCM_16")
+    wav(spk / "440c0202.wv1", 1.0, format="NIST", subtype="PCM_16")  # not in the CTM
+    wav(spk / "440c0203.wv1", 1.0, format="NIST", subtype="PCM_16")  # no transcript
+    lines(spk / "440c0200.dot", "THE [door_slam] Cat \\.PERIOD <uh> (440C0201)",
+          "OTHER WORDS (440C0202)")
+    ctm = lines(tmp_path / "wsj.ctm", "440c0201 1 0.10 0.20 the", "440c0201 1 0.40 0.30 cat",
+                "440c0201 1 0.80 0.40 period", "440c0203 1 0.10 0.30 untranscribed")
+    return root, ctm
+
+
+def test_wsj_ldc_mode(ldc, tmp_path):
+    root, ctm = ldc
+    out = tmp_path / "out"
+    m = prepare_wsj(root, out, ctm=ctm)
+    recs, sups = m["recordings"], m["supervisions"]
+    assert len(recs) == 1 and len(sups) == 1
+    sup = sups["440c0201"]
+    assert sup.text == "the cat period" and sup.speaker == "440"
+    assert len(sup.alignment["word"]) == 3
+    assert recs["440c0201"].load_audio().shape == (1, int(1.5 * SR))
+    assert sorted(p.name for p in out.iterdir()) == [
+        "wsj_recordings_test.jsonl.gz", "wsj_supervisions_test.jsonl.gz"]
+    both = prepare_wsj(root, ctm=ctm, channels=("wv1", "wv2"))
+    assert sorted(both["recordings"].ids) == ["440c0201_wv1", "440c0201_wv2"]
+    assert all(len(s.alignment["word"]) == 3 for s in both["supervisions"])
+
+
+def test_wsj_needs_ctm_and_dir(ldc, tmp_path):
+    root, _ = ldc
+    with raises(root, "needs a word CTM"):
+        prepare_wsj(root)
+    with raises(tmp_path / "absent", "does not exist"):
+        prepare_wsj(tmp_path / "absent", ctm=ldc[1])
+
+
+def test_wsj_kaldi_mode(tmp_path):
+    root = tmp_path / "wsj"
+    a = wav(root / "wsj0" / "x" / "s1" / "s1-00001.wv1", 1.0, format="NIST", subtype="PCM_16")
+    lines(root / "data" / "wav.scp", f"s1-00001 {a}")
+    lines(root / "data" / "text", "s1-00001 hello")
+    lines(root / "data" / "utt2spk", "s1-00001 s1")
+    lines(root / "data" / "words.ctm", "s1-00001 1 0.20 0.40 hello")
+    m = prepare_wsj(root, part="dev")
+    assert m["supervisions"]["s1-00001"].alignment["word"][0].symbol == "hello"
+
+
+def test_normalise_wsj_text():
+    assert normalise_wsj_text("IT'S [loud_breath] A *TEST* ~ <ah> \\,COMMA") == \
+        ["it's", "a", "test", "comma"]
+
+
+@pytest.fixture
+def no_sph2pipe_path(tmp_path, monkeypatch):
+    empty = tmp_path / "emptybin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", f"{empty}:/usr/bin:/bin")
+    if shutil.which("sph2pipe"):
+        pytest.skip("a real sph2pipe is installed in /usr/bin or /bin")
+    return monkeypatch
+
+
+def fake_sph2pipe(tmp_path, monkeypatch, samples: int = SR) -> Path:
+    """A sph2pipe stand-in on PATH that prints a prepared wav whatever its arguments."""
+    bindir = tmp_path / "fakebin"
+    out = wav(bindir / "decoded.wav", samples / SR)
+    script = bindir / "sph2pipe"
+    script.write_text(f"#!/bin/sh\nexec cat '{out}'\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    return script
+
+
+def test_shorten_sphere(ldc, tmp_path, no_sph2pipe_path):
+    root, ctm = ldc
+    sph = root / "wsj0" / "si_et_05" / "440" / "440c0201.wv1"
+    shorten_sphere(sph, samples=int(1.5 * SR))
+    assert read_sphere_header(sph)["sample_coding"] == "pcm,embedded-shorten-v2.00"
+    with raises(sph, "shorten-compressed SPHERE", "sph2pipe"):
+        prepare_wsj(root, ctm=ctm)
+    fake_sph2pipe(tmp_path, no_sph2pipe_path, samples=int(1.5 * SR))
+    rec = prepare_wsj(root, ctm=ctm)["recordings"]["440c0201"]
+    assert rec.sources[0].type == "command" and rec.sources[0].source.startswith("sph2pipe -f wav ")
+    assert rec.num_samples == int(1.5 * SR)
+    assert rec.load_audio().shape == (1, int(1.5 * SR))
+
+
+def test_kaldi_sph2pipe_pipe(tmp_path, no_sph2pipe_path):
+    d = tmp_path / "data"
+    sph = shorten_sphere(tmp_path / "u1.wv1", samples=SR)
+    lines(d / "wav.scp", f"u1 sph2pipe -f wav {sph} |")
+    lines(d / "text", "u1 hi")
+    lines(d / "utt2spk", "u1 s")
+    with raises(f"{d / 'wav.scp'}:1", "'sph2pipe' is not on PATH"):
+        prepare_kaldi_dir(d)
+    fake_sph2pipe(tmp_path, no_sph2pipe_path)
+    rec = prepare_kaldi_dir(d)["recordings"]["u1"]
+    assert rec.num_samples == SR and rec.load_audio().shape == (1, SR)
+
+
+# ----------------------------------------------------------------------------------------------
+# LibriPhrase
+
+
+def libriphrase(tmp_path) -> Path:
+    root = tmp_path / "libriphrase"
+    clips = {"a": ("s1", "Hello World"), "p": ("s2", "hello world"), "e": ("s2", "good day"),
+             "h": ("s3", "yellow world"), "a1": ("s1", "cat"), "p1": ("s2", "cat")}
+    for name in clips:
+        wav(root / "train-other-500" / clips[name][0] / f"{name}.wav", 0.5)
+
+    def rel(name):
+        return f"train-other-500/{clips[name][0]}/{name}.wav"
+
+    def row(a, c, typ, target, n):
+        return [rel(a), clips[a][0], clips[a][1], "0.5", rel(c), clips[c][0], clips[c][1], "0.5",
+                typ, target, n]
+
+    write_csv(root / "data" / "libriphrase_diffspk_all_2word.csv", LIBRIPHRASE_COLUMNS, [
+        row("a", "p", "diffspk_positive", 1, 2), row("a", "e", "diffspk_easyneg", 0, 2),
+        row("a", "h", "diffspk_hardneg", 0, 2)])
+    write_csv(root / "data" / "libriphrase_diffspk_all_1word.csv", LIBRIPHRASE_COLUMNS, [
+        row("a1", "p1", "diffspk_positive", 1, 1)])
+    return root
+
+
+def write_csv(path: Path, header, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def test_libriphrase(tmp_path):
+    root = libriphrase(tmp_path)
+    out = tmp_path / "out"
+    m = prepare_libriphrase(root, out)
+    assert len(m["recordings"]) == 6 and len(m["supervisions"]) == 6
+    rows = m["rows"]
+    assert len(rows) == 4
+    assert {r["type"] for r in rows} == {"diffspk_positive", "diffspk_easyneg", "diffspk_hardneg"}
+    first = next(r for r in rows if r["comparison_id"] == "h")
+    assert first["anchor_id"] == "a" and first["target"] == 0 and first["line"] == 4
+    assert first["file"].endswith("libriphrase_diffspk_all_2word.csv")
+    assert m["supervisions"]["a"].text == "hello world" and m["supervisions"]["h"].speaker == "s3"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "libriphrase_pairs_test.jsonl.gz", "libriphrase_recordings_test.jsonl.gz",
+        "libriphrase_supervisions_test.jsonl.gz"]
+    with gzip.open(out / "libriphrase_pairs_test.jsonl.gz", "rt") as f:
+        assert [json.loads(x)["comparison_id"] for x in f] == [r["comparison_id"] for r in rows]
+
+
+def _edit_csv(root: Path, edit) -> Path:
+    path = root / "data" / "libriphrase_diffspk_all_2word.csv"
+    with open(path, newline="") as f:
+        table = list(csv.reader(f))
+    edit(table)
+    write_csv(path, table[0], table[1:])
+    return path
+
+
+@pytest.mark.parametrize("edit,line,expect", [
+    (lambda t: [r.pop(9) for r in t], 1, "lacks column 'target'"),
+    (lambda t: t[2].__setitem__(8, "samespk_weird"), 3, "unknown type 'samespk_weird'"),
+    (lambda t: t[2].__setitem__(9, "2"), 3, "target must be 0 or 1"),
+    (lambda t: t[1].__setitem__(9, "0"), 2, "contradicts type diffspk_positive"),
+    (lambda t: t[3].pop(), 4, "expected 11 fields, found 10"),
+    (lambda t: t[2].__setitem__(1, ""), 3, "empty field 'anchor_spk'"),
+    (lambda t: t[3].__setitem__(2, "other words"), 4, "but 'hello world'"),
+    (lambda t: t[3].__setitem__(4, "train-other-500/s3/gone.wav"), 4, "gone.wav does not exist"),
+])
+def test_libriphrase_errors(tmp_path, edit, line, expect):
+    root = libriphrase(tmp_path)
+    path = _edit_csv(root, edit)
+    with raises(f"{path}:{line}", expect):
+        prepare_libriphrase(root)
+
+
+def test_libriphrase_missing(tmp_path):
+    with raises(tmp_path, "does not exist"):
+        prepare_libriphrase(tmp_path / "none")
+    (tmp_path / "empty" / "data").mkdir(parents=True)
+    with raises(tmp_path / "empty" / "data", "libriphrase_diffspk_all"):
+        prepare_libriphrase(tmp_path / "empty")
+
+
+# ----------------------------------------------------------------------------------------------
+# MUSAN and RIRS_NOISES, and the command line
+
+
+def test_musan(tmp_path):
+    root = tmp_path / "musan"
+    wav(root / "music" / "synth" / "music-synth-0000.wav", 0.5)
+    wav(root / "music" / "synth" / "music-synth-0001.wav", 0.5)
+    lines(root / "music" / "synth" / "ANNOTATIONS", "music-synth-0000 pop N synth",
+          "music-synth-0001 jazz Y synth")
+    wav(root / "noise" / "synth" / "noise-synth-0000.wav", 0.5)
+    (root / "speech").mkdir()  # present but empty: skipped
+    out = tmp_path / "out"
+    m = prepare_musan(root, out)
+    assert sorted(m) == ["music", "noise"]
+    assert len(m["music"]["recordings"]) == 2 and len(m["music"]["supervisions"]) == 2
+    assert sorted(p.name for p in out.iterdir()) == [
+        "musan_recordings_music.jsonl.gz", "musan_recordings_noise.jsonl.gz",
+        "musan_supervisions_music.jsonl.gz"]
+    with raises(tmp_path / "nomusan", "does not exist"):
+        prepare_musan(tmp_path / "nomusan", out)
+    with raises(root / "speech", "no wavs"):
+        prepare_musan(root / "speech", out)
+
+
+def test_rir_noise(tmp_path):
+    root = tmp_path / "RIRS_NOISES"
+    for k in (1, 2):
+        wav(root / "simulated_rirs" / "smallroom" / "Room001" / f"Room001-0000{k}.wav", 0.3)
+    out = tmp_path / "out"
+    m = prepare_rir_noise(root, out)
+    assert list(m) == ["sim_rir"] and len(m["sim_rir"]["recordings"]) == 2
+    assert [p.name for p in out.iterdir()] == ["rir_recordings_sim_rir.jsonl.gz"]
+    assert load_manifest(out / "rir_recordings_sim_rir.jsonl.gz")[0].num_samples == int(0.3 * SR)
+    with raises(tmp_path / "norir", "does not exist"):
+        prepare_rir_noise(tmp_path / "norir", out)
+    (tmp_path / "bare").mkdir()
+    with raises(tmp_path / "bare", "no wavs"):
+        prepare_rir_noise(tmp_path / "bare", out)
+
+
+def test_cli(segmented, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert prepare_manifests.main(["king_asr_066", str(segmented.parent), str(out)]) == 0
+    stdout = capsys.readouterr().out
+    assert "2 recordings, 3 supervisions" in stdout and "5 aligned words" in stdout
+    assert (out / "king_asr_066_supervisions_train.jsonl.gz").is_file()
+    lines(segmented / "words.ctm", "a1 1 0.10 0.30 hello")
+    assert prepare_manifests.main(["king_asr_066", str(segmented.parent), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("prepare_manifests: ") and str(segmented / "text") in err
