@@ -1,0 +1,109 @@
+"""Stage 3: write seeded augmented copies of word cuts (RIRs, MUSAN noise/music/babble).
+
+Training: the clean cuts followed by --copies augmented copies of each. --eval: exactly one
+augmented version per cut and no clean ones (the WSJ evaluation condition).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from lhotse import CutSet, RecordingSet
+
+from pyadml.data.augment import augment_cuts, augment_eval_cuts, load_augment_config, recipe_tags
+
+MUSAN_PARTS = {"noise": "noise", "music": "music", "babble": "speech"}
+
+
+def _recordings(path: Path | None, what: str) -> RecordingSet | None:
+    if path is None:
+        print(f"augment_cuts: no {what} manifest given; {what} disabled")
+        return None
+    if not path.is_file():
+        print(f"augment_cuts: {path} not found; {what} disabled")
+        return None
+    recs = RecordingSet.from_file(path)
+    if len(recs) == 0:
+        print(f"augment_cuts: {path} is empty; {what} disabled")
+        return None
+    return recs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--config", required=True, help="conf/augment.yaml")
+    p.add_argument("--cuts", required=True, help="input word cuts (.jsonl.gz)")
+    p.add_argument("--musan-dir", default=None,
+                   help="directory of musan_recordings_{noise,music,speech}.jsonl.gz")
+    p.add_argument("--rir-manifest", default=None,
+                   help="RIR RecordingSet, e.g. data/manifests/rir_recordings_sim_rir.jsonl.gz")
+    p.add_argument("--out", required=True, help="output cuts (.jsonl.gz)")
+    p.add_argument("--copies", type=int, default=None, help="overrides the config's copies")
+    p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    p.add_argument("--eval", action="store_true",
+                   help="one augmented version per cut, no clean cuts, no speed perturbation")
+    args = p.parse_args(argv)
+
+    try:
+        cfg = load_augment_config(args.config)
+    except (OSError, ValueError) as e:
+        print(f"augment_cuts: {e}", file=sys.stderr)
+        return 1
+    seed = cfg["seed"] if args.seed is None else args.seed
+    copies = cfg["copies"] if args.copies is None else args.copies
+    if copies < 1:
+        p.error("--copies must be >= 1")
+    if not Path(args.cuts).is_file():
+        p.error(f"no such file: {args.cuts}")
+    out = Path(args.out)
+    if not out.name.endswith(".jsonl.gz"):
+        p.error(f"--out must end with .jsonl.gz, got {out}")
+
+    sources = {}
+    musan = Path(args.musan_dir) if args.musan_dir else None
+    for kind, part in MUSAN_PARTS.items():
+        path = musan / f"musan_recordings_{part}.jsonl.gz" if musan else None
+        sources[kind] = _recordings(path, f"MUSAN {part} ({kind})")
+    rirs = _recordings(Path(args.rir_manifest) if args.rir_manifest else None, "RIR (reverb)")
+
+    # Lazy input: the output is streamed cut by cut, never held in memory.
+    cuts = CutSet.from_jsonl_lazy(args.cuts)
+    t0 = time.time()
+    try:
+        if args.eval:
+            result = augment_eval_cuts(cuts, rirs=rirs, **sources, cfg=cfg, seed=seed)
+        else:
+            result = augment_cuts(cuts, rirs=rirs, **sources, cfg=cfg, seed=seed,
+                                  copies=copies, keep_clean=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # lhotse picks the format from the name, so the temporary name ends in .jsonl.gz too.
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".jsonl.gz", dir=out.parent)
+        os.close(fd)
+        try:
+            counts, total = Counter(), 0
+            with CutSet.open_writer(tmp) as writer:
+                for cut in result:
+                    writer.write(cut)
+                    counts.update(recipe_tags((cut.custom or {}).get("aug")))
+                    total += 1
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except ValueError as e:
+        print(f"augment_cuts: {e}", file=sys.stderr)
+        return 1
+
+    summary = "  ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    print(f"augment_cuts: {total} cuts -> {out} ({time.time() - t0:.1f} s)  {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""pyadml.data.augment: lazy, seeded RIR/MUSAN/speed/band-limit augmentation of word cuts."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from lhotse import CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment
+from lhotse.augmentation import AudioTransform
+from scipy import signal
+
+from pyadml.bin import augment_cuts as cli
+from pyadml.data.augment import (
+    DEFAULT_CONFIG, BandLimit, SpeedPerturb, augment_cuts, augment_eval_cuts,
+    check_augment_config, load_augment_config, perturb_speed,
+)
+
+SR = 16000
+REPO = Path(__file__).resolve().parents[2]
+WORDS = ["hello", "world", "market", "open", "people"]
+
+
+def speech_like(seconds: float, f0: float, seed: int) -> np.ndarray:
+    """Harmonic tone with a gliding pitch and ~4 Hz syllable-rate envelope."""
+    t = np.arange(int(seconds * SR)) / SR
+    f = f0 * (1 + 0.1 * np.sin(2 * np.pi * 1.3 * t + seed))
+    phase = 2 * np.pi * np.cumsum(f) / SR
+    x = sum(np.sin(k * phase) / k for k in range(1, 12))
+    x *= 0.3 + 0.7 * np.abs(np.sin(2 * np.pi * 2.0 * t + seed))
+    return 0.3 * x / np.max(np.abs(x))
+
+
+def write(path: Path, x: np.ndarray) -> Recording:
+    sf.write(str(path), x.astype(np.float32), SR, subtype="FLOAT")
+    return Recording.from_file(path)
+
+
+def recordings(tmp: Path, prefix: str, signals) -> RecordingSet:
+    return RecordingSet.from_recordings(
+        write(tmp / f"{prefix}{i}.wav", x) for i, x in enumerate(signals))
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("augment")
+    rng = np.random.default_rng(0)
+    utts = recordings(tmp, "utt", [speech_like(2.0, 110 + 25 * i, i) for i in range(3)])
+    # Word cuts of 1 s; some start inside the utterance to exercise offsets.
+    cuts = []
+    for i, (rec, start) in enumerate([(0, 0.0), (0, 1.0), (1, 0.5), (2, 0.25), (2, 1.0)]):
+        r = utts[f"utt{rec}"]
+        cid = f"utt{rec}_{i:03d}"
+        sup = SupervisionSegment(id=cid, recording_id=r.id, start=0.1, duration=0.8,
+                                 channel=0, text=WORDS[i], speaker=f"spk{rec}")
+        cuts.append(MonoCut(id=cid, start=start, duration=1.0, channel=0, recording=r,
+                            supervisions=[sup]))
+    t = np.arange(2 * SR) / SR
+    music = 0.2 * sum(np.sin(2 * np.pi * f * t) for f in (220, 277, 330, 440))
+    decay = np.exp(-np.arange(int(0.3 * SR)) / (0.05 * SR))
+    rirs = []
+    for i in range(2):
+        h = 0.1 * rng.standard_normal(decay.size) * decay
+        h[40 + 30 * i] = 1.0  # direct path
+        rirs.append(0.9 * h / np.max(np.abs(h)))
+    return {
+        "cuts": CutSet.from_cuts(cuts),
+        "noise": recordings(tmp, "noise", [0.1 * rng.standard_normal(3 * SR),
+                                           0.1 * rng.standard_normal(int(0.4 * SR))]),
+        "music": recordings(tmp, "music", [music]),
+        "babble": recordings(tmp, "babble",
+                             [speech_like(1.5, 100 + 20 * i, 10 + i) for i in range(6)]),
+        "rirs": recordings(tmp, "rir", rirs),
+        "tmp": tmp,
+    }
+
+
+def sources(data, **only):
+    out = {k: data[k] for k in ("rirs", "noise", "music", "babble")}
+    out.update(only)
+    return out
+
+
+def cfg_only(kind: str, **extra) -> dict:
+    weights = {k: 0.0 for k in DEFAULT_CONFIG["weights"]}
+    weights[kind] = 1.0
+    return {"weights": weights, **extra}
+
+
+def roundtrip(cuts: CutSet, path: Path) -> CutSet:
+    cuts.to_file(path)
+    return CutSet.from_file(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# transforms
+
+
+def peak_hz(x: np.ndarray) -> float:
+    n = 1 << 20  # zero-padded FFT: ~0.015 Hz bins
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size), n))
+    return float(np.argmax(spec) * SR / n)
+
+
+def test_speed_perturb_tone_pitch_length_and_roundtrip(tmp_path):
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(SR) / SR)
+    rec = write(tmp_path / "tone.wav", tone)
+    sup = SupervisionSegment(id="s", recording_id=rec.id, start=0.2, duration=0.6, text="tone")
+    cut = MonoCut(id="tone", start=0.0, duration=1.0, channel=0, recording=rec,
+                  supervisions=[sup])
+    for factor in (1.1, 0.9):
+        sp = perturb_speed(cut, factor)
+        assert sp.id == f"tone_sp{factor}"
+        audio = sp.load_audio()[0]
+        assert abs(audio.size - SR / factor) <= 1
+        assert audio.size == sp.num_samples
+        assert peak_hz(audio) == pytest.approx(440 * factor, abs=1.0)
+        assert sp.supervisions[0].start == pytest.approx(0.2 / factor, abs=1 / SR)
+        assert sp.supervisions[0].duration == pytest.approx(0.6 / factor, abs=1 / SR)
+        assert sp.supervisions[0].text == "tone"
+        back = roundtrip(CutSet.from_cuts([sp]), tmp_path / f"sp{factor}.jsonl.gz")[0]
+        assert isinstance(back.recording.transforms[-1], SpeedPerturb)
+        np.testing.assert_array_equal(back.load_audio()[0], audio)
+    assert "torchaudio" not in sys.modules
+
+
+def test_speed_perturb_word_cut_inside_utterance(data):
+    # A cut starting inside the utterance gives the matching part of the perturbed utterance.
+    # Start 1.1 s maps to exactly 1.0 s at factor 1.1, so no sub-sample shift between the two.
+    rec = data["cuts"]["utt0_001"].recording
+    word = MonoCut(id="w", start=1.1, duration=0.55, channel=0, recording=rec)
+    full = perturb_speed(rec.to_cut(), 1.1).load_audio()[0]
+    sp = perturb_speed(word, 1.1)
+    audio = sp.load_audio()[0]
+    assert sp.start == pytest.approx(1.0) and sp.duration == pytest.approx(0.5)
+    assert audio.size == sp.num_samples == SR // 2
+    inner = slice(300, audio.size - 300)  # away from the filter's edge effects
+    np.testing.assert_allclose(audio[inner], full[SR:SR + audio.size][inner], atol=1e-3)
+
+
+def band_energy_db(x: np.ndarray, above: float) -> float:
+    f, p = signal.welch(x, SR, nperseg=1024)
+    return 10 * np.log10(p[f > above].sum() / p.sum())
+
+
+def test_bandlimit_removes_energy_above_cutoff(tmp_path):
+    noise = 0.3 * np.random.default_rng(1).standard_normal(SR)
+    rec = write(tmp_path / "white.wav", noise)
+    limited = Recording.from_dict({**rec.to_dict(), "transforms": [BandLimit(4000).to_dict()]})
+    audio = limited.load_audio()[0]
+    assert audio.size == noise.size
+    drop = band_energy_db(noise, 4200) - band_energy_db(audio, 4200)
+    assert drop > 30
+    # The passband is kept (< 0.5 dB loss below 3.5 kHz).
+    f, p_in = signal.welch(noise, SR, nperseg=1024)
+    _, p_out = signal.welch(audio, SR, nperseg=1024)
+    band = (f > 100) & (f < 3500)
+    assert abs(10 * np.log10(p_out[band].sum() / p_in[band].sum())) < 0.5
+
+
+def test_transforms_registered_with_lhotse():
+    for cls, obj in ((SpeedPerturb, SpeedPerturb(0.9)), (BandLimit, BandLimit(3400))):
+        assert AudioTransform.KNOWN_TRANSFORMS[cls.__name__] is cls
+        assert AudioTransform.from_dict(obj.to_dict()) == obj
+
+
+# ----------------------------------------------------------------------------------------------
+# mixing and reverberation
+
+
+def measured_snr(clean: np.ndarray, mixed: np.ndarray) -> float:
+    return 10 * np.log10(np.sum(clean ** 2) / np.sum((mixed - clean) ** 2))
+
+
+@pytest.mark.parametrize("noise_id", ["noise0", "noise1"])  # noise1 (0.4 s) is looped
+def test_noise_mixed_at_requested_snr(data, noise_id):
+    noise = RecordingSet.from_recordings([data["noise"][noise_id]])
+    out = augment_eval_cuts(data["cuts"], **sources(data, noise=noise),
+                            cfg=cfg_only("noise"), seed=3)
+    for clean, aug in zip(data["cuts"], out):
+        assert aug.custom["aug"]["sources"] == [noise_id]
+        assert aug.duration == pytest.approx(clean.duration)
+        assert aug.num_samples == clean.num_samples
+        c, m = clean.load_audio()[0], aug.load_audio()[0]
+        assert m.shape == c.shape
+        assert measured_snr(c, m) == pytest.approx(aug.custom["aug"]["snr"], abs=0.5)
+
+
+def test_babble_per_speaker_snr(data):
+    out = augment_eval_cuts(data["cuts"], **sources(data), cfg=cfg_only("babble"), seed=5)
+    for clean, aug in zip(data["cuts"], out):
+        rec = aug.custom["aug"]
+        assert 3 <= len(rec["sources"]) <= 5 and len(rec["snr"]) == len(rec["sources"])
+        # Unmixed: the speech track first, then each speaker scaled to its SNR.
+        tracks = [t[0] for t in aug.load_audio(mixed=False)]
+        c = clean.load_audio()[0]
+        np.testing.assert_allclose(tracks[0], c, atol=1e-6)
+        assert len(tracks) == 1 + len(rec["sources"])
+        for track, snr in zip(tracks[1:], rec["snr"]):
+            assert 10 * np.log10(np.sum(c ** 2) / np.sum(track ** 2)) == pytest.approx(snr, abs=0.1)
+
+
+def test_reverb_changes_audio_keeps_length(data):
+    out = augment_eval_cuts(data["cuts"], **sources(data), cfg=cfg_only("reverb"), seed=1)
+    for clean, aug in zip(data["cuts"], out):
+        assert aug.custom["aug"]["rir"] in data["rirs"].ids
+        assert aug.duration == clean.duration
+        c, r = clean.load_audio()[0], aug.load_audio()[0]
+        assert r.shape == c.shape and np.all(np.isfinite(r))
+        assert np.max(np.abs(r - c)) > 0.01
+        # lhotse keeps the energy (normalize_output)
+        assert np.sum(r ** 2) == pytest.approx(np.sum(c ** 2), rel=1e-3)
+    assert "torchaudio" not in sys.modules
+
+
+# ----------------------------------------------------------------------------------------------
+# augment_cuts
+
+FULL = {"reverb_and_noise_prob": 0.5, "speed_prob": 0.5, "bandlimit_prob": 0.5}
+
+
+def test_augment_cuts_ids_texts_and_counts(data):
+    cuts = data["cuts"]
+    out = augment_cuts(cuts, **sources(data), cfg=FULL, seed=0, copies=3, keep_clean=True)
+    assert len(out) == len(cuts) * 4
+    ids = list(out.ids)
+    assert ids[:len(cuts)] == list(cuts.ids)
+    assert ids[len(cuts):] == [f"{c.id}_aug{k}" for c in cuts for k in (1, 2, 3)]
+    assert len(set(ids)) == len(ids)
+    sup_ids = [s.id for c in out for s in c.supervisions]
+    assert len(set(sup_ids)) == len(sup_ids)
+    texts = {c.id: c.supervisions[0].text for c in cuts}
+    for aug in list(out)[len(cuts):]:
+        base = aug.id.rsplit("_aug", 1)[0]
+        assert [s.text for s in aug.supervisions] == [texts[base]]
+    kinds = {c.custom["aug"]["kind"] for c in list(out)[len(cuts):]}
+    assert kinds == {"reverb", "noise", "music", "babble"}
+    no_clean = augment_cuts(cuts, **sources(data), cfg=FULL, seed=0, copies=2, keep_clean=False)
+    assert len(no_clean) == 2 * len(cuts)
+
+
+def test_augment_cuts_deterministic_and_seed_dependent(data):
+    def run(seed):
+        return augment_cuts(data["cuts"], **sources(data), cfg=FULL, seed=seed, copies=2,
+                            keep_clean=True).to_dicts()
+
+    assert list(run(7)) == list(run(7))
+    assert list(run(7)) != list(run(8))
+    # A lazy input gives the same cuts, lazily.
+    path = data["tmp"] / "clean.jsonl.gz"
+    data["cuts"].to_file(path)
+    lazy = augment_cuts(CutSet.from_jsonl_lazy(path), **sources(data), cfg=FULL, seed=7,
+                        copies=2, keep_clean=True)
+    assert lazy.is_lazy
+    assert list(lazy.to_dicts()) == list(run(7))
+
+
+def test_augment_cuts_roundtrip_loads_identical_audio(data, tmp_path):
+    out = augment_cuts(data["cuts"], **sources(data), cfg=FULL, seed=2, copies=3,
+                       keep_clean=False)
+    back = roundtrip(out, tmp_path / "aug.jsonl.gz")
+    assert list(back.to_dicts()) == list(out.to_dicts())
+    for a, b in zip(out, back):
+        x, y = a.load_audio(), b.load_audio()
+        assert x.shape == (1, a.num_samples) and np.all(np.isfinite(x))
+        np.testing.assert_array_equal(x, y)
+        if a.custom["aug"]["speed"] is None:
+            assert a.num_samples == data["cuts"][a.id.rsplit("_aug", 1)[0]].num_samples
+    assert "torchaudio" not in sys.modules
+
+
+def test_drawn_values_stay_in_configured_ranges(data):
+    cfg = check_augment_config(FULL)
+    out = augment_cuts(data["cuts"], **sources(data), cfg=cfg, seed=4, copies=8,
+                       keep_clean=False)
+    seen = set()
+    for cut in out:
+        aug = cut.custom["aug"]
+        seen.add(aug["kind"])
+        if aug["kind"] == "reverb":
+            assert aug["rir"] in data["rirs"].ids and aug["snr"] is None
+            continue
+        lo, hi = cfg["snr"][aug["kind"]]
+        snrs = aug["snr"] if aug["kind"] == "babble" else [aug["snr"]]
+        assert all(lo <= s <= hi for s in snrs)
+        assert all(s in data[aug["kind"]].ids for s in aug["sources"])
+        if aug["kind"] == "babble":
+            assert cfg["babble_speakers"][0] <= len(aug["sources"]) <= cfg["babble_speakers"][1]
+        if aug["speed"] is not None:
+            assert aug["speed"] in cfg["speed_factors"]
+    assert seen == {"reverb", "noise", "music", "babble"}
+
+
+def test_missing_sources_disable_kinds(data):
+    out = augment_eval_cuts(data["cuts"], rirs=None, noise=data["noise"], music=None,
+                            babble=None, cfg={}, seed=0)
+    assert {c.custom["aug"]["kind"] for c in out} == {"noise"}
+    with pytest.raises(ValueError, match="no augmentation kind"):
+        augment_eval_cuts(data["cuts"], rirs=None, noise=None, music=None, babble=None,
+                          cfg={}, seed=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# configuration and CLI
+
+
+def test_config_file_and_unknown_keys(tmp_path):
+    cfg = load_augment_config(REPO / "egs/wsj_librikws/conf/augment.yaml")
+    assert cfg["snr"] == {"noise": [0.0, 15.0], "music": [5.0, 15.0], "babble": [13.0, 20.0]}
+    assert cfg["babble_speakers"] == [3, 5] and cfg["copies"] == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("copies: 2\nsnr_noise: [0, 15]\n")
+    with pytest.raises(ValueError, match="snr_noise"):
+        load_augment_config(bad)
+    bad.write_text("weights: {reverb: 1, hiss: 1}\n")
+    with pytest.raises(ValueError, match="weights.hiss"):
+        load_augment_config(bad)
+    with pytest.raises(ValueError, match="speed_prob"):
+        check_augment_config({"speed_prob": 1.5})
+    with pytest.raises(ValueError, match="snr.music"):
+        check_augment_config({"snr": {"music": [15, 5]}})
+
+
+def test_cli_writes_augmented_manifest(data, tmp_path, capsys):
+    cuts_path = tmp_path / "cuts.jsonl.gz"
+    data["cuts"].to_file(cuts_path)
+    musan = tmp_path / "manifests"
+    musan.mkdir()
+    data["noise"].to_file(musan / "musan_recordings_noise.jsonl.gz")
+    data["babble"].to_file(musan / "musan_recordings_speech.jsonl.gz")
+    rir = tmp_path / "rir.jsonl.gz"
+    data["rirs"].to_file(rir)
+    out = tmp_path / "out" / "aug.jsonl.gz"
+    args = ["--config", str(REPO / "egs/wsj_librikws/conf/augment.yaml"), "--cuts",
+            str(cuts_path), "--musan-dir", str(musan), "--rir-manifest", str(rir),
+            "--out", str(out), "--copies", "2"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "musan_recordings_music.jsonl.gz not found" in printed
+    assert f"{3 * len(data['cuts'])} cuts" in printed and "clean=5" in printed
+    written = CutSet.from_file(out)
+    assert len(written) == 3 * len(data["cuts"])
+    assert "music" not in {c.custom["aug"]["kind"] for c in written if "aug" in (c.custom or {})}
+    assert sorted(p.name for p in out.parent.iterdir()) == ["aug.jsonl.gz"]  # no temp left
+    assert cli.main(args[:-2] + ["--eval"]) == 0
+    assert len(CutSet.from_file(out)) == len(data["cuts"])
