@@ -1,0 +1,46 @@
+"""Stage 4 helpers for steps/make_fbank.sh: split a cut manifest, compute fbank, merge parts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from pyadml.data.features import compute_fbank, merge_cuts, split_cuts
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("split", help="split cuts into N contiguous parts")
+    s.add_argument("cuts")
+    s.add_argument("num_splits", type=int)
+    s.add_argument("out_dir")
+    c = sub.add_parser("compute", help="compute and store fbank for one part")
+    c.add_argument("--config", default=None, help="conf/fbank.yaml")
+    c.add_argument("cuts")
+    c.add_argument("storage", help="lilcom archive path (without extension)")
+    c.add_argument("out")
+    m = sub.add_parser("merge", help="merge parts in the order given")
+    m.add_argument("out")
+    m.add_argument("parts", nargs="+")
+    args = p.parse_args(argv)
+
+    if args.cmd == "split":
+        paths = split_cuts(args.cuts, args.num_splits, args.out_dir)
+        print(f"split {args.cuts} into {len(paths)} parts under {args.out_dir}")
+    elif args.cmd == "compute":
+        t0 = time.time()
+        cuts = compute_fbank(args.cuts, args.storage, args.out, args.config)
+        audio = sum(c.duration for c in cuts)
+        took = time.time() - t0
+        print(f"fbank: {len(cuts)} cuts, {audio / 3600:.3f} h of audio in {took:.1f} s "
+              f"({audio / max(took, 1e-9):.0f}x real time)")
+    else:
+        n = merge_cuts(args.parts, args.out)
+        print(f"merged {len(args.parts)} parts: {n} cuts -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""Stage 4: 40-dim log-mel filterbank (25 ms window, 10 ms shift) stored with lilcom.
+
+Features are stored raw; per-utterance mean normalisation happens when they are loaded
+(pyadml.data.dataset), so one archive serves any normalisation.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from pyadml.fileio import atomic_path
+
+# lhotse (and torch) load only where features are computed: split and merge handle manifests as
+# JSON lines, so the many short processes of steps/make_fbank.sh start fast.
+
+_FBANK_KEYS = {"num_mel_bins", "frame_length", "frame_shift", "dither", "low_freq", "high_freq",
+               "snip_edges", "energy_floor", "sampling_rate"}
+
+
+def fbank_extractor(config: str | os.PathLike | dict | None = None):
+    """lhotse Fbank from conf/fbank.yaml (or a dict); defaults are the paper's features."""
+    from lhotse import Fbank, FbankConfig
+
+    cfg = {"num_mel_bins": 40, "frame_length": 0.025, "frame_shift": 0.01, "dither": 0.0}
+    if config is not None:
+        given = config if isinstance(config, dict) else yaml.safe_load(Path(config).read_text())
+        unknown = set(given or {}) - _FBANK_KEYS
+        if unknown:
+            raise ValueError(f"{config}: unknown fbank option(s) {sorted(unknown)}; "
+                             f"expected some of {sorted(_FBANK_KEYS)}")
+        cfg.update(given or {})
+    return Fbank(FbankConfig(**cfg))
+
+
+def save_cuts(cuts, path: str | os.PathLike) -> None:
+    """Write a CutSet atomically; the temporary name keeps the .jsonl.gz suffix lhotse needs."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        staged = tmp.with_name(tmp.name + ".jsonl.gz")
+        try:
+            cuts.to_file(staged)
+            os.replace(staged, tmp)
+        finally:
+            if staged.exists():
+                staged.unlink()
+
+
+def _read_lines(path: str | os.PathLike) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [line for line in f if line.strip()]
+
+
+def _write_lines(path: Path, lines: Sequence[str]) -> None:
+    with atomic_path(path) as tmp:
+        # mtime=0: the same cuts give the same bytes
+        with gzip.GzipFile(tmp, "wb", mtime=0) as raw:
+            raw.write("".join(lines).encode("utf-8"))
+
+
+def split_cuts(cuts_path: str | os.PathLike, num_splits: int, out_dir: str | os.PathLike) -> list[Path]:
+    """``out_dir/cuts.{1..N}.jsonl.gz``, contiguous and in order, so that merging restores it."""
+    lines = _read_lines(cuts_path)
+    if not lines:
+        raise ValueError(f"{cuts_path} holds no cuts")
+    num_splits = max(1, min(num_splits, len(lines)))
+    bounds = [round(i * len(lines) / num_splits) for i in range(num_splits + 1)]
+    paths = []
+    for i in range(num_splits):
+        p = Path(out_dir) / f"cuts.{i + 1}.jsonl.gz"
+        _write_lines(p, lines[bounds[i] : bounds[i + 1]])
+        paths.append(p)
+    return paths
+
+
+def compute_fbank(
+    cuts_path: str | os.PathLike, storage_path: str | os.PathLike, out_path: str | os.PathLike,
+    config: str | os.PathLike | dict | None = None,
+):
+    """Compute features for every cut (augmentations are applied as the audio loads)."""
+    from lhotse import CutSet, LilcomChunkyWriter
+
+    import pyadml.data.augment  # noqa: F401  registers SpeedPerturb/BandLimit with lhotse
+
+    cuts = CutSet.from_file(cuts_path)
+    storage_path = Path(storage_path).resolve()  # manifests must load from any directory
+    storage_path.parent.mkdir(parents=True, exist_ok=True)
+    with_feats = cuts.compute_and_store_features(
+        extractor=fbank_extractor(config), storage_path=str(storage_path), num_jobs=1,
+        storage_type=LilcomChunkyWriter,
+    ).to_eager()
+    save_cuts(with_feats, out_path)
+    return with_feats
+
+
+def merge_cuts(parts: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> int:
+    """Concatenate manifests in the order given; returns the number of cuts."""
+    lines, ids = [], set()
+    for part in parts:
+        for n, line in enumerate(_read_lines(part), 1):
+            cut_id = json.loads(line)["id"]
+            if cut_id in ids:
+                raise ValueError(f"{part}:{n}: cut id {cut_id!r} appears twice across the parts")
+            ids.add(cut_id)
+            lines.append(line)
+    _write_lines(Path(out_path), lines)
+    return len(lines)

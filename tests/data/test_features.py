@@ -1,0 +1,76 @@
+import gzip
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from lhotse import CutSet, Recording
+
+from pyadml.data.features import compute_fbank, fbank_extractor, merge_cuts, save_cuts, split_cuts
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cuts_path(tmp_path):
+    rng = np.random.default_rng(0)
+    recs = []
+    for i, seconds in enumerate([0.31, 0.5, 0.77, 1.0, 1.234]):
+        path = tmp_path / f"r{i}.wav"
+        sf.write(path, 0.1 * rng.standard_normal(int(seconds * 16000)), 16000)
+        recs.append(Recording.from_file(path))
+    cuts = CutSet.from_manifests(recordings=recs)
+    save_cuts(cuts, tmp_path / "cuts.jsonl.gz")
+    return tmp_path / "cuts.jsonl.gz"
+
+
+def test_fbank_shapes_match_durations(cuts_path, tmp_path):
+    out = compute_fbank(cuts_path, tmp_path / "feats", tmp_path / "out.jsonl.gz",
+                        ROOT / "egs/wsj_librikws/conf/fbank.yaml")
+    for cut in CutSet.from_file(tmp_path / "out.jsonl.gz"):
+        feats = cut.load_features()
+        assert feats.shape[1] == 40
+        assert abs(feats.shape[0] - cut.duration * 100) <= 1  # 10 ms shift
+        assert np.isfinite(feats).all()
+    assert len(out) == 5
+
+
+def test_unknown_fbank_option_is_an_error():
+    with pytest.raises(ValueError, match="num_mel_binz"):
+        fbank_extractor({"num_mel_binz": 40})
+
+
+def test_split_and_merge_restore_the_manifest(cuts_path, tmp_path):
+    parts = split_cuts(cuts_path, 3, tmp_path / "split")
+    assert [p.name for p in parts] == ["cuts.1.jsonl.gz", "cuts.2.jsonl.gz", "cuts.3.jsonl.gz"]
+    assert sorted(len(CutSet.from_file(p)) for p in parts) == [1, 2, 2]
+    assert merge_cuts(parts, tmp_path / "merged.jsonl.gz") == 5
+    read = lambda p: gzip.open(p, "rt").read()  # noqa: E731
+    assert read(tmp_path / "merged.jsonl.gz") == read(cuts_path)
+    assert len(split_cuts(cuts_path, 50, tmp_path / "many")) == 5  # never an empty part
+    with pytest.raises(ValueError, match="appears twice"):
+        merge_cuts([parts[0], parts[0]], tmp_path / "dup.jsonl.gz")
+
+
+def test_make_fbank_sh_runs_jobs_through_cmd(cuts_path, tmp_path):
+    env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
+    res = subprocess.run(
+        ["bash", "steps/make_fbank.sh", "--nj", "2", "--cmd", "utils/run_local.sh --max-jobs-run 2",
+         str(cuts_path), str(tmp_path / "fbank"), str(tmp_path / "feats.jsonl.gz")],
+        cwd=ROOT, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    logs = sorted((tmp_path / "fbank" / "log").glob("fbank_cuts.*.log"))
+    assert len(logs) == 2 and all("# Ended (code 0)" in p.read_text() for p in logs)
+    cuts = CutSet.from_file(tmp_path / "feats.jsonl.gz")
+    assert [c.id for c in cuts] == [c.id for c in CutSet.from_file(cuts_path)]
+    assert all(c.has_features for c in cuts)
+    # a failing job fails the step and names its log
+    (tmp_path / "bad.jsonl.gz").write_bytes(gzip.compress(b'{"id": "x", "type": "MonoCut"}\n'))
+    res = subprocess.run(
+        ["bash", "steps/make_fbank.sh", "--nj", "1", str(tmp_path / "bad.jsonl.gz"),
+         str(tmp_path / "fbank2"), str(tmp_path / "out2.jsonl.gz")],
+        cwd=ROOT, env=env, capture_output=True, text=True)
+    assert res.returncode != 0 and "fbank_bad.1.log" in res.stderr
+    assert not (tmp_path / "out2.jsonl.gz").exists()
