@@ -1,0 +1,150 @@
+"""Map-style dataset turning a batch of cut ids into padded fbank and phone tensors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from pyadml.fileio import write_lines_atomic
+from pyadml.text import PhoneTable
+
+
+def mean_normalize(feats: np.ndarray) -> np.ndarray:
+    """Subtract the per-utterance mean over frames (axis 0) from (T, D) features."""
+    feats = np.asarray(feats)
+    # Mean in float64: a float32 sum over many frames drifts by more than the tests allow.
+    return (feats - feats.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
+
+
+class KeywordDataset(torch.utils.data.Dataset):
+    """``ds[cut_ids]`` -> one padded batch, for a DataLoader with ``batch_size=None`` whose
+    sampler yields lists of cut ids (``KeywordBatchSampler``).
+
+    Batch keys: ``feats`` (B, T_max, D) float32 mean-normalised and zero-padded, ``feat_lens``,
+    ``phones`` (B, L_max) int64 padded with 0 (``<eps>``), ``phone_lens``, ``keyword_ids``
+    (-1 for keywords outside ``keyword_ids``), ``cut_ids`` and ``texts``.
+
+    A keyword's phones are its words' lexicon pronunciations concatenated; a word missing from
+    the lexicon is pronounced by ``g2p`` (e.g. ``pyadml.text.G2P()``) or raises KeyError.
+    """
+
+    def __init__(
+        self,
+        cuts: Iterable,
+        lexicon: Mapping[str, Sequence[str]],
+        phone_table: PhoneTable,
+        keyword_ids: Mapping[str, int] | None = None,
+        g2p: Callable[[str], list[str]] | None = None,
+    ):
+        # Indexing a (lazy) CutSet by id is a linear scan: index it once.
+        self.cuts = {}
+        for cut in cuts:
+            if cut.id in self.cuts:
+                raise ValueError(f"duplicate cut id {cut.id}")
+            self.cuts[cut.id] = cut
+        self.lexicon = lexicon
+        self.phone_table = phone_table
+        self.keyword_ids = dict(keyword_ids or {})
+        self.g2p = g2p
+        self._phone_ids: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.cuts)
+
+    def phone_ids(self, text: str, cut_id: str | None = None) -> list[int]:
+        """Phone ids of a keyword or phrase (cached per text)."""
+        ids = self._phone_ids.get(text)
+        if ids is None:
+            where = f"cut {cut_id}" if cut_id else "keyword"
+            words = text.split()
+            if not words:
+                raise ValueError(f"{where}: empty keyword text {text!r}")
+            phones: list[str] = []
+            for w in words:
+                pron = self.lexicon.get(w)
+                if pron is None:
+                    if self.g2p is None:
+                        raise KeyError(
+                            f"word {w!r} of {where} ({text!r}) is not in the lexicon and no "
+                            f"g2p was given"
+                        )
+                    pron = self.g2p(w)
+                phones.extend(pron)
+            try:
+                ids = self.phone_table.encode(phones)
+            except KeyError as e:
+                raise KeyError(f"{where} ({text!r}): {e.args[0]}") from None
+            self._phone_ids[text] = ids
+        return ids
+
+    def __getitem__(self, cut_ids: Sequence[str]) -> dict:
+        if isinstance(cut_ids, str):
+            raise TypeError("KeywordDataset is indexed by a list of cut ids, not a single id")
+        cut_ids = list(cut_ids)
+        cuts = []
+        for cid in cut_ids:
+            try:
+                cuts.append(self.cuts[cid])
+            except KeyError:
+                raise KeyError(f"cut {cid!r} is not in the dataset") from None
+        texts = [c.supervisions[0].text for c in cuts]
+        feats = [mean_normalize(c.load_features()) for c in cuts]
+        phones = [self.phone_ids(t, c.id) for t, c in zip(texts, cuts)]
+
+        B = len(cuts)
+        feat_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
+        dim = feats[0].shape[1] if B else 0
+        feats_pad = torch.zeros(B, int(feat_lens.max()) if B else 0, dim, dtype=torch.float32)
+        for i, f in enumerate(feats):
+            feats_pad[i, :f.shape[0]] = torch.from_numpy(f)
+        phone_lens = torch.tensor([len(p) for p in phones], dtype=torch.int64)
+        phones_pad = torch.zeros(B, int(phone_lens.max()) if B else 0, dtype=torch.int64)
+        for i, p in enumerate(phones):
+            phones_pad[i, :len(p)] = torch.tensor(p, dtype=torch.int64)
+        return {
+            "feats": feats_pad,
+            "feat_lens": feat_lens,
+            "phones": phones_pad,
+            "phone_lens": phone_lens,
+            "keyword_ids": torch.tensor(
+                [self.keyword_ids.get(t, -1) for t in texts], dtype=torch.int64
+            ),
+            "cut_ids": cut_ids,
+            "texts": texts,
+        }
+
+
+def write_keyword_ids(path: str | os.PathLike, words: Iterable[str]) -> dict[str, int]:
+    """Write ``word id`` lines, ids 0..N-1 in sorted word order; return the map."""
+    words = sorted(set(words))
+    for w in words:
+        if not w or w != w.strip() or "\n" in w:
+            raise ValueError(f"keyword {w!r} is empty or has surrounding whitespace")
+    write_lines_atomic(path, (f"{w} {i}" for i, w in enumerate(words)))
+    return {w: i for i, w in enumerate(words)}
+
+
+def read_keyword_ids(path: str | os.PathLike) -> dict[str, int]:
+    """Read keywords.txt; the id is the last field, so a phrase may hold spaces."""
+    ids: dict[str, int] = {}
+    seen: set[int] = set()
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.rsplit(maxsplit=1)
+        ok_id = len(parts) == 2 and parts[1].isascii() and parts[1].isdigit()
+        if not ok_id or line != line.strip():
+            raise ValueError(f"{path}:{n}: expected '<keyword> <id>', got {line!r}")
+        word, i = parts[0], int(parts[1])
+        if word in ids:
+            raise ValueError(f"{path}:{n}: keyword {word!r} listed twice")
+        if i in seen:
+            raise ValueError(f"{path}:{n}: id {i} used twice")
+        ids[word] = i
+        seen.add(i)
+    if seen != set(range(len(ids))):
+        raise ValueError(f"{path}: ids must run 0..{len(ids) - 1}")
+    return ids

@@ -1,0 +1,150 @@
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Recording, SupervisionSegment
+
+from pyadml.data.dataset import (
+    KeywordDataset, mean_normalize, read_keyword_ids, write_keyword_ids,
+)
+from pyadml.data.sampler import KeywordBatchSampler
+from pyadml.text import G2P, PHONES_WITH_STRESS, PhoneTable
+
+LEXICON = {
+    "hello": ["HH", "AH0", "L", "OW1"],
+    "world": ["W", "ER1", "L", "D"],
+    "market": ["M", "AA1", "R", "K", "AH0", "T"],
+    "open": ["OW1", "P", "AH0", "N"],
+}
+TEXTS = [
+    "hello", "hello", "world", "world", "market", "market", "hello world", "hello world",
+    "open", "open", "people",  # "people" is not in the lexicon
+]
+KEYWORD_IDS = {"hello": 0, "market": 1, "open": 2, "world": 3}
+TABLE = PhoneTable(PHONES_WITH_STRESS)
+
+
+@pytest.fixture(scope="module")
+def cuts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fbank")
+    rng = np.random.default_rng(0)
+    sr = 16000
+    cut_list = []
+    for n, text in enumerate(TEXTS):
+        dur = rng.uniform(0.3, 1.0)
+        t = np.arange(int(dur * sr)) / sr
+        audio = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 800) * t)
+        audio += 0.05 * rng.standard_normal(t.size)
+        path = root / f"utt{n:02d}.wav"
+        sf.write(str(path), audio.astype(np.float32), sr)
+        rec = Recording.from_file(path, recording_id=f"utt{n:02d}")
+        cut = rec.to_cut()
+        cut.supervisions = [SupervisionSegment(
+            id=rec.id, recording_id=rec.id, start=0.0, duration=rec.duration, text=text,
+        )]
+        cut_list.append(cut)
+    return CutSet.from_cuts(cut_list).compute_and_store_features(
+        Fbank(FbankConfig(num_mel_bins=40)), root / "feats", storage_type=LilcomChunkyWriter,
+        num_jobs=1,
+    ).to_eager()
+
+
+def known_ids(cuts):
+    return [c.id for c in cuts if c.supervisions[0].text != "people"]
+
+
+def test_mean_normalize_removes_the_per_dimension_mean():
+    x = np.random.default_rng(1).normal(5.0, 2.0, size=(50, 40)).astype(np.float32)
+    y = mean_normalize(x)
+    assert y.dtype == np.float32 and y.shape == x.shape
+    assert np.abs(y.mean(axis=0)).max() < 1e-5
+
+
+def test_batch_shapes_padding_and_normalisation(cuts):
+    ds = KeywordDataset(cuts, LEXICON, TABLE, KEYWORD_IDS)
+    ids = known_ids(cuts)
+    batch = ds[ids]
+    by_id = {c.id: c for c in cuts}
+    B = len(ids)
+    assert batch["cut_ids"] == ids
+    assert batch["texts"] == [by_id[i].supervisions[0].text for i in ids]
+    feats, lens = batch["feats"], batch["feat_lens"]
+    assert feats.dtype == torch.float32 and lens.dtype == torch.int64
+    assert feats.shape == (B, int(lens.max()), 40)
+    assert lens.tolist() == [by_id[i].num_frames for i in ids]
+    assert len(set(lens.tolist())) > 1  # the padding is exercised
+    for b in range(B):
+        n = int(lens[b])
+        assert torch.all(feats[b, n:] == 0)
+        assert feats[b, :n].mean(dim=0).abs().max() < 1e-4
+        assert feats[b, :n].abs().sum() > 0
+
+
+def test_phones_are_the_concatenated_lexicon_entries(cuts):
+    ds = KeywordDataset(cuts, LEXICON, TABLE, KEYWORD_IDS)
+    ids = known_ids(cuts)
+    batch = ds[ids]
+    phones, lens = batch["phones"], batch["phone_lens"]
+    assert phones.dtype == torch.int64 and lens.dtype == torch.int64
+    assert phones.shape == (len(ids), int(lens.max()))
+    for b, text in enumerate(batch["texts"]):
+        want = TABLE.encode([p for w in text.split() for p in LEXICON[w]])
+        assert lens[b] == len(want)
+        assert phones[b, :len(want)].tolist() == want
+        assert torch.all(phones[b, len(want):] == 0)
+    assert "hello world" in batch["texts"]  # a phrase is in the batch
+
+
+def test_keyword_ids_and_minus_one_for_unknown(cuts):
+    ids = known_ids(cuts)
+    batch = KeywordDataset(cuts, LEXICON, TABLE, KEYWORD_IDS)[ids]
+    assert batch["keyword_ids"].tolist() == [KEYWORD_IDS.get(t, -1) for t in batch["texts"]]
+    assert -1 in batch["keyword_ids"].tolist()  # "hello world"
+    assert KeywordDataset(cuts, LEXICON, TABLE)[ids]["keyword_ids"].tolist() == [-1] * len(ids)
+
+
+def test_missing_word_raises_or_uses_g2p(cuts):
+    people = next(c.id for c in cuts if c.supervisions[0].text == "people")
+    ds = KeywordDataset(cuts, LEXICON, TABLE)
+    with pytest.raises(KeyError, match=rf"'people'.*{people}"):
+        ds[[people]]
+    batch = KeywordDataset(cuts, LEXICON, TABLE, g2p=G2P())[[people]]
+    assert batch["phones"][0].tolist() == TABLE.encode(G2P()("people"))
+
+
+def test_dataloader_with_workers_gives_the_same_batches(cuts):
+    ds = KeywordDataset(cuts, LEXICON, TABLE, KEYWORD_IDS)
+    keep = [c for c in cuts if c.supervisions[0].text != "people"]
+    out = {}
+    for workers in (0, 2):
+        sampler = KeywordBatchSampler.from_cuts(
+            keep, keywords_per_batch=2, utts_per_keyword=2, seed=3
+        )
+        loader = torch.utils.data.DataLoader(
+            ds, sampler=sampler, batch_size=None, num_workers=workers
+        )
+        out[workers] = list(loader)
+    assert len(out[0]) == len(out[2]) == 2
+    for a, b in zip(out[0], out[2]):
+        assert a["cut_ids"] == b["cut_ids"] and a["texts"] == b["texts"]
+        for key in ("feats", "feat_lens", "phones", "phone_lens", "keyword_ids"):
+            assert torch.equal(a[key], b[key])
+
+
+def test_keyword_ids_round_trip_and_malformed_lines(tmp_path):
+    path = tmp_path / "keywords.txt"
+    written = write_keyword_ids(path, ["world", "hello", "market", "hello"])
+    assert written == {"hello": 0, "market": 1, "world": 2}
+    assert path.read_text() == "hello 0\nmarket 1\nworld 2\n"
+    assert read_keyword_ids(path) == written
+    path.write_text("hello 0\nmarket one\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2:")):
+        read_keyword_ids(path)
+    path.write_text("hello 0\nmarket 0\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}:2:") + ".*twice"):
+        read_keyword_ids(path)
+    path.write_text("hello 0\nmarket 2\n")
+    with pytest.raises(ValueError, match="0..1"):
+        read_keyword_ids(path)

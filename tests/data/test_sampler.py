@@ -1,0 +1,193 @@
+import collections
+
+import pytest
+
+from pyadml.data.sampler import KeywordBatchSampler
+
+K, M = 4, 2
+
+
+def make_items(counts):
+    """Keyword ``kwN`` with counts[N] items named ``kwN/i``."""
+    keywords, ids = [], []
+    for n, c in enumerate(counts):
+        for i in range(c):
+            keywords.append(f"kw{n}")
+            ids.append(f"kw{n}/{i}")
+    return keywords, ids
+
+
+def kw_of(item):
+    return item.split("/")[0]
+
+
+# Uneven counts: keywords with 1, odd and many items, so skip/replace/deferral all happen.
+COUNTS = [1, 3, 5, 2, 8, 4, 7, 2, 6, 3, 1, 9, 2, 2, 5, 4, 30]
+
+
+def sampler(**kw):
+    keywords, ids = make_items(kw.pop("counts", COUNTS))
+    args = dict(keywords_per_batch=K, utts_per_keyword=M, seed=7)
+    args.update(kw)
+    return KeywordBatchSampler(keywords, ids, **args)
+
+
+def check_structure(batch, k=K, m=M):
+    assert len(batch) == k * m
+    groups = [batch[i:i + m] for i in range(0, len(batch), m)]
+    kws = [kw_of(g[0]) for g in groups]
+    assert len(set(kws)) == k
+    for g, kw in zip(groups, kws):
+        assert all(kw_of(x) == kw for x in g)
+
+
+@pytest.mark.parametrize("few", ["skip", "replace"])
+def test_batches_are_k_distinct_keywords_of_m_contiguous_items(few):
+    s = sampler(few=few)
+    batches = list(s)
+    assert batches
+    for b in batches:
+        check_structure(b)
+
+
+def test_skip_uses_every_item_at_most_once_and_counts_what_it_left_out():
+    s = sampler(few="skip")
+    items = [x for b in s for x in b]
+    assert len(items) == len(set(items))
+    rem = [c % M for c in COUNTS]
+    assert s.num_groups_skipped == sum(1 for r in rem if r)
+    assert s.num_items_skipped == sum(rem)
+    full_groups = sum(c // M for c in COUNTS)
+    assert len(items) // M + s.num_groups_dropped == full_groups
+    assert s.stats["groups_dropped"] == s.num_groups_dropped
+
+
+def test_replace_covers_keywords_with_fewer_than_m_items():
+    counts = [1] * 6 + [3] * 4
+    seen = collections.Counter()
+    for epoch in range(5):
+        s = sampler(counts=counts, few="replace", keywords_per_batch=5)
+        s.set_epoch(epoch)
+        for b in s:
+            check_structure(b, k=5)
+            seen.update(kw_of(x) for x in b)
+    assert set(seen) == {f"kw{n}" for n in range(len(counts))}
+    s = sampler(counts=[1] * 4, few="replace")
+    (b,) = list(s)
+    # A single-item keyword's group is M copies of that item.
+    assert all(b[i] == b[i + 1] for i in range(0, len(b), M))
+    assert s.num_items_replaced == 4 * (M - 1)
+
+
+def test_replace_fills_from_other_items_when_the_keyword_has_enough():
+    s = sampler(counts=[3] * 8, few="replace", keywords_per_batch=8)
+    for b in s:
+        for i in range(0, len(b), M):
+            assert b[i] != b[i + 1]
+
+
+@pytest.mark.parametrize("few", ["skip", "replace"])
+def test_two_ranks_get_disjoint_batches_of_equal_number(few):
+    counts = [3] * 30 + [7] * 10
+    r0 = sampler(counts=counts, few=few, world_size=2, rank=0)
+    r1 = sampler(counts=counts, few=few, world_size=2, rank=1)
+    for epoch in (0, 3):
+        r0.set_epoch(epoch)
+        r1.set_epoch(epoch)
+        b0, b1 = list(r0), list(r1)
+        assert len(b0) == len(b1) == len(r0) == len(r1) > 0
+        assert not {tuple(b) for b in b0} & {tuple(b) for b in b1}
+        if few == "skip":
+            assert not {x for b in b0 for x in b} & {x for b in b1 for x in b}
+        # The ranks interleave the single-process batch list, cut to a multiple of 2.
+        single = sampler(counts=counts, few=few)
+        single.set_epoch(epoch)
+        full = list(single)
+        assert b0 + b1 == full[0:len(full) // 2 * 2:2] + full[1:len(full) // 2 * 2:2]
+
+
+def test_len_equals_batches_yielded():
+    for ws in (1, 2, 3):
+        for rank in range(ws):
+            s = sampler(counts=[4] * 40, world_size=ws, rank=rank)
+            for epoch in range(3):
+                s.set_epoch(epoch)
+                assert len(s) == len(list(s))
+
+
+def test_order_depends_on_epoch_and_seed_only():
+    a, b = sampler(), sampler()
+    a.set_epoch(1)
+    b.set_epoch(1)
+    assert list(a) == list(b) == list(a)
+    b.set_epoch(2)
+    assert list(a) != list(b)
+    assert list(sampler(seed=1)) != list(sampler(seed=2))
+
+
+def test_no_shuffle_is_deterministic_across_epochs():
+    s = sampler(shuffle=False)
+    first = list(s)
+    s.set_epoch(5)
+    assert list(s) == first
+
+
+def test_resume_mid_epoch_yields_exactly_the_remaining_batches():
+    ref = sampler(counts=[6] * 40)
+    ref.set_epoch(2)
+    full = list(ref)
+    ref.set_epoch(3)
+    next_epoch = list(ref)
+    assert len(full) > 4
+
+    s = sampler(counts=[6] * 40)
+    s.set_epoch(2)
+    it = iter(s)
+    consumed = [next(it) for _ in range(3)]
+    assert consumed == full[:3]
+    sd = s.state_dict()
+    assert sd == {"epoch": 2, "batches_done": 3, "seed": 7}
+
+    r = sampler(counts=[6] * 40, seed=0)  # the seed comes from the state dict
+    r.load_state_dict(sd)
+    r.set_epoch(2)  # re-setting the resumed epoch keeps the resume point
+    assert len(r) == len(full) - 3
+    assert list(r) == full[3:]
+    r.set_epoch(3)
+    assert len(r) == len(next_epoch)
+    assert list(r) == next_epoch
+
+
+def test_greedy_packing_defers_repeated_keywords():
+    # One keyword owns most groups: it can appear once per batch, the rest is dropped.
+    s = sampler(counts=[2] * 12 + [40])
+    batches = list(s)
+    for b in batches:
+        check_structure(b)
+    n_big = sum(1 for b in batches for x in b[::M] if kw_of(x) == "kw12")
+    assert n_big == len(batches)
+    assert s.num_groups_dropped == 12 + 20 - len(batches) * K
+
+
+def test_too_few_keywords_raises():
+    with pytest.raises(ValueError, match=r"only 3 keywords .*needs 4 distinct"):
+        sampler(counts=[2, 2, 2, 1, 1])
+    # In "replace" mode the single-item keywords count.
+    assert list(sampler(counts=[2, 2, 2, 1, 1], few="replace"))
+
+
+def test_from_cuts_reads_keyword_and_id():
+    class Sup:
+        def __init__(self, text):
+            self.text = text
+
+    class Cut:
+        def __init__(self, id, text):
+            self.id, self.supervisions = id, [Sup(text)]
+
+    keywords, ids = make_items([2] * 5)
+    s = KeywordBatchSampler.from_cuts(
+        [Cut(i, k) for k, i in zip(keywords, ids)], keywords_per_batch=K, utts_per_keyword=M
+    )
+    for b in s:
+        check_structure(b)
