@@ -39,3 +39,47 @@ WSJ=${WSJ:-$synth_dir/wsj}
 LIBRIPHRASE=${LIBRIPHRASE:-$synth_dir/libriphrase}
 MUSAN=${MUSAN:-$synth_dir/musan}
 RIRS_NOISES=${RIRS_NOISES:-$synth_dir/rirs_noises}
+manifests=data/manifests
+cuts=data/cuts
+
+manifests_stage() {
+  local/prepare_king_asr_066.sh "$KING_ASR_066" $manifests
+  local/prepare_wsj.sh "$WSJ" $manifests ${WSJ_CTM:+--ctm "$WSJ_CTM"}
+  local/prepare_libriphrase.sh "$LIBRIPHRASE" $manifests
+  python -m pyadml.bin.prepare_manifests musan "$MUSAN" $manifests
+  python -m pyadml.bin.prepare_manifests rirs_noises "$RIRS_NOISES" $manifests
+}
+run_stage 1 "lhotse manifests of King-ASR-066, WSJ, LibriPhrase, MUSAN, RIRS_NOISES" \
+  data/log/stage1_manifests.log manifests_stage
+
+run_stage 2 "word cuts from the CTMs, keyword ids, lexicon and phone table (offline G2P)" \
+  data/log/stage2_cuts.log \
+  python -m pyadml.bin.make_word_cuts --config conf/data.yaml --manifests $manifests \
+    --out-dir $cuts --lang-dir data/lang
+
+augment_stage() {
+  local rirs=$manifests/rir_recordings_sim_rir.jsonl.gz
+  python -m pyadml.bin.augment_cuts --config conf/augment.yaml --musan-dir $manifests \
+    --rir-manifest $rirs --cuts $cuts/king_asr_066_train_words.jsonl.gz \
+    --out $cuts/king_asr_066_train_words_aug.jsonl.gz
+  python -m pyadml.bin.augment_cuts --config conf/augment.yaml --musan-dir $manifests \
+    --rir-manifest $rirs --cuts $cuts/wsj_test_words.jsonl.gz --eval \
+    --out $cuts/wsj_test_words_aug.jsonl.gz
+}
+run_stage 3 "augmentation: RIR reverberation and MUSAN noise, music, babble (seeded)" \
+  data/log/stage3_augment.log augment_stage
+
+fbank_stage() {
+  local name
+  for name in king_asr_066_train_words_aug king_asr_066_dev_words wsj_test_words \
+      wsj_test_words_aug libriphrase_test; do
+    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --fbank-config conf/fbank.yaml \
+      $cuts/$name.jsonl.gz data/fbank data/fbank/$name.jsonl.gz
+  done
+}
+run_stage 4 "40-dim fbank with lhotse, $nj jobs through \$cmd" data/log/stage4_fbank.log fbank_stage
+
+run_stage 5 "trial lists: WSJ protocol (clean, augmented, dev) and LibriPhrase LP_E / LP_H" \
+  data/log/stage5_trials.log \
+  python -m pyadml.bin.make_trials --config conf/data.yaml --cuts-dir $cuts \
+    --manifests $manifests --out-dir data/trials

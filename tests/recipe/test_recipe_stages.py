@@ -1,0 +1,82 @@
+"""egs/wsj_librikws/run.sh stages 0-5 on the tiny embedded corpora, on a copy of the recipe."""
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from lhotse import CutSet
+
+from pyadml.data.dataset import read_keyword_ids
+from pyadml.data.trials import read_trials
+from pyadml.synth.voices import engine_available
+from pyadml.text import PhoneTable, read_lexicon
+
+from test_recipe_stage0 import copy_recipe, run
+
+pytestmark = pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    recipe = copy_recipe(tmp_path_factory.mktemp("egs") / "wsj_librikws")
+    res = run(recipe, "--stop-stage", "5", "--synth-size", "tiny", "--nj", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    return recipe
+
+
+def test_stage1_manifests(recipe):
+    m = recipe / "data" / "manifests"
+    for name in ("king_asr_066_recordings_train", "king_asr_066_supervisions_train",
+                 "wsj_recordings_test", "wsj_supervisions_test", "libriphrase_recordings_test",
+                 "libriphrase_pairs_test", "musan_recordings_noise", "rir_recordings_sim_rir"):
+        assert (m / f"{name}.jsonl.gz").is_file(), name
+
+
+def test_stage2_word_cuts_match_the_ctm_and_the_lexicon_covers_them(recipe):
+    synth = recipe / "data/local/synth"
+    ctm_words = len((synth / "king_asr_066/data/words.ctm").read_text().splitlines())
+    cuts = recipe / "data/cuts"
+    train = CutSet.from_file(cuts / "king_asr_066_train_words.jsonl.gz")
+    dev = CutSet.from_file(cuts / "king_asr_066_dev_words.jsonl.gz")
+    assert len(train) + len(dev) == ctm_words  # tiny words all lie within the limits
+    lang = recipe / "data/lang"
+    assert set(read_keyword_ids(lang / "keywords.txt")) == {c.supervisions[0].text for c in train}
+    lex = read_lexicon(lang / "lexicon.txt")
+    lp_rows = [r for f in (synth / "libriphrase/data").glob("*.csv") for r in csv.DictReader(open(f))]
+    words = {w for r in lp_rows for w in r["anchor_text"].split() + r["comparison_text"].split()}
+    assert words <= set(lex)
+    assert len(PhoneTable.read(lang / "phones.txt")) == 70
+
+
+def test_stage3_and_4_augmented_features(recipe):
+    fb = recipe / "data/fbank"
+    clean = CutSet.from_file(recipe / "data/cuts/king_asr_066_train_words.jsonl.gz")
+    aug = CutSet.from_file(fb / "king_asr_066_train_words_aug.jsonl.gz")
+    assert len(aug) == 3 * len(clean)  # clean + 2 copies (conf/augment.yaml)
+    for cut in list(aug)[:: max(1, len(aug) // 20)]:
+        feats = cut.load_features()
+        assert feats.shape[1] == 40 and abs(feats.shape[0] - cut.duration * 100) <= 1
+    wsj_aug = CutSet.from_file(fb / "wsj_test_words_aug.jsonl.gz")
+    assert {c.id for c in wsj_aug} == {c.id + "_aug1" for c in CutSet.from_file(fb / "wsj_test_words.jsonl.gz")}
+
+
+def test_stage5_trials(recipe):
+    t = recipe / "data/trials"
+    wsj = read_trials(t / "wsj_clean.tsv")
+    words = {c.supervisions[0].text for c in CutSet.from_file(recipe / "data/cuts/wsj_test_words.jsonl.gz")}
+    positives = [x for x in wsj if x.label == 1]
+    assert len(wsj) == len(positives) * min(51, len(words))
+    assert {x.cut_id + "_aug1" for x in wsj} == {x.cut_id for x in read_trials(t / "wsj_aug.tsv")}
+    lp_rows = [json.loads(l) for l in gzip.open(recipe / "data/manifests/libriphrase_pairs_test.jsonl.gz", "rt")]
+    for name, neg_type in (("lp_e", "diffspk_easyneg"), ("lp_h", "diffspk_hardneg")):
+        trials = read_trials(t / f"libriphrase_{name}.tsv")
+        assert {x.tag for x in trials} == {"diffspk_positive", neg_type}
+        assert sum(1 for x in trials if x.label == 0) == 2 * sum(r["type"] == neg_type for r in lp_rows)
+
+
+def test_rerun_skips_every_stage(recipe):
+    res = run(recipe, "--stop-stage", "5", "--synth-size", "tiny")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("already done") == 6
