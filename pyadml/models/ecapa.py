@@ -1,0 +1,233 @@
+"""ECAPA-TDNN acoustic encoder with CCSP pooling (model_spec.md, section 2).
+
+Layout inside the network is (N, C, T). Padded frames are kept exactly 0 after every layer, so a
+'same'-padded convolution reads zeros past the end of an utterance whether or not the utterance
+sits in a padded batch; with ``MaskedBatchNorm1d`` (statistics over valid frames only) a padded
+batch gives the same valid-frame outputs as each utterance alone.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import EncoderOutput, check_lengths, lengths_to_mask
+
+
+@dataclass
+class EcapaConfig:
+    input_dim: int = 40
+    channels: int = 256  # C
+    embed_dim: int = 256  # d
+    input_kernel: int = 5
+    kernel_sizes: Tuple[int, ...] = (3, 3, 3)  # Res2 conv kernel of each SE-Res2 block
+    dilations: Tuple[int, ...] = (2, 3, 4)  # Res2 conv dilation of each SE-Res2 block
+    scale: int = 8  # Res2 branches
+    se_bottleneck: int = 64
+    attention_bottleneck: int = 128
+    stat_eps: float = 1e-6  # variance floor before sqrt in the statistics (keeps the grad finite)
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+
+    def __post_init__(self):
+        # Tuples even when built from yaml lists, so the config stays hashable/comparable.
+        self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        self.dilations = tuple(int(d) for d in self.dilations)
+        if len(self.kernel_sizes) != len(self.dilations):
+            raise ValueError("kernel_sizes and dilations need one entry per SE-Res2 block")
+        if self.channels % self.scale:
+            raise ValueError(f"channels ({self.channels}) must be divisible by scale ({self.scale})")
+        for k in (self.input_kernel, *self.kernel_sizes):
+            if k % 2 == 0:
+                raise ValueError(f"kernel sizes must be odd for symmetric 'same' padding, got {k}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d over (N, C, T) whose batch statistics use valid frames only.
+
+    Training: mean and biased variance over the valid frames normalise the batch; the running
+    stats get the same update as nn.BatchNorm1d (momentum, unbiased variance n/(n-1); momentum
+    None means a cumulative average). Eval: running stats, as nn.BatchNorm1d. Padded outputs are
+    set to 0 so the next convolution reads zero padding. Without a mask it is nn.BatchNorm1d.
+    Subclassing keeps state_dict keys and isinstance(_BatchNorm) checks (weight-decay groups).
+    """
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if mask is None:
+            return super().forward(x)
+        if x.dim() != 3:
+            raise ValueError(f"MaskedBatchNorm1d with a mask expects (N, C, T), got {tuple(x.shape)}")
+        m = mask.unsqueeze(1).to(x.dtype)  # (N, 1, T)
+        use_batch_stats = self.training or self.running_mean is None
+        if use_batch_stats:
+            n = m.sum()
+            mean = (x * m).sum(dim=(0, 2)) / n
+            var = (((x - mean[:, None]) ** 2) * m).sum(dim=(0, 2)) / n
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked.add_(1)
+                factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                          else self.momentum)
+                with torch.no_grad():
+                    unbiased = var * n / (n - 1).clamp(min=1)
+                    self.running_mean.mul_(1 - factor).add_(factor * mean)
+                    self.running_var.mul_(1 - factor).add_(factor * unbiased)
+            y = (x - mean[:, None]) * torch.rsqrt(var[:, None] + self.eps)
+            if self.affine:
+                y = y * self.weight[:, None] + self.bias[:, None]
+        else:
+            y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             False, 0.0, self.eps)
+        return y * m
+
+
+def _weighted_stats(x: torch.Tensor, w: torch.Tensor, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std over time of x (N, C, T) under weights w (broadcastable, summing to 1 over T)."""
+    mu = (w * x).sum(dim=2)
+    var = (w * (x - mu.unsqueeze(2)) ** 2).sum(dim=2)
+    return mu, torch.sqrt(var.clamp(min=eps))
+
+
+def _same_padding(kernel: int, dilation: int) -> int:
+    return dilation * (kernel - 1) // 2
+
+
+class ConvReluBN(nn.Module):
+    """Conv1d ('same' zero padding) -> ReLU -> masked BN, the TDNN unit of ECAPA."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, dilation: int, cfg: EcapaConfig):
+        super().__init__()
+        self.conv = nn.Conv1d(cin, cout, kernel, dilation=dilation,
+                              padding=_same_padding(kernel, dilation))
+        self.bn = MaskedBatchNorm1d(cout, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.bn(F.relu(self.conv(x)), mask)
+
+
+class Res2Conv(nn.Module):
+    """Res2Net dilated conv: split C into `scale` groups; group 0 passes through, group i > 0 is
+    conv(x_i + y_{i-1}), widening the receptive field group by group."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int, cfg: EcapaConfig):
+        super().__init__()
+        self.scale = cfg.scale
+        width = channels // cfg.scale
+        self.convs = nn.ModuleList(
+            ConvReluBN(width, width, kernel, dilation, cfg) for _ in range(cfg.scale - 1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        groups = torch.chunk(x, self.scale, dim=1)
+        out = [groups[0]]
+        y = None
+        for g, conv in zip(groups[1:], self.convs):
+            y = conv(g if y is None else g + y, mask)
+            out.append(y)
+        return torch.cat(out, dim=1)
+
+
+class SqueezeExcite(nn.Module):
+    """Channel gates from the masked mean over time (padded frames never count)."""
+
+    def __init__(self, channels: int, bottleneck: int):
+        super().__init__()
+        self.fc1 = nn.Linear(channels, bottleneck)
+        self.fc2 = nn.Linear(bottleneck, channels)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # x is already 0 on padded frames, so a plain sum / valid count is the masked mean.
+        s = x.sum(dim=2) / lengths.to(x.dtype).unsqueeze(1)
+        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
+        return x * gate.unsqueeze(2)
+
+
+class SERes2Block(nn.Module):
+    """1x1 conv -> Res2 dilated conv -> 1x1 conv -> SE, plus the residual input."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int, cfg: EcapaConfig):
+        super().__init__()
+        self.conv1 = ConvReluBN(channels, channels, 1, 1, cfg)
+        self.res2 = Res2Conv(channels, kernel, dilation, cfg)
+        self.conv2 = ConvReluBN(channels, channels, 1, 1, cfg)
+        self.se = SqueezeExcite(channels, cfg.se_bottleneck)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(self.res2(self.conv1(x, mask), mask), mask)
+        return self.se(h, lengths) + x
+
+
+class CCSPooling(nn.Module):
+    """Channel- and context-dependent statistics pooling (attentive stats with global context).
+
+    Attention input per frame: [h_t; masked mean; masked std] (3d). Bottleneck 1x1 conv + tanh,
+    1x1 conv back to d scores, softmax over time per channel with padded frames at -inf. Output:
+    [weighted mean; weighted std] (N, 2d).
+    """
+
+    def __init__(self, channels: int, bottleneck: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.attn_in = nn.Conv1d(3 * channels, bottleneck, 1)
+        self.attn_out = nn.Conv1d(bottleneck, channels, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, return_weights: bool = False):
+        m = mask.unsqueeze(1).to(x.dtype)
+        uniform = m / m.sum(dim=2, keepdim=True)  # masked mean/std = stats under uniform weights
+        g_mean, g_std = _weighted_stats(x, uniform, self.eps)
+        t = x.shape[2]
+        ctx = torch.cat([x, g_mean.unsqueeze(2).expand(-1, -1, t),
+                         g_std.unsqueeze(2).expand(-1, -1, t)], dim=1)
+        scores = self.attn_out(torch.tanh(self.attn_in(ctx)))
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        w = torch.softmax(scores, dim=2)  # exp(-inf) = 0: padded weights are exactly 0
+        mu, sigma = _weighted_stats(x, w, self.eps)
+        stats = torch.cat([mu, sigma], dim=1)
+        return (stats, w) if return_weights else stats
+
+
+class EcapaEncoder(nn.Module):
+    """fbank (N, T, F) + lengths -> EncoderOutput(phn (N, T, d), utt (N, d), mask (N, T))."""
+
+    def __init__(self, cfg: Optional[EcapaConfig] = None):
+        super().__init__()
+        cfg = cfg or EcapaConfig()
+        self.cfg = cfg
+        c, d = cfg.channels, cfg.embed_dim
+        self.input_block = ConvReluBN(cfg.input_dim, c, cfg.input_kernel, 1, cfg)
+        self.blocks = nn.ModuleList(
+            SERes2Block(c, k, dil, cfg) for k, dil in zip(cfg.kernel_sizes, cfg.dilations))
+        nb = len(self.blocks)
+        self.mfa = nn.Conv1d(nb * c, nb * c, 1)
+        self.frame_proj = nn.Conv1d(nb * c, d, 1)
+        self.frame_bn = MaskedBatchNorm1d(d, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+        self.pool = CCSPooling(d, cfg.attention_bottleneck, cfg.stat_eps)
+        # Utterance-level BN has no time axis and so no padding: the stock layer is right here.
+        self.pool_bn = nn.BatchNorm1d(2 * d, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
+        self.pool_fc = nn.Linear(2 * d, d)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.cfg.embed_dim
+
+    def forward(self, feats: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> EncoderOutput:
+        if feats.dim() != 3 or feats.shape[2] != self.cfg.input_dim:
+            raise ValueError(f"feats must be (N, T, {self.cfg.input_dim}), got {tuple(feats.shape)}")
+        n, t, _ = feats.shape
+        lengths = check_lengths(lengths, n, t, feats.device)
+        mask = lengths_to_mask(lengths, t)
+        m = mask.unsqueeze(1).to(feats.dtype)
+        # Padding values in feats are arbitrary: zero them before the first conv reads them.
+        x = self.input_block(feats.transpose(1, 2) * m, mask)
+        outs = []
+        for block in self.blocks:
+            x = block(x, mask, lengths)
+            outs.append(x)
+        h = F.relu(self.mfa(torch.cat(outs, dim=1))) * m  # bias would leak into padded frames
+        phn = self.frame_bn(self.frame_proj(h), mask)
+        utt = self.pool_fc(self.pool_bn(self.pool(phn, mask)))
+        return EncoderOutput(phn.transpose(1, 2), utt, mask)
