@@ -1,0 +1,1 @@
+"""Training: configuration, the trainer (DDP, checkpoints, resumption)."""

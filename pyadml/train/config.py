@@ -1,0 +1,120 @@
+"""Training configuration: yaml on top of defaults, dotted overrides, unknown keys are errors.
+
+The resolved config is saved into exp/<tag>/config.yaml and later stages read that copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import dataclasses
+
+import yaml
+
+from pyadml.fileio import write_text_atomic
+from pyadml.models import EcapaConfig, TextEncoderConfig
+
+
+def _fields(cls, skip=()) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 1,
+    "epochs": 100,
+    "model": {
+        "audio": _fields(EcapaConfig),
+        "text": _fields(TextEncoderConfig, skip=("vocab_size",)),
+    },
+    "loss": {
+        "utt": "rp",
+        "rp": {"w_d": 1.0, "w_a": 2.0, "w_p": 1.0, "detach_text": True, "max_angle_samples": 128,
+               "normalize_embeddings": False},
+    },
+    "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip"},
+    "optim": {"lr": 1.0e-4, "weight_decay": 1.0e-5, "lr_step_epochs": 20, "lr_gamma": 0.5,
+              "grad_clip": 5.0},
+    "data": {
+        "train": "data/fbank/king_asr_066_train_words_aug.jsonl.gz",
+        "dev": "data/fbank/king_asr_066_dev_words.jsonl.gz",
+        "dev_trials": "data/trials/dev.tsv",
+        "lang": "data/lang",
+    },
+    "num_workers": 1,
+    "threads": 0,            # torch threads per process; 0: cores / processes
+    "log_interval": 20,      # steps between progress lines
+    "checkpoint_every_steps": 0,  # 0: at the end of each epoch only
+    "keep_checkpoints": 0,   # 0: keep all
+    "average": 5,            # stage 7 averages the last N epoch checkpoints
+    "amp": "auto",           # auto: bf16/fp16 autocast on GPU, off on CPU
+    "device": "auto",
+}
+
+
+def _merge(base: dict, update: dict, where: str = "") -> dict:
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        path = f"{where}{key}"
+        if key not in out:
+            raise KeyError(f"unknown config key {path!r}")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise TypeError(f"config key {path!r} must be a mapping")
+            out[key] = _merge(out[key], value, path + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
+    """``a.b=value`` items; the key must exist, the value is parsed as yaml."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r}: expected key=value")
+        node = cfg
+        parts = key.split(".")
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(f"unknown config key {'.'.join(parts[: i + 1])!r} in override {item!r}")
+            if i == len(parts) - 1:
+                if isinstance(node[part], dict):
+                    raise TypeError(f"override {item!r} names a section, not a value")
+                node[part] = _parse_value(value)
+            else:
+                node = node[part]
+    return cfg
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict:
+    user = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config {path} does not exist")
+        user = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(user, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+    try:
+        cfg = _merge(DEFAULTS, user)
+    except (KeyError, TypeError) as e:
+        raise type(e)(f"{path}: {e.args[0]}") from None
+    return apply_overrides(cfg, list(overrides))
+
+
+def save_config(cfg: dict, path: str | os.PathLike) -> None:
+    write_text_atomic(path, yaml.safe_dump(cfg, sort_keys=False))

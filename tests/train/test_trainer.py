@@ -1,0 +1,137 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Recording, SupervisionSegment
+
+from pyadml.data.dataset import write_keyword_ids
+from pyadml.data.trials import Trial, write_trials
+from pyadml.text import G2P, PhoneTable, write_lexicon
+from pyadml.train.config import load_config
+from pyadml.train.trainer import Trainer, latest_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "egs" / "wsj_librikws" / "conf" / "train_tiny.yaml"
+WORDS = ["cat", "dog", "fish", "bird", "tree", "road", "lamp", "door"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """8 keywords x 5 utterances of distinct tone patterns, with fbank, lang and dev trials."""
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    cuts = []
+    for k, word in enumerate(WORDS):
+        for u in range(5):
+            n = int(16000 * rng.uniform(0.25, 0.45))
+            t = np.arange(n) / 16000
+            x = 0.3 * np.sin(2 * np.pi * (200 + 90 * k) * t) + 0.01 * rng.standard_normal(n)
+            path = root / f"{word}{u}.wav"
+            sf.write(path, x, 16000)
+            rec = Recording.from_file(path)
+            cuts.append(rec.to_cut().with_id(f"{word}{u}"))
+            cuts[-1].supervisions = [SupervisionSegment(f"{word}{u}", rec.id, 0, rec.duration, text=word)]
+    cuts = CutSet.from_cuts(cuts).compute_and_store_features(
+        Fbank(FbankConfig(num_mel_bins=40)), root / "feats", storage_type=LilcomChunkyWriter)
+    train = CutSet.from_cuts([c for c in cuts if not c.id.endswith("4")])
+    dev = CutSet.from_cuts([c for c in cuts if c.id.endswith("4")])
+    train.to_file(root / "train.jsonl.gz")
+    dev.to_file(root / "dev.jsonl.gz")
+    g2p = G2P()
+    write_lexicon(root / "lang" / "lexicon.txt", g2p.lexicon(WORDS))
+    PhoneTable(g2p.inventory).write(root / "lang" / "phones.txt")
+    write_keyword_ids(root / "lang" / "keywords.txt", WORDS)
+    write_trials(root / "dev.tsv", [Trial(c.id, w, int(c.supervisions[0].text == w)) for c in dev for w in WORDS])
+    return root
+
+
+def config(data, **overrides):
+    items = [f"data.train={data / 'train.jsonl.gz'}", f"data.dev={data / 'dev.jsonl.gz'}",
+             f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}",
+             "batch.keywords=4", "epochs=2", "log_interval=1"]
+    items += [f"{k}={v}" for k, v in overrides.items()]
+    return load_config(TINY, items)
+
+
+def weights(exp):
+    state = torch.load(latest_checkpoint(Path(exp) / "checkpoints"), map_location="cpu", weights_only=False)
+    return state["model"]
+
+
+def test_config_rejects_unknown_keys(tmp_path):
+    with pytest.raises(KeyError, match="optim.lrr"):
+        load_config(TINY, ["optim.lrr=1"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  audio:\n    chanels: 3\n")
+    with pytest.raises(KeyError, match="model.audio.chanels"):
+        load_config(bad)
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(TINY, ["epochs"])
+
+
+def test_training_writes_config_checkpoints_metrics_and_logs(data, tmp_path):
+    Trainer(config(data), tmp_path / "exp").run()
+    exp = tmp_path / "exp"
+    saved = yaml.safe_load((exp / "config.yaml").read_text())
+    assert saved["batch"]["keywords"] == 4 and saved["data"]["train"].endswith("train.jsonl.gz")
+    assert sorted(p.name for p in (exp / "checkpoints").glob("*.pt")) == ["epoch-1.pt", "epoch-2.pt"]
+    records = [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "l_utt" in r]
+    assert steps and all({"asyp_utt", "rpl_d", "rpl_a", "rpl_p", "utt_per_s", "lr"} <= set(r) for r in steps)
+    dev = [r["dev_ap"] for r in records if "dev_ap" in r]
+    assert len(dev) == 2 and all(0.0 < ap <= 1.0 for ap in dev)
+    assert "epoch 2 done" in (exp / "log" / "train.rank0.log").read_text()
+
+
+def test_resume_at_an_epoch_boundary_is_exact(data, tmp_path):
+    Trainer(config(data), tmp_path / "full").run()
+    Trainer(config(data, epochs=1), tmp_path / "split").run()
+    Trainer(config(data), tmp_path / "split", resume=True).run()
+    full, split = weights(tmp_path / "full"), weights(tmp_path / "split")
+    assert all(torch.equal(full[k], split[k]) for k in full)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_resume_mid_epoch_is_exact(data, tmp_path, monkeypatch):
+    Trainer(config(data), tmp_path / "full").run()
+    trainer = Trainer(config(data, checkpoint_every_steps=2), tmp_path / "crash")
+    real_save = trainer.save
+
+    def save_then_crash(name, batches_done):
+        real_save(name, batches_done)
+        if trainer.step == 4:  # mid-way through epoch 2 (3 batches per epoch)
+            raise Crash()
+
+    monkeypatch.setattr(trainer, "save", save_then_crash)
+    with pytest.raises(Crash):
+        trainer.run()
+    assert latest_checkpoint(tmp_path / "crash" / "checkpoints").name == "step-4.pt"
+    Trainer(config(data, checkpoint_every_steps=2), tmp_path / "crash", resume=True).run()
+    full, resumed = weights(tmp_path / "full"), weights(tmp_path / "crash")
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_two_gloo_processes_via_torchrun(data, tmp_path):
+    env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    overrides = [f"data.train={data / 'train.jsonl.gz'}", f"data.dev={data / 'dev.jsonl.gz'}",
+                 f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}",
+                 "batch.keywords=2", "epochs=1", "threads=1"]
+    res = subprocess.run(["bash", "steps/train.sh", "--nproc-per-node", "2", str(TINY),
+                          str(tmp_path / "ddp"), *overrides],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert "torchrun --standalone" in res.stdout
+    for rank in (0, 1):
+        assert "world 2" in (tmp_path / "ddp/log/train.rank0.log").read_text()
+        assert (tmp_path / f"ddp/log/train.rank{rank}.log").exists()
+    assert (tmp_path / "ddp/checkpoints/epoch-1.pt").exists()
