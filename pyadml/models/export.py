@@ -1,0 +1,180 @@
+"""The self-contained model file (``final.pt``) and checkpoint averaging (stage 7).
+
+``final.pt`` is a plain dict that ``torch.load(weights_only=True)`` reads, so loading a model
+file never runs pickled code:
+
+    format        "pyadml-kws/1"
+    model         encoder state_dict: "audio.*" (ECAPA) and "text.*" (BiLSTM) only
+    audio_config  EcapaConfig fields
+    text_config   TextEncoderConfig fields, vocab_size included
+    phones        the phone symbols without <eps>; PhoneTable(phones) gives the training ids
+    g2p           G2P options: {"strip_stress": bool, "word_boundary": str | None}
+    features      fbank options (pyadml.data.features.fbank_extractor) + {"mean_norm": bool}
+    meta          provenance: checkpoints averaged, epochs, the training config, ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from pyadml.fileio import atomic_path
+from pyadml.text import G2P, PhoneTable
+
+from .ecapa import EcapaConfig
+from .kws import KwsModel
+from .text_encoder import TextEncoderConfig
+
+FORMAT = "pyadml-kws/1"
+ENCODER_PREFIXES = ("audio.", "text.")
+_KEYS = ("format", "model", "audio_config", "text_config", "phones", "g2p", "features", "meta")
+
+
+def _unwrap(key: str) -> str:
+    # DDP / torch.compile wrappers prefix every key; the encoders' names are what matter.
+    for prefix in ("module.", "_orig_mod."):
+        while key.startswith(prefix):
+            key = key[len(prefix):]
+    return key
+
+
+def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of the checkpoints' ``"model"`` state_dicts. Floating tensors are
+    averaged in float64 and cast back; integer buffers (BN num_batches_tracked) keep the last
+    checkpoint's value."""
+    paths = list(paths)
+    if not paths:
+        raise ValueError("average_checkpoints: no checkpoints given")
+    sums: dict[str, torch.Tensor] = {}
+    last: dict[str, torch.Tensor] = {}
+    for n, path in enumerate(paths):
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(ckpt, dict) or "model" not in ckpt:
+            raise ValueError(f"{path}: not a training checkpoint (no 'model' state_dict)")
+        state = {_unwrap(k): v for k, v in ckpt["model"].items()}
+        if n and state.keys() != last.keys():
+            diff = sorted(state.keys() ^ last.keys())
+            raise ValueError(f"{path}: parameters differ from {paths[0]}, e.g. {diff[:3]}")
+        for k, v in state.items():
+            if n and v.shape != last[k].shape:
+                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, "
+                                 f"{paths[0]} has {tuple(last[k].shape)}")
+            if v.is_floating_point():
+                sums[k] = v.double() if n == 0 else sums[k] + v.double()
+        last = state
+    return {k: (sums[k] / len(paths)).to(v.dtype) if k in sums else v.clone()
+            for k, v in last.items()}
+
+
+def _plain(value, what: str, lenient: bool = False):
+    """JSON-shaped copy (tuples become lists): what weights_only loading accepts. ``lenient``
+    writes other objects (paths, ...) as their str()."""
+    try:
+        return json.loads(json.dumps(value, default=str if lenient else None))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"export_model: {what} must be JSON-serialisable: {e}") from None
+
+
+def export_model(
+    state_dict: dict[str, torch.Tensor],
+    out_path: str | os.PathLike,
+    *,
+    audio_config: dict,
+    text_config: dict,
+    phones: Sequence[str],
+    g2p: dict,
+    features: dict,
+    meta: dict | None = None,
+) -> dict:
+    """Write ``final.pt`` atomically with the encoder weights only (classifier, modality heads,
+    AdaMS parameters and anything else outside ``audio.``/``text.`` are dropped); returns it."""
+    table = PhoneTable(list(phones))
+    audio_cfg = EcapaConfig(**audio_config)
+    text_kwargs = dict(text_config)
+    vocab = text_kwargs.setdefault("vocab_size", len(table))
+    if vocab != len(table):
+        raise ValueError(f"text_config vocab_size={vocab} but the phone table has {len(table)} "
+                         f"symbols (with <eps>)")
+    text_cfg = TextEncoderConfig(**text_kwargs)
+    unknown = set(g2p) - {"strip_stress", "word_boundary"}
+    if unknown:
+        raise ValueError(f"export_model: unknown g2p option(s) {sorted(unknown)}")
+    if "mean_norm" not in features:
+        raise ValueError("export_model: features must say whether to mean-normalise (mean_norm)")
+
+    weights = {}
+    for k, v in state_dict.items():
+        k = _unwrap(k)
+        if k.startswith(ENCODER_PREFIXES):
+            weights[k] = v.detach().to("cpu").clone()
+    # Loading into a fresh model checks that nothing is missing or left over.
+    model = KwsModel.from_configs(audio_cfg, text_cfg)
+    model.load_state_dict(weights, strict=True)
+
+    blob = {
+        "format": FORMAT,
+        "model": weights,
+        "audio_config": _plain(audio_cfg.to_dict(), "audio_config"),
+        "text_config": _plain(text_cfg.to_dict(), "text_config"),
+        "phones": table.symbols[1:],
+        "g2p": {"strip_stress": bool(g2p.get("strip_stress", False)),
+                "word_boundary": g2p.get("word_boundary")},
+        "features": _plain(dict(features), "features"),
+        "meta": _plain(dict(meta or {}), "meta", lenient=True),
+    }
+    with atomic_path(out_path) as tmp:
+        torch.save(blob, tmp)
+    return blob
+
+
+@dataclass
+class LoadedModel:
+    model: KwsModel
+    phone_table: PhoneTable
+    g2p: G2P
+    features: dict
+    meta: dict = field(default_factory=dict)
+    audio_config: dict = field(default_factory=dict)
+    text_config: dict = field(default_factory=dict)
+
+    def phone_ids(self, text: str) -> list[int]:
+        """Phone ids of a keyword as the text encoder saw them in training."""
+        return self.phone_table.encode(self.g2p(text))
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Read ``final.pt``; the model comes back in eval mode on ``device``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, a training checkpoint with custom objects, ...
+        raise ValueError(f"{path}: not a pyadml model file (torch.load with weights_only=True "
+                         f"failed: {type(e).__name__})") from None
+    if not isinstance(blob, dict):
+        raise ValueError(f"{path}: not a pyadml model file (expected a dict)")
+    if blob.get("format") != FORMAT:
+        hint = " (a training checkpoint? export it with pyadml.bin.export_model)" if "model" in blob else ""
+        raise ValueError(f"{path}: not a pyadml model file: format is {blob.get('format')!r}, "
+                         f"expected {FORMAT!r}{hint}")
+    missing = [k for k in _KEYS if k not in blob]
+    if missing:
+        raise ValueError(f"{path}: pyadml model file lacks {missing}")
+    table = PhoneTable(blob["phones"])
+    text_cfg = TextEncoderConfig(**blob["text_config"])
+    if text_cfg.vocab_size != len(table):
+        raise ValueError(f"{path}: text vocab_size {text_cfg.vocab_size} != {len(table)} phones")
+    model = KwsModel.from_configs(EcapaConfig(**blob["audio_config"]), text_cfg)
+    model.load_state_dict(blob["model"], strict=True)
+    model.to(device).eval()
+    return LoadedModel(
+        model=model, phone_table=table, g2p=G2P(**blob["g2p"]), features=dict(blob["features"]),
+        meta=dict(blob["meta"]), audio_config=dict(blob["audio_config"]),
+        text_config=dict(blob["text_config"]),
+    )

@@ -1,0 +1,126 @@
+"""Embedding caches and cached pair scoring (model_spec.md, section 8).
+
+Each distinct cut and each distinct keyword text goes through its encoder once; a trial's score
+is then the cosine of two cached utterance embeddings, E_a^utt and E_t^utt.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from pyadml.data.dataset import mean_normalize
+from pyadml.data.trials import Trial
+from pyadml.models import KwsModel
+from pyadml.text import KeywordError, PhoneTable
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _pad_feats(feats: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
+    out = torch.zeros(len(feats), int(lens.max()), feats[0].shape[1], dtype=torch.float32)
+    for i, f in enumerate(feats):
+        out[i, : f.shape[0]] = torch.from_numpy(np.ascontiguousarray(f, dtype=np.float32))
+    return out, lens
+
+
+def embed_features(model: KwsModel, feats: Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
+    """(N, d) E_a^utt of already normalised (T, D) feature matrices, in input order. Batches
+    hold similar lengths, so little compute goes to padding."""
+    if not len(feats):
+        return np.zeros((0, model.audio.embed_dim), dtype=np.float32)
+    order = np.argsort([f.shape[0] for f in feats], kind="stable")
+    out = np.empty((len(feats), model.audio.embed_dim), dtype=np.float32)
+    dev = _device(model)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            x, lens = _pad_feats([feats[i] for i in idx])
+            utt = model.embed_audio(x.to(dev), lens.to(dev)).utt
+            out[idx] = utt.float().cpu().numpy()
+    return out
+
+
+def embed_cuts(model: KwsModel, cuts: Iterable, batch_size: int = 256,
+               mean_norm: bool = True) -> dict[str, np.ndarray]:
+    """cut id -> E_a^utt (d,) for each distinct cut, features from ``cut.load_features()``."""
+    unique = {}
+    for cut in cuts:
+        unique.setdefault(cut.id, cut)
+    cuts = list(unique.values())
+    out: dict[str, np.ndarray] = {}
+    order = sorted(range(len(cuts)), key=lambda i: cuts[i].num_frames or 0)
+    # Load one batch at a time so memory holds a batch of features, not the test set.
+    for start in range(0, len(order), batch_size):
+        chunk = [cuts[i] for i in order[start : start + batch_size]]
+        feats = []
+        for cut in chunk:
+            f = cut.load_features()
+            feats.append(mean_normalize(f) if mean_norm else np.asarray(f, dtype=np.float32))
+        emb = embed_features(model, feats, batch_size=len(chunk))
+        out.update(zip((c.id for c in chunk), emb))
+    return out
+
+
+def embed_texts(model: KwsModel, texts: Iterable[str], phone_table: PhoneTable,
+                g2p: Callable[[str], list[str]], batch_size: int = 512) -> dict[str, np.ndarray]:
+    """text -> E_t^utt (d,) for each distinct keyword text; the phones are ``g2p(text)``."""
+    uniq = list(dict.fromkeys(texts))
+    ids = []
+    for t in uniq:
+        try:
+            ids.append(phone_table.encode(g2p(t)))
+        except KeyError as e:  # a phone outside the model's table
+            raise KeywordError(f"keyword {t!r}: {e.args[0]}") from None
+        if not ids[-1]:
+            raise KeywordError(f"keyword {t!r} has no phones")
+    out: dict[str, np.ndarray] = {}
+    if not uniq:
+        return out
+    order = np.argsort([len(p) for p in ids], kind="stable")
+    dev = _device(model)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            lens = torch.tensor([len(ids[i]) for i in idx], dtype=torch.int64)
+            x = torch.zeros(len(idx), int(lens.max()), dtype=torch.int64)
+            for row, i in enumerate(idx):
+                x[row, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.int64)
+            utt = model.embed_text(x.to(dev), lens.to(dev)).utt.float().cpu().numpy()
+            out.update((uniq[i], utt[row]) for row, i in enumerate(idx))
+    return out
+
+
+def _normalized_matrix(emb: Mapping[str, np.ndarray]) -> tuple[dict[str, int], np.ndarray]:
+    keys = list(emb)
+    mat = np.stack([np.asarray(emb[k], dtype=np.float32) for k in keys]) if keys else np.zeros((0, 1), np.float32)
+    # Same eps as torch's cosine_similarity, so a zero vector scores 0 instead of NaN.
+    norms = np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-8)
+    return {k: i for i, k in enumerate(keys)}, mat / norms
+
+
+def score_trials(trials: Sequence[Trial], audio_emb: Mapping[str, np.ndarray],
+                 text_emb: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Cosine score of each trial (float64, trial order) from the embedding caches."""
+    a_index, a = _normalized_matrix(audio_emb)
+    t_index, t = _normalized_matrix(text_emb)
+    try:
+        ai = np.fromiter((a_index[tr.cut_id] for tr in trials), dtype=np.int64, count=len(trials))
+    except KeyError as e:
+        raise KeyError(f"cut {e.args[0]!r} of a trial has no audio embedding") from None
+    try:
+        ti = np.fromiter((t_index[tr.keyword] for tr in trials), dtype=np.int64, count=len(trials))
+    except KeyError as e:
+        raise KeyError(f"keyword {e.args[0]!r} of a trial has no text embedding") from None
+    out = np.empty(len(trials), dtype=np.float64)
+    # Chunks bound the gathered (chunk, d) copies for very long trial lists.
+    step = 1 << 16
+    for s in range(0, len(trials), step):
+        out[s : s + step] = np.einsum("ij,ij->i", a[ai[s : s + step]], t[ti[s : s + step]],
+                                      dtype=np.float64)
+    return out

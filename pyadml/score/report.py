@@ -1,0 +1,87 @@
+"""Markdown results tables and the sections of egs/<recipe>/RESULTS.md (stage 8)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Mapping
+
+from pyadml.fileio import write_text_atomic
+
+# (column title, metrics key, shown as a percentage)
+COLUMNS = [
+    ("trials", "num_trials", False),
+    ("AP (%)", "AP", True),
+    ("AP seen (%)", "AP_seen", True),
+    ("AP unseen (%)", "AP_unseen", True),
+    ("EER (%)", "EER", True),
+    ("AUC (%)", "AUC", True),
+    ("EER batch-avg (%)", "EER_batch", True),
+]
+
+
+def _cell(value, percent: bool) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if percent:
+        return f"{100 * float(value):.2f}"
+    return str(value)
+
+
+def results_table(metrics: Mapping[str, Mapping]) -> str:
+    """One row per test set, one column per headline metric (absent ones shown as '-'); columns
+    no set reports are left out."""
+    cols = [c for c in COLUMNS if any(c[1] in m for m in metrics.values())]
+    lines = ["| test set | " + " | ".join(c[0] for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for name, m in metrics.items():
+        lines.append(f"| {name} | " + " | ".join(_cell(m.get(k), pct) for _, k, pct in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _split_sections(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """(preamble, [(title, whole section text)]) split at '## ' headings."""
+    parts = re.split(r"(?m)^(?=## )", text)
+    preamble, sections = parts[0], []
+    for part in parts[1:]:
+        title = part.splitlines()[0][3:].strip()
+        sections.append((title, part))
+    return preamble, sections
+
+
+def update_results_md(
+    path: str | os.PathLike,
+    section_title: str,
+    table_md: str,
+    config_path: str | None,
+    git_commit: str | None,
+    command: str | None,
+) -> None:
+    """Write or replace the ``## <section_title>`` section of RESULTS.md, keeping the others
+    in place; a new section goes at the end."""
+    title = " ".join(section_title.split())
+    if not title:
+        raise ValueError("update_results_md: empty section title")
+    path = Path(path)
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n\n"
+    preamble, sections = _split_sections(old)
+    body = [f"## {title}", "", table_md.rstrip("\n"), ""]
+    body += [f"- config: `{config_path or 'unknown'}`",
+             f"- git commit: `{git_commit or 'unknown'}`"]
+    if command:
+        body.append(f"- command: `{command}`")
+    new = "\n".join(body) + "\n\n"
+    out, replaced = [], False
+    for t, text in sections:
+        if t == title:
+            if not replaced:
+                out.append(new)
+                replaced = True
+        else:
+            out.append(text if text.endswith("\n\n") else text.rstrip("\n") + "\n\n")
+    if not replaced:
+        out.append(new)
+    if preamble and not preamble.endswith("\n\n"):
+        preamble = preamble.rstrip("\n") + "\n\n"
+    write_text_atomic(path, (preamble + "".join(out)).rstrip("\n") + "\n")

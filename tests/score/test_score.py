@@ -1,0 +1,306 @@
+import json
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from lhotse import CutSet, Recording, SupervisionSegment
+from scipy.signal import resample_poly
+
+from pyadml.bin import score as score_cli
+from pyadml.bin import score_pairs
+from pyadml.data.dataset import mean_normalize
+from pyadml.data.features import compute_fbank, fbank_extractor, save_cuts
+from pyadml.data.trials import Trial, write_trials
+from pyadml.models import EcapaConfig, KwsModel, TextEncoderConfig
+from pyadml.models.export import export_model, load_model
+from pyadml.score.embed import embed_cuts, embed_texts, score_trials
+from pyadml.score.metrics import average_precision
+from pyadml.score.report import results_table, update_results_md
+from pyadml.text import G2P
+
+PHONES = list(G2P().inventory)
+AUDIO = {"channels": 16, "embed_dim": 16, "se_bottleneck": 8, "attention_bottleneck": 8}
+TEXT = {"embed_dim": 16, "hidden": 16, "layers": 1, "out_dim": 16}
+FBANK = {"num_mel_bins": 40, "frame_length": 0.025, "frame_shift": 0.01, "dither": 0.0}
+WORDS = ["hello", "world", "music", "water", "yellow", "table"]
+SEEN = {"hello", "world", "music"}
+
+
+def tiny_model_file(path, seed=0):
+    torch.manual_seed(seed)
+    model = KwsModel.from_configs(EcapaConfig(**AUDIO),
+                                  TextEncoderConfig(vocab_size=len(PHONES) + 1, **TEXT))
+    # Non-default running stats, so eval-mode BN is not the identity.
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm1d):
+            mod.running_mean.normal_(0, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+    export_model(model.state_dict(), path, audio_config=AUDIO, text_config=TEXT, phones=PHONES,
+                 g2p={"strip_stress": False, "word_boundary": None},
+                 features={**FBANK, "mean_norm": True}, meta={"test": True})
+    return path
+
+
+def write_noise(path, seconds, rate=16000, seed=0, channels=1):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.2 * np.sin(2 * np.pi * (200 + 100 * seed) * t) + 0.05 * rng.standard_normal(t.size)
+    if channels > 1:
+        x = np.stack([x, 0.5 * x + 0.01 * rng.standard_normal(t.size)], axis=1)
+    sf.write(path, x.astype(np.float32), rate, subtype="FLOAT")
+    return path
+
+
+def make_cuts(tmp_path, name, items):
+    """items: (cut id, word, speaker, seconds) -> fbank manifest under tmp/fbank/<name>."""
+    cuts = []
+    (tmp_path / "wav").mkdir(exist_ok=True)
+    for i, (cid, word, spk, seconds) in enumerate(items):
+        wav = write_noise(tmp_path / "wav" / f"{cid}.wav", seconds, seed=i)
+        rec = Recording.from_file(wav, recording_id=cid)
+        cut = rec.to_cut()
+        cut.id = cid
+        cut.supervisions = [SupervisionSegment(id=cid, recording_id=cid, start=0.0,
+                                               duration=rec.duration, text=word, speaker=spk)]
+        cuts.append(cut)
+    raw = tmp_path / f"{name}_raw.jsonl.gz"
+    save_cuts(CutSet.from_cuts(cuts), raw)
+    out = tmp_path / "fbank" / f"{name}.jsonl.gz"
+    compute_fbank(raw, tmp_path / "fbank" / f"{name}_feats", out, FBANK)
+    return out
+
+
+@pytest.fixture(scope="module")
+def fixture(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("score")
+    wsj = [(f"w{i}", WORDS[i], f"spk{i % 2}", 0.3 + 0.07 * i) for i in range(6)]
+    lp = [(f"lp{i}", w, f"lspk{i}", 0.4 + 0.1 * i) for i, w in enumerate(["hello world", "music", "water table", "yellow"])]
+    make_cuts(tmp, "wsj_test_words", wsj)
+    make_cuts(tmp, "libriphrase_test", lp)
+    trials_dir = tmp / "trials"
+    wsj_trials = []
+    for cid, word, _, _ in wsj:
+        for w in WORDS:
+            wsj_trials.append(Trial(cid, w, int(w == word), "seen" if w in SEEN else "unseen"))
+    write_trials(trials_dir / "wsj_clean.tsv", wsj_trials)
+    lp_e = [Trial("lp0", "hello world", 1, "diffspk_positive"), Trial("lp0", "music", 0, "diffspk_easyneg"),
+            Trial("lp1", "music", 1, "diffspk_positive"), Trial("lp1", "hello world", 0, "diffspk_easyneg")]
+    lp_h = [Trial("lp0", "hello world", 1, "diffspk_positive"), Trial("lp2", "water table", 1, "diffspk_positive"),
+            Trial("lp2", "water", 0, "diffspk_hardneg"), Trial("lp3", "yellow", 1, "diffspk_positive"),
+            Trial("lp3", "hello", 0, "diffspk_hardneg")]
+    write_trials(trials_dir / "libriphrase_lp_e.tsv", lp_e)
+    write_trials(trials_dir / "libriphrase_lp_h.tsv", lp_h)
+    model = tiny_model_file(tmp / "exp" / "tiny" / "final.pt")
+    return tmp, model
+
+
+def test_score_trials_equals_a_cosine_loop():
+    rng = np.random.default_rng(0)
+    audio = {f"c{i}": rng.normal(size=16).astype(np.float32) for i in range(50)}
+    text = {f"k{i}": rng.normal(size=16).astype(np.float32) for i in range(30)}
+    audio["zero"] = np.zeros(16, np.float32)
+    trials = [Trial(f"c{rng.integers(50)}", f"k{rng.integers(30)}", int(rng.integers(2)))
+              for _ in range(500)] + [Trial("zero", "k0", 0)]
+    got = score_trials(trials, audio, text)
+    want = [float(audio[t.cut_id] @ text[t.keyword]
+                  / max(np.linalg.norm(audio[t.cut_id]) * np.linalg.norm(text[t.keyword]), 1e-16))
+            for t in trials]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert got[-1] == 0.0  # a zero embedding scores 0, not NaN
+    torch_cos = torch.nn.functional.cosine_similarity(
+        torch.from_numpy(np.stack([audio[t.cut_id] for t in trials[:10]])),
+        torch.from_numpy(np.stack([text[t.keyword] for t in trials[:10]])), dim=-1)
+    np.testing.assert_allclose(got[:10], torch_cos.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(KeyError, match="no audio embedding"):
+        score_trials([Trial("nope", "k0", 1)], audio, text)
+    with pytest.raises(KeyError, match="no text embedding"):
+        score_trials([Trial("c0", "nope", 1)], audio, text)
+
+
+def test_score_trials_is_fast():
+    rng = np.random.default_rng(0)
+    audio = {f"c{i}": rng.normal(size=256).astype(np.float32) for i in range(5000)}
+    text = {f"k{i}": rng.normal(size=256).astype(np.float32) for i in range(3000)}
+    trials = [Trial(f"c{a}", f"k{b}", 0) for a, b in zip(rng.integers(5000, size=300_000),
+                                                        rng.integers(3000, size=300_000))]
+    t0 = time.perf_counter()
+    score_trials(trials, audio, text)
+    rate = len(trials) / (time.perf_counter() - t0)
+    assert rate > 100_000, f"{rate:.0f} trials/s"
+
+
+def test_embeddings_do_not_depend_on_batching(fixture):
+    tmp, model_path = fixture
+    loaded = load_model(model_path)
+    cuts = list(CutSet.from_file(tmp / "fbank" / "wsj_test_words.jsonl.gz"))
+    batched = embed_cuts(loaded.model, cuts + cuts[:2], batch_size=4)  # duplicates embedded once
+    assert sorted(batched) == sorted(c.id for c in cuts)
+    for c in cuts:
+        x = torch.from_numpy(mean_normalize(c.load_features()))[None]
+        with torch.inference_mode():
+            alone = loaded.model.embed_audio(x).utt[0].numpy()
+        np.testing.assert_allclose(batched[c.id], alone, rtol=1e-4, atol=1e-5)
+    texts = embed_texts(loaded.model, WORDS + ["hello world", "hello"], loaded.phone_table,
+                        loaded.g2p, batch_size=3)
+    assert len(texts) == len(WORDS) + 1
+    ids = torch.tensor([loaded.phone_ids("hello world")])
+    with torch.inference_mode():
+        alone = loaded.model.embed_text(ids).utt[0].numpy()
+    np.testing.assert_allclose(texts["hello world"], alone, rtol=1e-4, atol=1e-5)
+
+
+def test_score_end_to_end(fixture, capsys):
+    tmp, model_path = fixture
+    out = tmp / "exp" / "tiny" / "results"
+    results_md = tmp / "RESULTS.md"
+    argv = ["--model", str(model_path), "--fbank-dir", str(tmp / "fbank"), "--trials-dir",
+            str(tmp / "trials"), "--out-dir", str(out), "--results-md", str(results_md),
+            "--tag", "tiny"]
+    assert score_cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "skipping wsj_aug" in printed and "| wsj_clean |" in printed
+
+    for name, tsv in [("wsj_clean", "wsj_clean.tsv"), ("lp_e", "libriphrase_lp_e.tsv"),
+                      ("lp_h", "libriphrase_lp_h.tsv")]:
+        trials = (tmp / "trials" / tsv).read_text().splitlines()
+        rows = (out / name / "scores.tsv").read_text().splitlines()
+        assert len(rows) == len(trials)
+        for trial, row in zip(trials, rows):
+            head, score = row.rsplit("\t", 1)
+            assert head == trial and -1.0 <= float(score) <= 1.0
+    assert not (out / "wsj_aug").exists()
+
+    m = json.loads((out / "metrics.json").read_text())["sets"]
+    assert set(m) == {"wsj_clean", "lp_e", "lp_h"}
+    assert {"AP", "AP_seen", "AP_unseen", "AP_per_speaker", "EER"} <= set(m["wsj_clean"])
+    assert set(m["wsj_clean"]["AP_per_speaker"]) == {"spk0", "spk1"}
+    assert {"EER", "AUC", "EER_batch"} <= set(m["lp_e"]) and {"EER", "AUC", "EER_batch"} <= set(m["lp_h"])
+    for png in ("roc.png", "det.png", "pr.png"):
+        assert (out / png).stat().st_size > 1000
+    assert (out / "results.md").read_text().startswith("| test set |")
+
+    # Scores agree with embedding a trial's audio and text directly.
+    loaded = load_model(model_path)
+    cut = next(c for c in CutSet.from_file(tmp / "fbank" / "libriphrase_test.jsonl.gz") if c.id == "lp2")
+    with torch.inference_mode():
+        a = loaded.model.embed_audio(torch.from_numpy(mean_normalize(cut.load_features()))[None]).utt
+        t = loaded.model.embed_text(torch.tensor([loaded.phone_ids("water")])).utt
+    row = [r for r in (out / "lp_h" / "scores.tsv").read_text().splitlines()
+           if r.startswith("lp2\twater\t")][0]
+    assert float(row.split("\t")[-1]) == pytest.approx(float(KwsModel.score(a, t)), abs=1e-5)
+
+    # The unseen AP uses the unseen-keyword trials only.
+    rows = [r.split("\t") for r in (out / "wsj_clean" / "scores.tsv").read_text().splitlines()]
+    uns = [(float(r[4]), int(r[2])) for r in rows if r[3] == "unseen"]
+    assert m["wsj_clean"]["AP_unseen"] == pytest.approx(average_precision(*zip(*uns)))
+
+    text = results_md.read_text()
+    assert "## tiny" in text and "git commit:" in text and "pyadml.bin.score" in text
+
+
+def test_results_md_sections_are_replaced_in_place(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    t1 = results_table({"wsj_clean": {"num_trials": 10, "AP": 0.5}})
+    assert "| wsj_clean | 10 | 50.00 |" in t1
+    update_results_md(path, "a", t1, "conf/a.yaml", "abc123", "cmd a")
+    update_results_md(path, "b", results_table({"lp_e": {"EER": 0.1, "AUC": 0.9}}), None, None, None)
+    update_results_md(path, "a", results_table({"wsj_clean": {"num_trials": 10, "AP": 0.75}}),
+                      "conf/a.yaml", "def456", "cmd a2")
+    text = path.read_text()
+    assert text.startswith("# Results")
+    assert text.count("## a") == 1 and text.count("## b") == 1
+    assert text.index("## a") < text.index("## b")  # kept in place
+    assert "75.00" in text and "50.00" not in text and "def456" in text and "abc123" not in text
+    assert "git commit: `unknown`" in text
+
+
+# ---- score_pairs -------------------------------------------------------------------------
+
+def _pairs(tmp_path, lines, name="pairs.tsv"):
+    p = tmp_path / name
+    p.write_text("".join(line + "\n" for line in lines))
+    return p
+
+
+def test_score_pairs_resamples_and_mixes_down(fixture, tmp_path, capsys):
+    _, model_path = fixture
+    st8 = write_noise(tmp_path / "st8.wav", 0.6, rate=8000, seed=3, channels=2)
+    # Our own 16 kHz mono version of the same audio.
+    x, sr = sf.read(st8, dtype="float32", always_2d=True)
+    mono16 = resample_poly(x.mean(axis=1), 2, 1)
+    sf.write(tmp_path / "mono16.wav", mono16.astype(np.float32), 16000, subtype="FLOAT")
+    neg = write_noise(tmp_path / "neg.wav", 0.5, seed=5)
+    pairs = _pairs(tmp_path, [f"{st8}\thello\t1", f"{tmp_path / 'mono16.wav'}\thello\t1",
+                              f"{neg}\thello\t0", f"{neg}\tmusic\t0", f"{st8}\tmusic\t0"])
+    out = tmp_path / "scores.tsv"
+    assert score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "AP " in printed and "EER " in printed and "AUC " in printed
+    rows = out.read_text().splitlines()
+    assert len(rows) == 5
+    inputs = pairs.read_text().splitlines()
+    scores = []
+    for inp, row in zip(inputs, rows):
+        head, s = row.rsplit("\t", 1)
+        assert head == inp
+        scores.append(float(s))
+    assert np.all(np.isfinite(scores))
+    assert abs(scores[0] - scores[1]) < 1e-3
+
+
+def test_score_pairs_features_match_training(fixture, tmp_path):
+    """Same fbank as lhotse computes for a cut in training (before lilcom compression)."""
+    wav = write_noise(tmp_path / "a.wav", 0.7, seed=2)
+    ext = fbank_extractor(FBANK)
+    ours = score_pairs.features_for(wav, ext, 16000, mean_norm=True)
+    cut = Recording.from_file(wav).to_cut()
+    ref = mean_normalize(cut.compute_features(fbank_extractor(FBANK)))
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_score_pairs_without_labels(fixture, tmp_path, capsys):
+    _, model_path = fixture
+    wav = write_noise(tmp_path / "a.wav", 0.5)
+    pairs = _pairs(tmp_path, [f"{wav}\thello", f"{wav}\tHello!"])
+    out = tmp_path / "s.tsv"
+    assert score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out", str(out)]) == 0
+    assert "AP" not in capsys.readouterr().out
+    a, b = [float(r.rsplit("\t", 1)[1]) for r in out.read_text().splitlines()]
+    assert a == b  # normalised to the same phones
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("{wav}", "1 tab-separated field"),
+    ("{wav}\thello\t1\textra", "4 tab-separated field"),
+    ("{missing}\thello", "no such wav file"),
+    ("{empty}\thello", "no samples"),
+    ("{junk}\thello", "cannot read"),
+    ("{wav}\thello\t2", "label must be 0 or 1"),
+    ("{wav}\t!!!", "nothing pronounceable"),
+    ("{wav}\tпривет", "keyword"),
+])
+def test_score_pairs_errors_name_the_line(fixture, tmp_path, capsys, bad, message):
+    _, model_path = fixture
+    wav = write_noise(tmp_path / "a.wav", 0.5)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
+    (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wav")
+    line = bad.format(wav=wav, missing=tmp_path / "nope.wav", empty=tmp_path / "empty.wav",
+                      junk=tmp_path / "junk.wav")
+    pairs = _pairs(tmp_path, [f"{wav}\tworld", line])  # line 1 is fine, line 2 is not
+    out = tmp_path / "out.tsv"
+    rc = score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "pairs.tsv:2:" in err and message in err
+    assert not out.exists()
+
+
+def test_score_pairs_rejects_mixed_labels(fixture, tmp_path, capsys):
+    _, model_path = fixture
+    wav = write_noise(tmp_path / "a.wav", 0.5)
+    pairs = _pairs(tmp_path, [f"{wav}\thello\t1", f"{wav}\tworld"])
+    rc = score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out",
+                           str(tmp_path / "o.tsv")])
+    assert rc == 1 and "pairs.tsv:2:" in capsys.readouterr().err
