@@ -15,13 +15,19 @@ nj=$PYADML_NPROC
 synth_config=conf/synth.yaml
 synth_size=mini             # a size under "sizes:" in conf/synth.yaml
 synth_seed=                 # empty: the seed in the config
+train_config=conf/train_rp_mini.yaml
+tag=                        # experiment name under exp/; empty: from the training config
+nproc_per_node=1            # training processes (GPUs, or CPU processes with gloo)
 help_message="Usage: $0 [options]
   --stage N           first stage to run (default $stage)
   --stop-stage M      last stage to run (default: all)
   --force true|false  redo stages that are already done (default $force)
   --nj J              parallel jobs (default $nj)
   --synth-size NAME   embedded corpus size in $synth_config (default $synth_size)
-  --synth-seed S      seed of the embedded corpora (default: the config's)"
+  --synth-seed S      seed of the embedded corpora (default: the config's)
+  --train-config F    training yaml (default $train_config)
+  --tag NAME          experiment directory exp/NAME (default: the config's name)
+  --nproc-per-node N  training processes (default $nproc_per_node)"
 . utils/parse_options.sh
 done_dir=data/.done
 . utils/stage.sh
@@ -83,3 +89,23 @@ run_stage 5 "trial lists: WSJ protocol (clean, augmented, dev) and LibriPhrase L
   data/log/stage5_trials.log \
   python -m pyadml.bin.make_trials --config conf/data.yaml --cuts-dir $cuts \
     --manifests $manifests --out-dir data/trials
+
+tag=${tag:-$(basename "$train_config" .yaml | sed 's/^train_//')}
+exp=exp/$tag
+done_dir=$exp/.done   # stages 6-8 are done per experiment, not per data directory
+
+# Stage 6 always resumes: a re-run after a crash continues from the last checkpoint.
+run_stage 6 "train $tag with torchrun ($nproc_per_node process(es)), resuming if possible" \
+  $exp/log/stage6_train.log \
+  steps/train.sh --nproc-per-node "$nproc_per_node" --resume true "$train_config" $exp
+
+run_stage 7 "average the last checkpoints into a self-contained $exp/final.pt" \
+  $exp/log/stage7_export.log \
+  python -m pyadml.bin.export_model --exp-dir $exp --lang data/lang \
+    --fbank-config conf/fbank.yaml --out $exp/final.pt
+
+run_stage 8 "score WSJ (clean, augmented) and LibriPhrase (LP_E, LP_H): AP, EER, AUC, plots" \
+  $exp/log/stage8_score.log \
+  python -m pyadml.bin.score --model $exp/final.pt --fbank-dir data/fbank --trials-dir data/trials \
+    --out-dir $exp/results --results-md RESULTS.md --tag "$tag"
+[ "$stop_stage" -lt 8 ] || [ "$stage" -gt 8 ] || cat $exp/results/results.md 2>/dev/null || true
