@@ -40,7 +40,11 @@ class KeywordDataset(torch.utils.data.Dataset):
         phone_table: PhoneTable,
         keyword_ids: Mapping[str, int] | None = None,
         g2p: Callable[[str], list[str]] | None = None,
+        pad_multiple: int = 1,
     ):
+        # Padded lengths rounded up to a multiple: fewer distinct shapes, so CPU kernels
+        # (oneDNN primitives) are reused rather than built and cached for every batch.
+        self.pad_multiple = max(1, int(pad_multiple))
         # Indexing a (lazy) CutSet by id is a linear scan: index it once.
         self.cuts = {}
         for cut in cuts:
@@ -99,7 +103,9 @@ class KeywordDataset(torch.utils.data.Dataset):
         B = len(cuts)
         feat_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
         dim = feats[0].shape[1] if B else 0
-        feats_pad = torch.zeros(B, int(feat_lens.max()) if B else 0, dim, dtype=torch.float32)
+        t_max = int(feat_lens.max()) if B else 0
+        t_max = -(-t_max // self.pad_multiple) * self.pad_multiple
+        feats_pad = torch.zeros(B, t_max, dim, dtype=torch.float32)
         for i, f in enumerate(feats):
             feats_pad[i, :f.shape[0]] = torch.from_numpy(f)
         phone_lens = torch.tensor([len(p) for p in phones], dtype=torch.int64)

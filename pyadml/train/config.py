@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
         "lang": "data/lang",
     },
     "num_workers": 1,
+    "pad_frames_to": 16,     # round padded batch lengths up to a multiple (masked; fewer shapes)
     "threads": 0,            # torch threads per process; 0: cores / processes
     "log_interval": 20,      # steps between progress lines
     "checkpoint_every_steps": 0,  # 0: at the end of each epoch only

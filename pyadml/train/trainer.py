@@ -115,7 +115,8 @@ class Trainer:
         self.lexicon = read_lexicon(lang / "lexicon.txt")
         self.keyword_ids = read_keyword_ids(lang / "keywords.txt")
         cuts = CutSet.from_file(d["train"]).to_eager()
-        self.dataset = KeywordDataset(cuts, self.lexicon, self.phones, self.keyword_ids)
+        self.dataset = KeywordDataset(cuts, self.lexicon, self.phones, self.keyword_ids,
+                                      pad_multiple=cfg["pad_frames_to"])
         b = cfg["batch"]
         self.sampler = KeywordBatchSampler.from_cuts(
             cuts, keywords_per_batch=b["keywords"], utts_per_keyword=b["utts_per_keyword"],

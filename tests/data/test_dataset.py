@@ -148,3 +148,13 @@ def test_keyword_ids_round_trip_and_malformed_lines(tmp_path):
     path.write_text("hello 0\nmarket 2\n")
     with pytest.raises(ValueError, match="0..1"):
         read_keyword_ids(path)
+
+
+def test_padding_to_a_multiple_keeps_lengths_and_zero_padding(cuts):
+    ids = known_ids(cuts)
+    b = KeywordDataset(cuts, LEXICON, TABLE, pad_multiple=16)[ids]
+    assert b["feats"].shape[1] % 16 == 0 and b["feats"].shape[1] >= int(b["feat_lens"].max())
+    plain = KeywordDataset(cuts, LEXICON, TABLE)[ids]
+    for i, n in enumerate(b["feat_lens"].tolist()):
+        assert torch.equal(b["feats"][i, :n], plain["feats"][i, :n])
+        assert not b["feats"][i, n:].any()
