@@ -1,0 +1,108 @@
+"""Modality adversarial learning (MAL), paper Eq. (4)-(5), spec section 6.
+
+A modality classifier M (audio = 0, text = 1) sits behind a gradient reversal layer (GRL):
+M minimises its cross-entropy while the encoders, receiving the reversed gradient, maximise it,
+which is the minimax of Eq. (5) written as one minimised objective L_emb + lambda_adv * L_adv.
+One M is shared by the utterance level (E_a^utt, E_t^utt) and the phoneme level (the N*
+flattened rows of E^_a, E^_t); the caller switches each level (``mal_utt``, ``mal_phn``) and
+applies lambda_adv. M is training-only: the exporter keeps only ``audio.``/``text.`` weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+AUDIO_LABEL = 0
+TEXT_LABEL = 1
+REDUCTIONS = ("mean", "modality_sum")
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by -scale."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = float(scale)
+        return x.view_as(x)  # a view, not x itself, so autograd records this node
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * (-ctx.scale), None
+
+
+def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """GRL: y = x forward, dL/dx = -scale * dL/dy backward."""
+    return GradientReversal.apply(x, scale)
+
+
+class ModalityClassifier(nn.Module):
+    """M: Linear(d -> hidden) + ReLU + Linear(hidden -> 2); logits over (audio, text)."""
+
+    training_only = True
+
+    def __init__(self, d: int = 256, hidden: int = 256):
+        super().__init__()
+        self.d = int(d)
+        self.hidden = int(hidden)
+        self.net = nn.Sequential(nn.Linear(self.d, self.hidden), nn.ReLU(),
+                                 nn.Linear(self.hidden, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ModalityAdversarialLoss(nn.Module):
+    """L_adv (Eq. 4): L = -(1/(n+m)) [sum_i log M(GRL(a_i))_audio + sum_k log M(GRL(t_k))_text].
+
+    The GRL (gradient times -grl_scale, Eq. 5) is applied here, so the classifier learns to
+    separate the modalities while the encoders learn to confuse it.
+
+    Args:
+        classifier: the shared M (one instance for both levels).
+        grl_scale: the GRL factor; 1.0 as in the paper. lambda_adv is applied by the caller.
+        reduction: "mean" (default, spec: averaged over all n + m rows) or "modality_sum"
+            (the literal Eq. (4) normalisation: the per-modality mean cross-entropies added, i.e.
+            twice "mean" when n == m).
+
+    forward(audio_emb (n, d), text_emb (m, d)) -> (loss, accuracy): accuracy is M's fraction of
+    correctly classified rows (a python float for logging; near 0.5 = modality-invariant).
+    """
+
+    training_only = True
+
+    def __init__(self, classifier: ModalityClassifier, grl_scale: float = 1.0,
+                 reduction: str = "mean"):
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.classifier = classifier
+        self.grl_scale = float(grl_scale)
+        self.reduction = reduction
+
+    def forward(self, audio_emb: torch.Tensor,
+                text_emb: torch.Tensor) -> tuple[torch.Tensor, float]:
+        if audio_emb.dim() != 2 or text_emb.dim() != 2 or audio_emb.shape[1] != text_emb.shape[1]:
+            raise ValueError(f"need audio (n, d) and text (m, d), got {tuple(audio_emb.shape)} "
+                             f"and {tuple(text_emb.shape)}")
+        n, m = audio_emb.shape[0], text_emb.shape[0]
+        if n == 0 or m == 0:
+            raise ValueError(f"need rows of both modalities, got {n} audio and {m} text rows")
+        rows = grad_reverse(torch.cat([audio_emb, text_emb], dim=0), self.grl_scale)
+        logits = self.classifier(rows)
+        target = torch.cat([
+            torch.full((n,), AUDIO_LABEL, dtype=torch.long, device=logits.device),
+            torch.full((m,), TEXT_LABEL, dtype=torch.long, device=logits.device),
+        ])
+        if self.reduction == "mean":
+            loss = F.cross_entropy(logits, target)
+        else:
+            ce = F.cross_entropy(logits, target, reduction="none")
+            loss = ce[:n].mean() + ce[n:].mean()
+        with torch.no_grad():
+            accuracy = (logits.argmax(dim=1) == target).float().mean().item()
+        return loss, accuracy
+
+    def extra_repr(self) -> str:
+        return f"grl_scale={self.grl_scale}, reduction={self.reduction!r}"

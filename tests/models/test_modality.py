@@ -1,0 +1,95 @@
+"""Gradient reversal and the modality adversarial loss (Eq. 4-5) against direct computations."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pyadml.models.modality import (
+    GradientReversal, ModalityAdversarialLoss, ModalityClassifier, grad_reverse,
+)
+
+
+def f(y):
+    return (torch.tanh(y) * torch.arange(1.0, y.numel() + 1).view_as(y)).sum()
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5, 3.0])
+def test_grl_identity_forward_reversed_scaled_backward(scale):
+    torch.manual_seed(0)
+    x0 = torch.randn(4, 3)
+    x_ref = x0.clone().requires_grad_()
+    f(x_ref).backward()
+    x = x0.clone().requires_grad_()
+    y = grad_reverse(x, scale)
+    assert torch.equal(y, x0)
+    f(y).backward()
+    torch.testing.assert_close(x.grad, -scale * x_ref.grad)
+
+
+def test_grl_default_scale_is_minus_one():
+    x = torch.randn(5, requires_grad=True)
+    GradientReversal.apply(x, 1.0).sum().backward()
+    assert torch.equal(x.grad, -torch.ones(5))
+
+
+def test_classifier_shape():
+    m = ModalityClassifier(d=16, hidden=8)
+    assert m(torch.randn(7, 16)).shape == (7, 2)
+    assert [tuple(p.shape) for p in m.parameters()] == [(8, 16), (8,), (2, 8), (2,)]
+    assert ModalityClassifier.training_only
+
+
+def test_loss_matches_direct_cross_entropy_and_reverses_encoder_grads():
+    torch.manual_seed(1)
+    clf = ModalityClassifier(d=6, hidden=5)
+    loss_fn = ModalityAdversarialLoss(clf)
+    a0, t0 = torch.randn(4, 6), torch.randn(3, 6)
+
+    a, t = a0.clone().requires_grad_(), t0.clone().requires_grad_()
+    loss, _ = loss_fn(a, t)
+    loss.backward()
+    clf_grads = [p.grad.clone() for p in clf.parameters()]
+    clf.zero_grad()
+
+    a_ref, t_ref = a0.clone().requires_grad_(), t0.clone().requires_grad_()
+    target = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    ref = F.cross_entropy(clf(torch.cat([a_ref, t_ref])), target)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    for g, p in zip(clf_grads, clf.parameters()):
+        torch.testing.assert_close(g, p.grad)  # M itself minimises L_adv
+    torch.testing.assert_close(a.grad, -a_ref.grad)  # the encoders maximise it
+    torch.testing.assert_close(t.grad, -t_ref.grad)
+
+
+def test_modality_sum_reduction_is_eq4_normalisation():
+    torch.manual_seed(2)
+    clf = ModalityClassifier(d=4, hidden=4)
+    a, t = torch.randn(5, 4), torch.randn(2, 4)
+    loss, _ = ModalityAdversarialLoss(clf, reduction="modality_sum")(a, t)
+    ref = F.cross_entropy(clf(a), torch.zeros(5, dtype=torch.long)) + \
+        F.cross_entropy(clf(t), torch.ones(2, dtype=torch.long))
+    torch.testing.assert_close(loss, ref)
+    with pytest.raises(ValueError, match="reduction"):
+        ModalityAdversarialLoss(clf, reduction="sum")
+
+
+def test_accuracy_on_constructed_case():
+    clf = ModalityClassifier(d=2, hidden=2)
+    with torch.no_grad():  # logits = relu(x): predicts audio iff x0 > x1
+        for lin in (clf.net[0], clf.net[2]):
+            lin.weight.copy_(torch.eye(2))
+            lin.bias.zero_()
+    audio = torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 0.0]])  # right, wrong, right
+    text = torch.tensor([[0.0, 1.0], [5.0, 0.0]])  # right, wrong
+    _, acc = ModalityAdversarialLoss(clf)(audio, text)
+    assert isinstance(acc, float)
+    assert acc == pytest.approx(3 / 5)
+
+
+def test_rejects_bad_shapes():
+    loss_fn = ModalityAdversarialLoss(ModalityClassifier(d=4, hidden=4))
+    with pytest.raises(ValueError):
+        loss_fn(torch.randn(3, 4), torch.randn(3, 5))
+    with pytest.raises(ValueError):
+        loss_fn(torch.randn(0, 4), torch.randn(3, 4))
