@@ -39,6 +39,19 @@ DEFAULTS: dict[str, Any] = {
         "utt": "rp",
         "rp": {"w_d": 1.0, "w_a": 2.0, "w_p": 1.0, "detach_text": True, "max_angle_samples": 128,
                "normalize_embeddings": False},
+        # phoneme level (section 3): none | asyp | proxy_bd | proxy_ms | clat
+        "phn": "none",
+        "phn_opts": {"alpha": 0.01, "beta": 1.5, "lam": 0.01, "adams": None, "temperature": 0.1},
+        "lambda_phn": 0.1,
+        "mm": False,                 # monotonic matching loss on the cross-attention
+        "mm_target": "diagonal",     # diagonal | gaussian
+        # modality adversarial learning (section 6)
+        "mal_utt": False,
+        "mal_phn": False,
+        "lambda_adv": 0.1,
+        # keyword classification (section 5): none | sphereface2 | aam | triplet
+        "key": "none",
+        "key_opts": {},
     },
     "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip"},
     "optim": {"lr": 1.0e-4, "weight_decay": 1.0e-5, "lr_step_epochs": 20, "lr_gamma": 0.5,

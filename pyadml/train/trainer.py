@@ -21,7 +21,12 @@ from pyadml.data.dataset import KeywordDataset, read_keyword_ids
 from pyadml.data.sampler import KeywordBatchSampler
 from pyadml.fileio import atomic_path
 from pyadml.losses import RelationalProxyLoss
+from pyadml.losses.keyword import build_keyword_loss
+from pyadml.losses.mm import MonotonicMatchingLoss
+from pyadml.losses.phoneme import build_phoneme_loss
 from pyadml.models import EcapaConfig, EcapaEncoder, TextEncoder, TextEncoderConfig
+from pyadml.models.cross_attention import PhonemeCrossAttention, flatten_valid
+from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier
 from pyadml.text import PhoneTable, read_lexicon
 from pyadml.train.config import save_config
 
@@ -29,29 +34,94 @@ log = logging.getLogger("pyadml.train")
 
 
 class KwsObjective(nn.Module):
-    """The encoders and the training losses. Encoder weights live under ``audio.`` and
-    ``text.``, as the exported model expects; everything else is training-only."""
+    """The encoders and the training losses (model_spec sections 3-7):
 
-    def __init__(self, cfg: dict, vocab_size: int):
+        L = L_utt + L_key + L_MM + lambda_phn * L_phn + lambda_adv * (L_adv^phn + L_adv^utt)   (Eq. 3, 5)
+
+    Every term is switched by the ``loss`` config; the defaults give the RP-loss baseline.
+    Encoder weights live under ``audio.`` and ``text.``, as the exported model expects;
+    everything else (attention, classifiers, AdaMS scales) is training-only."""
+
+    def __init__(self, cfg: dict, vocab_size: int, num_keywords: int = 0):
         super().__init__()
         self.audio = EcapaEncoder(EcapaConfig(**cfg["model"]["audio"]))
         self.text = TextEncoder(TextEncoderConfig(vocab_size=vocab_size, **cfg["model"]["text"]))
         loss = cfg["loss"]
+        self.loss_cfg = loss
         if loss["utt"] != "rp":
             raise ValueError(f"loss.utt={loss['utt']!r}: only 'rp' is implemented")
         self.utt_loss = RelationalProxyLoss(**loss["rp"])
+        d = self.audio.cfg.embed_dim if hasattr(self.audio, "cfg") else cfg["model"]["audio"]["embed_dim"]
+        self.phn_loss = build_phoneme_loss(loss["phn"], vocab_size, **loss["phn_opts"])
+        self.use_mm = bool(loss["mm"])
+        self.phoneme_level = self.phn_loss is not None or self.use_mm or loss["mal_phn"]
+        if self.phoneme_level:
+            self.xattn = PhonemeCrossAttention(d)
+            self.mm_loss = MonotonicMatchingLoss(target=loss["mm_target"])
+        if loss["mal_utt"] or loss["mal_phn"]:
+            self.mal = ModalityAdversarialLoss(ModalityClassifier(d))
+        self.key_loss = None
+        if loss["key"] != "none":
+            if num_keywords < 2:
+                raise ValueError("a keyword classification loss needs the training keyword ids")
+            self.key_loss = build_keyword_loss(loss["key"], d, num_keywords, **loss["key_opts"])
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        _, a_utt, _ = self.audio(batch["feats"], batch["feat_lens"])
+        cfg = self.loss_cfg
+        a_phn, a_utt, a_mask = self.audio(batch["feats"], batch["feat_lens"])
         # Each keyword's M rows share one text: encode the K distinct ones and expand.
         uniq, inverse = np.unique(np.asarray(batch["texts"]), return_inverse=True)
         first = [int(np.flatnonzero(inverse == i)[0]) for i in range(len(uniq))]
-        idx = torch.as_tensor(first, device=batch["phones"].device)
-        _, t_utt, _ = self.text(batch["phones"][idx], batch["phone_lens"][idx])
-        t_rows = t_utt[torch.as_tensor(inverse, device=t_utt.device)]
-        labels = torch.as_tensor(inverse, device=a_utt.device)
-        total, terms = self.utt_loss(a_utt.float(), t_rows.float(), labels)
-        return total, {"l_utt": float(total.detach()), **terms}
+        dev = batch["phones"].device
+        idx = torch.as_tensor(first, device=dev)
+        rows = torch.as_tensor(inverse, device=dev)
+        t_phn, t_utt, t_mask = self.text(batch["phones"][idx], batch["phone_lens"][idx])
+        t_rows = t_utt[rows]
+        labels = torch.as_tensor(inverse, device=dev)
+        l_utt, terms = self.utt_loss(a_utt.float(), t_rows.float(), labels)
+        total = l_utt
+        terms = {"l_utt": float(l_utt.detach()), **terms}
+        if self.phoneme_level:
+            t_phn, t_mask, phones = t_phn[rows], t_mask[rows], batch["phones"][idx][rows]
+            aligned, attn = self.xattn(t_phn.float(), t_mask, a_phn.float(), a_mask)
+            a_hat, t_hat, phn_labels = flatten_valid(t_mask, aligned, t_phn.float(), phones)
+            if self.use_mm:
+                l_mm = self.mm_loss(attn, t_mask, a_mask)
+                total = total + l_mm
+                terms["l_mm"] = float(l_mm.detach())
+            if self.phn_loss is not None:
+                l_phn = self.phn_loss(t_hat, a_hat, phn_labels)
+                total = total + cfg["lambda_phn"] * l_phn
+                terms["l_phn"] = float(l_phn.detach())
+            if cfg["mal_phn"]:
+                l_adv, acc = self.mal(a_hat, t_hat)
+                total = total + cfg["lambda_adv"] * l_adv
+                terms.update(l_adv_phn=float(l_adv.detach()), mal_acc_phn=acc)
+        if cfg["mal_utt"]:
+            l_adv, acc = self.mal(a_utt.float(), t_rows.float())
+            total = total + cfg["lambda_adv"] * l_adv
+            terms.update(l_adv_utt=float(l_adv.detach()), mal_acc_utt=acc)
+        if self.key_loss is not None:
+            l_key = self.key_loss(a_utt.float(), batch["keyword_ids"])
+            total = total + l_key
+            terms["l_key"] = float(l_key.detach())
+        terms["loss"] = float(total.detach())
+        return total, terms
+
+    def no_weight_decay_parameters(self) -> list[nn.Parameter]:
+        return list(self.phn_loss.no_weight_decay_parameters()) if hasattr(
+            self.phn_loss, "no_weight_decay_parameters") else []
+
+    def after_optimizer_step(self) -> dict[str, float]:
+        """Clamp the AdaMS scales, advance margin warm-ups; returns values to log."""
+        stats = {}
+        if hasattr(self.phn_loss, "clamp_"):
+            self.phn_loss.clamp_()
+            if any(p.requires_grad for p in self.phn_loss.parameters()):
+                stats.update({f"adams_{k}": v for k, v in self.phn_loss.stats().items()})
+        if hasattr(self.key_loss, "step"):
+            self.key_loss.step()
+        return stats
 
 
 def setup_distributed(device_pref: str = "auto") -> tuple[int, int, torch.device]:
@@ -121,13 +191,19 @@ class Trainer:
         self.sampler = KeywordBatchSampler.from_cuts(
             cuts, keywords_per_batch=b["keywords"], utts_per_keyword=b["utts_per_keyword"],
             seed=cfg["seed"], rank=self.rank, world_size=self.world, few=b["few"])
-        self.objective = KwsObjective(cfg, len(self.phones)).to(self.device)
+        self.objective = KwsObjective(cfg, len(self.phones), len(self.keyword_ids)).to(self.device)
         self.module = self.objective
         if self.world > 1:
             self.module = nn.parallel.DistributedDataParallel(
                 self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         o = cfg["optim"]
-        self.optimizer = torch.optim.AdamW(self.objective.parameters(), lr=o["lr"],
+        # AdaMS scales are excluded from weight decay (model_spec section 3).
+        no_decay = {id(p) for p in self.objective.no_weight_decay_parameters()}
+        groups = [
+            {"params": [p for p in self.objective.parameters() if id(p) not in no_decay]},
+            {"params": [p for p in self.objective.parameters() if id(p) in no_decay], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=o["lr"],
                                            weight_decay=o["weight_decay"])
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, o["lr_step_epochs"], o["lr_gamma"])
         self.amp_dtype = None
@@ -236,6 +312,7 @@ class Trainer:
             gnorm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), cfg["optim"]["grad_clip"])
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            terms.update(self.objective.after_optimizer_step())
             self.step += 1
             done += 1
             n_utts += len(batch["texts"]) * self.world

@@ -135,3 +135,26 @@ def test_two_gloo_processes_via_torchrun(data, tmp_path):
         assert "world 2" in (tmp_path / "ddp/log/train.rank0.log").read_text()
         assert (tmp_path / f"ddp/log/train.rank{rank}.log").exists()
     assert (tmp_path / "ddp/checkpoints/epoch-1.pt").exists()
+
+
+def test_full_adml_objective_trains_logs_every_term_and_keeps_adams_in_bounds(data, tmp_path):
+    cfg = config(data, **{"loss.phn": "asyp", "loss.mm": "true", "loss.mal_utt": "true",
+                          "loss.mal_phn": "true", "loss.key": "sphereface2", "epochs": 1,
+                          "optim.lr": 0.05})
+    trainer = Trainer(cfg, tmp_path / "adml")
+    scales = {k: v.detach().clone() for k, v in trainer.objective.phn_loss.named_parameters()}
+    trainer.run()
+    records = [json.loads(l) for l in (tmp_path / "adml" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    for key in ("l_utt", "l_mm", "l_phn", "l_adv_phn", "l_adv_utt", "l_key", "mal_acc_phn",
+                "mal_acc_utt", "adams_alpha_mean", "adams_lam_max"):
+        assert all(key in r for r in steps), key
+    phn = trainer.objective.phn_loss
+    assert any(not torch.equal(scales[k], v) for k, v in phn.named_parameters())  # AdaMS learns
+    assert float(phn.alpha.min()) >= 1e-4 and float(phn.beta.min()) >= 1e-4
+    assert float(phn.lam.abs().max()) <= 1.0
+    decay = {id(p): g["weight_decay"] for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert decay[id(phn.alpha)] == 0.0 and decay[id(trainer.objective.audio.parameters().__next__())] > 0
+    # the exported model keeps the encoders only
+    state = torch.load(tmp_path / "adml" / "checkpoints" / "epoch-1.pt", weights_only=False)["model"]
+    assert any(k.startswith("key_loss.") for k in state) and any(k.startswith("xattn.") for k in state)
