@@ -51,7 +51,11 @@ DEFAULTS: dict[str, Any] = {
         "lambda_adv": 0.1,
         # keyword classification (section 5): none | sphereface2 | aam | triplet
         "key": "none",
-        "key_opts": {},
+        "key_opts": {
+            "sphereface2": {"s": 32.0, "m": 0.2, "lam": 0.7, "t": 3, "margin_warmup_steps": 0},
+            "aam": {"s": 32.0, "m": 0.2},
+            "triplet": {"margin": 0.2},
+        },
     },
     "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip"},
     "optim": {"lr": 1.0e-4, "weight_decay": 1.0e-5, "lr_step_epochs": 20, "lr_gamma": 0.5,
@@ -114,19 +118,25 @@ def apply_overrides(cfg: dict, overrides: list[str]) -> dict:
     return cfg
 
 
-def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict:
-    user = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config {path} does not exist")
-        user = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(user, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
+def _load_layers(path: Path, seen: tuple = ()) -> dict:
+    """A config file's values on top of its ``base:`` file (relative to it), recursively."""
+    if not path.is_file():
+        raise FileNotFoundError(f"training config {path} does not exist")
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: 'base' files form a cycle")
+    user = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(user, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    base = user.pop("base", None)
+    cfg = _load_layers(path.parent / base, seen + (path.resolve(),)) if base else DEFAULTS
     try:
-        cfg = _merge(DEFAULTS, user)
+        return _merge(cfg, user)
     except (KeyError, TypeError) as e:
         raise type(e)(f"{path}: {e.args[0]}") from None
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict:
+    cfg = DEFAULTS if path is None else _load_layers(Path(path))
     return apply_overrides(cfg, list(overrides))
 
 

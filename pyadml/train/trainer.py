@@ -64,7 +64,8 @@ class KwsObjective(nn.Module):
         if loss["key"] != "none":
             if num_keywords < 2:
                 raise ValueError("a keyword classification loss needs the training keyword ids")
-            self.key_loss = build_keyword_loss(loss["key"], d, num_keywords, **loss["key_opts"])
+            opts = loss["key_opts"].get(loss["key"], {})
+            self.key_loss = build_keyword_loss(loss["key"], d, num_keywords, **opts)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.loss_cfg

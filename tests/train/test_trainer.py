@@ -158,3 +158,25 @@ def test_full_adml_objective_trains_logs_every_term_and_keeps_adams_in_bounds(da
     # the exported model keeps the encoders only
     state = torch.load(tmp_path / "adml" / "checkpoints" / "epoch-1.pt", weights_only=False)["model"]
     assert any(k.startswith("key_loss.") for k in state) and any(k.startswith("xattn.") for k in state)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "egs/wsj_librikws/conf/ablation").glob("*.yaml"))
+                         + sorted((ROOT / "egs/wsj_librikws/conf").glob("train_*.yaml")), ids=lambda p: p.name)
+def test_every_training_config_builds_its_objective(path):
+    from pyadml.train.trainer import KwsObjective
+
+    cfg = load_config(path)
+    obj = KwsObjective(cfg, 70, 10)
+    assert (obj.phn_loss is None) == (cfg["loss"]["phn"] == "none")
+    assert (obj.key_loss is None) == (cfg["loss"]["key"] == "none")
+
+
+def test_base_configs_layer_and_cycles_fail(tmp_path):
+    mini = load_config(ROOT / "egs/wsj_librikws/conf/train_rp_mini.yaml")
+    row = load_config(ROOT / "egs/wsj_librikws/conf/ablation/table2_mal_utt.yaml")
+    assert row["loss"]["mal_utt"] and {k: v for k, v in row.items() if k != "loss"} == {
+        k: v for k, v in mini.items() if k != "loss"}
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ValueError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
