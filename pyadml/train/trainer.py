@@ -172,7 +172,9 @@ class Trainer:
         self.exp = Path(exp_dir)
         self.rank, self.world, self.device = setup_distributed(cfg["device"])
         self._setup_logging()
-        threads = cfg["threads"] or max(1, (os.cpu_count() or 1) // max(1, self.world))
+        # steps/train.sh says how many cores each process has (the node's, or the Slurm allocation's).
+        threads = (cfg["threads"] or int(os.environ.get("PYADML_TRAIN_THREADS", "0"))
+                   or max(1, (os.cpu_count() or 1) // max(1, self.world)))
         torch.set_num_threads(threads)
         random.seed(cfg["seed"])
         np.random.seed(cfg["seed"])
