@@ -455,10 +455,12 @@ def augment_eval_cuts(cuts: CutSet, *, rirs: RecordingSet | None, noise: Recordi
                       seed: int) -> CutSet:
     """One augmented version per cut (the WSJ evaluation condition: RIRs and MUSAN noises).
 
-    Speed perturbation is off: it changes the speaker, not the acoustic condition.
+    Speed perturbation and band-limiting are training-only: the paper's test condition is
+    reverberation and noise, so those options must not change it.
     """
-    return augment_cuts(cuts, rirs=rirs, noise=noise, music=music, babble=babble, cfg=cfg,
-                        seed=seed, copies=1, keep_clean=False, speed=False)
+    return augment_cuts(cuts, rirs=rirs, noise=noise, music=music, babble=babble,
+                        cfg={**cfg, "bandlimit_prob": 0.0}, seed=seed, copies=1,
+                        keep_clean=False, speed=False)
 
 
 def recipe_tags(aug: dict | None) -> list[str]:

@@ -344,3 +344,13 @@ def test_cli_writes_augmented_manifest(data, tmp_path, capsys):
     assert sorted(p.name for p in out.parent.iterdir()) == ["aug.jsonl.gz"]  # no temp left
     assert cli.main(args[:-2] + ["--eval"]) == 0
     assert len(CutSet.from_file(out)) == len(data["cuts"])
+
+
+def test_eval_copies_never_get_training_only_options(data):
+    # The WSJ test condition is reverberation and noise only, whatever the training options.
+    cfg = dict(DEFAULT_CONFIG, **FULL)
+    out = augment_eval_cuts(data["cuts"], **sources(data), cfg=cfg, seed=3)
+    for cut in out:
+        assert cut.custom["aug"]["speed"] is None and cut.custom["aug"]["bandlimit"] is None
+    train = augment_cuts(data["cuts"], **sources(data), cfg=cfg, seed=3, copies=4, keep_clean=False)
+    assert any(c.custom["aug"]["bandlimit"] is not None for c in train)
