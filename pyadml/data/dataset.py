@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+import pyadml.data.augment  # noqa: F401  lhotse must know our transforms to read augmented cuts
 from pyadml.fileio import write_lines_atomic
 from pyadml.text import PhoneTable
 

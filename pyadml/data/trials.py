@@ -130,6 +130,8 @@ def build_recipe_trials(cuts_dir, manifest_dir, out_dir, cfg: dict) -> dict[str,
 
     from lhotse import CutSet
 
+    import pyadml.data.augment  # noqa: F401  lhotse must know our transforms to read augmented cuts
+
     cuts_dir, manifest_dir, out_dir = Path(cuts_dir), Path(manifest_dir), Path(out_dir)
     unknown = set(cfg) - {"negatives_per_positive", "seed"}
     if unknown:

@@ -354,3 +354,16 @@ def test_eval_copies_never_get_training_only_options(data):
         assert cut.custom["aug"]["speed"] is None and cut.custom["aug"]["bandlimit"] is None
     train = augment_cuts(data["cuts"], **sources(data), cfg=cfg, seed=3, copies=4, keep_clean=False)
     assert any(c.custom["aug"]["bandlimit"] is not None for c in train)
+
+
+def test_a_fresh_process_reads_speed_perturbed_manifests_through_the_dataset(data, tmp_path):
+    import subprocess
+    import sys
+
+    perturbed = CutSet.from_cuts([perturb_speed(c, 1.1) for c in data["cuts"]])
+    perturbed.to_file(tmp_path / "sp.jsonl.gz")
+    code = ("import pyadml.data.dataset\nfrom lhotse import CutSet\n"
+            f"c = CutSet.from_file({str(tmp_path / 'sp.jsonl.gz')!r}).to_eager()\n"
+            "print(len(c), c[0].load_audio().shape)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
