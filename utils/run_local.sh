@@ -43,6 +43,7 @@
 set -euo pipefail
 
 prog=run_local.sh
+. "$(dirname "${BASH_SOURCE[0]}")/queue_common.sh"
 
 usage() {
   cat <<EOF
@@ -59,73 +60,34 @@ e.g.: $prog --max-jobs-run 2 JOB=1:4 exp/log/fbank.JOB.log python -m x --part JO
 EOF
 }
 
-die_usage() {
-  printf '%s: %s\n' "$prog" "$1" >&2
-  usage >&2
-  exit 2
-}
-
 # ---------------------------------------------------------------- options
 max_jobs_run=
 num_threads=
 gpu=0
 while (( $# > 0 )); do
-  case $1 in
-    --help|-h) usage; exit 0 ;;
-    --) shift; break ;;
-    --*=*) opt=${1%%=*}; val=${1#*=}; shift ;;
-    --*)
-      opt=$1
-      (( $# >= 2 )) || die_usage "option $opt requires a value"
-      val=$2; shift 2 ;;
-    *) break ;;
-  esac
+  queue_next_option "$@"
+  shift "$queue_nshift"
+  [[ -n $opt ]] || break
   case $opt in
     --max-jobs-run)
       [[ $val =~ ^[0-9]+$ ]] && (( 10#$val >= 1 )) \
-        || die_usage "--max-jobs-run must be a positive integer, got '$val'"
+        || queue_die_usage "--max-jobs-run must be a positive integer, got '$val'"
       max_jobs_run=$(( 10#$val )) ;;
     --num-threads)
       [[ $val =~ ^[0-9]+$ ]] && (( 10#$val >= 1 )) \
-        || die_usage "--num-threads must be a positive integer, got '$val'"
+        || queue_die_usage "--num-threads must be a positive integer, got '$val'"
       num_threads=$(( 10#$val )) ;;
     --gpu)
       [[ $val =~ ^[0-9]+$ ]] \
-        || die_usage "--gpu must be a non-negative integer, got '$val'"
+        || queue_die_usage "--gpu must be a non-negative integer, got '$val'"
       gpu=$(( 10#$val )) ;;
     --mem|--time|--config) : ;;   # cluster-only; nothing to do locally
-    *) die_usage "unknown option $opt" ;;
+    *) queue_die_usage "unknown option $opt" ;;
   esac
 done
 
 # ------------------------------------------------------------ job range
-jobvar=
-start=1
-end=1
-if (( $# > 0 )) && [[ $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
-  jobvar=${BASH_REMATCH[1]}
-  range=${BASH_REMATCH[2]}
-  if [[ $range =~ ^([0-9]+):([0-9]+)$ ]]; then
-    start=$(( 10#${BASH_REMATCH[1]} )); end=$(( 10#${BASH_REMATCH[2]} ))
-  elif [[ $range =~ ^([0-9]+)$ ]]; then
-    start=$(( 10#${BASH_REMATCH[1]} )); end=$start
-  else
-    die_usage "bad job range '$1' (expected e.g. JOB=1:4)"
-  fi
-  (( end >= start )) || die_usage "bad job range '$1': end < start"
-  shift
-fi
-
-(( $# >= 1 )) || die_usage "missing log file"
-(( $# >= 2 )) || die_usage "missing command"
-logfile=$1
-shift
-[[ -n $logfile ]] || die_usage "empty log file name"
-if [[ -n $jobvar ]] && (( end > start )) && [[ $logfile != *"$jobvar"* ]]; then
-  die_usage "running $(( end - start + 1 )) jobs but the log file '$logfile' does not contain $jobvar"
-fi
-cmd_words=("$@")
-num_jobs=$(( end - start + 1 ))
+queue_parse_args "$@"
 [[ -n $max_jobs_run ]] || max_jobs_run=$num_jobs
 
 if (( gpu > 0 )) && ! command -v nvidia-smi >/dev/null 2>&1; then
@@ -137,41 +99,12 @@ fi
 threads=${num_threads:-1}
 
 # ------------------------------------------------------------- helpers
-# subst TEXT INDEX: TEXT with every occurrence of $jobvar replaced by INDEX.
-subst() {
-  if [[ -n $jobvar ]]; then
-    printf '%s' "${1//"$jobvar"/$2}"
-  else
-    printf '%s' "$1"
-  fi
-}
-
-# quote_word WORD: WORD as one shell word (single-quoted when needed).
-quote_word() {
-  local w=$1 sq="'"
-  if [[ -n $w && ! $w =~ [[:space:]\'\"] ]]; then
-    printf '%s' "$w"
-  else
-    printf "'%s'" "${w//$sq/$sq\\$sq$sq}"
-  fi
-}
-
-# build_command INDEX: the shell command line for job INDEX.
-build_command() {
-  local idx=$1 k line
-  line=$(subst "${cmd_words[0]}" "$idx")
-  for (( k = 1; k < ${#cmd_words[@]}; k++ )); do
-    line+=" $(quote_word "$(subst "${cmd_words[k]}" "$idx")")"
-  done
-  printf '%s' "$line"
-}
-
 # run_job INDEX LOG COMMAND STATUS_FILE: runs in a background subshell.
 run_job() {
   local idx=$1 log=$2 command=$3 status_file=$4
   local t0 t1 rc=0 child got_sig=0
   if ! mkdir -p -- "$(dirname -- "$log")" 2>/dev/null \
-      || ! { printf '# %s\n# Started at %s\n' "$command" "$(date)" > "$log"; } 2>/dev/null; then
+      || ! { queue_log_header "$command" > "$log"; } 2>/dev/null; then
     echo "$prog: job $idx: cannot write log file $log" >&2
     echo 1 > "$status_file"
     return 1
@@ -187,10 +120,7 @@ run_job() {
   fi
   trap - TERM HUP INT
   t1=$(date +%s)
-  {
-    printf '# Accounting: time=%d threads=%s\n' "$(( t1 - t0 ))" "$threads"
-    printf '# Ended (code %d) at %s, elapsed time %d seconds\n' "$rc" "$(date)" "$(( t1 - t0 ))"
-  } >> "$log"
+  queue_log_footer "$rc" "$(( t1 - t0 ))" "$threads" >> "$log"
   echo "$rc" > "$status_file"
   return "$rc"
 }
@@ -231,8 +161,8 @@ for (( i = start; i <= end; i++ )); do
       sleep 0.1
     fi
   done
-  job_log=$(subst "$logfile" "$i")
-  job_cmd=$(build_command "$i")
+  job_log=$(queue_subst "$logfile" "$i")
+  job_cmd=$(queue_quote_command "$i")
   run_job "$i" "$job_log" "$job_cmd" "$status_dir/$i" &
   pids+=("$!")
 done
@@ -249,7 +179,7 @@ for (( i = start; i <= end; i++ )); do
   [[ -f $status_dir/$i ]] && rc=$(< "$status_dir/$i")
   if [[ $rc != 0 ]]; then
     failed+=("$i:${rc:-unknown}")
-    [[ -n $first_failed_log ]] || first_failed_log=$(subst "$logfile" "$i")
+    [[ -n $first_failed_log ]] || first_failed_log=$(queue_subst "$logfile" "$i")
   fi
 done
 
@@ -257,7 +187,7 @@ if (( ${#failed[@]} > 0 )); then
   echo "$prog: ${#failed[@]} / $num_jobs failed, log is in $first_failed_log" >&2
   if (( num_jobs > 1 )); then
     for f in "${failed[@]}"; do
-      echo "$prog:   job ${f%%:*} exited with code ${f#*:}, log is in $(subst "$logfile" "${f%%:*}")" >&2
+      echo "$prog:   job ${f%%:*} exited with code ${f#*:}, log is in $(queue_subst "$logfile" "${f%%:*}")" >&2
     done
   fi
   exit 1

@@ -75,6 +75,7 @@
 set -euo pipefail
 
 prog=run_slurm.sh
+. "$(dirname "${BASH_SOURCE[0]}")/queue_common.sh"
 
 usage() {
   cat <<EOF
@@ -89,12 +90,6 @@ Options:
   --mem X | --time T | --gpu G | --NAME V   mapped to sbatch flags by the config
 e.g.: $prog --config conf/slurm.conf JOB=1:4 exp/log/fbank.JOB.log python -m x --part JOB --of 4
 EOF
-}
-
-die_usage() {
-  printf '%s: %s\n' "$prog" "$1" >&2
-  usage >&2
-  exit 2
 }
 
 die_config() {
@@ -122,32 +117,25 @@ config=
 declare -A cli=()      # option name (underscores) -> value, from the command line
 cli_names=()           # in the order given
 while (( $# > 0 )); do
-  case $1 in
-    --help|-h) usage; exit 0 ;;
-    --) shift; break ;;
-    --*=*) opt=${1%%=*}; val=${1#*=}; shift ;;
-    --*)
-      opt=$1
-      (( $# >= 2 )) || die_usage "option $opt requires a value"
-      val=$2; shift 2 ;;
-    *) break ;;
-  esac
+  queue_next_option "$@"
+  shift "$queue_nshift"
+  [[ -n $opt ]] || break
   name=${opt#--}
   name=${name//-/_}
-  [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die_usage "bad option $opt"
+  [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || queue_die_usage "bad option $opt"
   case $name in
     config) config=$val; continue ;;
     max_jobs_run)
       [[ $val =~ ^[0-9]+$ ]] && (( 10#$val >= 1 )) \
-        || die_usage "--max-jobs-run must be a positive integer, got '$val'"
+        || queue_die_usage "--max-jobs-run must be a positive integer, got '$val'"
       max_jobs_run=$(( 10#$val )); continue ;;
     num_threads)
       [[ $val =~ ^[0-9]+$ ]] && (( 10#$val >= 1 )) \
-        || die_usage "--num-threads must be a positive integer, got '$val'"
+        || queue_die_usage "--num-threads must be a positive integer, got '$val'"
       val=$(( 10#$val )); num_threads=$val ;;
     gpu)
       [[ $val =~ ^[0-9]+$ ]] \
-        || die_usage "--gpu must be a non-negative integer, got '$val'"
+        || queue_die_usage "--gpu must be a non-negative integer, got '$val'"
       val=$(( 10#$val )) ;;
   esac
   [[ -n ${cli[$name]+set} ]] || cli_names+=("$name")
@@ -155,33 +143,7 @@ while (( $# > 0 )); do
 done
 
 # ------------------------------------------------------------ job range
-jobvar=
-start=1
-end=1
-if (( $# > 0 )) && [[ $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
-  jobvar=${BASH_REMATCH[1]}
-  range=${BASH_REMATCH[2]}
-  if [[ $range =~ ^([0-9]+):([0-9]+)$ ]]; then
-    start=$(( 10#${BASH_REMATCH[1]} )); end=$(( 10#${BASH_REMATCH[2]} ))
-  elif [[ $range =~ ^([0-9]+)$ ]]; then
-    start=$(( 10#${BASH_REMATCH[1]} )); end=$start
-  else
-    die_usage "bad job range '$1' (expected e.g. JOB=1:4)"
-  fi
-  (( end >= start )) || die_usage "bad job range '$1': end < start"
-  shift
-fi
-
-(( $# >= 1 )) || die_usage "missing log file"
-(( $# >= 2 )) || die_usage "missing command"
-logfile=$1
-shift
-[[ -n $logfile ]] || die_usage "empty log file name"
-if [[ -n $jobvar ]] && (( end > start )) && [[ $logfile != *"$jobvar"* ]]; then
-  die_usage "running $(( end - start + 1 )) jobs but the log file '$logfile' does not contain $jobvar"
-fi
-cmd_words=("$@")
-num_jobs=$(( end - start + 1 ))
+queue_parse_args "$@"
 threads=${num_threads:-1}
 
 # ------------------------------------------------------------- config
@@ -194,7 +156,7 @@ if [[ -z $config ]]; then
     config_text=$default_config
   fi
 else
-  [[ -f $config && -r $config ]] || die_usage "config file '$config' does not exist or is not readable"
+  [[ -f $config && -r $config ]] || queue_die_usage "config file '$config' does not exist or is not readable"
   config_text=$(< "$config")
 fi
 
@@ -254,35 +216,6 @@ for name in ${cli_names[@]+"${cli_names[@]}"}; do
 done
 
 # ------------------------------------------------------------- helpers
-# subst TEXT INDEX: TEXT with every occurrence of $jobvar replaced by INDEX.
-subst() {
-  if [[ -n $jobvar ]]; then
-    printf '%s' "${1//"$jobvar"/$2}"
-  else
-    printf '%s' "$1"
-  fi
-}
-
-# quote_word WORD: WORD as one shell word (single-quoted when needed).
-quote_word() {
-  local w=$1 sq="'"
-  if [[ -n $w && ! $w =~ [[:space:]\'\"] ]]; then
-    printf '%s' "$w"
-  else
-    printf "'%s'" "${w//$sq/$sq\\$sq$sq}"
-  fi
-}
-
-# build_command INDEX: the shell command line for job INDEX.
-build_command() {
-  local idx=$1 k line
-  line=$(subst "${cmd_words[0]}" "$idx")
-  for (( k = 1; k < ${#cmd_words[@]}; k++ )); do
-    line+=" $(quote_word "$(subst "${cmd_words[k]}" "$idx")")"
-  done
-  printf '%s' "$line"
-}
-
 # nap SECONDS: sleep, but let a trapped signal in at once.
 nap() {
   sleep "$1" &
@@ -300,7 +233,7 @@ status_of() {
 }
 
 # ------------------------------------------------------------- batch script
-first_log=$(subst "$logfile" "$start")
+first_log=$(queue_subst "$logfile" "$start")
 qdir=$(dirname -- "$first_log")/q
 base=$(basename -- "$logfile")
 if [[ -n $jobvar ]]; then
@@ -315,7 +248,7 @@ cwd=$(pwd)
 mkdir -p -- "$qdir" || { echo "$prog: cannot create $qdir" >&2; exit 1; }
 # Remove old logs: a stale "# Ended (code 0)" must never be read as this run's.
 for (( i = start; i <= end; i++ )); do
-  rm -f -- "$(subst "$logfile" "$i")"
+  rm -f -- "$(queue_subst "$logfile" "$i")"
 done
 
 qpat=${qdir//%/%%}/${base//%/%%}
@@ -332,21 +265,22 @@ fi
 
 script="#!/bin/bash
 # Generated by utils/run_slurm.sh at $(date) for:
-#   $(subst "$logfile" "$jobvar") ($num_jobs task(s), $config)
+#   $(queue_subst "$logfile" "$jobvar") ($num_jobs task(s), $config)
 #   ${submit[*]} < this script
 cd $(printf '%q' "$cwd") || exit 1
 idx=\${SLURM_ARRAY_TASK_ID:-$start}
 case \$idx in
 "
 for (( i = start; i <= end; i++ )); do
-  script+="  $i) log=$(printf '%q' "$(subst "$logfile" "$i")")
-     command=$(printf '%q' "$(build_command "$i")") ;;
+  script+="  $i) log=$(printf '%q' "$(queue_subst "$logfile" "$i")")
+     command=$(printf '%q' "$(queue_quote_command "$i")") ;;
 "
 done
 script+="  *) echo \"run_slurm.sh batch script: unexpected task \$idx\" >&2; exit 1 ;;
 esac
+$(declare -f queue_log_header queue_log_footer)
 if ! mkdir -p -- \"\$(dirname -- \"\$log\")\" \\
-    || ! printf '# %s\\n# Started at %s\\n' \"\$command\" \"\$(date)\" > \"\$log\"; then
+    || ! queue_log_header \"\$command\" > \"\$log\"; then
   echo \"run_slurm.sh batch script: cannot write log file \$log\" >&2
   exit 1
 fi
@@ -371,8 +305,7 @@ if [ \"\$rc\" -eq 0 ]; then
   trap - TERM HUP INT
 fi
 t1=\$(date +%s)
-printf '# Accounting: time=%d threads=%s\\n' \"\$(( t1 - t0 ))\" $threads >> \"\$log\"
-printf '# Ended (code %d) at %s, elapsed time %d seconds\\n' \"\$rc\" \"\$(date)\" \"\$(( t1 - t0 ))\" >> \"\$log\"
+queue_log_footer \"\$rc\" \"\$(( t1 - t0 ))\" $threads >> \"\$log\"
 exit \"\$rc\"
 "
 
@@ -407,7 +340,7 @@ if [[ ! $jobid =~ ^[0-9]+$ ]]; then
   echo "$prog: could not read the job id from: $out" >&2
   exit 1
 fi
-echo "$prog: submitted Slurm job $jobid${array:+ (array $array)}: $(subst "$logfile" "$jobvar")" >&2
+echo "$prog: submitted Slurm job $jobid${array:+ (array $array)}: $(queue_subst "$logfile" "$jobvar")" >&2
 
 # ------------------------------------------------------------- wait
 # Poll every second for the first minute, then every 5 s, then every 15 s.
@@ -445,7 +378,7 @@ for (( tries = 0; tries <= log_wait; tries++ )); do
   missing=0
   for (( i = start; i <= end; i++ )); do
     [[ -n ${status[$i]:-} ]] && continue
-    rc=$(status_of "$(subst "$logfile" "$i")")
+    rc=$(status_of "$(queue_subst "$logfile" "$i")")
     if [[ -n $rc ]]; then status[$i]=$rc; else missing=1; fi
   done
   (( missing && tries < log_wait )) || break
@@ -458,7 +391,7 @@ for (( i = start; i <= end; i++ )); do
   rc=${status[$i]:-}
   if [[ $rc != 0 ]]; then
     failed+=("$i:${rc:-unknown}")
-    [[ -n $first_failed_log ]] || first_failed_log=$(subst "$logfile" "$i")
+    [[ -n $first_failed_log ]] || first_failed_log=$(queue_subst "$logfile" "$i")
   fi
 done
 
@@ -469,9 +402,9 @@ if (( ${#failed[@]} > 0 )); then
     rc=${f#*:}
     if [[ $rc == unknown ]]; then
       if [[ -n $jobvar ]]; then sout="$qdir/$base.$i.out"; else sout="$qdir/$base.out"; fi
-      echo "$prog:   job $i (Slurm job ${jobid}${jobvar:+_$i}) ended without an exit status (killed, cancelled or never started), log is in $(subst "$logfile" "$i"), Slurm's output in $sout" >&2
+      echo "$prog:   job $i (Slurm job ${jobid}${jobvar:+_$i}) ended without an exit status (killed, cancelled or never started), log is in $(queue_subst "$logfile" "$i"), Slurm's output in $sout" >&2
     elif (( num_jobs > 1 )); then
-      echo "$prog:   job $i exited with code $rc, log is in $(subst "$logfile" "$i")" >&2
+      echo "$prog:   job $i exited with code $rc, log is in $(queue_subst "$logfile" "$i")" >&2
     fi
   done
   exit 1
