@@ -31,8 +31,8 @@ def infer_g2p(phones: list[str]) -> dict:
         extra = [p for p in phones if p not in inv]
         if len(extra) <= 1 and inv <= set(phones):
             return {"strip_stress": strip, "word_boundary": extra[0] if extra else None}
-    raise ValueError(f"phones.txt is not a G2P inventory (stressed or not, with at most one word "
-                     f"boundary symbol); pass --strip-stress/--word-boundary")
+    raise ValueError("phones.txt is not a G2P inventory (stressed or not, with at most one word "
+                     "boundary symbol); pass --strip-stress/--word-boundary")
 
 
 def main(argv=None) -> int:

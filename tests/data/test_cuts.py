@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 from lhotse.supervision import AlignmentItem

@@ -4,7 +4,6 @@ tiny training config, on a copy of the recipe."""
 import csv
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 from lhotse import CutSet

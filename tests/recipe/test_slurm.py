@@ -29,7 +29,6 @@ TINY = RECIPE / "conf" / "train_tiny.yaml"
 SBIN = "/usr/local/sbin:/usr/sbin:/sbin"
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 BINARIES = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "scancel", "srun"]
-WORDS = ["cat", "dog", "fish", "bird", "tree", "road", "lamp", "door"]
 
 
 def base_env(**extra):
@@ -258,42 +257,6 @@ def write_wavs_and_cuts(root: Path) -> Path:
     return root / "cuts.jsonl.gz"
 
 
-def write_tiny_training_data(root: Path) -> Path:
-    """8 keywords x 5 tone utterances with fbank, lang and dev trials (the data fixture of
-    tests/train/test_trainer.py)."""
-    from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Recording, SupervisionSegment
-
-    from pyadml.data.dataset import write_keyword_ids
-    from pyadml.data.trials import Trial, write_trials
-    from pyadml.text import G2P, PhoneTable, write_lexicon
-
-    root.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    cuts = []
-    for k, word in enumerate(WORDS):
-        for u in range(5):
-            n = int(16000 * rng.uniform(0.25, 0.45))
-            t = np.arange(n) / 16000
-            x = 0.3 * np.sin(2 * np.pi * (200 + 90 * k) * t) + 0.01 * rng.standard_normal(n)
-            path = root / f"{word}{u}.wav"
-            sf.write(path, x, 16000)
-            rec = Recording.from_file(path)
-            cuts.append(rec.to_cut().with_id(f"{word}{u}"))
-            cuts[-1].supervisions = [SupervisionSegment(f"{word}{u}", rec.id, 0, rec.duration, text=word)]
-    cuts = CutSet.from_cuts(cuts).compute_and_store_features(
-        Fbank(FbankConfig(num_mel_bins=40)), root / "feats", storage_type=LilcomChunkyWriter)
-    train = CutSet.from_cuts([c for c in cuts if not c.id.endswith("4")])
-    dev = CutSet.from_cuts([c for c in cuts if c.id.endswith("4")])
-    train.to_file(root / "train.jsonl.gz")
-    dev.to_file(root / "dev.jsonl.gz")
-    g2p = G2P()
-    write_lexicon(root / "lang" / "lexicon.txt", g2p.lexicon(WORDS))
-    PhoneTable(g2p.inventory).write(root / "lang" / "phones.txt")
-    write_keyword_ids(root / "lang" / "keywords.txt", WORDS)
-    write_trials(root / "dev.tsv", [Trial(c.id, w, int(c.supervisions[0].text == w)) for c in dev for w in WORDS])
-    return root
-
-
 def overrides(data: Path):
     return [f"data.train={data / 'train.jsonl.gz'}", f"data.dev={data / 'dev.jsonl.gz'}",
             f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}",
@@ -427,8 +390,8 @@ def test_a_failing_task_fails_the_stage_and_names_its_log(cluster, tmp_path):
     assert codes[2].startswith("# Ended (code 1)")
 
 
-def test_two_node_training_equals_two_processes_on_one_node(cluster, tmp_path):
-    data = write_tiny_training_data(tmp_path / "data")
+def test_two_node_training_equals_two_processes_on_one_node(cluster, tmp_path, tiny_training_data):
+    data = tiny_training_data
     ov = overrides(data)
 
     # Reference: one node, two gloo processes, no Slurm.

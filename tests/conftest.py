@@ -1,0 +1,47 @@
+"""Fixtures shared across test folders."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+TRAIN_WORDS = ["cat", "dog", "fish", "bird", "tree", "road", "lamp", "door"]
+
+
+@pytest.fixture(scope="session")
+def tiny_training_data(tmp_path_factory) -> Path:
+    """8 keywords x 5 utterances of distinct tone patterns with fbank (4 train, 1 dev each),
+    a lang dir (lexicon, phones, keyword ids) and dev trials: enough to train in seconds."""
+    from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Recording, SupervisionSegment
+
+    from pyadml.data.dataset import write_keyword_ids
+    from pyadml.data.trials import Trial, write_trials
+    from pyadml.text import G2P, PhoneTable, write_lexicon
+
+    root = tmp_path_factory.mktemp("train_data")
+    rng = np.random.default_rng(0)
+    cuts = []
+    for k, word in enumerate(TRAIN_WORDS):
+        for u in range(5):
+            n = int(16000 * rng.uniform(0.25, 0.45))
+            t = np.arange(n) / 16000
+            x = 0.3 * np.sin(2 * np.pi * (200 + 90 * k) * t) + 0.01 * rng.standard_normal(n)
+            path = root / f"{word}{u}.wav"
+            sf.write(path, x, 16000)
+            rec = Recording.from_file(path)
+            cuts.append(rec.to_cut().with_id(f"{word}{u}"))
+            cuts[-1].supervisions = [SupervisionSegment(f"{word}{u}", rec.id, 0, rec.duration, text=word)]
+    cuts = CutSet.from_cuts(cuts).compute_and_store_features(
+        Fbank(FbankConfig(num_mel_bins=40)), root / "feats", storage_type=LilcomChunkyWriter)
+    train = CutSet.from_cuts([c for c in cuts if not c.id.endswith("4")])
+    dev = CutSet.from_cuts([c for c in cuts if c.id.endswith("4")])
+    train.to_file(root / "train.jsonl.gz")
+    dev.to_file(root / "dev.jsonl.gz")
+    g2p = G2P()
+    write_lexicon(root / "lang" / "lexicon.txt", g2p.lexicon(TRAIN_WORDS))
+    PhoneTable(g2p.inventory).write(root / "lang" / "phones.txt")
+    write_keyword_ids(root / "lang" / "keywords.txt", TRAIN_WORDS)
+    write_trials(root / "dev.tsv",
+                 [Trial(c.id, w, int(c.supervisions[0].text == w)) for c in dev for w in TRAIN_WORDS])
+    return root
