@@ -1,77 +1,14 @@
-"""Tables 1-3 of the paper from local/run_ablation.sh's runs: our WSJ-like AP beside the paper's,
-and our relative change against our RP baseline beside the paper's relative change."""
+"""Write the ablation tables (pyadml.score.ablation) of local/run_ablation.sh into RESULTS.md."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from pyadml.score.ablation import collect, tables
 from pyadml.score.report import update_results_md
-
-# (row config, description, the paper's WSJ AP in %), in the paper's order.
-TABLES = {
-    "Table 1: phoneme-level matching losses": [
-        ("table1_rp", "RP loss, no phoneme level", 75.10),
-        ("table1_proxy_bd", "RP + Proxy-BD (MSP)", 83.72),
-        ("table1_proxy_ms", "RP + Proxy-MS (ELSE)", 84.32),
-        ("table1_clat", "RP + clat (InfoNCE)", 83.59),
-        ("table1_asyp", "RP + AsyP (ELSE+MSP)", 84.42),
-        ("table1_asyp_adams", "RP + AsyP with AdaMS", 85.54),
-    ],
-    "Table 2: modality adversarial learning": [
-        ("table1_rp", "utt DML", 75.10),
-        ("table2_mal_utt", "utt DML + utt MAL", 81.41),
-        ("table1_asyp_adams", "utt DML + phn DML", 85.54),
-        ("table2_asyp_adams_mal_phn", "utt DML + phn DML + phn MAL", 86.12),
-        ("table2_adml", "utt and phn DML + MAL (ADML)", 86.23),
-    ],
-    "Table 3: keyword classification losses": [
-        ("table2_adml", "ADML, no L_key", 86.23),
-        ("table3_triplet", "ADML + triplet", 86.25),
-        ("table3_aam", "ADML + AAM-softmax", 87.44),
-        ("table3_sphereface2", "ADML + SphereFace2", 90.24),
-    ],
-}
-PAPER_BASELINE = 75.10
-
-
-def collect(exp_dir: Path, metric: str = "AP", test_set: str = "wsj_clean") -> dict[str, list[float]]:
-    """row -> the metric of each seed that has results."""
-    out: dict[str, list[float]] = {}
-    for path in sorted(exp_dir.glob("*/seed*/results/metrics.json")):
-        sets = json.loads(path.read_text())["sets"]
-        if test_set in sets:
-            out.setdefault(path.parents[2].name, []).append(100 * float(sets[test_set][metric]))
-    return out
-
-
-def _fmt(values: list[float]) -> str:
-    if not values:
-        return "not run"
-    if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f} (n={len(values)})"
-
-
-def tables(ours: dict[str, list[float]]) -> str:
-    base = np.mean(ours["table1_rp"]) if ours.get("table1_rp") else None
-    parts = []
-    for title, rows in TABLES.items():
-        lines = [f"### {title}", "",
-                 "| row | method | our AP (%) | paper AP (%) | our rel. change vs our RP | paper rel. change |",
-                 "|---|---|---|---|---|---|"]
-        for name, desc, paper in rows:
-            vals = ours.get(name, [])
-            rel = f"{100 * (np.mean(vals) / base - 1):+.2f}%" if vals and base else "-"
-            lines.append(f"| {name} | {desc} | {_fmt(vals)} | {paper:.2f} | {rel} | "
-                         f"{100 * (paper / PAPER_BASELINE - 1):+.2f}% |")
-        parts.append("\n".join(lines))
-    return "\n\n".join(parts)
 
 
 def main(argv=None) -> int:

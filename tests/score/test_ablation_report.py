@@ -1,6 +1,7 @@
 import json
 
-from pyadml.bin.ablation_report import collect, main, tables
+from pyadml.bin.ablation_report import main
+from pyadml.score.ablation import collect, tables
 
 
 def fake(exp, row, seed, ap):

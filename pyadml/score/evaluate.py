@@ -1,0 +1,156 @@
+"""Stage 8's evaluation: embed each distinct cut and keyword once (the LibriPhrase sets share
+their cuts), score every trial list from the caches, compute the metrics of model_spec
+section 9, and write scores.tsv per set, metrics.json, results.md and the ROC/DET/PR plots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from pyadml.data.trials import read_trials
+from pyadml.fileio import write_lines_atomic, write_text_atomic
+from pyadml.models.export import load_model
+from pyadml.score import metrics as M
+from pyadml.score.embed import embed_cuts, embed_texts, score_trials
+from pyadml.score.plots import plot_roc_det_pr
+from pyadml.score.report import results_table
+from pyadml.text import KeywordError
+
+
+class ScoreError(RuntimeError):
+    """A model, manifest or trial list that cannot be scored."""
+
+
+# name -> (cuts under --fbank-dir, trials under --trials-dir, protocol)
+TEST_SETS = {
+    "wsj_clean": ("wsj_test_words.jsonl.gz", "wsj_clean.tsv", "wsj"),
+    "wsj_aug": ("wsj_test_words_aug.jsonl.gz", "wsj_aug.tsv", "wsj"),
+    "lp_e": ("libriphrase_test.jsonl.gz", "libriphrase_lp_e.tsv", "libriphrase"),
+    "lp_h": ("libriphrase_test.jsonl.gz", "libriphrase_lp_h.tsv", "libriphrase"),
+}
+
+
+def _ap_or_none(scores, labels):
+    # AP needs a positive and a negative; a subset with one class has none.
+    labels = np.asarray(labels)
+    return M.average_precision(scores, labels) if 0 < labels.sum() < labels.size else None
+
+
+def wsj_metrics(trials, scores, speakers: dict[str, str]) -> dict:
+    labels = np.array([t.label for t in trials])
+    tags = np.array([t.tag for t in trials])
+    out = {"num_trials": len(trials), "num_positives": int(labels.sum()),
+           "AP": M.average_precision(scores, labels)}
+    for tag in ("seen", "unseen"):
+        sel = tags == tag
+        out[f"AP_{tag}"] = _ap_or_none(scores[sel], labels[sel])
+        out[f"num_trials_{tag}"] = int(sel.sum())
+    by_spk = defaultdict(list)
+    for i, t in enumerate(trials):
+        by_spk[speakers.get(t.cut_id) or "unknown"].append(i)
+    out["AP_per_speaker"] = {spk: _ap_or_none(scores[idx], labels[idx])
+                             for spk, idx in sorted(by_spk.items())}
+    out["EER"] = M.eer(scores, labels)
+    return out
+
+
+def libriphrase_metrics(trials, scores) -> dict:
+    labels = np.array([t.label for t in trials])
+    return {"num_trials": len(trials), "num_positives": int(labels.sum()),
+            "EER": M.eer(scores, labels), "AUC": M.auc(scores, labels),
+            "EER_batch": M.batched_eer(scores, labels, batch_size=2048, seed=0),
+            "AP": M.average_precision(scores, labels)}
+
+
+def git_commit() -> str:
+    try:
+        res = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).resolve().parent, timeout=10)
+        return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets=tuple(TEST_SETS),
+                    batch_size: int = 256, device: str = "cpu") -> tuple[dict, str]:
+    """Score the named test sets; returns (metrics per set, the markdown results table)."""
+    from lhotse import CutSet
+
+    try:
+        loaded = load_model(model_path, device=device)
+    except (OSError, ValueError) as e:
+        raise ScoreError(str(e)) from None
+    model = loaded.model
+    mean_norm = bool(loaded.features.get("mean_norm", True))
+    fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)
+
+    todo = {}
+    for name in sets:
+        cuts_file, trials_file, protocol = TEST_SETS[name]
+        missing = [str(f) for f in (fbank_dir / cuts_file, trials_dir / trials_file) if not f.is_file()]
+        if missing:
+            print(f"score: skipping {name}: missing {', '.join(missing)}")
+            continue
+        todo[name] = (fbank_dir / cuts_file, read_trials(trials_dir / trials_file), protocol)
+    if not todo:
+        raise ScoreError("no test set has both its cuts and its trials")
+
+    # One cache per cut manifest (the LibriPhrase sets share theirs) and one for all texts.
+    audio_cache: dict[Path, dict] = {}
+    speakers: dict[Path, dict] = {}
+    for cuts_path in dict.fromkeys(c for c, _, _ in todo.values()):
+        needed = {t.cut_id for c, trials, _ in todo.values() if c == cuts_path for t in trials}
+        cuts = [c for c in CutSet.from_file(cuts_path) if c.id in needed]
+        absent = needed - {c.id for c in cuts}
+        if absent:
+            raise ScoreError(f"{len(absent)} trial cut(s) are not in {cuts_path}, e.g. "
+                             f"{sorted(absent)[0]}")
+        t0 = time.time()
+        audio_cache[cuts_path] = embed_cuts(model, cuts, batch_size=batch_size,
+                                            mean_norm=mean_norm)
+        took = time.time() - t0
+        print(f"score: embedded {len(cuts)} cuts of {cuts_path.name} in {took:.1f} s "
+              f"({len(cuts) / max(took, 1e-9):.0f} cuts/s)")
+        speakers[cuts_path] = {c.id: (c.supervisions[0].speaker if c.supervisions else None)
+                               for c in cuts}
+    texts = dict.fromkeys(t.keyword for _, trials, _ in todo.values() for t in trials)
+    t0 = time.time()
+    try:
+        text_cache = embed_texts(model, texts, loaded.phone_table, loaded.g2p)
+    except KeywordError as e:
+        raise ScoreError(str(e)) from None
+    print(f"score: embedded {len(text_cache)} distinct keywords in {time.time() - t0:.1f} s")
+
+    results, curves = {}, {}
+    for name, (cuts_path, trials, protocol) in todo.items():
+        t0 = time.time()
+        scores = score_trials(trials, audio_cache[cuts_path], text_cache)
+        took = time.time() - t0
+        write_lines_atomic(out_dir / name / "scores.tsv",
+                           (f"{t.cut_id}\t{t.keyword}\t{t.label}\t{t.tag}\t{s:.6f}"
+                            for t, s in zip(trials, scores)))
+        labels = np.array([t.label for t in trials])
+        if not 0 < labels.sum() < labels.size:
+            print(f"score: {name}: trials hold only one class; no metrics")
+            continue
+        if protocol == "wsj":
+            results[name] = wsj_metrics(trials, scores, speakers[cuts_path])
+        else:
+            results[name] = libriphrase_metrics(trials, scores)
+        curves[name] = (scores, labels)
+        print(f"score: {name}: {len(trials)} trials scored in {took:.2f} s "
+              f"({len(trials) / max(took, 1e-9):.0f} trials/s)")
+
+    write_text_atomic(out_dir / "metrics.json", json.dumps(
+        {"model": str(model_path), "sets": results}, indent=2, sort_keys=False) + "\n")
+    table = results_table(results)
+    write_text_atomic(out_dir / "results.md", table)
+    if curves:
+        plot_roc_det_pr(curves, out_dir)
+    return results, table
+
