@@ -116,44 +116,38 @@ class AdaMS(_ClassScales):
         return asyp_loss(text, audio, labels, self.alpha, self.beta, self.lam)
 
 
-class ProxyBinomialDevianceLoss(_ClassScales):
+class _ProxyPairLoss(_ClassScales):
+    """AsyP's anchors and per-class scales with one term function on both sides:
+    mean_i [ f_pos(alpha_c, lam_c - S(t_i, a_j) over P_i) + f_neg(beta_c, S(a_i, t_k) - lam_c over N_i) ]."""
+
+    pos_term = neg_term = None  # set by the subclasses
+
+    def __init__(self, num_classes: int, alpha0: float = 0.01, beta0: float = 1.5,
+                 lam0: float = 0.01, learnable: bool = False, **bounds):
+        super().__init__(num_classes, alpha0, beta0, lam0, learnable, **bounds)
+
+    def forward(self, text: torch.Tensor, audio: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        _check_rows(text, audio, labels)
+        a, b, m = self._rows(labels, text)
+        sim = F.normalize(text, dim=1) @ F.normalize(audio, dim=1).T  # S(t_i, a_j)
+        same = labels.unsqueeze(0) == labels.unsqueeze(1)
+        return (self.pos_term(m - sim, same, a) + self.neg_term(sim.T - m, ~same, b)).mean()
+
+
+class ProxyBinomialDevianceLoss(_ProxyPairLoss):
     """Proxy-BD (Table 1), MSP for both terms:
     L = mean_i [ mean_{j in P_i} softplus(alpha_c (lam_c - S(t_i, a_j)))
-               + mean_{k in N_i} softplus(beta_c (S(a_i, t_k) - lam_c)) ],  c = labels[i].
+               + mean_{k in N_i} softplus(beta_c (S(a_i, t_k) - lam_c)) ],  c = labels[i]."""
 
-    Same anchors and per-class scales as AsyP: alpha on the positive side, beta on the negative.
-    """
-
-    def __init__(self, num_classes: int, alpha0: float = 0.01, beta0: float = 1.5,
-                 lam0: float = 0.01, learnable: bool = False, **bounds):
-        super().__init__(num_classes, alpha0, beta0, lam0, learnable, **bounds)
-
-    def forward(self, text: torch.Tensor, audio: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        _check_rows(text, audio, labels)
-        a, b, m = self._rows(labels, text)
-        sim = F.normalize(text, dim=1) @ F.normalize(audio, dim=1).T  # S(t_i, a_j)
-        same = labels.unsqueeze(0) == labels.unsqueeze(1)
-        return (_msp(m - sim, same, a) + _msp(sim.T - m, ~same, b)).mean()
+    pos_term = neg_term = staticmethod(_msp)
 
 
-class ProxyMultiSimilarityLoss(_ClassScales):
+class ProxyMultiSimilarityLoss(_ProxyPairLoss):
     """Proxy-MS (Table 1), ELSE for both terms:
     L = mean_i [ (1/alpha_c) log(1 + sum_{j in P_i} exp(alpha_c (lam_c - S(t_i, a_j))))
-               + (1/beta_c) log(1 + sum_{k in N_i} exp(beta_c (S(a_i, t_k) - lam_c))) ],  c = labels[i].
+               + (1/beta_c) log(1 + sum_{k in N_i} exp(beta_c (S(a_i, t_k) - lam_c))) ],  c = labels[i]."""
 
-    Same anchors and per-class scales as AsyP: alpha on the positive side, beta on the negative.
-    """
-
-    def __init__(self, num_classes: int, alpha0: float = 0.01, beta0: float = 1.5,
-                 lam0: float = 0.01, learnable: bool = False, **bounds):
-        super().__init__(num_classes, alpha0, beta0, lam0, learnable, **bounds)
-
-    def forward(self, text: torch.Tensor, audio: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        _check_rows(text, audio, labels)
-        a, b, m = self._rows(labels, text)
-        sim = F.normalize(text, dim=1) @ F.normalize(audio, dim=1).T  # S(t_i, a_j)
-        same = labels.unsqueeze(0) == labels.unsqueeze(1)
-        return (_else(m - sim, same, a) + _else(sim.T - m, ~same, b)).mean()
+    pos_term = neg_term = staticmethod(_else)
 
 
 class ClatLoss(nn.Module):

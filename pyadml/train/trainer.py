@@ -24,7 +24,7 @@ from pyadml.losses import RelationalProxyLoss
 from pyadml.losses.keyword import build_keyword_loss
 from pyadml.losses.mm import MonotonicMatchingLoss
 from pyadml.losses.phoneme import build_phoneme_loss
-from pyadml.models import EcapaConfig, EcapaEncoder, TextEncoder, TextEncoderConfig
+from pyadml.models import EcapaConfig, EcapaEncoder, KwsModel, TextEncoder, TextEncoderConfig
 from pyadml.models.cross_attention import PhonemeCrossAttention, flatten_valid
 from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier
 from pyadml.text import PhoneTable, read_lexicon
@@ -51,7 +51,7 @@ class KwsObjective(nn.Module):
         if loss["utt"] != "rp":
             raise ValueError(f"loss.utt={loss['utt']!r}: only 'rp' is implemented")
         self.utt_loss = RelationalProxyLoss(**loss["rp"])
-        d = self.audio.cfg.embed_dim if hasattr(self.audio, "cfg") else cfg["model"]["audio"]["embed_dim"]
+        d = self.audio.embed_dim
         self.phn_loss = build_phoneme_loss(loss["phn"], vocab_size, **loss["phn_opts"])
         self.use_mm = bool(loss["mm"])
         self.phoneme_level = self.phn_loss is not None or self.use_mm or loss["mal_phn"]
@@ -71,8 +71,8 @@ class KwsObjective(nn.Module):
         cfg = self.loss_cfg
         a_phn, a_utt, a_mask = self.audio(batch["feats"], batch["feat_lens"])
         # Each keyword's M rows share one text: encode the K distinct ones and expand.
-        uniq, inverse = np.unique(np.asarray(batch["texts"]), return_inverse=True)
-        first = [int(np.flatnonzero(inverse == i)[0]) for i in range(len(uniq))]
+        _, first, inverse = np.unique(np.asarray(batch["texts"]), return_index=True,
+                                      return_inverse=True)
         dev = batch["phones"].device
         idx = torch.as_tensor(first, device=dev)
         rows = torch.as_tensor(inverse, device=dev)
@@ -361,35 +361,24 @@ class Trainer:
 
     @torch.inference_mode()
     def evaluate_dev(self) -> float | None:
-        """AP on the dev trials (held-out utterances of the training voices)."""
+        """AP on the dev trials (held-out utterances of the training voices), scored as stage 8
+        scores: each distinct cut and keyword embedded once, cosine from the caches."""
         d = self.cfg["data"]
         if not d.get("dev") or not Path(d["dev"]).is_file() or not Path(d["dev_trials"]).is_file():
             return None
         from lhotse import CutSet
 
         from pyadml.data.trials import read_trials
+        from pyadml.score.embed import embed_cuts, embed_texts, score_trials
         from pyadml.score.metrics import average_precision
+        from pyadml.text import G2P
 
         self.objective.eval()
-        cuts = CutSet.from_file(d["dev"]).to_eager()
-        ds = KeywordDataset(cuts, self.lexicon, self.phones)
-        ids = sorted(cuts.ids, key=lambda i: cuts[i].num_frames)
-        audio = {}
-        for i in range(0, len(ids), 256):
-            b = self._to_device(ds[ids[i:i + 256]])
-            _, emb, _ = self.objective.audio(b["feats"], b["feat_lens"])
-            audio.update(zip(b["cut_ids"], torch.nn.functional.normalize(emb.float(), dim=-1).cpu()))
+        model = KwsModel(self.objective.audio, self.objective.text)
         trials = read_trials(d["dev_trials"])
-        texts = sorted({t.keyword for t in trials})
-        text = {}
-        for i in range(0, len(texts), 512):
-            chunk = texts[i:i + 512]
-            phones = [torch.tensor(ds.phone_ids(t)) for t in chunk]
-            lens = torch.tensor([len(p) for p in phones])
-            padded = nn.utils.rnn.pad_sequence(phones, batch_first=True).to(self.device)
-            _, emb, _ = self.objective.text(padded, lens.to(self.device))
-            text.update(zip(chunk, torch.nn.functional.normalize(emb.float(), dim=-1).cpu()))
-        scores = np.array([float(audio[t.cut_id] @ text[t.keyword]) for t in trials])
-        labels = np.array([t.label for t in trials])
+        audio = embed_cuts(model, CutSet.from_file(d["dev"]))
+        # The lexicon was written by the same G2P, so its pronunciations agree.
+        text = embed_texts(model, {t.keyword for t in trials}, self.phones, G2P())
+        scores = score_trials(trials, audio, text)
         self.objective.train()
-        return float(average_precision(scores, labels))
+        return float(average_precision(scores, np.array([t.label for t in trials])))
