@@ -155,7 +155,8 @@ def build_recipe_cuts(manifest_dir, out_dir, lang_dir, cfg: dict) -> dict:
     write_keyword_ids(lang_dir / "keywords.txt", train_words)
     g2p = G2P()
     texts = sorted({c.supervisions[0].text for cs in sets.values() for c in cs})
-    write_lexicon(lang_dir / "lexicon.txt", g2p.lexicon(texts))
+    lexicon = g2p.lexicon(texts)
+    write_lexicon(lang_dir / "lexicon.txt", lexicon)
     PhoneTable(g2p.inventory).write(lang_dir / "phones.txt")
-    report["lexicon_words"] = len(g2p.lexicon(texts))
+    report["lexicon_words"] = len(lexicon)
     return report
