@@ -10,6 +10,8 @@ applies lambda_adv. M is training-only: the exporter keeps only ``audio.``/``tex
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -65,6 +67,7 @@ class ModalityAdversarialLoss(nn.Module):
         reduction: "mean" (default, spec: averaged over all n + m rows) or "modality_sum"
             (the literal Eq. (4) normalisation: the per-modality mean cross-entropies added, i.e.
             twice "mean" when n == m).
+        normalize: L2-normalise the rows before M; they are compared by cosine everywhere else.
 
     forward(audio_emb (n, d), text_emb (m, d)) -> (loss, accuracy): accuracy is M's fraction of
     correctly classified rows (a python float for logging; near 0.5 = modality-invariant).
@@ -73,13 +76,14 @@ class ModalityAdversarialLoss(nn.Module):
     training_only = True
 
     def __init__(self, classifier: ModalityClassifier, grl_scale: float = 1.0,
-                 reduction: str = "mean"):
+                 reduction: str = "mean", normalize: bool = False):
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.classifier = classifier
-        self.grl_scale = float(grl_scale)
+        self.grl_scale = float(grl_scale)  # the trainer may ramp it (dann_grl_scale)
         self.reduction = reduction
+        self.normalize = bool(normalize)
 
     def forward(self, audio_emb: torch.Tensor,
                 text_emb: torch.Tensor) -> tuple[torch.Tensor, float]:
@@ -89,7 +93,12 @@ class ModalityAdversarialLoss(nn.Module):
         n, m = audio_emb.shape[0], text_emb.shape[0]
         if n == 0 or m == 0:
             raise ValueError(f"need rows of both modalities, got {n} audio and {m} text rows")
-        rows = grad_reverse(torch.cat([audio_emb, text_emb], dim=0), self.grl_scale)
+        rows = torch.cat([audio_emb, text_emb], dim=0)
+        if self.normalize:
+            # The metric losses only see directions; on raw vectors the encoders can fool M
+            # without bound by growing the norm, and L_adv then swamps L_utt.
+            rows = F.normalize(rows, dim=1)
+        rows = grad_reverse(rows, self.grl_scale)
         logits = self.classifier(rows)
         target = torch.cat([
             torch.full((n,), AUDIO_LABEL, dtype=torch.long, device=logits.device),
@@ -105,4 +114,12 @@ class ModalityAdversarialLoss(nn.Module):
         return loss, accuracy
 
     def extra_repr(self) -> str:
-        return f"grl_scale={self.grl_scale}, reduction={self.reduction!r}"
+        return (f"grl_scale={self.grl_scale}, reduction={self.reduction!r}, "
+                f"normalize={self.normalize}")
+
+
+def dann_grl_scale(progress: float, gamma: float = 10.0) -> float:
+    """DANN's ramp of the GRL factor (Ganin et al. 2016): 2 / (1 + exp(-gamma * p)) - 1 for
+    training progress p in [0, 1]; 0 at the start, about 1 from p = 0.5 on."""
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0

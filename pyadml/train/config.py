@@ -49,6 +49,10 @@ DEFAULTS: dict[str, Any] = {
         "mal_utt": False,
         "mal_phn": False,
         "lambda_adv": 0.1,
+        # normalize: M sees unit vectors. On raw vectors the encoders fooled M by growing the
+        # norm (L_adv up to 24) and training collapsed (RESULTS.md). grl_warmup: none | dann
+        # (GRL factor ramped 0 -> 1 by training progress, 2/(1+exp(-gamma p))-1).
+        "mal_opts": {"normalize": True, "grl_warmup": "none", "grl_gamma": 10.0},
         # keyword classification (section 5): none | sphereface2 | aam | triplet
         "key": "none",
         "key_opts": {

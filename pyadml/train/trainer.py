@@ -26,7 +26,7 @@ from pyadml.losses.mm import MonotonicMatchingLoss
 from pyadml.losses.phoneme import build_phoneme_loss
 from pyadml.models import EcapaConfig, EcapaEncoder, KwsModel, TextEncoder, TextEncoderConfig
 from pyadml.models.cross_attention import PhonemeCrossAttention, flatten_valid
-from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier
+from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier, dann_grl_scale
 from pyadml.text import PhoneTable, read_lexicon
 from pyadml.train.config import save_config
 
@@ -59,7 +59,11 @@ class KwsObjective(nn.Module):
             self.xattn = PhonemeCrossAttention(d)
             self.mm_loss = MonotonicMatchingLoss(target=loss["mm_target"])
         if loss["mal_utt"] or loss["mal_phn"]:
-            self.mal = ModalityAdversarialLoss(ModalityClassifier(d))
+            mo = loss["mal_opts"]
+            if mo["grl_warmup"] not in ("none", "dann"):
+                raise ValueError(f"loss.mal_opts.grl_warmup={mo['grl_warmup']!r}: "
+                                 "expected 'none' or 'dann'")
+            self.mal = ModalityAdversarialLoss(ModalityClassifier(d), normalize=mo["normalize"])
         self.key_loss = None
         if loss["key"] != "none":
             if num_keywords < 2:
@@ -108,6 +112,15 @@ class KwsObjective(nn.Module):
             terms["l_key"] = float(l_key.detach())
         terms["loss"] = float(total.detach())
         return total, terms
+
+    def set_progress(self, progress: float) -> dict[str, float]:
+        """Training progress in [0, 1] (step / total steps) drives the GRL warm-up."""
+        if not hasattr(self, "mal"):
+            return {}
+        mo = self.loss_cfg["mal_opts"]
+        if mo["grl_warmup"] == "dann":
+            self.mal.grl_scale = dann_grl_scale(progress, mo["grl_gamma"])
+        return {"grl_scale": self.mal.grl_scale}
 
     def no_weight_decay_parameters(self) -> list[nn.Parameter]:
         return list(self.phn_loss.no_weight_decay_parameters()) if hasattr(
@@ -303,8 +316,10 @@ class Trainer:
         sums: dict[str, float] = {}
         n_utts, t_last, n_logged = 0, time.time(), 0
         done = start_batch
+        total_steps = max(1, cfg["epochs"] * (start_batch + len(self.sampler)))
         for batch in loader:
             batch = self._to_device(batch)
+            progress_terms = self.objective.set_progress(self.step / total_steps)
             autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype
                         else nullcontext())
             with autocast:
@@ -316,6 +331,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             terms.update(self.objective.after_optimizer_step())
+            terms.update(progress_terms)
             self.step += 1
             done += 1
             n_utts += len(batch["texts"]) * self.world

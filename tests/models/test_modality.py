@@ -93,3 +93,42 @@ def test_rejects_bad_shapes():
         loss_fn(torch.randn(3, 4), torch.randn(3, 5))
     with pytest.raises(ValueError):
         loss_fn(torch.randn(0, 4), torch.randn(3, 4))
+
+
+def test_normalize_feeds_unit_rows_to_the_classifier():
+    torch.manual_seed(3)
+    clf = ModalityClassifier(d=5, hidden=4)
+    a0, t0 = torch.randn(3, 5) * 7, torch.randn(2, 5) * 0.1
+    loss_fn = ModalityAdversarialLoss(clf, normalize=True)
+    loss, _ = loss_fn(a0, t0)
+    unit = torch.cat([a0 / a0.norm(dim=1, keepdim=True), t0 / t0.norm(dim=1, keepdim=True)])
+    ref = F.cross_entropy(clf(unit), torch.tensor([0, 0, 0, 1, 1]))
+    torch.testing.assert_close(loss, ref)
+    # The norm of a row cannot move L_adv: the encoders cannot fool M by growing it.
+    loss_scaled, _ = loss_fn(a0 * 100, t0 * 100)
+    torch.testing.assert_close(loss_scaled, loss)
+
+
+def test_dann_grl_scale_hand_values():
+    import math
+
+    from pyadml.models.modality import dann_grl_scale
+
+    assert dann_grl_scale(0.0) == 0.0
+    assert dann_grl_scale(0.1) == pytest.approx(2 / (1 + math.exp(-1)) - 1)  # 0.4621
+    assert dann_grl_scale(0.5) == pytest.approx(0.98661, abs=1e-5)
+    assert dann_grl_scale(2.0) == dann_grl_scale(1.0) == pytest.approx(0.99991, abs=1e-5)
+    assert dann_grl_scale(0.1, gamma=20.0) == pytest.approx(0.76159, abs=1e-5)
+
+
+def test_scale_change_reaches_the_gradient():
+    clf = ModalityClassifier(d=3, hidden=3)
+    loss_fn = ModalityAdversarialLoss(clf)
+    grads = []
+    for scale in (1.0, 0.25):
+        loss_fn.grl_scale = scale
+        a = torch.ones(2, 3, requires_grad=True)
+        loss, _ = loss_fn(a, torch.zeros(2, 3))
+        loss.backward()
+        grads.append(a.grad)
+    torch.testing.assert_close(grads[1], 0.25 * grads[0])

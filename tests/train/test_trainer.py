@@ -107,7 +107,8 @@ def test_two_gloo_processes_via_torchrun(data, tmp_path):
 def test_full_adml_objective_trains_logs_every_term_and_keeps_adams_in_bounds(data, tmp_path):
     cfg = config(data, **{"loss.phn": "asyp", "loss.mm": "true", "loss.mal_utt": "true",
                           "loss.mal_phn": "true", "loss.key": "sphereface2", "epochs": 1,
-                          "optim.lr": 0.05})
+                          "optim.lr": 0.05, "loss.mal_opts.normalize": "true",
+                          "loss.mal_opts.grl_warmup": "dann"})
     trainer = Trainer(cfg, tmp_path / "adml")
     scales = {k: v.detach().clone() for k, v in trainer.objective.phn_loss.named_parameters()}
     trainer.run()
@@ -116,6 +117,10 @@ def test_full_adml_objective_trains_logs_every_term_and_keeps_adams_in_bounds(da
     for key in ("l_utt", "l_mm", "l_phn", "l_adv_phn", "l_adv_utt", "l_key", "mal_acc_phn",
                 "mal_acc_utt", "adams_alpha_mean", "adams_lam_max"):
         assert all(key in r for r in steps), key
+    # log_interval=1: each record's GRL factor is the DANN ramp at the step's start
+    from pyadml.models.modality import dann_grl_scale
+    for r in steps:
+        assert r["grl_scale"] == pytest.approx(dann_grl_scale((r["step"] - 1) / len(steps)))
     phn = trainer.objective.phn_loss
     assert any(not torch.equal(scales[k], v) for k, v in phn.named_parameters())  # AdaMS learns
     assert float(phn.alpha.min()) >= 1e-4 and float(phn.beta.min()) >= 1e-4
