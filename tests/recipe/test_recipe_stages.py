@@ -106,3 +106,35 @@ def test_rerun_skips_every_stage(recipe):
     res = run(recipe, "--synth-size", "tiny", "--train-config", "conf/train_tiny.yaml")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("already done") == 9
+
+
+TINY_MODEL = ("model.audio.channels=16 model.audio.embed_dim=32 model.audio.se_bottleneck=8 "
+              "model.audio.attention_bottleneck=16 model.text.embed_dim=16 model.text.hidden=16 "
+              "model.text.layers=1 model.text.out_dim=32 batch.keywords=8 batch.few=replace "
+              "num_workers=0")
+
+
+def test_ablation_script_trains_two_rows_at_once_and_writes_the_tables(recipe):
+    import subprocess
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTEST")}
+    res = subprocess.run(
+        ["bash", "local/run_ablation.sh", "--rows", "table1_rp table3_triplet", "--epochs", "1",
+         "--jobs", "2", "--train-opts", TINY_MODEL],
+        cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    runs = sorted(p.parent.parent.relative_to(recipe / "exp/ablation").as_posix()
+                  for p in (recipe / "exp/ablation").glob("*/seed*/results/metrics.json"))
+    assert runs == ["table1_rp/seed1", "table1_rp/seed2", "table3_triplet/seed1"]
+    cfg = (recipe / "exp/ablation/table3_triplet/seed1/config.yaml").read_text()
+    assert "triplet" in cfg and "epochs: 1" in cfg and "channels: 16" in cfg
+    log = (recipe / "exp/ablation/table1_rp/seed2/log/train.rank0.log").read_text()
+    threads = max(1, len(__import__("os").sched_getaffinity(0)) // 2)
+    assert f"{threads} threads" in log  # two jobs share the cores
+    md = (recipe / "RESULTS.md").read_text()
+    assert "| table1_rp | " in md and "(n=2)" in md and "| table3_aam | " in md
+    assert "not run" in md  # the rows left out say so
+    again = subprocess.run(["bash", "local/run_ablation.sh", "--rows", "table3_triplet",
+                            "--epochs", "1", "--train-opts", TINY_MODEL],
+                           cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "table3_triplet seed 1: done" in again.stdout

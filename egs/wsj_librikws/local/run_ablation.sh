@@ -2,42 +2,70 @@
 # Train and score every row of the paper's Tables 1-3 (conf/ablation/*.yaml) on the embedded
 # mini corpora with the same data, epochs and seed, then write the tables into RESULTS.md.
 # Needs stages 0-5 (bash run.sh --stop-stage 5). Finished rows are skipped, so a re-run resumes.
-#   local/run_ablation.sh [--epochs 1] [--seeds "1"] [--key-seeds "1 2"] [--rows "..."]
+#   local/run_ablation.sh [--epochs 1] [--seeds "1"] [--key-seeds "1 2"] [--rows "..."] [--jobs 2]
+# --jobs N trains N rows at once, each on cores/N threads: on 2 CPU cores two one-thread runs
+# together get through about 25% more utterances per second than one two-thread run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . ./path.sh
-epochs=1                              # 15 runs x ~6 min: about 1.5 h on 2 cores
+epochs=1                              # 15 runs, two at a time: about 1 h on 2 cores
 seeds="1"
 key_seeds="1 2"                       # the key rows get a second seed, to show the spread
 key_rows="table1_rp table2_adml table3_sphereface2"
 rows=                                 # empty: every yaml in conf/ablation
 nproc_per_node=1
-help_message="Usage: $0 [--epochs N] [--seeds S] [--key-seeds S] [--rows ROWS] [--nproc-per-node N]"
+jobs=2                                 # rows trained at once (see above)
+train_opts=                            # extra dotted overrides for every row, e.g. "batch.keywords=50"
+help_message="Usage: $0 [--epochs N] [--seeds S] [--key-seeds S] [--rows ROWS] [--nproc-per-node N] [--jobs N] [--train-opts \"k=v ...\"]"
 . utils/parse_options.sh
 [ -z "$rows" ] && rows=$(for f in conf/ablation/*.yaml; do basename "$f" .yaml; done)
 for t in data/.done/stage_5.done; do
   [ -f $t ] || { echo "$0: run stages 0-5 first (bash run.sh --stop-stage 5)" >&2; exit 1; }
 done
 
+cores=${PYADML_NPROC:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
+per_job=$(( cores / jobs >= 1 ? cores / jobs : 1 ))
+
+run_row() {  # row seed: train, export, score one row into exp/ablation/<row>/seed<seed>
+  local row=$1 seed=$2 exp=exp/ablation/$1/seed$2
+  echo "== $row seed $seed  [$(date)]"
+  mkdir -p $exp/log
+  PYADML_NPROC=$per_job steps/train.sh --nproc-per-node $nproc_per_node --resume true \
+    conf/ablation/$row.yaml $exp epochs=$epochs seed=$seed average=$epochs $train_opts > $exp/log/train.out 2>&1 \
+    || { echo "$0: training failed, see $exp/log/train.out" >&2; return 1; }
+  python -m pyadml.bin.export_model --exp-dir $exp --lang data/lang \
+    --fbank-config conf/fbank.yaml --out $exp/final.pt > $exp/log/export.out 2>&1 \
+    || { echo "$0: export failed, see $exp/log/export.out" >&2; return 1; }
+  python -m pyadml.bin.score --model $exp/final.pt --fbank-dir data/fbank \
+    --trials-dir data/trials --out-dir $exp/results > $exp/log/score.out 2>&1 \
+    || { echo "$0: scoring failed, see $exp/log/score.out" >&2; return 1; }
+  echo "== $row seed $seed done  [$(date)]"
+}
+
 start=$SECONDS
+failed=0
+running=0
 for row in $rows; do
   s=$seeds
   [[ " $key_rows " == *" $row "* ]] && s=$key_seeds
   for seed in $s; do
-    exp=exp/ablation/$row/seed$seed
-    if [ -f $exp/results/metrics.json ]; then echo "$row seed $seed: done"; continue; fi
-    echo "== $row seed $seed  [$(date)]"
-    mkdir -p $exp/log
-    steps/train.sh --nproc-per-node $nproc_per_node --resume true conf/ablation/$row.yaml $exp \
-      epochs=$epochs seed=$seed average=$epochs > $exp/log/train.out 2>&1 \
-      || { echo "$0: training failed, see $exp/log/train.out" >&2; exit 1; }
-    python -m pyadml.bin.export_model --exp-dir $exp --lang data/lang \
-      --fbank-config conf/fbank.yaml --out $exp/final.pt > $exp/log/export.out 2>&1
-    python -m pyadml.bin.score --model $exp/final.pt --fbank-dir data/fbank \
-      --trials-dir data/trials --out-dir $exp/results > $exp/log/score.out 2>&1 \
-      || { echo "$0: scoring failed, see $exp/log/score.out" >&2; exit 1; }
+    if [ -f exp/ablation/$row/seed$seed/results/metrics.json ]; then
+      echo "$row seed $seed: done"; continue
+    fi
+    if [ $running -ge $jobs ]; then
+      wait -n || failed=1
+      running=$((running - 1))
+    fi
+    [ $failed -eq 0 ] || break 2
+    run_row $row $seed &
+    running=$((running + 1))
   done
 done
+while [ $running -gt 0 ]; do
+  wait -n || failed=1
+  running=$((running - 1))
+done
+[ $failed -eq 0 ] || { echo "$0: a row failed; finished rows are kept, re-run to resume" >&2; exit 1; }
 minutes=$(( (SECONDS - start) / 60 ))
 python -m pyadml.bin.ablation_report --exp-dir exp/ablation --results-md RESULTS.md \
-  --note "Embedded mini corpora, $epochs epochs per row (conf/train_rp_mini.yaml model), seeds $seeds (key rows: $key_seeds); this run took $minutes min."
+  --note "Embedded mini corpora, $epochs epoch(s) per row (conf/train_rp_mini.yaml model), seeds $seeds (key rows: $key_seeds); this run took $minutes min with --jobs $jobs on $cores cores."
