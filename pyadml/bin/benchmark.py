@@ -30,7 +30,8 @@ def _batch(k: int, m: int, vocab: int, rng: np.random.Generator) -> dict:
         seq = torch.as_tensor(rng.integers(1, vocab, size=int(phone_lens[i])))
         phones[i:i + m, : len(seq)] = seq
     return {"feats": torch.randn(n, int(lens.max()), 40), "feat_lens": lens, "phones": phones,
-            "phone_lens": phone_lens, "texts": texts}
+            "phone_lens": phone_lens, "texts": texts,
+            "keyword_ids": torch.as_tensor(np.repeat(np.arange(k), m))}
 
 
 def bench_training(cfg: dict, repeat: int) -> None:
@@ -39,7 +40,8 @@ def bench_training(cfg: dict, repeat: int) -> None:
     rng = np.random.default_rng(0)
     b = cfg["batch"]
     batch = _batch(b["keywords"], b["utts_per_keyword"], 70, rng)
-    obj = KwsObjective(cfg, 70)
+    # as many classes as the mini corpora's keywords, for a keyword classification loss
+    obj = KwsObjective(cfg, 70, num_keywords=1200)
     opt = torch.optim.AdamW(obj.parameters(), lr=1e-4)
 
     def encoders_only():

@@ -152,3 +152,14 @@ def test_base_configs_layer_and_cycles_fail(tmp_path):
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")
     with pytest.raises(ValueError, match="cycle"):
         load_config(tmp_path / "a.yaml")
+
+
+def test_benchmark_times_the_full_adml_step(capsys):
+    # It used to fail on any config with a keyword classification loss.
+    from pyadml.bin.benchmark import bench_training
+
+    cfg = load_config(TINY, ["loss.phn=asyp", "loss.mm=true", "loss.mal_utt=true",
+                             "loss.mal_phn=true", "loss.key=sphereface2"])
+    bench_training(cfg, repeat=1)
+    out = capsys.readouterr().out
+    assert "full step" in out and "training batch 8x2" in out
