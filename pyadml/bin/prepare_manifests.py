@@ -1,6 +1,13 @@
 """Stage 1: write the lhotse manifests of one corpus and print what they hold.
 
-    python -m pyadml.bin.prepare_manifests <corpus> <corpus_dir> <output_dir> [--ctm P] [--part N]
+    python -m pyadml.bin.prepare_manifests <corpus> <corpus_dir> <output_dir>
+        [--plugin FILE ...] [--ctm P] [--part NAME] [--name NAME]
+
+<corpus> is a registered corpus: a built-in one, or one that a --plugin file registers with
+``@register_corpus("mycorpus")`` (pyadml.data.prepare). The built-in ``kaldi`` takes any Kaldi
+data directory as <corpus_dir>, with an optional word CTM (--ctm), and writes
+``<name>_{recordings,supervisions}_<part>.jsonl.gz``. --ctm, --part and --name are passed to
+the preparer only when given.
 """
 
 from __future__ import annotations
@@ -8,60 +15,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyadml.data.prepare import (
-    CorpusError,
-    prepare_king_asr_066,
-    prepare_libriphrase,
-    prepare_musan,
-    prepare_rir_noise,
-    prepare_wsj,
-)
-
-CORPORA = ("king_asr_066", "wsj", "libriphrase", "musan", "rirs_noises")
-
-
-def _summary(name: str, manifests: dict) -> str:
-    recs = manifests["recordings"]
-    parts = [f"{len(recs)} recordings", f"{sum(r.duration for r in recs) / 3600:.3f} h"]
-    sups = manifests.get("supervisions")
-    if sups is not None:
-        parts.insert(1, f"{len(sups)} supervisions")
-        words = sum(len(s.alignment["word"]) for s in sups if s.alignment and "word" in s.alignment)
-        if words:
-            parts.append(f"{words} aligned words")
-    if "rows" in manifests:
-        parts.append(f"{len(manifests['rows'])} csv rows")
-    return f"{name}: " + ", ".join(parts)
+from pyadml.data.prepare import CorpusError, corpora, load_plugin, prepare_corpus, summary_lines
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("corpus", choices=CORPORA)
+    p.add_argument("corpus", help=f"a registered corpus name (built in: {', '.join(corpora())}) "
+                                  f"or one a --plugin file registers")
     p.add_argument("corpus_dir")
     p.add_argument("output_dir")
-    p.add_argument("--ctm", default=None, help="word CTM (WSJ only; default <corpus_dir>/data/words.ctm)")
-    p.add_argument("--part", default=None, help="part name in the manifest file names (WSJ, LibriPhrase)")
+    p.add_argument("--plugin", action="append", default=[], metavar="FILE",
+                   help="Python file to import first, for its @register_corpus preparers (repeatable)")
+    p.add_argument("--ctm", default=None, help="word CTM (kaldi, wsj; wsj default <corpus_dir>/data/words.ctm)")
+    p.add_argument("--part", default=None, help="part name in the manifest file names (kaldi, wsj, libriphrase)")
+    p.add_argument("--name", default=None, help="corpus name in the manifest file names (kaldi)")
     args = p.parse_args(argv)
-    if args.ctm is not None and args.corpus != "wsj":
-        p.error("--ctm applies to wsj only (the other corpora have fixed layouts)")
-    if args.part is not None and args.corpus not in ("wsj", "libriphrase"):
-        p.error("--part applies to wsj and libriphrase only")
-    part = args.part or "test"
+    options = {k: v for k in ("ctm", "part", "name") if (v := getattr(args, k)) is not None}
     try:
-        if args.corpus == "king_asr_066":
-            lines = [_summary("king_asr_066 train", prepare_king_asr_066(args.corpus_dir, args.output_dir))]
-        elif args.corpus == "wsj":
-            m = prepare_wsj(args.corpus_dir, args.output_dir, ctm=args.ctm, part=part)
-            lines = [_summary(f"wsj {part}", m)]
-        elif args.corpus == "libriphrase":
-            m = prepare_libriphrase(args.corpus_dir, args.output_dir, part=part)
-            lines = [_summary(f"libriphrase {part}", m)]
-        elif args.corpus == "musan":
-            m = prepare_musan(args.corpus_dir, args.output_dir)
-            lines = [_summary(f"musan {k}", v) for k, v in m.items()]
-        else:
-            m = prepare_rir_noise(args.corpus_dir, args.output_dir)
-            lines = [_summary(f"rir {k}", v) for k, v in m.items()]
+        for plugin in args.plugin:
+            load_plugin(plugin)
+        manifests = prepare_corpus(args.corpus, args.corpus_dir, args.output_dir, **options)
+        lines = summary_lines(args.corpus, manifests, options)
     except CorpusError as e:
         print(f"prepare_manifests: {e}", file=sys.stderr)
         return 1

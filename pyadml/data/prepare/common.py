@@ -1,0 +1,123 @@
+"""Shared by the corpus preparers: CorpusError, constants, Kaldi table reading, manifest writing."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from lhotse.qa import validate_recordings_and_supervisions
+
+from pyadml.fileio import atomic_path
+
+SAMPLING_RATE = 16000
+TIME_TOLERANCE = 0.01  # seconds a CTM word or segment may run past the end of its audio
+
+
+class CorpusError(ValueError):
+    """A corpus input is missing or malformed; the message names the file (and line)."""
+
+
+def _where(path: str | os.PathLike, line: int | None = None) -> str:
+    return f"{path}:{line}" if line is not None else str(path)
+
+
+def _number(text: str, what: str, where: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise CorpusError(f"{where}: {what} must be a number, got {text!r}") from None
+    if not math.isfinite(x):
+        raise CorpusError(f"{where}: {what} must be finite, got {text!r}")
+    return x
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Non-blank lines with their 1-based numbers."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    yield n, line
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path}: not UTF-8 text ({e})") from None
+
+
+def _kaldi_table(
+    path: Path, fields: int | None = None, rest: bool = False,
+) -> dict[str, tuple[list[str] | str, int]]:
+    """A Kaldi ``<key> <value...>`` file as {key: (value, line)}.
+
+    ``rest``: the value is the rest of the line (wav.scp, text); otherwise ``fields`` is the
+    exact field count including the key.
+    """
+    table: dict[str, tuple[list[str] | str, int]] = {}
+    for n, line in _lines(path):
+        if rest:
+            parts = line.strip().split(maxsplit=1)
+            value: list[str] | str = parts[1] if len(parts) > 1 else ""
+        else:
+            parts = line.split()
+            if fields is not None and len(parts) != fields:
+                raise CorpusError(
+                    f"{_where(path, n)}: expected {fields} fields, found {len(parts)}: {line.strip()!r}")
+            value = parts[1:]
+        key = parts[0]
+        if key in table:
+            raise CorpusError(f"{_where(path, n)}: {key!r} repeats line {table[key][1]}")
+        table[key] = (value, n)
+    return table
+
+
+def write_manifest(path: str | os.PathLike, items: Iterable) -> Path:
+    """Write lhotse manifest items (or plain dicts) as gzipped JSON lines, atomically.
+
+    The gzip header carries no timestamp or name, so the same manifest gives the same bytes.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) as gz:
+            with io.TextIOWrapper(gz, encoding="utf-8") as f:
+                for item in items:
+                    d = item if isinstance(item, dict) else item.to_dict()
+                    f.write(json.dumps(d, ensure_ascii=False) + "\n")
+    return path
+
+
+def _write_pair(output_dir, corpus: str, part: str, recordings, supervisions) -> None:
+    if output_dir is None:
+        return
+    out = Path(output_dir)
+    write_manifest(out / f"{corpus}_recordings_{part}.jsonl.gz", recordings)
+    write_manifest(out / f"{corpus}_supervisions_{part}.jsonl.gz", supervisions)
+
+
+def _lhotse_validate(recordings, supervisions, where: str) -> None:
+    try:
+        validate_recordings_and_supervisions(recordings, supervisions)
+    except AssertionError as e:
+        raise CorpusError(f"{where}: lhotse validation failed: {e}") from None
+
+
+def _need_file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise CorpusError(f"{path}: missing {what}")
+    return path
+
+
+def _find_files(root: Path, suffixes: Iterable[str]) -> list[Path]:
+    """Files under ``root`` by lower-cased suffix, sorted; unlike Path.rglob this follows
+    symlinked directories, as corpus trees are often assembled from links to LDC discs."""
+    suffixes = set(suffixes)
+    found = []
+    for d, _, names in os.walk(root, followlinks=True):
+        found += [Path(d, n) for n in names if os.path.splitext(n)[1].lower() in suffixes]
+    return sorted(found)
+
+
+def _has_wav(d: Path) -> bool:
+    return d.is_dir() and next(d.rglob("*.wav"), None) is not None

@@ -1,0 +1,256 @@
+"""Kaldi data directories plus word CTMs, and the generic ``kaldi`` corpus built on them."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse.supervision import AlignmentItem
+
+from pyadml.data.prepare.audio import _probe
+from pyadml.data.prepare.common import (
+    SAMPLING_RATE,
+    TIME_TOLERANCE,
+    CorpusError,
+    _kaldi_table,
+    _lhotse_validate,
+    _lines,
+    _need_file,
+    _number,
+    _where,
+    _write_pair,
+)
+from pyadml.data.prepare.registry import register_corpus
+
+
+@dataclass
+class _Utt:
+    id: str
+    recording: Recording
+    start: float  # in the recording
+    duration: float
+    words: list[str]
+    where: str  # the text line
+    speaker: str | None = None
+    gender: str | None = None
+    aligned: list[AlignmentItem] = field(default_factory=list)
+
+
+@dataclass
+class _CtmWord:
+    key: str
+    start: float
+    duration: float
+    word: str
+    line: int
+
+
+def _parse_ctm(path: Path) -> list[_CtmWord]:
+    """CTM lines ``<utt> <channel> <start> <duration> <word> [<confidence>]`` (syntax only)."""
+    if not path.is_file():
+        raise CorpusError(f"{path}: CTM file does not exist")
+    words = []
+    for n, line in _lines(path):
+        parts = line.split()
+        try:  # the common case, without building an error location per line
+            start, dur = float(parts[2]), float(parts[3])
+            ok = len(parts) in (5, 6) and math.isfinite(start) and math.isfinite(dur) and dur > 0
+        except (ValueError, IndexError):
+            ok = False
+        if not ok:
+            where = _where(path, n)
+            if len(parts) not in (5, 6):
+                raise CorpusError(f"{where}: expected 5 or 6 fields "
+                                  f"'<utt> <channel> <start> <duration> <word> [<conf>]', found "
+                                  f"{len(parts)}: {line.strip()!r}")
+            _number(parts[2], "start", where)
+            if _number(parts[3], "duration", where) <= 0:
+                raise CorpusError(f"{where}: duration must be positive, got {parts[3]}")
+        words.append(_CtmWord(parts[0], start, dur, parts[4], n))
+    return words
+
+
+def _attach_ctm(
+    path: Path, words: list[_CtmWord], utts: dict[str, _Utt], skip_keys: set[str] = frozenset(),
+    aliases: dict[str, list[str]] | None = None,
+) -> None:
+    """Check CTM words against utterances and store them in ``utt.aligned`` (recording times).
+
+    A CTM key is an utterance id (times relative to the utterance, i.e. to its segment), or,
+    with segments, a recording id (times relative to the recording; each word goes to the
+    segment that holds it). ``skip_keys``: keys whose lines are ignored; ``aliases``: a key
+    naming several utterances (one per microphone).
+    """
+    by_rec: dict[str, list[_Utt]] = defaultdict(list)
+    for u in utts.values():
+        by_rec[u.recording.id].append(u)
+    for us in by_rec.values():
+        us.sort(key=lambda u: u.start)
+    starts = {r: [u.start for u in us] for r, us in by_rec.items()}
+    segmented = any(u.id != u.recording.id for u in utts.values())
+    per_utt: dict[str, list[_CtmWord]] = defaultdict(list)
+
+    for w in words:
+        targets = aliases.get(w.key, [w.key]) if aliases else [w.key]
+        if all(t in utts for t in targets):
+            for t in targets:
+                u = utts[t]
+                end = w.start + w.duration
+                if w.start < 0 or w.start >= u.duration or end > u.duration + TIME_TOLERANCE:
+                    raise CorpusError(
+                        f"{_where(path, w.line)}: word {w.word!r} at {w.start:.3f}-{end:.3f} s lies "
+                        f"outside utterance {t} (0-{u.duration:.3f} s)")
+                per_utt[t].append(_CtmWord(t, u.start + w.start, w.duration, w.word, w.line))
+        elif segmented and w.key in by_rec:
+            # Recording-keyed CTM over a segmented directory: find the holding segment.
+            us = by_rec[w.key]
+            i = bisect.bisect_right(starts[w.key], w.start + TIME_TOLERANCE) - 1
+            end = w.start + w.duration
+            seg_end = us[i].start + us[i].duration if i >= 0 else 0.0
+            if w.start < 0 or i < 0 or w.start >= seg_end or end > seg_end + TIME_TOLERANCE:
+                raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} at {w.start:.3f}-{end:.3f} s of "
+                                  f"recording {w.key} lies in none of its segments")
+            per_utt[us[i].id].append(_CtmWord(us[i].id, max(w.start, us[i].start), w.duration,
+                                              w.word, w.line))
+        elif w.key in skip_keys:
+            continue
+        else:
+            raise CorpusError(f"{_where(path, w.line)}: utterance {w.key!r} is not in the corpus (no such "
+                              f"utterance id in its text/transcripts)")
+
+    for u in utts.values():
+        got = sorted(per_utt.get(u.id, []), key=lambda w: w.start)
+        for k, w in enumerate(got):
+            if k >= len(u.words):
+                raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} is word {k + 1} of "
+                                  f"utterance {u.id}, whose text ({u.where}) has only {len(u.words)}")
+            if w.word.lower() != u.words[k].lower():
+                raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} does not match word "
+                                  f"{k + 1} {u.words[k]!r} of utterance {u.id} in {u.where}")
+        if len(got) < len(u.words):
+            raise CorpusError(f"{u.where}: utterance {u.id} has {len(u.words)} words but {path} "
+                              f"aligns {len(got)} of them")
+        end = u.start + u.duration
+        # Within the tolerance a word may overhang; clip it so cuts stay inside the audio.
+        u.aligned = [AlignmentItem(symbol=w.word.lower(), start=round(w.start, 6),
+                                   duration=round(min(w.duration, end - w.start), 6)) for w in got]
+
+
+def _supervisions(utts: Iterable[_Utt], with_alignment: bool) -> SupervisionSet:
+    return SupervisionSet.from_segments(
+        SupervisionSegment(
+            id=u.id, recording_id=u.recording.id, start=round(u.start, 6),
+            duration=round(u.duration, 6), channel=0, text=" ".join(u.words).lower(),
+            speaker=u.speaker, gender=u.gender,
+            alignment={"word": u.aligned} if with_alignment else None,
+        )
+        for u in utts
+    )
+
+
+def prepare_kaldi_dir(
+    data_dir: str | os.PathLike,
+    ctm: str | os.PathLike | None = None,
+    corpus: str = "kaldi",
+    part: str = "train",
+    output_dir: str | os.PathLike | None = None,
+    sampling_rate: int = SAMPLING_RATE,
+) -> dict:
+    """A Kaldi data directory (wav.scp, text, utt2spk, optional segments and spk2gender) plus
+    an optional word CTM, as ``dict(recordings=RecordingSet, supervisions=SupervisionSet)``.
+
+    wav.scp entries are file paths (relative ones are taken from the current directory, as in
+    Kaldi, and stored absolute) or commands ending in ``|``. Every recording is opened and must
+    be non-empty at ``sampling_rate``. Supervision text is lower-cased; with a CTM each
+    supervision carries ``alignment["word"]`` with times relative to the recording, and the CTM
+    words of each utterance must spell its text (case-insensitively). The CTM may be keyed by
+    utterance (segment) ids, times relative to the segment, or by recording ids.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise CorpusError(f"{data_dir}: Kaldi data directory does not exist")
+    wav_scp = _need_file(data_dir / "wav.scp", "wav.scp (<recording-id> <path or command |>)")
+    text_f = _need_file(data_dir / "text", "text (<utterance-id> <words>)")
+    utt2spk_f = _need_file(data_dir / "utt2spk", "utt2spk (<utterance-id> <speaker>)")
+    wavs = _kaldi_table(wav_scp, rest=True)
+    texts = _kaldi_table(text_f, rest=True)
+    spks = _kaldi_table(utt2spk_f, fields=2)
+    genders = {}
+    if (data_dir / "spk2gender").is_file():
+        genders = {s: g[0] for s, (g, _) in _kaldi_table(data_dir / "spk2gender", fields=2).items()}
+
+    for utt, (_, n) in texts.items():
+        if utt not in spks:
+            raise CorpusError(f"{_where(text_f, n)}: utterance {utt} has no speaker in {utt2spk_f}")
+    for utt, (_, n) in spks.items():
+        if utt not in texts:
+            raise CorpusError(f"{_where(utt2spk_f, n)}: utterance {utt} has no line in {text_f}")
+
+    recordings: dict[str, Recording] = {}
+    for rec, (spec, n) in wavs.items():
+        if not spec:
+            raise CorpusError(f"{_where(wav_scp, n)}: expected '<recording-id> <path>', got no path")
+        recordings[rec] = _probe(spec, _where(wav_scp, n), sampling_rate).recording(rec)
+
+    segments_f = data_dir / "segments"
+    spans: dict[str, tuple[str, float, float]] = {}
+    if segments_f.is_file():
+        for utt, (f, n) in _kaldi_table(segments_f, fields=4).items():
+            where = _where(segments_f, n)
+            rec, start, end = f[0], _number(f[1], "start", where), _number(f[2], "end", where)
+            if rec not in recordings:
+                raise CorpusError(f"{where}: recording {rec} is not in {wav_scp}")
+            if utt not in texts:
+                raise CorpusError(f"{where}: segment {utt} has no line in {text_f}")
+            rec_dur = recordings[rec].duration
+            end = rec_dur if end == -1 else end
+            if start < 0 or end <= start:
+                raise CorpusError(f"{where}: segment {utt} has start {f[1]}, end {f[2]}; expected "
+                                  f"0 <= start < end (or end -1)")
+            if end > rec_dur + TIME_TOLERANCE:
+                raise CorpusError(f"{where}: segment {utt} ends at {end} s, after the end of "
+                                  f"recording {rec} ({rec_dur:.3f} s)")
+            spans[utt] = (rec, start, min(end, rec_dur))
+        for utt, (_, n) in texts.items():
+            if utt not in spans:
+                raise CorpusError(f"{_where(text_f, n)}: utterance {utt} is not in {segments_f}")
+    else:
+        for utt, (_, n) in texts.items():
+            if utt not in recordings:
+                raise CorpusError(f"{_where(text_f, n)}: utterance {utt} is not in {wav_scp} "
+                                  f"(without a segments file utterance ids are recording ids)")
+            spans[utt] = (utt, 0.0, recordings[utt].duration)
+
+    utts = {}
+    for utt, (words, n) in texts.items():
+        rec, start, end = spans[utt]
+        spk = spks[utt][0][0]
+        utts[utt] = _Utt(utt, recordings[rec], start, end - start, words.split(),
+                         _where(text_f, n), speaker=spk, gender=genders.get(spk))
+    if ctm is not None:
+        _attach_ctm(Path(ctm), _parse_ctm(Path(ctm)), utts)
+    rec_set = RecordingSet.from_recordings(recordings.values())
+    sup_set = _supervisions(utts.values(), ctm is not None)
+    _lhotse_validate(rec_set, sup_set, str(data_dir))
+    _write_pair(output_dir, corpus, part, rec_set, sup_set)
+    return {"recordings": rec_set, "supervisions": sup_set}
+
+
+
+@register_corpus("kaldi")
+def prepare_kaldi(
+    corpus_dir: str | os.PathLike,
+    output_dir: str | os.PathLike | None = None,
+    ctm: str | os.PathLike | None = None,
+    name: str = "kaldi",
+    part: str = "train",
+) -> dict:
+    """Any corpus given as a Kaldi data directory (``corpus_dir``) plus an optional word CTM;
+    writes ``<name>_{recordings,supervisions}_<part>.jsonl.gz``."""
+    return prepare_kaldi_dir(corpus_dir, ctm=ctm, corpus=name, part=part, output_dir=output_dir)

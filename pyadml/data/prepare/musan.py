@@ -1,0 +1,32 @@
+"""The MUSAN noise corpus, through lhotse's own recipe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyadml.data.prepare.common import CorpusError, _has_wav, write_manifest
+from pyadml.data.prepare.registry import register_corpus
+
+
+@register_corpus("musan")
+def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
+    """lhotse's MUSAN recipe over the parts (music, noise, speech) that hold wavs; writes
+    ``musan_recordings_<part>.jsonl.gz`` (and ``musan_supervisions_music.jsonl.gz``)."""
+    from lhotse.recipes import prepare_musan as lhotse_prepare_musan
+
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"{corpus_dir}: MUSAN directory does not exist")
+    parts = [p for p in ("music", "noise", "speech") if _has_wav(corpus_dir / p)]
+    if not parts:
+        raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/")
+    try:
+        manifests = lhotse_prepare_musan(corpus_dir, parts=parts)
+    except (AssertionError, ValueError, RuntimeError) as e:
+        raise CorpusError(f"{corpus_dir}: lhotse could not prepare MUSAN: {e}") from None
+    if output_dir is not None:
+        for part, ms in manifests.items():
+            for key, m in ms.items():
+                write_manifest(Path(output_dir) / f"musan_{key}_{part}.jsonl.gz", m)
+    return manifests

@@ -1,0 +1,43 @@
+"""The RIRS_NOISES corpus (room impulse responses and noises), through lhotse's own recipe."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyadml.data.prepare.common import CorpusError, _has_wav, write_manifest
+from pyadml.data.prepare.registry import register_corpus
+
+# Our part name -> the RIRS_NOISES directory lhotse reads it from.
+RIR_PARTS = {
+    "sim_rir": "simulated_rirs",
+    "real_rir": "real_rirs_isotropic_noises",
+    "iso_noise": "real_rirs_isotropic_noises",
+    "point_noise": "pointsource_noises",
+}
+
+
+@register_corpus("rirs_noises")
+def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
+    """lhotse's RIRS_NOISES recipe over the parts whose directories exist; writes
+    ``rir_recordings_<part>.jsonl.gz`` (lhotse itself would write ``sim-rir_recordings_all``)."""
+    from lhotse.recipes import prepare_rir_noise as lhotse_prepare_rir_noise
+
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"{corpus_dir}: RIRS_NOISES directory does not exist")
+    parts = [p for p, d in RIR_PARTS.items() if _has_wav(corpus_dir / d)]
+    if not parts:
+        raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(sorted(set(RIR_PARTS.values())))}")
+    try:
+        manifests = lhotse_prepare_rir_noise(corpus_dir, parts=parts)
+    except (AssertionError, ValueError, RuntimeError) as e:
+        raise CorpusError(f"{corpus_dir}: lhotse could not prepare RIRS_NOISES: {e}") from None
+    # real_rir and iso_noise share a directory; keep only those that found files.
+    manifests = {p: m for p, m in manifests.items() if len(m["recordings"])}
+    if not manifests:
+        raise CorpusError(f"{corpus_dir}: lhotse found no RIR or noise wavs")
+    if output_dir is not None:
+        for part, ms in manifests.items():
+            write_manifest(Path(output_dir) / f"rir_recordings_{part}.jsonl.gz", ms["recordings"])
+    return dict(manifests)
