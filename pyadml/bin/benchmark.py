@@ -35,7 +35,7 @@ def _batch(k: int, m: int, vocab: int, rng: np.random.Generator) -> dict:
 
 
 def bench_training(cfg: dict, repeat: int) -> None:
-    from pyadml.train.trainer import KwsObjective
+    from pyadml.train.objective import KwsObjective
 
     rng = np.random.default_rng(0)
     b = cfg["batch"]

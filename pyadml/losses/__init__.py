@@ -1,4 +1,4 @@
-"""Losses, one module per family (spec sections 3-7)."""
+"""Losses, one module per family (paper sections 3.1-3.2: L_MM, L_phn of Eq. 2, L_utt, L_key)."""
 
 from pyadml.losses.asyp import AsymmetricProxyLoss, asyp_loss
 from pyadml.losses.rp import RelationalProxyLoss

@@ -1,4 +1,4 @@
-"""Asymmetric-Proxy (AsyP) loss, paper Eq. (2), spec section 3.
+"""Asymmetric-Proxy (AsyP) loss, paper Eq. (2), section 3.1.
 
 Two aligned sets of N embeddings with class labels: row i of ``anchor`` is the text-side
 embedding E_t,i and row i of ``other`` the audio-side embedding E_a,i. With S the cosine
@@ -98,9 +98,9 @@ class AsymmetricProxyLoss(nn.Module):
     L = mean_i [ (1/alpha) log(1 + sum_{j in P_i} e^{alpha (lam - S(T_i, A_j))})
                + mean_{k in N_i} softplus(beta (S(A_i, T_k) - lam)) ].
 
-    At utterance level (spec section 4) row i is one audio sample: ``text`` row i is the text
-    proxy of its keyword, ``audio`` row i its E_a^utt, ``labels`` the keyword ids (any integers:
-    with scalar hyperparameters they are only compared for equality).
+    At utterance level (inside the RP loss, paper section 3.2) row i is one audio sample: ``text``
+    row i is the text proxy of its keyword, ``audio`` row i its E_a^utt, ``labels`` the keyword
+    ids (any integers: with scalar hyperparameters they are only compared for equality).
     """
 
     def __init__(self, alpha: float = 0.01, beta: float = 1.5, lam: float = 0.01):

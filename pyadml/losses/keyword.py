@@ -1,4 +1,4 @@
-"""Keyword classification loss L_key on E_a^utt (paper Eq. 3, section 3.2; spec section 5).
+"""Keyword classification loss L_key on E_a^utt (paper Eq. 3, section 3.2).
 
 Training-vocabulary keyword ids are the labels. Every module here is training-only (class
 attribute ``training_only = True``): its classifier weights never reach the exported model,
@@ -85,7 +85,7 @@ class SphereFace2(_MarginSchedule):
     and b0 = log(u) - a_n. (Check: m = 0 gives r = 1 and u = lam / c.) K >= 2 is required
     (with K = 1 f decreases forever). A zero bias would need thousands of AdamW steps at lr 1e-4
     to reach b0 (about +11.5 for K = 1000, +30.7 for K = 2). The margin used here is
-    ``bias_init_margin`` (default m, as in the spec; pass 0.0 to start at the optimum of the
+    ``bias_init_margin`` (default: the full margin m; pass 0.0 to start at the optimum of the
     step-0 loss under margin warm-up).
     ``bias_init="zero"`` is the official code's zero start.
 

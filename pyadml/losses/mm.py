@@ -1,4 +1,4 @@
-"""Monotonic matching loss L_MM on the cross-attention matrix A (paper section 3.1, spec section 3).
+"""Monotonic matching loss L_MM on the cross-attention matrix A (paper section 3.1).
 
 Only matched audio-text pairs count; unlike CMCD there is no noise target for non-matching
 pairs. With L valid phonemes and T valid frames of one utterance, rows i < L and frames j < T.

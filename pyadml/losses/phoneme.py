@@ -1,4 +1,4 @@
-"""Phoneme-level matching losses L_phn (paper Eq. 2, Table 1; spec section 3).
+"""Phoneme-level matching losses L_phn (paper section 3.1, Eq. 2; Table 1).
 
 Every loss takes the N* flattened rows of ``flatten_valid``: ``text`` = E^_t (N*, d), ``audio``
 = E^_a (N*, d), ``labels`` = phoneme ids t^ (N*,) in [0, num_classes). S is the cosine

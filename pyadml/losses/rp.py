@@ -1,4 +1,4 @@
-"""Relational Proxy (RP) loss: the utterance-level loss L_utt, spec section 4.
+"""Relational Proxy (RP) loss: the utterance-level loss L_utt, paper section 3.2.
 
 The baseline of the paper's Table 1/2 (row 1, "RP loss", [13]); ADML keeps it as L_utt in
 Eq. (3). Text embeddings are proxies, one per keyword in the batch; their relational structure
@@ -90,7 +90,7 @@ def subsample_indices(n: int, max_samples: int | None, generator: torch.Generato
 
 
 class RelationalProxyLoss(nn.Module):
-    """RP loss (spec section 4; paper Table 1/2 row 1, Eq. 3's L_utt) with text proxies T_c:
+    """RP loss (paper section 3.2; Table 1/2 row 1, Eq. 3's L_utt) with text proxies T_c:
 
         L = AsyP_utt + w_D RPL-D + w_A RPL-A + w_P RPL-P,
         RPL-D = Huber(||a_i - a_j|| / mu_a, ||T_yi - T_yj|| / mu_t)                 over i != j,
@@ -99,7 +99,7 @@ class RelationalProxyLoss(nn.Module):
                 p_c = mean_{y_i = c} a_i and proxies T_c,
         AsyP_utt = asyp_loss(T_yi, a_i, y_i; alpha, beta, lam)  (Eq. 2, fixed hyperparameters).
 
-    Documented choices (the spec is silent on them):
+    Documented choices (the paper, which follows [13] for RP loss, does not fix them):
       - Proxy T_c = mean of the text rows of keyword c (the rows are identical when the text
         encoder is deterministic; the mean stays well defined under dropout).
       - ``detach_text`` detaches the text side of the three relational terms only (teacher).

@@ -1,4 +1,4 @@
-"""Encoders and the inference model of pyadml (model_spec.md, sections 2 and 8)."""
+"""Encoders and the inference model of pyadml (paper sections 3 and 4.1)."""
 from .common import EncoderOutput, lengths_to_mask
 from .ecapa import (
     CCSPooling, EcapaConfig, EcapaEncoder, MaskedBatchNorm1d, Res2Conv, SERes2Block, SqueezeExcite,

@@ -1,4 +1,4 @@
-"""Phoneme-level cross-attention (paper Eq. 1, spec section 3) and the flattening to N* rows."""
+"""Phoneme-level cross-attention (paper Eq. 1, section 3.1) and the flattening to N* rows."""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,4 @@
-"""ECAPA-TDNN acoustic encoder with CCSP pooling (model_spec.md, section 2).
+"""ECAPA-TDNN acoustic encoder [24] with CCSP pooling (paper sections 3.2 and 4.1).
 
 Layout inside the network is (N, C, T). Padded frames are kept exactly 0 after every layer, so a
 'same'-padded convolution reads zeros past the end of an utterance whether or not the utterance

@@ -1,4 +1,4 @@
-"""The exported KWS model: the two encoders and the score used at inference (spec section 8)."""
+"""The exported KWS model: the two encoders and the score used at inference (paper section 4.1)."""
 from __future__ import annotations
 
 from typing import Optional

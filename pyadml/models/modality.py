@@ -1,4 +1,4 @@
-"""Modality adversarial learning (MAL), paper Eq. (4)-(5), spec section 6.
+"""Modality adversarial learning (MAL), paper Eq. (4)-(5), section 3.3.
 
 A modality classifier M (audio = 0, text = 1) sits behind a gradient reversal layer (GRL):
 M minimises its cross-entropy while the encoders, receiving the reversed gradient, maximise it,
@@ -64,7 +64,7 @@ class ModalityAdversarialLoss(nn.Module):
     Args:
         classifier: the shared M (one instance for both levels).
         grl_scale: the GRL factor; 1.0 as in the paper. lambda_adv is applied by the caller.
-        reduction: "mean" (default, spec: averaged over all n + m rows) or "modality_sum"
+        reduction: "mean" (default: averaged over all n + m rows) or "modality_sum"
             (the literal Eq. (4) normalisation: the per-modality mean cross-entropies added, i.e.
             twice "mean" when n == m).
         normalize: L2-normalise the rows before M; they are compared by cosine everywhere else.

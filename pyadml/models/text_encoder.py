@@ -1,4 +1,4 @@
-"""BiLSTM text (phoneme-sequence) encoder (model_spec.md, section 2)."""
+"""BiLSTM text (phoneme-sequence) encoder (paper sections 3.2 and 4.1)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

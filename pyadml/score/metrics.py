@@ -1,4 +1,5 @@
-"""Detection metrics over (score, label) trials: AP, ROC, AUC, EER (model_spec.md, section 9).
+"""Detection metrics over (score, label) trials: AP, ROC, AUC, EER (paper section 4.1:
+AP on the imbalanced WSJ trials; EER and AUC on LibriPhrase).
 
 Everything works on the distinct score values sorted in decreasing order: trials with equal
 scores share one threshold, so ties are never broken by input order.

@@ -1,4 +1,4 @@
-"""RP loss (spec section 4) against loop references written from the formulas."""
+"""RP loss (paper section 3.2) against loop references written from the formulas."""
 
 import itertools
 
