@@ -2,6 +2,19 @@
 # 40-dim fbank for a cut manifest: split into N parts, compute each as a $cmd job, merge.
 #   steps/make_fbank.sh [--nj 4] [--cmd utils/run_local.sh] [--fbank-config conf/fbank.yaml] \
 #       <cuts.jsonl.gz> <fbank-dir> <out-cuts.jsonl.gz>
+#
+# Re-runs do only what is missing, and a kill at any point leaves nothing that looks done:
+#   - The signature is a sha256 over the bytes of <cuts.jsonl.gz> and of the fbank config.
+#     If <out> exists and <out>.sig holds the same signature: "<name>: complete, skipping".
+#   - Parts live in <fbank-dir>/split_<name>; its .sig holds a tag (signature + --nj).  Another
+#     tag means other inputs: the old parts are removed and the manifest is split again.
+#   - Job JOB writes its archive <fbank-dir>/<name>_feats.<tag>.JOB.lca under a temporary name,
+#     renames it into place, then writes its part manifest split_<name>/feats.JOB.jsonl.gz last
+#     (atomically).  A part manifest that exists is a finished job: after a kill only the missing
+#     jobs run.
+#   - The tag in the archive names means a run with other inputs never writes over the archives
+#     that an existing <out> points to; those are deleted only after the new <out> replaced it.
+#   - <out> is written atomically, then <out>.sig.
 set -euo pipefail
 nj=4
 cmd=utils/run_local.sh
@@ -13,17 +26,62 @@ cuts=$1
 dir=$2
 out=$3
 [ -f "$cuts" ] || { echo "$0: no such cut manifest: $cuts" >&2; exit 1; }
+[ -z "$fbank_config" ] || [ -f "$fbank_config" ] \
+  || { echo "$0: no such fbank config: $fbank_config" >&2; exit 1; }
 name=$(basename "$cuts" .jsonl.gz)
 split=$dir/split_$name
-mkdir -p "$split" "$dir/log"
-rm -f "$split"/cuts.*.jsonl.gz "$split"/feats.*.jsonl.gz
 
-python -m pyadml.bin.fbank split "$cuts" "$nj" "$split"
+sha() { sha256sum | cut -d' ' -f1; }
+sig=$( {
+  echo "cuts $(sha <"$cuts")"
+  [ -z "$fbank_config" ] || echo "fbank-config $(sha <"$fbank_config")"
+} | sha)
+if [ -f "$out" ] && [ "$(cat "$out.sig" 2>/dev/null)" = "$sig" ]; then
+  echo "$name: complete, skipping ($out)"
+  exit 0
+fi
+# <out> is about to be replaced: its old signature must not outlive it (a kill after the merge
+# would otherwise pair a new <out> with the old signature).
+rm -f "$out.sig"
+
+mkdir -p "$split" "$dir/log"
+tag=$(echo "$sig nj=$nj" | sha | cut -c1-12)
+if [ "$(cat "$split/.sig" 2>/dev/null)" != "$tag" ] || [ ! -f "$split/cuts.1.jsonl.gz" ]; then
+  rm -f "$split/.sig" "$split"/cuts.*.jsonl.gz "$split"/feats.*.jsonl.gz
+  python -m pyadml.bin.fbank split "$cuts" "$nj" "$split"
+  echo "$tag" >"$split/.sig.tmp.$$"
+  mv -f "$split/.sig.tmp.$$" "$split/.sig"   # last: only a complete split is reused
+fi
 n=$(ls "$split"/cuts.*.jsonl.gz | wc -l)   # fewer parts than --nj when there are few cuts
-$cmd JOB=1:"$n" "$dir/log/fbank_$name.JOB.log" \
-  python -m pyadml.bin.fbank compute ${fbank_config:+--config "$fbank_config"} \
-    "$split/cuts.JOB.jsonl.gz" "$dir/${name}_feats.JOB" "$split/feats.JOB.jsonl.gz"
+
+todo=()
+for i in $(seq 1 "$n"); do
+  [ -f "$split/feats.$i.jsonl.gz" ] || todo+=("$i")
+done
+if [ ${#todo[@]} -gt 0 ]; then
+  echo "$name: computing part(s) ${todo[*]} of $n"
+  rm -f "$dir/${name}_feats".*.tmp*.lca   # staged archives of killed jobs
+  # Jobs first..last; those in between whose part exists return at once (--skip-existing).
+  $cmd JOB="${todo[0]}":"${todo[${#todo[@]}-1]}" "$dir/log/fbank_$name.JOB.log" \
+    python -m pyadml.bin.fbank compute --skip-existing ${fbank_config:+--config "$fbank_config"} \
+      "$split/cuts.JOB.jsonl.gz" "$dir/${name}_feats.$tag.JOB" "$split/feats.JOB.jsonl.gz"
+else
+  echo "$name: all $n parts computed before; merging"
+fi
+
+# The archives the current <out> points to: deleted once the new <out> no longer does.
+archives() {
+  [ -f "$1" ] || return 0
+  { gzip -cd "$1" 2>/dev/null || true; } | { grep -o '"storage_path": "[^"]*"' || true; } \
+    | cut -d'"' -f4 | sort -u
+}
+old=$(archives "$out")
 parts=()
 for i in $(seq 1 "$n"); do parts+=("$split/feats.$i.jsonl.gz"); done
 python -m pyadml.bin.fbank merge "$out" "${parts[@]}"
+echo "$sig" >"$out.sig.tmp.$$"
+mv -f "$out.sig.tmp.$$" "$out.sig"
+if [ -n "$old" ]; then
+  comm -23 <(echo "$old") <(archives "$out") | while IFS= read -r f; do rm -f -- "$f"; done
+fi
 grep -h "real time" "$dir/log/fbank_$name".*.log || true

@@ -5,19 +5,146 @@
 #   . utils/parse_options.sh || exit 1
 #   . utils/stage.sh
 #   run_stage 0 "prepare data" exp/log/prep.log local/prepare_data.sh data/raw
-#   run_stage 1 "make features" exp/log/feats.log my_shell_function arg1
+#   stage_inputs="conf/fbank.yaml" \
+#     run_stage 1 "make features" exp/log/feats.log my_shell_function arg1
 #
 # run_stage N DESCRIPTION LOG_FILE COMMAND [ARGS...]
 #   - N outside [stage, stop_stage]: returns 0, prints nothing.
-#   - $done_dir/stage_N.done exists (and force != true): prints an
-#     "already done" line and returns 0 without running COMMAND.
+#   - $done_dir/stage_N.done exists, force != true and its key matches what the
+#     stage would run now: prints an "already done" line and returns 0 without
+#     running COMMAND.
+#   - the marker exists but its key differs: prints why the stage reruns (the
+#     input files that changed, were added or removed, or the old and new
+#     command line; "marker has no key" for markers written before keys
+#     existed), removes the marker and runs the stage.
 #   - otherwise runs COMMAND in a subshell with stdout+stderr appended to
 #     LOG_FILE.  On failure it prints the status, the log path and the log's
 #     tail to stderr and `exit`s the calling script with that status.  On
 #     success it writes the marker (last, atomically) and prints elapsed time.
+#
+# The key (a "key:" line in the marker) is a sha256 over
+#   1. the command line (printf %q of COMMAND and ARGS),
+#   2. the contents of every ARG that names an existing regular file (also the
+#      FILE of --opt=FILE), and for a .yaml/.yml file also of the file named by
+#      its top-level "base: other.yaml" line (relative to the yaml's directory),
+#      recursively -- training configs layer on a base;
+#   3. the contents of the files in $stage_inputs (space-separated), for inputs
+#      that are not named on the command line (a stage function's configs).
+# Directories are not hashed.  Paths in $stage_outputs (space-separated) are
+# left out: files a stage writes that something else also rewrites (a results
+# table shared by experiments) would otherwise make it rerun.  Each hashed file
+# is listed in the marker as "input: <sha256> <path>" so a change can be named.
+# Files are hashed after COMMAND succeeds, so a file the stage itself writes
+# (--out model.pt) is recorded as the stage left it, not as missing.
+# Give per-stage variables as a prefix:  stage_inputs="a.yaml b.yaml" run_stage ...
+#
 # Variables read from the caller: stage (default 0), stop_stage (default
-# 1000000), done_dir (required), force (optional; true = ignore markers).
+# 1000000), done_dir (required), force (optional; true = ignore markers),
+# stage_inputs and stage_outputs (optional; empty by default).
 # COMMAND may be a shell function; it inherits the caller's `set -e`.
+
+# _stage_yaml_base YAML: the path its top-level "base:" line names, or nothing.
+_stage_yaml_base() {
+  local line base
+  line=$(grep -m1 -E '^base:' -- "$1" 2>/dev/null) || return 0
+  base=${line#base:}
+  base=${base%%[[:space:]]#*}                       # trailing comment
+  base=${base#"${base%%[![:space:]]*}"}             # leading blanks
+  base=${base%"${base##*[![:space:]]}"}             # trailing blanks
+  base=${base#[\"\']}; base=${base%[\"\']}          # quotes
+  [[ -n $base ]] || return 0
+  if [[ $base == /* ]]; then
+    echo "$base"
+  else
+    local dir
+    dir=$(dirname -- "$1")
+    if [[ $dir == . ]]; then echo "$base"; else echo "$dir/$base"; fi
+  fi
+}
+
+# _stage_inputs ARGS...: the files the key covers, one per line, each once.
+# Uses the caller's associative array `_stage_seen` (local to run_stage).
+_stage_add_file() {
+  local f=$1 w
+  [[ -f $f && -z ${_stage_seen[$f]:-} ]] || return 0
+  for w in ${stage_outputs:-}; do
+    [[ $w == "$f" ]] && return 0
+  done
+  _stage_seen[$f]=1
+  echo "$f"
+  case $f in
+    *.yaml|*.yml)
+      local base
+      base=$(_stage_yaml_base "$f")
+      # Cycles end here: a file already seen is not added (nor followed) again.
+      [[ -z $base ]] || _stage_add_file "$base" ;;
+  esac
+}
+
+_stage_inputs() {
+  local a
+  for a in "$@"; do
+    _stage_add_file "$a"
+    if [[ $a == -*=* ]]; then _stage_add_file "${a#*=}"; fi
+  done
+  for a in ${stage_inputs:-}; do
+    _stage_add_file "$a"
+  done
+}
+
+# _stage_manifest CMDLINE ARGS...: "command: ..." and "input: <sha256> <path>"
+# lines; the key is the sha256 of exactly this text.
+_stage_manifest() {
+  local cmdline=$1 f h
+  shift
+  local -A _stage_seen=()
+  echo "command: $cmdline"
+  while IFS= read -r f; do
+    # An unreadable file still counts (as such), rather than killing the caller.
+    h=$(sha256sum <"$f" 2>/dev/null) || h=unreadable
+    echo "input: ${h%% *} $f"
+  done < <(_stage_inputs "$@")
+}
+
+_stage_key() { printf '%s\n' "$1" | sha256sum | cut -d' ' -f1; }
+
+# _stage_why_changed MARKER MANIFEST: say what differs between the recorded
+# inputs and command line and the current ones.
+_stage_why_changed() {
+  local marker=$1 manifest=$2 line p
+  local -A old=() new=()
+  local changed=() added=() removed=()
+  while IFS= read -r line; do
+    [[ $line == "input: "* ]] || continue
+    line=${line#input: }; old[${line#* }]=${line%% *}
+  done <"$marker"
+  # Walk the lists in file order (not hash order) so the report reads stably.
+  while IFS= read -r line; do
+    [[ $line == "input: "* ]] || continue
+    line=${line#input: }; p=${line#* }; new[$p]=1
+    if [[ -z ${old[$p]:-} ]]; then added+=("$p")
+    elif [[ ${old[$p]} != "${line%% *}" ]]; then changed+=("$p"); fi
+  done <<<"$manifest"
+  while IFS= read -r line; do
+    [[ $line == "input: "* ]] || continue
+    p=${line#input: }; p=${p#* }
+    [[ -n ${new[$p]:-} ]] || removed+=("$p")
+  done <"$marker"
+  local old_cmd new_cmd
+  old_cmd=$(sed -n 's/^command: //p' "$marker" | head -n 1)
+  new_cmd=$(sed -n 's/^command: //p' <<<"$manifest")
+  local said=false
+  if [[ $old_cmd != "$new_cmd" ]]; then
+    echo "   its command line changed"
+    echo "     was: $old_cmd"
+    echo "     now: $new_cmd"
+    said=true
+  fi
+  if (( ${#changed[@]} )); then echo "   changed: ${changed[*]}"; said=true; fi
+  if (( ${#added[@]} )); then echo "   added: ${added[*]}"; said=true; fi
+  if (( ${#removed[@]} )); then echo "   removed: ${removed[*]}"; said=true; fi
+  $said || echo "   its key differs (marker edited?)"
+}
 
 run_stage() {
   if (( $# < 4 )); then
@@ -44,19 +171,29 @@ run_stage() {
   fi
 
   local marker=$done_dir/stage_$n.done
+  local cmdline
+  cmdline=$(printf '%q ' "$@")
+  cmdline=${cmdline% }
   if [[ -e $marker ]]; then
     if [[ ${force:-false} != true ]]; then
-      echo "== Stage $n: $desc: already done ($marker); skipping"
-      return 0
+      local manifest old_key
+      manifest=$(_stage_manifest "$cmdline" "$@")
+      old_key=$(sed -n 's/^key: //p' "$marker" | head -n 1)
+      if [[ -z $old_key ]]; then
+        echo "== Stage $n: $desc: marker has no key; rerunning ($marker)"
+      elif [[ $old_key == "$(_stage_key "$manifest")" ]]; then
+        echo "== Stage $n: $desc: already done ($marker); skipping"
+        return 0
+      else
+        echo "== Stage $n: $desc: changed since $marker; rerunning:"
+        _stage_why_changed "$marker" "$manifest"
+      fi
     fi
-    # Drop the old marker first so a failed forced re-run cannot look complete.
+    # Drop the old marker first so a failed re-run cannot look complete.
     rm -f -- "$marker"
   fi
 
   mkdir -p -- "$done_dir" "$(dirname -- "$log")"
-  local cmdline
-  cmdline=$(printf '%q ' "$@")
-  cmdline=${cmdline% }
   echo "== Stage $n: $desc  [$(date)]"
   echo "   log: $log"
   printf '# Stage %s: %s  [%s]\n# command: %s\n' "$n" "$desc" "$(date)" "$cmdline" >>"$log"
@@ -84,15 +221,20 @@ run_stage() {
     exit "$status"
   fi
 
+  # Hashed now, after the command: files it wrote itself are recorded as it
+  # left them, so the next run does not see them as new inputs.
+  local manifest
+  manifest=$(_stage_manifest "$cmdline" "$@")
   # Marker last, via rename, so a crash mid-write never leaves a partial one.
   local tmp=$done_dir/.stage_$n.done.tmp.$$
   {
     echo "date: $(date)"
     echo "stage: $n"
     echo "description: $desc"
-    echo "command: $cmdline"
     echo "log: $log"
     echo "elapsed_s: $(( SECONDS - start ))"
+    echo "key: $(_stage_key "$manifest")"
+    echo "$manifest"
   } >"$tmp"
   mv -f -- "$tmp" "$marker"
   echo "== Stage $n: done in $(( SECONDS - start ))s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from pyadml.data.features import compute_fbank, merge_cuts, split_cuts
 
@@ -18,8 +19,12 @@ def main(argv=None) -> int:
     s.add_argument("out_dir")
     c = sub.add_parser("compute", help="compute and store fbank for one part")
     c.add_argument("--config", default=None, help="conf/fbank.yaml")
+    c.add_argument("--skip-existing", action="store_true",
+                   help="do nothing if OUT exists (it is written last, so it marks a finished "
+                        "part; steps/make_fbank.sh removes parts whose inputs changed)")
     c.add_argument("cuts")
-    c.add_argument("storage", help="lilcom archive path (without extension)")
+    c.add_argument("storage", help="lilcom archive path (without extension); written under a "
+                   "temporary name and renamed into place before OUT")
     c.add_argument("out")
     m = sub.add_parser("merge", help="merge parts in the order given")
     m.add_argument("out")
@@ -29,6 +34,8 @@ def main(argv=None) -> int:
     if args.cmd == "split":
         paths = split_cuts(args.cuts, args.num_splits, args.out_dir)
         print(f"split {args.cuts} into {len(paths)} parts under {args.out_dir}")
+    elif args.cmd == "compute" and args.skip_existing and Path(args.out).is_file():
+        print(f"fbank: {args.out} exists, skipping")
     elif args.cmd == "compute":
         t0 = time.time()
         cuts = compute_fbank(args.cuts, args.storage, args.out, args.config)

@@ -82,18 +82,39 @@ def compute_fbank(
     cuts_path: str | os.PathLike, storage_path: str | os.PathLike, out_path: str | os.PathLike,
     config: str | os.PathLike | dict | None = None,
 ):
-    """Compute features for every cut (augmentations are applied as the audio loads)."""
+    """Compute features for every cut (augmentations are applied as the audio loads).
+
+    The archive (``storage_path`` + ``.lca``) is written under a temporary name and renamed into
+    place before the manifest, which is written atomically last: a killed job leaves no manifest,
+    and never a manifest pointing at a partial archive.
+    """
     from lhotse import CutSet, LilcomChunkyWriter
+    from lhotse.utils import fastcopy
 
     import pyadml.data.augment  # noqa: F401  registers SpeedPerturb/BandLimit with lhotse
 
     cuts = CutSet.from_file(cuts_path)
     storage_path = Path(storage_path).resolve()  # manifests must load from any directory
     storage_path.parent.mkdir(parents=True, exist_ok=True)
-    with_feats = cuts.compute_and_store_features(
-        extractor=fbank_extractor(config), storage_path=str(storage_path), num_jobs=1,
-        storage_type=LilcomChunkyWriter,
-    ).to_eager()
+    final = storage_path if storage_path.suffix == ".lca" else Path(f"{storage_path}.lca")
+    # LilcomChunkyWriter appends ".lca": this writes <final>.tmp<pid>.lca
+    staged = final.with_name(f"{final.name}.tmp{os.getpid()}.lca")
+    try:
+        with_feats = cuts.compute_and_store_features(
+            extractor=fbank_extractor(config), storage_path=str(staged), num_jobs=1,
+            storage_type=LilcomChunkyWriter,
+        ).to_eager()
+        with_feats = CutSet.from_cuts(
+            fastcopy(c, features=fastcopy(c.features, storage_path=str(final)))
+            if c.features.storage_path == str(staged) else c
+            for c in with_feats)
+        stray = sorted({c.features.storage_path for c in with_feats} - {str(final)})
+        if stray:  # the rewrite above missed them: the manifest would point at a removed file
+            raise RuntimeError(f"features stored outside {staged}: {stray}")
+        os.replace(staged, final)
+    finally:
+        if staged.exists():
+            staged.unlink()
     save_cuts(with_feats, out_path)
     return with_feats
 

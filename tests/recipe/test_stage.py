@@ -160,3 +160,160 @@ def test_non_integer_stage_rejected(recipe, tmp_path, bad):
     assert p.returncode != 0
     assert "integer" in p.stderr
     assert ran(tmp_path) == []
+
+
+# --- keys: a marker records what produced it; a change reruns the stage -----
+
+# Stage 0 takes a yaml config (layered on a base) as --config=FILE, stage 1 a
+# file through $stage_inputs, stage 2 an option that changes its command line,
+# and stage 3 writes the file it names (an output, hashed as the stage left it).
+KEYED_SH = f"""#!/usr/bin/env bash
+set -euo pipefail
+stage=0
+stop_stage=100
+done_dir=data/.done
+force=false
+arg2=x
+. {PARSE_OPTIONS} || exit 1
+. {STAGE}
+
+step() {{ echo "$1" >> out.txt; }}
+write_out() {{ echo "$1" >> out.txt; mkdir -p res; echo "$RANDOM$RANDOM" > "${{2#--out=}}"; }}
+
+run_stage 0 "train" exp/log/0.log step 0 --config=conf/train.yaml
+stage_inputs="conf/extra.txt conf/later.txt" run_stage 1 "fbank" exp/log/1.log step 1
+run_stage 2 "plain" exp/log/2.log step 2 "$arg2"
+run_stage 3 "export" exp/log/3.log write_out 3 --out=res/model.txt
+echo "all-finished"
+"""
+
+
+@pytest.fixture
+def keyed(tmp_path):
+    (tmp_path / "run.sh").write_text(KEYED_SH)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "base.yaml").write_text("lr: 0.1\n")
+    (conf / "train.yaml").write_text("base: base.yaml  # layered\nepochs: 3\n")
+    (conf / "extra.txt").write_text("one\n")
+
+    def _run(*args):
+        p = subprocess.run(["bash", "run.sh", *args], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "all-finished" in p.stdout
+        return p
+
+    _run()
+    assert ran(tmp_path) == ["0", "1", "2", "3"]
+    return _run
+
+
+def skipped(p):
+    return [n for n in range(4) if f"== Stage {n}: " in p.stdout
+            and "already done" in p.stdout.split(f"== Stage {n}: ")[1].splitlines()[0]]
+
+
+def test_marker_records_key_and_inputs(keyed, tmp_path):
+    import hashlib
+
+    marker = (tmp_path / "data/.done/stage_0.done").read_text()
+    lines = marker.splitlines()
+    assert any(line.startswith("key: ") and len(line) == len("key: ") + 64 for line in lines)
+    for name in ("conf/train.yaml", "conf/base.yaml"):
+        sha = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        assert f"input: {sha} {name}" in lines
+    assert "command: step 0 --config=conf/train.yaml" in lines
+    # stage_inputs: only the files that exist are hashed
+    marker1 = (tmp_path / "data/.done/stage_1.done").read_text()
+    assert "conf/extra.txt" in marker1 and "conf/later.txt" not in marker1
+
+
+def test_unchanged_inputs_skip(keyed, tmp_path):
+    p = keyed()
+    assert ran(tmp_path) == ["0", "1", "2", "3"]
+    assert skipped(p) == [0, 1, 2, 3]  # stage 3's own output does not count as a change
+    assert "rerunning" not in p.stdout
+
+
+def test_changed_config_reruns_and_names_it(keyed, tmp_path):
+    (tmp_path / "conf/train.yaml").write_text("base: base.yaml\nepochs: 4\n")
+    p = keyed()
+    assert ran(tmp_path) == ["0", "1", "2", "3", "0"]
+    assert "== Stage 0: train: changed since data/.done/stage_0.done; rerunning" in p.stdout
+    assert "changed: conf/train.yaml" in p.stdout
+    assert "conf/base.yaml" not in p.stdout
+    assert skipped(p) == [1, 2, 3]
+    assert keyed().stdout.count("already done") == 4  # the new marker holds the new key
+
+
+def test_changed_base_of_a_yaml_reruns(keyed, tmp_path):
+    (tmp_path / "conf/base.yaml").write_text("lr: 0.2\n")
+    p = keyed()
+    assert ran(tmp_path) == ["0", "1", "2", "3", "0"]
+    assert "changed: conf/base.yaml" in p.stdout
+    # pointing at another base names both the new and the dropped file
+    (tmp_path / "conf/base2.yaml").write_text("lr: 0.3\n")
+    (tmp_path / "conf/train.yaml").write_text("base: 'base2.yaml'\nepochs: 3\n")
+    p = keyed()
+    assert ran(tmp_path)[-1] == "0"
+    assert "changed: conf/train.yaml" in p.stdout
+    assert "added: conf/base2.yaml" in p.stdout
+    assert "removed: conf/base.yaml" in p.stdout
+
+
+def test_changed_command_line_reruns(keyed, tmp_path):
+    p = keyed("--arg2", "y")
+    assert ran(tmp_path) == ["0", "1", "2", "3", "2"]
+    assert "its command line changed" in p.stdout
+    assert "was: step 2 x" in p.stdout and "now: step 2 y" in p.stdout
+    assert skipped(p) == [0, 1, 3]
+
+
+def test_stage_inputs_count(keyed, tmp_path):
+    (tmp_path / "conf/extra.txt").write_text("two\n")
+    p = keyed()
+    assert ran(tmp_path) == ["0", "1", "2", "3", "1"]
+    assert "changed: conf/extra.txt" in p.stdout
+    (tmp_path / "conf/later.txt").write_text("new\n")
+    p = keyed()
+    assert ran(tmp_path)[-1] == "1" and "added: conf/later.txt" in p.stdout
+    (tmp_path / "conf/extra.txt").unlink()
+    p = keyed()
+    assert ran(tmp_path)[-1] == "1" and "removed: conf/extra.txt" in p.stdout
+    assert len(ran(tmp_path)) == 7
+
+
+def test_old_marker_without_key_reruns(keyed, tmp_path):
+    marker = tmp_path / "data/.done/stage_2.done"
+    old = [line for line in marker.read_text().splitlines()
+           if not line.startswith(("key: ", "input: "))]
+    marker.write_text("\n".join(old) + "\n")
+    p = keyed()
+    assert "== Stage 2: plain: marker has no key; rerunning" in p.stdout
+    assert ran(tmp_path) == ["0", "1", "2", "3", "2"]
+    assert "key: " in marker.read_text()
+
+
+def test_force_still_reruns_keyed_stages(keyed, tmp_path):
+    keyed("--force", "true", "--stage", "1", "--stop-stage", "1")
+    assert ran(tmp_path) == ["0", "1", "2", "3", "1"]
+
+
+def test_stage_outputs_are_not_hashed(tmp_path):
+    (tmp_path / "shared.md").write_text("a\n")
+    script = tmp_path / "r.sh"
+    script.write_text(f"""set -euo pipefail
+stage=0; stop_stage=100; done_dir=done
+. {STAGE}
+f() {{ echo "$RANDOM" >> shared.md; echo ran >> out.txt; }}
+stage_outputs=shared.md run_stage 0 "score" log/0.log f --results-md shared.md
+""")
+    for _ in range(2):
+        p = subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=30)
+        assert p.returncode == 0, p.stderr
+        (tmp_path / "shared.md").write_text("changed by another experiment\n")
+    assert (tmp_path / "out.txt").read_text().split() == ["ran"]
+    assert "shared.md" not in (tmp_path / "done/stage_0.done").read_text().replace(
+        "command: f --results-md shared.md", "")

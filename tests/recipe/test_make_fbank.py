@@ -1,0 +1,142 @@
+"""steps/make_fbank.sh re-runs: complete sets are skipped, a changed config redoes the set, and
+after a kill only the missing jobs run -- from a recipe-like directory, as run.sh calls it."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from lhotse import CutSet, Recording
+
+from pyadml.data.features import save_cuts
+
+ROOT = Path(__file__).resolve().parents[2]
+SECONDS = [0.31, 0.5, 0.77, 1.0]
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    """A recipe dir (steps, utils linked) holding data/cuts.jsonl.gz and conf/fbank.yaml."""
+    r = tmp_path / "egs"
+    (r / "data").mkdir(parents=True)
+    (r / "conf").mkdir()
+    (r / "steps").symlink_to(ROOT / "steps")
+    (r / "utils").symlink_to(ROOT / "utils")
+    (r / "conf" / "fbank.yaml").write_text("num_mel_bins: 40\nframe_shift: 0.01\n")
+    rng = np.random.default_rng(0)
+    recs = []
+    for i, seconds in enumerate(SECONDS):
+        path = r / "data" / f"r{i}.wav"
+        sf.write(path, 0.1 * rng.standard_normal(int(seconds * 16000)), 16000)
+        recs.append(Recording.from_file(path))
+    save_cuts(CutSet.from_manifests(recordings=recs), r / "data" / "cuts.jsonl.gz")
+    return r
+
+
+def make_fbank(recipe, cmd="utils/run_local.sh", check=True):
+    # what path.sh sets up
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env['PATH']}"
+    env["PYTHONPATH"] = f"{ROOT}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(ROOT)
+    res = subprocess.run(
+        ["bash", "steps/make_fbank.sh", "--cmd", cmd, "--nj", "2", "--fbank-config",
+         "conf/fbank.yaml", "data/cuts.jsonl.gz", "data/fbank", "data/fbank/cuts.jsonl.gz"],
+        cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
+    if check:
+        assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+def check_features(recipe, num_bins=40):
+    cuts = CutSet.from_file(recipe / "data/fbank/cuts.jsonl.gz")
+    assert [c.id for c in cuts] == [c.id for c in CutSet.from_file(recipe / "data/cuts.jsonl.gz")]
+    for cut, seconds in zip(cuts, SECONDS):
+        feats = cut.load_features()
+        assert feats.shape[1] == num_bins
+        assert abs(feats.shape[0] - seconds * 100) <= 1
+        assert np.isfinite(feats).all()
+    return cuts
+
+
+def archives(recipe):
+    return sorted(p.name for p in (recipe / "data/fbank").glob("*.lca"))
+
+
+def mtimes(paths):
+    return {p.name: p.stat().st_mtime_ns for p in paths}
+
+
+def test_second_run_skips_without_rewriting(recipe):
+    res = make_fbank(recipe)
+    assert "computing part(s) 1 2 of 2" in res.stdout
+    cuts = check_features(recipe)
+    # every feature points at an archive in place, none at a staged (temporary) one
+    assert {Path(c.features.storage_path).name for c in cuts} == set(archives(recipe))
+    assert len(archives(recipe)) == 2 and not any(".tmp" in a for a in archives(recipe))
+    fbank = recipe / "data/fbank"
+    files = [fbank / "cuts.jsonl.gz", fbank / "cuts.jsonl.gz.sig",
+             *fbank.glob("*.lca"), *fbank.glob("log/*.log")]
+    before = mtimes(files)
+    res = make_fbank(recipe)
+    assert "cuts: complete, skipping" in res.stdout
+    assert mtimes(files) == before
+
+
+def test_changed_config_redoes_the_set(recipe):
+    make_fbank(recipe)
+    old = archives(recipe)
+    (recipe / "conf/fbank.yaml").write_text("num_mel_bins: 23\nframe_shift: 0.01\n")
+    res = make_fbank(recipe)
+    assert "skipping" not in res.stdout
+    assert "computing part(s) 1 2 of 2" in res.stdout
+    check_features(recipe, num_bins=23)
+    new = archives(recipe)
+    assert len(new) == 2 and not set(new) & set(old)  # old archives: replaced, then deleted
+    assert "skipping" in make_fbank(recipe).stdout
+
+
+def test_after_a_kill_only_the_missing_job_runs(recipe):
+    make_fbank(recipe)
+    fbank = recipe / "data/fbank"
+    # As if the run had been killed while job 1 ran: no part 1, no merged output yet.
+    for p in (fbank / "split_cuts/feats.1.jsonl.gz", fbank / "cuts.jsonl.gz",
+              fbank / "cuts.jsonl.gz.sig"):
+        p.unlink()
+    log1, log2 = fbank / "log/fbank_cuts.1.log", fbank / "log/fbank_cuts.2.log"
+    log1.write_text("old\n")
+    before2 = log2.stat().st_mtime_ns
+    res = make_fbank(recipe)
+    assert "computing part(s) 1 of 2" in res.stdout
+    assert "real time" in log1.read_text()
+    assert log2.stat().st_mtime_ns == before2  # job 2 did not run again
+    check_features(recipe)
+    assert "skipping" in make_fbank(recipe).stdout
+
+
+def test_a_kill_during_a_rerun_leaves_the_old_output_intact(recipe):
+    """A rerun with a new config dies after job 1: the old manifest still loads in full, and the
+    next run computes only job 2."""
+    make_fbank(recipe)
+    old = check_features(recipe)
+    old_bytes = {a: (recipe / "data/fbank" / a).read_bytes() for a in archives(recipe)}
+    # $cmd that runs the first job it is given, then fails as if killed
+    (recipe / "die_after_first.sh").write_text(
+        '#!/usr/bin/env bash\nr=${1#JOB=}; shift\n'
+        'utils/run_local.sh "JOB=${r%%:*}:${r%%:*}" "$@"\nexit 1\n')
+    (recipe / "conf/fbank.yaml").write_text("num_mel_bins: 23\nframe_shift: 0.01\n")
+    res = make_fbank(recipe, cmd="bash die_after_first.sh", check=False)
+    assert res.returncode != 0
+    assert not (recipe / "data/fbank/cuts.jsonl.gz.sig").exists()
+    # the old output and the archives it points to are untouched
+    assert check_features(recipe).to_eager()[0].features == old[0].features
+    for a, data in old_bytes.items():
+        assert (recipe / "data/fbank" / a).read_bytes() == data
+    assert (recipe / "data/fbank/split_cuts/feats.1.jsonl.gz").exists()
+    assert not (recipe / "data/fbank/split_cuts/feats.2.jsonl.gz").exists()
+
+    res = make_fbank(recipe)
+    assert "computing part(s) 2 of 2" in res.stdout
+    check_features(recipe, num_bins=23)
+    assert not set(archives(recipe)) & set(old_bytes)
