@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lexicon and phone table by offline G2P (CMUdict, then g2p_en's neural model) for every word
+# A lang directory (lexicon, phone table, G2P options) by offline G2P (CMUdict, then g2p_en's neural model) for every word
 # of the given Kaldi text files.
 #   steps/make_lang.sh [--strip-stress false] [--word-boundary ""] <text> [<text> ...] <lang-dir>
 set -euo pipefail

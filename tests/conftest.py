@@ -17,7 +17,7 @@ def tiny_training_data(tmp_path_factory) -> Path:
 
     from pyadml.data.dataset import write_keyword_ids
     from pyadml.data.trials import Trial, write_trials
-    from pyadml.text import G2P, PhoneTable, write_lexicon
+    from pyadml.text import Tokenizer
 
     root = tmp_path_factory.mktemp("train_data")
     rng = np.random.default_rng(0)
@@ -38,10 +38,9 @@ def tiny_training_data(tmp_path_factory) -> Path:
     dev = CutSet.from_cuts([c for c in cuts if c.id.endswith("4")])
     train.to_file(root / "train.jsonl.gz")
     dev.to_file(root / "dev.jsonl.gz")
-    g2p = G2P()
-    write_lexicon(root / "lang" / "lexicon.txt", g2p.lexicon(TRAIN_WORDS))
-    PhoneTable(g2p.inventory).write(root / "lang" / "phones.txt")
+    Tokenizer.build(TRAIN_WORDS).write_lang_dir(root / "lang")
     write_keyword_ids(root / "lang" / "keywords.txt", TRAIN_WORDS)
     write_trials(root / "dev.tsv",
                  [Trial(c.id, w, int(c.supervisions[0].text == w)) for c in dev for w in TRAIN_WORDS])
+    (root / "fbank.yaml").write_text("num_mel_bins: 40\n")
     return root

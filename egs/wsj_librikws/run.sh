@@ -8,6 +8,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 . ./cmd.sh
 . ./db.sh
 
+# The data: stages hand these names to the generic steps/ scripts.
+# Stage 1 writes lhotse manifests <corpus>_{recordings,supervisions}_<part>.jsonl.gz; a set is
+# named <corpus>_<part>.
+train_set=king_asr_066_train  # word cuts from its CTM train the model
+dev_set=king_asr_066_dev      # whole utterances held out of train_set; dev AP after each epoch
+# Test sets as <set>:<protocol>. words: word AP, 50 negatives per positive (the paper's WSJ
+# protocol); pairs: LP_E and LP_H from LibriPhrase-style CSV pairs.
+test_sets="wsj_test:words libriphrase_test:pairs"
+aug_test_sets="wsj_test"      # also scored as <set>_aug: one reverberant or noisy copy per cut
+# Augmentation sources (recordings manifests, named like sets).
+noise_set=musan_noise music_set=musan_music babble_set=musan_speech rir_set=rir_sim_rir
+
 stage=0
 stop_stage=100
 force=false                 # true: redo stages even when their .done marker exists
@@ -33,79 +45,61 @@ done_dir=data/.done
 . utils/stage.sh
 
 synth_dir=data/local/synth
-
-run_stage 0 "synthesise embedded corpora ($synth_size) for every corpus with no path in db.sh" \
-  data/log/stage0_synth.log \
-  local/make_synth_corpora.sh --synth-config "$synth_config" --size "$synth_size" --nj "$nj" \
-    --seed "$synth_seed" "$synth_dir"
-
-# Corpora not given in db.sh are the embedded ones from now on.
-KING_ASR_066=${KING_ASR_066:-$synth_dir/king_asr_066}
-WSJ=${WSJ:-$synth_dir/wsj}
-LIBRIPHRASE=${LIBRIPHRASE:-$synth_dir/libriphrase}
-MUSAN=${MUSAN:-$synth_dir/musan}
-RIRS_NOISES=${RIRS_NOISES:-$synth_dir/rirs_noises}
 manifests=data/manifests
 cuts=data/cuts
+score_sets=   # the test sets, each followed by its augmented copy
+for s in $test_sets; do
+  score_sets+=" $s"
+  [[ " $aug_test_sets " != *" ${s%%:*} "* ]] || score_sets+=" ${s%%:*}_aug:words"
+done
+fbank_sets="${train_set}_aug $dev_set"
+for s in $score_sets; do fbank_sets+=" ${s%%:*}"; done
 
-manifests_stage() {
-  local/prepare_king_asr_066.sh "$KING_ASR_066" $manifests
-  local/prepare_wsj.sh "$WSJ" $manifests ${WSJ_CTM:+--ctm "$WSJ_CTM"}
-  local/prepare_libriphrase.sh "$LIBRIPHRASE" $manifests
-  python -m pyadml.bin.prepare_manifests musan "$MUSAN" $manifests
-  python -m pyadml.bin.prepare_manifests rirs_noises "$RIRS_NOISES" $manifests
-}
-run_stage 1 "lhotse manifests of King-ASR-066, WSJ, LibriPhrase, MUSAN, RIRS_NOISES" \
-  data/log/stage1_manifests.log manifests_stage
+stage_inputs=db.sh run_stage 0 "synthesise embedded corpora ($synth_size) for every corpus with no path in db.sh" \
+  data/log/stage0_synth.log \
+  local/make_synth_corpora.sh --synth-config "$synth_config" --size "$synth_size" --nj "$nj" \
+    --seed "$synth_seed" $synth_dir
 
-run_stage 2 "word cuts from the CTMs, keyword ids, lexicon and phone table (offline G2P)" \
+stage_inputs=db.sh run_stage 1 "lhotse manifests of every corpus in db.sh (the embedded ones where empty)" \
+  data/log/stage1_manifests.log \
+  local/prepare_manifests.sh $synth_dir $manifests
+
+run_stage 2 "word cuts of $train_set (dev: $dev_set) and the test sets; lexicon, phones, G2P options" \
   data/log/stage2_cuts.log \
-  python -m pyadml.bin.make_word_cuts --config conf/data.yaml --manifests $manifests \
-    --out-dir $cuts --lang-dir data/lang
+  steps/make_word_cuts.sh --data-config conf/data.yaml --dev-set $dev_set $manifests $cuts data/lang \
+    $train_set $test_sets
 
-augment_stage() {
-  local rirs=$manifests/rir_recordings_sim_rir.jsonl.gz
-  python -m pyadml.bin.augment_cuts --config conf/augment.yaml --musan-dir $manifests \
-    --rir-manifest $rirs --cuts $cuts/king_asr_066_train_words.jsonl.gz \
-    --out $cuts/king_asr_066_train_words_aug.jsonl.gz
-  python -m pyadml.bin.augment_cuts --config conf/augment.yaml --musan-dir $manifests \
-    --rir-manifest $rirs --cuts $cuts/wsj_test_words.jsonl.gz --eval \
-    --out $cuts/wsj_test_words_aug.jsonl.gz
-}
-run_stage 3 "augmentation: RIR reverberation and MUSAN noise, music, babble (seeded)" \
-  data/log/stage3_augment.log augment_stage
+run_stage 3 "augmentation of $train_set and of $aug_test_sets: RIRs, noise, music, babble (seeded)" \
+  data/log/stage3_augment.log \
+  steps/augment_cuts.sh --augment-config conf/augment.yaml --noise $noise_set --music $music_set \
+    --babble $babble_set --rirs $rir_set --eval-sets "$aug_test_sets" $manifests $cuts $train_set
 
-fbank_stage() {
-  local name
-  for name in king_asr_066_train_words_aug king_asr_066_dev_words wsj_test_words \
-      wsj_test_words_aug libriphrase_test; do
-    steps/make_fbank.sh --nj "$nj" --cmd "$cmd" --fbank-config conf/fbank.yaml \
-      $cuts/$name.jsonl.gz data/fbank data/fbank/$name.jsonl.gz
-  done
-}
-run_stage 4 "40-dim fbank with lhotse, $nj jobs through \$cmd" data/log/stage4_fbank.log fbank_stage
+run_stage 4 "40-dim fbank with lhotse, $nj jobs through \$cmd" data/log/stage4_fbank.log \
+  steps/make_fbank_sets.sh --nj "$nj" --cmd "$cmd" --fbank-config conf/fbank.yaml $cuts data/fbank \
+    $fbank_sets
 
-run_stage 5 "trial lists: WSJ protocol (clean, augmented, dev) and LibriPhrase LP_E / LP_H" \
-  data/log/stage5_trials.log \
-  python -m pyadml.bin.make_trials --config conf/data.yaml --cuts-dir $cuts \
-    --manifests $manifests --out-dir data/trials
+run_stage 5 "trial lists of $dev_set and the test sets" data/log/stage5_trials.log \
+  python -m pyadml.bin.make_trials --config conf/data.yaml --train-set $train_set \
+    --aug-sets "$aug_test_sets" $cuts $manifests data/trials $dev_set:words $test_sets
 
 tag=${tag:-$(basename "$train_config" .yaml | sed 's/^train_//')}
 exp=exp/$tag
 done_dir=$exp/.done   # stages 6-8 are done per experiment, not per data directory
 
-# Stage 6 always resumes: a re-run after a crash continues from the last checkpoint.
+# Stage 6 always resumes: a re-run after a crash continues from the last checkpoint. It copies
+# the lang directory and the fbank options into $exp, which is all that stages 7-8 read.
 run_stage 6 "train $tag with torchrun ($nproc_per_node process(es)), resuming if possible" \
   $exp/log/stage6_train.log \
-  steps/train.sh --nproc-per-node "$nproc_per_node" --resume true "$train_config" $exp
+  steps/train.sh --nproc-per-node "$nproc_per_node" --resume true "$train_config" $exp \
+    data.train=data/fbank/${train_set}_aug.jsonl.gz data.dev=data/fbank/$dev_set.jsonl.gz \
+    data.dev_trials=data/trials/$dev_set.tsv data.lang=data/lang data.fbank_config=conf/fbank.yaml
 
 run_stage 7 "average the last checkpoints into a self-contained $exp/final.pt" \
   $exp/log/stage7_export.log \
-  python -m pyadml.bin.export_model --exp-dir $exp --lang data/lang \
-    --fbank-config conf/fbank.yaml --out $exp/final.pt
+  python -m pyadml.bin.export_model --exp-dir $exp
 
-run_stage 8 "score WSJ (clean, augmented) and LibriPhrase (LP_E, LP_H): AP, EER, AUC, plots" \
-  $exp/log/stage8_score.log \
-  python -m pyadml.bin.score --model $exp/final.pt --fbank-dir data/fbank --trials-dir data/trials \
-    --out-dir $exp/results --results-md RESULTS.md --tag "$tag"
+# RESULTS.md is shared by every experiment: not an input of this one's stage 8.
+stage_outputs=RESULTS.md run_stage 8 "score $score_sets: AP, EER, AUC, plots" $exp/log/stage8_score.log \
+  python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
+    --results-md RESULTS.md --tag "$tag" $score_sets
 [ "$stop_stage" -lt 8 ] || [ "$stage" -gt 8 ] || cat $exp/results/results.md 2>/dev/null || true

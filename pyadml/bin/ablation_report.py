@@ -14,10 +14,12 @@ from pyadml.score.report import update_results_md
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--exp-dir", required=True, help="exp/ablation, holding <row>/seed<k>/results")
+    p.add_argument("--test-set", required=True,
+                   help="the trial list the paper's tables report (the recipe's words test set)")
     p.add_argument("--results-md", default=None)
     p.add_argument("--note", default="", help="a line on epochs, data and wall time")
     args = p.parse_args(argv)
-    ours = collect(Path(args.exp_dir))
+    ours = collect(Path(args.exp_dir), args.test_set)
     text = tables(ours)
     if args.note:
         text = args.note + "\n\n" + text
@@ -25,7 +27,7 @@ def main(argv=None) -> int:
     if args.results_md:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip() or None
-        update_results_md(args.results_md, "Ablations (Tables 1-3, WSJ-like clean AP)", text,
+        update_results_md(args.results_md, f"Ablations (Tables 1-3, {args.test_set} AP)", text,
                           config_path="conf/ablation/", git_commit=commit,
                           command="local/run_ablation.sh")
     return 0

@@ -1,4 +1,4 @@
-"""Stage 3: write seeded augmented copies of word cuts (RIRs, MUSAN noise/music/babble).
+"""Stage 3: write seeded augmented copies of word cuts (RIRs; noise, music, babble recordings).
 
 Training: the clean cuts followed by --copies augmented copies of each. --eval: exactly one
 augmented version per cut and no clean ones (the WSJ evaluation condition).
@@ -16,10 +16,8 @@ from pathlib import Path
 
 from lhotse import CutSet, RecordingSet
 
+from pyadml.data.manifests import find_set_manifest
 from pyadml.data.augment import augment_cuts, augment_eval_cuts, load_augment_config, recipe_tags
-
-MUSAN_PARTS = {"noise": "noise", "music": "music", "babble": "speech"}
-
 
 def _recordings(path: Path | None, what: str) -> RecordingSet | None:
     if path is None:
@@ -39,10 +37,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", required=True, help="conf/augment.yaml")
     p.add_argument("--cuts", required=True, help="input word cuts (.jsonl.gz)")
-    p.add_argument("--musan-dir", default=None,
-                   help="directory of musan_recordings_{noise,music,speech}.jsonl.gz")
-    p.add_argument("--rir-manifest", default=None,
-                   help="RIR RecordingSet, e.g. data/manifests/rir_recordings_sim_rir.jsonl.gz")
+    p.add_argument("--manifest-dir", default=None,
+                   help="stage 1's manifests: --noise etc. name sets there, not files")
+    p.add_argument("--noise", default=None, help="recordings of noises (MUSAN noise/)")
+    p.add_argument("--music", default=None, help="recordings of music (MUSAN music/)")
+    p.add_argument("--babble", default=None, help="recordings of speech for babble (MUSAN speech/)")
+    p.add_argument("--rirs", default=None, help="recordings of room impulse responses")
     p.add_argument("--out", required=True, help="output cuts (.jsonl.gz)")
     p.add_argument("--copies", type=int, default=None, help="overrides the config's copies")
     p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
@@ -66,11 +66,18 @@ def main(argv=None) -> int:
         p.error(f"--out must end with .jsonl.gz, got {out}")
 
     sources = {}
-    musan = Path(args.musan_dir) if args.musan_dir else None
-    for kind, part in MUSAN_PARTS.items():
-        path = musan / f"musan_recordings_{part}.jsonl.gz" if musan else None
-        sources[kind] = _recordings(path, f"MUSAN {part} ({kind})")
-    rirs = _recordings(Path(args.rir_manifest) if args.rir_manifest else None, "RIR (reverb)")
+    def source(name: str | None) -> Path | None:
+        if not name or not args.manifest_dir:
+            return Path(name) if name else None
+        return find_set_manifest(args.manifest_dir, name, "recordings")
+
+    try:
+        for kind in ("noise", "music", "babble"):
+            sources[kind] = _recordings(source(getattr(args, kind)), kind)
+        rirs = _recordings(source(args.rirs), "RIR (reverb)")
+    except (FileNotFoundError, ValueError) as e:  # a named set that stage 1 did not write
+        print(f"augment_cuts: {e}", file=sys.stderr)
+        return 1
 
     # Lazy input: the output is streamed cut by cut, never held in memory.
     cuts = CutSet.from_jsonl_lazy(args.cuts)

@@ -12,7 +12,7 @@ from lhotse import CutSet
 
 from pyadml.data.dataset import KeywordDataset, read_keyword_ids
 from pyadml.data.sampler import KeywordBatchSampler
-from pyadml.text import G2P, PhoneTable, read_lexicon
+from pyadml.text import Tokenizer
 
 
 class _Epochs:
@@ -43,7 +43,6 @@ def main(argv=None) -> int:
     p.add_argument("--few", choices=("skip", "replace"), default="skip")
     p.add_argument("--num-workers", default="0,1,2", help="comma-separated values to try")
     p.add_argument("--batches", type=int, default=50, help="batches timed per setting")
-    p.add_argument("--g2p", action="store_true", help="pronounce words missing from the lexicon")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     try:
@@ -53,7 +52,7 @@ def main(argv=None) -> int:
     if any(w < 0 for w in workers) or args.batches < 1:
         p.error("--num-workers must be >= 0 and --batches >= 1")
     lang = Path(args.lang)
-    for name in ("lexicon.txt", "phones.txt", "keywords.txt"):
+    for name in ("lexicon.txt", "phones.txt", "g2p.yaml", "keywords.txt"):
         if not (lang / name).is_file():
             p.error(f"missing {lang / name}")
 
@@ -62,10 +61,7 @@ def main(argv=None) -> int:
     sampler = KeywordBatchSampler.from_cuts(
         cuts, keywords_per_batch=args.k, utts_per_keyword=args.m, few=args.few, seed=args.seed
     )
-    ds = KeywordDataset(
-        cuts, read_lexicon(lang / "lexicon.txt"), PhoneTable.read(lang / "phones.txt"),
-        read_keyword_ids(lang / "keywords.txt"), g2p=G2P() if args.g2p else None,
-    )
+    ds = KeywordDataset(cuts, Tokenizer.from_lang_dir(lang), read_keyword_ids(lang / "keywords.txt"))
     print(f"{len(cuts)} cuts, {len(sampler.keywords)} keywords, "
           f"{len(sampler)} batches of {args.k}x{args.m} per epoch "
           f"(set-up {time.perf_counter() - t0:.1f} s); stats: {sampler.stats}")

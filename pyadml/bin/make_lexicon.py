@@ -1,4 +1,5 @@
-"""Write a Kaldi lexicon.txt and phones.txt for every word in Kaldi text files or keyword lists."""
+"""Write a lang directory (Kaldi lexicon.txt and phones.txt, and g2p.yaml with the G2P options)
+for every word in Kaldi text files or keyword lists; pyadml.text.Tokenizer reads it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyadml.text import G2P, KeywordError, PhoneTable, write_lexicon
+from pyadml.text import G2P, KeywordError, PhoneTable, Tokenizer
 
 
 def read_texts(kaldi_texts, keyword_lists) -> list[str]:
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
                    help="one keyword or phrase per line (repeatable)")
     p.add_argument("--strip-stress", action="store_true", help="39 phonemes instead of 69 units")
     p.add_argument("--word-boundary", default=None, help="token between words, e.g. '<wb>'")
-    p.add_argument("--out-dir", required=True, help="lexicon.txt and phones.txt go here")
+    p.add_argument("--out-dir", required=True, help="lexicon.txt, phones.txt and g2p.yaml go here")
     args = p.parse_args(argv)
     if not args.text and not args.keywords:
         p.error("give at least one --text or --keywords file")
@@ -53,8 +54,8 @@ def main(argv=None) -> int:
         print(f"make_lexicon: {e}", file=sys.stderr)
         return 1
     out = Path(args.out_dir)
-    write_lexicon(out / "lexicon.txt", lexicon)
-    PhoneTable(g2p.inventory).write(out / "phones.txt")
+    Tokenizer(PhoneTable(g2p.inventory), lexicon,
+              {"strip_stress": args.strip_stress, "word_boundary": args.word_boundary}).write_lang_dir(out)
     oov = sum(1 for w in lexicon if not g2p.in_dictionary(w))
     print(f"make_lexicon: {len(lexicon)} words ({oov} from the neural G2P), "
           f"{len(g2p.inventory)} phones -> {out}")

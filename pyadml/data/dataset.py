@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -12,7 +12,7 @@ import torch.utils.data
 
 import pyadml.data.augment  # noqa: F401  lhotse must know our transforms to read augmented cuts
 from pyadml.fileio import write_lines_atomic
-from pyadml.text import PhoneTable
+from pyadml.text import KeywordError, Tokenizer
 
 
 def mean_normalize(feats: np.ndarray) -> np.ndarray:
@@ -30,17 +30,15 @@ class KeywordDataset(torch.utils.data.Dataset):
     ``phones`` (B, L_max) int64 padded with 0 (``<eps>``), ``phone_lens``, ``keyword_ids``
     (-1 for keywords outside ``keyword_ids``), ``cut_ids`` and ``texts``.
 
-    A keyword's phones are its words' lexicon pronunciations concatenated; a word missing from
-    the lexicon is pronounced by ``g2p`` (e.g. ``pyadml.text.G2P()``) or raises KeyError.
+    A keyword's phone ids come from ``tokenizer`` (pyadml.text.Tokenizer: lexicon, else the
+    offline G2P), the same route that scoring and users' keywords take.
     """
 
     def __init__(
         self,
         cuts: Iterable,
-        lexicon: Mapping[str, Sequence[str]],
-        phone_table: PhoneTable,
+        tokenizer: Tokenizer,
         keyword_ids: Mapping[str, int] | None = None,
-        g2p: Callable[[str], list[str]] | None = None,
         pad_multiple: int = 1,
     ):
         # Padded lengths rounded up to a multiple: fewer distinct shapes, so CPU kernels
@@ -52,40 +50,18 @@ class KeywordDataset(torch.utils.data.Dataset):
             if cut.id in self.cuts:
                 raise ValueError(f"duplicate cut id {cut.id}")
             self.cuts[cut.id] = cut
-        self.lexicon = lexicon
-        self.phone_table = phone_table
+        self.tokenizer = tokenizer
         self.keyword_ids = dict(keyword_ids or {})
-        self.g2p = g2p
-        self._phone_ids: dict[str, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.cuts)
 
     def phone_ids(self, text: str, cut_id: str | None = None) -> list[int]:
-        """Phone ids of a keyword or phrase (cached per text)."""
-        ids = self._phone_ids.get(text)
-        if ids is None:
-            where = f"cut {cut_id}" if cut_id else "keyword"
-            words = text.split()
-            if not words:
-                raise ValueError(f"{where}: empty keyword text {text!r}")
-            phones: list[str] = []
-            for w in words:
-                pron = self.lexicon.get(w)
-                if pron is None:
-                    if self.g2p is None:
-                        raise KeyError(
-                            f"word {w!r} of {where} ({text!r}) is not in the lexicon and no "
-                            f"g2p was given"
-                        )
-                    pron = self.g2p(w)
-                phones.extend(pron)
-            try:
-                ids = self.phone_table.encode(phones)
-            except KeyError as e:
-                raise KeyError(f"{where} ({text!r}): {e.args[0]}") from None
-            self._phone_ids[text] = ids
-        return ids
+        """Phone ids of a keyword or phrase (the tokenizer caches them per text)."""
+        try:
+            return self.tokenizer.encode(text)
+        except KeywordError as e:
+            raise KeywordError(f"cut {cut_id}: {e}" if cut_id else str(e)) from None
 
     def __getitem__(self, cut_ids: Sequence[str]) -> dict:
         if isinstance(cut_ids, str):

@@ -1,12 +1,14 @@
 """Stage 5: trial lists, one ``cut_id<TAB>keyword<TAB>label<TAB>tag`` line per trial.
 
-- WSJ protocol (model_spec section 9): every positive (segment, its word) plus 50 times as many
-  seeded negatives (segment, another word of the evaluation vocabulary); the tag says whether the
-  keyword was seen in training (``seen``/``unseen``), for the open-vocabulary AP.
-- LibriPhrase protocol: four trials per CSV row, (anchor, anchor_text, 1),
+Two protocols, named in a recipe's run.sh beside each test set:
+- ``words`` (the paper's WSJ protocol, section 4.1): every positive (segment, its word) plus 50
+  times as many seeded negatives (segment, another word of the set's vocabulary); the tag says
+  whether the keyword was seen in training (``seen``/``unseen``), for the open-vocabulary AP.
+  One list, ``<set>.tsv``.
+- ``pairs`` (LibriPhrase-style CSV rows): four trials per row, (anchor, anchor_text, 1),
   (anchor, comparison_text, target), (comparison, comparison_text, 1),
-  (comparison, anchor_text, target), tagged with the row's type. LP_E = positive + easy-negative
-  rows, LP_H = positive + hard-negative rows.
+  (comparison, anchor_text, target), tagged with the row's type. Two lists: ``<set>_lp_e.tsv``
+  (positive + easy-negative rows) and ``<set>_lp_h.tsv`` (positive + hard-negative rows).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from pyadml.fileio import write_lines_atomic
 
+PROTOCOLS = ("words", "pairs")
 LP_SUBSETS = {
     "lp_e": ("diffspk_positive", "diffspk_easyneg"),
     "lp_h": ("diffspk_positive", "diffspk_hardneg"),
@@ -34,7 +37,7 @@ class Trial:
     tag: str = ""
 
 
-def make_wsj_trials(
+def make_word_trials(
     segments: Sequence[tuple[str, str]],
     train_vocabulary: set[str],
     negatives_per_positive: int = 50,
@@ -44,7 +47,7 @@ def make_wsj_trials(
     replacement from the other words of the evaluation vocabulary."""
     vocab = sorted({w for _, w in segments})
     if len(vocab) < 2:
-        raise ValueError("the WSJ protocol needs at least two distinct words")
+        raise ValueError("the words protocol needs at least two distinct words")
     k = min(negatives_per_positive, len(vocab) - 1)
     index = {w: i for i, w in enumerate(vocab)}
     rng = np.random.default_rng(seed)
@@ -68,8 +71,8 @@ def retarget(trials: Iterable[Trial], suffix: str) -> list[Trial]:
     return [Trial(t.cut_id + suffix, t.keyword, t.label, t.tag) for t in trials]
 
 
-def make_libriphrase_trials(rows: Sequence[dict]) -> dict[str, list[Trial]]:
-    """LP_E and LP_H from prepared LibriPhrase rows (keys anchor_id, anchor_text, comparison_id,
+def make_pair_trials(rows: Sequence[dict]) -> dict[str, list[Trial]]:
+    """LP_E and LP_H from prepared LibriPhrase-style rows (keys anchor_id, anchor_text, comparison_id,
     comparison_text, target, type). Identical (cut, keyword, label) trials are kept once."""
     out = {}
     for name, types in LP_SUBSETS.items():
@@ -92,7 +95,7 @@ def make_libriphrase_trials(rows: Sequence[dict]) -> dict[str, list[Trial]]:
     return out
 
 
-def check_libriphrase_trials(subsets: dict[str, list[Trial]]) -> None:
+def check_pair_trials(subsets: dict[str, list[Trial]]) -> None:
     """LP_E and LP_H are built from the same positive rows: their positive-row trials agree."""
     pos = {name: {t for t in trials if t.tag == "diffspk_positive"} for name, trials in subsets.items()}
     if pos["lp_e"] != pos["lp_h"]:
@@ -123,41 +126,88 @@ def summarize(trials: Sequence[Trial]) -> str:
             f"{len({t.cut_id for t in trials})} segments, {len({t.keyword for t in trials})} keywords")
 
 
-def build_recipe_trials(cuts_dir, manifest_dir, out_dir, cfg: dict) -> dict[str, str]:
-    """Stage 5 of the recipe: WSJ clean and augmented, dev, LibriPhrase LP_E and LP_H."""
+def trial_lists(set_name: str, protocol: str) -> list[str]:
+    """The trial list names that a test set of this protocol gets (files ``<name>.tsv``)."""
+    if protocol == "words":
+        return [set_name]
+    if protocol == "pairs":
+        return [f"{set_name}_{sub}" for sub in LP_SUBSETS]
+    raise ValueError(f"test set {set_name}: unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+
+
+def parse_set_specs(specs: Sequence[str], where: str = "test sets") -> list[tuple[str, str]]:
+    """``name:protocol`` items (run.sh's ``test_sets``) as (name, protocol) pairs."""
+    out = []
+    for spec in specs:
+        name, sep, protocol = spec.partition(":")
+        if not sep or not name or protocol not in PROTOCOLS:
+            raise ValueError(f"{where}: expected '<set>:<protocol>' with protocol one of "
+                             f"{', '.join(PROTOCOLS)}, got {spec!r}")
+        out.append((name, protocol))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where}: a set is named twice in {list(specs)}")
+    return out
+
+
+def make_set_trials(cuts_dir, manifest_dir, out_dir, cfg: dict, train_set: str,
+                    sets: Sequence[tuple[str, str]], aug_sets: Sequence[str] = ()) -> dict[str, str]:
+    """Stage 5: the trial lists of each (set, protocol), and for each set in ``aug_sets`` the
+    same trials on its augmented copy ``<set>_aug`` (cut ids ``<id>_aug1``, stage 3)."""
     import gzip
     import json
 
     from lhotse import CutSet
 
     import pyadml.data.augment  # noqa: F401  lhotse must know our transforms to read augmented cuts
+    from pyadml.data.manifests import find_set_manifest
 
     cuts_dir, manifest_dir, out_dir = Path(cuts_dir), Path(manifest_dir), Path(out_dir)
     unknown = set(cfg) - {"negatives_per_positive", "seed"}
     if unknown:
         raise ValueError(f"trials: unknown option(s) {sorted(unknown)}")
     k, seed = int(cfg.get("negatives_per_positive", 50)), int(cfg.get("seed", 1))
+    protocols = dict(sets)
+    for name in aug_sets:
+        if protocols.get(name) != "words":
+            raise ValueError(f"augmented test set {name}: it must also be a test set with the "
+                             f"words protocol (test sets: {sets})")
+
+    def cuts_file(name: str) -> Path:
+        path = cuts_dir / f"{name}.jsonl.gz"
+        if not path.is_file():
+            raise FileNotFoundError(f"set {name!r}: expected its cuts in {path} (stage 2 or 3 "
+                                    f"writes them under the set's name)")
+        return path
 
     def segments(name):
-        return [(c.id, c.supervisions[0].text) for c in CutSet.from_file(cuts_dir / f"{name}.jsonl.gz")]
+        return [(c.id, c.supervisions[0].text) for c in CutSet.from_file(cuts_file(name))]
 
-    train_vocab = {w for _, w in segments("king_asr_066_train_words")}
+    train_vocab = {w for _, w in segments(train_set)}
+    lists: dict[str, list[Trial]] = {}
+    for name, protocol in sets:
+        if protocol == "words":
+            lists[name] = make_word_trials(segments(name), train_vocab, k, seed)
+            if name in aug_sets:
+                aug = f"{name}_aug"
+                lists[aug] = retarget(lists[name], "_aug1")
+                missing = {t.cut_id for t in lists[aug]} - {c.id for c in CutSet.from_file(cuts_file(aug))}
+                if missing:
+                    raise ValueError(f"{cuts_file(aug)} lacks augmented copies of {len(missing)} "
+                                     f"segments of {name}, e.g. {sorted(missing)[0]}")
+        else:
+            pairs = find_set_manifest(manifest_dir, name, "pairs")
+            with gzip.open(pairs, "rt") as f:
+                rows = [json.loads(line) for line in f]
+            ids = {c.id for c in CutSet.from_file(cuts_file(name))}
+            absent = {r[key] for r in rows for key in ("anchor_id", "comparison_id")} - ids
+            if absent:
+                raise ValueError(f"{pairs} names {len(absent)} recording(s) that are not in "
+                                 f"{cuts_file(name)}, e.g. {sorted(absent)[0]}")
+            subsets = make_pair_trials(rows)
+            check_pair_trials(subsets)
+            lists.update({f"{name}_{sub}": trials for sub, trials in subsets.items()})
     out = {}
-    wsj = make_wsj_trials(segments("wsj_test_words"), train_vocab, k, seed)
-    lists = {"wsj_clean": wsj, "dev": make_wsj_trials(segments("king_asr_066_dev_words"), train_vocab, k, seed)}
-    aug = cuts_dir / "wsj_test_words_aug.jsonl.gz"
-    if aug.exists():
-        aug_ids = {c.id for c in CutSet.from_file(aug)}
-        lists["wsj_aug"] = retarget(wsj, "_aug1")
-        missing = {t.cut_id for t in lists["wsj_aug"]} - aug_ids
-        if missing:
-            raise ValueError(f"{aug} lacks augmented copies of {len(missing)} WSJ segments, "
-                             f"e.g. {sorted(missing)[0]}")
-    with gzip.open(manifest_dir / "libriphrase_pairs_test.jsonl.gz", "rt") as f:
-        rows = [json.loads(line) for line in f]
-    lp = make_libriphrase_trials(rows)
-    check_libriphrase_trials(lp)
-    lists.update({f"libriphrase_{name}": trials for name, trials in lp.items()})
     for name, trials in lists.items():
         write_trials(out_dir / f"{name}.tsv", trials)
         out[name] = summarize(trials)

@@ -3,20 +3,26 @@
 ``final.pt`` is a plain dict that ``torch.load(weights_only=True)`` reads, so loading a model
 file never runs pickled code:
 
-    format        "pyadml-kws/1"
+    format        "pyadml-kws/2"
     model         encoder state_dict: "audio.*" (ECAPA) and "text.*" (BiLSTM) only
     audio_config  EcapaConfig fields
     text_config   TextEncoderConfig fields, vocab_size included
     phones        the phone symbols without <eps>; PhoneTable(phones) gives the training ids
+    lexicon       word -> phones of the lang directory the model was trained with
     g2p           G2P options: {"strip_stress": bool, "word_boundary": str | None}
     features      fbank options (pyadml.data.features.fbank_extractor) + {"mean_norm": bool}
     meta          provenance: checkpoints averaged, epochs, the training config, ...
+
+Phones, lexicon and G2P options make the training tokenizer (pyadml.text.Tokenizer), so users'
+keywords are pronounced as the training keywords were. Files of format 1 (no lexicon) still
+load; their keywords go through the G2P alone, as they did when they were written.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -24,13 +30,14 @@ from typing import Sequence
 import torch
 
 from pyadml.fileio import atomic_path
-from pyadml.text import G2P, PhoneTable
+from pyadml.text import PhoneTable, Tokenizer
 
 from .ecapa import EcapaConfig
 from .kws import KwsModel
 from .text_encoder import TextEncoderConfig
 
-FORMAT = "pyadml-kws/1"
+FORMAT = "pyadml-kws/2"
+READABLE_FORMATS = ("pyadml-kws/1", FORMAT)
 ENCODER_PREFIXES = ("audio.", "text.")
 _KEYS = ("format", "model", "audio_config", "text_config", "phones", "g2p", "features", "meta")
 
@@ -86,14 +93,13 @@ def export_model(
     *,
     audio_config: dict,
     text_config: dict,
-    phones: Sequence[str],
-    g2p: dict,
+    tokenizer: Tokenizer,
     features: dict,
     meta: dict | None = None,
 ) -> dict:
     """Write ``final.pt`` atomically with the encoder weights only (classifier, modality heads,
     AdaMS parameters and anything else outside ``audio.``/``text.`` are dropped); returns it."""
-    table = PhoneTable(list(phones))
+    table = tokenizer.phone_table
     audio_cfg = EcapaConfig(**audio_config)
     text_kwargs = dict(text_config)
     vocab = text_kwargs.setdefault("vocab_size", len(table))
@@ -101,9 +107,6 @@ def export_model(
         raise ValueError(f"text_config vocab_size={vocab} but the phone table has {len(table)} "
                          f"symbols (with <eps>)")
     text_cfg = TextEncoderConfig(**text_kwargs)
-    unknown = set(g2p) - {"strip_stress", "word_boundary"}
-    if unknown:
-        raise ValueError(f"export_model: unknown g2p option(s) {sorted(unknown)}")
     if "mean_norm" not in features:
         raise ValueError("export_model: features must say whether to mean-normalise (mean_norm)")
 
@@ -121,9 +124,7 @@ def export_model(
         "model": weights,
         "audio_config": _plain(audio_cfg.to_dict(), "audio_config"),
         "text_config": _plain(text_cfg.to_dict(), "text_config"),
-        "phones": table.symbols[1:],
-        "g2p": {"strip_stress": bool(g2p.get("strip_stress", False)),
-                "word_boundary": g2p.get("word_boundary")},
+        **_plain(tokenizer.to_dict(), "tokenizer"),
         "features": _plain(dict(features), "features"),
         "meta": _plain(dict(meta or {}), "meta", lenient=True),
     }
@@ -135,16 +136,19 @@ def export_model(
 @dataclass
 class LoadedModel:
     model: KwsModel
-    phone_table: PhoneTable
-    g2p: G2P
+    tokenizer: Tokenizer
     features: dict
     meta: dict = field(default_factory=dict)
     audio_config: dict = field(default_factory=dict)
     text_config: dict = field(default_factory=dict)
 
+    @property
+    def phone_table(self) -> PhoneTable:
+        return self.tokenizer.phone_table
+
     def phone_ids(self, text: str) -> list[int]:
         """Phone ids of a keyword as the text encoder saw them in training."""
-        return self.phone_table.encode(self.g2p(text))
+        return self.tokenizer.encode(text)
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
@@ -159,14 +163,18 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
                          f"failed: {type(e).__name__})") from None
     if not isinstance(blob, dict):
         raise ValueError(f"{path}: not a pyadml model file (expected a dict)")
-    if blob.get("format") != FORMAT:
+    if blob.get("format") not in READABLE_FORMATS:
         hint = " (a training checkpoint? export it with pyadml.bin.export_model)" if "model" in blob else ""
         raise ValueError(f"{path}: not a pyadml model file: format is {blob.get('format')!r}, "
-                         f"expected {FORMAT!r}{hint}")
+                         f"expected one of {READABLE_FORMATS}{hint}")
     missing = [k for k in _KEYS if k not in blob]
     if missing:
         raise ValueError(f"{path}: pyadml model file lacks {missing}")
-    table = PhoneTable(blob["phones"])
+    try:
+        tokenizer = Tokenizer.from_dict(blob)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: bad phones, lexicon or g2p options: {e}") from None
+    table = tokenizer.phone_table
     text_cfg = TextEncoderConfig(**blob["text_config"])
     if text_cfg.vocab_size != len(table):
         raise ValueError(f"{path}: text vocab_size {text_cfg.vocab_size} != {len(table)} phones")
@@ -174,7 +182,66 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     model.load_state_dict(blob["model"], strict=True)
     model.to(device).eval()
     return LoadedModel(
-        model=model, phone_table=table, g2p=G2P(**blob["g2p"]), features=dict(blob["features"]),
+        model=model, tokenizer=tokenizer, features=dict(blob["features"]),
         meta=dict(blob["meta"]), audio_config=dict(blob["audio_config"]),
         text_config=dict(blob["text_config"]),
     )
+
+
+def epoch_checkpoints(exp_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``checkpoints/epoch-<n>.pt`` sorted by n as a number (epoch-10 after epoch-9)."""
+    found = []
+    for p in (Path(exp_dir) / "checkpoints").glob("epoch-*.pt"):
+        m = re.fullmatch(r"epoch-(\d+)\.pt", p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
+                      out: str | os.PathLike | None = None) -> tuple[dict, str]:
+    """Stage 7: average the last ``avg`` epoch checkpoints of ``exp_dir`` (default: the
+    config's ``average``) into ``final.pt``, with the tokenizer of ``exp_dir/lang`` and the
+    feature options of ``exp_dir/fbank.yaml`` that stage 6 copied there. Returns the blob and a
+    one-line summary; ValueError/FileNotFoundError name what is missing."""
+    import warnings
+
+    import yaml
+
+    exp_dir = Path(exp_dir)
+    ckpts = epoch_checkpoints(exp_dir)
+    if not ckpts:
+        raise FileNotFoundError(f"no checkpoints/epoch-*.pt under {exp_dir}")
+    cfg_path = exp_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: missing (stage 6 writes the resolved training config)")
+    config = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    avg = avg if avg is not None else int(config.get("average", 5))
+    if avg < 1:
+        raise ValueError(f"cannot average {avg} checkpoints")
+    if len(ckpts) < avg:
+        warnings.warn(f"asked to average {avg} but only {len(ckpts)} epoch checkpoint(s) exist; "
+                      f"averaging those")
+    chosen = ckpts[-avg:]
+    model_cfg = config.get("model") or {}
+    if "audio" not in model_cfg or "text" not in model_cfg:
+        raise ValueError(f"{cfg_path} lacks model.audio / model.text")
+    tokenizer = Tokenizer.from_lang_dir(exp_dir / "lang")
+    feat_path = exp_dir / "fbank.yaml"
+    if not feat_path.is_file():
+        raise FileNotFoundError(f"{feat_path}: missing (stage 6 copies the fbank options there)")
+    features = yaml.safe_load(feat_path.read_text(encoding="utf-8")) or {}
+    last = torch.load(chosen[-1][1], map_location="cpu", weights_only=False)
+    state = average_checkpoints([path for _, path in chosen])
+    text_cfg = {k: v for k, v in model_cfg["text"].items() if k != "vocab_size"}
+    out = Path(out) if out else exp_dir / "final.pt"
+    meta = {"exp_dir": exp_dir.name, "averaged": [path.name for _, path in chosen],
+            "epochs": [epoch for epoch, _ in chosen], "step": last.get("step"), "config": config}
+    blob = export_model(state, out, audio_config=model_cfg["audio"], text_config=text_cfg,
+                        tokenizer=tokenizer, features=features, meta=meta)
+    n_params = sum(v.numel() for v in blob["model"].values())
+    summary = (f"averaged {len(chosen)} checkpoint(s) {', '.join(p.name for _, p in chosen)}; "
+               f"kept {len(blob['model'])} encoder tensors ({n_params / 1e6:.2f}M values), dropped "
+               f"{len(state) - len(blob['model'])} training-only; {len(tokenizer.phone_table)} "
+               f"phones, {len(tokenizer.lexicon)} lexicon words, g2p {tokenizer.g2p_options} -> {out}")
+    return blob, summary

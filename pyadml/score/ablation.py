@@ -35,8 +35,8 @@ TABLES = {
 PAPER_BASELINE = 75.10
 
 
-def collect(exp_dir: Path, metric: str = "AP", test_set: str = "wsj_clean") -> dict[str, list[float]]:
-    """row -> the metric of each seed that has results."""
+def collect(exp_dir: Path, test_set: str, metric: str = "AP") -> dict[str, list[float]]:
+    """row -> the metric on ``test_set`` (a trial list name) of each seed that has results."""
     out: dict[str, list[float]] = {}
     for path in sorted(exp_dir.glob("*/seed*/results/metrics.json")):
         sets = json.loads(path.read_text())["sets"]

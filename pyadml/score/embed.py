@@ -1,4 +1,4 @@
-"""Embedding caches and cached pair scoring (model_spec.md, section 8).
+"""Embedding caches and cached pair scoring.
 
 Each distinct cut and each distinct keyword text goes through its encoder once; a trial's score
 is then the cosine of two cached utterance embeddings, E_a^utt and E_t^utt.
@@ -6,7 +6,7 @@ is then the cosine of two cached utterance embeddings, E_a^utt and E_t^utt.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ import torch
 from pyadml.data.dataset import mean_normalize
 from pyadml.data.trials import Trial
 from pyadml.models import KwsModel
-from pyadml.text import KeywordError, PhoneTable
+from pyadml.text import Tokenizer
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -67,18 +67,11 @@ def embed_cuts(model: KwsModel, cuts: Iterable, batch_size: int = 256,
     return out
 
 
-def embed_texts(model: KwsModel, texts: Iterable[str], phone_table: PhoneTable,
-                g2p: Callable[[str], list[str]], batch_size: int = 512) -> dict[str, np.ndarray]:
-    """text -> E_t^utt (d,) for each distinct keyword text; the phones are ``g2p(text)``."""
+def embed_texts(model: KwsModel, texts: Iterable[str], tokenizer: Tokenizer,
+                batch_size: int = 512) -> dict[str, np.ndarray]:
+    """text -> E_t^utt (d,) for each distinct keyword text, phone ids from ``tokenizer``."""
     uniq = list(dict.fromkeys(texts))
-    ids = []
-    for t in uniq:
-        try:
-            ids.append(phone_table.encode(g2p(t)))
-        except KeyError as e:  # a phone outside the model's table
-            raise KeywordError(f"keyword {t!r}: {e.args[0]}") from None
-        if not ids[-1]:
-            raise KeywordError(f"keyword {t!r} has no phones")
+    ids = [tokenizer.encode(t) for t in uniq]
     out: dict[str, np.ndarray] = {}
     if not uniq:
         return out

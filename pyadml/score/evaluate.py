@@ -1,6 +1,7 @@
-"""Stage 8's evaluation: embed each distinct cut and keyword once (the LibriPhrase sets share
-their cuts), score every trial list from the caches, compute the metrics of model_spec
-section 9, and write scores.tsv per set, metrics.json, results.md and the ROC/DET/PR plots."""
+"""Stage 8's evaluation: embed each distinct cut and keyword once (the lists of a pairs set
+share their cuts), score every trial list from the caches, compute the paper's metrics (AP for
+the words protocol; EER and AUC for pairs, as LibriPhrase reports them), and write scores.tsv
+per list, metrics.json, results.md and the ROC/DET/PR plots."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pyadml.data.trials import read_trials
+from pyadml.data.trials import read_trials, trial_lists
 from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
@@ -26,22 +27,13 @@ class ScoreError(RuntimeError):
     """A model, manifest or trial list that cannot be scored."""
 
 
-# name -> (cuts under --fbank-dir, trials under --trials-dir, protocol)
-TEST_SETS = {
-    "wsj_clean": ("wsj_test_words.jsonl.gz", "wsj_clean.tsv", "wsj"),
-    "wsj_aug": ("wsj_test_words_aug.jsonl.gz", "wsj_aug.tsv", "wsj"),
-    "lp_e": ("libriphrase_test.jsonl.gz", "libriphrase_lp_e.tsv", "libriphrase"),
-    "lp_h": ("libriphrase_test.jsonl.gz", "libriphrase_lp_h.tsv", "libriphrase"),
-}
-
-
 def _ap_or_none(scores, labels):
     # AP needs a positive and a negative; a subset with one class has none.
     labels = np.asarray(labels)
     return M.average_precision(scores, labels) if 0 < labels.sum() < labels.size else None
 
 
-def wsj_metrics(trials, scores, speakers: dict[str, str]) -> dict:
+def word_metrics(trials, scores, speakers: dict[str, str]) -> dict:
     labels = np.array([t.label for t in trials])
     tags = np.array([t.tag for t in trials])
     out = {"num_trials": len(trials), "num_positives": int(labels.sum()),
@@ -59,7 +51,7 @@ def wsj_metrics(trials, scores, speakers: dict[str, str]) -> dict:
     return out
 
 
-def libriphrase_metrics(trials, scores) -> dict:
+def pair_metrics(trials, scores) -> dict:
     labels = np.array([t.label for t in trials])
     return {"num_trials": len(trials), "num_positives": int(labels.sum()),
             "EER": M.eer(scores, labels), "AUC": M.auc(scores, labels),
@@ -76,9 +68,11 @@ def git_commit() -> str:
         return "unknown"
 
 
-def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets=tuple(TEST_SETS),
-                    batch_size: int = 256, device: str = "cpu") -> tuple[dict, str]:
-    """Score the named test sets; returns (metrics per set, the markdown results table)."""
+def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size: int = 256,
+                    device: str = "cpu") -> tuple[dict, str]:
+    """Score the trial lists of each (set, protocol) in ``sets``: cuts from
+    ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
+    trial_lists). Returns (metrics per list, the markdown results table)."""
     from lhotse import CutSet
 
     try:
@@ -90,15 +84,18 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets=tuple(TEST_
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)
 
     todo = {}
-    for name in sets:
-        cuts_file, trials_file, protocol = TEST_SETS[name]
-        missing = [str(f) for f in (fbank_dir / cuts_file, trials_dir / trials_file) if not f.is_file()]
-        if missing:
-            print(f"score: skipping {name}: missing {', '.join(missing)}")
-            continue
-        todo[name] = (fbank_dir / cuts_file, read_trials(trials_dir / trials_file), protocol)
+    for set_name, protocol in sets:
+        cuts_file = fbank_dir / f"{set_name}.jsonl.gz"
+        if not cuts_file.is_file():
+            raise ScoreError(f"test set {set_name}: no features {cuts_file} (stage 4 writes them)")
+        for name in trial_lists(set_name, protocol):
+            trials_file = trials_dir / f"{name}.tsv"
+            if not trials_file.is_file():
+                raise ScoreError(f"test set {set_name}: no trial list {trials_file} (stage 5 "
+                                 f"writes it when run.sh names the set with protocol {protocol})")
+            todo[name] = (cuts_file, read_trials(trials_file), protocol)
     if not todo:
-        raise ScoreError("no test set has both its cuts and its trials")
+        raise ScoreError("no test set given")
 
     # One cache per cut manifest (the LibriPhrase sets share theirs) and one for all texts.
     audio_cache: dict[Path, dict] = {}
@@ -121,7 +118,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets=tuple(TEST_
     texts = dict.fromkeys(t.keyword for _, trials, _ in todo.values() for t in trials)
     t0 = time.time()
     try:
-        text_cache = embed_texts(model, texts, loaded.phone_table, loaded.g2p)
+        text_cache = embed_texts(model, texts, loaded.tokenizer)
     except KeywordError as e:
         raise ScoreError(str(e)) from None
     print(f"score: embedded {len(text_cache)} distinct keywords in {time.time() - t0:.1f} s")
@@ -138,10 +135,10 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets=tuple(TEST_
         if not 0 < labels.sum() < labels.size:
             print(f"score: {name}: trials hold only one class; no metrics")
             continue
-        if protocol == "wsj":
-            results[name] = wsj_metrics(trials, scores, speakers[cuts_path])
+        if protocol == "words":
+            results[name] = word_metrics(trials, scores, speakers[cuts_path])
         else:
-            results[name] = libriphrase_metrics(trials, scores)
+            results[name] = pair_metrics(trials, scores)
         curves[name] = (scores, labels)
         print(f"score: {name}: {len(trials)} trials scored in {took:.2f} s "
               f"({len(trials) / max(took, 1e-9):.0f} trials/s)")

@@ -66,7 +66,44 @@ def ordinal_to_words(n: int) -> list[str]:
     return words
 
 
+def year_to_words(n: int) -> list[str]:
+    """A year as people say it: 1990 -> nineteen ninety, 1905 -> nineteen oh five, 1900 ->
+    nineteen hundred, 2005 -> two thousand five (as the usual TTS text normalisers read them)."""
+    if 2000 <= n <= 2009 or n % 1000 == 0:
+        return number_to_words(n)
+    head, tail = divmod(n, 100)
+    if tail == 0:
+        return _below_thousand(head) + ["hundred"]
+    return _below_thousand(head) + (["oh", _ONES[tail]] if tail < 10 else _below_thousand(tail))
+
+
+def _plural(word: str) -> str:
+    if word.endswith("y"):
+        return word[:-1] + "ies"
+    return word + ("es" if word.endswith(("s", "x")) else "s")
+
+
+# Title and company abbreviations, expanded only when written with their period ("st" alone
+# stays a word for the lexicon; "dr" without a period is CMUdict's "drive").
+ABBREVIATIONS = {
+    "mr": "mister", "mrs": "missus", "ms": "miss", "dr": "doctor", "st": "saint", "jr": "junior",
+    "sr": "senior", "co": "company", "corp": "corporation", "inc": "incorporated",
+    "ltd": "limited", "bros": "brothers", "vs": "versus", "gov": "governor", "sen": "senator",
+    "rep": "representative", "gen": "general", "lt": "lieutenant", "col": "colonel",
+    "capt": "captain", "sgt": "sergeant", "prof": "professor", "rev": "reverend", "mt": "mount",
+    "ft": "fort", "ave": "avenue", "blvd": "boulevard", "dept": "department", "messrs": "messieurs",
+}
+_ABBREVIATION = re.compile(r"(?<![a-z'])(" + "|".join(ABBREVIATIONS) + r")\.")
+# Decades: 1990s, '80s, 1990's -> nineteen nineties, eighties.
+_DECADE = re.compile(r"(?<![a-z\d])'?(\d{2}|\d{4})'?s(?![a-z\d])")
 _NUMBER = re.compile(r"(?<![a-z])(\d[\d,]*)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])")
+
+
+def _spell_decade(m: re.Match) -> str:
+    value = int(m.group(1))
+    words = year_to_words(value) if len(m.group(1)) == 4 else number_to_words(value)
+    return " " + " ".join(words[:-1] + [_plural(words[-1])]) + " "
+
 _SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
 
 
@@ -75,6 +112,8 @@ def _spell_number(m: re.Match) -> str:
     value = int(integer.replace(",", ""))
     if suffix and fraction is None:
         words = ordinal_to_words(value)
+    elif fraction is None and "," not in integer and len(integer) == 4 and 1100 <= value <= 2099:
+        words = year_to_words(value)  # a bare four-digit number in running text is a year
     else:
         words = number_to_words(value)
         if fraction is not None:
@@ -85,6 +124,10 @@ def _spell_number(m: re.Match) -> str:
 def normalize_text(text: str) -> list[str]:
     """Return the lower-case words of ``text``, numbers spelled out and punctuation removed.
 
+    Abbreviations with their period are expanded ("Mr." -> "mister", "St." -> "saint"), years
+    and decades read as years ("1990" -> "nineteen ninety", "1990s" -> "nineteen nineties"),
+    ordinals as ordinals ("2nd" -> "second").
+
     Apostrophes inside a word are kept ("don't", "o'clock"); leading and trailing ones are
     dropped ("students'" -> "students"). Accents are folded ("café" -> "cafe"). Letters outside
     the Latin alphabet raise KeywordError, since no English G2P can pronounce them.
@@ -94,6 +137,8 @@ def normalize_text(text: str) -> list[str]:
     s = unicodedata.normalize("NFKD", text)
     s = "".join(c for c in s if not unicodedata.combining(c)).lower()
     s = s.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
+    s = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1)] + " ", s)
+    s = _DECADE.sub(_spell_decade, s)
     for sym, word in _SYMBOLS.items():
         s = s.replace(sym, word)
     # "r2d2" -> "r 2 d 2", but keep ordinal suffixes on their digits ("21st").

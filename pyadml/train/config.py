@@ -39,21 +39,22 @@ DEFAULTS: dict[str, Any] = {
         "utt": "rp",
         "rp": {"w_d": 1.0, "w_a": 2.0, "w_p": 1.0, "detach_text": True, "max_angle_samples": 128,
                "normalize_embeddings": False},
-        # phoneme level (section 3): none | asyp | proxy_bd | proxy_ms | clat
+        # phoneme level (paper section 3.1, Table 1): none | asyp | proxy_bd | proxy_ms | clat
         "phn": "none",
         "phn_opts": {"alpha": 0.01, "beta": 1.5, "lam": 0.01, "adams": None, "temperature": 0.1},
         "lambda_phn": 0.1,
         "mm": False,                 # monotonic matching loss on the cross-attention
         "mm_target": "diagonal",     # diagonal | gaussian
-        # modality adversarial learning (section 6)
+        # modality adversarial learning (paper section 3.3)
         "mal_utt": False,
         "mal_phn": False,
         "lambda_adv": 0.1,
         # normalize: M sees unit vectors. On raw vectors the encoders fooled M by growing the
-        # norm (L_adv up to 24) and training collapsed (RESULTS.md). grl_warmup: none | dann
-        # (GRL factor ramped 0 -> 1 by training progress, 2/(1+exp(-gamma p))-1).
+        # norm (L_adv up to 24) and training collapsed (the recipe's RESULTS.md).
+        # grl_warmup: none | dann (GRL factor ramped 0 -> 1 by training progress,
+        # 2/(1+exp(-gamma p))-1).
         "mal_opts": {"normalize": True, "grl_warmup": "none", "grl_gamma": 10.0},
-        # keyword classification (section 5): none | sphereface2 | aam | triplet
+        # keyword classification (paper section 3.2, Table 3): none | sphereface2 | aam | triplet
         "key": "none",
         "key_opts": {
             "sphereface2": {"s": 32.0, "m": 0.2, "lam": 0.7, "t": 3, "margin_warmup_steps": 0},
@@ -64,11 +65,14 @@ DEFAULTS: dict[str, Any] = {
     "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip"},
     "optim": {"lr": 1.0e-4, "weight_decay": 1.0e-5, "lr_step_epochs": 20, "lr_gamma": 0.5,
               "grad_clip": 5.0},
+    # The recipe's stage 6 names these (steps/train.sh ... data.train=...); train, lang and
+    # fbank_config are required, dev and dev_trials optional (no dev AP without them).
     "data": {
-        "train": "data/fbank/king_asr_066_train_words_aug.jsonl.gz",
-        "dev": "data/fbank/king_asr_066_dev_words.jsonl.gz",
-        "dev_trials": "data/trials/dev.tsv",
-        "lang": "data/lang",
+        "train": "",          # training cuts with features (lhotse .jsonl.gz)
+        "dev": "",            # dev cuts with features
+        "dev_trials": "",     # dev trial list (words protocol)
+        "lang": "",           # stage 2's lang directory; copied to exp/<tag>/lang
+        "fbank_config": "",   # the features' fbank yaml; copied to exp/<tag>/fbank.yaml
     },
     "num_workers": 1,
     "pad_frames_to": 16,     # round padded batch lengths up to a multiple (masked; fewer shapes)

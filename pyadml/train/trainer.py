@@ -1,5 +1,7 @@
 """The trainer: K x M keyword batches, DDP over torchrun's processes, atomic checkpoints and
-exact resumption (model, optimiser, scheduler, sampler and RNG states)."""
+exact resumption (model, optimiser, scheduler, sampler and RNG states), per-step logging and the
+dev AP after each epoch. The objective, the checkpoint files and the process-group setup live in
+pyadml.train.objective, pyadml.train.checkpoints and pyadml.train.distributed."""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ import json
 import logging
 import os
 import random
-import re
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -19,164 +20,56 @@ from torch import nn
 
 from pyadml.data.dataset import KeywordDataset, read_keyword_ids
 from pyadml.data.sampler import KeywordBatchSampler
-from pyadml.fileio import atomic_path
-from pyadml.losses import RelationalProxyLoss
-from pyadml.losses.keyword import build_keyword_loss
-from pyadml.losses.mm import MonotonicMatchingLoss
-from pyadml.losses.phoneme import build_phoneme_loss
-from pyadml.models import EcapaConfig, EcapaEncoder, KwsModel, TextEncoder, TextEncoderConfig
-from pyadml.models.cross_attention import PhonemeCrossAttention, flatten_valid
-from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier, dann_grl_scale
-from pyadml.text import PhoneTable, read_lexicon
+from pyadml.models import KwsModel
+from pyadml.fileio import write_text_atomic
+from pyadml.text import Tokenizer
+from pyadml.train.checkpoints import (latest_checkpoint, load_checkpoint, rng_state,
+                                      save_checkpoint, set_rng_state)
 from pyadml.train.config import save_config
+from pyadml.train.distributed import setup_distributed
+from pyadml.train.objective import KwsObjective
+
+# KwsObjective, latest_checkpoint and setup_distributed are re-exported for older imports.
+__all__ = ["Trainer", "KwsObjective", "latest_checkpoint", "setup_distributed"]
 
 log = logging.getLogger("pyadml.train")
 
 
-class KwsObjective(nn.Module):
-    """The encoders and the training losses (model_spec sections 3-7):
-
-        L = L_utt + L_key + L_MM + lambda_phn * L_phn + lambda_adv * (L_adv^phn + L_adv^utt)   (Eq. 3, 5)
-
-    Every term is switched by the ``loss`` config; the defaults give the RP-loss baseline.
-    Encoder weights live under ``audio.`` and ``text.``, as the exported model expects;
-    everything else (attention, classifiers, AdaMS scales) is training-only."""
-
-    def __init__(self, cfg: dict, vocab_size: int, num_keywords: int = 0):
-        super().__init__()
-        self.audio = EcapaEncoder(EcapaConfig(**cfg["model"]["audio"]))
-        self.text = TextEncoder(TextEncoderConfig(vocab_size=vocab_size, **cfg["model"]["text"]))
-        loss = cfg["loss"]
-        self.loss_cfg = loss
-        if loss["utt"] != "rp":
-            raise ValueError(f"loss.utt={loss['utt']!r}: only 'rp' is implemented")
-        self.utt_loss = RelationalProxyLoss(**loss["rp"])
-        d = self.audio.embed_dim
-        self.phn_loss = build_phoneme_loss(loss["phn"], vocab_size, **loss["phn_opts"])
-        self.use_mm = bool(loss["mm"])
-        self.phoneme_level = self.phn_loss is not None or self.use_mm or loss["mal_phn"]
-        if self.phoneme_level:
-            self.xattn = PhonemeCrossAttention(d)
-            self.mm_loss = MonotonicMatchingLoss(target=loss["mm_target"])
-        if loss["mal_utt"] or loss["mal_phn"]:
-            mo = loss["mal_opts"]
-            if mo["grl_warmup"] not in ("none", "dann"):
-                raise ValueError(f"loss.mal_opts.grl_warmup={mo['grl_warmup']!r}: "
-                                 "expected 'none' or 'dann'")
-            self.mal = ModalityAdversarialLoss(ModalityClassifier(d), normalize=mo["normalize"])
-        self.key_loss = None
-        if loss["key"] != "none":
-            if num_keywords < 2:
-                raise ValueError("a keyword classification loss needs the training keyword ids")
-            opts = loss["key_opts"].get(loss["key"], {})
-            self.key_loss = build_keyword_loss(loss["key"], d, num_keywords, **opts)
-
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        cfg = self.loss_cfg
-        a_phn, a_utt, a_mask = self.audio(batch["feats"], batch["feat_lens"])
-        # Each keyword's M rows share one text: encode the K distinct ones and expand.
-        _, first, inverse = np.unique(np.asarray(batch["texts"]), return_index=True,
-                                      return_inverse=True)
-        dev = batch["phones"].device
-        idx = torch.as_tensor(first, device=dev)
-        rows = torch.as_tensor(inverse, device=dev)
-        t_phn, t_utt, t_mask = self.text(batch["phones"][idx], batch["phone_lens"][idx])
-        t_rows = t_utt[rows]
-        labels = torch.as_tensor(inverse, device=dev)
-        l_utt, terms = self.utt_loss(a_utt.float(), t_rows.float(), labels)
-        total = l_utt
-        terms = {"l_utt": float(l_utt.detach()), **terms}
-        if self.phoneme_level:
-            t_phn, t_mask, phones = t_phn[rows], t_mask[rows], batch["phones"][idx][rows]
-            aligned, attn = self.xattn(t_phn.float(), t_mask, a_phn.float(), a_mask)
-            a_hat, t_hat, phn_labels = flatten_valid(t_mask, aligned, t_phn.float(), phones)
-            if self.use_mm:
-                l_mm = self.mm_loss(attn, t_mask, a_mask)
-                total = total + l_mm
-                terms["l_mm"] = float(l_mm.detach())
-            if self.phn_loss is not None:
-                l_phn = self.phn_loss(t_hat, a_hat, phn_labels)
-                total = total + cfg["lambda_phn"] * l_phn
-                terms["l_phn"] = float(l_phn.detach())
-            if cfg["mal_phn"]:
-                l_adv, acc = self.mal(a_hat, t_hat)
-                total = total + cfg["lambda_adv"] * l_adv
-                terms.update(l_adv_phn=float(l_adv.detach()), mal_acc_phn=acc)
-        if cfg["mal_utt"]:
-            l_adv, acc = self.mal(a_utt.float(), t_rows.float())
-            total = total + cfg["lambda_adv"] * l_adv
-            terms.update(l_adv_utt=float(l_adv.detach()), mal_acc_utt=acc)
-        if self.key_loss is not None:
-            l_key = self.key_loss(a_utt.float(), batch["keyword_ids"])
-            total = total + l_key
-            terms["l_key"] = float(l_key.detach())
-        terms["loss"] = float(total.detach())
-        return total, terms
-
-    def set_progress(self, progress: float) -> dict[str, float]:
-        """Training progress in [0, 1] (step / total steps) drives the GRL warm-up."""
-        if not hasattr(self, "mal"):
-            return {}
-        mo = self.loss_cfg["mal_opts"]
-        if mo["grl_warmup"] == "dann":
-            self.mal.grl_scale = dann_grl_scale(progress, mo["grl_gamma"])
-        return {"grl_scale": self.mal.grl_scale}
-
-    def no_weight_decay_parameters(self) -> list[nn.Parameter]:
-        return list(self.phn_loss.no_weight_decay_parameters()) if hasattr(
-            self.phn_loss, "no_weight_decay_parameters") else []
-
-    def after_optimizer_step(self) -> dict[str, float]:
-        """Clamp the AdaMS scales, advance margin warm-ups; returns values to log."""
-        stats = {}
-        if hasattr(self.phn_loss, "clamp_"):
-            self.phn_loss.clamp_()
-            if any(p.requires_grad for p in self.phn_loss.parameters()):
-                stats.update({f"adams_{k}": v for k, v in self.phn_loss.stats().items()})
-        if hasattr(self.key_loss, "step"):
-            self.key_loss.step()
-        return stats
+LANG_FILES = ("phones.txt", "lexicon.txt", "g2p.yaml", "keywords.txt")
 
 
-def setup_distributed(device_pref: str = "auto") -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device_pref in ("auto", "cuda")
-    device = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
-    if use_cuda:
-        torch.cuda.set_device(device)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    return rank, world, device
+def check_data_config(d: dict) -> dict:
+    """The files that ``data.*`` names exist: a wrong set name fails here, naming the key and
+    the file it expected, not after an epoch of training."""
+    for key, what in (("train", "training cuts with features"), ("lang", "lang directory"),
+                      ("fbank_config", "fbank options of the features")):
+        if not d.get(key):
+            raise ValueError(f"config key data.{key} is not set: give the {what} "
+                             f"(steps/train.sh ... data.{key}=PATH; run.sh's stage 6 does)")
+    expected = {"train": d["train"], "fbank_config": d["fbank_config"],
+                **{f"lang ({n})": str(Path(d["lang"]) / n) for n in LANG_FILES}}
+    if d.get("dev") or d.get("dev_trials"):
+        expected.update(dev=d.get("dev") or "", dev_trials=d.get("dev_trials") or "")
+    for key, path in expected.items():
+        if not path or not Path(path).is_file():
+            raise FileNotFoundError(f"data.{key}: expected the file {path or '(not set)'}")
+    return d
 
 
-def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def copy_experiment_inputs(d: dict, exp: Path) -> None:
+    """exp/<tag> becomes the contract after training: the lang directory and the feature
+    options (with mean normalisation, which the training batches apply) are copied into it,
+    and export and scoring read only those copies."""
+    import yaml
 
-
-def _set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    best, best_step = None, -1
-    for p in ckpt_dir.glob("*.pt"):
-        m = re.fullmatch(r"(epoch|step)-(\d+)\.pt", p.name)
-        if not m:
-            continue
-        step = torch.load(p, map_location="cpu", weights_only=False)["step"]
-        if step > best_step:
-            best, best_step = p, step
-    return best
+    for name in LANG_FILES:
+        write_text_atomic(exp / "lang" / name,
+                          (Path(d["lang"]) / name).read_text(encoding="utf-8"))
+    features = yaml.safe_load(Path(d["fbank_config"]).read_text(encoding="utf-8")) or {}
+    if not isinstance(features, dict):
+        raise ValueError(f"{d['fbank_config']}: expected a mapping of fbank options")
+    features["mean_norm"] = True  # KeywordDataset mean-normalises every training utterance
+    write_text_atomic(exp / "fbank.yaml", yaml.safe_dump(features, sort_keys=False))
 
 
 class Trainer:
@@ -195,25 +88,26 @@ class Trainer:
 
         from lhotse import CutSet
 
-        d = cfg["data"]
-        lang = Path(d["lang"])
-        self.phones = PhoneTable.read(lang / "phones.txt")
-        self.lexicon = read_lexicon(lang / "lexicon.txt")
-        self.keyword_ids = read_keyword_ids(lang / "keywords.txt")
+        d = check_data_config(cfg["data"])
+        self.tokenizer = Tokenizer.from_lang_dir(d["lang"])
+        self.keyword_ids = read_keyword_ids(Path(d["lang"]) / "keywords.txt")
+        if self.rank == 0:
+            copy_experiment_inputs(d, self.exp)
         cuts = CutSet.from_file(d["train"]).to_eager()
-        self.dataset = KeywordDataset(cuts, self.lexicon, self.phones, self.keyword_ids,
+        self.dataset = KeywordDataset(cuts, self.tokenizer, self.keyword_ids,
                                       pad_multiple=cfg["pad_frames_to"])
         b = cfg["batch"]
         self.sampler = KeywordBatchSampler.from_cuts(
             cuts, keywords_per_batch=b["keywords"], utts_per_keyword=b["utts_per_keyword"],
             seed=cfg["seed"], rank=self.rank, world_size=self.world, few=b["few"])
-        self.objective = KwsObjective(cfg, len(self.phones), len(self.keyword_ids)).to(self.device)
+        self.objective = KwsObjective(cfg, len(self.tokenizer.phone_table),
+                                      len(self.keyword_ids)).to(self.device)
         self.module = self.objective
         if self.world > 1:
             self.module = nn.parallel.DistributedDataParallel(
                 self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         o = cfg["optim"]
-        # AdaMS scales are excluded from weight decay (model_spec section 3).
+        # The learnable AdaMS alpha, beta, lambda (paper section 3.1) are excluded from weight decay.
         no_decay = {id(p) for p in self.objective.no_weight_decay_parameters()}
         groups = [
             {"params": [p for p in self.objective.parameters() if id(p) not in no_decay]},
@@ -259,7 +153,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "sampler": self.sampler.state_dict(batches_done=batches_done),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "epoch": self.epoch,
             "step": self.step,
             "config": self.cfg,
@@ -268,30 +162,20 @@ class Trainer:
     def save(self, name: str, batches_done: int) -> None:
         if self.rank != 0:
             return
-        path = self.ckpt_dir / name
-        with atomic_path(path) as tmp:
-            torch.save(self._state(batches_done), tmp)
-        keep = self.cfg["keep_checkpoints"]
-        if keep:
-            epochs = sorted(self.ckpt_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
-            for old in epochs[:-keep]:
-                old.unlink()
-        for old in self.ckpt_dir.glob("step-*.pt"):
-            if old.name != name:
-                old.unlink()  # a mid-epoch checkpoint is only needed until the next one
+        save_checkpoint(self._state(batches_done), self.ckpt_dir, name, self.cfg["keep_checkpoints"])
 
     def _resume(self) -> None:
         path = latest_checkpoint(self.ckpt_dir)
         if path is None:
             log.info("no checkpoint in %s; starting from scratch", self.ckpt_dir)
             return
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path)
         self.objective.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.epoch, self.step = state["sampler"]["epoch"], state["step"]
         log.info("resumed from %s: epoch %d, step %d", path, self.epoch, self.step)
 
@@ -380,21 +264,19 @@ class Trainer:
         """AP on the dev trials (held-out utterances of the training voices), scored as stage 8
         scores: each distinct cut and keyword embedded once, cosine from the caches."""
         d = self.cfg["data"]
-        if not d.get("dev") or not Path(d["dev"]).is_file() or not Path(d["dev_trials"]).is_file():
+        if not d["dev"] or not d["dev_trials"]:
             return None
         from lhotse import CutSet
 
         from pyadml.data.trials import read_trials
         from pyadml.score.embed import embed_cuts, embed_texts, score_trials
         from pyadml.score.metrics import average_precision
-        from pyadml.text import G2P
 
         self.objective.eval()
         model = KwsModel(self.objective.audio, self.objective.text)
         trials = read_trials(d["dev_trials"])
         audio = embed_cuts(model, CutSet.from_file(d["dev"]))
-        # The lexicon was written by the same G2P, so its pronunciations agree.
-        text = embed_texts(model, {t.keyword for t in trials}, self.phones, G2P())
+        text = embed_texts(model, {t.keyword for t in trials}, self.tokenizer)
         scores = score_trials(trials, audio, text)
         self.objective.train()
         return float(average_precision(scores, np.array([t.label for t in trials])))

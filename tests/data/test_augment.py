@@ -332,7 +332,9 @@ def test_cli_writes_augmented_manifest(data, tmp_path, capsys):
     data["rirs"].to_file(rir)
     out = tmp_path / "out" / "aug.jsonl.gz"
     args = ["--config", str(REPO / "egs/wsj_librikws/conf/augment.yaml"), "--cuts",
-            str(cuts_path), "--musan-dir", str(musan), "--rir-manifest", str(rir),
+            str(cuts_path), "--noise", str(musan / "musan_recordings_noise.jsonl.gz"),
+            "--music", str(musan / "musan_recordings_music.jsonl.gz"),
+            "--babble", str(musan / "musan_recordings_speech.jsonl.gz"), "--rirs", str(rir),
             "--out", str(out), "--copies", "2"]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out

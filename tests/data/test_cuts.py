@@ -2,7 +2,7 @@ import pytest
 from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 from lhotse.supervision import AlignmentItem
 
-from pyadml.data.cuts import keyword_counts, make_phrase_cuts, make_word_cuts, split_dev
+from pyadml.data.cuts import WordFilter, keyword_counts, make_phrase_cuts, make_word_cuts, split_dev
 
 
 def recording(rid, seconds, sr=16000):
@@ -83,3 +83,31 @@ def test_phrase_cuts_are_whole_recordings(manifests):
     cuts = make_phrase_cuts(recs, sups)
     assert {c.id: (c.duration, c.supervisions[0].text) for c in cuts} == {
         "r1": (3.0, "the river"), "r2": (2.0, "friend")}
+
+
+MESSY = [("MR.", 0.10, 0.30), ("[NOISE]", 0.45, 0.20), ("SMITH'S", 0.70, 0.40), ("<UNK>", 1.15, 0.2),
+         (",COMMA", 1.40, 0.15), ("2ND", 1.60, 0.30), ("<SPOKEN_NOISE>", 1.95, 0.2),
+         ("th-", 2.20, 0.15), ("1990S", 2.40, 0.50), ("!!!", 2.95, 0.02)]
+
+
+def test_real_transcripts_are_normalised_and_non_words_dropped_by_kind():
+    recs = RecordingSet.from_recordings([recording("r1", 3.5)])
+    sups = SupervisionSet.from_segments([utterance("u1", "r1", MESSY)])
+    cuts, stats = make_word_cuts(recs, sups, min_duration=0.1)
+    assert [c.supervisions[0].text for c in cuts] == ["mister", "smith's", "second", "nineteen nineties"]
+    assert [c.supervisions[0].custom["word"] for c in cuts] == ["MR.", "SMITH'S", "2ND", "1990S"]
+    # Ids keep the word's position in the CTM, so a dropped token never renames the others.
+    assert [c.id for c in cuts] == ["u1_000", "u1_002", "u1_005", "u1_008"]
+    assert stats.dropped == {"noise_marker": 1, "unknown_or_noise_token": 2, "verbal_punctuation": 1,
+                             "partial_word": 1, "unpronounceable": 1}
+    assert stats.kept == 4 and stats.too_short == 0
+    assert "u1:[NOISE]" in stats.examples["noise_marker"]
+
+
+def test_drop_patterns_come_from_the_config():
+    keep_noise = WordFilter({"unknown": r"<.*>"})
+    assert keep_noise("[NOISE]") == ("noise", None)
+    assert keep_noise("<unk>") == (None, "unknown")
+    assert keep_noise("...") == (None, "unpronounceable")
+    with pytest.raises(ValueError, match="word_cuts.drop.bad"):
+        WordFilter({"bad": "("})

@@ -10,7 +10,7 @@ from pyadml.data.dataset import (
     KeywordDataset, mean_normalize, read_keyword_ids, write_keyword_ids,
 )
 from pyadml.data.sampler import KeywordBatchSampler
-from pyadml.text import G2P, PHONES_WITH_STRESS, PhoneTable
+from pyadml.text import G2P, PHONES_WITH_STRESS, KeywordError, PhoneTable, Tokenizer
 
 LEXICON = {
     "hello": ["HH", "AH0", "L", "OW1"],
@@ -24,6 +24,7 @@ TEXTS = [
 ]
 KEYWORD_IDS = {"hello": 0, "market": 1, "open": 2, "world": 3}
 TABLE = PhoneTable(PHONES_WITH_STRESS)
+TOKENIZER = Tokenizer(TABLE, LEXICON)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_mean_normalize_removes_the_per_dimension_mean():
 
 
 def test_batch_shapes_padding_and_normalisation(cuts):
-    ds = KeywordDataset(cuts, LEXICON, TABLE, KEYWORD_IDS)
+    ds = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)
     ids = known_ids(cuts)
     batch = ds[ids]
     by_id = {c.id: c for c in cuts}
@@ -83,7 +84,7 @@ def test_batch_shapes_padding_and_normalisation(cuts):
 
 
 def test_phones_are_the_concatenated_lexicon_entries(cuts):
-    ds = KeywordDataset(cuts, LEXICON, TABLE, KEYWORD_IDS)
+    ds = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)
     ids = known_ids(cuts)
     batch = ds[ids]
     phones, lens = batch["phones"], batch["phone_lens"]
@@ -99,23 +100,30 @@ def test_phones_are_the_concatenated_lexicon_entries(cuts):
 
 def test_keyword_ids_and_minus_one_for_unknown(cuts):
     ids = known_ids(cuts)
-    batch = KeywordDataset(cuts, LEXICON, TABLE, KEYWORD_IDS)[ids]
+    batch = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)[ids]
     assert batch["keyword_ids"].tolist() == [KEYWORD_IDS.get(t, -1) for t in batch["texts"]]
     assert -1 in batch["keyword_ids"].tolist()  # "hello world"
-    assert KeywordDataset(cuts, LEXICON, TABLE)[ids]["keyword_ids"].tolist() == [-1] * len(ids)
+    assert KeywordDataset(cuts, TOKENIZER)[ids]["keyword_ids"].tolist() == [-1] * len(ids)
 
 
-def test_missing_word_raises_or_uses_g2p(cuts):
+def test_a_word_missing_from_the_lexicon_goes_through_the_g2p(cuts):
     people = next(c.id for c in cuts if c.supervisions[0].text == "people")
-    ds = KeywordDataset(cuts, LEXICON, TABLE)
-    with pytest.raises(KeyError, match=rf"'people'.*{people}"):
-        ds[[people]]
-    batch = KeywordDataset(cuts, LEXICON, TABLE, g2p=G2P())[[people]]
+    batch = KeywordDataset(cuts, TOKENIZER)[[people]]
     assert batch["phones"][0].tolist() == TABLE.encode(G2P()("people"))
+    # Lexicon words keep the lexicon's pronunciation, even where CMUdict would differ.
+    odd = Tokenizer(TABLE, {**LEXICON, "people": ["P", "IY1"]})
+    assert KeywordDataset(cuts, odd)[[people]]["phones"][0].tolist() == TABLE.encode(["P", "IY1"])
+
+
+def test_an_unpronounceable_keyword_names_its_cut(cuts):
+    bad = cuts[0].with_id("bad")
+    bad.supervisions = [bad.supervisions[0].__class__(**{**bad.supervisions[0].to_dict(), "text": "!!!"})]
+    with pytest.raises(KeywordError, match=r"cut bad.*nothing pronounceable"):
+        KeywordDataset([bad], TOKENIZER)[["bad"]]
 
 
 def test_dataloader_with_workers_gives_the_same_batches(cuts):
-    ds = KeywordDataset(cuts, LEXICON, TABLE, KEYWORD_IDS)
+    ds = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)
     keep = [c for c in cuts if c.supervisions[0].text != "people"]
     out = {}
     for workers in (0, 2):
@@ -152,9 +160,9 @@ def test_keyword_ids_round_trip_and_malformed_lines(tmp_path):
 
 def test_padding_to_a_multiple_keeps_lengths_and_zero_padding(cuts):
     ids = known_ids(cuts)
-    b = KeywordDataset(cuts, LEXICON, TABLE, pad_multiple=16)[ids]
+    b = KeywordDataset(cuts, TOKENIZER, pad_multiple=16)[ids]
     assert b["feats"].shape[1] % 16 == 0 and b["feats"].shape[1] >= int(b["feat_lens"].max())
-    plain = KeywordDataset(cuts, LEXICON, TABLE)[ids]
+    plain = KeywordDataset(cuts, TOKENIZER)[ids]
     for i, n in enumerate(b["feat_lens"].tolist()):
         assert torch.equal(b["feats"][i, :n], plain["feats"][i, :n])
         assert not b["feats"][i, n:].any()

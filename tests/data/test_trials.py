@@ -1,14 +1,14 @@
 import pytest
 
 from pyadml.data.trials import (
-    Trial, check_libriphrase_trials, make_libriphrase_trials, make_wsj_trials, read_trials,
+    Trial, check_pair_trials, make_pair_trials, make_word_trials, read_trials,
     retarget, write_trials,
 )
 
 
 def test_wsj_protocol_counts_labels_and_tags():
     segments = [("s1", "cat"), ("s2", "dog"), ("s3", "cat"), ("s4", "emu"), ("s5", "fox")]
-    trials = make_wsj_trials(segments, train_vocabulary={"cat", "dog"}, negatives_per_positive=3, seed=1)
+    trials = make_word_trials(segments, train_vocabulary={"cat", "dog"}, negatives_per_positive=3, seed=1)
     # 5 positives, 3 negatives each (4 distinct words, so 3 others exist for every segment)
     assert len(trials) == 5 * 4 and sum(t.label for t in trials) == 5
     by_cut = {}
@@ -24,15 +24,15 @@ def test_wsj_protocol_counts_labels_and_tags():
 
 def test_wsj_protocol_caps_negatives_at_the_vocabulary_and_is_seeded():
     segments = [("a", "x"), ("b", "y"), ("c", "z")]
-    trials = make_wsj_trials(segments, set(), negatives_per_positive=50, seed=0)
+    trials = make_word_trials(segments, set(), negatives_per_positive=50, seed=0)
     assert len(trials) == 3 * 3  # only two other words exist
     big = [(f"s{i}", f"w{i % 60}") for i in range(120)]
-    t1 = make_wsj_trials(big, set(), 50, seed=5)
+    t1 = make_word_trials(big, set(), 50, seed=5)
     assert len(t1) == 120 * 51
-    assert t1 == make_wsj_trials(big, set(), 50, seed=5)
-    assert t1 != make_wsj_trials(big, set(), 50, seed=6)
+    assert t1 == make_word_trials(big, set(), 50, seed=5)
+    assert t1 != make_word_trials(big, set(), 50, seed=6)
     with pytest.raises(ValueError, match="two distinct words"):
-        make_wsj_trials([("a", "x")], set())
+        make_word_trials([("a", "x")], set())
 
 
 def test_retarget_appends_the_suffix():
@@ -50,7 +50,7 @@ ROWS = [  # one anchor with its three comparisons, as LibriPhrase lays them out
 
 
 def test_libriphrase_four_trials_per_row_by_hand():
-    lp = make_libriphrase_trials(ROWS)
+    lp = make_pair_trials(ROWS)
     key = lambda ts: sorted((t.cut_id, t.keyword, t.label) for t in ts)  # noqa: E731
     assert key(lp["lp_e"]) == sorted([
         ("A", "the river", 1), ("P", "the river", 1),                 # positive row (deduplicated)
@@ -60,14 +60,14 @@ def test_libriphrase_four_trials_per_row_by_hand():
         ("A", "the river", 1), ("P", "the river", 1),
         ("A", "the giver", 0), ("H", "the giver", 1), ("H", "the river", 0),
     ])
-    check_libriphrase_trials(lp)
+    check_pair_trials(lp)
 
 
 def test_libriphrase_check_catches_unshared_positives():
-    lp = make_libriphrase_trials(ROWS)
+    lp = make_pair_trials(ROWS)
     lp["lp_h"] = [t for t in lp["lp_h"] if t.cut_id != "P"]
     with pytest.raises(AssertionError, match="positive rows"):
-        check_libriphrase_trials(lp)
+        check_pair_trials(lp)
 
 
 def test_trial_files_round_trip_and_reject_bad_lines(tmp_path):

@@ -39,8 +39,8 @@ def test_stage2_word_cuts_match_the_ctm_and_the_lexicon_covers_them(recipe):
     synth = recipe / "data/local/synth"
     ctm_words = len((synth / "king_asr_066/data/words.ctm").read_text().splitlines())
     cuts = recipe / "data/cuts"
-    train = CutSet.from_file(cuts / "king_asr_066_train_words.jsonl.gz")
-    dev = CutSet.from_file(cuts / "king_asr_066_dev_words.jsonl.gz")
+    train = CutSet.from_file(cuts / "king_asr_066_train.jsonl.gz")
+    dev = CutSet.from_file(cuts / "king_asr_066_dev.jsonl.gz")
     assert len(train) + len(dev) == ctm_words  # tiny words all lie within the limits
     lang = recipe / "data/lang"
     assert set(read_keyword_ids(lang / "keywords.txt")) == {c.supervisions[0].text for c in train}
@@ -49,30 +49,34 @@ def test_stage2_word_cuts_match_the_ctm_and_the_lexicon_covers_them(recipe):
     words = {w for r in lp_rows for w in r["anchor_text"].split() + r["comparison_text"].split()}
     assert words <= set(lex)
     assert len(PhoneTable.read(lang / "phones.txt")) == 70
+    assert (lang / "g2p.yaml").is_file()
+    report = json.loads((cuts / "report.json").read_text())
+    assert report["dropped"]["king_asr_066_train"]["kept"] == ctm_words
 
 
 def test_stage3_and_4_augmented_features(recipe):
     fb = recipe / "data/fbank"
-    clean = CutSet.from_file(recipe / "data/cuts/king_asr_066_train_words.jsonl.gz")
-    aug = CutSet.from_file(fb / "king_asr_066_train_words_aug.jsonl.gz")
+    clean = CutSet.from_file(recipe / "data/cuts/king_asr_066_train.jsonl.gz")
+    aug = CutSet.from_file(fb / "king_asr_066_train_aug.jsonl.gz")
     assert len(aug) == 3 * len(clean)  # clean + 2 copies (conf/augment.yaml)
     for cut in list(aug)[:: max(1, len(aug) // 20)]:
         feats = cut.load_features()
         assert feats.shape[1] == 40 and abs(feats.shape[0] - cut.duration * 100) <= 1
-    wsj_aug = CutSet.from_file(fb / "wsj_test_words_aug.jsonl.gz")
-    assert {c.id for c in wsj_aug} == {c.id + "_aug1" for c in CutSet.from_file(fb / "wsj_test_words.jsonl.gz")}
+    wsj_aug = CutSet.from_file(fb / "wsj_test_aug.jsonl.gz")
+    assert {c.id for c in wsj_aug} == {c.id + "_aug1" for c in CutSet.from_file(fb / "wsj_test.jsonl.gz")}
 
 
 def test_stage5_trials(recipe):
     t = recipe / "data/trials"
-    wsj = read_trials(t / "wsj_clean.tsv")
-    words = {c.supervisions[0].text for c in CutSet.from_file(recipe / "data/cuts/wsj_test_words.jsonl.gz")}
+    wsj = read_trials(t / "wsj_test.tsv")
+    words = {c.supervisions[0].text for c in CutSet.from_file(recipe / "data/cuts/wsj_test.jsonl.gz")}
     positives = [x for x in wsj if x.label == 1]
     assert len(wsj) == len(positives) * min(51, len(words))
-    assert {x.cut_id + "_aug1" for x in wsj} == {x.cut_id for x in read_trials(t / "wsj_aug.tsv")}
+    assert {x.cut_id + "_aug1" for x in wsj} == {x.cut_id for x in read_trials(t / "wsj_test_aug.tsv")}
+    assert (t / "king_asr_066_dev.tsv").is_file()
     lp_rows = [json.loads(l) for l in gzip.open(recipe / "data/manifests/libriphrase_pairs_test.jsonl.gz", "rt")]
     for name, neg_type in (("lp_e", "diffspk_easyneg"), ("lp_h", "diffspk_hardneg")):
-        trials = read_trials(t / f"libriphrase_{name}.tsv")
+        trials = read_trials(t / f"libriphrase_test_{name}.tsv")
         assert {x.tag for x in trials} == {"diffspk_positive", neg_type}
         assert sum(1 for x in trials if x.label == 0) == 2 * sum(r["type"] == neg_type for r in lp_rows)
 
@@ -89,12 +93,16 @@ def test_stages_6_to_8_train_export_and_score(recipe):
     assert all(k.startswith(("audio.", "text.")) for k in keys)
     assert len(loaded.phone_table) == 70
     metrics = json.loads((exp / "results" / "metrics.json").read_text())["sets"]
-    assert {"wsj_clean", "wsj_aug", "lp_e", "lp_h"} <= set(metrics)
-    for name in ("wsj_clean", "wsj_aug"):
+    lp = ("libriphrase_test_lp_e", "libriphrase_test_lp_h")
+    assert set(metrics) == {"wsj_test", "wsj_test_aug", *lp}
+    # Stages 7-8 read the experiment's own copies of the lang directory and fbank options.
+    assert (exp / "lang" / "lexicon.txt").read_bytes() == (recipe / "data/lang/lexicon.txt").read_bytes()
+    assert loaded.features["mean_norm"] is True and loaded.tokenizer.lexicon
+    for name in ("wsj_test", "wsj_test_aug"):
         assert 0.0 < metrics[name]["AP"] <= 1.0
         rows = (exp / "results" / name / "scores.tsv").read_text().splitlines()
         assert len(rows) == len((recipe / "data" / "trials" / f"{name}.tsv").read_text().splitlines())
-    for name in ("lp_e", "lp_h"):
+    for name in lp:
         assert 0.0 <= metrics[name]["EER"] <= 1.0 and 0.0 <= metrics[name]["AUC"] <= 1.0
     for png in ("roc.png", "det.png", "pr.png"):
         assert (exp / "results" / png).stat().st_size > 0
@@ -138,3 +146,84 @@ def test_ablation_script_trains_two_rows_at_once_and_writes_the_tables(recipe):
                             "--epochs", "1", "--train-opts", TINY_MODEL],
                            cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "table3_triplet seed 1: done" in again.stdout
+
+
+# Tokens a real Kaldi-dir + CTM corpus carries: LDC noise markers, aligner tokens, verbal
+# punctuation, partial words, and written forms that the normaliser must spell out.
+NON_WORDS = {"[NOISE]": "noise_marker", "<UNK>": "unknown_or_noise_token",
+             "<SPOKEN_NOISE>": "unknown_or_noise_token", ",COMMA": "verbal_punctuation",
+             "TH-": "partial_word", "!!!": "unpronounceable"}
+WRITTEN = {"MR.": "mister", "2ND": "second", "1990S": "nineteen nineties", "O'CLOCK": "o'clock",
+           "DON'T": "don't", "ST.": "saint"}
+
+
+def messy_corpus(src, dest):
+    """A copy of a Kaldi dir + CTM with real-world transcripts: upper case, every 4th word a
+    non-word token, every 9th a written form; text rewritten to match the CTM."""
+    dest.mkdir(parents=True)
+    for name in ("wav.scp", "utt2spk", "spk2utt"):
+        (dest / name).write_text((src / name).read_text())
+    lines, words, expect = [], {}, {"kept": [], "dropped": {}}
+    non_words, written = list(NON_WORDS), list(WRITTEN)
+    for n, line in enumerate((src / "words.ctm").read_text().splitlines()):
+        utt, ch, start, dur, word = line.split()
+        if n % 4 == 1:
+            token = non_words[(n // 4) % len(non_words)]
+            kind = NON_WORDS[token]
+            expect["dropped"][kind] = expect["dropped"].get(kind, 0) + 1
+        elif n % 9 == 2:
+            token = written[(n // 9) % len(written)]
+            expect["kept"].append(WRITTEN[token])
+        else:
+            token = word.upper()
+            expect["kept"].append(word)
+        lines.append(f"{utt} {ch} {start} {dur} {token}")
+        words.setdefault(utt, []).append(token)
+    (dest / "words.ctm").write_text("\n".join(lines) + "\n")
+    (dest / "text").write_text("".join(f"{u} {' '.join(w)}\n" for u, w in words.items()))
+    return expect
+
+
+def test_a_new_recipe_on_a_messy_kaldi_corpus_runs_stages_1_to_8(recipe, tmp_path):
+    """The README's "Adding a corpus" steps, followed as written: make the recipe with
+    utils/make_recipe.sh, then edit only its db.sh, run.sh set names and local/ script."""
+    import re
+    import subprocess
+
+    from test_recipe_stage0 import ROOT
+
+    synth = recipe / "data/local/synth"
+    expect = messy_corpus(synth / "king_asr_066/data", tmp_path / "mycorpus/data")
+    new = tmp_path / "egs/mycorpus"
+    res = subprocess.run(["bash", str(ROOT / "utils/make_recipe.sh"), str(new)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    db = (new / "db.sh").read_text()
+    db = re.sub(r"^KING_ASR_066=.*$", f"MYCORPUS={tmp_path / 'mycorpus'}", db, flags=re.M)
+    for var, name in (("WSJ", "wsj"), ("LIBRIPHRASE", "libriphrase"), ("MUSAN", "musan"),
+                      ("RIRS_NOISES", "rirs_noises")):
+        db = re.sub(rf"^{var}=.*$", f"{var}={synth / name}", db, flags=re.M)
+    (new / "db.sh").write_text(db)
+    run_sh = (new / "run.sh").read_text()
+    run_sh = run_sh.replace("train_set=king_asr_066_train", "train_set=mycorpus_train")
+    run_sh = run_sh.replace("dev_set=king_asr_066_dev", "dev_set=mycorpus_dev")
+    (new / "run.sh").write_text(run_sh)
+    prep = (new / "local/prepare_manifests.sh").read_text()
+    prep = re.sub(r"^prepare king_asr_066 .*$",
+                  'prepare kaldi "$MYCORPUS/data" "$out" --ctm "$MYCORPUS/data/words.ctm" '
+                  '--name mycorpus --part train', prep, flags=re.M)
+    (new / "local/prepare_manifests.sh").write_text(prep)
+
+    res = run(new, "--nj", "2", "--train-config", "conf/train_tiny.yaml")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "nothing to synthesise" in (new / "data/log/stage0_synth.log").read_text()
+    report = json.loads((new / "data/cuts/report.json").read_text())
+    assert report["dropped"]["mycorpus_train"]["dropped_non_words"] == expect["dropped"]
+    assert report["dropped"]["mycorpus_train"]["kept"] == len(expect["kept"])
+    texts = sorted(c.supervisions[0].text for name in ("mycorpus_train", "mycorpus_dev")
+                   for c in CutSet.from_file(new / f"data/cuts/{name}.jsonl.gz"))
+    assert texts == sorted(expect["kept"])
+    assert "mycorpus_train" in (new / "data/log/stage2_cuts.log").read_text()
+    metrics = json.loads((new / "exp/tiny/results/metrics.json").read_text())["sets"]
+    assert set(metrics) == {"wsj_test", "wsj_test_aug", "libriphrase_test_lp_e", "libriphrase_test_lp_h"}
+    assert "| wsj_test |" in res.stdout

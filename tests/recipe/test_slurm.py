@@ -259,12 +259,12 @@ def write_wavs_and_cuts(root: Path) -> Path:
 
 def overrides(data: Path):
     return [f"data.train={data / 'train.jsonl.gz'}", f"data.dev={data / 'dev.jsonl.gz'}",
-            f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}",
+            f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}", f"data.fbank_config={data / 'fbank.yaml'}",
             "batch.keywords=2", "epochs=2", "threads=1"]
 
 
 def final_model(exp: Path):
-    from pyadml.train.trainer import latest_checkpoint
+    from pyadml.train.checkpoints import latest_checkpoint
 
     ckpt = latest_checkpoint(exp / "checkpoints")
     assert ckpt is not None and ckpt.name == "epoch-2.pt", ckpt

@@ -7,9 +7,11 @@ from torch import nn
 from pyadml.bin import export_model as export_cli
 from pyadml.models import EcapaConfig, KwsModel, TextEncoderConfig
 from pyadml.models.export import FORMAT, average_checkpoints, export_model, load_model
-from pyadml.text import G2P, PhoneTable
+from pyadml.text import G2P, PhoneTable, Tokenizer
 
 PHONES = list(G2P().inventory)
+LEXICON = {"hello": ["HH", "EH1", "L", "OW0"], "road": ["R", "OW1", "D"]}
+TOKENIZER = Tokenizer(PhoneTable(PHONES), LEXICON)
 AUDIO = {"channels": 16, "embed_dim": 16, "se_bottleneck": 8, "attention_bottleneck": 8}
 TEXT = {"embed_dim": 16, "hidden": 16, "layers": 1, "out_dim": 16}
 FEATURES = {"num_mel_bins": 40, "frame_length": 0.025, "frame_shift": 0.01, "dither": 0.0,
@@ -72,8 +74,8 @@ def test_average_rejects_mismatched_checkpoints(tmp_path):
 
 def _export(tmp_path, state):
     return export_model(state, tmp_path / "final.pt", audio_config=AUDIO, text_config=TEXT,
-                        phones=PHONES, g2p={"strip_stress": False, "word_boundary": None},
-                        features=FEATURES, meta={"note": "test", "path": tmp_path})
+                        tokenizer=TOKENIZER, features=FEATURES,
+                        meta={"note": "test", "path": tmp_path})
 
 
 def test_export_keeps_encoders_only_and_round_trips(tmp_path):
@@ -84,8 +86,9 @@ def test_export_keeps_encoders_only_and_round_trips(tmp_path):
 
     raw = torch.load(tmp_path / "final.pt", weights_only=True)  # nothing but plain data
     assert raw["format"] == FORMAT
-    assert set(raw) == {"format", "model", "audio_config", "text_config", "phones", "g2p",
-                        "features", "meta"}
+    assert set(raw) == {"format", "model", "audio_config", "text_config", "phones", "lexicon",
+                        "g2p", "features", "meta"}
+    assert raw["lexicon"] == LEXICON
     assert raw["phones"] == PHONES and "<eps>" not in raw["phones"]
     assert raw["text_config"]["vocab_size"] == len(PHONES) + 1
     assert raw["meta"]["path"] == str(tmp_path)
@@ -94,7 +97,7 @@ def test_export_keeps_encoders_only_and_round_trips(tmp_path):
     assert not loaded.model.training
     assert loaded.phone_table.symbols == PhoneTable(PHONES).symbols
     assert loaded.features == FEATURES and loaded.meta["note"] == "test"
-    assert loaded.g2p.strip_stress is False and loaded.g2p.word_boundary is None
+    assert loaded.tokenizer == TOKENIZER
 
     ref = KwsModel.from_configs(EcapaConfig(**AUDIO), TextEncoderConfig(vocab_size=len(PHONES) + 1, **TEXT))
     ref.load_state_dict({k: v for k, v in a.items() if k.startswith(("audio.", "text."))})
@@ -107,6 +110,19 @@ def test_export_keeps_encoders_only_and_round_trips(tmp_path):
                                    ref.embed_audio(feats, flens).utt, rtol=0, atol=0)
         torch.testing.assert_close(loaded.model.embed_text(phones, plens).utt,
                                    ref.embed_text(phones, plens).utt, rtol=0, atol=0)
+    # The model's tokenizer: lexicon words as the lexicon says, other words by the G2P.
+    assert loaded.phone_ids("Hello!") == loaded.phone_table.encode(LEXICON["hello"])
+    assert loaded.phone_ids("people") == loaded.phone_table.encode(G2P()("people"))
+
+
+def test_format_1_files_still_load_with_the_g2p_alone(tmp_path):
+    _export(tmp_path, fake_checkpoint(tmp_path / "a.pt", 0, 1, 5))
+    blob = torch.load(tmp_path / "final.pt", weights_only=True)
+    blob["format"] = "pyadml-kws/1"
+    del blob["lexicon"]
+    torch.save(blob, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.tokenizer.lexicon == {}
     assert loaded.phone_ids("hello") == loaded.phone_table.encode(G2P()("hello"))
 
 
@@ -114,14 +130,14 @@ def test_export_checks_its_inputs(tmp_path):
     a = fake_checkpoint(tmp_path / "a.pt", 0, 1, 5)
     with pytest.raises(ValueError, match="vocab_size"):
         export_model(a, tmp_path / "x.pt", audio_config=AUDIO, text_config={**TEXT, "vocab_size": 5},
-                     phones=PHONES, g2p={}, features=FEATURES, meta={})
+                     tokenizer=TOKENIZER, features=FEATURES, meta={})
     with pytest.raises(RuntimeError, match="Missing key"):
         export_model({k: v for k, v in a.items() if not k.startswith("text.")}, tmp_path / "x.pt",
-                     audio_config=AUDIO, text_config=TEXT, phones=PHONES, g2p={},
+                     audio_config=AUDIO, text_config=TEXT, tokenizer=TOKENIZER,
                      features=FEATURES, meta={})
     with pytest.raises(ValueError, match="mean_norm"):
-        export_model(a, tmp_path / "x.pt", audio_config=AUDIO, text_config=TEXT, phones=PHONES,
-                     g2p={}, features={"num_mel_bins": 40}, meta={})
+        export_model(a, tmp_path / "x.pt", audio_config=AUDIO, text_config=TEXT,
+                     tokenizer=TOKENIZER, features={"num_mel_bins": 40}, meta={})
     assert not (tmp_path / "x.pt").exists()
 
 
@@ -145,37 +161,31 @@ def test_export_cli_averages_the_last_epochs_numerically(tmp_path, capsys):
     sds = {e: fake_checkpoint(exp / "checkpoints" / f"epoch-{e}.pt", e, e, e) for e in (2, 9, 10)}
     (exp / "config.yaml").write_text(yaml.safe_dump({"model": {"audio": AUDIO, "text": TEXT},
                                                      "average": 2}))
-    lang = tmp_path / "lang"
-    PhoneTable(PHONES).write(lang / "phones.txt")
-    fbank = tmp_path / "fbank.yaml"
-    fbank.write_text("num_mel_bins: 40\nframe_length: 0.025\nframe_shift: 0.01\ndither: 0.0\n")
-    rc = export_cli.main(["--exp-dir", str(exp), "--lang", str(lang), "--fbank-config", str(fbank),
-                          "--out", str(exp / "final.pt")])
+    # Stage 6 copied the lang directory and the fbank options into the experiment.
+    assert export_cli.main(["--exp-dir", str(exp)]) == 1
+    assert "lang/phones.txt: missing" in capsys.readouterr().err
+    TOKENIZER.write_lang_dir(exp / "lang")
+    assert export_cli.main(["--exp-dir", str(exp)]) == 1
+    assert "fbank.yaml: missing" in capsys.readouterr().err
+    (exp / "fbank.yaml").write_text("num_mel_bins: 40\nframe_length: 0.025\nframe_shift: 0.01\n"
+                                    "dither: 0.0\nmean_norm: true\n")
+    rc = export_cli.main(["--exp-dir", str(exp)])
     assert rc == 0
     out = capsys.readouterr().out
     assert "epoch-9.pt, epoch-10.pt" in out  # 9 and 10, not "10" and "2" as strings sort
     loaded = load_model(exp / "final.pt")
     assert loaded.meta["epochs"] == [9, 10] and loaded.meta["step"] == 100
     assert loaded.features["mean_norm"] is True and loaded.features["num_mel_bins"] == 40
-    assert loaded.g2p.strip_stress is False and loaded.g2p.word_boundary is None
+    assert loaded.tokenizer == TOKENIZER
     sd = loaded.model.state_dict()
     for k in sd:
         if not k.endswith("num_batches_tracked"):
             torch.testing.assert_close(sd[k], (sds[9][k] + sds[10][k]) / 2)
 
     # --avg overrides the config; a larger N than available averages what exists.
-    rc = export_cli.main(["--exp-dir", str(exp), "--avg", "5", "--lang", str(lang),
-                          "--fbank-config", str(fbank)])
+    rc = export_cli.main(["--exp-dir", str(exp), "--avg", "5"])
     assert rc == 0 and load_model(exp / "final.pt").meta["epochs"] == [2, 9, 10]
     assert "only 3" in capsys.readouterr().err
-
-
-def test_g2p_options_are_inferred_from_the_phone_table():
-    assert export_cli.infer_g2p(list(G2P().inventory)) == {"strip_stress": False, "word_boundary": None}
-    g = G2P(strip_stress=True, word_boundary="<wb>")
-    assert export_cli.infer_g2p(list(g.inventory)) == {"strip_stress": True, "word_boundary": "<wb>"}
-    with pytest.raises(ValueError):
-        export_cli.infer_g2p(["A", "B"])
 
 
 def test_exported_model_has_no_pickled_code(tmp_path):

@@ -7,8 +7,9 @@ import pytest
 import torch
 import yaml
 
+from pyadml.train.checkpoints import latest_checkpoint
 from pyadml.train.config import load_config
-from pyadml.train.trainer import Trainer, latest_checkpoint
+from pyadml.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "egs" / "wsj_librikws" / "conf" / "train_tiny.yaml"
@@ -21,7 +22,7 @@ def data(tiny_training_data):
 
 def config(data, **overrides):
     items = [f"data.train={data / 'train.jsonl.gz'}", f"data.dev={data / 'dev.jsonl.gz'}",
-             f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}",
+             f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}", f"data.fbank_config={data / 'fbank.yaml'}",
              "batch.keywords=4", "epochs=2", "log_interval=1"]
     items += [f"{k}={v}" for k, v in overrides.items()]
     return load_config(TINY, items)
@@ -91,7 +92,7 @@ def test_resume_mid_epoch_is_exact(data, tmp_path, monkeypatch):
 def test_two_gloo_processes_via_torchrun(data, tmp_path):
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}", OMP_NUM_THREADS="1")
     overrides = [f"data.train={data / 'train.jsonl.gz'}", f"data.dev={data / 'dev.jsonl.gz'}",
-                 f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}",
+                 f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}", f"data.fbank_config={data / 'fbank.yaml'}",
                  "batch.keywords=2", "epochs=1", "threads=1"]
     res = subprocess.run(["bash", "steps/train.sh", "--nproc-per-node", "2", str(TINY),
                           str(tmp_path / "ddp"), *overrides],
@@ -135,7 +136,7 @@ def test_full_adml_objective_trains_logs_every_term_and_keeps_adams_in_bounds(da
 @pytest.mark.parametrize("path", sorted((ROOT / "egs/wsj_librikws/conf/ablation").glob("*.yaml"))
                          + sorted((ROOT / "egs/wsj_librikws/conf").glob("train_*.yaml")), ids=lambda p: p.name)
 def test_every_training_config_builds_its_objective(path):
-    from pyadml.train.trainer import KwsObjective
+    from pyadml.train.objective import KwsObjective
 
     cfg = load_config(path)
     obj = KwsObjective(cfg, 70, 10)
@@ -163,3 +164,21 @@ def test_benchmark_times_the_full_adml_step(capsys):
     bench_training(cfg, repeat=1)
     out = capsys.readouterr().out
     assert "full step" in out and "training batch 8x2" in out
+
+
+def test_the_experiment_holds_what_later_stages_read(data, tmp_path):
+    Trainer(config(data, epochs=1), tmp_path / "exp").run()
+    exp = tmp_path / "exp"
+    for name in ("phones.txt", "lexicon.txt", "g2p.yaml", "keywords.txt"):
+        assert (exp / "lang" / name).read_bytes() == (data / "lang" / name).read_bytes()
+    assert yaml.safe_load((exp / "fbank.yaml").read_text()) == {"num_mel_bins": 40, "mean_norm": True}
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("data.train", "", "data.train is not set"),
+    ("data.dev", "nowhere/dev_set.jsonl.gz", "data.dev: expected the file nowhere/dev_set.jsonl.gz"),
+    ("data.fbank_config", "nowhere.yaml", "data.fbank_config: expected the file nowhere.yaml"),
+])
+def test_a_data_path_that_stage_6_got_wrong_is_named(data, tmp_path, key, value, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        Trainer(config(data, **{key: value}), tmp_path / "exp")

@@ -12,14 +12,16 @@ help_message="Usage: $0 [--synth-config F] [--size NAME] [--nj N] [--seed S] <ou
 out_dir=$1
 . ./db.sh
 
+# A corpus is synthesised when db.sh declares its variable empty; a recipe that does not use
+# one of them (a copy trained on another corpus) deletes that line from its db.sh.
 corpora=()
-[ -n "$KING_ASR_066" ] || corpora+=(king_asr_066)
-[ -n "$WSJ" ] || corpora+=(wsj)
-[ -n "$LIBRIPHRASE" ] || corpora+=(libriphrase)
-[ -n "$MUSAN" ] || corpora+=(musan)
-[ -n "$RIRS_NOISES" ] || corpora+=(rirs_noises)
+for pair in king_asr_066:KING_ASR_066 wsj:WSJ libriphrase:LIBRIPHRASE musan:MUSAN \
+    rirs_noises:RIRS_NOISES; do
+  var=${pair#*:}
+  if declare -p "$var" > /dev/null 2>&1 && [ -z "${!var}" ]; then corpora+=("${pair%%:*}"); fi
+done
 if [ ${#corpora[@]} -eq 0 ]; then
-  echo "$0: every corpus has a path in db.sh; nothing to synthesise"
+  echo "$0: db.sh declares no corpus empty; nothing to synthesise"
   exit 0
 fi
 list=$(IFS=,; echo "${corpora[*]}")

@@ -17,7 +17,11 @@ rows=                                 # empty: every yaml in conf/ablation
 nproc_per_node=1
 jobs=2                                 # rows trained at once (see above)
 train_opts=                            # extra dotted overrides for every row, e.g. "batch.keywords=50"
-help_message="Usage: $0 [--epochs N] [--seeds S] [--key-seeds S] [--rows ROWS] [--nproc-per-node N] [--jobs N] [--train-opts \"k=v ...\"]"
+# The data, as run.sh names it; the tables report AP on the first words test set.
+train_set=king_asr_066_train
+dev_set=king_asr_066_dev
+test_sets="wsj_test:words"
+help_message="Usage: $0 [--epochs N] [--seeds S] [--key-seeds S] [--rows ROWS] [--nproc-per-node N] [--jobs N] [--train-opts \"k=v ...\"] [--train-set S] [--dev-set S] [--test-sets \"S:P ...\"]"
 . utils/parse_options.sh
 [ -z "$rows" ] && rows=$(for f in conf/ablation/*.yaml; do basename "$f" .yaml; done)
 for t in data/.done/stage_5.done; do
@@ -32,13 +36,15 @@ run_row() {  # row seed: train, export, score one row into exp/ablation/<row>/se
   echo "== $row seed $seed  [$(date)]"
   mkdir -p $exp/log
   PYADML_NPROC=$per_job steps/train.sh --nproc-per-node $nproc_per_node --resume true \
-    conf/ablation/$row.yaml $exp epochs=$epochs seed=$seed average=$epochs $train_opts > $exp/log/train.out 2>&1 \
+    conf/ablation/$row.yaml $exp epochs=$epochs seed=$seed average=$epochs \
+    data.train=data/fbank/${train_set}_aug.jsonl.gz data.dev=data/fbank/$dev_set.jsonl.gz \
+    data.dev_trials=data/trials/$dev_set.tsv data.lang=data/lang data.fbank_config=conf/fbank.yaml \
+    $train_opts > $exp/log/train.out 2>&1 \
     || { echo "$0: training failed, see $exp/log/train.out" >&2; return 1; }
-  python -m pyadml.bin.export_model --exp-dir $exp --lang data/lang \
-    --fbank-config conf/fbank.yaml --out $exp/final.pt > $exp/log/export.out 2>&1 \
+  python -m pyadml.bin.export_model --exp-dir $exp > $exp/log/export.out 2>&1 \
     || { echo "$0: export failed, see $exp/log/export.out" >&2; return 1; }
-  python -m pyadml.bin.score --model $exp/final.pt --fbank-dir data/fbank \
-    --trials-dir data/trials --out-dir $exp/results > $exp/log/score.out 2>&1 \
+  python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
+    $test_sets > $exp/log/score.out 2>&1 \
     || { echo "$0: scoring failed, see $exp/log/score.out" >&2; return 1; }
   echo "== $row seed $seed done  [$(date)]"
 }
@@ -68,5 +74,7 @@ while [ $running -gt 0 ]; do
 done
 [ $failed -eq 0 ] || { echo "$0: a row failed; finished rows are kept, re-run to resume" >&2; exit 1; }
 minutes=$(( (SECONDS - start) / 60 ))
-python -m pyadml.bin.ablation_report --exp-dir exp/ablation --results-md RESULTS.md \
+first_words=$(for s in $test_sets; do [ "${s#*:}" = words ] && echo "${s%%:*}"; done | head -n 1)
+[ -n "$first_words" ] || { echo "$0: --test-sets names no words set to report" >&2; exit 1; }
+python -m pyadml.bin.ablation_report --exp-dir exp/ablation --test-set "$first_words" --results-md RESULTS.md \
   --note "Embedded mini corpora, $epochs epoch(s) per row (conf/train_rp_mini.yaml model), seeds $seeds (key rows: $key_seeds); this run took $minutes min with --jobs $jobs on $cores cores."

@@ -1,0 +1,142 @@
+"""Scoring (wav, keyword) pairs with an exported model, for users' own audio
+(``python -m pyadml.bin.score_pairs``).
+
+Input lines: ``<wav path>\t<keyword text>[\t<label 0/1>]``. Any wav is mixed down to mono and
+resampled to the model's rate, and features are computed as in training (lhotse Fbank from the
+model's stored options, per-utterance mean normalisation). Keywords go through the model's own
+tokenizer. Any bad line is an error that names it, and then nothing is written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from pyadml.data.dataset import mean_normalize
+from pyadml.data.features import fbank_extractor
+from pyadml.data.trials import Trial
+from pyadml.fileio import write_lines_atomic
+from pyadml.models.export import load_model
+from pyadml.score import metrics as M
+from pyadml.score.embed import embed_features, embed_texts, score_trials
+from pyadml.text import KeywordError
+
+
+class PairsError(ValueError):
+    pass
+
+
+def read_audio(path: Path, rate: int) -> np.ndarray:
+    """Mono float32 at ``rate``: channels averaged, polyphase resampling."""
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises several types for corrupt files
+        raise PairsError(f"cannot read {path}: {e}") from None
+    if audio.size == 0:
+        raise PairsError(f"{path} holds no samples")
+    audio = audio.mean(axis=1)
+    if sr != rate:
+        g = math.gcd(int(sr), int(rate))
+        audio = resample_poly(audio, rate // g, int(sr) // g).astype(np.float32)
+    if not np.all(np.isfinite(audio)):
+        raise PairsError(f"{path} contains NaN or inf samples")
+    return audio
+
+
+def features_for(path: Path, extractor, rate: int, mean_norm: bool) -> np.ndarray:
+    feats = np.asarray(extractor.extract(read_audio(path, rate), rate), dtype=np.float32)
+    if feats.ndim != 2 or feats.shape[0] == 0:
+        raise PairsError(f"{path} is too short for a single feature frame")
+    return mean_normalize(feats) if mean_norm else feats
+
+
+@dataclass
+class PairScores:
+    lines: list[str]          # the input lines that hold pairs
+    scores: np.ndarray
+    labels: np.ndarray | None
+    num_wavs: int
+    num_keywords: int
+
+    def summary(self) -> list[str]:
+        """AP, EER and AUC lines when the pairs carry labels of both classes."""
+        if self.labels is None:
+            return []
+        if not 0 < self.labels.sum() < self.labels.size:
+            return ["labels hold a single class; no AP/EER/AUC"]
+        return [f"AP  {100 * M.average_precision(self.scores, self.labels):.2f}%",
+                f"EER {100 * M.eer(self.scores, self.labels):.2f}%",
+                f"AUC {100 * M.auc(self.scores, self.labels):.2f}%"]
+
+
+def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
+                     device: str = "cpu") -> PairScores:
+    """Score every pair of ``pairs_path`` and write its lines with a score column to
+    ``out_path`` (atomically, only when every line is good); PairsError names a bad line."""
+    if batch_size < 1:
+        raise PairsError(f"batch size must be >= 1, got {batch_size}")
+    pairs_path = Path(pairs_path)
+    try:
+        # utf-8-sig: a byte-order mark (Windows editors) is not part of the first wav path.
+        lines = pairs_path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PairsError(f"cannot read {pairs_path}: {e}") from None
+    try:
+        loaded = load_model(model_path, device=device)
+    except (OSError, ValueError) as e:
+        raise PairsError(str(e)) from None
+    feat_cfg = {k: v for k, v in loaded.features.items() if k != "mean_norm"}
+    mean_norm = bool(loaded.features.get("mean_norm", True))
+    rate = int(feat_cfg.get("sampling_rate", 16000))
+    extractor = fbank_extractor(feat_cfg)
+
+    rows = []  # (line number, line, wav, keyword, label or None)
+    feats: dict[Path, np.ndarray] = {}
+    phones_ok: set[str] = set()
+    for n, line in enumerate(lines, 1):
+        where = f"{pairs_path}:{n}"
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) not in (2, 3):
+            raise PairsError(f"{where}: expected '<wav>\\t<keyword>[\\t<label>]', got "
+                             f"{len(parts)} tab-separated field(s)")
+        wav, keyword = Path(parts[0]), parts[1]
+        label = None
+        if len(parts) == 3:
+            if parts[2].strip() not in ("0", "1"):
+                raise PairsError(f"{where}: label must be 0 or 1, got {parts[2]!r}")
+            label = int(parts[2])
+        if rows and (label is None) != (rows[0][4] is None):
+            raise PairsError(f"{where}: some lines have a label and some do not")
+        if not wav.is_file():
+            raise PairsError(f"{where}: no such wav file: {wav}")
+        if keyword not in phones_ok:
+            try:
+                loaded.tokenizer.encode(keyword)
+            except KeywordError as e:
+                raise PairsError(f"{where}: {e}") from None
+            phones_ok.add(keyword)
+        if wav not in feats:
+            try:
+                feats[wav] = features_for(wav, extractor, rate, mean_norm)
+            except PairsError as e:
+                raise PairsError(f"{where}: {e}") from None
+        rows.append((n, line, wav, keyword, label))
+    if not rows:
+        raise PairsError(f"{pairs_path} holds no pairs")
+
+    wavs = list(feats)
+    emb = embed_features(loaded.model, [feats[w] for w in wavs], batch_size=batch_size)
+    audio_emb = {str(w): e for w, e in zip(wavs, emb)}
+    text_emb = embed_texts(loaded.model, phones_ok, loaded.tokenizer)
+    trials = [Trial(str(wav), kw, label or 0) for _, _, wav, kw, label in rows]
+    scores = score_trials(trials, audio_emb, text_emb)
+    write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))
+    labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
+    return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb))

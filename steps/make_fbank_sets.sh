@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# fbank for several sets: <cuts-dir>/<set>.jsonl.gz -> <fbank-dir>/<set>.jsonl.gz, each through
+# steps/make_fbank.sh (which skips a set whose complete output exists).
+#   steps/make_fbank_sets.sh [--nj 4] [--cmd CMD] [--fbank-config conf/fbank.yaml] \
+#       <cuts-dir> <fbank-dir> <set> [<set> ...]
+set -euo pipefail
+nj=4
+cmd=utils/run_local.sh
+fbank_config=
+help_message="Usage: $0 [--nj N] [--cmd CMD] [--fbank-config FILE] <cuts-dir> <fbank-dir> <set>..."
+. utils/parse_options.sh
+[ $# -ge 3 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
+cuts=$1
+fbank=$2
+shift 2
+for name in "$@"; do
+  [ -f "$cuts/$name.jsonl.gz" ] || { echo "$0: set $name: expected its cuts in $cuts/$name.jsonl.gz" >&2; exit 1; }
+  steps/make_fbank.sh --nj "$nj" --cmd "$cmd" ${fbank_config:+--fbank-config "$fbank_config"} \
+    "$cuts/$name.jsonl.gz" "$fbank" "$fbank/$name.jsonl.gz"
+done
