@@ -7,17 +7,14 @@ augmented version per cut and no clean ones (the WSJ evaluation condition).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 from lhotse import CutSet, RecordingSet
 
+from pyadml.data.augment import augment_cuts, augment_eval_cuts, load_augment_config, write_augmented
 from pyadml.data.manifests import find_set_manifest
-from pyadml.data.augment import augment_cuts, augment_eval_cuts, load_augment_config, recipe_tags
 
 def _recordings(path: Path | None, what: str) -> RecordingSet | None:
     if path is None:
@@ -88,21 +85,7 @@ def main(argv=None) -> int:
         else:
             result = augment_cuts(cuts, rirs=rirs, **sources, cfg=cfg, seed=seed,
                                   copies=copies, keep_clean=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # lhotse picks the format from the name, so the temporary name ends in .jsonl.gz too.
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".jsonl.gz", dir=out.parent)
-        os.close(fd)
-        try:
-            counts, total = Counter(), 0
-            with CutSet.open_writer(tmp) as writer:
-                for cut in result:
-                    writer.write(cut)
-                    counts.update(recipe_tags((cut.custom or {}).get("aug")))
-                    total += 1
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        total, counts = write_augmented(result, out)
     except ValueError as e:
         print(f"augment_cuts: {e}", file=sys.stderr)
         return 1

@@ -7,23 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyadml.text import G2P, KeywordError, PhoneTable, Tokenizer
-
-
-def read_texts(kaldi_texts, keyword_lists) -> list[str]:
-    texts = []
-    for path in kaldi_texts:
-        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            parts = line.split(maxsplit=1)
-            if len(parts) != 2:
-                raise KeywordError(f"{path}:{n}: expected '<utt-id> <words>', got {line!r}")
-            texts.append((f"{path}:{n}", parts[1]))
-    for path in keyword_lists:
-        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                raise KeywordError(f"{path}:{n}: empty keyword")
-            texts.append((f"{path}:{n}", line.strip()))
-    return texts
+from pyadml.text import KeywordError, Tokenizer
 
 
 def main(argv=None) -> int:
@@ -40,25 +24,17 @@ def main(argv=None) -> int:
     for path in args.text + args.keywords:
         if not Path(path).is_file():
             p.error(f"no such file: {path}")
-    g2p = G2P(strip_stress=args.strip_stress, word_boundary=args.word_boundary)
-    lexicon: dict[str, list[str]] = {}
+    options = {"strip_stress": args.strip_stress, "word_boundary": args.word_boundary}
     try:
-        for where, text in read_texts(args.text, args.keywords):
-            try:
-                for w in g2p.words(text):
-                    if w not in lexicon:
-                        lexicon[w] = g2p.word(w)
-            except KeywordError as e:
-                raise KeywordError(f"{where}: {e}") from None
+        tokenizer = Tokenizer.build_from_files(args.text, args.keywords, options)
     except KeywordError as e:
         print(f"make_lexicon: {e}", file=sys.stderr)
         return 1
     out = Path(args.out_dir)
-    Tokenizer(PhoneTable(g2p.inventory), lexicon,
-              {"strip_stress": args.strip_stress, "word_boundary": args.word_boundary}).write_lang_dir(out)
-    oov = sum(1 for w in lexicon if not g2p.in_dictionary(w))
-    print(f"make_lexicon: {len(lexicon)} words ({oov} from the neural G2P), "
-          f"{len(g2p.inventory)} phones -> {out}")
+    tokenizer.write_lang_dir(out)
+    oov = sum(1 for w in tokenizer.lexicon if not tokenizer.g2p.in_dictionary(w))
+    print(f"make_lexicon: {len(tokenizer.lexicon)} words ({oov} from the neural G2P), "
+          f"{len(tokenizer.phone_table) - 1} phones -> {out}")
     return 0
 
 

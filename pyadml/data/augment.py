@@ -13,6 +13,8 @@ this module before deserialising them, or lhotse fails with "Unknown transform t
 from __future__ import annotations
 
 import copy
+import os
+from collections import Counter
 import functools
 import math
 import random
@@ -475,3 +477,27 @@ def recipe_tags(aug: dict | None) -> list[str]:
     if aug.get("bandlimit") is not None:
         tags.append("+bandlimit")
     return tags
+
+
+def write_augmented(cuts: Iterable[Cut], out: str | os.PathLike) -> tuple[int, Counter]:
+    """Stream ``cuts`` into ``out`` (.jsonl.gz) under a temporary name, renamed last; returns
+    the number of cuts and a count of their recipe tags."""
+    import tempfile
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # lhotse picks the format from the name, so the temporary name ends in .jsonl.gz too.
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".jsonl.gz", dir=out.parent)
+    os.close(fd)
+    try:
+        counts, total = Counter(), 0
+        with CutSet.open_writer(tmp) as writer:
+            for cut in cuts:
+                writer.write(cut)
+                counts.update(recipe_tags((cut.custom or {}).get("aug")))
+                total += 1
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return total, counts

@@ -75,6 +75,24 @@ class Tokenizer:
         g2p = G2P(**options)
         return cls(PhoneTable(g2p.inventory), g2p.lexicon(list(texts)), options)
 
+    @classmethod
+    def build_from_files(cls, kaldi_texts: Iterable[str | os.PathLike],
+                         keyword_lists: Iterable[str | os.PathLike] = (),
+                         g2p_options: Mapping | None = None) -> "Tokenizer":
+        """``build`` over Kaldi text files (``<utt-id> <words>``) and keyword lists (one per
+        line); a line that cannot be pronounced is a KeywordError naming file:line."""
+        options = check_g2p_options(g2p_options or {}, "g2p options")
+        g2p = G2P(**options)
+        lexicon: dict[str, list[str]] = {}
+        for where, text in read_text_lines(kaldi_texts, keyword_lists):
+            try:
+                for w in g2p.words(text):
+                    if w not in lexicon:
+                        lexicon[w] = g2p.word(w)
+            except KeywordError as e:
+                raise KeywordError(f"{where}: {e}") from None
+        return cls(PhoneTable(g2p.inventory), lexicon, options)
+
     def to_dict(self) -> dict:
         """Plain data for ``final.pt``: phones (without <eps>), lexicon and G2P options."""
         return {"phones": self.phone_table.symbols[1:], "lexicon": dict(self.lexicon),
@@ -124,3 +142,20 @@ class Tokenizer:
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Tokenizer) and self.to_dict() == other.to_dict()
+
+
+def read_text_lines(kaldi_texts, keyword_lists) -> list[tuple[str, str]]:
+    """(file:line, text) of Kaldi text files and keyword lists."""
+    texts = []
+    for path in kaldi_texts:
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            parts = line.split(maxsplit=1)
+            if len(parts) != 2:
+                raise KeywordError(f"{path}:{n}: expected '<utt-id> <words>', got {line!r}")
+            texts.append((f"{path}:{n}", parts[1]))
+    for path in keyword_lists:
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                raise KeywordError(f"{path}:{n}: empty keyword")
+            texts.append((f"{path}:{n}", line.strip()))
+    return texts
