@@ -4,7 +4,8 @@
 # explicit --rdzv-endpoint, by you on each node.
 #   steps/train.sh [--nproc-per-node 1] [--nnodes 1] [--node-rank 0] [--rdzv-endpoint host:port]
 #                  [--rdzv-host H] [--rdzv-port P] [--rdzv-timeout 30] [--local-addr A]
-#                  [--resume true] [--torchrun-opts "..."] <config.yaml> <exp-dir> [key=value ...]
+#                  [--resume true] [--fresh false] [--allow-config-change false]
+#                  [--torchrun-opts "..."] <config.yaml> <exp-dir> [key=value ...]
 #
 # Multi-node under Slurm (--nnodes N > 1, SLURM_JOB_ID set, no --rdzv-endpoint), e.g. from
 #   sbatch --nodes 2 --cpus-per-task 8 --wrap "steps/train.sh --nnodes 2 --nproc-per-node 2 ..."
@@ -35,6 +36,8 @@ rdzv_id=
 rdzv_timeout=30
 local_addr=
 resume=false
+fresh=false
+allow_config_change=false
 torchrun_opts=
 help_message="Usage: $0 [options] <config.yaml> <exp-dir> [key=value ...]
   --nproc-per-node N    processes per node (GPUs, or CPU processes with gloo)
@@ -46,7 +49,10 @@ help_message="Usage: $0 [options] <config.yaml> <exp-dir> [key=value ...]
                         without Slurm: launch this script on every node yourself (c10d)
   --rdzv-id ID          rendezvous id (default pyadml, or pyadml-<SLURM_JOB_ID>)
   --rdzv-timeout T      seconds to wait for every node to join and for the store (default $rdzv_timeout)
-  --resume true|false   continue from the last checkpoint in <exp-dir>/checkpoints
+  --resume true|false   continue from the last checkpoint in <exp-dir>/checkpoints; a config
+                        that differs from the checkpoint's is an error naming the keys
+  --fresh true|false    move earlier checkpoints and metrics to <exp-dir>/previous/, start anew
+  --allow-config-change true|false   resume with a changed config (the change is recorded)
   --torchrun-opts STR   further torchrun options, verbatim"
 . utils/parse_options.sh
 [ $# -ge 2 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
@@ -85,6 +91,22 @@ node_addr() {
 
 args=(--config "$config" --exp-dir "$exp")
 $resume && args+=(--resume)
+$fresh && args+=(--fresh)
+$allow_config_change && args+=(--allow-config-change)
+
+# torchrun's own report of a failed worker is a long block; the trainer writes the reason in
+# one line to train.error, and it is said last, with the log to read.
+rm -f "$exp/log/train.error"
+report_failure() {
+  local status=$1
+  if [ -s "$exp/log/train.error" ]; then
+    echo "$0: training failed: $(head -n 1 "$exp/log/train.error" | sed 's/^rank [0-9]*: //')" \
+      "(log: $exp/log/train.rank0.log)" >&2
+  else
+    echo "$0: training failed with status $status; see $exp/log/train.rank0.log" >&2
+  fi
+  exit "$status"
+}
 
 if [ "$nnodes" -eq 1 ]; then
   # Threads per training process: this machine's cores shared by its processes (path.sh keeps
@@ -96,8 +118,8 @@ if [ "$nnodes" -eq 1 ]; then
   # shellcheck disable=SC2206
   launch+=($torchrun_opts)
   echo "$0: ${launch[*]} -m pyadml.bin.train ${args[*]} $*"
-  "${launch[@]}" -m pyadml.bin.train "${args[@]}" "$@"
-  exit
+  "${launch[@]}" -m pyadml.bin.train "${args[@]}" "$@" || report_failure $?
+  exit 0
 fi
 
 if [ -n "$rdzv_endpoint" ]; then
@@ -108,8 +130,8 @@ if [ -n "$rdzv_endpoint" ]; then
   # shellcheck disable=SC2206
   launch+=($torchrun_opts)
   echo "$0: ${launch[*]} -m pyadml.bin.train ${args[*]} $*"
-  "${launch[@]}" -m pyadml.bin.train "${args[@]}" "$@"
-  exit
+  "${launch[@]}" -m pyadml.bin.train "${args[@]}" "$@" || report_failure $?
+  exit 0
 fi
 
 # Multi-node inside a Slurm allocation: one torchrun per node through srun.
@@ -162,4 +184,4 @@ EOF
 )"
 echo "$0: srun ${srun_opts[*]} ${launch[*]} -m pyadml.bin.train ${args[*]} $*"
 srun "${srun_opts[@]}" bash -c "$node_script" train-node "$nproc_per_node" "$rdzv_conf" "$first" \
-  "${launch[@]}" -m pyadml.bin.train "${args[@]}" "$@"
+  "${launch[@]}" -m pyadml.bin.train "${args[@]}" "$@" || report_failure $?

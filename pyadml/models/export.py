@@ -9,6 +9,7 @@ file never runs pickled code:
     text_config   TextEncoderConfig fields, vocab_size included
     phones        the phone symbols without <eps>; PhoneTable(phones) gives the training ids
     lexicon       word -> phones of the lang directory the model was trained with
+    checksum      sha256 of all the above (pyadml.checksum), verified on load
     g2p           G2P options: {"strip_stress": bool, "word_boundary": str | None}
     features      fbank options (pyadml.data.features.fbank_extractor) + {"mean_norm": bool}
     meta          provenance: checkpoints averaged, epochs, the training config, ...
@@ -29,7 +30,9 @@ from typing import Sequence
 
 import torch
 
+from pyadml.checksum import seal, verify
 from pyadml.fileio import atomic_path
+from pyadml.train.checkpoints import load_checkpoint
 from pyadml.text import PhoneTable, Tokenizer
 
 from .ecapa import EcapaConfig
@@ -60,9 +63,7 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict[str, torch.T
     sums: dict[str, torch.Tensor] = {}
     last: dict[str, torch.Tensor] = {}
     for n, path in enumerate(paths):
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(ckpt, dict) or "model" not in ckpt:
-            raise ValueError(f"{path}: not a training checkpoint (no 'model' state_dict)")
+        ckpt = load_checkpoint(path)
         state = {_unwrap(k): v for k, v in ckpt["model"].items()}
         if n and state.keys() != last.keys():
             diff = sorted(state.keys() ^ last.keys())
@@ -128,6 +129,7 @@ def export_model(
         "features": _plain(dict(features), "features"),
         "meta": _plain(dict(meta or {}), "meta", lenient=True),
     }
+    blob = seal(blob)
     with atomic_path(out_path) as tmp:
         torch.save(blob, tmp)
     return blob
@@ -170,6 +172,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     missing = [k for k in _KEYS if k not in blob]
     if missing:
         raise ValueError(f"{path}: pyadml model file lacks {missing}")
+    # Format 1 files predate checksums; every later one must carry a matching one.
+    verify(blob, path, required=blob["format"] != "pyadml-kws/1")
     try:
         tokenizer = Tokenizer.from_dict(blob)
     except (KeyError, TypeError, ValueError) as e:
@@ -231,7 +235,7 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
     if not feat_path.is_file():
         raise FileNotFoundError(f"{feat_path}: missing (stage 6 copies the fbank options there)")
     features = yaml.safe_load(feat_path.read_text(encoding="utf-8")) or {}
-    last = torch.load(chosen[-1][1], map_location="cpu", weights_only=False)
+    last = load_checkpoint(chosen[-1][1])
     state = average_checkpoints([path for _, path in chosen])
     text_cfg = {k: v for k, v in model_cfg["text"].items() if k != "vocab_size"}
     out = Path(out) if out else exp_dir / "final.pt"

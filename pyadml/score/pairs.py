@@ -10,6 +10,7 @@ tokenizer. Any bad line is an error that names it, and then nothing is written.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +49,34 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
     return audio
 
 
+# Shorter audio holds a few frames at most: mean normalisation leaves (almost) nothing of
+# them, and every keyword then gets the same score whatever was said.
+MIN_SECONDS = 0.1
+
+
 def features_for(path: Path, extractor, rate: int, mean_norm: bool) -> np.ndarray:
-    feats = np.asarray(extractor.extract(read_audio(path, rate), rate), dtype=np.float32)
-    if feats.ndim != 2 or feats.shape[0] == 0:
-        raise PairsError(f"{path} is too short for a single feature frame")
+    audio = read_audio(path, rate)
+    if audio.size < MIN_SECONDS * rate:
+        raise PairsError(f"{path} holds {audio.size / rate:.3f} s of audio; the model needs at "
+                         f"least {MIN_SECONDS} s")
+    feats = np.asarray(extractor.extract(audio, rate), dtype=np.float32)
     return mean_normalize(feats) if mean_norm else feats
+
+
+def check_output_path(out: str | os.PathLike, inputs: list[str | os.PathLike]) -> Path:
+    """Refuse, before any work, an output that is a directory or one of the inputs."""
+    out = Path(out)
+    if out.is_dir():
+        raise PairsError(f"--out {out} is a directory; give a file name")
+    for i in inputs:
+        if out.exists() and Path(i).exists() and out.resolve() == Path(i).resolve():
+            raise PairsError(f"--out {out} is the input {i}; writing it would replace the input")
+    if not out.parent.is_dir() and out.parent != Path(""):
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PairsError(f"--out {out}: cannot create its directory: {e}") from None
+    return out
 
 
 @dataclass
@@ -79,8 +103,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line."""
     if batch_size < 1:
-        raise PairsError(f"batch size must be >= 1, got {batch_size}")
+        raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     pairs_path = Path(pairs_path)
+    check_output_path(out_path, [pairs_path, model_path])
     try:
         # utf-8-sig: a byte-order mark (Windows editors) is not part of the first wav path.
         lines = pairs_path.read_text(encoding="utf-8-sig").splitlines()

@@ -1,8 +1,9 @@
-"""Training checkpoints: the RNG states, atomic writes with pruning of old checkpoints, loading,
-and finding the latest one to resume from."""
+"""Training checkpoints: the RNG states, atomic checksummed writes with pruning of old
+checkpoints, verified loading, and finding the newest valid one to resume from."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -11,7 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyadml.checksum import CorruptFile, seal, verify
 from pyadml.fileio import atomic_path
+
+log = logging.getLogger("pyadml.train")
+CHECKPOINT_NAME = re.compile(r"(epoch|step)-(\d+)\.pt")
 
 
 def rng_state() -> dict:
@@ -38,7 +43,7 @@ def save_checkpoint(state: dict, ckpt_dir: str | os.PathLike, name: str, keep: i
     ckpt_dir = Path(ckpt_dir)
     path = ckpt_dir / name
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch.save(seal(state), tmp)
     if keep:
         epochs = sorted(ckpt_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
         for old in epochs[:-keep]:
@@ -50,18 +55,89 @@ def save_checkpoint(state: dict, ckpt_dir: str | os.PathLike, name: str, keep: i
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """A checkpoint written by :func:`save_checkpoint`, on the CPU."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """A checkpoint written by :func:`save_checkpoint`, on the CPU, its checksum verified;
+    CorruptFile names a damaged or truncated file. Checkpoints from before checksums load."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # truncated zip, bad pickle, ...: torch raises several types
+        raise CorruptFile(f"{path}: cannot be read as a checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CorruptFile(f"{path}: not a training checkpoint (no 'model' state_dict)")
+    verify(state, path, required=False)
+    return state
+
+
+def remove_temporaries(ckpt_dir: str | os.PathLike) -> list[Path]:
+    """Delete half-written checkpoints that a killed run left (atomic_path's .NAME.*.tmp)."""
+    gone = []
+    for p in Path(ckpt_dir).glob(".*.pt.*.tmp"):
+        p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The epoch-N.pt or step-N.pt in ``ckpt_dir`` with the highest training step, or None."""
-    best, best_step = None, -1
-    for p in ckpt_dir.glob("*.pt"):
-        m = re.fullmatch(r"(epoch|step)-(\d+)\.pt", p.name)
-        if not m:
+    """The newest valid epoch-N.pt or step-N.pt in ``ckpt_dir`` (by training step), or None.
+    A corrupt one is skipped with a warning that names it, so a resume falls back to the
+    previous checkpoint."""
+    path, _ = latest_valid_checkpoint(ckpt_dir)
+    return path
+
+
+def latest_valid_checkpoint(ckpt_dir: Path) -> tuple[Path | None, dict | None]:
+    """(path, loaded state) of the checkpoint to resume from; see latest_checkpoint."""
+    found = [p for p in Path(ckpt_dir).glob("*.pt") if CHECKPOINT_NAME.fullmatch(p.name)]
+    # Checkpoints are written in training order: try the newest first, load only what is needed.
+    found.sort(key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    for p in found:
+        try:
+            return p, load_checkpoint(p)
+        except CorruptFile as e:
+            log.warning("skipping checkpoint: %s", e)
+    return None, None
+
+
+def truncate_metrics(path: str | os.PathLike, step: int, epoch: int) -> int:
+    """Drop the metrics.jsonl records after the checkpoint a resume starts from (they are
+    trained again); returns how many were dropped."""
+    import json
+
+    from pyadml.fileio import write_lines_atomic
+
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line cut short by a kill
+            dropped += 1
             continue
-        step = load_checkpoint(p)["step"]
-        if step > best_step:
-            best, best_step = p, step
-    return best
+        later = rec.get("step", 0) > step or ("dev_ap" in rec and rec.get("epoch", 0) > epoch)
+        if later:
+            dropped += 1
+        else:
+            keep.append(line)
+    if dropped:
+        write_lines_atomic(path, keep)
+    return dropped
+
+
+def archive_previous_run(exp_dir: str | os.PathLike) -> Path | None:
+    """Move an experiment's checkpoints, metrics and logs of training into
+    ``previous/<n>/``, so that a fresh start loses nothing and mixes nothing."""
+    exp = Path(exp_dir)
+    names = ["checkpoints", "metrics.jsonl", "config.yaml", "config_changes.jsonl", "tensorboard"]
+    present = [n for n in names if (exp / n).exists()]
+    if not present:
+        return None
+    n = 1
+    while (exp / "previous" / str(n)).exists():
+        n += 1
+    dest = exp / "previous" / str(n)
+    dest.mkdir(parents=True)
+    for name in present:
+        os.replace(exp / name, dest / name)
+    log.info("fresh start: moved %s of the previous run to %s", ", ".join(present), dest)
+    return dest

@@ -143,10 +143,86 @@ def _load_layers(path: Path, seen: tuple = ()) -> dict:
         raise type(e)(f"{path}: {e.args[0]}") from None
 
 
+# Keys whose value may also be of another type than their default's.
+_ALSO_ALLOWED = {"amp": (bool,)}
+
+
+def _type_name(t) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            list: "a list"}.get(t, t.__name__)
+
+
+def check_types(cfg: dict, defaults: dict = DEFAULTS, where: str = "") -> dict:
+    """Every value has its default's type (an int is a number; "1e-4", which yaml reads as a
+    string, is converted to a float). TypeError names the key and the value."""
+    out = {}
+    for key, value in cfg.items():
+        path = f"{where}{key}"
+        default = defaults.get(key) if isinstance(defaults, dict) else None
+        if isinstance(default, dict) and isinstance(value, dict):
+            out[key] = check_types(value, default, path + ".")
+            continue
+        out[key] = value
+        if default is None:
+            continue
+        if default == "" and value is None:  # "key=" on the command line: not set
+            out[key] = ""
+            continue
+        want = type(default)
+        if isinstance(value, _ALSO_ALLOWED.get(key, ())):
+            continue
+        if want is float:
+            if isinstance(value, str):
+                try:
+                    out[key] = value = float(value)
+                except ValueError:
+                    pass
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if ok:
+                out[key] = float(value)
+        elif want is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif want is dict:
+            ok = isinstance(value, dict)
+        else:
+            ok = isinstance(value, want)
+        if not ok:
+            raise TypeError(f"config key {path}: expected {_type_name(want)} (like the default "
+                            f"{default!r}), got {value!r}")
+    return out
+
+
 def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> dict:
     cfg = DEFAULTS if path is None else _load_layers(Path(path))
-    return apply_overrides(cfg, list(overrides))
+    cfg = apply_overrides(cfg, list(overrides))
+    try:
+        return check_types(cfg)
+    except TypeError as e:
+        raise TypeError(f"{path}: {e}" if path else str(e)) from None
 
 
 def save_config(cfg: dict, path: str | os.PathLike) -> None:
     write_text_atomic(path, yaml.safe_dump(cfg, sort_keys=False))
+
+
+# Keys a resume may change without asking: they do not change what is trained, only how long,
+# how it is logged, or on what.
+RESUME_FREE = {"epochs", "average", "log_interval", "num_workers", "threads", "keep_checkpoints",
+               "checkpoint_every_steps", "device"}
+
+
+def flatten(cfg: dict, where: str = "") -> dict:
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{where}{k}."))
+        else:
+            out[f"{where}{k}"] = v
+    return out
+
+
+def config_changes(old: dict, new: dict) -> dict[str, tuple]:
+    """Dotted key -> (old, new) for every training-relevant value that differs."""
+    a, b = flatten(old), flatten(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
+            if k not in RESUME_FREE and a.get(k) != b.get(k)}

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -19,3 +26,70 @@ def setup_distributed(device_pref: str = "auto") -> tuple[int, int, torch.device
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return rank, world, device
+
+
+def die_with_parent() -> None:
+    """Exit when the launching process (torchrun's agent) dies: torchrun starts its workers in
+    sessions of their own, so a SIGKILL of the launcher would leave them training. Linux's
+    parent-death signal where it exists, and a watchdog thread that polls the parent either way."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ:
+        return  # not a torchrun worker (a test or a notebook): its parent is not a launcher
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # died before prctl took effect
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(2.0)
+            if os.getppid() != parent:
+                print(f"pyadml: parent process {parent} is gone; exiting", file=sys.stderr)
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+class LockHeld(RuntimeError):
+    """Another process holds a lock that this one needs."""
+
+
+class ExperimentLock:
+    """An exclusive flock on ``path`` for this process's life; the file names the holder.
+    A second trainer of the same experiment exits with a message naming the first."""
+
+    _held: dict[str, int] = {}  # path -> descriptor, for the locks this process holds
+
+    def __init__(self, path: str | os.PathLike):
+        import fcntl
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        key = str(self.path.resolve())
+        if key in ExperimentLock._held:  # a later Trainer of the same experiment, same process
+            self._fd = None
+            return
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.path.read_text(errors="replace").strip() or "another process"
+            os.close(self._fd)
+            raise LockHeld(f"{self.path.parent} is being trained by {holder} (lock {self.path}); "
+                           f"wait for it to finish or stop it") from None
+        ExperimentLock._held[key] = self._fd
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                           f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+
+    def release(self) -> None:
+        if self._fd is not None:
+            ExperimentLock._held.pop(str(self.path.resolve()), None)
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __del__(self):
+        self.release()

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,10 +24,11 @@ from pyadml.data.sampler import KeywordBatchSampler
 from pyadml.models import KwsModel
 from pyadml.fileio import write_text_atomic
 from pyadml.text import Tokenizer
-from pyadml.train.checkpoints import (latest_checkpoint, load_checkpoint, rng_state,
-                                      save_checkpoint, set_rng_state)
-from pyadml.train.config import save_config
-from pyadml.train.distributed import setup_distributed
+from pyadml.train.checkpoints import (archive_previous_run, latest_checkpoint,
+                                      latest_valid_checkpoint, remove_temporaries, rng_state,
+                                      save_checkpoint, set_rng_state, truncate_metrics)
+from pyadml.train.config import config_changes, save_config
+from pyadml.train.distributed import ExperimentLock, die_with_parent, setup_distributed
 from pyadml.train.objective import KwsObjective
 
 # KwsObjective, latest_checkpoint and setup_distributed are re-exported for older imports.
@@ -36,6 +38,34 @@ log = logging.getLogger("pyadml.train")
 
 
 LANG_FILES = ("phones.txt", "lexicon.txt", "g2p.yaml", "keywords.txt")
+
+
+class ConfigChanged(ValueError):
+    """A resume whose config differs from the checkpoint's in a training-relevant key."""
+
+
+def report_training_error(e: BaseException, exp_dir: str | os.PathLike) -> int:
+    """One line on stderr and in ``<exp>/log/train.error`` (steps/train.sh shows it after
+    torchrun's own report); a traceback only for errors that are not the user's input."""
+    import traceback
+
+    from pyadml.checksum import CorruptFile
+    from pyadml.train.distributed import LockHeld
+
+    expected = (ValueError, KeyError, TypeError, FileNotFoundError, LockHeld, CorruptFile)
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    line = f"{msg}" if isinstance(e, expected) else f"{type(e).__name__}: {msg}"
+    if not isinstance(e, expected):
+        traceback.print_exc()
+    rank = os.environ.get("RANK", "0")
+    print(f"train: error (rank {rank}): {line}", file=sys.stderr)
+    try:
+        (Path(exp_dir) / "log").mkdir(parents=True, exist_ok=True)
+        with open(Path(exp_dir) / "log" / "train.error", "a") as f:
+            f.write(f"rank {rank}: {line}\n")
+    except OSError:
+        pass
+    return 1
 
 
 def check_data_config(d: dict) -> dict:
@@ -73,10 +103,24 @@ def copy_experiment_inputs(d: dict, exp: Path) -> None:
 
 
 class Trainer:
-    def __init__(self, cfg: dict, exp_dir: str | os.PathLike, resume: bool = False):
+    def __init__(self, cfg: dict, exp_dir: str | os.PathLike, resume: bool = False,
+                 fresh: bool = False, allow_config_change: bool = False):
+        """``resume``: continue from the newest valid checkpoint; a config that differs from
+        the checkpoint's in a training-relevant key is an error naming the keys, unless
+        ``allow_config_change`` (then the new values apply and are recorded). ``fresh``: move
+        earlier checkpoints and metrics to ``previous/`` and start from scratch."""
         self.cfg = cfg
         self.exp = Path(exp_dir)
+        # Workers exit when torchrun dies (a SIGKILL of the launcher would orphan them).
+        die_with_parent()
         self.rank, self.world, self.device = setup_distributed(cfg["device"])
+        self.allow_config_change = allow_config_change
+        if self.rank == 0:
+            self._lock = ExperimentLock(self.exp / ".train.lock")
+            if fresh:
+                archive_previous_run(self.exp)
+            remove_temporaries(self.exp / "checkpoints")
+        resume = resume and not fresh
         self._setup_logging()
         # steps/train.sh says how many cores each process has (the node's, or the Slurm allocation's).
         threads = (cfg["threads"] or int(os.environ.get("PYADML_TRAIN_THREADS", "0"))
@@ -165,11 +209,19 @@ class Trainer:
         save_checkpoint(self._state(batches_done), self.ckpt_dir, name, self.cfg["keep_checkpoints"])
 
     def _resume(self) -> None:
-        path = latest_checkpoint(self.ckpt_dir)
+        path, state = latest_valid_checkpoint(self.ckpt_dir)
         if path is None:
             log.info("no checkpoint in %s; starting from scratch", self.ckpt_dir)
             return
-        state = load_checkpoint(path)
+        changes = config_changes(state.get("config") or {}, self.cfg)
+        if changes and not self.allow_config_change:
+            listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in
+                               ((k, *v) for k, v in changes.items()))
+            raise ConfigChanged(
+                f"{self.exp}: the training config differs from the checkpoint {path.name} in "
+                f"{listed}. Start a new experiment (another --tag, or run.sh --force true for "
+                f"stage 6, which starts this one afresh), or resume with the new values "
+                f"(steps/train.sh --allow-config-change true)")
         self.objective.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -177,13 +229,39 @@ class Trainer:
         self.sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
         self.epoch, self.step = state["sampler"]["epoch"], state["step"]
+        if changes:
+            self._apply_config_changes(changes)
+        if self.rank == 0:
+            truncate_metrics(self.exp / "metrics.jsonl", self.step, self.epoch)
         log.info("resumed from %s: epoch %d, step %d", path, self.epoch, self.step)
+
+    def _apply_config_changes(self, changes: dict) -> None:
+        """The optimiser and scheduler take the new values (the loss terms read the config
+        directly); the change is logged and recorded in config_changes.jsonl."""
+        o = self.cfg["optim"]
+        self.scheduler.step_size, self.scheduler.gamma = o["lr_step_epochs"], o["lr_gamma"]
+        self.scheduler.base_lrs = [o["lr"]] * len(self.optimizer.param_groups)
+        factor = o["lr_gamma"] ** (self.scheduler.last_epoch // o["lr_step_epochs"])
+        for i, g in enumerate(self.optimizer.param_groups):
+            g["initial_lr"], g["lr"] = o["lr"], o["lr"] * factor
+            if i == 0:  # the no-weight-decay group keeps 0
+                g["weight_decay"] = o["weight_decay"]
+        for k, (a, b) in changes.items():
+            log.warning("config change on resume: %s %r -> %r", k, a, b)
+        if self.rank == 0:
+            with open(self.exp / "config_changes.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, "epoch": self.epoch,
+                                    "changes": {k: list(v) for k, v in changes.items()}}) + "\n")
 
     # ------------------------------------------------------------------ training
     def _metrics(self, record: dict) -> None:
+        """A record of metrics.jsonl, and its scalars in exp/<tag>/tensorboard (rank 0)."""
         if self.rank == 0:
             with open(self.exp / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+            tb = getattr(self, "_tb", None)
+            if tb is not None:
+                tb.write(record)
 
     def _to_device(self, batch: dict) -> dict:
         return {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v
@@ -201,6 +279,9 @@ class Trainer:
         n_utts, t_last, n_logged = 0, time.time(), 0
         done = start_batch
         total_steps = max(1, cfg["epochs"] * (start_batch + len(self.sampler)))
+        console = getattr(self, "_progress", None)  # set by run() on rank 0
+        if console is not None:
+            console.start_epoch(self.epoch, self.step, start_batch, start_batch + len(self.sampler))
         for batch in loader:
             batch = self._to_device(batch)
             progress_terms = self.objective.set_progress(self.step / total_steps)
@@ -222,7 +303,11 @@ class Trainer:
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
             n_logged += 1
-            if self.step % cfg["log_interval"] == 0:
+            logging_now = self.step % cfg["log_interval"] == 0
+            if console is not None:
+                console.step(len(batch["texts"]) * self.world,
+                             loss=sums["loss"] / n_logged if logging_now and "loss" in sums else None)
+            if logging_now:
                 elapsed = time.time() - t_last
                 avg = {k: v / n_logged for k, v in sums.items()}
                 rate = n_utts / max(elapsed, 1e-9)
@@ -241,16 +326,41 @@ class Trainer:
         return self.optimizer.param_groups[0]["lr"]
 
     def run(self) -> None:
+        if self.rank == 0:
+            # Console progress (pyadml.train.progress: run_stage's console, else stderr) and
+            # TensorBoard scalars (pyadml.train.tensorboard), rank 0 only.
+            from pyadml.train.progress import TrainProgress
+            from pyadml.train.tensorboard import ScalarLog
+
+            d = self.cfg["data"]
+            self._progress = TrainProgress(self.cfg["epochs"], self.step,
+                                           dev=bool(d.get("dev") and d.get("dev_trials")))
+            self._tb = ScalarLog(self.exp / "tensorboard", purge_step=self.step, log=log)
+        try:
+            self._run_epochs()
+        finally:
+            for name in ("_progress", "_tb"):
+                if getattr(self, name, None) is not None:
+                    getattr(self, name).close()
+                    setattr(self, name, None)
+
+    def _run_epochs(self) -> None:
         while self.epoch < self.cfg["epochs"]:
             t0 = time.time()
             self.train_epoch()
             self.scheduler.step()
             self.epoch += 1
+            t_dev = time.time()
             dev = self.evaluate_dev() if self.rank == 0 else None
+            t_dev = time.time() - t_dev
             log.info("epoch %d done in %.1f s%s", self.epoch, time.time() - t0,
                      f"; dev AP {dev:.4f}" if dev is not None else "")
             self._metrics({"epoch": self.epoch, "step": self.step, "dev_ap": dev,
                            "epoch_seconds": time.time() - t0})
+            if getattr(self, "_progress", None) is not None:
+                self._progress.epoch_done(self.epoch, time.time() - t0, dev, t_dev)
+            if getattr(self, "_tb", None) is not None:
+                self._tb.flush()
             # The sampler state of a finished epoch points at the start of the next one.
             self.sampler.set_epoch(self.epoch)
             self.save(f"epoch-{self.epoch}.pt", batches_done=0)

@@ -87,7 +87,7 @@ def test_export_keeps_encoders_only_and_round_trips(tmp_path):
     raw = torch.load(tmp_path / "final.pt", weights_only=True)  # nothing but plain data
     assert raw["format"] == FORMAT
     assert set(raw) == {"format", "model", "audio_config", "text_config", "phones", "lexicon",
-                        "g2p", "features", "meta"}
+                        "g2p", "features", "meta", "checksum"}
     assert raw["lexicon"] == LEXICON
     assert raw["phones"] == PHONES and "<eps>" not in raw["phones"]
     assert raw["text_config"]["vocab_size"] == len(PHONES) + 1
@@ -119,7 +119,7 @@ def test_format_1_files_still_load_with_the_g2p_alone(tmp_path):
     _export(tmp_path, fake_checkpoint(tmp_path / "a.pt", 0, 1, 5))
     blob = torch.load(tmp_path / "final.pt", weights_only=True)
     blob["format"] = "pyadml-kws/1"
-    del blob["lexicon"]
+    del blob["lexicon"], blob["checksum"]
     torch.save(blob, tmp_path / "old.pt")
     loaded = load_model(tmp_path / "old.pt")
     assert loaded.tokenizer.lexicon == {}
@@ -193,3 +193,28 @@ def test_exported_model_has_no_pickled_code(tmp_path):
     blob = torch.load(tmp_path / "final.pt", weights_only=True)
     assert isinstance(blob["audio_config"]["kernel_sizes"], list)
     assert np.isfinite(sum(float(v.float().sum()) for v in blob["model"].values()))
+
+
+def test_a_corrupt_or_truncated_model_file_is_an_error_naming_it(tmp_path):
+    from pyadml.checksum import CorruptFile
+
+    _export(tmp_path, fake_checkpoint(tmp_path / "a.pt", 0, 1, 5))
+    good = (tmp_path / "final.pt").read_bytes()
+    blob = torch.load(tmp_path / "final.pt", weights_only=True)
+    big = max(blob["model"].values(), key=lambda t: t.numel())
+    data = big.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    at = good.find(data)
+    assert at >= 0
+    bad = bytearray(good)
+    bad[at:at + 4096] = bytes(b ^ 0xFF for b in bad[at:at + 4096])
+    (tmp_path / "flipped.pt").write_bytes(bytes(bad))
+    torch.load(tmp_path / "flipped.pt", weights_only=True)  # torch itself notices nothing
+    with pytest.raises(CorruptFile, match=r"flipped.pt: checksum mismatch"):
+        load_model(tmp_path / "flipped.pt")
+    (tmp_path / "short.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match=r"short.pt: not a pyadml model file"):
+        load_model(tmp_path / "short.pt")
+    del blob["checksum"]
+    torch.save(blob, tmp_path / "nosum.pt")
+    with pytest.raises(CorruptFile, match="nosum.pt: no checksum"):
+        load_model(tmp_path / "nosum.pt")

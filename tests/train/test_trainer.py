@@ -182,3 +182,109 @@ def test_the_experiment_holds_what_later_stages_read(data, tmp_path):
 def test_a_data_path_that_stage_6_got_wrong_is_named(data, tmp_path, key, value, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         Trainer(config(data, **{key: value}), tmp_path / "exp")
+
+
+def flip_tensor_bytes(path, tensor):
+    """Flip bytes inside a tensor's stored data, where torch.load (which does not check the
+    zip CRCs) still reads the file: only the checksum can notice."""
+    raw = bytearray(path.read_bytes())
+    data = tensor.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    at = raw.find(data)
+    assert at >= 0
+    n = min(4096, len(data))
+    raw[at:at + n] = bytes(b ^ 0xFF for b in raw[at:at + n])
+    path.write_bytes(bytes(raw))
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(data, tmp_path):
+    Trainer(config(data), tmp_path / "full").run()
+    exp = tmp_path / "exp"
+    Trainer(config(data, epochs=1), exp).run()
+    assert (exp / "checkpoints/.epoch-1.pt.x.tmp").write_bytes(b"half") == 4  # a killed write
+    Trainer(config(data), exp, resume=True).run()
+    latest = exp / "checkpoints" / "epoch-2.pt"
+    from pyadml.checksum import CorruptFile
+    from pyadml.train.checkpoints import load_checkpoint
+    state = load_checkpoint(latest)
+    big = max(state["model"].values(), key=lambda t: t.numel())
+    flip_tensor_bytes(latest, big)
+    with pytest.raises(CorruptFile, match="epoch-2.pt: checksum mismatch"):
+        load_checkpoint(latest)
+    # Resume skips it with a warning that names it and trains epoch 2 again from epoch 1.
+    Trainer(config(data), exp, resume=True).run()
+    log = (exp / "log/train.rank0.log").read_text()
+    assert "skipping checkpoint" in log and "epoch-2.pt: checksum mismatch" in log
+    full, again = weights(tmp_path / "full"), weights(exp)
+    assert all(torch.equal(full[k], again[k]) for k in full)
+    assert not list((exp / "checkpoints").glob("*.tmp"))  # the killed write's leftover is gone
+    # metrics.jsonl holds each step once, however often it was resumed.
+    steps = [json.loads(l)["step"] for l in (exp / "metrics.jsonl").read_text().splitlines()
+             if "l_utt" in json.loads(l)]
+    assert steps == sorted(set(steps)) and steps == list(range(1, max(steps) + 1))
+
+
+def test_a_resume_with_another_config_names_the_keys_or_applies_them(data, tmp_path):
+    from pyadml.train.trainer import ConfigChanged
+
+    exp = tmp_path / "exp"
+    Trainer(config(data, epochs=1), exp).run()
+    with pytest.raises(ConfigChanged, match=r"optim.lr: 0.001 -> 0.5"):
+        Trainer(config(data, **{"optim.lr": 0.5}), exp, resume=True)
+    # More epochs is not a change of what is trained.
+    Trainer(config(data, epochs=2), exp, resume=True)
+    t = Trainer(config(data, **{"optim.lr": 0.5}), exp, resume=True, allow_config_change=True)
+    assert t.epoch == 1 and t.optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.5)  # gamma^1
+    t.run()
+    assert yaml.safe_load((exp / "config.yaml").read_text())["optim"]["lr"] == 0.5
+    change = json.loads((exp / "config_changes.jsonl").read_text().splitlines()[0])
+    assert change["changes"]["optim.lr"] == [0.001, 0.5] and change["epoch"] == 1
+
+
+def test_fresh_moves_the_previous_run_aside(data, tmp_path):
+    exp = tmp_path / "exp"
+    Trainer(config(data, epochs=1), exp).run()
+    Trainer(config(data, epochs=1, **{"optim.lr": 0.5}), exp, resume=True, fresh=True).run()
+    assert (exp / "previous/1/checkpoints/epoch-1.pt").is_file()
+    assert (exp / "previous/1/metrics.jsonl").is_file()
+    assert yaml.safe_load((exp / "config.yaml").read_text())["optim"]["lr"] == 0.5
+
+
+def test_config_values_are_type_checked_naming_the_key(data, tmp_path):
+    with pytest.raises(TypeError, match=r"config key optim.lr: expected a number.*'abc'"):
+        config(data, **{"optim.lr": "abc"})
+    assert config(data, **{"optim.lr": "1e-4"})["optim"]["lr"] == 1e-4  # yaml reads 1e-4 as a string
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"base: {TINY}\nepochs: two\n")
+    with pytest.raises(TypeError, match=r"bad.yaml: config key epochs: expected an integer"):
+        load_config(bad)
+
+
+def test_a_second_trainer_of_the_same_experiment_is_refused(data, tmp_path):
+    from pyadml.train.distributed import ExperimentLock, LockHeld
+
+    exp = tmp_path / "exp"
+    code = ("import sys, time; from pyadml.train.distributed import ExperimentLock; "
+            f"l = ExperimentLock({str(exp / '.train.lock')!r}); print('held', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([str(ROOT / ".venv/bin/python"), "-c", code], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeld, match=rf"being trained by pid {holder.pid}"):
+            Trainer(config(data, epochs=1), exp)
+    finally:
+        holder.kill()
+        holder.wait()
+    Trainer(config(data, epochs=1), exp)  # free again once the holder is gone
+    assert ExperimentLock  # imported for the reader: the lock class the trainer takes
+
+
+def test_steps_train_sh_says_why_training_failed(data, tmp_path):
+    env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    overrides = [f"data.train={data / 'train.jsonl.gz'}", f"data.lang={data / 'lang'}",
+                 f"data.fbank_config={data / 'fbank.yaml'}", "optim.lr=abc"]
+    res = subprocess.run(["bash", "steps/train.sh", str(TINY), str(tmp_path / "bad"), *overrides],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert "training failed: " in last and "config key optim.lr" in last and "'abc'" in last
+    assert "train.rank0.log" in last
