@@ -64,6 +64,10 @@ shift 2
 [[ $rdzv_timeout =~ ^[1-9][0-9]*$ ]] \
   || { echo "$0: --rdzv-timeout must be a positive integer, got '$rdzv_timeout'" >&2; exit 1; }
 mkdir -p "$exp/log"
+command -v torchrun > /dev/null || {
+  echo "$0: torchrun not found: source the recipe's path.sh first (. ./path.sh), as run.sh does" >&2
+  exit 1
+}
 rdzv_conf="join_timeout=$rdzv_timeout,read_timeout=$rdzv_timeout"
 
 # node_addr NAME: the IPv4 address of Slurm node NAME: its NodeAddr (the node name when

@@ -8,7 +8,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv"
 stamp="$venv/.pyadml-setup"
 python=${PYTHON:-python3}
-debs=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)
+# The speech synthesisers of stage 0, and Slurm with munge for the Slurm backend's tests (a
+# real two-node cluster on 127.0.0.1; tests/recipe/test_slurm.py).
+debs=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+      slurmctld slurmd slurm-client munge)
 
 missing_debs() {
   local pkg status
@@ -18,7 +21,7 @@ missing_debs() {
   done
 }
 
-# 1. Debian packages for the speech synthesisers of stage 0.
+# 1. Debian packages.
 if command -v dpkg-query >/dev/null; then
   missing=$(missing_debs | tr '\n' ' ')
   if [ -n "${missing// /}" ]; then

@@ -1,5 +1,3 @@
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -218,23 +216,3 @@ def test_score_is_cosine():
     full = KwsModel.score(a[:, None], t[None])  # broadcasting gives the trial matrix
     assert full.shape == (5, 5)
     torch.testing.assert_close(full.diagonal(), F.cosine_similarity(a, t, dim=-1))
-
-
-def test_latency_one_second(ecapa):
-    # Reported, not asserted: the target is RTF <= 0.01 (10 ms per 1 s of audio) on one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        x = torch.randn(1, 100, 40)
-        with torch.inference_mode():
-            for _ in range(3):
-                ecapa(x)
-            times = []
-            for _ in range(10):
-                t0 = time.perf_counter()
-                ecapa(x)
-                times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(threads)
-    ms = sorted(times)[len(times) // 2] * 1e3
-    print(f"\nECAPA forward, 100 frames, batch 1, 1 thread: median {ms:.2f} ms (RTF {ms / 1000:.4f})")

@@ -140,3 +140,35 @@ def test_a_kill_during_a_rerun_leaves_the_old_output_intact(recipe):
     assert "computing part(s) 2 of 2" in res.stdout
     check_features(recipe, num_bins=23)
     assert not set(archives(recipe)) & set(old_bytes)
+
+
+@pytest.mark.slow
+def test_a_kill_mid_stage_reruns_to_complete_readable_output(recipe):
+    """SIGKILL of the whole step while its jobs write (a real kill, not a deleted file), at
+    several points; each rerun completes, and every feature matrix loads."""
+    import signal
+    import time
+
+    make_fbank(recipe)
+    first = check_features(recipe)
+    (recipe / "conf" / "fbank.yaml").write_text("num_mel_bins: 30\nframe_shift: 0.01\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env['PATH']}"
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = ["bash", "steps/make_fbank.sh", "--cmd", "utils/run_local.sh", "--nj", "2",
+           "--fbank-config", "conf/fbank.yaml", "data/cuts.jsonl.gz", "data/fbank",
+           "data/fbank/cuts.jsonl.gz"]
+    for delay in (0.5, 1.5, 2.5):
+        proc = subprocess.Popen(cmd, cwd=recipe, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        # Killed or not, what the output manifest points to loads: the old set or the new one.
+        cuts = CutSet.from_file(recipe / "data/fbank/cuts.jsonl.gz")
+        assert all(np.isfinite(c.load_features()).all() for c in cuts)
+        assert {c.load_features().shape[1] for c in cuts} in ({40}, {30})
+    make_fbank(recipe)
+    check_features(recipe, num_bins=30)
+    assert len(first) == len(SECONDS)

@@ -13,7 +13,8 @@ from pyadml.synth.voices import engine_available
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "wsj_librikws"
 
-pytestmark = pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")]
 
 
 def copy_recipe(dest: Path) -> Path:

@@ -15,7 +15,8 @@ from pyadml.text import PhoneTable, read_lexicon
 
 from test_recipe_stage0 import copy_recipe, run
 
-pytestmark = pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")]
 
 
 @pytest.fixture(scope="module")

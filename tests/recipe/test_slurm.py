@@ -1,8 +1,8 @@
 """utils/run_slurm.sh (the Slurm backend of $cmd) and multi-node steps/train.sh, on a REAL
 two-node Slurm cluster started in a temporary directory: munged, slurmctld and two slurmd
 (node1, node2), all on 127.0.0.1 with their own ports, keys, state and logs, read through
-SLURM_CONF. The Debian packages (slurmctld slurmd slurm-client munge) are installed with
-apt-get when missing and running as root; the cluster tests skip only where that fails.
+SLURM_CONF. The Debian packages (slurmctld slurmd slurm-client munge) come from
+utils/setup_env.sh, which the test command runs; without them the cluster tests skip.
 All daemons and anything they started are stopped by PID at the end, pass or fail."""
 
 import getpass
@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
+pytestmark = pytest.mark.slow  # a real two-node Slurm cluster and torchrun trainings
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "wsj_librikws"
@@ -44,23 +46,13 @@ def which(name):
     return shutil.which(name, path=f"{os.environ.get('PATH', '')}:{SBIN}")
 
 
-def ensure_slurm_packages():
-    """None when every binary is there (installing the Debian packages if needed), else why not."""
-    if all(which(b) for b in BINARIES):
-        return None
+def missing_slurm_binaries():
+    """None when every binary is there, else why not (utils/setup_env.sh installs them)."""
     missing = [b for b in BINARIES if not which(b)]
-    if os.geteuid() != 0 or not which("apt-get"):
-        return f"Slurm/munge binaries missing ({', '.join(missing)}) and not root with apt-get"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *PACKAGES]):
-        try:
-            res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        except subprocess.TimeoutExpired:
-            return f"{' '.join(cmd)} timed out"
-        if res.returncode != 0:
-            return f"{' '.join(cmd)} failed: {(res.stdout + res.stderr)[-1500:]}"
-    missing = [b for b in BINARIES if not which(b)]
-    return f"still missing after apt-get install: {', '.join(missing)}" if missing else None
+    if missing:
+        return (f"Slurm/munge binaries missing ({', '.join(missing)}); utils/setup_env.sh "
+                f"installs {' '.join(PACKAGES)}")
+    return None
 
 
 def free_ports(n):
@@ -229,9 +221,9 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    reason = ensure_slurm_packages()
+    reason = missing_slurm_binaries()
     if reason:
-        pytest.skip(f"cannot install/run the Debian Slurm packages: {reason}")
+        pytest.skip(reason)
     c = Cluster(tmp_path_factory.mktemp("slurm"))
     try:
         c.start()

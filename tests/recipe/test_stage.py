@@ -1,5 +1,6 @@
 """utils/stage.sh (run_stage), exercised through real bash."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -239,24 +240,29 @@ def test_unchanged_inputs_skip(keyed, tmp_path):
 def test_changed_config_reruns_and_names_it(keyed, tmp_path):
     (tmp_path / "conf/train.yaml").write_text("base: base.yaml\nepochs: 4\n")
     p = keyed()
-    assert ran(tmp_path) == ["0", "1", "2", "3", "0"]
+    # The stage reruns, and so does every stage after it: their inputs came from it.
+    assert ran(tmp_path) == ["0", "1", "2", "3", "0", "1", "2", "3"]
     assert "== Stage 0: train: changed since data/.done/stage_0.done; rerunning" in p.stdout
     assert "changed: conf/train.yaml" in p.stdout
     assert "conf/base.yaml" not in p.stdout
-    assert skipped(p) == [1, 2, 3]
-    assert keyed().stdout.count("already done") == 4  # the new marker holds the new key
+    assert "== Stage 1: fbank: changed since data/.done/stage_1.done; rerunning" in p.stdout
+    assert "an earlier stage changed: stage 0" in p.stdout
+    assert skipped(p) == []
+    assert keyed().stdout.count("already done") == 4  # the new markers hold the new keys
+    # A run that starts later still sees the earlier stages' markers: nothing reruns.
+    assert keyed("--stage", "2").stdout.count("already done") == 2
 
 
 def test_changed_base_of_a_yaml_reruns(keyed, tmp_path):
     (tmp_path / "conf/base.yaml").write_text("lr: 0.2\n")
     p = keyed()
-    assert ran(tmp_path) == ["0", "1", "2", "3", "0"]
+    assert ran(tmp_path) == ["0", "1", "2", "3"] * 2
     assert "changed: conf/base.yaml" in p.stdout
     # pointing at another base names both the new and the dropped file
     (tmp_path / "conf/base2.yaml").write_text("lr: 0.3\n")
     (tmp_path / "conf/train.yaml").write_text("base: 'base2.yaml'\nepochs: 3\n")
     p = keyed()
-    assert ran(tmp_path)[-1] == "0"
+    assert ran(tmp_path)[-4:] == ["0", "1", "2", "3"]
     assert "changed: conf/train.yaml" in p.stdout
     assert "added: conf/base2.yaml" in p.stdout
     assert "removed: conf/base.yaml" in p.stdout
@@ -264,24 +270,24 @@ def test_changed_base_of_a_yaml_reruns(keyed, tmp_path):
 
 def test_changed_command_line_reruns(keyed, tmp_path):
     p = keyed("--arg2", "y")
-    assert ran(tmp_path) == ["0", "1", "2", "3", "2"]
+    assert ran(tmp_path) == ["0", "1", "2", "3", "2", "3"]
     assert "its command line changed" in p.stdout
     assert "was: step 2 x" in p.stdout and "now: step 2 y" in p.stdout
-    assert skipped(p) == [0, 1, 3]
+    assert skipped(p) == [0, 1]
 
 
 def test_stage_inputs_count(keyed, tmp_path):
     (tmp_path / "conf/extra.txt").write_text("two\n")
     p = keyed()
-    assert ran(tmp_path) == ["0", "1", "2", "3", "1"]
+    assert ran(tmp_path) == ["0", "1", "2", "3", "1", "2", "3"]
     assert "changed: conf/extra.txt" in p.stdout
     (tmp_path / "conf/later.txt").write_text("new\n")
     p = keyed()
-    assert ran(tmp_path)[-1] == "1" and "added: conf/later.txt" in p.stdout
+    assert ran(tmp_path)[-3:] == ["1", "2", "3"] and "added: conf/later.txt" in p.stdout
     (tmp_path / "conf/extra.txt").unlink()
     p = keyed()
-    assert ran(tmp_path)[-1] == "1" and "removed: conf/extra.txt" in p.stdout
-    assert len(ran(tmp_path)) == 7
+    assert ran(tmp_path)[-3:] == ["1", "2", "3"] and "removed: conf/extra.txt" in p.stdout
+    assert len(ran(tmp_path)) == 13
 
 
 def test_old_marker_without_key_reruns(keyed, tmp_path):
@@ -317,3 +323,39 @@ stage_outputs=shared.md run_stage 0 "score" log/0.log f --results-md shared.md
     assert (tmp_path / "out.txt").read_text().split() == ["ran"]
     assert "shared.md" not in (tmp_path / "done/stage_0.done").read_text().replace(
         "command: f --results-md shared.md", "")
+
+
+# --- one run at a time ----------------------------------------------------------
+
+def test_a_second_run_on_a_held_directory_exits_naming_the_holder(tmp_path):
+    script = tmp_path / "hold.sh"
+    script.write_text(f". {STAGE}\nhold_lock data/.lock\necho held\nsleep ${{1:-0}}\n")
+    first = subprocess.Popen(["bash", str(script), "30"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             text=True, start_new_session=True)
+    try:
+        assert first.stdout.readline().strip() == "held"
+        second = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=30)
+        assert second.returncode == 1 and "held" not in second.stdout
+        assert f"data is in use by: pid {first.pid}" in second.stderr
+        assert "hold.sh" in second.stderr
+    finally:
+        # The whole group: its children (sleep here, torchrun's workers in a recipe) hold the
+        # lock as long as they live.
+        os.killpg(first.pid, 9)
+        first.wait()
+    again = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=30)
+    assert again.returncode == 0 and "held" in again.stdout  # released with its holder
+
+
+@pytest.mark.parametrize("args", [["--stage", "9"], ["--stage", "5", "--stop-stage", "3"],
+                                  ["--stage", "x"]])
+def test_run_sh_refuses_stage_ranges_that_run_nothing(args):
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    res = subprocess.run(["bash", "run.sh", *args], cwd=root / "egs" / "wsj_librikws", env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert "stages are 0-8" in res.stderr or "must be integers" in res.stderr
+    assert not (root / "egs" / "wsj_librikws" / "data").exists()

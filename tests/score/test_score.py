@@ -282,14 +282,22 @@ def test_score_pairs_without_labels(fixture, tmp_path, capsys):
     ("{wav}\thello\t2", "label must be 0 or 1"),
     ("{wav}\t!!!", "nothing pronounceable"),
     ("{wav}\tпривет", "keyword"),
+    ("{wav}\t", "empty keyword"),
+    ("{tiny}\thello", "s of audio; the model needs at least 0.1 s"),
+    ("{short}\thello", "holds 0.010 s of audio"),
+    ("{nan}\thello", "NaN or inf"),
 ])
 def test_score_pairs_errors_name_the_line(fixture, tmp_path, capsys, bad, message):
     _, model_path = fixture
     wav = write_noise(tmp_path / "a.wav", 0.5)
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
     (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wav")
+    sf.write(tmp_path / "tiny.wav", np.full(40, 0.1, np.float32), 16000)  # 40 samples
+    sf.write(tmp_path / "short.wav", write_noise_array(0.01), 16000)      # 10 ms
+    sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan] * 4000, np.float32), 16000, subtype="FLOAT")
     line = bad.format(wav=wav, missing=tmp_path / "nope.wav", empty=tmp_path / "empty.wav",
-                      junk=tmp_path / "junk.wav")
+                      junk=tmp_path / "junk.wav", tiny=tmp_path / "tiny.wav",
+                      short=tmp_path / "short.wav", nan=tmp_path / "nan.wav")
     pairs = _pairs(tmp_path, [f"{wav}\tworld", line])  # line 1 is fine, line 2 is not
     out = tmp_path / "out.tsv"
     rc = score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out", str(out)])
@@ -297,6 +305,38 @@ def test_score_pairs_errors_name_the_line(fixture, tmp_path, capsys, bad, messag
     assert rc == 1
     assert "pairs.tsv:2:" in err and message in err
     assert not out.exists()
+
+
+def write_noise_array(seconds, rate=16000):
+    return (0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def test_score_pairs_strips_a_byte_order_mark(fixture, tmp_path):
+    _, model_path = fixture
+    wav = write_noise(tmp_path / "a.wav", 0.5)
+    pairs = tmp_path / "bom.tsv"
+    pairs.write_bytes(f"\ufeff{wav}\thello\n".encode("utf-8"))
+    out = tmp_path / "o.tsv"
+    assert score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out", str(out)]) == 0
+    assert out.read_text().startswith(str(wav))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--batch-size", "-1"], "--batch-size must be >= 1, got -1"),
+    (["--out", "{dir}"], "is a directory"),
+    (["--out", "{pairs}"], "is the input"),
+])
+def test_score_pairs_refuses_bad_options_before_any_work(fixture, tmp_path, capsys, args, message):
+    _, model_path = fixture
+    wav = write_noise(tmp_path / "a.wav", 0.5)
+    pairs = _pairs(tmp_path, [f"{wav}\thello"])
+    before = pairs.read_text()
+    argv = ["--model", str(model_path), "--pairs", str(pairs), "--out", str(tmp_path / "o.tsv")]
+    argv += [a.format(dir=tmp_path, pairs=pairs) for a in args]
+    assert score_pairs.main(argv) == 1
+    assert message in capsys.readouterr().err
+    assert pairs.read_text() == before and not (tmp_path / "o.tsv").exists()
 
 
 def test_score_pairs_rejects_mixed_labels(fixture, tmp_path, capsys):

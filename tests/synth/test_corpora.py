@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "egs" / "wsj_librikws" / "conf" / "synth.yaml"
 TEXT_FILES = ["data/wav.scp", "data/text", "data/utt2spk", "data/spk2utt", "data/words.ctm"]
 
-pytestmark = pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")]
 
 
 @pytest.fixture(scope="module")

@@ -89,6 +89,7 @@ def test_resume_mid_epoch_is_exact(data, tmp_path, monkeypatch):
     assert all(torch.equal(full[k], resumed[k]) for k in full)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_via_torchrun(data, tmp_path):
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}", OMP_NUM_THREADS="1")
     overrides = [f"data.train={data / 'train.jsonl.gz'}", f"data.dev={data / 'dev.jsonl.gz'}",
@@ -278,6 +279,7 @@ def test_a_second_trainer_of_the_same_experiment_is_refused(data, tmp_path):
     assert ExperimentLock  # imported for the reader: the lock class the trainer takes
 
 
+@pytest.mark.slow
 def test_steps_train_sh_says_why_training_failed(data, tmp_path):
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}", OMP_NUM_THREADS="1")
     overrides = [f"data.train={data / 'train.jsonl.gz'}", f"data.lang={data / 'lang'}",

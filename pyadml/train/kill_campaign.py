@@ -1,0 +1,162 @@
+"""Kill campaign: training is SIGKILLed at random points and resumed each time, and the final
+model must equal that of an uninterrupted run with the same seed.
+
+Each kill either takes the whole process group (run.sh, torchrun and its workers, as the OOM
+killer or a lost job would) or only the launcher (torchrun), whose workers must then exit by
+themselves (pyadml.train.distributed.die_with_parent) and not train on beside the resumed run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from pyadml.train.checkpoints import latest_checkpoint, load_checkpoint
+
+
+@dataclass
+class CampaignResult:
+    kills: list[tuple[float, str]] = field(default_factory=list)  # (seconds after launch, mode)
+    finished_early: int = 0       # launches that completed before their kill time
+    orphans: int = 0              # workers still alive after their launcher was killed
+    max_abs_diff: float = float("nan")
+    reference_seconds: float = 0.0
+
+
+def _launch(train_sh: Path, config: Path, exp: Path, overrides: list[str], env: dict,
+            log) -> subprocess.Popen:
+    return subprocess.Popen(["bash", str(train_sh), "--resume", "true", str(config), str(exp),
+                             *overrides], stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+
+
+def _workers_of(exp: Path) -> list[int]:
+    """PIDs of pyadml.bin.train processes training ``exp`` (found through /proc)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"pyadml.bin.train" in cmd and str(exp).encode() in cmd and b"torchrun" not in b" ".join(cmd):
+            pids.append(int(d.name))
+    return pids
+
+
+def _kill(proc: subprocess.Popen, mode: str, exp: Path) -> int:
+    """SIGKILL the group, or only torchrun; returns how many workers outlived a launcher kill."""
+    if mode == "group":
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return 0
+    launcher = [p for p in _children(proc.pid) if b"torchrun" in _cmdline(p)]
+    for p in launcher or [proc.pid]:
+        os.kill(p, signal.SIGKILL)
+    deadline = time.time() + 15
+    while time.time() < deadline and _workers_of(exp):
+        time.sleep(0.2)
+    left = _workers_of(exp)
+    for p in left:  # do not let an orphan spoil the comparison; it is counted
+        os.kill(p, signal.SIGKILL)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    return len(left)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _children(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        out += [int(k) for k in kids]
+        todo += [int(k) for k in kids]
+    return out
+
+
+def final_weights(exp: Path) -> dict[str, torch.Tensor]:
+    path = latest_checkpoint(exp / "checkpoints")
+    if path is None:
+        raise FileNotFoundError(f"{exp}: no checkpoint")
+    return load_checkpoint(path)["model"]
+
+
+def run_campaign(config: str | os.PathLike, work_dir: str | os.PathLike, overrides: list[str],
+                 kills: int = 10, seed: int = 0, train_sh: str | os.PathLike = "steps/train.sh",
+                 env: dict | None = None, say=print) -> CampaignResult:
+    """Train once uninterrupted (``work_dir/reference``), then in ``work_dir/killed`` launch,
+    SIGKILL at a random time, and resume, ``kills`` times, then let it finish; compare."""
+    work, config, train_sh = Path(work_dir), Path(config), Path(train_sh)
+    env = dict(os.environ if env is None else env)
+    rng = random.Random(seed)
+    res = CampaignResult()
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "campaign.log", "a") as log:
+        t0 = time.time()
+        ref = _launch(train_sh, config, work / "reference", overrides, env, log)
+        if ref.wait() != 0:
+            raise RuntimeError(f"the uninterrupted run failed; see {work / 'campaign.log'}")
+        res.reference_seconds = time.time() - t0
+        say(f"kill_campaign: uninterrupted run took {res.reference_seconds:.1f} s")
+        exp = work / "killed"
+        while len(res.kills) < kills:
+            at = rng.uniform(0.1, 0.95) * res.reference_seconds
+            mode = rng.choice(("group", "launcher"))
+            proc = _launch(train_sh, config, exp, overrides, env, log)
+            try:
+                proc.wait(timeout=at)
+                res.finished_early += 1
+                say(f"kill_campaign: launch finished before its kill at {at:.1f} s; starting over")
+                _archive(exp, len(res.kills) + res.finished_early)
+                continue
+            except subprocess.TimeoutExpired:
+                pass
+            orphans = _kill(proc, mode, exp)
+            res.orphans += orphans
+            res.kills.append((at, mode))
+            step = _latest_step(exp)
+            say(f"kill_campaign: kill {len(res.kills)}/{kills} at {at:.1f} s ({mode}); "
+                f"latest checkpoint step {step}; orphaned workers {orphans}")
+        final = _launch(train_sh, config, exp, overrides, env, log)
+        if final.wait() != 0:
+            raise RuntimeError(f"the last resume failed; see {work / 'campaign.log'}")
+    a, b = final_weights(work / "reference"), final_weights(exp)
+    if a.keys() != b.keys():
+        raise RuntimeError("the two runs' models have different parameters")
+    res.max_abs_diff = max(float((a[k].double() - b[k].double()).abs().max()) if a[k].numel() else 0.0
+                           for k in a)
+    say(f"kill_campaign: {len(res.kills)} kills, {res.orphans} orphaned workers; max abs "
+        f"difference to the uninterrupted run over {len(a)} tensors: {res.max_abs_diff:.3g}")
+    return res
+
+
+def _latest_step(exp: Path):
+    path = latest_checkpoint(exp / "checkpoints") if (exp / "checkpoints").is_dir() else None
+    return load_checkpoint(path)["step"] if path else None
+
+
+def _archive(exp: Path, n: int) -> None:
+    # A launch that completed would make every later one a no-op: start the killed run over.
+    if exp.exists():
+        os.replace(exp, exp.with_name(f"{exp.name}.completed{n}"))
