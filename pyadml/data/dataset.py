@@ -22,6 +22,18 @@ def mean_normalize(feats: np.ndarray) -> np.ndarray:
     return (feats - feats.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
 
 
+def load_features(cut) -> np.ndarray:
+    """``cut.load_features()``; a damaged archive is an error naming the cut and the file
+    (lilcom alone says "Length of string was too short")."""
+    try:
+        return cut.load_features()
+    except Exception as e:
+        feats = getattr(cut, "features", None)
+        where = f"{feats.storage_path} ({feats.storage_key})" if feats is not None else "no features"
+        raise ValueError(f"cut {cut.id}: cannot load its features from {where}: "
+                         f"{type(e).__name__}: {e}") from None
+
+
 class KeywordDataset(torch.utils.data.Dataset):
     """``ds[cut_ids]`` -> one padded batch, for a DataLoader with ``batch_size=None`` whose
     sampler yields lists of cut ids (``KeywordBatchSampler``).
@@ -74,7 +86,7 @@ class KeywordDataset(torch.utils.data.Dataset):
             except KeyError:
                 raise KeyError(f"cut {cid!r} is not in the dataset") from None
         texts = [c.supervisions[0].text for c in cuts]
-        feats = [mean_normalize(c.load_features()) for c in cuts]
+        feats = [mean_normalize(load_features(c)) for c in cuts]
         phones = [self.phone_ids(t, c.id) for t, c in zip(texts, cuts)]
 
         B = len(cuts)

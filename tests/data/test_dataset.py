@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,3 +167,15 @@ def test_padding_to_a_multiple_keeps_lengths_and_zero_padding(cuts):
     for i, n in enumerate(b["feat_lens"].tolist()):
         assert torch.equal(b["feats"][i, :n], plain["feats"][i, :n])
         assert not b["feats"][i, n:].any()
+
+
+def test_a_damaged_feature_archive_names_the_cut_and_the_file(cuts, tmp_path):
+    from lhotse.utils import fastcopy
+
+    cut = cuts[0]
+    src = Path(cut.features.storage_path)
+    damaged = tmp_path / "damaged.lca"
+    damaged.write_bytes(src.read_bytes()[:20])  # as a kill mid-write used to leave it
+    broken = fastcopy(cut, features=fastcopy(cut.features, storage_path=str(damaged)))
+    with pytest.raises(ValueError, match=rf"cut {cut.id}: cannot load its features from {damaged}"):
+        KeywordDataset([broken], TOKENIZER)[[cut.id]]
