@@ -21,6 +21,7 @@ cmd=utils/run_local.sh
 fbank_config=
 help_message="Usage: $0 [--nj N] [--cmd CMD] [--fbank-config FILE] <cuts.jsonl.gz> <fbank-dir> <out-cuts.jsonl.gz>"
 . utils/parse_options.sh
+. utils/queue_common.sh   # queue_progress: lines on run_stage's console
 [ $# -eq 3 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
 cuts=$1
 dir=$2
@@ -30,6 +31,7 @@ out=$3
   || { echo "$0: no such fbank config: $fbank_config" >&2; exit 1; }
 name=$(basename "$cuts" .jsonl.gz)
 split=$dir/split_$name
+desc=${PYADML_PROGRESS_DESC:-fbank $name}
 
 sha() { sha256sum | cut -d' ' -f1; }
 sig=$( {
@@ -38,6 +40,7 @@ sig=$( {
 } | sha)
 if [ -f "$out" ] && [ "$(cat "$out.sig" 2>/dev/null)" = "$sig" ]; then
   echo "$name: complete, skipping ($out)"
+  queue_progress "   $desc: complete, skipping" final
   exit 0
 fi
 # <out> is about to be replaced: its old signature must not outlive it (a kill after the merge
@@ -62,11 +65,15 @@ if [ ${#todo[@]} -gt 0 ]; then
   echo "$name: computing part(s) ${todo[*]} of $n"
   rm -f "$dir/${name}_feats".*.tmp*.lca   # staged archives of killed jobs
   # Jobs first..last; those in between whose part exists return at once (--skip-existing).
+  # $cmd reports "K/N jobs done" under this name when it runs more than one job.
+  PYADML_PROGRESS_DESC=$desc \
   $cmd JOB="${todo[0]}":"${todo[${#todo[@]}-1]}" "$dir/log/fbank_$name.JOB.log" \
     python -m pyadml.bin.fbank compute --skip-existing ${fbank_config:+--config "$fbank_config"} \
       "$split/cuts.JOB.jsonl.gz" "$dir/${name}_feats.$tag.JOB" "$split/feats.JOB.jsonl.gz"
+  [ "${#todo[@]}" -gt 1 ] || queue_progress "   $desc: 1/1 job done | elapsed $(queue_progress_clock)" final
 else
   echo "$name: all $n parts computed before; merging"
+  queue_progress "   $desc: all $n parts computed before; merging" final
 fi
 
 # The archives the current <out> points to: deleted once the new <out> no longer does.

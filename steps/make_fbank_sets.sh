@@ -13,8 +13,11 @@ help_message="Usage: $0 [--nj N] [--cmd CMD] [--fbank-config FILE] <cuts-dir> <f
 cuts=$1
 fbank=$2
 shift 2
+i=0
 for name in "$@"; do
+  i=$(( i + 1 ))
   [ -f "$cuts/$name.jsonl.gz" ] || { echo "$0: set $name: expected its cuts in $cuts/$name.jsonl.gz" >&2; exit 1; }
-  steps/make_fbank.sh --nj "$nj" --cmd "$cmd" ${fbank_config:+--fbank-config "$fbank_config"} \
+  # The name of the set's line on the stage's console (utils/queue_common.sh, queue_progress).
+  PYADML_PROGRESS_DESC="fbank set $i/$# $name" steps/make_fbank.sh --nj "$nj" --cmd "$cmd" ${fbank_config:+--fbank-config "$fbank_config"} \
     "$cuts/$name.jsonl.gz" "$fbank" "$fbank/$name.jsonl.gz"
 done

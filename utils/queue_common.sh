@@ -105,3 +105,52 @@ queue_log_footer() {
   printf '# Accounting: time=%d threads=%s\n' "$2" "$3"
   printf '# Ended (code %d) at %s, elapsed time %d seconds\n' "$1" "$(date)" "$2"
 }
+
+# ------------------------------------------------------------------ progress
+# Progress for the console of utils/stage.sh's run_stage, which copies the file named by
+# $PYADML_PROGRESS to the console while the stage's output goes to its log.  Nothing is
+# written when it is unset (a step run by hand, or a job of a $cmd that reports its jobs
+# itself).  PYADML_PROGRESS_TTY=1: the console is a terminal and a line is redrawn in place;
+# otherwise (a pipe, a file) a line at most every $PYADML_PROGRESS_INTERVAL seconds (default
+# 15), and always the final one.  The file is captured here, so that a backend can take
+# PYADML_PROGRESS out of its jobs' environment and still report.
+queue_progress_file=${PYADML_PROGRESS:-}
+queue_progress_t0=$SECONDS
+queue_progress_last=$SECONDS   # the first periodic line comes one interval in
+
+# queue_progress TEXT [final]
+queue_progress() {
+  local text=$1 final=${2:-} interval=${PYADML_PROGRESS_INTERVAL:-15}
+  [[ -n $queue_progress_file ]] || return 0
+  interval=${interval%%.*}
+  [[ $interval =~ ^[0-9]+$ ]] || interval=15
+  if [[ ${PYADML_PROGRESS_TTY:-0} == 1 ]]; then
+    if [[ $final == final ]]; then text+=$'\e[K\n'; else text+=$'\e[K'; fi
+    { printf '\r%s' "$text" >>"$queue_progress_file"; } 2>/dev/null || true
+  elif [[ $final == final ]] || (( SECONDS - queue_progress_last >= interval )); then
+    queue_progress_last=$SECONDS
+    { printf '%s\n' "$text" >>"$queue_progress_file"; } 2>/dev/null || true
+  fi
+  return 0
+}
+
+# queue_progress_clock: seconds since this script started as m:ss (h:mm:ss).
+queue_progress_clock() {
+  local s=$(( SECONDS - queue_progress_t0 ))
+  if (( s >= 3600 )); then
+    printf '%d:%02d:%02d' $(( s / 3600 )) $(( s % 3600 / 60 )) $(( s % 60 ))
+  else
+    printf '%d:%02d' $(( s / 60 )) $(( s % 60 ))
+  fi
+}
+
+# queue_progress_name LOGFILE: what a $cmd call is called in its progress lines: the log's
+# name without the job variable and .log (log/fbank_wsj.JOB.log -> fbank_wsj), unless the
+# step named it ($PYADML_PROGRESS_DESC).
+queue_progress_name() {
+  local base
+  if [[ -n ${PYADML_PROGRESS_DESC:-} ]]; then printf '%s' "$PYADML_PROGRESS_DESC"; return; fi
+  base=$(basename -- "$1")
+  if [[ -n ${jobvar:-} ]]; then base=${base//."$jobvar"/}; base=${base//"$jobvar"/}; fi
+  printf '%s' "${base%.log}"
+}

@@ -98,6 +98,15 @@ if [[ -n $num_threads ]]; then
 fi
 threads=${num_threads:-1}
 
+# Progress on utils/stage.sh's console (queue_progress): "<name>: K/N jobs done, R running"
+# as the jobs finish.  The jobs themselves do not report: N of them would garble one line.
+progress=false
+if [[ -n $queue_progress_file ]] && (( num_jobs > 1 )); then
+  progress=true
+  progress_name=$(queue_progress_name "$logfile")
+  unset PYADML_PROGRESS PYADML_PROGRESS_DESC
+fi
+
 # ------------------------------------------------------------- helpers
 # run_job INDEX LOG COMMAND STATUS_FILE: runs in a background subshell.
 run_job() {
@@ -153,9 +162,27 @@ fi
 
 running_jobs() { jobs -pr | wc -l; }
 
+# report [final]: the progress line, from the jobs' status files.
+report() {
+  local k=0 f=0 r s text
+  for s in "$status_dir"/*; do
+    [[ -f $s ]] || continue
+    k=$(( k + 1 ))
+    [[ $(< "$s") == 0 ]] || f=$(( f + 1 ))
+  done
+  r=$(running_jobs)
+  text="   $progress_name: $k/$num_jobs jobs done"
+  (( f == 0 )) || text+=", $f failed"
+  (( r == 0 )) || text+=", $r running"
+  queue_progress "$text | elapsed $(queue_progress_clock)" "${1:-}"
+}
+
 for (( i = start; i <= end; i++ )); do
   while (( $(running_jobs) >= max_jobs_run )); do
-    if $have_wait_n; then
+    if $progress; then
+      sleep 0.5
+      report
+    elif $have_wait_n; then
       wait -n 2>/dev/null || true
     else
       sleep 0.1
@@ -167,6 +194,13 @@ for (( i = start; i <= end; i++ )); do
   pids+=("$!")
 done
 
+if $progress; then
+  while (( $(running_jobs) > 0 )); do
+    sleep 0.5
+    report
+  done
+  report final
+fi
 for p in "${pids[@]}"; do
   wait "$p" 2>/dev/null || true
 done

@@ -146,6 +146,15 @@ done
 queue_parse_args "$@"
 threads=${num_threads:-1}
 
+# Progress on utils/stage.sh's console (queue_progress): "<name>: K/N tasks done, R running"
+# from the tasks' logs while the job is polled.  The tasks do not report themselves.
+progress=false
+if [[ -n $queue_progress_file ]] && (( num_jobs > 1 )); then
+  progress=true
+  progress_name=$(queue_progress_name "$logfile")
+  unset PYADML_PROGRESS PYADML_PROGRESS_DESC
+fi
+
 # ------------------------------------------------------------- config
 if [[ -z $config ]]; then
   if [[ -f conf/slurm.conf ]]; then
@@ -230,6 +239,21 @@ status_of() {
   if [[ $last =~ ^\#\ Ended\ \(code\ ([0-9]+)\) ]]; then
     printf '%s' "${BASH_REMATCH[1]}"
   fi
+}
+
+# report RUNNING [final]: the progress line; done and failed tasks from their "# Ended" lines.
+report() {
+  local k=0 f=0 i rc text
+  for (( i = start; i <= end; i++ )); do
+    rc=$(status_of "$(queue_subst "$logfile" "$i")")
+    [[ -n $rc ]] || continue
+    k=$(( k + 1 ))
+    [[ $rc == 0 ]] || f=$(( f + 1 ))
+  done
+  text="   $progress_name: $k/$num_jobs tasks done"
+  (( f == 0 )) || text+=", $f failed"
+  (( $1 == 0 )) || text+=", $1 running"
+  queue_progress "$text (Slurm job $jobid) | elapsed $(queue_progress_clock)" "${2:-}"
 }
 
 # ------------------------------------------------------------- batch script
@@ -351,6 +375,7 @@ while :; do
     errors=0
     # Task lines start with the job id ("12_3 RUNNING", "12_[4-9%2] PENDING"); none: done.
     [[ $out =~ (^|$'\n')[0-9] ]] || break
+    if $progress; then report "$(grep -c ' RUNNING' <<< "$out" || true)"; fi
   else
     [[ $out == *"Invalid job id"* ]] && break   # already purged from slurmctld
     errors=$(( errors + 1 ))
@@ -384,6 +409,8 @@ for (( tries = 0; tries <= log_wait; tries++ )); do
   (( missing && tries < log_wait )) || break
   nap 1
 done
+
+if $progress; then report 0 final; fi
 
 failed=()
 first_failed_log=

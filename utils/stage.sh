@@ -30,6 +30,9 @@
 #      recursively -- training configs layer on a base;
 #   3. the contents of the files in $stage_inputs (space-separated), for inputs
 #      that are not named on the command line (a stage function's configs).
+#   4. the keys of the stages before it in this script ("upstream: stage_M KEY"
+#      lines; a stage outside [stage, stop_stage] contributes its marker's key),
+#      so a change that reruns a stage reruns every stage after it.
 # Directories are not hashed.  Paths in $stage_outputs (space-separated) are
 # left out: files a stage writes that something else also rewrites (a results
 # table shared by experiments) would otherwise make it rerun.  Each hashed file
@@ -99,6 +102,7 @@ _stage_manifest() {
   shift
   local -A _stage_seen=()
   echo "command: $cmdline"
+  printf '%s' "${_stage_upstream:-}"
   while IFS= read -r f; do
     # An unreadable file still counts (as such), rather than killing the caller.
     h=$(sha256sum <"$f" 2>/dev/null) || h=unreadable
@@ -107,6 +111,14 @@ _stage_manifest() {
 }
 
 _stage_key() { printf '%s\n' "$1" | sha256sum | cut -d' ' -f1; }
+
+# _stage_note N MARKER: stage N's key joins the upstream of the stages after it.
+_stage_upstream=
+_stage_note() {
+  local key=
+  [[ -f $2 ]] && key=$(sed -n 's/^key: //p' "$2" | head -n 1)
+  _stage_upstream+="upstream: stage_$1 ${key:-none}"$'\n'
+}
 
 # _stage_why_changed MARKER MANIFEST: say what differs between the recorded
 # inputs and command line and the current ones.
@@ -130,6 +142,17 @@ _stage_why_changed() {
     p=${line#input: }; p=${p#* }
     [[ -n ${new[$p]:-} ]] || removed+=("$p")
   done <"$marker"
+  local up_changed=() k
+  local -A old_up=()
+  while IFS= read -r line; do
+    [[ $line == "upstream: "* ]] || continue
+    line=${line#upstream: }; old_up[${line%% *}]=${line#* }
+  done <"$marker"
+  while IFS= read -r line; do
+    [[ $line == "upstream: "* ]] || continue
+    line=${line#upstream: }; k=${line%% *}
+    [[ ${old_up[$k]:-} == "${line#* }" ]] || up_changed+=("${k#stage_}")
+  done <<<"$manifest"
   local old_cmd new_cmd
   old_cmd=$(sed -n 's/^command: //p' "$marker" | head -n 1)
   new_cmd=$(sed -n 's/^command: //p' <<<"$manifest")
@@ -143,7 +166,35 @@ _stage_why_changed() {
   if (( ${#changed[@]} )); then echo "   changed: ${changed[*]}"; said=true; fi
   if (( ${#added[@]} )); then echo "   added: ${added[*]}"; said=true; fi
   if (( ${#removed[@]} )); then echo "   removed: ${removed[*]}"; said=true; fi
+  if (( ${#up_changed[@]} )); then
+    echo "   an earlier stage changed: stage ${up_changed[*]}"; said=true
+  fi
   $said || echo "   its key differs (marker edited?)"
+}
+
+# _stage_follow FILE END PARENT: copy what is appended to FILE to stdout, byte for byte (so a
+# live bar's carriage returns redraw it), every 0.25 s, until the file END exists (then the
+# rest) or the process PARENT is gone (Ctrl-C).  The stage's progress channel: commands append
+# to $PYADML_PROGRESS (pyadml.train.progress, utils/queue_common.sh); PYADML_PROGRESS_TTY=1
+# says the console is a terminal (live bars), otherwise they write a line every
+# $PYADML_PROGRESS_INTERVAL seconds (default 15).  The file stays as <log>.progress.
+_stage_follow() {
+  set +e
+  local file=$1 end=$2 parent=$3 pos=0 size last=false
+  while :; do
+    [[ -e $end ]] && last=true
+    size=$(wc -c <"$file" 2>/dev/null)
+    size=${size//[!0-9]/}
+    size=${size:-$pos}
+    (( size >= pos )) || pos=0
+    if (( size > pos )); then
+      tail -c +"$(( pos + 1 ))" -- "$file" 2>/dev/null | head -c "$(( size - pos ))"
+      pos=$size
+    fi
+    $last && return 0
+    kill -0 "$parent" 2>/dev/null || return 0
+    sleep 0.25
+  done
 }
 
 run_stage() {
@@ -162,15 +213,19 @@ run_stage() {
       exit 2
     fi
   done
-  if (( n < lo || n > hi )); then
-    return 0
-  fi
   if [[ -z ${done_dir:-} ]]; then
     echo "run_stage: set done_dir (where stage markers go) before calling run_stage" >&2
     exit 2
   fi
-
   local marker=$done_dir/stage_$n.done
+  if (( n < lo )); then
+    _stage_note "$n" "$marker"
+    return 0
+  fi
+  if (( n > hi )); then
+    return 0
+  fi
+
   local cmdline
   cmdline=$(printf '%q ' "$@")
   cmdline=${cmdline% }
@@ -183,6 +238,7 @@ run_stage() {
         echo "== Stage $n: $desc: marker has no key; rerunning ($marker)"
       elif [[ $old_key == "$(_stage_key "$manifest")" ]]; then
         echo "== Stage $n: $desc: already done ($marker); skipping"
+        _stage_note "$n" "$marker"
         return 0
       else
         echo "== Stage $n: $desc: changed since $marker; rerunning:"
@@ -204,12 +260,31 @@ run_stage() {
   # called from such contexts, so a failing step inside a stage function would
   # be ignored.  Instead errexit is switched off here only, and re-enabled
   # inside the subshell.  The subshell also confines `exit`/`cd` in COMMAND.
+  # Progress: the command's output goes to the log, and what it writes to its progress
+  # channel ($PYADML_PROGRESS, <log>.progress) is copied to the console while it runs.
+  local progress progress_tty=0 progress_cols= follower
+  progress=$(cd -- "$(dirname -- "$log")" && pwd)/$(basename -- "$log").progress
+  : >"$progress"
+  rm -f -- "$progress.end"
+  if [[ -t 1 ]]; then
+    progress_tty=1
+    progress_cols=$(stty size </dev/tty 2>/dev/null | cut -d' ' -f2) || progress_cols=
+  fi
+  _stage_follow "$progress" "$progress.end" "$BASHPID" &
+  follower=$!
   set +e
   (
     if $errexit; then set -e; fi
+    export PYADML_PROGRESS=$progress PYADML_PROGRESS_TTY=$progress_tty
+    [[ -z $progress_cols ]] || export PYADML_PROGRESS_COLS=$progress_cols
     "$@"
   ) >>"$log" 2>&1
   status=$?
+  : >"$progress.end"
+  wait "$follower" 2>/dev/null
+  rm -f -- "$progress.end"
+  # A live bar left without its newline (a crash) must not swallow the next line.
+  [[ ! -s $progress || -z $(tail -c 1 -- "$progress") ]] || echo
   if $errexit; then set -e; fi
 
   if (( status != 0 )); then
@@ -237,5 +312,22 @@ run_stage() {
     echo "$manifest"
   } >"$tmp"
   mv -f -- "$tmp" "$marker"
+  _stage_note "$n" "$marker"
   echo "== Stage $n: done in $(( SECONDS - start ))s"
+}
+
+# hold_lock FILE: an exclusive lock on FILE for the rest of the calling script, or exit naming
+# the run that holds it. The lock is on a descriptor the script keeps open, so it ends with
+# the script, and processes the script started (torchrun's workers) keep holding it while
+# they live: a re-run cannot train beside a stray worker.
+hold_lock() {
+  local file=$1 fd
+  mkdir -p -- "$(dirname -- "$file")"
+  exec {fd}>>"$file"
+  if ! flock -n "$fd"; then
+    echo "$0: $(dirname -- "$file") is in use by: $(cat -- "$file" 2>/dev/null || echo another run)" >&2
+    echo "$0: (lock $file) wait for that run to finish, or stop it, then run again" >&2
+    exit 1
+  fi
+  printf 'pid %s on %s since %s: %s\n' "$$" "$(hostname)" "$(date '+%F %T')" "$0" > "$file"
 }

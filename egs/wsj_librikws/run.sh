@@ -43,6 +43,16 @@ help_message="Usage: $0 [options]
 . utils/parse_options.sh
 done_dir=data/.done
 . utils/stage.sh
+last_stage=8
+for v in "$stage" "$stop_stage"; do
+  [[ $v =~ ^[0-9]+$ ]] || { echo "$0: stage numbers must be integers, got '$v'" >&2; exit 1; }
+done
+if (( stage > last_stage || stage > stop_stage )); then
+  echo "$0: --stage $stage --stop-stage $stop_stage runs nothing: the stages are 0-$last_stage" >&2
+  exit 1
+fi
+# One run at a time per data directory and per experiment.
+(( stage > 5 )) || hold_lock data/.lock
 
 synth_dir=data/local/synth
 manifests=data/manifests
@@ -85,12 +95,15 @@ run_stage 5 "trial lists of $dev_set and the test sets" data/log/stage5_trials.l
 tag=${tag:-$(basename "$train_config" .yaml | sed 's/^train_//')}
 exp=exp/$tag
 done_dir=$exp/.done   # stages 6-8 are done per experiment, not per data directory
+(( stop_stage < 6 )) || hold_lock $exp/.lock
 
-# Stage 6 always resumes: a re-run after a crash continues from the last checkpoint. It copies
-# the lang directory and the fbank options into $exp, which is all that stages 7-8 read.
+# Stage 6 resumes: a re-run after a crash continues from the last checkpoint; a changed config
+# is an error naming the keys, and --force true starts afresh (the old run moves to
+# $exp/previous/). It copies the lang directory and the fbank options into $exp, which is all
+# that stages 7-8 read.
 run_stage 6 "train $tag with torchrun ($nproc_per_node process(es)), resuming if possible" \
   $exp/log/stage6_train.log \
-  steps/train.sh --nproc-per-node "$nproc_per_node" --resume true "$train_config" $exp \
+  steps/train.sh --nproc-per-node "$nproc_per_node" --resume true --fresh "$force" "$train_config" $exp \
     data.train=data/fbank/${train_set}_aug.jsonl.gz data.dev=data/fbank/$dev_set.jsonl.gz \
     data.dev_trials=data/trials/$dev_set.tsv data.lang=data/lang data.fbank_config=conf/fbank.yaml
 
@@ -102,4 +115,26 @@ run_stage 7 "average the last checkpoints into a self-contained $exp/final.pt" \
 stage_outputs=RESULTS.md run_stage 8 "score $score_sets: AP, EER, AUC, plots" $exp/log/stage8_score.log \
   python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
     --results-md RESULTS.md --tag "$tag" $score_sets
-[ "$stop_stage" -lt 8 ] || [ "$stage" -gt 8 ] || cat $exp/results/results.md 2>/dev/null || true
+
+# The closing summary (when stage 8 was asked for): the results, where things are, and how to
+# use the model just trained.
+if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 8 ] && [ -f $exp/results/results.md ]; then
+  echo
+  echo "== Results of $exp (in $PWD):"
+  cat $exp/results/results.md
+  echo
+  echo "== Where things are:"
+  where() { printf '   %-12s %s\n' "$1" "$2"; }
+  where model "$exp/final.pt (self-contained: tokenizer and fbank options inside)"
+  where plots "$(cd $exp/results && ls ./*.png 2>/dev/null | sed "s|^\./|$exp/results/|" | paste -sd' ')"
+  where scores "$exp/results/metrics.json, per trial $exp/results/<list>/scores.tsv, RESULTS.md ($tag)"
+  where training "$exp/metrics.jsonl, $exp/log/train.rank0.log, $exp/checkpoints/"
+  if [ -d $exp/tensorboard ]; then
+    where tensorboard "$exp/tensorboard: tensorboard --logdir exp --host 127.0.0.1, then http://127.0.0.1:6006"
+  fi
+  where "stage logs" "data/log/stage[0-5]_*.log, $exp/log/stage[6-8]_*.log (progress: *.log.progress)"
+  echo
+  echo "== Score your own audio with this model (pairs.tsv: one 'wav<TAB>keyword' line per pair):"
+  echo "   . ./path.sh"
+  echo "   python -m pyadml.bin.score_pairs --model $exp/final.pt --pairs pairs.tsv --out scores.tsv"
+fi

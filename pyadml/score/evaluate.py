@@ -18,8 +18,8 @@ from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_cuts, embed_texts, score_trials
-from pyadml.score.plots import plot_roc_det_pr
-from pyadml.score.report import results_table
+from pyadml.score.plots import plot_experiment_curves, plot_roc_det_pr
+from pyadml.score.report import plots_line, results_table
 from pyadml.text import KeywordError
 
 
@@ -69,10 +69,13 @@ def git_commit() -> str:
 
 
 def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size: int = 256,
-                    device: str = "cpu") -> tuple[dict, str]:
+                    device: str = "cpu", exp_dir=None) -> tuple[dict, str]:
     """Score the trial lists of each (set, protocol) in ``sets``: cuts from
     ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
-    trial_lists). Returns (metrics per list, the markdown results table)."""
+    trial_lists). Returns (metrics per list, the markdown results table). The training curves
+    of ``exp_dir`` (default: the experiment that holds ``out_dir`` or the model, found by its
+    metrics.jsonl) are plotted beside the ROC/DET/PR plots and linked under the table in
+    results.md."""
     from lhotse import CutSet
 
     try:
@@ -146,8 +149,29 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     write_text_atomic(out_dir / "metrics.json", json.dumps(
         {"model": str(model_path), "sets": results}, indent=2, sort_keys=False) + "\n")
     table = results_table(results)
-    write_text_atomic(out_dir / "results.md", table)
+    plots = {}
     if curves:
         plot_roc_det_pr(curves, out_dir)
+        plots = {"ROC": "roc.png", "DET": "det.png", "precision-recall": "pr.png"}
+    plots.update(training_curves(exp_dir, out_dir, model_path))
+    write_text_atomic(out_dir / "results.md", table + ("\n" + plots_line(plots) if plots else ""))
     return results, table
+
+
+def training_curves(exp_dir, out_dir, model_path) -> dict[str, str]:
+    """curves.png (and dev_ap_compare.png with sibling experiments) in out_dir; {link: file}.
+    A metrics.jsonl that cannot be plotted costs a warning, not the scores."""
+    if exp_dir is None:
+        exp_dir = next((d for d in (Path(out_dir).parent, Path(model_path).parent)
+                        if (d / "metrics.jsonl").is_file()), None)
+    if exp_dir is None:
+        return {}
+    try:
+        written = plot_experiment_curves(exp_dir, out_dir)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        print(f"score: warning: no training curves from {Path(exp_dir) / 'metrics.jsonl'}: {e}")
+        return {}
+    for name in written.values():
+        print(f"score: plotted {Path(out_dir) / name}")
+    return written
 

@@ -85,3 +85,11 @@ def update_results_md(
     if preamble and not preamble.endswith("\n\n"):
         preamble = preamble.rstrip("\n") + "\n\n"
     write_text_atomic(path, (preamble + "".join(out)).rstrip("\n") + "\n")
+
+
+def plots_line(plots: Mapping[str, str]) -> str:
+    """A markdown line linking the plots beside a results table: ``plots: [ROC](roc.png) · ...``
+    (link text -> file name relative to the table)."""
+    if not plots:
+        return ""
+    return "plots: " + " · ".join(f"[{name}]({path})" for name, path in plots.items()) + "\n"

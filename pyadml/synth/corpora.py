@@ -239,7 +239,7 @@ def build_king_asr_066(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj:
     tokens = _repeat_to(vocab.train, int(c["tokens"]))
     items = _word_utterances(cfg, tokens, None, False, int(c["max_words"]), rng, "",
                              "wav/{spk}/{utt}.wav")
-    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress="king_asr_066")
+    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress=_label("king_asr_066"))
     by_id = {i.id: i for i in items}
     write_kaldi_dir(root / "data", final_root, list(rendered.values()), by_id)
     return _word_stats(list(rendered.values()), by_id, None)
@@ -259,7 +259,7 @@ def build_wsj(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> 
     subset = c.get("subset", "si_et_synth")
     items = _word_utterances(cfg, tokens, None, True, int(c["max_words"]), rng, "",
                              f"wsj0/{subset}/{{spk}}/{{utt}}.wv1")
-    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress="wsj")
+    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress=_label("wsj"))
     by_id = {i.id: i for i in items}
     recs = list(rendered.values())
     write_kaldi_dir(root / "data", final_root, recs, by_id)
@@ -321,7 +321,9 @@ def plan_libriphrase(cfg, vocab: Vocabulary, lexicon: dict[str, list[str]], rng)
                 for o in nearest_words(w):
                     candidates.add(" ".join(parts[:i] + [o] + parts[i + 1 :]))
             candidates.discard(anchor)
-            hard = min(candidates, key=lambda p: (dist(anchor, p), rng.random()))
+            # Sorted: a set's order follows the per-process string hash, and the random tie-break
+            # must meet the candidates in the same order every run.
+            hard = min(sorted(candidates), key=lambda p: (dist(anchor, p), rng.random()))
             easy = pool[int(rng.integers(1, len(pool)))]
             while easy == anchor or easy == hard:
                 easy = pool[int(rng.integers(len(pool)))]
@@ -362,7 +364,7 @@ def build_libriphrase(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: 
         for typ, key, target in zip(LIBRIPHRASE_TYPES, ("positive", "easy", "hard"), (1, 0, 0)):
             comp = item(row[key], row["n"], others[int(rng.integers(len(others)))])
             table.append((row["n"], anchor, comp, typ, target))
-    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress="libriphrase")
+    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress=_label("libriphrase"))
 
     counts = {}
     for n in sorted({t[0] for t in table}):
@@ -405,7 +407,8 @@ def build_musan(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -
         for k, (t, v) in enumerate(zip(texts, voices))
     ]
     scratch = root / ".clips"
-    rendered = render(items, scratch, _audio_cfg(cfg), nj=nj)
+    rendered = render(items, scratch, _audio_cfg(cfg), nj=nj,
+                      progress=_label("musan") + " (babble)")
     import soundfile as sf
 
     clips = [sf.read(str(scratch / rendered[i.id].rel_path), dtype="float32")[0] for i in items]
@@ -448,6 +451,21 @@ _DESCRIPTIONS = {
 }
 
 
+# What the corpus being built is called on the console: "synth 2/5 wsj" (set by build_corpora).
+_LABELS: dict[str, str] = {}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, f"synth {name}")
+
+
+def _note(text: str) -> None:
+    """One event line on the stage's console (pyadml.train.progress)."""
+    from pyadml.train.progress import note
+
+    note(text)
+
+
 def is_complete(out_dir: Path, name: str, cfg: dict[str, Any]) -> bool:
     marker = Path(out_dir) / name / ".complete"
     return marker.is_file() and json.loads(marker.read_text()).get("digest") == _digest(cfg, name)
@@ -463,11 +481,15 @@ def build_corpora(
         raise ValueError(f"unknown corpora {sorted(unknown)}; expected some of {CORPORA}")
     todo = [c for c in CORPORA if c in corpora and not is_complete(out_dir, c, cfg)]
     summary: dict[str, dict] = {}
+    wanted = [c for c in CORPORA if c in corpora]
+    _LABELS.clear()
+    _LABELS.update({c: f"synth {i}/{len(wanted)} {c}" for i, c in enumerate(wanted, 1)})
     for name in CORPORA:
         if name in corpora and name not in todo:
             marker = json.loads((out_dir / name / ".complete").read_text())
             summary[name] = marker["stats"] | {"skipped": True}
             log.info("%s: complete (%s); skipping", name, out_dir / name / ".complete")
+            _note(f"{_label(name)}: complete, skipping")
     if not todo:
         return summary
     voices = cfg["voices"]["train"] + cfg["voices"]["heldout"]
@@ -493,6 +515,8 @@ def build_corpora(
         tmp.rename(final)
         summary[name] = stats
         log.info("%s: %s", name, stats)
+        if name in ("musan", "rirs_noises"):  # the others reported their words as they went
+            _note(f"{_label(name)}: done in {stats['build_seconds']:.1f} s")
     return summary
 
 

@@ -117,22 +117,30 @@ def render(
     chunk_size: int = 48,
     progress: str | None = None,
 ) -> dict[str, Rendered]:
-    """Render every item under ``out_root``; returns id -> Rendered."""
+    """Render every item under ``out_root``; returns id -> Rendered. With ``progress`` (its
+    name), the words synthesised out of the total are reported (pyadml.train.progress: on the
+    stage's console under run_stage, else on stderr)."""
     tasks = [(chunk, str(out_root), audio_cfg) for chunk in _chunks(items, chunk_size)]
     results: dict[str, Rendered] = {}
+    bar = None
+    if progress is not None:
+        from pyadml.train.progress import Progress
+
+        bar = Progress(progress, sum(len(i.words) for i in items), "words")
     if nj <= 1:
         mapped = map(_render_chunk, tasks)
     else:
         pool = ProcessPoolExecutor(max_workers=nj)
         mapped = pool.map(_render_chunk, tasks)
     try:
-        from tqdm import tqdm
-
-        for chunk in tqdm(mapped, total=len(tasks), desc=progress, disable=progress is None,
-                          mininterval=5.0, unit="chunk"):
+        for (chunk_items, _, _), chunk in zip(tasks, mapped):  # in order: map keeps it
             for r in chunk:
                 results[r.id] = r
+            if bar is not None:
+                bar.update(sum(len(i.words) for i in chunk_items))
     finally:
         if nj > 1:
             pool.shutdown(cancel_futures=True)
+        if bar is not None:
+            bar.close()
     return results
