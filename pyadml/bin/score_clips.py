@@ -1,0 +1,40 @@
+"""Score keyword clips against every keyword of their set (pyadml.score.clips): AP, EER, AUC
+and top-1, e.g. for a real-speech development set such as wake-word recordings.
+
+    python -m pyadml.bin.score_clips --model exp/<tag>/final.pt --clips clips.tsv [--out-dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pyadml.score.clips import score_clips
+from pyadml.score.pairs import PairsError
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="final.pt")
+    p.add_argument("--clips", required=True, help="TSV: <audio path relative to it>\\t<keyword>")
+    p.add_argument("--out-dir", default=None, help="scores.tsv and metrics.json go here")
+    p.add_argument("--batch-size", type=int, default=64)
+    args = p.parse_args(argv)
+    try:
+        m = score_clips(args.model, args.clips, args.out_dir, args.batch_size)
+    except PairsError as e:
+        print(f"score_clips: {e}", file=sys.stderr)
+        return 1
+    line = (f"{m['clips']} clips x {len(m['keywords'])} keywords: AP {100 * m['AP']:.2f}%  "
+            f"EER {100 * m['EER']:.2f}%  AUC {100 * m['AUC']:.2f}%  top-1 {100 * m['top1']:.2f}%")
+    print(f"score_clips: {line}")
+    if args.out_dir:
+        from pyadml.fileio import write_text_atomic
+
+        write_text_atomic(f"{args.out_dir}/metrics.json", json.dumps(m, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Keyword clips scored against every keyword of the set (the protocol of a wake-word
+development set): each clip is one positive trial (its own keyword) and one negative per other
+keyword; AP, EER and AUC over all trials, and top-1: the highest-scoring keyword is the spoken
+one. Clips are scored as recorded, whole, through the same path as score_pairs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pyadml.score import metrics as M
+from pyadml.score.pairs import PairsError, score_pairs_file
+
+
+def read_clips(path: str | os.PathLike) -> list[tuple[Path, str]]:
+    """``<audio path relative to the list>\\t<keyword>`` lines."""
+    path = Path(path)
+    clips = []
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[1].strip():
+            raise PairsError(f"{path}:{n}: expected '<audio>\\t<keyword>', got {line!r}")
+        clips.append((path.parent / parts[0], parts[1]))
+    if not clips:
+        raise PairsError(f"{path} lists no clips")
+    return clips
+
+
+def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64) -> dict:
+    """Metrics of every clip against every keyword; with ``out_dir``, its scores.tsv too."""
+    clips = read_clips(clips_tsv)
+    keywords = sorted({k for _, k in clips})
+    if len(keywords) < 2:
+        raise PairsError(f"{clips_tsv}: the protocol needs at least two keywords")
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = Path(tmp) / "pairs.tsv"
+        pairs.write_text("".join(f"{wav}\t{k}\t{int(k == kw)}\n" for wav, kw in clips
+                                 for k in keywords), encoding="utf-8")
+        out = Path(out_dir) / "scores.tsv" if out_dir else Path(tmp) / "scores.tsv"
+        res = score_pairs_file(model, pairs, out, batch_size=batch_size)
+    scores = res.scores.reshape(len(clips), len(keywords))
+    labels = res.labels.reshape(len(clips), len(keywords))
+    top1 = float(np.mean(labels[np.arange(len(clips)), scores.argmax(axis=1)] == 1))
+    return {"clips": len(clips), "keywords": keywords, "trials": int(labels.size),
+            "AP": M.average_precision(res.scores, res.labels), "EER": M.eer(res.scores, res.labels),
+            "AUC": M.auc(res.scores, res.labels), "top1": top1}
