@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyadml.train.trainer import report_training_error, Trainer
+from pyadml.train.trainer import Trainer, report_training_error
 from pyadml.train.config import load_config
 
 

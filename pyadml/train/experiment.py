@@ -1,0 +1,75 @@
+"""The experiment directory as the contract after training: the data a run names must exist,
+exp/<tag> receives copies of the lang directory and the feature options that export and scoring
+read, and a training error is reported in one line where steps/train.sh finds it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pyadml.fileio import write_text_atomic
+
+LANG_FILES = ("phones.txt", "lexicon.txt", "g2p.yaml", "keywords.txt")
+
+
+class ConfigChanged(ValueError):
+    """A resume whose config differs from the checkpoint's in a training-relevant key."""
+
+
+def report_training_error(e: BaseException, exp_dir: str | os.PathLike) -> int:
+    """One line on stderr and in ``<exp>/log/train.error`` (steps/train.sh shows it after
+    torchrun's own report); a traceback only for errors that are not the user's input."""
+    import traceback
+
+    from pyadml.checksum import CorruptFile
+    from pyadml.train.distributed import LockHeld
+
+    expected = (ValueError, KeyError, TypeError, FileNotFoundError, LockHeld, CorruptFile)
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    line = f"{msg}" if isinstance(e, expected) else f"{type(e).__name__}: {msg}"
+    if not isinstance(e, expected):
+        traceback.print_exc()
+    rank = os.environ.get("RANK", "0")
+    print(f"train: error (rank {rank}): {line}", file=sys.stderr)
+    try:
+        (Path(exp_dir) / "log").mkdir(parents=True, exist_ok=True)
+        with open(Path(exp_dir) / "log" / "train.error", "a") as f:
+            f.write(f"rank {rank}: {line}\n")
+    except OSError:
+        pass
+    return 1
+
+
+def check_data_config(d: dict) -> dict:
+    """The files that ``data.*`` names exist: a wrong set name fails here, naming the key and
+    the file it expected, not after an epoch of training."""
+    for key, what in (("train", "training cuts with features"), ("lang", "lang directory"),
+                      ("fbank_config", "fbank options of the features")):
+        if not d.get(key):
+            raise ValueError(f"config key data.{key} is not set: give the {what} "
+                             f"(steps/train.sh ... data.{key}=PATH; run.sh's stage 6 does)")
+    expected = {"train": d["train"], "fbank_config": d["fbank_config"],
+                **{f"lang ({n})": str(Path(d["lang"]) / n) for n in LANG_FILES}}
+    if d.get("dev") or d.get("dev_trials"):
+        expected.update(dev=d.get("dev") or "", dev_trials=d.get("dev_trials") or "")
+    for key, path in expected.items():
+        if not path or not Path(path).is_file():
+            raise FileNotFoundError(f"data.{key}: expected the file {path or '(not set)'}")
+    return d
+
+
+def copy_experiment_inputs(d: dict, exp: Path) -> None:
+    """exp/<tag> becomes the contract after training: the lang directory and the feature
+    options (with mean normalisation, which the training batches apply) are copied into it,
+    and export and scoring read only those copies."""
+    import yaml
+
+    for name in LANG_FILES:
+        write_text_atomic(exp / "lang" / name,
+                          (Path(d["lang"]) / name).read_text(encoding="utf-8"))
+    features = yaml.safe_load(Path(d["fbank_config"]).read_text(encoding="utf-8")) or {}
+    if not isinstance(features, dict):
+        raise ValueError(f"{d['fbank_config']}: expected a mapping of fbank options")
+    features["mean_norm"] = True  # KeywordDataset mean-normalises every training utterance
+    write_text_atomic(exp / "fbank.yaml", yaml.safe_dump(features, sort_keys=False))
