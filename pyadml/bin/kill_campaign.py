@@ -1,4 +1,4 @@
-"""Kill training at N random points (SIGKILL of the whole job or of torchrun alone), resume
+"""Kill training at N random steps (SIGKILL of the whole job or of torchrun alone), resume
 each time, and compare the final model with an uninterrupted run (pyadml.train.kill_campaign).
 
     python -m pyadml.bin.kill_campaign --config conf/train_tiny.yaml --work-dir exp/kills \\

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyadml.train.trainer import Trainer, report_training_error
-from pyadml.train.config import load_config
+from pyadml.train.lifeline import die_with_parent
 
 
 def main(argv=None) -> int:
+    die_with_parent()  # before the seconds of imports below: the launcher may die meanwhile
+    from pyadml.train.config import load_config
+    from pyadml.train.trainer import Trainer, report_training_error
+
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", required=True, help="training yaml (conf/train_*.yaml)")
     p.add_argument("--exp-dir", required=True)

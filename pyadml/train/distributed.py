@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import socket
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,31 +22,6 @@ def setup_distributed(device_pref: str = "auto") -> tuple[int, int, torch.device
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return rank, world, device
-
-
-def die_with_parent() -> None:
-    """Exit when the launching process (torchrun's agent) dies: torchrun starts its workers in
-    sessions of their own, so a SIGKILL of the launcher would leave them training. Linux's
-    parent-death signal where it exists, and a watchdog thread that polls the parent either way."""
-    if "TORCHELASTIC_RUN_ID" not in os.environ:
-        return  # not a torchrun worker (a test or a notebook): its parent is not a launcher
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # died before prctl took effect
-        os._exit(1)
-
-    def watch():
-        while True:
-            time.sleep(2.0)
-            if os.getppid() != parent:
-                print(f"pyadml: parent process {parent} is gone; exiting", file=sys.stderr)
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 class LockHeld(RuntimeError):

@@ -8,6 +8,7 @@ themselves (pyadml.train.distributed.die_with_parent) and not train on beside th
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -23,8 +24,7 @@ from pyadml.train.checkpoints import latest_checkpoint, load_checkpoint
 
 @dataclass
 class CampaignResult:
-    kills: list[tuple[float, str]] = field(default_factory=list)  # (seconds after launch, mode)
-    finished_early: int = 0       # launches that completed before their kill time
+    kills: list[tuple[float, str]] = field(default_factory=list)  # (step + seconds, mode)
     orphans: int = 0              # workers still alive after their launcher was killed
     max_abs_diff: float = float("nan")
     reference_seconds: float = 0.0
@@ -102,13 +102,30 @@ def final_weights(exp: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path)["model"]
 
 
+def _logged_step(exp: Path) -> int:
+    """The highest step in metrics.jsonl (log_interval=1: every step is logged)."""
+    try:
+        text = (exp / "metrics.jsonl").read_text()
+    except OSError:
+        return 0
+    best = 0
+    for line in text.splitlines():
+        try:
+            best = max(best, int(json.loads(line).get("step", 0)))
+        except (ValueError, AttributeError):
+            pass  # a line being written
+    return best
+
+
 def run_campaign(config: str | os.PathLike, work_dir: str | os.PathLike, overrides: list[str],
                  kills: int = 10, seed: int = 0, train_sh: str | os.PathLike = "steps/train.sh",
                  env: dict | None = None, say=print) -> CampaignResult:
-    """Train once uninterrupted (``work_dir/reference``), then in ``work_dir/killed`` launch,
-    SIGKILL at a random time, and resume, ``kills`` times, then let it finish; compare."""
+    """Train once uninterrupted (``work_dir/reference``), then train ``work_dir/killed`` and
+    SIGKILL it at ``kills`` random training steps (after the step, a random fraction of a
+    second later: in the next step or a checkpoint write), resuming each time; compare."""
     work, config, train_sh = Path(work_dir), Path(config), Path(train_sh)
     env = dict(os.environ if env is None else env)
+    overrides = [*overrides, "log_interval=1"]
     rng = random.Random(seed)
     res = CampaignResult()
     work.mkdir(parents=True, exist_ok=True)
@@ -118,26 +135,25 @@ def run_campaign(config: str | os.PathLike, work_dir: str | os.PathLike, overrid
         if ref.wait() != 0:
             raise RuntimeError(f"the uninterrupted run failed; see {work / 'campaign.log'}")
         res.reference_seconds = time.time() - t0
-        say(f"kill_campaign: uninterrupted run took {res.reference_seconds:.1f} s")
+        total = _latest_step(work / "reference") or 0
+        if total < kills + 1:
+            raise RuntimeError(f"the run has {total} steps; too few for {kills} kills")
+        say(f"kill_campaign: uninterrupted run: {total} steps in {res.reference_seconds:.1f} s")
         exp = work / "killed"
-        while len(res.kills) < kills:
-            at = rng.uniform(0.1, 0.95) * res.reference_seconds
+        for target in sorted(rng.sample(range(1, total), kills)):
             mode = rng.choice(("group", "launcher"))
+            delay = rng.uniform(0.0, 0.5)
             proc = _launch(train_sh, config, exp, overrides, env, log)
-            try:
-                proc.wait(timeout=at)
-                res.finished_early += 1
-                say(f"kill_campaign: launch finished before its kill at {at:.1f} s; starting over")
-                _archive(exp, len(res.kills) + res.finished_early)
-                continue
-            except subprocess.TimeoutExpired:
-                pass
+            while proc.poll() is None and _logged_step(exp) < target:
+                time.sleep(0.05)
+            if proc.poll() is not None:
+                raise RuntimeError(f"training ended before step {target}; see {work / 'campaign.log'}")
+            time.sleep(delay)
             orphans = _kill(proc, mode, exp)
             res.orphans += orphans
-            res.kills.append((at, mode))
-            step = _latest_step(exp)
-            say(f"kill_campaign: kill {len(res.kills)}/{kills} at {at:.1f} s ({mode}); "
-                f"latest checkpoint step {step}; orphaned workers {orphans}")
+            res.kills.append((target + delay, mode))
+            say(f"kill_campaign: kill {len(res.kills)}/{kills} {delay:.2f} s after step {target} "
+                f"({mode}); resumes from step {_latest_step(exp)}; orphaned workers {orphans}")
         final = _launch(train_sh, config, exp, overrides, env, log)
         if final.wait() != 0:
             raise RuntimeError(f"the last resume failed; see {work / 'campaign.log'}")
@@ -146,17 +162,11 @@ def run_campaign(config: str | os.PathLike, work_dir: str | os.PathLike, overrid
         raise RuntimeError("the two runs' models have different parameters")
     res.max_abs_diff = max(float((a[k].double() - b[k].double()).abs().max()) if a[k].numel() else 0.0
                            for k in a)
-    say(f"kill_campaign: {len(res.kills)} kills, {res.orphans} orphaned workers; max abs "
-        f"difference to the uninterrupted run over {len(a)} tensors: {res.max_abs_diff:.3g}")
+    say(f"kill_campaign: {len(res.kills)} kills and resumes ({res.orphans} orphaned workers); "
+        f"max abs difference to the uninterrupted run over {len(a)} tensors: {res.max_abs_diff:.3g}")
     return res
 
 
 def _latest_step(exp: Path):
     path = latest_checkpoint(exp / "checkpoints") if (exp / "checkpoints").is_dir() else None
     return load_checkpoint(path)["step"] if path else None
-
-
-def _archive(exp: Path, n: int) -> None:
-    # A launch that completed would make every later one a no-op: start the killed run over.
-    if exp.exists():
-        os.replace(exp, exp.with_name(f"{exp.name}.completed{n}"))

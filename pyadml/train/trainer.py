@@ -26,7 +26,8 @@ from pyadml.train.checkpoints import (archive_previous_run, latest_checkpoint,
                                       latest_valid_checkpoint, remove_temporaries, rng_state,
                                       save_checkpoint, set_rng_state, truncate_metrics)
 from pyadml.train.config import config_changes, save_config
-from pyadml.train.distributed import ExperimentLock, die_with_parent, setup_distributed
+from pyadml.train.distributed import ExperimentLock, setup_distributed
+from pyadml.train.lifeline import die_with_parent
 from pyadml.train.experiment import (ConfigChanged, check_data_config, copy_experiment_inputs,
                                      report_training_error)
 from pyadml.train.objective import KwsObjective
@@ -47,7 +48,8 @@ class Trainer:
         earlier checkpoints and metrics to ``previous/`` and start from scratch."""
         self.cfg = cfg
         self.exp = Path(exp_dir)
-        # Workers exit when torchrun dies (a SIGKILL of the launcher would orphan them).
+        # Workers exit when torchrun dies (pyadml.bin.train asks first thing; again here for
+        # trainers started from other code).
         die_with_parent()
         self.rank, self.world, self.device = setup_distributed(cfg["device"])
         self.allow_config_change = allow_config_change
