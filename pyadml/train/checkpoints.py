@@ -60,7 +60,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # truncated zip, bad pickle, ...: torch raises several types
-        raise CorruptFile(f"{path}: cannot be read as a checkpoint ({type(e).__name__}: {e})") from None
+        raise CorruptFile(f"{path}: truncated or damaged: cannot be read as a checkpoint "
+                          f"({type(e).__name__}: {e})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise CorruptFile(f"{path}: not a training checkpoint (no 'model' state_dict)")
     verify(state, path, required=False)
