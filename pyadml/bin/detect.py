@@ -1,0 +1,73 @@
+"""Detect text-enrolled keywords in recordings or a live PCM stream (pyadml.spot).
+
+  python -m pyadml.bin.detect --model exp/adml_mini/final.pt --keywords "computer,smart mirror" a.wav b.flac
+  python -m pyadml.bin.detect --model onnx_dir --backend onnx --keywords computer --wav-scp data/test/wav.scp --format ctm --out dets.ctm
+  arecord -f S16_LE -r 16000 -c 1 -t raw | python -m pyadml.bin.detect --model final.pt --keywords computer --stdin-pcm --sample-rate 16000
+
+Output: TSV (file, keyword, start, end, score; with a header) or CTM; to --out (written
+atomically when every input is done) or stdout. Any bad input is an error naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="final.pt (torch) or an export_onnx directory")
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None,
+                   help="default: onnx for a directory, torch for a file")
+    p.add_argument("--keywords", help="comma-separated keyword texts")
+    p.add_argument("--keywords-file", help="one keyword text per line")
+    p.add_argument("--threshold", help="cosine threshold, or per keyword: 'computer=0.6,alexa=0.5'")
+    p.add_argument("--format", choices=("tsv", "ctm"), default="tsv")
+    p.add_argument("--out", help="output file (default: stdout)")
+    p.add_argument("--wav-scp", help="Kaldi wav.scp: '<utt-id> <path>' lines")
+    p.add_argument("--stdin-pcm", action="store_true", help="read raw 16-bit little-endian mono PCM from stdin")
+    p.add_argument("--sample-rate", type=int, help="rate of the --stdin-pcm stream")
+    p.add_argument("--chunk-seconds", type=float, default=0.1, help="--stdin-pcm read size")
+    p.add_argument("--hop", type=float, default=0.1, help="window hop in seconds (<= 0.1)")
+    p.add_argument("--refractory", type=float, default=0.5, help="seconds between two detections of a keyword")
+    p.add_argument("--scan-step", type=int, default=1,
+                   help="embed every Nth position, the others only near a threshold (2-3: faster)")
+    p.add_argument("--num-threads", type=int, default=1, help="threads of the encoder (default 1)")
+    p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads)")
+    args = p.parse_args(argv)
+
+    from pyadml.spot.audio import SpotError
+    from pyadml.spot import cli
+
+    try:
+        if args.stdin_pcm and (args.audio or args.wav_scp):
+            raise SpotError("--stdin-pcm reads standard input only; give no files or --wav-scp")
+        if args.stdin_pcm and not args.sample_rate:
+            raise SpotError("--stdin-pcm needs --sample-rate (raw PCM carries no header)")
+        if not args.stdin_pcm and not args.audio and not args.wav_scp:
+            raise SpotError("no input: give audio files, --wav-scp or --stdin-pcm")
+        keywords = cli.parse_keywords(args.keywords, args.keywords_file)
+        threshold = cli.parse_threshold(args.threshold)
+        from pyadml.spot import KeywordSpotter
+
+        spotter = KeywordSpotter.load(args.model, backend=args.backend, num_threads=args.num_threads,
+                                      hop=args.hop, refractory=args.refractory,
+                                      scan_step=args.scan_step)
+        spotter.enroll(keywords)
+        if args.stdin_pcm:
+            n = cli.run_stdin(spotter, sys.stdin.buffer, args.sample_rate, args.format, args.out,
+                              threshold, args.chunk_seconds)
+        else:
+            inputs = [(a, a) for a in args.audio]
+            if args.wav_scp:
+                inputs += cli.read_wav_scp(args.wav_scp)
+            n = cli.run_files(spotter, inputs, args.format, args.out, threshold)
+    except SpotError as e:
+        print(f"detect: {e}", file=sys.stderr)
+        return 1
+    print(f"detect: {n} detection(s){' -> ' + args.out if args.out else ''}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Export final.pt's two encoders to ONNX for the torch-free onnxruntime backend.
+
+  python -m pyadml.bin.export_onnx --model exp/adml_mini/final.pt --out-dir exp/adml_mini/onnx
+
+Writes audio_encoder.onnx, text_encoder.onnx (dynamic batch and time axes) and spotter.json
+(tokenizer, fbank options, embedding size); then checks onnxruntime against torch on random
+features and prints the largest difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="final.pt")
+    p.add_argument("--out-dir", required=True)
+    args = p.parse_args(argv)
+
+    from pyadml.spot.audio import SpotError
+    from pyadml.spot.onnx_export import export_onnx, self_check
+
+    try:
+        export_onnx(args.model, args.out_dir)
+        diff = self_check(args.model, args.out_dir)
+    except SpotError as e:
+        print(f"export_onnx: {e}", file=sys.stderr)
+        return 1
+    print(f"export_onnx: {args.model} -> {args.out_dir}; onnxruntime vs torch max abs diff: "
+          f"audio {diff['audio']:.2e}, text {diff['text']:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The two encoders behind one interface: torch (``final.pt``) or onnxruntime (an export dir).
+
+``OnnxBackend`` and everything it imports stay torch-free: the tokenizer, fbank options and
+embedding size come from ``spotter.json`` beside the .onnx files (pyadml.spot.onnx_export).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pyadml.text import Tokenizer
+
+from .audio import SpotError
+
+ONNX_FORMAT = "pyadml-kws-onnx/1"
+CONFIG_NAME = "spotter.json"
+
+
+def _pad_ids(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lens = np.array([len(p) for p in ids], dtype=np.int64)
+    x = np.zeros((len(ids), int(lens.max())), dtype=np.int64)
+    for i, p in enumerate(ids):
+        x[i, : len(p)] = p
+    return x, lens
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        import torch
+
+        from pyadml.models.export import load_model
+
+        if num_threads:
+            torch.set_num_threads(int(num_threads))
+        try:
+            loaded = load_model(path)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SpotError(str(e)) from None
+        self._torch = torch
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.features = dict(loaded.features)
+        self.embed_dim = int(loaded.model.audio.embed_dim)
+        self.source = str(path)
+
+    def embed_audio(self, feats: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self.model.embed_audio(torch.from_numpy(np.ascontiguousarray(feats)),
+                                         torch.from_numpy(np.asarray(lens, dtype=np.int64)))
+        return out.utt.float().numpy()
+
+    def embed_phones(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        torch = self._torch
+        x, lens = _pad_ids(ids)
+        with torch.inference_mode():
+            out = self.model.embed_text(torch.from_numpy(x), torch.from_numpy(lens))
+        return out.utt.float().numpy()
+
+
+def read_onnx_config(directory: str | os.PathLike) -> tuple[Path, dict]:
+    d = Path(directory)
+    if d.is_file() and d.name == CONFIG_NAME:
+        d = d.parent
+    cfg_path = d / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise SpotError(f"{d}: not an ONNX spotter directory (no {CONFIG_NAME}; write one with "
+                        f"python -m pyadml.bin.export_onnx)")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SpotError(f"{cfg_path}: unreadable: {e}") from None
+    if not isinstance(cfg, dict) or cfg.get("format") != ONNX_FORMAT:
+        got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
+        raise SpotError(f"{cfg_path}: format is {got!r}, expected {ONNX_FORMAT!r}")
+    for key in ("audio_model", "text_model", "tokenizer", "features", "embed_dim"):
+        if key not in cfg:
+            raise SpotError(f"{cfg_path}: lacks {key!r}")
+    return d, cfg
+
+
+class OnnxBackend:
+    name = "onnx"
+
+    def __init__(self, directory: str | os.PathLike, num_threads: int | None = None):
+        import onnxruntime as ort
+
+        d, cfg = read_onnx_config(directory)
+        opts = ort.SessionOptions()
+        if num_threads:
+            opts.intra_op_num_threads = int(num_threads)
+            opts.inter_op_num_threads = 1
+        sessions = []
+        for key in ("audio_model", "text_model"):
+            path = d / cfg[key]
+            try:
+                sessions.append(ort.InferenceSession(str(path), opts,
+                                                     providers=["CPUExecutionProvider"]))
+            except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+                raise SpotError(f"{path}: cannot load: {e}") from None
+        self.audio_session, self.text_session = sessions
+        try:
+            self.tokenizer = Tokenizer.from_dict(cfg["tokenizer"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise SpotError(f"{d / CONFIG_NAME}: bad tokenizer: {e}") from None
+        self.features = dict(cfg["features"])
+        self.embed_dim = int(cfg["embed_dim"])
+        self.config = cfg
+        self.source = str(d)
+
+    def embed_audio(self, feats: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        return self.audio_session.run(["utt"], {
+            "feats": np.ascontiguousarray(feats, dtype=np.float32),
+            "feat_lens": np.asarray(lens, dtype=np.int64)})[0]
+
+    def embed_phones(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        x, lens = _pad_ids(ids)
+        return self.text_session.run(["utt"], {"phones": x, "phone_lens": lens})[0]
+
+
+def open_backend(path: str | os.PathLike, backend: str | None = None,
+                 num_threads: int | None = None):
+    """``backend`` None picks by the path: a directory or spotter.json is ONNX, else torch."""
+    p = Path(path)
+    if backend is None:
+        backend = "onnx" if (p.is_dir() or p.name == CONFIG_NAME) else "torch"
+    if backend == "onnx":
+        if p.is_file() and p.name != CONFIG_NAME:
+            raise SpotError(f"{p}: --backend onnx needs the directory that "
+                            f"pyadml.bin.export_onnx wrote, not a model file")
+        return OnnxBackend(p, num_threads)
+    if backend == "torch":
+        if p.is_dir():
+            raise SpotError(f"{p}: is a directory; the torch backend reads final.pt")
+        if not p.is_file():
+            raise SpotError(f"{p}: no such model file")
+        return TorchBackend(p, num_threads)
+    raise SpotError(f"unknown backend {backend!r}; expected torch or onnx")

@@ -1,0 +1,132 @@
+"""The logic of ``python -m pyadml.bin.detect``: keywords, inputs and output formats.
+
+Output rows (TSV, with a header): ``file keyword start end score``; CTM: ``<file> 1 <start>
+<duration> <keyword> <score>`` with spaces in a keyword written as ``_`` (a CTM word is one
+token). ``file`` is the utterance id of a wav.scp line, else the path as given. Files are
+written atomically once every input is done, so a bad input leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterable, TextIO
+
+from pyadml.fileio import write_lines_atomic
+
+from .audio import SpotError, read_pcm_chunks
+from .spotter import Detection, KeywordSpotter
+
+FORMATS = ("tsv", "ctm")
+TSV_HEADER = "file\tkeyword\tstart\tend\tscore"
+
+
+def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]:
+    out: list[str] = []
+    if keywords is not None:
+        out += [k.strip() for k in keywords.split(",")]
+    if keywords_file is not None:
+        try:
+            lines = Path(keywords_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpotError(f"cannot read keywords file {keywords_file}: {e}") from None
+        out += [line.strip() for line in lines if line.strip()]
+    if keywords is None and keywords_file is None:
+        raise SpotError("no keywords given: use --keywords 'a,b' or --keywords-file")
+    empty = [i for i, k in enumerate(out) if not k]
+    if empty or not out:
+        raise SpotError(f"empty keyword in the keyword list {keywords!r}" if out else
+                        "the keyword list is empty")
+    return list(dict.fromkeys(out))
+
+
+def parse_threshold(text: str | None):
+    """``0.6`` for every keyword, or ``computer=0.6,smart mirror=0.55``."""
+    if text is None:
+        return None
+    if "=" not in text:
+        try:
+            return float(text)
+        except ValueError:
+            raise SpotError(f"--threshold must be a number or kw=value,...; got {text!r}") from None
+    out = {}
+    for item in text.split(","):
+        kw, sep, val = item.rpartition("=")
+        try:
+            out[kw.strip()] = float(val)
+        except ValueError:
+            raise SpotError(f"--threshold: bad item {item!r} (expected keyword=number)") from None
+    return out
+
+
+def read_wav_scp(path: str) -> list[tuple[str, str]]:
+    rows = []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpotError(f"cannot read {path}: {e}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or parts[1].rstrip().endswith("|"):
+            raise SpotError(f"{path}:{n}: expected '<utt-id> <wav path>' (pipes are not "
+                            f"supported), got {line!r}")
+        rows.append((parts[0], parts[1].strip()))
+    if not rows:
+        raise SpotError(f"{path} lists no recordings")
+    return rows
+
+
+def format_detection(name: str, d: Detection, fmt: str) -> str:
+    if fmt == "ctm":
+        return (f"{name} 1 {d.start:.2f} {d.end - d.start:.2f} {d.keyword.replace(' ', '_')} "
+                f"{d.score:.4f}")
+    return f"{name}\t{d.keyword}\t{d.start:.2f}\t{d.end:.2f}\t{d.score:.4f}"
+
+
+def run_files(spotter: KeywordSpotter, inputs: Iterable[tuple[str, str]], fmt: str,
+              out: str | None, threshold=None, log: TextIO = sys.stderr) -> int:
+    """Detect in every input; write all rows once every input is done. Returns the count."""
+    rows = [TSV_HEADER] if fmt == "tsv" else []
+    count = 0
+    for name, path in inputs:
+        try:
+            dets = spotter.detect(path, threshold=threshold)
+        except SpotError as e:
+            raise SpotError(f"{name}: {e}" if name != path else str(e)) from None
+        rows += [format_detection(name, d, fmt) for d in dets]
+        count += len(dets)
+        print(f"detect: {name}: {len(dets)} detection(s)", file=log)
+    _emit(rows, out)
+    return count
+
+
+def run_stdin(spotter: KeywordSpotter, stream, sample_rate: int, fmt: str, out: str | None,
+              threshold=None, chunk_seconds: float = 0.1, name: str = "stdin",
+              stdout: TextIO = sys.stdout) -> int:
+    """Live detection on raw 16-bit PCM. To stdout, each detection is printed (and flushed) as
+    it is found; with ``out`` the file is written once, when the stream ends cleanly."""
+    chunks = read_pcm_chunks(stream, sample_rate, spotter.rate, chunk_seconds)
+    rows = [TSV_HEADER] if fmt == "tsv" else []
+    if out is None and rows:
+        print(rows[0], file=stdout, flush=True)
+    count = 0
+    for d in spotter.stream(chunks, threshold=threshold):
+        row = format_detection(name, d, fmt)
+        count += 1
+        if out is None:
+            print(row, file=stdout, flush=True)
+        else:
+            rows.append(row)
+    if out is not None:
+        _emit(rows, out)
+    return count
+
+
+def _emit(rows: list[str], out: str | None) -> None:
+    if out is None or out == "-":
+        sys.stdout.write("".join(r + "\n" for r in rows))
+        sys.stdout.flush()
+    else:
+        write_lines_atomic(out, rows)

@@ -1,0 +1,280 @@
+"""Continuous-speech evaluation of the keyword spotter, in the field's terms.
+
+Streams: every held-out-voice utterance of a test set (a Kaldi dir: wav.scp, text) that does
+not contain an enrolled keyword, concatenated with short pauses; keyword occurrences are
+inserted into the pauses at known times. Two kinds of occurrence, each in its own stream:
+``synth`` (the keywords spoken by the recipe's held-out TTS voices) and ``real`` (the
+recordings of a wakeword_dev directory: clips.tsv + audio/, trimmed to the spoken part).
+
+Scoring: the stream is run through ``KeywordSpotter.stream`` in 100 ms chunks at a very low
+threshold; a detection of keyword k that overlaps an inserted occurrence of k is a hit (the
+best-scoring one per occurrence; any further one is a false alarm), every other detection is a
+false alarm. Sweeping the threshold gives the miss rate (FRR) against false alarms per hour per
+keyword (FA/h = false alarms / (background hours x keywords)); reported: FRR at 0.5, 1 and 2
+FA/h, a DET plot, and the latency (emission time after the occurrence's end) at each operating
+point. The sweep reuses the low-threshold detections, so refractory suppression is that of the
+low threshold (at a higher threshold a suppressed peak could have fired: a small optimism).
+
+    python -m pyadml.spot.evaluate --model final.pt --data data/local/synth/wsj/data \
+        --wakeword-dev /path/to/wakeword_dev --out-dir exp/adml_mini/continuous
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pyadml.fileio import write_lines_atomic, write_text_atomic
+
+from .audio import SpotError, load_audio
+from .spotter import Detection, KeywordSpotter
+
+RATE = 16000
+KEYWORDS = ["alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass"]
+TARGETS = (0.5, 1.0, 2.0)
+HELDOUT_VOICES = ["flite:awb", "flite:slt", "flite:kal", "festival:kal_diphone",
+                  "festival:cmu_us_slt_arctic_hts", "espeak:en-us+m7", "espeak:en-gb+f5"]
+
+
+@dataclass
+class Occurrence:
+    keyword: str
+    start: float
+    end: float
+    source: str
+
+
+def _kaldi_map(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2:
+            out[parts[0]] = parts[1].strip()
+    return out
+
+
+def background_utterances(data_dir, keywords, tokenizer) -> list[str]:
+    """wav paths of the utterances whose transcript contains no enrolled keyword phrase."""
+    data_dir = Path(data_dir)
+    wavs, texts = _kaldi_map(data_dir / "wav.scp"), _kaldi_map(data_dir / "text")
+    kw_words = [tokenizer.words(k) for k in keywords]
+    keep = []
+    for utt, wav in wavs.items():
+        words = tokenizer.words(texts.get(utt, "")) if texts.get(utt) else []
+        if not any(words[i : i + len(k)] == k for k in kw_words for i in range(len(words))):
+            keep.append(wav)
+    return keep
+
+
+def trim(x: np.ndarray, db: float = 30.0) -> tuple[int, int]:
+    """Sample span where 10 ms frame energy is within ``db`` of the loudest frame."""
+    n = 160
+    frames = x[: x.size // n * n].reshape(-1, n)
+    e = 10 * np.log10((frames ** 2).mean(axis=1) + 1e-12)
+    idx = np.flatnonzero(e > e.max() - db)
+    return int(idx[0] * n), int((idx[-1] + 1) * n)
+
+
+def synth_occurrences(keywords, reps: int = 2, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    from pyadml.synth.voices import Prosody, Voice, synthesize
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for spec in HELDOUT_VOICES:
+        voice = Voice.parse(spec)
+        texts = [k for k in keywords for _ in range(reps)]
+        pros = [Prosody(speed=float(rng.uniform(0.9, 1.1))) for _ in texts]
+        out += list(zip(texts, synthesize(voice, texts, pros)))
+    return out
+
+
+def real_occurrences(wakeword_dir, keywords) -> list[tuple[str, np.ndarray]]:
+    d = Path(wakeword_dir)
+    out = []
+    for line in (d / "clips.tsv").read_text(encoding="utf-8").splitlines():
+        rel, _, kw = line.partition("\t")
+        if kw.strip() in keywords:
+            x = load_audio(d / rel, RATE)
+            a, b = trim(x)
+            out.append((kw.strip(), x[max(0, a - 800) : b + 800]))
+    return out
+
+
+def build_stream(background: list[str], occurrences, source: str, seed: int = 0):
+    """Background utterances in a seeded order with 0.3-1.0 s pauses; each occurrence goes into
+    a pause, spread evenly. Returns (audio, occurrences with times, background seconds)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(background))
+    occ_order = rng.permutation(len(occurrences))
+    every = max(1, len(order) // max(1, len(occurrences)))
+    parts, truth, t, bg_samples, k = [], [], 0, 0, 0
+    for n, i in enumerate(order):
+        x = load_audio(background[i], RATE)
+        parts.append(x)
+        t += x.size
+        bg_samples += x.size
+        gap = np.zeros(int(rng.uniform(0.3, 1.0) * RATE), np.float32)
+        parts.append(gap)
+        t += gap.size
+        if n % every == every - 1 and k < len(occurrences):
+            kw, clip = occurrences[occ_order[k]]
+            a, b = trim(clip)
+            truth.append(Occurrence(kw, (t + a) / RATE, (t + b) / RATE, source))
+            parts += [clip.astype(np.float32), gap]
+            t += clip.size + gap.size
+            k += 1
+    return np.concatenate(parts), truth, bg_samples / RATE
+
+
+def run_stream(spotter: KeywordSpotter, audio: np.ndarray, chunk: float = 0.1) -> list[Detection]:
+    n = int(chunk * RATE)
+    return list(spotter.stream((audio[i : i + n] for i in range(0, audio.size, n)), threshold=-1.0))
+
+
+def match(dets: list[Detection], truth: list[Occurrence]):
+    """(hit score per occurrence or None, hit detection per occurrence, false-alarm scores)."""
+    best: list[Detection | None] = [None] * len(truth)
+    used = set()
+    for j, o in enumerate(truth):
+        cands = [(d.score, i) for i, d in enumerate(dets)
+                 if d.keyword == o.keyword and d.start < o.end and d.end > o.start]
+        if cands:
+            s, i = max(cands)
+            best[j] = dets[i]
+            used.add(i)
+    fa = np.array([d.score for i, d in enumerate(dets) if i not in used])
+    return best, fa
+
+
+def sweep(best, fa, hours: float, num_keywords: int):
+    """Thresholds (descending) with miss rate and FA/h per keyword."""
+    hit = np.array([b.score if b is not None else -np.inf for b in best])
+    thr = np.unique(np.concatenate([hit[np.isfinite(hit)], fa, [1.01]]))[::-1]
+    miss = np.array([(hit < t).mean() for t in thr])
+    fah = np.array([(fa >= t).sum() for t in thr]) / (hours * num_keywords)
+    return thr, miss, fah
+
+
+def operating_points(thr, miss, fah, best, truth):
+    rows = []
+    for target in TARGETS:
+        ok = np.flatnonzero(fah <= target)
+        i = ok[-1]  # the lowest threshold still within the FA budget
+        lat = [b.emitted - o.end for b, o in zip(best, truth) if b is not None and b.score >= thr[i]]
+        rows.append({"fa_per_hour": target, "threshold": float(thr[i]), "frr": float(miss[i]),
+                     "fa_per_hour_actual": float(fah[i]),
+                     "latency_median_s": float(np.median(lat)) if lat else None,
+                     "latency_p90_s": float(np.quantile(lat, 0.9)) if lat else None})
+    return rows
+
+
+def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, backend=None,
+             synth_reps: int = 2, seed: int = 0, log=sys.stdout) -> dict:
+    out_dir = Path(out_dir)
+    spotter = KeywordSpotter.load(model, backend=backend, num_threads=1).enroll(list(keywords))
+    background = background_utterances(data_dir, keywords, spotter.tokenizer)
+    if not background:
+        raise SpotError(f"{data_dir}: no utterance without an enrolled keyword")
+    sets = {"synth": synth_occurrences(keywords, synth_reps, seed)}
+    if wakeword_dev:
+        sets["real"] = real_occurrences(wakeword_dev, keywords)
+    report = {"keywords": list(keywords), "sets": {}}
+    curves = {}
+    for name, occ in sets.items():
+        audio, truth, bg_seconds = build_stream(background, occ, name, seed)
+        dets = run_stream(spotter, audio)
+        best, fa = match(dets, truth)
+        hours = bg_seconds / 3600
+        thr, miss, fah = sweep(best, fa, hours, len(keywords))
+        curves[name] = (miss, fah)
+        ops = operating_points(thr, miss, fah, best, truth)
+        per_kw = {}
+        for k in keywords:
+            idx = [j for j, o in enumerate(truth) if o.keyword == k]
+            t1 = ops[1]["threshold"]
+            per_kw[k] = {"occurrences": len(idx), "frr_at_1fa": float(np.mean(
+                [best[j] is None or best[j].score < t1 for j in idx])) if idx else None}
+        report["sets"][name] = {"occurrences": len(truth), "stream_hours": audio.size / RATE / 3600,
+                                "background_hours": hours, "operating_points": ops,
+                                "per_keyword": per_kw}
+        write_lines_atomic(out_dir / f"truth_{name}.tsv",
+                           [f"{o.keyword}\t{o.start:.3f}\t{o.end:.3f}" for o in truth])
+        write_lines_atomic(out_dir / f"detections_{name}.tsv",
+                           [f"{d.keyword}\t{d.start:.2f}\t{d.end:.2f}\t{d.score:.4f}\t{d.emitted:.2f}"
+                            for d in dets])
+        print(f"{name}: {len(truth)} occurrences in {audio.size / RATE / 3600:.2f} h "
+              f"({hours:.2f} h background): " + "; ".join(
+                  f"FRR {100 * r['frr']:.1f}% at {r['fa_per_hour']} FA/h" for r in ops), file=log)
+    _plot(curves, out_dir / "det.png")
+    write_text_atomic(out_dir / "metrics.json", json.dumps(report, indent=1) + "\n")
+    write_text_atomic(out_dir / "results.md", results_md(report))
+    return report
+
+
+def results_md(report) -> str:
+    lines = ["| set | occurrences | background h | FRR @0.5 FA/h | FRR @1 FA/h | FRR @2 FA/h |",
+             "|---|---|---|---|---|---|"]
+    for name, s in report["sets"].items():
+        ops = s["operating_points"]
+        lines.append(f"| {name} | {s['occurrences']} | {s['background_hours']:.2f} | "
+                     + " | ".join(f"{100 * r['frr']:.1f}%" for r in ops) + " |")
+    lines += ["", "Latency after the keyword's end (hits at the operating point), median / p90:", "",
+              "| set | @0.5 FA/h | @1 FA/h | @2 FA/h |", "|---|---|---|---|"]
+    for name, s in report["sets"].items():
+        cells = []
+        for r in s["operating_points"]:
+            cells.append("-" if r["latency_median_s"] is None else
+                         f"{1000 * r['latency_median_s']:.0f} / {1000 * r['latency_p90_s']:.0f} ms")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(curves, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pyadml.fileio import atomic_path
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, (miss, fah) in curves.items():
+        ax.step(np.maximum(fah, 1e-2), 100 * miss, where="post", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("false alarms per hour per keyword")
+    ax.set_ylabel("miss rate (%)")
+    ax.set_xlim(1e-2, 1e3)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--backend", choices=("torch", "onnx"))
+    p.add_argument("--data", required=True, help="Kaldi dir of held-out-voice utterances")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--keywords", default=",".join(KEYWORDS))
+    p.add_argument("--wakeword-dev", help="real recordings (clips.tsv + audio/); measure only")
+    p.add_argument("--synth-reps", type=int, default=2)
+    args = p.parse_args(argv)
+    try:
+        evaluate(args.model, args.data, args.out_dir, [k.strip() for k in args.keywords.split(",")],
+                 args.wakeword_dev, args.backend, args.synth_reps)
+    except SpotError as e:
+        print(f"eval_continuous: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""ONNX export of both encoders (``python -m pyadml.bin.export_onnx``) and its parity check.
+
+Writes ``audio_encoder.onnx`` (feats (B, T, D) float32, feat_lens (B,) int64 -> utt (B, d)),
+``text_encoder.onnx`` (phones (B, L) int64, phone_lens (B,) int64 -> utt (B, d)), both with
+dynamic batch and time axes, and ``spotter.json``: tokenizer (Tokenizer.to_dict()), fbank
+options and embedding size, everything the ONNX backend needs without torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pyadml.fileio import atomic_path, write_text_atomic
+
+from .audio import SpotError
+from .backend import CONFIG_NAME, ONNX_FORMAT
+
+OPSET = 17
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+    """Export ``final.pt`` to ``out_dir``; returns spotter.json's content. The .onnx files are
+    renamed into place first and spotter.json last, so a directory with a spotter.json is whole."""
+    import torch
+
+    from pyadml.models.export import load_model
+
+    try:
+        loaded = load_model(model_path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SpotError(str(e)) from None
+    model = loaded.model.eval()
+    out_dir = Path(out_dir)
+
+    class Audio(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = model.audio
+
+        def forward(self, feats, feat_lens):
+            return self.enc(feats, feat_lens).utt
+
+    class Text(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = model.text
+
+        def forward(self, phones, phone_lens):
+            return self.enc(phones, phone_lens).utt
+
+    dim = int(model.audio.cfg.input_dim)
+    # Unequal lengths in the example batch, so the traced graph keeps the masking general.
+    examples = {
+        "audio_encoder.onnx": (Audio(), (torch.randn(2, 50, dim), torch.tensor([50, 37])),
+                               ["feats", "feat_lens"]),
+        "text_encoder.onnx": (Text(), (torch.randint(1, len(loaded.phone_table), (2, 7)),
+                                       torch.tensor([7, 4])), ["phones", "phone_lens"]),
+    }
+    for name, (module, args, inputs) in examples.items():
+        # export() restores the wrapper's train/eval mode on the encoders afterwards: eval first.
+        module.eval()
+        axes = {inputs[0]: {0: "batch", 1: "time"}, inputs[1]: {0: "batch"}, "utt": {0: "batch"}}
+        with atomic_path(out_dir / name) as tmp, warnings.catch_warnings():
+            # The tracer warns about the encoders' Python-side length checks; they hold here.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, args, str(tmp), input_names=inputs, output_names=["utt"],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    cfg = {
+        "format": ONNX_FORMAT,
+        "audio_model": "audio_encoder.onnx",
+        "text_model": "text_encoder.onnx",
+        "embed_dim": int(model.audio.embed_dim),
+        "tokenizer": loaded.tokenizer.to_dict(),
+        "features": dict(loaded.features),
+        "audio_config": loaded.audio_config,
+        "text_config": loaded.text_config,
+        "opset": OPSET,
+        "source": {"model": str(model_path), "sha256": _sha256(Path(model_path)),
+                   "meta_exp_dir": loaded.meta.get("exp_dir")},
+    }
+    write_text_atomic(out_dir / CONFIG_NAME, json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+    return cfg
+
+
+def parity(model_path: str | os.PathLike, onnx_dir: str | os.PathLike, feats: list[np.ndarray],
+           keywords: list[str]) -> dict:
+    """Max abs difference of the utterance embeddings, torch vs onnxruntime, on the given
+    (already normalised) feature matrices (one padded batch) and keyword texts."""
+    from .backend import OnnxBackend, TorchBackend
+
+    tb, ob = TorchBackend(model_path), OnnxBackend(onnx_dir)
+    lens = np.array([f.shape[0] for f in feats], dtype=np.int64)
+    x = np.zeros((len(feats), int(lens.max()), feats[0].shape[1]), np.float32)
+    for i, f in enumerate(feats):
+        x[i, : f.shape[0]] = f
+    ids = [tb.tokenizer.encode(k) for k in keywords]
+    return {"audio": float(np.abs(tb.embed_audio(x, lens) - ob.embed_audio(x, lens)).max()),
+            "text": float(np.abs(tb.embed_phones(ids) - ob.embed_phones(ids)).max())}
+
+
+def self_check(model_path, onnx_dir, seed: int = 0) -> dict:
+    """``parity`` on seeded random features of three lengths and three keyword texts."""
+    rng = np.random.default_rng(seed)
+    from .backend import OnnxBackend
+
+    dim = int(OnnxBackend(onnx_dir).config["audio_config"].get("input_dim", 40))
+    feats = [rng.standard_normal((n, dim)).astype(np.float32) for n in (23, 64, 150)]
+    return parity(model_path, onnx_dir, feats, ["computer", "turn on the light", "yes"])

@@ -1,0 +1,420 @@
+"""KeywordSpotter: text-enrolled keyword detection in clips, long recordings and live streams.
+
+How a recording is searched (the same code path offline and streaming, so both give the same
+detections):
+
+1. fbank once for the whole signal (pyadml.spot.features, incremental), frames sliced into
+   windows; each window is mean-normalised on its own, as training normalised each word cut.
+2. A keyword's window is its expected duration, ``EDGE_SECONDS + SECONDS_PER_PHONE * phones``
+   (pyadml.spot.calibrate), rounded to a geometric grid of lengths (ratio 2^(1/4)) so keywords
+   of similar length share one audio embedding per position. Windows start every ``hop``.
+3. Score = cosine(window embedding, keyword embedding). A detection is a local maximum of the
+   raw score over positions (non-maximum suppression in time, one position of look-ahead)
+   whose smoothed score (mean over the peak and its two neighbours) reaches the keyword's
+   threshold; no detection of the same keyword starts within ``refractory`` seconds of the
+   previous one.
+4. Audio shorter than a window is scored as one window of its true length (the encoder takes
+   any length), never padded with fake frames.
+5. ``scan_step`` > 1 (optional) embeds every position only near a threshold: see ``_Search``.
+
+Streaming latency: a detection is emitted once the window one hop after its peak is scored,
+i.e. one hop plus the fbank look-ahead (and the wait for the chunk) after the detected window
+ends.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from pyadml.text import KeywordError
+
+from . import calibrate
+from .audio import AudioInput, SpotError, as_mono, load_audio
+from .backend import open_backend
+from .features import OnlineFeatures, compute_fbank, feature_options
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Detection:
+    keyword: str
+    start: float  # seconds from the start of the audio
+    end: float
+    score: float
+    # Audio seconds consumed when the detection was emitted (streaming latency); not compared.
+    emitted: float = field(default=0.0, compare=False)
+
+
+def window_grid(frames: int) -> int:
+    """Nearest length on the grid round(16 * 2^(i/4)) frames, at least 16 (0.16 s)."""
+    i = max(0, round(4 * math.log2(max(frames, 1) / 16)))
+    return int(round(16 * 2 ** (i / 4)))
+
+
+def _normalized(x: np.ndarray) -> np.ndarray:
+    # Same eps as torch's cosine_similarity (pyadml.score.embed): a zero vector scores 0.
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
+
+
+class _KeywordState:
+    """Peak picking, smoothing and refractory time of one keyword over window positions.
+
+    Position j is a peak when its raw score is a local maximum (>= the previous, > the next:
+    non-maximum suppression in time); its score is the mean of the raw scores at j-1, j, j+1
+    (``smooth`` 3) or the raw score (``smooth`` 1). Both need only position j+1, so smoothing
+    adds no latency; an isolated one-window spike is damped to a third.
+    """
+
+    def __init__(self, smooth: int):
+        self.prev = None   # (position, raw) at j-1
+        self.cand = None   # (position, raw) at j, waiting for j+1
+        self.last_start = -math.inf
+        self.smooth = smooth
+
+    def push(self, j: int, r: float):
+        """Raw score of position j; returns a confirmed peak (position, score) or None."""
+        out = self._confirm(r)
+        self.prev, self.cand = self.cand, (j, r)
+        return out
+
+    def _confirm(self, r_next):
+        if self.cand is None:
+            return None
+        j, r = self.cand
+        r_prev = None if self.prev is None else self.prev[1]
+        if (r_prev is not None and r < r_prev) or (r_next is not None and r <= r_next):
+            return None
+        if self.smooth == 1:
+            return j, r
+        near = [v for v in (r_prev, r, r_next) if v is not None]
+        return j, sum(near) / len(near)
+
+    def flush(self):
+        out = self._confirm(None)
+        self.prev = self.cand = None
+        return out
+
+
+class _Bucket:
+    def __init__(self, frames: int, keywords: list[int]):
+        self.frames = frames
+        self.keywords = keywords
+        self.next_pos = 0      # next position not yet pushed to the keyword states
+        self.anchor = None     # (position, raw scores) of the last anchor pushed
+
+
+class _Search:
+    """The stateful search over a stream of fbank frames (used by detect and stream alike).
+
+    With ``scan_step`` c > 1 only every c-th position (an anchor) is always embedded; the
+    positions between two anchors are embedded only when either anchor scores within ``margin``
+    of a keyword's threshold, and otherwise get the anchors' linear interpolation (far below
+    every threshold, so they cannot fire). Offline and streaming make the same choices.
+    """
+
+    def __init__(self, spotter: "KeywordSpotter", thresholds: np.ndarray):
+        self.sp = spotter
+        self.thr = thresholds
+        kw = spotter.keywords
+        self.text = _normalized(np.stack([spotter._text_emb[k] for k in kw]))
+        buckets: dict[int, list[int]] = {}
+        for i, k in enumerate(kw):
+            buckets.setdefault(spotter.window_frames(k), []).append(i)
+        self.buckets = [_Bucket(w, idx) for w, idx in sorted(buckets.items())]
+        self.states = [_KeywordState(spotter.smooth) for _ in kw]
+        self.buf = np.zeros((0, spotter.feature_dim), np.float32)
+        self.buf_start = 0   # absolute frame index of buf[0]
+        self.num_frames = 0
+        self.emitted_at = 0.0
+        self.embedded = 0    # windows embedded (the cost)
+        self.positions = 0   # window positions pushed
+
+    def feed(self, frames: np.ndarray) -> list[Detection]:
+        if frames.shape[0]:
+            self.buf = np.concatenate([self.buf, frames]) if self.buf.shape[0] else frames
+            self.num_frames += frames.shape[0]
+        out = []
+        c = self.sp.scan_step
+        for b in self.buckets:
+            last = (self.num_frames - b.frames) // self.sp.hop_frames  # last ready position
+            first = b.next_pos if b.anchor is None else b.anchor[0] + c
+            anchors = list(range(-(-first // c) * c, last + 1, c))
+            if anchors:
+                out += self._advance(b, anchors)
+        self._trim()
+        return sorted(out, key=lambda d: (d.start, d.keyword))
+
+    def _advance(self, b: _Bucket, anchors: list[int]) -> list[Detection]:
+        scores = dict(zip(anchors, self._embed(b, anchors, b.frames)))
+        prev = b.anchor
+        refine, spans = [], []
+        for a in anchors:
+            lo = b.next_pos if prev is None else prev[0] + 1
+            between = list(range(lo, a))
+            if between:
+                near = np.any(scores[a] >= self.thr[b.keywords] - self.sp.margin)
+                if prev is not None:
+                    near = near or np.any(prev[1] >= self.thr[b.keywords] - self.sp.margin)
+                if near or prev is None:
+                    refine += between
+                else:
+                    spans.append((prev, (a, scores[a])))
+            prev = (a, scores[a])
+        if refine:
+            scores.update(zip(refine, self._embed(b, refine, b.frames)))
+        for (pa, ra), (pb, rb) in spans:
+            for j in range(pa + 1, pb):
+                scores[j] = ra + (rb - ra) * (j - pa) / (pb - pa)
+        b.anchor = prev
+        return self._push(b, sorted(scores), scores, b.frames)
+
+    def finish(self) -> list[Detection]:
+        if self.num_frames == 0:
+            raise SpotError("audio is shorter than one feature frame "
+                            f"({1000 * self.sp.frame_shift:.0f} ms); nothing to score")
+        out = []
+        for b in self.buckets:
+            last = (self.num_frames - b.frames) // self.sp.hop_frames
+            if last < 0:
+                # Shorter than this bucket's window: one window of the true length.
+                r = self._embed(b, [0], self.num_frames)
+                out += self._push(b, [0], {0: r[0]}, self.num_frames)
+            elif b.next_pos <= last:
+                # Positions after the last anchor: no anchor to the right, embed them all.
+                pos = list(range(b.next_pos, last + 1))
+                out += self._push(b, pos, dict(zip(pos, self._embed(b, pos, b.frames))), b.frames)
+        for i, st in enumerate(self.states):
+            peak = st.flush()
+            if peak is not None:
+                d = self._detection(i, *peak)
+                if d is not None:
+                    out.append(d)
+        return sorted(out, key=lambda d: (d.start, d.keyword))
+
+    def _trim(self):
+        keep_from = min(b.next_pos for b in self.buckets) * self.sp.hop_frames
+        drop = keep_from - self.buf_start
+        if drop > 0:
+            self.buf = self.buf[drop:]
+            self.buf_start = keep_from
+
+    def _embed(self, b: _Bucket, positions: list[int], length: int) -> np.ndarray:
+        """(P, K_b) raw cosine scores of the bucket's keywords at ``positions``."""
+        hop, bs = self.sp.hop_frames, self.sp.batch_size
+        out = []
+        for c in range(0, len(positions), bs):
+            pos = positions[c : c + bs]
+            starts = np.array(pos) * hop - self.buf_start
+            win = self.buf[starts[:, None] + np.arange(length)[None, :]]  # (B, W, D)
+            # Per-window mean normalisation, float64 mean as pyadml.data.dataset.mean_normalize.
+            win = (win - win.mean(axis=1, dtype=np.float64, keepdims=True)).astype(np.float32)
+            emb = _normalized(self.sp.backend.embed_audio(win, np.full(len(pos), length, np.int64)))
+            out.append(emb @ self.text[b.keywords].T)
+            self.embedded += len(pos)
+        return np.concatenate(out)
+
+    def _push(self, b: _Bucket, positions, scores: dict, length: int) -> list[Detection]:
+        out = []
+        for j in positions:
+            for col, i in enumerate(b.keywords):
+                peak = self.states[i].push(j, float(scores[j][col]))
+                if peak is not None:
+                    d = self._detection(i, *peak)
+                    if d is not None:
+                        out.append(d)
+            self.positions += 1
+        if positions:
+            b.next_pos = max(positions) + 1
+        return out
+
+    def _detection(self, i: int, pos: int, score: float):
+        if score < self.thr[i]:
+            return None
+        st = self.states[i]
+        shift = self.sp.frame_shift
+        start = pos * self.sp.hop_frames * shift
+        if start - st.last_start < self.sp.refractory - 1e-9:
+            return None
+        st.last_start = start
+        kw = self.sp.keywords[i]
+        w = self.sp.window_frames(kw)
+        end = min(start + w * shift, self.num_frames * shift)
+        return Detection(kw, round(start, 3), round(end, 3), score, self.emitted_at)
+
+
+class KeywordSpotter:
+    """Enrol keywords by text, then score clips, detect keywords in recordings or in a stream.
+
+    >>> spotter = KeywordSpotter.load("exp/adml_mini/final.pt")
+    >>> spotter.enroll(["computer", "turn on the light"])
+    >>> spotter.detect("kitchen.wav", threshold=0.6)
+    [Detection(keyword='computer', start=3.1, end=3.71, score=0.74), ...]
+    """
+
+    def __init__(self, backend, *, threshold: float = DEFAULT_THRESHOLD, hop: float = 0.1,
+                 smooth: int = 3, refractory: float = 0.5, batch_size: int = 64,
+                 seconds_per_phone: float | None = None, edge_seconds: float | None = None,
+                 window_scale: float = 1.0, scan_step: int = 1, margin: float = 0.15):
+        self.backend = backend
+        opts = feature_options(backend.features)
+        self.rate = int(opts["sampling_rate"])
+        self.frame_shift = float(opts["frame_shift"])
+        self.feature_dim = int(opts["num_mel_bins"])
+        self.mean_norm = bool(backend.features.get("mean_norm", True))
+        if not self.mean_norm:
+            raise SpotError("model features have mean_norm false; the spotter normalises each "
+                            "window as training normalised each cut and needs mean_norm true")
+        self.hop_frames = int(round(hop / self.frame_shift))
+        if not 1 <= self.hop_frames <= round(0.1 / self.frame_shift):
+            raise SpotError(f"hop must lie in [{self.frame_shift}, 0.1] seconds, got {hop}")
+        if smooth not in (1, 3):
+            raise SpotError(f"smooth must be 1 (raw scores) or 3 (mean of 3 positions), got {smooth}")
+        if refractory < 0 or batch_size < 1 or window_scale <= 0:
+            raise SpotError(f"bad option: refractory={refractory}, batch_size={batch_size}, "
+                            f"window_scale={window_scale}")
+        if scan_step < 1 or margin < 0:
+            raise SpotError(f"scan_step must be >= 1 and margin >= 0, got {scan_step}, {margin}")
+        self.scan_step = int(scan_step)
+        self.margin = float(margin)
+        self.smooth = int(smooth)
+        self.refractory = float(refractory)
+        self.batch_size = int(batch_size)
+        self.per_phone = calibrate.SECONDS_PER_PHONE if seconds_per_phone is None else seconds_per_phone
+        self.edge = calibrate.EDGE_SECONDS if edge_seconds is None else edge_seconds
+        self.window_scale = float(window_scale)
+        self.default_threshold = self._check_threshold(threshold, "threshold")
+        self.keywords: list[str] = []
+        self.thresholds: dict[str, float] = {}
+        self._text_emb: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str | None = None,
+             num_threads: int | None = None, **options) -> "KeywordSpotter":
+        """``final.pt`` (torch) or a directory written by pyadml.bin.export_onnx (onnx)."""
+        return cls(open_backend(path, backend, num_threads), **options)
+
+    @property
+    def tokenizer(self):
+        return self.backend.tokenizer
+
+    # ------------------------------------------------------------------ enrolment
+    @staticmethod
+    def _check_threshold(t, what: str) -> float:
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            raise SpotError(f"{what} must be a number, got {t!r}") from None
+        if not -1.0 <= t <= 1.0:
+            raise SpotError(f"{what} must lie in [-1, 1] (a cosine), got {t}")
+        return t
+
+    def enroll(self, keywords: Sequence[str] | str, threshold: float | Mapping | None = None):
+        """Add keywords by text (a list, or one comma-separated string); returns self. Every
+        keyword is checked before any is added; text embeddings are cached per text."""
+        if isinstance(keywords, str):
+            keywords = [k for k in keywords.split(",")]
+        keywords = [k.strip() if isinstance(k, str) else k for k in keywords]
+        if not keywords:
+            raise SpotError("no keywords given: enroll at least one keyword")
+        ids = {}
+        for k in keywords:
+            if not isinstance(k, str) or not k:
+                raise SpotError(f"keyword {k!r} is empty or not text")
+            try:
+                ids[k] = self.tokenizer.encode(k)
+            except KeywordError as e:
+                raise SpotError(str(e)) from None
+        thr = {}
+        for k in ids:
+            t = threshold.get(k, self.default_threshold) if isinstance(threshold, Mapping) else threshold
+            thr[k] = self.default_threshold if t is None else self._check_threshold(t, f"threshold of {k!r}")
+        new = [k for k in ids if k not in self._text_emb]
+        if new:
+            emb = self.backend.embed_phones([ids[k] for k in new])
+            self._text_emb.update(zip(new, np.asarray(emb, np.float32)))
+        for k in ids:
+            if k not in self.keywords:
+                self.keywords.append(k)
+        self.thresholds.update(thr)
+        return self
+
+    def num_phones(self, keyword: str) -> int:
+        return len(self.tokenizer.encode(keyword))
+
+    def expected_duration(self, keyword: str) -> float:
+        return self.edge + self.per_phone * self.num_phones(keyword)
+
+    def window_frames(self, keyword: str) -> int:
+        return window_grid(round(self.window_scale * self.expected_duration(keyword) / self.frame_shift))
+
+    def _thresholds(self, threshold) -> np.ndarray:
+        if not self.keywords:
+            raise SpotError("no keywords enrolled: call enroll([...]) first")
+        if threshold is None:
+            return np.array([self.thresholds[k] for k in self.keywords])
+        if isinstance(threshold, Mapping):
+            unknown = set(threshold) - set(self.keywords)
+            if unknown:
+                raise SpotError(f"threshold given for keyword(s) not enrolled: {sorted(unknown)}")
+            return np.array([self._check_threshold(threshold.get(k, self.thresholds[k]),
+                                                   f"threshold of {k!r}") for k in self.keywords])
+        t = self._check_threshold(threshold, "threshold")
+        return np.full(len(self.keywords), t)
+
+    # ------------------------------------------------------------------ scoring
+    def _audio(self, audio: AudioInput) -> np.ndarray:
+        return load_audio(audio, self.rate)
+
+    def score(self, audio: AudioInput) -> dict[str, float]:
+        """keyword -> cosine score of the whole clip (one embedding, as score_pairs scores)."""
+        if not self.keywords:
+            raise SpotError("no keywords enrolled: call enroll([...]) first")
+        feats = compute_fbank(self._audio(audio), self.backend.features)
+        if feats.shape[0] == 0:
+            raise SpotError("audio is shorter than one feature frame; nothing to score")
+        x = (feats - feats.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
+        emb = _normalized(self.backend.embed_audio(x[None], np.array([x.shape[0]])))[0]
+        text = _normalized(np.stack([self._text_emb[k] for k in self.keywords]))
+        return {k: float(s) for k, s in zip(self.keywords, text @ emb)}
+
+    def detect(self, audio: AudioInput, threshold=None) -> list[Detection]:
+        """Detections in a recording of any length, sorted by start time."""
+        thr = self._thresholds(threshold)
+        x = self._audio(audio)
+        search = _Search(self, thr)
+        search.emitted_at = x.size / self.rate
+        out = search.feed(compute_fbank(x, self.backend.features))
+        return sorted(out + search.finish(), key=lambda d: (d.start, d.keyword))
+
+    def stream(self, chunks: Iterable, sample_rate: int | None = None,
+               threshold=None) -> Iterator[Detection]:
+        """Detections as audio arrives. ``chunks``: arrays of samples at ``sample_rate`` (the
+        model's rate by default) or ``(samples, rate)`` pairs, of any size. Yields the same
+        detections as ``detect`` on the concatenated audio (when no resampling is needed).
+        Memory stays bounded: frames older than the earliest pending window are dropped."""
+        thr = self._thresholds(threshold)
+        feats = OnlineFeatures(self.backend.features)
+        search = _Search(self, thr)
+        n = 0
+        for c in chunks:
+            if isinstance(c, tuple):
+                samples, sr = c
+            else:
+                samples, sr = c, sample_rate or self.rate
+            if np.asarray(samples).size == 0:
+                continue
+            x = as_mono(samples, sr, self.rate, f"audio chunk {n}")
+            n += 1
+            feats.accept(x)
+            search.emitted_at = feats.num_samples / self.rate
+            yield from search.feed(feats.take())
+        feats.finish()
+        search.emitted_at = feats.num_samples / self.rate
+        yield from search.feed(feats.take())
+        yield from search.finish()

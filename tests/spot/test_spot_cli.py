@@ -1,0 +1,95 @@
+"""python -m pyadml.bin.detect (files, wav.scp, live PCM on stdin) and steps/detect.sh."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from conftest import RATE, speechlike
+
+from pyadml.bin import detect as detect_cli
+from pyadml.spot import KeywordSpotter
+
+ROOT = Path(__file__).resolve().parents[2]
+KW = "computer,turn on the light"
+
+
+def env():
+    e = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    e["PATH"] = f"{ROOT / '.venv' / 'bin'}:{e['PATH']}"
+    e["PYTHONPATH"] = str(ROOT)
+    return e
+
+
+def wavs(tmp_path, n=3):
+    out = []
+    for i in range(n):
+        p = tmp_path / f"utt{i}.wav"
+        sf.write(p, speechlike(2.0 + i, seed=i), RATE, subtype="PCM_16")
+        out.append(p)
+    return out
+
+
+def test_tsv_and_ctm_hold_the_spotters_detections(tiny_model, tmp_path):
+    files = wavs(tmp_path, 2)
+    sp = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0).enroll(KW.split(","))
+    want = [(str(f), d) for f in files for d in sp.detect(f)]
+    assert want
+    tsv, ctm = tmp_path / "d.tsv", tmp_path / "d.ctm"
+    base = ["--model", str(tiny_model), "--keywords", KW, "--threshold", "-1"]
+    assert detect_cli.main(base + ["--out", str(tsv)] + [str(f) for f in files]) == 0
+    assert detect_cli.main(base + ["--format", "ctm", "--out", str(ctm)] + [str(f) for f in files]) == 0
+    rows = tsv.read_text().splitlines()
+    assert rows[0] == "file\tkeyword\tstart\tend\tscore"
+    assert [r.split("\t") for r in rows[1:]] == [
+        [f, d.keyword, f"{d.start:.2f}", f"{d.end:.2f}", f"{d.score:.4f}"] for f, d in want]
+    lines = [r.split() for r in ctm.read_text().splitlines()]
+    assert lines == [[f, "1", f"{d.start:.2f}", f"{d.end - d.start:.2f}",
+                      d.keyword.replace(" ", "_"), f"{d.score:.4f}"] for f, d in want]
+
+
+def test_stdin_pcm_gives_the_file_detections(onnx_dir, tmp_path):
+    # The ONNX backend: torch-free processes start fast.
+    x = speechlike(5.0, seed=9)
+    pcm = np.round(x * 32767).astype("<i2")
+    wav = tmp_path / "live.wav"
+    sf.write(wav, pcm, RATE, subtype="PCM_16")
+    run = lambda extra, **kw: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "pyadml.bin.detect", "--model", str(onnx_dir), "--keywords", KW,
+         "--threshold", "-0.2"] + extra, capture_output=True, cwd=ROOT, env=env(), timeout=120, **kw)
+    live = run(["--stdin-pcm", "--sample-rate", "16000", "--chunk-seconds", "0.037"],
+               input=pcm.tobytes())
+    offline = run([str(wav)])
+    assert live.returncode == 0 and offline.returncode == 0, live.stderr + offline.stderr
+    rows = lambda out: sorted(r.split("\t")[1:] for r in out.decode().splitlines()[1:])  # noqa: E731
+    assert rows(live.stdout) == rows(offline.stdout) and rows(live.stdout)
+
+
+def test_steps_detect_sh_over_a_data_dir(onnx_dir, tmp_path):
+    files = wavs(tmp_path, 3)
+    data = tmp_path / "data" / "test"
+    data.mkdir(parents=True)
+    (data / "wav.scp").write_text("".join(f"u{i} {f}\n" for i, f in enumerate(files)))
+    recipe = tmp_path / "recipe"
+    recipe.mkdir()
+    (recipe / "steps").symlink_to(ROOT / "steps")
+    (recipe / "utils").symlink_to(ROOT / "utils")
+    res = subprocess.run(["bash", "steps/detect.sh", "--nj", "2", "--keywords", KW, "--threshold",
+                          "-1", str(onnx_dir), str(data), str(tmp_path / "out")], cwd=recipe,
+                         env=env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = (tmp_path / "out" / "detections.tsv").read_text()
+    ref = tmp_path / "ref.tsv"
+    assert detect_cli.main(["--model", str(onnx_dir), "--keywords", KW, "--threshold", "-1",
+                            "--wav-scp", str(data / "wav.scp"), "--out", str(ref)]) == 0
+    assert got == ref.read_text() and got.count("\n") > 3
+    assert (tmp_path / "out" / "log" / "detect.2.log").is_file()
+    # A failing job: no detections file, non-zero status.
+    (data / "wav.scp").write_text(f"u0 {files[0]}\nu1 {tmp_path / 'missing.wav'}\n")
+    res = subprocess.run(["bash", "steps/detect.sh", "--nj", "2", "--keywords", KW,
+                          str(onnx_dir), str(data), str(tmp_path / "out")], cwd=recipe,
+                         env=env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert not (tmp_path / "out" / "detections.tsv").exists()

@@ -1,0 +1,125 @@
+"""Every bad input is a clear error that names the value, and nothing is written half."""
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import RATE, speechlike
+
+from pyadml.bin import detect as detect_cli
+from pyadml.spot import KeywordSpotter, SpotError
+from pyadml.spot.audio import read_pcm_chunks
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def spotter(tiny_model):
+    return KeywordSpotter.load(tiny_model, num_threads=1).enroll(["computer"])
+
+
+def test_keyword_errors(spotter):
+    with pytest.raises(SpotError, match="no keywords given"):
+        spotter.enroll([])
+    with pytest.raises(SpotError, match=r"'!!!' has nothing pronounceable"):
+        spotter.enroll(["alexa", "!!!"])
+    assert spotter.keywords == ["computer"]  # nothing of a bad list was enrolled
+    with pytest.raises(SpotError, match="empty"):
+        spotter.enroll(["alexa", ""])
+    with pytest.raises(SpotError, match=r"threshold must lie in \[-1, 1\].*, got 2.0"):
+        spotter.detect((np.zeros(16000, np.float32), RATE), threshold=2.0)
+    fresh = KeywordSpotter(spotter.backend)
+    with pytest.raises(SpotError, match="no keywords enrolled"):
+        fresh.detect((np.zeros(16000, np.float32), RATE))
+
+
+def test_audio_errors(spotter, tmp_path):
+    x = speechlike(1.0)
+    nan = x.copy()
+    nan[1234] = np.nan
+    with pytest.raises(SpotError, match="NaN or inf samples \\(first at sample 1234\\)"):
+        spotter.detect((nan, RATE))
+    inf = x.copy()
+    inf[7] = np.inf
+    with pytest.raises(SpotError, match="NaN or inf"):
+        spotter.score((inf, RATE))
+    with pytest.raises(SpotError, match="NaN or inf"):
+        list(spotter.stream([x, nan]))
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF this is not audio")
+    with pytest.raises(SpotError, match=f"cannot read {junk}"):
+        spotter.detect(junk)
+    with pytest.raises(SpotError, match="no such file"):
+        spotter.detect(tmp_path / "missing.wav")
+    with pytest.raises(SpotError, match="sample rate must be a positive integer, got 0"):
+        spotter.detect((x, 0))
+    with pytest.raises(SpotError, match="holds no samples"):
+        spotter.detect((np.zeros(0, np.float32), RATE))
+
+
+def test_model_file_errors(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"format": "somebody-else/3", "model": {}}, other)
+    with pytest.raises(SpotError, match="format is 'somebody-else/3'"):
+        KeywordSpotter.load(other)
+    newer = tmp_path / "newer.pt"
+    torch.save({"format": "pyadml-kws/9", "model": {}}, newer)
+    with pytest.raises(SpotError, match="pyadml-kws/9"):
+        KeywordSpotter.load(newer)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a model")
+    with pytest.raises(SpotError, match="not a pyadml model file"):
+        KeywordSpotter.load(text)
+    with pytest.raises(SpotError, match="no such model file"):
+        KeywordSpotter.load(tmp_path / "nope.pt")
+
+
+def test_pcm_stream_ending_mid_sample():
+    pcm = (np.arange(3200) % 100).astype("<i2").tobytes()
+    chunks = list(read_pcm_chunks(io.BytesIO(pcm), RATE, RATE, 0.1))
+    assert sum(c.size for c in chunks) == 3200 and all(c.size == 1600 for c in chunks)
+    with pytest.raises(SpotError, match="ended mid-sample: 6401 bytes"):
+        list(read_pcm_chunks(io.BytesIO(pcm + b"\x01"), RATE, RATE, 0.1))
+
+
+def test_cli_errors_write_nothing(tiny_model, tmp_path, capsys):
+    good = tmp_path / "good.wav"
+    sf.write(good, speechlike(1.0), RATE)
+    bad = tmp_path / "nan.wav"
+    y = speechlike(1.0)
+    y[100] = np.nan
+    sf.write(bad, y, RATE, subtype="FLOAT")
+    out = tmp_path / "out.tsv"
+    base = ["--model", str(tiny_model), "--out", str(out)]
+    cases = [
+        (["--keywords", "", str(good)], "empty keyword"),
+        (["--keywords", "computer,!!!", str(good)], "'!!!' has nothing pronounceable"),
+        (["--keywords", "computer", str(good), str(bad)], f"{bad} contains NaN"),
+        (["--keywords", "computer", str(good), str(tmp_path / "gone.wav")], "gone.wav: no such file"),
+        (["--keywords", "computer", "--threshold", "high", str(good)], "'high'"),
+        (["--keywords", "computer", "--stdin-pcm"], "needs --sample-rate"),
+        (["--keywords", "computer"], "no input"),
+    ]
+    for args, message in cases:
+        assert detect_cli.main(base + args) == 1, args
+        err = capsys.readouterr().err
+        assert message in err, (args, err)
+        assert not out.exists()
+    assert detect_cli.main(["--model", str(good), "--keywords", "computer", "--out", str(out), str(good)]) == 1
+    assert "not a pyadml model file" in capsys.readouterr().err and not out.exists()
+
+
+def test_cli_pcm_stream_ending_mid_sample_writes_nothing(onnx_dir, tmp_path):
+    out = tmp_path / "live.tsv"
+    pcm = (1000 * np.sin(np.arange(16000) / 5)).astype("<i2").tobytes() + b"\x00"
+    res = subprocess.run([sys.executable, "-m", "pyadml.bin.detect", "--model", str(onnx_dir),
+                          "--keywords", "computer", "--stdin-pcm", "--sample-rate", "16000",
+                          "--out", str(out)], input=pcm, capture_output=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 1
+    assert b"ended mid-sample: 32001 bytes" in res.stderr
+    assert not out.exists()

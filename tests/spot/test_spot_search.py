@@ -1,0 +1,193 @@
+"""The search over long audio: detections at known insertion times, refractory time, short
+audio, and streaming == offline for chunks of any size."""
+
+import numpy as np
+import pytest
+from conftest import RATE, ToneBackend, chirp_burst, insert, speechlike
+
+from pyadml.spot import Detection, KeywordSpotter, SpotError
+from pyadml.spot.spotter import window_grid
+
+
+def tone_spotter(**opts):
+    sp = KeywordSpotter(ToneBackend(), threshold=opts.pop("threshold", 0.6), **opts)
+    sp.enroll(["computer"])
+    return sp
+
+
+def background(seconds, seed=0):
+    return (0.003 * np.random.default_rng(seed).standard_normal(int(seconds * RATE))).astype(np.float32)
+
+
+def test_window_length_follows_the_phone_count():
+    sp = tone_spotter()
+    # computer: 8 phones -> 0.275 + 0.054 * 8 = 0.707 s -> 71 frames -> grid 76
+    assert sp.expected_duration("computer") == pytest.approx(0.275 + 0.054 * 8)
+    assert sp.window_frames("computer") == window_grid(71) == 76
+    assert sp.window_frames("yes") < sp.window_frames("computer") < sp.window_frames("turn on the light please")
+    grid = sorted({window_grid(n) for n in range(10, 400)})
+    assert all(1.15 < b / a < 1.25 for a, b in zip(grid, grid[1:]))
+
+
+def test_detections_at_the_insertion_times():
+    sp = tone_spotter()
+    burst = chirp_burst(sp.window_frames("computer"))
+    times = [1.0, 3.53, 7.26, 11.0]
+    dets = sp.detect((insert(background(14), burst, times), RATE))
+    assert [d.keyword for d in dets] == ["computer"] * 4
+    for d, t0 in zip(dets, times):
+        assert abs(d.start - t0) <= 0.05 + 1e-6  # half the 100 ms hop
+        assert d.end - d.start == pytest.approx(0.76)
+        assert d.score >= 0.6
+    assert sp.detect((background(14), RATE)) == []  # nothing fires on noise
+
+
+def test_refractory_time_and_non_maximum_suppression():
+    burst_frames = tone_spotter().window_frames("computer")
+    x = insert(background(6), chirp_burst(burst_frames), [1.0, 2.0])
+    assert len(tone_spotter(refractory=0.5).detect((x, RATE))) == 2
+    # The second occurrence starts 1.0 s after the first: inside a 1.5 s refractory time.
+    assert [d.start for d in tone_spotter(refractory=1.5).detect((x, RATE))] == [1.0]
+    # One occurrence scores above threshold at several neighbouring positions, fires once.
+    assert len(tone_spotter(threshold=0.2, refractory=0.0).detect((x[: 2 * RATE], RATE))) == 1
+
+
+def test_threshold_per_keyword():
+    sp = tone_spotter()
+    sp.enroll(["alexa"], threshold=0.99)
+    x = insert(background(4), chirp_burst(sp.window_frames("computer")), [1.0])
+    assert {d.keyword for d in sp.detect((x, RATE))} == {"computer"}
+    assert sp.detect((x, RATE), threshold={"computer": 0.99}) == []
+    with pytest.raises(SpotError, match="not enrolled"):
+        sp.detect((x, RATE), threshold={"jarvis": 0.5})
+
+
+def _stream_sorted(sp, x, sizes, threshold=None):
+    chunks, i = [], 0
+    for s in sizes:
+        chunks.append(x[i : i + s])
+        i += s
+        if i >= x.size:
+            break
+    chunks.append(x[i:])
+    return sorted(sp.stream(iter(chunks), threshold=threshold), key=lambda d: (d.start, d.keyword))
+
+
+def _same(a, b, tol):
+    assert [(d.keyword, d.start, d.end) for d in a] == [(d.keyword, d.start, d.end) for d in b]
+    assert all(abs(p.score - q.score) <= tol for p, q in zip(a, b))
+
+
+@pytest.mark.parametrize("sizes", ["100ms", "random", "tiny"])
+def test_streaming_equals_offline_tone(sizes):
+    sp = tone_spotter()
+    x = insert(background(9, seed=1), chirp_burst(sp.window_frames("computer")), [0.5, 2.93, 6.0])
+    rng = np.random.default_rng(0)
+    chunking = {"100ms": [1600] * 200, "random": list(rng.integers(1, 5000, 400)),
+                "tiny": list(rng.integers(1, 40, 20000))}[sizes]
+    offline = sp.detect((x, RATE))
+    assert len(offline) == 3
+    _same(_stream_sorted(sp, x, chunking), offline, 0.0)
+
+
+def test_streaming_equals_offline_real_encoder(tiny_model):
+    sp = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0, refractory=0.3)
+    sp.enroll(["computer", "yes", "turn on the light"])
+    x = speechlike(12, seed=3)
+    # A threshold at the upper quartile of the peaks, so several detections are tested.
+    peaks = sp.detect((x, RATE))
+    # Midway between two peak scores: a threshold equal to a score would make the test hinge
+    # on float noise between batchings (~1e-7).
+    ranked = sorted(d.score for d in peaks)
+    k = int(0.75 * len(ranked))
+    thr = (ranked[k - 1] + ranked[k]) / 2
+    offline = sp.detect((x, RATE), threshold=thr)
+    assert 2 <= len(offline) < len(peaks)
+    sizes = list(np.random.default_rng(1).integers(1, 4000, 400))
+    _same(_stream_sorted(sp, x, sizes, thr), offline, 1e-5)
+    _same(sorted(sp.stream([x[i : i + 1600] for i in range(0, x.size, 1600)], threshold=thr),
+                 key=lambda d: (d.start, d.keyword)), offline, 1e-5)
+
+
+def test_streaming_latency_is_bounded():
+    """A detection is emitted about one hop after its window ends, not at the end of the stream."""
+    sp = tone_spotter()
+    burst = chirp_burst(sp.window_frames("computer"))
+    x = insert(background(30), burst, [2.0])
+    det = next(iter(sp.stream(x[i : i + 1600] for i in range(0, x.size, 1600))))
+    assert det.start == 2.0 and det.emitted - det.end <= 0.3
+
+
+def test_stream_memory_is_bounded():
+    sp = tone_spotter()
+    from pyadml.spot.features import OnlineFeatures
+    from pyadml.spot.spotter import _Search
+
+    search = _Search(sp, np.array([0.6]))
+    feats = OnlineFeatures(sp.backend.features)
+    for i in range(100):
+        feats.accept(background(1, seed=i))
+        search.feed(feats.take())
+        assert search.buf.shape[0] <= sp.window_frames("computer") + sp.hop_frames + 2
+
+
+def test_short_audio_is_one_window_of_its_true_length():
+    sp = tone_spotter(threshold=-1.0)
+    short = chirp_burst(30)  # 0.3 s: shorter than the 0.76 s window
+    dets = sp.detect((short, RATE))
+    assert len(dets) == 1 and dets[0].start == 0.0 and dets[0].end == pytest.approx(0.3, abs=0.011)
+    assert dets[0].score > 0.5  # the chirp's contrast is seen, not a padded constant
+    flat = sp.detect((background(0.3), RATE))
+    assert abs(flat[0].score - dets[0].score) > 0.3
+    # streaming gives the same for the short clip
+    _same(sorted(sp.stream([short[:1000], short[1000:]])), dets, 0.0)
+    with pytest.raises(SpotError, match="shorter than one feature frame"):
+        sp.detect((short[:50], RATE))
+
+
+def test_score_of_a_clip_is_one_embedding(tiny_model, espeak_wav):
+    import soundfile as sf
+
+    from pyadml.score.pairs import features_for
+    from pyadml.data.features import fbank_extractor
+    from pyadml.models.export import load_model
+    from pyadml.score.embed import embed_features, embed_texts
+
+    sp = KeywordSpotter.load(tiny_model, num_threads=1).enroll(["computer", "hello"])
+    got = sp.score(espeak_wav)
+    # score_pairs' route: lhotse fbank, mean normalisation, the torch encoders.
+    loaded = load_model(tiny_model)
+    feats = features_for(espeak_wav, fbank_extractor(dict(FBANK_NO_NORM)), RATE, True)
+    a = embed_features(loaded.model, [feats])[0]
+    t = embed_texts(loaded.model, ["computer", "hello"], loaded.tokenizer)
+    for k in ("computer", "hello"):
+        want = float(a @ t[k] / np.linalg.norm(a) / np.linalg.norm(t[k]))
+        assert got[k] == pytest.approx(want, abs=2e-4)
+    x, sr = sf.read(espeak_wav, dtype="float32")
+    assert sp.score((x, sr)) == got
+    assert isinstance(Detection("a", 0, 1, 0.5), Detection)
+
+
+FBANK_NO_NORM = {"num_mel_bins": 40, "frame_length": 0.025, "frame_shift": 0.01, "dither": 0.0}
+
+
+@pytest.mark.parametrize("step", [2, 3])
+def test_coarse_scan_finds_what_the_full_scan_finds_for_less(step):
+    full = tone_spotter()
+    coarse = tone_spotter(scan_step=step, margin=0.3)
+    x = insert(background(20, seed=4), chirp_burst(full.window_frames("computer")),
+               [1.0, 4.27, 9.9, 15.55])
+    want = full.detect((x, RATE))
+    assert len(want) == 4
+    from pyadml.spot.spotter import _Search
+    from pyadml.spot.features import compute_fbank
+
+    costs = {}
+    for name, sp in (("full", full), ("coarse", coarse)):
+        s = _Search(sp, np.array([0.6]))
+        got = sorted(s.feed(compute_fbank(x, sp.backend.features)) + s.finish(), key=lambda d: d.start)
+        costs[name] = (s.embedded, s.positions)
+        _same(got, want, 0.0)
+    assert costs["full"][1] == costs["coarse"][1]  # every position gets a score
+    assert costs["coarse"][0] < 0.6 * costs["full"][0]
+    _same(_stream_sorted(coarse, x, [1600] * 400), want, 0.0)
