@@ -62,6 +62,7 @@ for s in $test_sets; do
   score_sets+=" $s"
   [[ " $aug_test_sets " != *" ${s%%:*} "* ]] || score_sets+=" ${s%%:*}_aug:words"
 done
+score_sets=${score_sets# }
 fbank_sets="${train_set}_aug $dev_set"
 for s in $score_sets; do fbank_sets+=" ${s%%:*}"; done
 
