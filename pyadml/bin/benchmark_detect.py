@@ -2,7 +2,7 @@
 onnxruntime vs torch at batch 1; or refit the seconds-per-phone constant on a CTM.
 
   python -m pyadml.bin.benchmark_detect --model exp/adml_mini/final.pt [--minutes 60] [--scp wav.scp]
-  python -m pyadml.bin.benchmark_detect --model exp/adml_mini/final.pt --calibrate data/local/synth/king_asr_066/data/words.ctm
+  python -m pyadml.bin.benchmark_detect --model exp/adml_mini/final.pt --calibrate <training corpus>/data/words.ctm
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``fit_durations`` fits ``duration = edge + per_phone * phones`` by least squares over a word CTM
 (the segments the model was trained on) with the model's tokenizer. The constants below are
-that fit on the recipe's training corpus (data/local/synth/king_asr_066/data/words.ctm, mini
+that fit on the embedded training corpus of egs/wsj_librikws (its words.ctm, mini
 size, 16,800 words, 1,200 types): duration = 0.275 s + 0.054 s x phones, RMSE 0.104 s (the
 held-out-voice WSJ-like test CTM gives 0.253 + 0.057 x phones, the same within noise).
 Synthesised words carry 20 ms of padding at each edge, as the training cuts do.
