@@ -22,7 +22,7 @@ from pyadml.data.prepare import (
 from pyadml.data.prepare import registry
 from test_prepare import SR, lines, wav  # tests/data is on sys.path under pytest
 
-BUILT_IN = ["kaldi", "king_asr_066", "libriphrase", "musan", "rirs_noises", "wsj"]
+BUILT_IN = ["kaldi", "king_asr_066", "libriphrase", "librispeech", "musan", "rirs_noises", "wsj"]
 
 # A recipe's local/prepare_mycorpus.py: a directory of wavs plus prompts.txt "<stem> <words>".
 PLUGIN = textwrap.dedent('''

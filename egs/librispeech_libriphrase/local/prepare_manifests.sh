@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Stage 1: lhotse manifests of this recipe's corpora, from the paths in db.sh; a corpus whose
+# path is empty is read from the embedded stand-in that stage 0 wrote under <synth-dir>. Ends
+# with the train/test speaker check: the training set must share no speaker with the
+# LibriPhrase test (whose pairs come from LibriSpeech train-other-500).
+#   local/prepare_manifests.sh [--train-parts "train-clean-100 train-clean-360"] \
+#       [--train-set librispeech_train] [--disjoint-sets libriphrase_test] <synth-dir> <manifest-dir>
+set -euo pipefail
+train_parts="train-clean-100 train-clean-360"
+train_set=librispeech_train
+disjoint_sets=libriphrase_test
+help_message="Usage: $0 [--train-parts \"SUBSET ...\"] [--train-set NAME] [--disjoint-sets \"SET ...\"] <synth-dir> <manifest-dir>"
+. utils/parse_options.sh
+[ $# -eq 2 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
+synth=$1
+out=$2
+. ./db.sh
+[[ $train_set == librispeech_* ]] || { echo "$0: --train-set must be librispeech_<part>, got $train_set" >&2; exit 1; }
+prepare() { python -m pyadml.bin.prepare_manifests "$@"; }
+ls_dir=${LIBRISPEECH:-$synth/librispeech/LibriSpeech}
+# The training subsets make one set, librispeech_{recordings,supervisions}_<part>.jsonl.gz.
+prepare librispeech "$ls_dir" "$out" --part "${train_set#librispeech_}=$(echo $train_parts | tr ' ' ,)" \
+  ${LIBRISPEECH_ALIGNMENTS:+--ctm "$LIBRISPEECH_ALIGNMENTS"}
+if declare -p WSJ > /dev/null 2>&1; then
+  prepare wsj "${WSJ:-$synth/wsj}" "$out" ${WSJ_CTM:+--ctm "$WSJ_CTM"}
+fi
+prepare libriphrase "${LIBRIPHRASE:-$synth/libriphrase}" "$out"
+prepare musan "${MUSAN:-$synth/musan}" "$out"
+prepare rirs_noises "${RIRS_NOISES:-$synth/rirs_noises}" "$out"
+if [ -n "$disjoint_sets" ]; then
+  python local/check_disjoint_speakers.py "$out" "$train_set" $disjoint_sets
+fi

@@ -1,0 +1,284 @@
+"""The LibriSpeech preparer on hand-written files: librispeech-alignments' .alignment.txt and
+MFA TextGrids (long and short format), with words the aligner marked as silence or unknown."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pyadml.data.cuts import make_word_cuts
+from pyadml.data.prepare import CorpusError, get_preparer, prepare_corpus
+from pyadml.data.prepare.librispeech import (
+    SpeakerOverlap,
+    check_disjoint_speakers,
+    clean_alignment,
+    parse_part,
+    read_alignment_txt,
+    read_speakers,
+    read_textgrid,
+    textgrid_words,
+)
+
+# Two utterances of speaker 103, chapter 1240; the aligner marked silence ("" and, in the
+# TextGrids, sil/sp) and could not align "ANNE" (<unk> / spn).
+TRANS = "103-1240-0000 CHAPTER ONE\n103-1240-0001 ANNE IS SURPRISED\n"
+ALIGN = ('103-1240-0000 ",CHAPTER,ONE," "0.300,0.700,1.100,1.300"\n'
+         '103-1240-0001 ",<unk>,,IS,SURPRISED," "0.200,0.600,0.800,1.000,1.600,1.800"\n')
+SPEAKERS = (";ID  |SEX| SUBSET           |MINUTES| NAME\n"
+            "103  | F | train-clean-100  | 25.00 | Some Reader\n")
+EXPECT = {
+    "103-1240-0000": [("chapter", 0.3, 0.4), ("one", 0.7, 0.4)],
+    "103-1240-0001": [("<unk>", 0.2, 0.4), ("is", 0.8, 0.2), ("surprised", 1.0, 0.6)],
+}
+
+TG_LONG = '''File type = "ooTextFile"
+Object class = "TextGrid"
+
+xmin = 0
+xmax = 1.8
+tiers? <exists>
+size = 2
+item []:
+    item [1]:
+        class = "IntervalTier"
+        name = "words"
+        xmin = 0
+        xmax = 1.8
+        intervals: size = 6
+        intervals [1]:
+            xmin = 0
+            xmax = 0.2
+            text = ""
+        intervals [2]:
+            xmin = 0.2
+            xmax = 0.6
+            text = "spn"
+        intervals [3]:
+            xmin = 0.6
+            xmax = 0.8
+            text = "sil"
+        intervals [4]:
+            xmin = 0.8
+            xmax = 1.0
+            text = "is"
+        intervals [5]:
+            xmin = 1.0
+            xmax = 1.6
+            text = "surprised"
+        intervals [6]:
+            xmin = 1.6
+            xmax = 1.8
+            text = "sp"
+    item [2]:
+        class = "IntervalTier"
+        name = "phones"
+        xmin = 0
+        xmax = 1.8
+        intervals: size = 1
+        intervals [1]:
+            xmin = 0
+            xmax = 1.8
+            text = "x"
+'''
+TG_SHORT = '''File type = "ooTextFile"
+Object class = "TextGrid"
+
+0
+1.3
+<exists>
+1
+"IntervalTier"
+"words"
+0
+1.3
+4
+0
+0.3
+""
+0.3
+0.7
+"chapter"
+0.7
+1.1
+"one"
+1.1
+1.3
+""
+'''
+
+
+def _flac(path, seconds):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    x = 0.01 * np.random.default_rng(0).standard_normal(int(16000 * seconds))
+    sf.write(path, x, 16000, format="FLAC", subtype="PCM_16")
+
+
+def corpus(tmp_path, alignment="txt"):
+    root = tmp_path / "LibriSpeech"
+    chap = root / "train-clean-100" / "103" / "1240"
+    _flac(chap / "103-1240-0000.flac", 1.3)
+    _flac(chap / "103-1240-0001.flac", 1.8)
+    (chap / "103-1240.trans.txt").write_text(TRANS)
+    (root / "SPEAKERS.TXT").write_text(SPEAKERS)
+    if alignment == "txt":
+        (chap / "103-1240.alignment.txt").write_text(ALIGN)
+    elif alignment == "textgrid":
+        ali = tmp_path / "mfa" / "train-clean-100" / "103"
+        ali.mkdir(parents=True)
+        (ali / "103-1240-0000.TextGrid").write_text(TG_SHORT)
+        (ali / "103-1240-0001.TextGrid").write_text(TG_LONG)
+    return root
+
+
+def _words(sup):
+    return [(w.symbol, round(w.start, 3), round(w.duration, 3)) for w in sup.alignment["word"]]
+
+
+def test_alignment_txt_is_read_by_lhotse_with_silence_as_empty_words(tmp_path):
+    p = tmp_path / "x.alignment.txt"
+    p.write_text(ALIGN)
+    ali = read_alignment_txt(p)
+    assert [w.symbol for w in ali["103-1240-0001"]] == ["", "<unk>", "", "IS", "SURPRISED", ""]
+    assert ali["103-1240-0000"][1].start == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("line,message", [
+    ('u1 ",A," "0.1,0.2"', "3 words but 2 end times"),
+    ('u1 ",A,"', "3 fields"),
+    ('u1 ",A," "0.1,x,0.3"', "must be numbers"),
+    ('u1 ",A," "0.3,0.2,0.4"', "precedes"),
+])
+def test_a_malformed_alignment_line_is_an_error_with_its_line_number(tmp_path, line, message):
+    p = tmp_path / "x.alignment.txt"
+    p.write_text('u0 ",A," "0.1,0.2,0.3"\n' + line + "\n")
+    with pytest.raises(CorpusError, match=rf"x.alignment.txt:2: .*{message}"):
+        read_alignment_txt(p)
+
+
+def test_textgrid_long_and_short_formats(tmp_path):
+    (tmp_path / "l.TextGrid").write_text(TG_LONG)
+    (tmp_path / "s.TextGrid").write_text(TG_SHORT)
+    tiers = read_textgrid(tmp_path / "l.TextGrid")
+    assert list(tiers) == ["words", "phones"]
+    assert [t for _, _, t in tiers["words"]] == ["", "spn", "sil", "is", "surprised", "sp"]
+    words = textgrid_words(tmp_path / "s.TextGrid")
+    assert [(w.symbol, w.start, w.duration) for w in words] == [
+        ("", 0.0, 0.3), ("chapter", 0.3, 0.4), ("one", 0.7, 0.4), ("", 1.1, 0.2)]
+    # UTF-16, as Praat itself may save, reads the same
+    (tmp_path / "u.TextGrid").write_bytes(TG_LONG.encode("utf-16"))
+    assert read_textgrid(tmp_path / "u.TextGrid") == tiers
+
+
+def test_textgrid_without_a_word_tier_is_an_error(tmp_path):
+    (tmp_path / "p.TextGrid").write_text(TG_SHORT.replace('"words"', '"phones"'))
+    with pytest.raises(CorpusError, match="one word tier named 'words'.*phones"):
+        textgrid_words(tmp_path / "p.TextGrid")
+    (tmp_path / "n.TextGrid").write_text("hello\n")
+    with pytest.raises(CorpusError, match="not a Praat TextGrid"):
+        read_textgrid(tmp_path / "n.TextGrid")
+
+
+def test_clean_alignment_drops_silence_keeps_unknown_and_checks_the_transcript(tmp_path):
+    from collections import Counter
+
+    from lhotse.supervision import AlignmentItem as A
+
+    stats = Counter()
+    items = [A("", 0, 0.2), A("spn", 0.2, 0.4), A("sil", 0.6, 0.2), A("IS", 0.8, 0.2),
+             A("Surprised", 1.0, 0.6), A("sp", 1.6, 0.2)]
+    out = clean_alignment(items, ["ANNE", "IS", "SURPRISED"], "f", "u", stats)
+    assert [i.symbol for i in out] == ["<unk>", "is", "surprised"]
+    assert stats == {"silence": 3, "unknown": 1, "words": 3}
+    with pytest.raises(CorpusError, match="aligned word 2 'is' does not match transcript word 'WAS'"):
+        clean_alignment(items, ["ANNE", "WAS", "SURPRISED"], "f", "u", Counter())
+    with pytest.raises(CorpusError, match="the alignment has 3 words .* the transcript has 2"):
+        clean_alignment(items, ["IS", "SURPRISED"], "f", "u", Counter())
+
+
+@pytest.mark.parametrize("alignment", ["txt", "textgrid"])
+def test_prepare_both_formats_give_the_same_manifests(tmp_path, alignment):
+    root = corpus(tmp_path, alignment)
+    out = tmp_path / "manifests"
+    opts = {"ctm": str(tmp_path / "mfa")} if alignment == "textgrid" else {}
+    m = prepare_corpus("librispeech", root, out, part="train-clean-100", **opts)
+    sups = {s.id: s for s in m["supervisions"]}
+    assert {k: _words(s) for k, s in sups.items()} == EXPECT
+    s = sups["103-1240-0001"]
+    assert (s.speaker, s.gender, s.text) == ("103", "F", "anne is surprised")
+    assert m["stats"]["unknown"] == 1 and m["stats"]["silence"] == 5
+    assert (out / "librispeech_recordings_train_clean_100.jsonl.gz").is_file()
+    with gzip.open(out / "librispeech_supervisions_train_clean_100.jsonl.gz", "rt") as f:
+        assert len([json.loads(x) for x in f]) == 2
+    # Stage 2: the unknown word is dropped and counted, silence never reaches it.
+    cuts, st = make_word_cuts(m["recordings"], m["supervisions"])
+    assert sorted(c.supervisions[0].text for c in cuts) == ["chapter", "is", "one", "surprised"]
+    assert st.dropped == {"unknown_or_noise_token": 1}
+
+
+def test_prepare_combines_subsets_into_one_named_set(tmp_path):
+    root = corpus(tmp_path)
+    chap = root / "train-clean-360" / "200" / "7"
+    _flac(chap / "200-7-0000.flac", 1.0)
+    (chap / "200-7.trans.txt").write_text("200-7-0000 ONE\n")
+    (chap / "200-7.alignment.txt").write_text('200-7-0000 ",ONE," "0.2,0.8,1.0"\n')
+    m = prepare_corpus("librispeech", tmp_path, tmp_path / "m", part="train=train-clean-100,train-clean-360")
+    assert sorted(s.speaker for s in m["supervisions"]) == ["103", "103", "200"]
+    assert (tmp_path / "m" / "librispeech_supervisions_train.jsonl.gz").is_file()
+
+
+def test_missing_audio_and_mismatched_alignment_are_errors_naming_the_file(tmp_path):
+    root = corpus(tmp_path)
+    chap = root / "train-clean-100" / "103" / "1240"
+    (chap / "103-1240-0001.flac").unlink()
+    with pytest.raises(CorpusError, match=r"103-1240.trans.txt:2: no audio .*103-1240-0001.flac"):
+        prepare_corpus("librispeech", root, None, part="train-clean-100")
+    _flac(chap / "103-1240-0001.flac", 1.8)
+    (chap / "103-1240.alignment.txt").write_text(ALIGN.replace("CHAPTER", "CHAPTERS"))
+    with pytest.raises(CorpusError, match=r"103-1240.alignment.txt: utterance 103-1240-0000: aligned "
+                                          r"word 1 'chapters' does not match"):
+        prepare_corpus("librispeech", root, None, part="train-clean-100")
+    (chap / "103-1240.alignment.txt").unlink()
+    with pytest.raises(CorpusError, match="no word alignments for train-clean-100"):
+        prepare_corpus("librispeech", root, None, part="train-clean-100")
+
+
+def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):
+    root = corpus(tmp_path)
+    (root / "train-clean-100/103/1240/103-1240.alignment.txt").write_text(ALIGN.splitlines()[0] + "\n")
+    m = get_preparer("librispeech")(root, None, part="train-clean-100")
+    assert m["stats"]["unaligned_utterances"] == 1
+    _, st = make_word_cuts(m["recordings"], m["supervisions"])
+    assert st.no_alignment == 1 and st.kept == 2
+
+
+def test_parse_part_and_speakers_file(tmp_path):
+    assert parse_part("train-clean-100") == ("train_clean_100", ["train-clean-100"])
+    assert parse_part("train=train-clean-100,train-clean-360")[1] == ["train-clean-100", "train-clean-360"]
+    with pytest.raises(CorpusError, match="name it"):
+        parse_part("train-clean-100,train-clean-360")
+    with pytest.raises(CorpusError, match="unknown subset"):
+        parse_part("train-clean-999")
+    (tmp_path / "S").write_text(SPEAKERS + "bad line\n")
+    with pytest.raises(CorpusError, match=r"S:3: expected 'ID \| SEX"):
+        read_speakers(tmp_path / "S")
+
+
+def test_speaker_check_names_the_speakers_a_test_set_shares_with_training(tmp_path):
+    root = corpus(tmp_path)
+    out = tmp_path / "m"
+    prepare_corpus("librispeech", root, out, part="train=train-clean-100")
+    rows = [{"anchor_spk": "103", "comparison_spk": "55"}, {"anchor_spk": "56", "comparison_spk": "57"}]
+    with gzip.open(out / "libriphrase_pairs_test.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    with gzip.open(out / "libriphrase_supervisions_test.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"id": "a", "speaker": "56"}) + "\n")
+    with pytest.raises(SpeakerOverlap, match=r"librispeech_train and test set libriphrase_test share "
+                                             r"1 speaker\(s\): 103\. .*train-other-500"):
+        check_disjoint_speakers(out, "librispeech_train", ["libriphrase_test"])
+    rows[0]["anchor_spk"] = "58"
+    with gzip.open(out / "libriphrase_pairs_test.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    assert check_disjoint_speakers(out, "librispeech_train", ["libriphrase_test"]) == {
+        "librispeech_train": 1, "libriphrase_test": 4}
