@@ -3,10 +3,7 @@ stand-in in LibriSpeech's layout with word alignments, LibriPhrase, MUSAN, RIRs)
 the recipe; and its train/test speaker check failing on an overlapping configuration."""
 
 import json
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,8 @@ from lhotse import CutSet, load_manifest
 from pyadml.data.prepare.librispeech import read_speakers
 from pyadml.synth.voices import engine_available
 
+from test_recipe_stage0 import copy_recipe, run
+
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")]
 
@@ -23,26 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "egs" / "librispeech_libriphrase"
 
 
-def copy_recipe(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in ("run.sh", "path.sh", "cmd.sh", "db.sh"):
-        shutil.copy(RECIPE / name, dest / name)
-    for name in ("conf", "local"):
-        shutil.copytree(RECIPE / name, dest / name)
-    (dest / "steps").symlink_to(ROOT / "steps")
-    (dest / "utils").symlink_to(ROOT / "utils")
-    return dest
-
-
-def run(recipe: Path, *args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    return subprocess.run(["bash", "run.sh", *args], cwd=recipe, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
-    recipe = copy_recipe(tmp_path_factory.mktemp("egs") / "librispeech_libriphrase")
+    recipe = copy_recipe(tmp_path_factory.mktemp("egs") / "librispeech_libriphrase", RECIPE)
     res = run(recipe, "--synth-size", "tiny", "--nj", "2", "--train-config", "conf/train_tiny.yaml")
     assert res.returncode == 0, res.stdout + res.stderr
     (recipe / "run.out").write_text(res.stdout)

@@ -17,12 +17,12 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")]
 
 
-def copy_recipe(dest: Path) -> Path:
-    dest.mkdir()
+def copy_recipe(dest: Path, recipe: Path = RECIPE) -> Path:
+    dest.mkdir(parents=True)
     for name in ("run.sh", "path.sh", "cmd.sh", "db.sh"):
-        shutil.copy(RECIPE / name, dest / name)
+        shutil.copy(recipe / name, dest / name)
     for name in ("conf", "local"):
-        shutil.copytree(RECIPE / name, dest / name)
+        shutil.copytree(recipe / name, dest / name)
     (dest / "steps").symlink_to(ROOT / "steps")
     (dest / "utils").symlink_to(ROOT / "utils")
     return dest
