@@ -89,7 +89,7 @@ def test_rerun_skips_every_stage(recipe):
 def test_training_on_train_other_500_fails_naming_the_shared_speakers(recipe, tmp_path):
     """LibriPhrase's pairs come from train-other-500: training on it must stop at stage 1."""
     synth = recipe / "data/local/synth"
-    new = copy_recipe(tmp_path / "r")
+    new = copy_recipe(tmp_path / "r", RECIPE)
     db = (new / "db.sh").read_text()
     for var, name in (("LIBRISPEECH", "librispeech/LibriSpeech"), ("LIBRIPHRASE", "libriphrase"),
                       ("MUSAN", "musan"), ("RIRS_NOISES", "rirs_noises")):
