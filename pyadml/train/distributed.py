@@ -48,7 +48,8 @@ class ExperimentLock:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = self.path.read_text(errors="replace").strip() or "another process"
-            os.close(self._fd)
+            fd, self._fd = self._fd, None  # __del__ must not close a number reused meanwhile
+            os.close(fd)
             raise LockHeld(f"{self.path.parent} is being trained by {holder} (lock {self.path}); "
                            f"wait for it to finish or stop it") from None
         ExperimentLock._held[key] = self._fd
