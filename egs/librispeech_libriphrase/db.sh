@@ -6,7 +6,7 @@
 # <spk>/<chapter>/<spk>-<chapter>-<utt>.flac with <spk>-<chapter>.trans.txt.
 LIBRISPEECH=
 # Its word alignments: a directory with librispeech-alignments' <subset>/<spk>/<chapter>/
-# <spk>-<chapter>.alignment.txt files (lhotse: download_librispeech(alignments=True)), or with
+# <spk>-<chapter>.alignment.txt files (the format lhotse's LibriSpeech reader parses), or with
 # Montreal Forced Aligner TextGrids <utt>.TextGrid (any layout). Empty: look in $LIBRISPEECH
 # itself, where librispeech-alignments unpacks.
 LIBRISPEECH_ALIGNMENTS=

@@ -5,8 +5,8 @@ The audio and transcripts are read by lhotse's own preparer
 ``<spk>-<chapter>.trans.txt``); word alignments come in one of two formats:
 
 - ``<spk>-<chapter>.alignment.txt`` next to the transcripts (the LibriSpeech alignments of
-  CorentinJ/librispeech-alignments, made with the Montreal Forced Aligner, which lhotse
-  downloads with ``download_librispeech(alignments=True)``), one line per utterance::
+  CorentinJ/librispeech-alignments, made with the Montreal Forced Aligner; a user fetches them
+  beforehand, nothing here does), one line per utterance::
 
       103-1240-0000 ",CHAPTER,ONE,,MISSUS,RACHEL," "0.490,0.890,1.270,1.380,1.490,1.890,2.250"
 
