@@ -22,7 +22,7 @@ from pyadml.data.prepare.audio import read_sphere_header
 from pyadml.data.prepare.common import SAMPLING_RATE, TIME_TOLERANCE, CorpusError, write_manifest
 from pyadml.data.prepare.kaldi import prepare_kaldi, prepare_kaldi_dir
 from pyadml.data.prepare.king_asr_066 import prepare_king_asr_066
-from pyadml.data.prepare.librispeech import prepare_librispeech  # noqa: F401 (registers 'librispeech')
+from pyadml.data.prepare.librispeech import prepare_librispeech
 from pyadml.data.prepare.libriphrase import LIBRIPHRASE_COLUMNS, LIBRIPHRASE_TYPES, prepare_libriphrase
 from pyadml.data.prepare.musan import prepare_musan
 from pyadml.data.prepare.registry import (
@@ -54,6 +54,7 @@ __all__ = [
     "prepare_king_asr_066",
     "prepare_wsj",
     "prepare_libriphrase",
+    "prepare_librispeech",
     "prepare_musan",
     "prepare_rir_noise",
     "read_sphere_header",
