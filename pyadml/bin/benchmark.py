@@ -1,4 +1,5 @@
-"""Speed figures (printed, never asserted): the training step against the bare encoders, scoring
+"""Speed figures (printed, never asserted): the training step against the bare encoders (with
+the encoders' GFLOP/s and share of the CPU's peak, fp32 or bf16 autocast, eager or compiled), scoring
 from cached embeddings, encoder latency for 1 s of audio, and fbank speed."""
 
 from __future__ import annotations
@@ -34,35 +35,102 @@ def _batch(k: int, m: int, vocab: int, rng: np.random.Generator) -> dict:
             "keyword_ids": torch.as_tensor(np.repeat(np.arange(k), m))}
 
 
-def bench_training(cfg: dict, repeat: int) -> None:
+def cpu_peak_gflops(ghz: float | None = None, flop_per_cycle: int | None = None) -> tuple[float, str]:
+    """Assumed fp32 peak of this machine's cores and how it was assumed: cores x GHz x FLOP per
+    cycle per core. /proc/cpuinfo gives the cores and the vector units (AVX-512: 2 FMA units x
+    16 lanes x 2 = 64 on a full-width core such as Zen 5; 32 on one that splits 512-bit ops,
+    such as Zen 4; AVX2: 32), and the clock when it reports one (else 3.0 GHz is assumed)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    flags, family, mhz, vendor = "", 0, None, ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "flags" and not flags:
+                flags = value
+            elif key == "cpu family" and not family:
+                family = int(value)
+            elif key == "vendor_id" and not vendor:
+                vendor = value.strip()
+            elif key == "cpu MHz" and mhz is None:
+                mhz = float(value)
+    except OSError:
+        pass
+    if flop_per_cycle is None:
+        if "avx512f" in flags.split():
+            zen4 = vendor == "AuthenticAMD" and family == 25  # 512-bit ops in two halves
+            flop_per_cycle = 32 if zen4 else 64
+        else:
+            flop_per_cycle = 32 if "avx2" in flags.split() else 16
+    clock = ghz or (mhz / 1000 if mhz else 3.0)
+    how = (f"{cores} cores x {clock:.2f} GHz{'' if ghz or mhz else ' (assumed)'} x "
+           f"{flop_per_cycle} fp32 FLOP/cycle")
+    return cores * clock * flop_per_cycle, how
+
+
+def measured_matmul_gflops(n: int = 2048, dtype=torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    took = _timeit(lambda: a @ b, 3, warmup=1)
+    return 2 * n**3 / took / 1e9
+
+
+def bench_training(cfg: dict, repeat: int, amp: str = "none", compile_encoders: bool = False,
+                   peak: tuple[float, str] | None = None) -> dict:
+    from contextlib import nullcontext
+
+    from torch.utils.flop_counter import FlopCounterMode
+
     from pyadml.train.objective import KwsObjective
+    from pyadml.train.optim import build_optimizer
 
     rng = np.random.default_rng(0)
     b = cfg["batch"]
     batch = _batch(b["keywords"], b["utts_per_keyword"], 70, rng)
     # as many classes as the mini corpora's keywords, for a keyword classification loss
     obj = KwsObjective(cfg, 70, num_keywords=1200)
-    opt = torch.optim.AdamW(obj.parameters(), lr=1e-4)
+    opt = build_optimizer(obj, cfg["optim"])
+    if compile_encoders:
+        obj.audio.compile()
+        obj.text.compile()
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp == "bf16" else nullcontext
 
     def encoders_only():
-        _, a, _ = obj.audio(batch["feats"], batch["feat_lens"])
-        _, t, _ = obj.text(batch["phones"], batch["phone_lens"])
-        (a.sum() + t.sum()).backward()
+        with autocast():
+            _, a, _ = obj.audio(batch["feats"], batch["feat_lens"])
+            _, t, _ = obj.text(batch["phones"], batch["phone_lens"])
+        (a.float().sum() + t.float().sum()).backward()
         obj.zero_grad(set_to_none=True)
 
     def full_step():
-        loss, _ = obj(batch)
+        with autocast():
+            loss, _ = obj(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(obj.parameters(), 5.0)
         opt.step()
 
+    with FlopCounterMode(display=False) as counter:
+        encoders_only()
+    flops = counter.get_total_flops()
     n = len(batch["texts"])
     bare = _timeit(encoders_only, repeat)
     full = _timeit(full_step, repeat)
-    print(f"training batch {b['keywords']}x{b['utts_per_keyword']}: encoders fwd+bwd {bare * 1e3:.0f} ms "
-          f"({n / bare:.0f} utt/s); full step {full * 1e3:.0f} ms ({n / full:.0f} utt/s); "
-          f"the rest of the step costs {100 * (full / bare - 1):.0f}% on top (target <= 25%)")
+    gflops = flops / bare / 1e9
+    peak_gflops, how = peak or cpu_peak_gflops()
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    used = min(torch.get_num_threads(), cores)
+    peak_gflops *= used / cores  # the peak of the cores this run can use
+    print(f"training batch {b['keywords']}x{b['utts_per_keyword']}, amp {amp}, "
+          f"compile {compile_encoders}, {torch.get_num_threads()} threads: encoders fwd+bwd "
+          f"{bare * 1e3:.0f} ms ({n / bare:.0f} utt/s, {flops / 1e9:.1f} GFLOP, "
+          f"{gflops:.1f} GFLOP/s = {100 * gflops / peak_gflops:.0f}% of the fp32 peak of "
+          f"{used} core(s), {peak_gflops:.0f} GFLOP/s); full step {full * 1e3:.0f} ms "
+          f"({n / full:.0f} utt/s); full / encoders = {full / bare:.2f} (target <= 1.25)")
+    return {"encoders_ms": bare * 1e3, "full_ms": full * 1e3, "gflop": flops / 1e9,
+            "gflops": gflops, "peak_gflops": peak_gflops, "ratio": full / bare}
 
 
 def bench_scoring(n_trials: int, d: int = 256) -> None:
@@ -103,17 +171,33 @@ def bench_fbank(seconds: float = 60.0) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", default=None, help="training yaml (default: the built-in defaults)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads for the training figures")
+    p.add_argument("--threads", type=int, nargs="+", default=[2],
+                   help="torch threads for the training figures (several: one line each)")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--trials", type=int, default=1_000_000)
+    p.add_argument("--amp", nargs="+", default=["none"], choices=("none", "bf16"),
+                   help="autocast of the encoders in the training figures (losses stay fp32)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd encoders")
+    p.add_argument("--training-only", action="store_true")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. batch.keywords=100")
     args = p.parse_args(argv)
     from pyadml.train.config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    bench_training(cfg, args.repeat)
+    peak = cpu_peak_gflops()
+    torch.set_num_threads(max(args.threads))
+    print(f"fp32 peak assumed: {peak[0]:.0f} GFLOP/s ({peak[1]}); measured 2048^3 matmul: "
+          f"fp32 {measured_matmul_gflops():.0f} GFLOP/s, "
+          f"bf16 {measured_matmul_gflops(dtype=torch.bfloat16):.0f} GFLOP/s")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for amp in args.amp:
+            for compiled in ((False, True) if args.compile else (False,)):
+                torch.manual_seed(0)
+                bench_training(cfg, args.repeat, amp, compiled, peak)
+    if args.training_only:
+        return 0
+    torch.set_num_threads(max(args.threads))
     bench_scoring(args.trials)
     bench_latency(cfg)
     bench_fbank()

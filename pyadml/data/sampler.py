@@ -2,8 +2,9 @@
 
 An epoch is a deterministic function of (seed, epoch): every keyword's items are shuffled and
 cut into groups of M, the groups are shuffled and packed greedily into batches of K groups with
-K distinct keywords. Under DDP every rank builds the same batch list and takes every
-``world_size``-th batch, so ranks see disjoint batches and exactly the same number of them.
+K distinct keywords. K x M is the GLOBAL batch: under DDP every rank builds the same batch list
+and takes its share of every batch, K / world_size whole groups (rank r the r-th share), so the
+batches, the number of steps and the data of a step do not depend on the number of processes.
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
 
     Groups left over once no further batch of K distinct keywords can be formed are dropped
     (``drop_last=True``) or yielded as smaller batches (``drop_last=False``; then batches may
-    hold fewer than K groups). The batch list is always truncated to a multiple of
-    ``world_size``.
+    hold fewer than K groups; one with fewer groups than ranks is dropped). With W ranks, K must
+    be a multiple of W and each rank yields K / W groups of every batch.
 
     Counters of the last built epoch, for logging: ``num_groups_skipped``/``num_items_skipped``
     (partial groups left out by ``few="skip"``), ``num_items_replaced`` (items added by
     ``few="replace"``), ``num_groups_dropped`` (left over after packing),
-    ``num_batches_dropped`` (cut to a multiple of ``world_size``); ``stats`` has them all.
+    ``num_batches_dropped`` (batches with fewer groups than ranks); ``stats`` has them all.
     """
 
     def __init__(
@@ -64,6 +65,10 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
             raise ValueError(f"few must be one of {FEW_MODES}, got {few!r}")
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"need 0 <= rank < world_size, got {rank=} {world_size=}")
+        if keywords_per_batch % world_size:
+            raise ValueError(
+                f"keywords_per_batch={keywords_per_batch} is the global batch's keyword count and "
+                f"must be a multiple of the {world_size} processes (each takes an equal share)")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.item_ids = list(item_ids)
@@ -167,7 +172,7 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
             "keywords": len(self.keywords),
             "items": len(self.item_ids),
             "batches_total": self.num_batches_total,
-            "batches_per_rank": len(self._plan),
+            "batches_per_rank": len(self._plan),  # = batches_total - batches_dropped
             "groups_skipped": self.num_groups_skipped,
             "items_skipped": self.num_items_skipped,
             "items_replaced": self.num_items_replaced,
@@ -190,10 +195,12 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
             order = rng.permutation(len(groups))
             groups, group_kw = groups[order], group_kw[order]
         batches = self._pack(groups, group_kw)
-        n = len(batches) // self.world_size * self.world_size
         self.num_batches_total = len(batches)
-        self.num_batches_dropped = len(batches) - n
-        mine = batches[self.rank:n:self.world_size]
+        # Each rank takes its share of whole groups of every global batch.
+        W, M = self.world_size, self.M
+        kept = [b for b in batches if len(b) // M >= W]
+        self.num_batches_dropped = len(batches) - len(kept)
+        mine = [np.array_split(b.reshape(-1, M), W)[self.rank].reshape(-1) for b in kept]
         if not mine:
             raise ValueError(
                 f"epoch {epoch}: {len(batches)} batches of {self.K} keywords x {self.M} "

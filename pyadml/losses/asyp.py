@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pyadml.losses.precision import fp32_loss
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -33,6 +35,7 @@ def _per_row(value, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return value[labels].unsqueeze(1)
 
 
+@fp32_loss
 def asyp_loss(
     anchor: torch.Tensor,
     other: torch.Tensor,

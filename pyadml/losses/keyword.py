@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pyadml.losses.precision import fp32_loss
+
 KEYWORD_LOSSES = ("sphereface2", "aam", "triplet", "none")
 
 
@@ -30,37 +32,52 @@ def _check_inputs(x: torch.Tensor, labels: torch.Tensor, num_classes: int | None
 
 
 class _MarginSchedule(nn.Module):
-    """A margin m with an optional linear warm-up m * progress, progress 0 -> 1.
+    """A margin m with an optional warm-up m * r(p), p = progress of the ramp in [0, 1]:
+    m = 0 for the first ``margin_warmup_start`` steps, then over ``margin_warmup_steps`` steps
+    r(p) = p (``linear``) or r(p) = 1 - 1e-3^p (``exp``, wespeaker's MarginScheduler: fast,
+    then slow), and the full m afterwards. ``margin_warmup_steps`` 0: the full m throughout.
 
-    ``step()`` (once per optimiser step) advances progress by 1 / warmup_steps;
-    ``set_progress(p)`` sets it directly (e.g. from the trainer's global step on resume).
-    Progress and the step count are buffers, so they are checkpointed with the module.
+    ``step()`` (once per optimiser step) counts steps; ``set_progress(p)`` sets the ramp's
+    progress directly. The step count is a buffer, so the schedule resumes with a checkpoint.
     """
 
-    def __init__(self, m: float, margin_warmup_steps: int = 0):
+    WARMUP_TYPES = ("linear", "exp")
+
+    def __init__(self, m: float, margin_warmup_steps: int = 0, margin_warmup_start: int = 0,
+                 margin_warmup_type: str = "linear"):
         super().__init__()
-        if margin_warmup_steps < 0:
-            raise ValueError(f"margin_warmup_steps must be >= 0, got {margin_warmup_steps}")
+        if margin_warmup_steps < 0 or margin_warmup_start < 0:
+            raise ValueError(f"margin_warmup_steps and margin_warmup_start must be >= 0, got "
+                             f"{margin_warmup_steps}, {margin_warmup_start}")
+        if margin_warmup_type not in self.WARMUP_TYPES:
+            raise ValueError(f"margin_warmup_type must be one of {self.WARMUP_TYPES}, got "
+                             f"{margin_warmup_type!r}")
         self.m = float(m)
         self.margin_warmup_steps = int(margin_warmup_steps)
+        self.margin_warmup_start = int(margin_warmup_start) if self.margin_warmup_steps else 0
+        self.margin_warmup_type = margin_warmup_type
         self.register_buffer("num_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("progress", torch.tensor(0.0 if self.margin_warmup_steps else 1.0,
                                                       dtype=torch.float64))
 
     @property
     def current_margin(self) -> float:
-        return self.m * float(self.progress)
+        p = float(self.progress)
+        if self.margin_warmup_type == "exp" and p < 1.0:
+            p = 1.0 - 1e-3 ** p
+        return self.m * p
 
     def step(self) -> None:
         if self.margin_warmup_steps == 0:
             return
         self.num_steps += 1
-        self.progress.fill_(min(1.0, int(self.num_steps) / self.margin_warmup_steps))
+        ramp = (int(self.num_steps) - self.margin_warmup_start) / self.margin_warmup_steps
+        self.progress.fill_(min(1.0, max(0.0, ramp)))
 
     def set_progress(self, progress: float) -> None:
         p = min(1.0, max(0.0, float(progress)))
         self.progress.fill_(p)
-        self.num_steps.fill_(round(p * self.margin_warmup_steps))
+        self.num_steps.fill_(self.margin_warmup_start + round(p * self.margin_warmup_steps))
 
 
 class SphereFace2(_MarginSchedule):
@@ -85,15 +102,14 @@ class SphereFace2(_MarginSchedule):
     and b0 = log(u) - a_n. (Check: m = 0 gives r = 1 and u = lam / c.) K >= 2 is required
     (with K = 1 f decreases forever). A zero bias would need thousands of AdamW steps at lr 1e-4
     to reach b0 (about +11.5 for K = 1000, +30.7 for K = 2). The margin used here is
-    ``bias_init_margin`` (default: the full margin m; pass 0.0 to start at the optimum of the
-    step-0 loss under margin warm-up).
+    ``bias_init_margin`` (default: the step-0 margin, i.e. m, or 0 under a margin warm-up).
     ``bias_init="zero"`` is the official code's zero start.
 
     Args:
         embed_dim, num_classes: d and K.
         s, m, lam, t: scale, margin, positive/negative weight lambda, g's exponent.
-        margin_warmup_steps: 0 = full margin from the start; else m rises linearly over that
-            many ``step()`` calls (or follow ``set_progress``).
+        margin_warmup_steps, margin_warmup_start, margin_warmup_type: the margin warm-up
+            (``_MarginSchedule``); 0 steps = full margin from the start.
     """
 
     training_only = True
@@ -101,8 +117,9 @@ class SphereFace2(_MarginSchedule):
 
     def __init__(self, embed_dim: int, num_classes: int, s: float = 32.0, m: float = 0.2,
                  lam: float = 0.7, t: float = 3, margin_warmup_steps: int = 0,
-                 bias_init: str = "closed_form", bias_init_margin: float | None = None):
-        super().__init__(m, margin_warmup_steps)
+                 bias_init: str = "closed_form", bias_init_margin: float | None = None,
+                 margin_warmup_start: int = 0, margin_warmup_type: str = "linear"):
+        super().__init__(m, margin_warmup_steps, margin_warmup_start, margin_warmup_type)
         if num_classes < 2:
             raise ValueError(f"SphereFace2 needs num_classes >= 2, got {num_classes}")
         if not 0.0 < lam < 1.0:
@@ -119,7 +136,8 @@ class SphereFace2(_MarginSchedule):
         nn.init.xavier_uniform_(self.weight)
         b0 = 0.0
         if bias_init == "closed_form":
-            bm = self.m if bias_init_margin is None else float(bias_init_margin)
+            # the step-0 loss's optimum: at margin 0 under a warm-up
+            bm = self.current_margin if bias_init_margin is None else float(bias_init_margin)
             b0 = self.closed_form_bias(self.num_classes, self.s, bm, self.lam, self.t)
         self.bias = nn.Parameter(torch.tensor(b0))
 
@@ -138,6 +156,7 @@ class SphereFace2(_MarginSchedule):
         u = 2.0 * lam / ((c - lam) + root) if c > lam else (lam - c + root) / (2.0 * c * r)
         return math.log(u) - a_n
 
+    @fp32_loss
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_inputs(x, labels, self.num_classes)
         # s = 32 amplifies cosine errors: keep this out of bf16/fp16 autocast.
@@ -173,8 +192,9 @@ class AAMSoftmax(_MarginSchedule):
     training_only = True
 
     def __init__(self, embed_dim: int, num_classes: int, s: float = 32.0, m: float = 0.2,
-                 easy_margin: bool = False, margin_warmup_steps: int = 0):
-        super().__init__(m, margin_warmup_steps)
+                 easy_margin: bool = False, margin_warmup_steps: int = 0,
+                 margin_warmup_start: int = 0, margin_warmup_type: str = "linear"):
+        super().__init__(m, margin_warmup_steps, margin_warmup_start, margin_warmup_type)
         self.embed_dim = int(embed_dim)
         self.num_classes = int(num_classes)
         self.s = float(s)
@@ -182,6 +202,7 @@ class AAMSoftmax(_MarginSchedule):
         self.weight = nn.Parameter(torch.empty(self.num_classes, self.embed_dim))
         nn.init.xavier_uniform_(self.weight)
 
+    @fp32_loss
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_inputs(x, labels, self.num_classes)
         with torch.autocast(device_type=x.device.type, enabled=False):
@@ -220,6 +241,7 @@ class BatchHardTriplet(nn.Module):
         super().__init__()
         self.margin = float(margin)
 
+    @fp32_loss
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_inputs(x, labels)
         xn = F.normalize(x, dim=1)

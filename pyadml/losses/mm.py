@@ -10,6 +10,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from pyadml.losses.precision import fp32_loss
+
 TARGETS = ("diagonal", "gaussian")
 
 
@@ -76,15 +78,19 @@ class MonotonicMatchingLoss(nn.Module):
         self.sigma = float(sigma)
         self.eps = float(eps)
 
+    @fp32_loss
     def forward(
         self,
         attn: torch.Tensor,
         text_mask: torch.Tensor,
         audio_mask: torch.Tensor,
         matched: Optional[torch.Tensor] = None,
+        num_rows: Optional[float] = None,
     ) -> torch.Tensor:
         """attn (N, L, T) from PhonemeCrossAttention; prefix masks (N, L), (N, T) bool;
-        ``matched`` (N,) bool selects the pairs that count (default: all, as in training)."""
+        ``matched`` (N,) bool selects the pairs that count (default: all, as in training).
+        ``num_rows`` replaces R (e.g. the global row count over the number of ranks, so that
+        the ranks' mean is the loss of the whole batch)."""
         n, l_max, t_max = attn.shape
         text_mask = text_mask.bool()
         if text_mask.shape != (n, l_max) or audio_mask.shape != (n, t_max):
@@ -100,7 +106,8 @@ class MonotonicMatchingLoss(nn.Module):
             w = gaussian_penalty(text_lens, audio_lens, l_max, t_max, self.sigma, dtype=attn.dtype)
             per_row = (attn * w).sum(dim=2)
         rows_f = rows.to(attn.dtype)
-        return (per_row * rows_f).sum() / rows_f.sum().clamp_min(1.0)
+        denom = rows_f.sum().clamp_min(1.0) if num_rows is None else max(float(num_rows), 1.0)
+        return (per_row * rows_f).sum() / denom
 
     def extra_repr(self) -> str:
         return f"target={self.target!r}, sigma={self.sigma}, eps={self.eps}"

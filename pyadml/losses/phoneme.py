@@ -14,6 +14,7 @@ none.
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, List, Optional
 
 import torch
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyadml.losses.asyp import asyp_loss
+from pyadml.losses.precision import fp32_loss
 
 PHONEME_LOSSES = ("asyp", "proxy_bd", "proxy_ms", "clat", "none")
 # adams=None in build_phoneme_loss picks the Table 1 row: AsyP with AdaMS, fixed-scale proxies.
@@ -47,56 +49,125 @@ def _msp(x: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor) -> torch.Tens
 
 
 class _ClassScales(nn.Module):
-    """Per-phoneme-class alpha, beta, lambda vectors, stored directly (AdaMS, paper section 3.1).
+    """Per-phoneme-class alpha, beta, lambda vectors (AdaMS, paper section 3.1).
 
-    ``learnable=True``: nn.Parameters, to be clamped with ``clamp_()`` after each optimiser step
-    and kept out of weight decay (``no_weight_decay_parameters()``). ``learnable=False``: buffers
-    frozen at the initial values (same state_dict keys, no parameters).
+    ``learnable=True``: each scale is a bounded function of an unconstrained parameter,
+        alpha = exp(log a_min + (log a_max - log a_min) * sigmoid(alpha_raw))   (same for beta),
+        lambda = lam_bound * tanh(lam_raw),
+    so no optimiser step can leave [a_min, a_max] x [b_min, b_max] x (-lam_bound, lam_bound).
+    The loss decreases in alpha for every input (d/da (1/a) log(1 + sum e^{a x}) < 0), and in
+    beta once the negatives sit below lambda, so an unbounded alpha (beta) only grows and ELSE
+    (MSP) turns into a hard max; the bound is what the scale settles at. Log space makes a step
+    a relative change, equal for alpha ~ 0.01 and beta ~ 1.5. The AdaMS paper (Jung & Kim,
+    Interspeech 2023) makes margin and scale learnable per class; no bound or
+    reparametrisation of it was found (only its abstract could be read here).
+    The raw parameters go in no-weight-decay, no-clip groups (``no_weight_decay_parameters()``).
+    ``learnable=False``: buffers ``alpha``, ``beta``, ``lam`` frozen at the initial values.
     """
 
+    SCALES = ("alpha", "beta", "lam")
+
     def __init__(self, num_classes: int, alpha0: float, beta0: float, lam0: float,
-                 learnable: bool, alpha_min: float = 1e-4, beta_min: float = 1e-4,
-                 lam_bound: float = 1.0):
+                 learnable: bool, alpha_min: float = 1e-3, alpha_max: float = 1.0,
+                 beta_min: float = 0.1, beta_max: float = 50.0, lam_bound: float = 1.0):
         super().__init__()
         self.num_classes = int(num_classes)
         self.learnable = bool(learnable)
-        self.alpha_min, self.beta_min = float(alpha_min), float(beta_min)
+        self.alpha_min, self.alpha_max = float(alpha_min), float(alpha_max)
+        self.beta_min, self.beta_max = float(beta_min), float(beta_max)
         self.lam_bound = float(lam_bound)
-        for name, value in (("alpha", alpha0), ("beta", beta0), ("lam", lam0)):
-            init = torch.full((self.num_classes,), float(value))
-            if self.learnable:
-                setattr(self, name, nn.Parameter(init))
-            else:
-                self.register_buffer(name, init)
+        init = {"alpha": float(alpha0), "beta": float(beta0), "lam": float(lam0)}
+        if not self.learnable:
+            for name, value in init.items():
+                self.register_buffer(f"{name}_fixed", torch.full((self.num_classes,), value))
+            return
+        for name, lo, hi in (("alpha", self.alpha_min, self.alpha_max),
+                             ("beta", self.beta_min, self.beta_max)):
+            if not 0 < lo < init[name] < hi:
+                raise ValueError(f"need 0 < {name}_min < {name}0 < {name}_max, got {lo}, "
+                                 f"{init[name]}, {hi}")
+        if not abs(init["lam"]) < self.lam_bound:
+            raise ValueError(f"need |lam0| < lam_bound, got {init['lam']}, {self.lam_bound}")
+        for name in self.SCALES:
+            raw = self._to_raw(name, torch.full((self.num_classes,), init[name], dtype=torch.float64))
+            setattr(self, f"{name}_raw", nn.Parameter(raw.float()))
+
+    # The bounded maps and their inverses (float64 for the inverse: exact initial values).
+    def _log_range(self, name: str):
+        lo, hi = (self.alpha_min, self.alpha_max) if name == "alpha" else (self.beta_min, self.beta_max)
+        return math.log(lo), math.log(hi)
+
+    def _from_raw(self, name: str, raw: torch.Tensor) -> torch.Tensor:
+        if name == "lam":
+            return self.lam_bound * torch.tanh(raw)
+        lo, hi = self._log_range(name)
+        return torch.exp(lo + (hi - lo) * torch.sigmoid(raw))
+
+    def _to_raw(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        if name == "lam":
+            return torch.atanh(value / self.lam_bound)
+        lo, hi = self._log_range(name)
+        return torch.logit((torch.log(value) - lo) / (hi - lo))
+
+    def scale(self, name: str) -> torch.Tensor:
+        """alpha, beta or lam as a (C,) tensor, in the graph when learnable."""
+        if not self.learnable:
+            return getattr(self, f"{name}_fixed")
+        return self._from_raw(name, getattr(self, f"{name}_raw"))
+
+    alpha = property(lambda self: self.scale("alpha"))
+    beta = property(lambda self: self.scale("beta"))
+    lam = property(lambda self: self.scale("lam"))
 
     @torch.no_grad()
-    def clamp_(self) -> None:
-        """alpha, beta >= their minimum (1e-4), lambda in [-lam_bound, lam_bound]."""
-        self.alpha.clamp_(min=self.alpha_min)
-        self.beta.clamp_(min=self.beta_min)
-        self.lam.clamp_(-self.lam_bound, self.lam_bound)
+    def set_scales(self, **values) -> None:
+        """Set alpha/beta/lam (tensors or floats) directly, e.g. in tests or from old checkpoints."""
+        for name, value in values.items():
+            v = torch.as_tensor(value, dtype=torch.float64).expand(self.num_classes)
+            if self.learnable:
+                getattr(self, f"{name}_raw").copy_(self._to_raw(name, v))
+            else:
+                getattr(self, f"{name}_fixed").copy_(v)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints before issue 13 stored the scales themselves under alpha, beta, lam.
+        for name in self.SCALES:
+            old = state_dict.pop(prefix + name, None)
+            if old is None:
+                continue
+            if self.learnable:
+                if name == "lam":
+                    lo, hi = -self.lam_bound, self.lam_bound
+                else:
+                    lo, hi = (math.exp(b) for b in self._log_range(name))
+                eps = 1e-6 * (hi - lo)  # strictly inside: the inverse map is finite
+                v = old.double().clamp(lo + eps, hi - eps)
+                state_dict[prefix + f"{name}_raw"] = self._to_raw(name, v).float()
+            else:
+                state_dict[prefix + f"{name}_fixed"] = old
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def no_weight_decay_parameters(self) -> List[nn.Parameter]:
-        return [self.alpha, self.beta, self.lam] if self.learnable else []
+        return [getattr(self, f"{n}_raw") for n in self.SCALES] if self.learnable else []
 
     @torch.no_grad()
     def stats(self) -> Dict[str, float]:
         """{'alpha_mean', 'alpha_min', 'alpha_max', 'beta_...', 'lam_...'} as floats, for logs."""
         out = {}
-        for name in ("alpha", "beta", "lam"):
-            v = getattr(self, name).detach().float()
+        for name in self.SCALES:
+            v = self.scale(name).detach().float()
             out.update({f"{name}_mean": v.mean().item(), f"{name}_min": v.min().item(),
                         f"{name}_max": v.max().item()})
         return out
 
     def _rows(self, labels: torch.Tensor, like: torch.Tensor):
         """alpha_c, beta_c, lam_c of each row as (N*, 1) tensors, in the graph."""
-        return tuple(getattr(self, n).to(like.dtype)[labels].unsqueeze(1)
-                     for n in ("alpha", "beta", "lam"))
+        return tuple(self.scale(n).to(like.dtype)[labels].unsqueeze(1) for n in self.SCALES)
 
     def extra_repr(self) -> str:
         return (f"num_classes={self.num_classes}, learnable={self.learnable}, "
-                f"alpha_min={self.alpha_min}, beta_min={self.beta_min}, lam_bound={self.lam_bound}")
+                f"alpha=[{self.alpha_min}, {self.alpha_max}], beta=[{self.beta_min}, "
+                f"{self.beta_max}], lam_bound={self.lam_bound}")
 
 
 class AdaMS(_ClassScales):
@@ -112,6 +183,7 @@ class AdaMS(_ClassScales):
                  lam0: float = 0.01, learnable: bool = True, **bounds):
         super().__init__(num_classes, alpha0, beta0, lam0, learnable, **bounds)
 
+    @fp32_loss
     def forward(self, text: torch.Tensor, audio: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return asyp_loss(text, audio, labels, self.alpha, self.beta, self.lam)
 
@@ -126,6 +198,7 @@ class _ProxyPairLoss(_ClassScales):
                  lam0: float = 0.01, learnable: bool = False, **bounds):
         super().__init__(num_classes, alpha0, beta0, lam0, learnable, **bounds)
 
+    @fp32_loss
     def forward(self, text: torch.Tensor, audio: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_rows(text, audio, labels)
         a, b, m = self._rows(labels, text)
@@ -171,6 +244,7 @@ class ClatLoss(nn.Module):
         logp = torch.log_softmax(logits, dim=1)
         return (-(logp * pos).sum(dim=1) / pos.sum(dim=1)).mean()  # |P_i| >= 1: i is in P_i
 
+    @fp32_loss
     def forward(self, text: torch.Tensor, audio: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_rows(text, audio, labels)
         logits = F.normalize(audio, dim=1) @ F.normalize(text, dim=1).T / self.temperature
@@ -192,8 +266,10 @@ def build_phoneme_loss(
     beta: float = 1.5,
     lam: float = 0.01,
     adams: Optional[bool] = None,
-    alpha_min: float = 1e-4,
-    beta_min: float = 1e-4,
+    alpha_min: float = 1e-3,
+    alpha_max: float = 1.0,
+    beta_min: float = 0.1,
+    beta_max: float = 50.0,
     lam_bound: float = 1.0,
     temperature: float = 0.1,
     clat_symmetric: bool = False,
@@ -202,7 +278,9 @@ def build_phoneme_loss(
 
     ``alpha``, ``beta``, ``lam`` are the initial (or fixed) per-class scales of asyp, proxy_bd and
     proxy_ms; ``adams`` makes them learnable (None: ADAMS_BY_DEFAULT, i.e. True for asyp, False
-    for the proxies, as in Table 1). Keys that do not apply to ``name`` are ignored.
+    for the proxies, as in Table 1); learnable scales stay in [alpha_min, alpha_max],
+    [beta_min, beta_max], (-lam_bound, lam_bound) (``_ClassScales``). Keys that do not apply to
+    ``name`` are ignored.
     """
     if name not in PHONEME_LOSSES:
         raise ValueError(f"unknown phoneme loss {name!r}; valid names: {', '.join(PHONEME_LOSSES)}")
@@ -214,4 +292,5 @@ def build_phoneme_loss(
            "proxy_ms": ProxyMultiSimilarityLoss}[name]
     learnable = ADAMS_BY_DEFAULT[name] if adams is None else bool(adams)
     return cls(num_classes, alpha, beta, lam, learnable=learnable,
-               alpha_min=alpha_min, beta_min=beta_min, lam_bound=lam_bound)
+               alpha_min=alpha_min, alpha_max=alpha_max, beta_min=beta_min, beta_max=beta_max,
+               lam_bound=lam_bound)

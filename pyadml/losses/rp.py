@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyadml.losses.asyp import asyp_loss
+from pyadml.losses.precision import fp32_loss
 
 
 def pairwise_distances(x: torch.Tensor) -> torch.Tensor:
@@ -145,6 +146,7 @@ class RelationalProxyLoss(nn.Module):
         self.max_angle_samples = max_angle_samples
         self.normalize_embeddings = bool(normalize_embeddings)
 
+    @fp32_loss
     def forward(
         self,
         audio_utt: torch.Tensor,

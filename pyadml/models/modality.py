@@ -16,9 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pyadml.losses.precision import fp32_loss
+
 AUDIO_LABEL = 0
 TEXT_LABEL = 1
-REDUCTIONS = ("mean", "modality_sum")
+REDUCTIONS = ("sum", "mean")
+_ALIASES = {"modality_sum": "sum"}  # the name before issue 13
 
 
 class GradientReversal(torch.autograd.Function):
@@ -56,7 +59,8 @@ class ModalityClassifier(nn.Module):
 
 
 class ModalityAdversarialLoss(nn.Module):
-    """L_adv (Eq. 4): L = -(1/(n+m)) [sum_i log M(GRL(a_i))_audio + sum_k log M(GRL(t_k))_text].
+    """L_adv (Eq. 4): L = -(1/n) sum_i log M(GRL(a_i))_audio - (1/m) sum_k log M(GRL(t_k))_text,
+    the two modalities' mean cross-entropies added (``reduction="sum"``, the default).
 
     The GRL (gradient times -grl_scale, Eq. 5) is applied here, so the classifier learns to
     separate the modalities while the encoders learn to confuse it.
@@ -64,9 +68,9 @@ class ModalityAdversarialLoss(nn.Module):
     Args:
         classifier: the shared M (one instance for both levels).
         grl_scale: the GRL factor; 1.0 as in the paper. lambda_adv is applied by the caller.
-        reduction: "mean" (default: averaged over all n + m rows) or "modality_sum"
-            (the literal Eq. (4) normalisation: the per-modality mean cross-entropies added, i.e.
-            twice "mean" when n == m).
+        reduction: "sum" (default, Eq. 4: the per-modality mean cross-entropies added) or
+            "mean" (averaged over all n + m rows: half of "sum" when n == m, the behaviour before
+            issue 13). "modality_sum" is accepted for "sum".
         normalize: L2-normalise the rows before M; they are compared by cosine everywhere else.
 
     forward(audio_emb (n, d), text_emb (m, d)) -> (loss, accuracy): accuracy is M's fraction of
@@ -76,8 +80,9 @@ class ModalityAdversarialLoss(nn.Module):
     training_only = True
 
     def __init__(self, classifier: ModalityClassifier, grl_scale: float = 1.0,
-                 reduction: str = "mean", normalize: bool = False):
+                 reduction: str = "sum", normalize: bool = False):
         super().__init__()
+        reduction = _ALIASES.get(reduction, reduction)
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         self.classifier = classifier
@@ -85,6 +90,7 @@ class ModalityAdversarialLoss(nn.Module):
         self.reduction = reduction
         self.normalize = bool(normalize)
 
+    @fp32_loss
     def forward(self, audio_emb: torch.Tensor,
                 text_emb: torch.Tensor) -> tuple[torch.Tensor, float]:
         if audio_emb.dim() != 2 or text_emb.dim() != 2 or audio_emb.shape[1] != text_emb.shape[1]:

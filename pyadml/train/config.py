@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "model": {
         "audio": _fields(EcapaConfig),
         "text": _fields(TextEncoderConfig, skip=("vocab_size",)),
+        # adml: the embedding model (cosine score); phonmatchnet | cmcd: the paper's baseline
+        # detectors on the same encoders (pyadml.models.baselines, train.baseline_objective).
+        "head": "adml",
+        "head_opts": {"dim": 128, "gru_hidden": 128},
     },
     "loss": {
         "utt": "rp",
@@ -41,7 +45,13 @@ DEFAULTS: dict[str, Any] = {
                "normalize_embeddings": False},
         # phoneme level (paper section 3.1, Table 1): none | asyp | proxy_bd | proxy_ms | clat
         "phn": "none",
-        "phn_opts": {"alpha": 0.01, "beta": 1.5, "lam": 0.01, "adams": None, "temperature": 0.1},
+        # AdaMS (adams): learnable per-class scales, bounded: alpha in [alpha_min, alpha_max],
+        # beta in [beta_min, beta_max] (log space), lam in (-lam_bound, lam_bound)
+        # (pyadml.losses.phoneme._ClassScales; the loss decreases in alpha everywhere, so an
+        # unbounded alpha only grows).
+        "phn_opts": {"alpha": 0.01, "beta": 1.5, "lam": 0.01, "adams": None, "temperature": 0.1,
+                     "alpha_min": 1.0e-3, "alpha_max": 1.0, "beta_min": 0.1, "beta_max": 50.0,
+                     "lam_bound": 1.0},
         "lambda_phn": 0.1,
         "mm": False,                 # monotonic matching loss on the cross-attention
         "mm_target": "diagonal",     # diagonal | gaussian
@@ -49,22 +59,54 @@ DEFAULTS: dict[str, Any] = {
         "mal_utt": False,
         "mal_phn": False,
         "lambda_adv": 0.1,
+        # all_gather: with W > 1 processes, the batch-wise losses see the global batch (every
+        # rank's embeddings, with their gradients); false: each rank's share only.
+        "all_gather": False,
         # normalize: M sees unit vectors. On raw vectors the encoders fooled M by growing the
         # norm (L_adv up to 24) and training collapsed (the recipe's RESULTS.md).
         # grl_warmup: none | dann (GRL factor ramped 0 -> 1 by training progress,
         # 2/(1+exp(-gamma p))-1).
-        "mal_opts": {"normalize": True, "grl_warmup": "none", "grl_gamma": 10.0},
+        # reduction: sum (Eq. 4: the two modalities' mean cross-entropies added) | mean (the
+        # average over all rows, half of sum: the behaviour before issue 13).
+        "mal_opts": {"normalize": True, "grl_warmup": "none", "grl_gamma": 10.0,
+                     "reduction": "sum"},
         # keyword classification (paper section 3.2, Table 3): none | sphereface2 | aam | triplet
         "key": "none",
         "key_opts": {
-            "sphereface2": {"s": 32.0, "m": 0.2, "lam": 0.7, "t": 3, "margin_warmup_steps": 0},
-            "aam": {"s": 32.0, "m": 0.2},
+            # margin_warmup_steps: 0 = full margin m from the start, else m ramps from 0 to m
+            # over that many steps after margin_warmup_start steps at 0 (wespeaker's schedule;
+            # margin_warmup_type linear | exp, exp = wespeaker's fast-then-slow rise).
+            "sphereface2": {"s": 32.0, "m": 0.2, "lam": 0.7, "t": 3, "margin_warmup_steps": 0,
+                            "margin_warmup_start": 0, "margin_warmup_type": "linear"},
+            "aam": {"s": 32.0, "m": 0.2, "margin_warmup_steps": 0, "margin_warmup_start": 0,
+                    "margin_warmup_type": "linear"},
             "triplet": {"margin": 0.2},
         },
+        # detector heads (model.head phonmatchnet | cmcd): negatives per utterance and weights
+        # (w_phn: PhonMatchNet's phoneme BCE; w_mm: CMCD's monotonic matching loss).
+        "detector": {"mismatches": 1, "hard_negatives": 1, "w_utt": 1.0, "w_phn": 1.0,
+                     "w_mm": 1.0},
     },
-    "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip"},
+    # keywords x utts_per_keyword is the GLOBAL batch: with W processes each takes
+    # keywords / W of its keywords (keywords must be a multiple of W); loss.all_gather lets
+    # the batch-wise losses see all of it.
+    # span_rows: multi-word span cuts (stage 2's word_cuts.spans), one row per span
+    # (pyadml.data.span_sampler); 0: spans in the training cuts are not used. span_every: 0
+    # adds span_rows spans to every K x M batch; E >= 1 gives a batch of span_rows spans alone
+    # after every E keyword batches (only those batches are phrase-long: cheaper).
+    # context_growth: seconds by which a row with stage 3's added context may exceed the
+    # batch's longest row without it; the rest of its context is cropped (KeywordDataset).
+    # 0: context only fills the padding the batch has anyway (no extra compute).
+    "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip", "span_rows": 0,
+              "span_every": 0, "context_growth": 0.0},
     "optim": {"lr": 1.0e-4, "weight_decay": 1.0e-5, "lr_step_epochs": 20, "lr_gamma": 0.5,
-              "grad_clip": 5.0},
+              # grad_clip: max gradient norm, null = none (the paper clips nothing);
+              # grad_clip_scope: encoders (audio./text. parameters) | all (every parameter,
+              # AdaMS scales included: the behaviour before issue 13, with grad_clip 5.0).
+              "grad_clip": None, "grad_clip_scope": "encoders",
+              # adams_lr: the AdaMS scales' own learning rate (null: lr); they are never clipped
+              # under scope encoders and never weight-decayed.
+              "adams_lr": None},
     # The recipe's stage 6 names these (steps/train.sh ... data.train=...); train, lang and
     # fbank_config are required, dev and dev_trials optional (no dev AP without them).
     "data": {
@@ -81,7 +123,11 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint_every_steps": 0,  # 0: at the end of each epoch only
     "keep_checkpoints": 0,   # 0: keep all
     "average": 5,            # stage 7 averages the last N epoch checkpoints
-    "amp": "auto",           # auto: bf16/fp16 autocast on GPU, off on CPU
+    # Autocast of the encoders (every loss stays float32): auto = bf16/fp16 on GPU, off on
+    # CPU; bf16 = bf16 on GPU and CPU (AVX512-BF16); fp16 = GPU only; none (or false) = off.
+    "amp": "auto",
+    # compile: torch.compile the encoders (experimental; see pyadml/bin/benchmark.py).
+    "compile": False,
     "device": "auto",
 }
 
@@ -208,7 +254,7 @@ def save_config(cfg: dict, path: str | os.PathLike) -> None:
 # Keys a resume may change without asking: they do not change what is trained, only how long,
 # how it is logged, or on what.
 RESUME_FREE = {"epochs", "average", "log_interval", "num_workers", "threads", "keep_checkpoints",
-               "checkpoint_every_steps", "device"}
+               "checkpoint_every_steps", "device", "compile"}
 
 
 def flatten(cfg: dict, where: str = "") -> dict:
@@ -221,8 +267,43 @@ def flatten(cfg: dict, where: str = "") -> dict:
     return out
 
 
+# Keys added after runs existed, with the value that keeps the behaviour from before the key
+# (ANY: the key has no effect on such a run). A checkpoint whose saved config lacks one of them
+# resumes unchanged when the new config holds that value; MAL's reduction (mean before Eq. 4's
+# sum became the default) and the clipping scope are the keys where the new default differs.
+ANY = object()
+LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY,
+          "loss.all_gather": False, "loss.mal_opts.reduction": "mean",
+          "loss.key_opts.*.margin_warmup_start": 0, "loss.key_opts.*.margin_warmup_type": "linear",
+          "loss.key_opts.aam.margin_warmup_steps": 0,
+          # Older AdaMS scales load converted into the bounded form (pyadml.losses.phoneme).
+          "loss.phn_opts.alpha_min": ANY, "loss.phn_opts.alpha_max": ANY,
+          "loss.phn_opts.beta_min": ANY, "loss.phn_opts.beta_max": ANY,
+          "loss.phn_opts.lam_bound": ANY, "optim.grad_clip_scope": "all", "optim.adams_lr": None,
+          "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0}
+
+
+def _legacy(key: str):
+    """(True, value) when ``key`` has a LEGACY entry, else (False, None)."""
+    import fnmatch
+
+    for pattern, value in LEGACY.items():
+        if fnmatch.fnmatchcase(key, pattern):
+            return True, value
+    return False, None
+
+
 def config_changes(old: dict, new: dict) -> dict[str, tuple]:
-    """Dotted key -> (old, new) for every training-relevant value that differs."""
+    """Dotted key -> (old, new) for every training-relevant value that differs. A key the old
+    config lacks is no change when the new value is its LEGACY one."""
     a, b = flatten(old), flatten(new)
-    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys())
-            if k not in RESUME_FREE and a.get(k) != b.get(k)}
+    out = {}
+    for k in sorted(a.keys() | b.keys()):
+        if k in RESUME_FREE or a.get(k) == b.get(k):
+            continue
+        if a and k not in a and k in b:
+            known, legacy = _legacy(k)
+            if known and (legacy is ANY or b[k] == legacy):
+                continue
+        out[k] = (a.get(k), b.get(k))
+    return out

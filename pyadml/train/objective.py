@@ -15,6 +15,73 @@ from pyadml.models.cross_attention import PhonemeCrossAttention, flatten_valid
 from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier, dann_grl_scale
 
 
+class _GatherRows(torch.autograd.Function):
+    """Rows of every rank concatenated in rank order; backward sums each row's gradient over the
+    ranks (every rank computes the same global loss) and returns this rank's rows."""
+
+    @staticmethod
+    def forward(ctx, x, counts, rank):
+        import torch.distributed as dist
+
+        pad = x.new_zeros((max(counts) - x.shape[0], *x.shape[1:]))
+        xp = torch.cat([x, pad]).contiguous()
+        parts = [torch.empty_like(xp) for _ in counts]
+        dist.all_gather(parts, xp)
+        ctx.counts, ctx.rank = counts, rank
+        return torch.cat([p[:n] for p, n in zip(parts, counts)])
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        start = sum(ctx.counts[:ctx.rank])
+        return grad[start:start + ctx.counts[ctx.rank]], None, None
+
+
+class RowGather:
+    """All-gather of per-rank rows (different row counts allowed) with gradient; None from
+    ``create()`` when there is no process group of more than one rank."""
+
+    def __init__(self, rank: int, world: int):
+        self.rank, self.world = rank, world
+
+    @classmethod
+    def create(cls):
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+            return None
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    def counts(self, n: int, device) -> list[int]:
+        import torch.distributed as dist
+
+        local = torch.tensor([n], dtype=torch.long, device=device)
+        parts = [torch.empty_like(local) for _ in range(self.world)]
+        dist.all_gather(parts, local)
+        return [int(p) for p in parts]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        counts = self.counts(x.shape[0], x.device)
+        if not x.is_floating_point():
+            with torch.no_grad():
+                return _GatherRows.apply(x, counts, self.rank)
+        return _GatherRows.apply(x, counts, self.rank)
+
+    def objects(self, obj) -> list:
+        import torch.distributed as dist
+
+        out = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def mean_count(self, n: int, device) -> float:
+        """The ranks' total of n divided by the number of ranks."""
+        return sum(self.counts(n, device)) / self.world
+
+
 class KwsObjective(nn.Module):
     """The encoders and the training losses (paper section 3):
 
@@ -47,7 +114,8 @@ class KwsObjective(nn.Module):
             if mo["grl_warmup"] not in ("none", "dann"):
                 raise ValueError(f"loss.mal_opts.grl_warmup={mo['grl_warmup']!r}: "
                                  "expected 'none' or 'dann'")
-            self.mal = ModalityAdversarialLoss(ModalityClassifier(d), normalize=mo["normalize"])
+            self.mal = ModalityAdversarialLoss(ModalityClassifier(d), normalize=mo["normalize"],
+                                               reduction=mo["reduction"])
         self.key_loss = None
         if loss["key"] != "none":
             if num_keywords < 2:
@@ -56,7 +124,6 @@ class KwsObjective(nn.Module):
             self.key_loss = build_keyword_loss(loss["key"], d, num_keywords, **opts)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        cfg = self.loss_cfg
         a_phn, a_utt, a_mask = self.audio(batch["feats"], batch["feat_lens"])
         # Each keyword's M rows share one text: encode the K distinct ones and expand.
         _, first, inverse = np.unique(np.asarray(batch["texts"]), return_index=True,
@@ -65,19 +132,41 @@ class KwsObjective(nn.Module):
         idx = torch.as_tensor(first, device=dev)
         rows = torch.as_tensor(inverse, device=dev)
         t_phn, t_utt, t_mask = self.text(batch["phones"][idx], batch["phone_lens"][idx])
+        # Autocast (train amp) covers the encoders only: the cross-attention that feeds the
+        # phoneme losses and every loss run in float32 (bf16 spacing near cosine 1 is 0.004).
+        with torch.autocast(device_type=a_utt.device.type, enabled=False):
+            return self._losses(batch, a_phn.float(), a_utt.float(), a_mask, t_phn.float(),
+                                t_utt.float(), t_mask, idx, rows)
+
+    def _losses(self, batch, a_phn, a_utt, a_mask, t_phn, t_utt, t_mask, idx, rows):
+        cfg = self.loss_cfg
+        gather = RowGather.create() if cfg["all_gather"] else None
         t_rows = t_utt[rows]
-        labels = torch.as_tensor(inverse, device=dev)
-        l_utt, terms = self.utt_loss(a_utt.float(), t_rows.float(), labels)
+        labels = rows
+        keyword_ids = batch.get("keyword_ids") if self.key_loss is not None else None
+        if gather is not None:
+            # Batch-wise losses see the global batch; each rank keeps its rows' gradients.
+            a_utt, t_rows = gather(a_utt), gather(t_rows)
+            texts = [t for part in gather.objects(list(batch["texts"])) for t in part]
+            labels = torch.as_tensor(np.unique(np.asarray(texts), return_inverse=True)[1],
+                                     device=a_utt.device)
+            if keyword_ids is not None:
+                keyword_ids = gather(keyword_ids)
+        l_utt, terms = self.utt_loss(a_utt, t_rows, labels)
         total = l_utt
         terms = {"l_utt": float(l_utt.detach()), **terms}
         if self.phoneme_level:
             t_phn, t_mask, phones = t_phn[rows], t_mask[rows], batch["phones"][idx][rows]
-            aligned, attn = self.xattn(t_phn.float(), t_mask, a_phn.float(), a_mask)
-            a_hat, t_hat, phn_labels = flatten_valid(t_mask, aligned, t_phn.float(), phones)
+            aligned, attn = self.xattn(t_phn, t_mask, a_phn, a_mask)
+            a_hat, t_hat, phn_labels = flatten_valid(t_mask, aligned, t_phn, phones)
             if self.use_mm:
-                l_mm = self.mm_loss(attn, t_mask, a_mask)
+                # A per-pair loss: local, normalised so that the ranks' mean is the global mean.
+                num_rows = gather.mean_count(int(t_mask.sum()), t_mask.device) if gather is not None else None
+                l_mm = self.mm_loss(attn, t_mask, a_mask, num_rows=num_rows)
                 total = total + l_mm
                 terms["l_mm"] = float(l_mm.detach())
+            if gather is not None:
+                a_hat, t_hat, phn_labels = gather(a_hat), gather(t_hat), gather(phn_labels)
             if self.phn_loss is not None:
                 l_phn = self.phn_loss(t_hat, a_hat, phn_labels)
                 total = total + cfg["lambda_phn"] * l_phn
@@ -87,15 +176,26 @@ class KwsObjective(nn.Module):
                 total = total + cfg["lambda_adv"] * l_adv
                 terms.update(l_adv_phn=float(l_adv.detach()), mal_acc_phn=acc)
         if cfg["mal_utt"]:
-            l_adv, acc = self.mal(a_utt.float(), t_rows.float())
+            l_adv, acc = self.mal(a_utt, t_rows)
             total = total + cfg["lambda_adv"] * l_adv
             terms.update(l_adv_utt=float(l_adv.detach()), mal_acc_utt=acc)
         if self.key_loss is not None:
-            l_key = self.key_loss(a_utt.float(), batch["keyword_ids"])
+            l_key = self.keyword_loss(a_utt, keyword_ids)
             total = total + l_key
             terms["l_key"] = float(l_key.detach())
         terms["loss"] = float(total.detach())
         return total, terms
+
+    def keyword_loss(self, a_utt: torch.Tensor, keyword_ids: torch.Tensor) -> torch.Tensor:
+        """L_key over the rows with a keyword class. Rows with keyword id -1 (multi-word span
+        cuts, and any text outside keywords.txt) have no class: they are left out, so L_key is
+        exactly the loss of the batch without them (0, still in the graph, when none is left)."""
+        keep = keyword_ids >= 0
+        if not bool(keep.any()):
+            return a_utt.sum() * 0.0
+        if not bool(keep.all()):
+            a_utt, keyword_ids = a_utt[keep], keyword_ids[keep]
+        return self.key_loss(a_utt.float(), keyword_ids)
 
     def set_progress(self, progress: float) -> dict[str, float]:
         """Training progress in [0, 1] (step / total steps) drives the GRL warm-up."""
@@ -111,12 +211,10 @@ class KwsObjective(nn.Module):
             self.phn_loss, "no_weight_decay_parameters") else []
 
     def after_optimizer_step(self) -> dict[str, float]:
-        """Clamp the AdaMS scales, advance margin warm-ups; returns values to log."""
+        """Log the AdaMS scales (bounded by construction), advance margin warm-ups."""
         stats = {}
-        if hasattr(self.phn_loss, "clamp_"):
-            self.phn_loss.clamp_()
-            if any(p.requires_grad for p in self.phn_loss.parameters()):
-                stats.update({f"adams_{k}": v for k, v in self.phn_loss.stats().items()})
+        if hasattr(self.phn_loss, "stats") and any(p.requires_grad for p in self.phn_loss.parameters()):
+            stats.update({f"adams_{k}": v for k, v in self.phn_loss.stats().items()})
         if hasattr(self.key_loss, "step"):
             self.key_loss.step()
         return stats

@@ -20,6 +20,7 @@ from torch import nn
 
 from pyadml.data.dataset import KeywordDataset, read_keyword_ids
 from pyadml.data.sampler import KeywordBatchSampler
+from pyadml.data.span_sampler import SpanRowsSampler, split_spans
 from pyadml.models import KwsModel
 from pyadml.text import Tokenizer
 from pyadml.train.checkpoints import (archive_previous_run, latest_checkpoint,
@@ -30,7 +31,10 @@ from pyadml.train.distributed import ExperimentLock, setup_distributed
 from pyadml.train.lifeline import die_with_parent
 from pyadml.train.experiment import (ConfigChanged, check_data_config, copy_experiment_inputs,
                                      report_training_error)
+from pyadml.train.baseline_objective import build_objective
 from pyadml.train.objective import KwsObjective
+from pyadml.train.optim import (amp_dtype, build_optimizer, check_grad_clip, clip_parameters,
+                                grad_norm, group_lrs)
 
 # KwsObjective, latest_checkpoint and setup_distributed are re-exported for older imports.
 __all__ = ["Trainer", "KwsObjective", "latest_checkpoint", "setup_distributed", "ConfigChanged",
@@ -76,32 +80,44 @@ class Trainer:
         if self.rank == 0:
             copy_experiment_inputs(d, self.exp)
         cuts = CutSet.from_file(d["train"]).to_eager()
-        self.dataset = KeywordDataset(cuts, self.tokenizer, self.keyword_ids,
-                                      pad_multiple=cfg["pad_frames_to"])
         b = cfg["batch"]
+        self.dataset = KeywordDataset(cuts, self.tokenizer, self.keyword_ids,
+                                      pad_multiple=cfg["pad_frames_to"],
+                                      context_growth=b["context_growth"], seed=cfg["seed"])
+        # Multi-word spans never enter the K x M keyword groups: batch.span_rows of them join
+        # each batch as extra rows, or form batches of their own after every batch.span_every
+        # keyword batches (pyadml.data.span_sampler); none with span_rows 0.
+        word_cuts, span_cuts = split_spans(cuts)
         self.sampler = KeywordBatchSampler.from_cuts(
-            cuts, keywords_per_batch=b["keywords"], utts_per_keyword=b["utts_per_keyword"],
+            word_cuts, keywords_per_batch=b["keywords"], utts_per_keyword=b["utts_per_keyword"],
             seed=cfg["seed"], rank=self.rank, world_size=self.world, few=b["few"])
-        self.objective = KwsObjective(cfg, len(self.tokenizer.phone_table),
-                                      len(self.keyword_ids)).to(self.device)
+        if b["span_rows"] and span_cuts:
+            self.sampler = SpanRowsSampler(self.sampler, [c.id for c in span_cuts], b["span_rows"],
+                                           every=b["span_every"])
+        if span_cuts or b["span_rows"]:
+            where = (f"a batch of them after every {b['span_every']} keyword batches"
+                     if b["span_every"] else "rows added to every batch")
+            log.info("%d multi-word span cuts; %d span rows (%s)", len(span_cuts),
+                     b["span_rows"] if span_cuts else 0, where)
+        # model.head: adml (KwsObjective) or a baseline detector (train.baseline_objective).
+        self.objective = build_objective(cfg, len(self.tokenizer.phone_table),
+                                         len(self.keyword_ids)).to(self.device)
         self.module = self.objective
         if self.world > 1:
             self.module = nn.parallel.DistributedDataParallel(
                 self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         o = cfg["optim"]
-        # The learnable AdaMS alpha, beta, lambda (paper section 3.1) are excluded from weight decay.
-        no_decay = {id(p) for p in self.objective.no_weight_decay_parameters()}
-        groups = [
-            {"params": [p for p in self.objective.parameters() if id(p) not in no_decay]},
-            {"params": [p for p in self.objective.parameters() if id(p) in no_decay], "weight_decay": 0.0},
-        ]
-        self.optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=o["lr"],
-                                           weight_decay=o["weight_decay"])
+        # AdamW; the learnable AdaMS scales (paper section 3.1) in their own group: no weight
+        # decay, optim.adams_lr. Clipping (optim.grad_clip, none by default as in the paper)
+        # covers optim.grad_clip_scope's parameters only (pyadml.train.optim).
+        self.optimizer = build_optimizer(self.objective, o)
+        self.grad_clip = check_grad_clip(o["grad_clip"])
+        self.clip_params = clip_parameters(self.objective, o["grad_clip_scope"])
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, o["lr_step_epochs"], o["lr_gamma"])
-        self.amp_dtype = None
-        if self.device.type == "cuda" and cfg["amp"] in ("auto", True, "bf16", "fp16"):
-            bf16 = cfg["amp"] != "fp16" and torch.cuda.is_bf16_supported()
-            self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        self.amp_dtype = amp_dtype(cfg["amp"], self.device)  # the losses stay float32
+        if cfg["compile"]:  # in place: state_dict keys unchanged
+            self.objective.audio.compile()
+            self.objective.text.compile()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.epoch, self.step = 0, 0
         self.ckpt_dir = self.exp / "checkpoints"
@@ -178,10 +194,10 @@ class Trainer:
         directly); the change is logged and recorded in config_changes.jsonl."""
         o = self.cfg["optim"]
         self.scheduler.step_size, self.scheduler.gamma = o["lr_step_epochs"], o["lr_gamma"]
-        self.scheduler.base_lrs = [o["lr"]] * len(self.optimizer.param_groups)
+        self.scheduler.base_lrs = group_lrs(o, len(self.optimizer.param_groups))
         factor = o["lr_gamma"] ** (self.scheduler.last_epoch // o["lr_step_epochs"])
-        for i, g in enumerate(self.optimizer.param_groups):
-            g["initial_lr"], g["lr"] = o["lr"], o["lr"] * factor
+        for i, (g, lr) in enumerate(zip(self.optimizer.param_groups, self.scheduler.base_lrs)):
+            g["initial_lr"], g["lr"] = lr, lr * factor
             if i == 0:  # the no-weight-decay group keeps 0
                 g["weight_decay"] = o["weight_decay"]
         for k, (a, b) in changes.items():
@@ -223,14 +239,14 @@ class Trainer:
         for batch in loader:
             batch = self._to_device(batch)
             progress_terms = self.objective.set_progress(self.step / total_steps)
-            autocast = (torch.autocast("cuda", dtype=self.amp_dtype) if self.amp_dtype
+            autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype
                         else nullcontext())
             with autocast:
                 loss, terms = self.module(batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
-            gnorm = torch.nn.utils.clip_grad_norm_(self.objective.parameters(), cfg["optim"]["grad_clip"])
+            gnorm = grad_norm(self.clip_params, self.grad_clip)  # logged; clipped if set
             self.scaler.step(self.optimizer)
             self.scaler.update()
             terms.update(self.objective.after_optimizer_step())
@@ -321,10 +337,11 @@ class Trainer:
         from pyadml.score.metrics import average_precision
 
         self.objective.eval()
-        model = KwsModel(self.objective.audio, self.objective.text)
+        model = KwsModel(self.objective.audio, self.objective.text,
+                         head=getattr(self.objective, "head", None))
         trials = read_trials(d["dev_trials"])
         audio = embed_cuts(model, CutSet.from_file(d["dev"]))
         text = embed_texts(model, {t.keyword for t in trials}, self.tokenizer)
-        scores = score_trials(trials, audio, text)
+        scores = score_trials(trials, audio, text, model=model)
         self.objective.train()
         return float(average_precision(scores, np.array([t.label for t in trials])))

@@ -87,27 +87,30 @@ def test_replace_fills_from_other_items_when_the_keyword_has_enough():
 
 
 @pytest.mark.parametrize("few", ["skip", "replace"])
-def test_two_ranks_get_disjoint_batches_of_equal_number(few):
+def test_two_ranks_split_every_global_batch(few):
+    # keywords_per_batch x M is the global batch: the ranks' shares of step i make up the
+    # single process's batch i, so steps and data do not depend on the number of processes.
     counts = [3] * 30 + [7] * 10
     r0 = sampler(counts=counts, few=few, world_size=2, rank=0)
     r1 = sampler(counts=counts, few=few, world_size=2, rank=1)
+    single = sampler(counts=counts, few=few)
     for epoch in (0, 3):
-        r0.set_epoch(epoch)
-        r1.set_epoch(epoch)
-        b0, b1 = list(r0), list(r1)
-        assert len(b0) == len(b1) == len(r0) == len(r1) > 0
-        assert not {tuple(b) for b in b0} & {tuple(b) for b in b1}
-        if few == "skip":
-            assert not {x for b in b0 for x in b} & {x for b in b1 for x in b}
-        # The ranks interleave the single-process batch list, cut to a multiple of 2.
-        single = sampler(counts=counts, few=few)
-        single.set_epoch(epoch)
-        full = list(single)
-        assert b0 + b1 == full[0:len(full) // 2 * 2:2] + full[1:len(full) // 2 * 2:2]
+        for s in (r0, r1, single):
+            s.set_epoch(epoch)
+        b0, b1, full = list(r0), list(r1), list(single)
+        assert len(b0) == len(b1) == len(full) == len(r0) > 0
+        for x, y, whole in zip(b0, b1, full):
+            assert x + y == whole and len(x) == len(y) == len(whole) // 2
+            assert not {kw_of(i) for i in x} & {kw_of(i) for i in y}  # whole keyword groups
+
+
+def test_the_global_keyword_count_must_split_evenly():
+    with pytest.raises(ValueError, match="multiple"):
+        sampler(keywords_per_batch=5, world_size=2, rank=0)
 
 
 def test_len_equals_batches_yielded():
-    for ws in (1, 2, 3):
+    for ws in (1, 2, 4):  # K = 4 keywords split evenly
         for rank in range(ws):
             s = sampler(counts=[4] * 40, world_size=ws, rank=rank)
             for epoch in range(3):

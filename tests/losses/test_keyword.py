@@ -109,6 +109,27 @@ def test_sphereface2_margin_warmup_is_linear():
     assert "progress" in sf.state_dict()  # resumes with the checkpoint
 
 
+def test_margin_warmup_start_delay_and_exp_ramp():
+    sf = SphereFace2(5, 4, m=0.2, margin_warmup_steps=4, margin_warmup_start=2)
+    seen = [sf.current_margin]
+    for _ in range(7):
+        sf.step()
+        seen.append(sf.current_margin)
+    assert seen == pytest.approx([0.0, 0.0, 0.0, 0.05, 0.1, 0.15, 0.2, 0.2])
+    # wespeaker's exp ramp: m (1 - 1e-3^p), hand values at p = 0, 1/3, 1/2, 1
+    aam = AAMSoftmax(5, 4, m=0.2, margin_warmup_steps=6, margin_warmup_type="exp")
+    seen = [aam.current_margin]
+    for _ in range(6):
+        aam.step()
+        seen.append(aam.current_margin)
+    assert seen[0] == 0.0 and seen[2] == pytest.approx(0.2 * 0.9) and seen[6] == pytest.approx(0.2)
+    assert seen[3] == pytest.approx(0.2 * (1 - 0.001 ** 0.5))
+    # the closed-form bias starts at the optimum of the step-0 loss, i.e. at margin 0
+    assert sf.bias.item() == pytest.approx(SphereFace2.closed_form_bias(4, 32.0, 0.0, 0.7, 3))
+    with pytest.raises(ValueError, match="margin_warmup_type"):
+        SphereFace2(5, 4, margin_warmup_steps=3, margin_warmup_type="cosine")
+
+
 def test_sphereface2_without_warmup_has_full_margin():
     sf = SphereFace2(5, 4, m=0.2)
     sf.step()

@@ -42,7 +42,7 @@ def test_classifier_shape():
 def test_loss_matches_direct_cross_entropy_and_reverses_encoder_grads():
     torch.manual_seed(1)
     clf = ModalityClassifier(d=6, hidden=5)
-    loss_fn = ModalityAdversarialLoss(clf)
+    loss_fn = ModalityAdversarialLoss(clf, reduction="mean")
     a0, t0 = torch.randn(4, 6), torch.randn(3, 6)
 
     a, t = a0.clone().requires_grad_(), t0.clone().requires_grad_()
@@ -66,12 +66,16 @@ def test_modality_sum_reduction_is_eq4_normalisation():
     torch.manual_seed(2)
     clf = ModalityClassifier(d=4, hidden=4)
     a, t = torch.randn(5, 4), torch.randn(2, 4)
-    loss, _ = ModalityAdversarialLoss(clf, reduction="modality_sum")(a, t)
     ref = F.cross_entropy(clf(a), torch.zeros(5, dtype=torch.long)) + \
         F.cross_entropy(clf(t), torch.ones(2, dtype=torch.long))
-    torch.testing.assert_close(loss, ref)
+    for reduction in (None, "sum", "modality_sum"):  # Eq. 4 is the default
+        kw = {} if reduction is None else {"reduction": reduction}
+        loss, _ = ModalityAdversarialLoss(clf, **kw)(a, t)
+        torch.testing.assert_close(loss, ref)
+    loss, _ = ModalityAdversarialLoss(clf, reduction="mean")(a, t)
+    torch.testing.assert_close(loss, F.cross_entropy(clf(torch.cat([a, t])), torch.tensor([0] * 5 + [1] * 2)))
     with pytest.raises(ValueError, match="reduction"):
-        ModalityAdversarialLoss(clf, reduction="sum")
+        ModalityAdversarialLoss(clf, reduction="bogus")
 
 
 def test_accuracy_on_constructed_case():
@@ -99,7 +103,7 @@ def test_normalize_feeds_unit_rows_to_the_classifier():
     torch.manual_seed(3)
     clf = ModalityClassifier(d=5, hidden=4)
     a0, t0 = torch.randn(3, 5) * 7, torch.randn(2, 5) * 0.1
-    loss_fn = ModalityAdversarialLoss(clf, normalize=True)
+    loss_fn = ModalityAdversarialLoss(clf, normalize=True, reduction="mean")
     loss, _ = loss_fn(a0, t0)
     unit = torch.cat([a0 / a0.norm(dim=1, keepdim=True), t0 / t0.norm(dim=1, keepdim=True)])
     ref = F.cross_entropy(clf(unit), torch.tensor([0, 0, 0, 1, 1]))

@@ -1,0 +1,39 @@
+"""Resuming a run whose saved config predates newer keys: a key it lacks is a change only when
+the new value changes what that run trained (pyadml.train.config.LEGACY)."""
+
+import copy
+
+from pyadml.train.config import DEFAULTS, config_changes, flatten
+
+
+def _without(cfg, dotted):
+    cfg = copy.deepcopy(cfg)
+    *path, last = dotted.split(".")
+    d = cfg
+    for p in path:
+        d = d[p]
+    del d[last]
+    return cfg
+
+
+def test_keys_an_old_config_lacks_are_changes_only_when_they_change_its_behaviour():
+    new = copy.deepcopy(DEFAULTS)
+    new["loss"]["mal_opts"]["reduction"] = "sum"
+    new["optim"]["grad_clip_scope"] = "encoders"
+    old = new
+    for key in ("model.head", "loss.all_gather", "loss.mal_opts.reduction", "optim.adams_lr",
+                "optim.grad_clip_scope", "loss.key_opts.sphereface2.margin_warmup_type",
+                "loss.detector.w_phn", "loss.phn_opts.alpha_max", "batch.span_rows"):
+        old = _without(old, key)
+    got = config_changes(old, new)
+    # Before these keys, MAL averaged the two modalities and clipping covered every parameter.
+    assert got == {"loss.mal_opts.reduction": (None, "sum"),
+                   "optim.grad_clip_scope": (None, "encoders")}
+    new["loss"]["mal_opts"]["reduction"] = "mean"
+    new["optim"]["grad_clip_scope"] = "all"
+    assert config_changes(old, new) == {}
+    # A key the old config has is compared as ever; a new key without a LEGACY entry is a change.
+    new["optim"]["lr"] = 1.0
+    assert "optim.lr" in config_changes(old, new)
+    assert "seed" in config_changes(_without(old, "seed"), new)
+    assert flatten(old).keys() < flatten(new).keys()
