@@ -13,6 +13,10 @@ file never runs pickled code:
     g2p           G2P options: {"strip_stress": bool, "word_boundary": str | None}
     features      fbank options (pyadml.data.features.fbank_extractor) + {"mean_norm": bool}
     meta          provenance: checkpoints averaged, epochs, the training config, ...
+    scorer        how pairs are scored: "cosine" (ADML, the embeddings' cosine) or a detector
+                  head ("phonmatchnet", "cmcd": its sigmoid probability; its weights are the
+                  "head.*" entries of model). Files without it are cosine models.
+    head_config   the detector head's options (pyadml.models.baselines), {} for cosine
 
 Phones, lexicon and G2P options make the training tokenizer (pyadml.text.Tokenizer), so users'
 keywords are pronounced as the training keywords were. Files of format 1 (no lexicon) still
@@ -42,6 +46,7 @@ from .text_encoder import TextEncoderConfig
 FORMAT = "pyadml-kws/2"
 READABLE_FORMATS = ("pyadml-kws/1", FORMAT)
 ENCODER_PREFIXES = ("audio.", "text.")
+HEAD_PREFIX = "head."
 _KEYS = ("format", "model", "audio_config", "text_config", "phones", "g2p", "features", "meta")
 
 
@@ -97,6 +102,8 @@ def export_model(
     tokenizer: Tokenizer,
     features: dict,
     meta: dict | None = None,
+    scorer: str = "cosine",
+    head_config: dict | None = None,
 ) -> dict:
     """Write ``final.pt`` atomically with the encoder weights only (classifier, modality heads,
     AdaMS parameters and anything else outside ``audio.``/``text.`` are dropped); returns it."""
@@ -111,13 +118,19 @@ def export_model(
     if "mean_norm" not in features:
         raise ValueError("export_model: features must say whether to mean-normalise (mean_norm)")
 
+    from .baselines import SCORERS
+
+    if scorer not in SCORERS:
+        raise ValueError(f"export_model: unknown scorer {scorer!r}; expected one of {SCORERS}")
+    head_config = _plain(dict(head_config or {}), "head_config") if scorer != "cosine" else {}
+    keep = ENCODER_PREFIXES + ((HEAD_PREFIX,) if scorer != "cosine" else ())
     weights = {}
     for k, v in state_dict.items():
         k = _unwrap(k)
-        if k.startswith(ENCODER_PREFIXES):
+        if k.startswith(keep):
             weights[k] = v.detach().to("cpu").clone()
     # Loading into a fresh model checks that nothing is missing or left over.
-    model = KwsModel.from_configs(audio_cfg, text_cfg)
+    model = KwsModel.from_configs(audio_cfg, text_cfg, scorer, head_config)
     model.load_state_dict(weights, strict=True)
 
     blob = {
@@ -128,6 +141,8 @@ def export_model(
         **_plain(tokenizer.to_dict(), "tokenizer"),
         "features": _plain(dict(features), "features"),
         "meta": _plain(dict(meta or {}), "meta", lenient=True),
+        "scorer": scorer,
+        "head_config": head_config,
     }
     blob = seal(blob)
     with atomic_path(out_path) as tmp:
@@ -143,6 +158,10 @@ class LoadedModel:
     meta: dict = field(default_factory=dict)
     audio_config: dict = field(default_factory=dict)
     text_config: dict = field(default_factory=dict)
+
+    @property
+    def scorer(self) -> str:
+        return self.model.scorer
 
     @property
     def phone_table(self) -> PhoneTable:
@@ -182,7 +201,13 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     text_cfg = TextEncoderConfig(**blob["text_config"])
     if text_cfg.vocab_size != len(table):
         raise ValueError(f"{path}: text vocab_size {text_cfg.vocab_size} != {len(table)} phones")
-    model = KwsModel.from_configs(EcapaConfig(**blob["audio_config"]), text_cfg)
+    from .baselines import SCORERS
+
+    scorer = blob.get("scorer", "cosine")  # files written before detectors are cosine models
+    if scorer not in SCORERS:
+        raise ValueError(f"{path}: unknown scorer {scorer!r}; this pyadml knows {SCORERS}")
+    model = KwsModel.from_configs(EcapaConfig(**blob["audio_config"]), text_cfg, scorer,
+                                  blob.get("head_config") or {})
     model.load_state_dict(blob["model"], strict=True)
     model.to(device).eval()
     return LoadedModel(
@@ -241,11 +266,14 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
     out = Path(out) if out else exp_dir / "final.pt"
     meta = {"exp_dir": exp_dir.name, "averaged": [path.name for _, path in chosen],
             "epochs": [epoch for epoch, _ in chosen], "step": last.get("step"), "config": config}
+    head = model_cfg.get("head", "adml")
+    scorer = "cosine" if head == "adml" else head
     blob = export_model(state, out, audio_config=model_cfg["audio"], text_config=text_cfg,
-                        tokenizer=tokenizer, features=features, meta=meta)
+                        tokenizer=tokenizer, features=features, meta=meta, scorer=scorer,
+                        head_config=model_cfg.get("head_opts") if scorer != "cosine" else None)
     n_params = sum(v.numel() for v in blob["model"].values())
     summary = (f"averaged {len(chosen)} checkpoint(s) {', '.join(p.name for _, p in chosen)}; "
-               f"kept {len(blob['model'])} encoder tensors ({n_params / 1e6:.2f}M values), dropped "
+               f"scorer {scorer}; kept {len(blob['model'])} model tensors ({n_params / 1e6:.2f}M values), dropped "
                f"{len(state) - len(blob['model'])} training-only; {len(tokenizer.phone_table)} "
                f"phones, {len(tokenizer.lexicon)} lexicon words, g2p {tokenizer.g2p_options} -> {out}")
     return blob, summary

@@ -25,6 +25,15 @@ TABLES = {
         ("table2_asyp_adams_mal_phn", "utt DML + phn DML + phn MAL", 86.12),
         ("table2_adml", "utt and phn DML + MAL (ADML)", 86.23),
     ],
+    # The bottom rows (the baseline detectors of pyadml.models.baselines). The paper's text
+    # export lists 46.17, 49.60, 69.97, 72.45 with the MAL rows last; read as CMCD and
+    # PhonMatchNet without MAL, then each with phoneme-level MAL.
+    "Table 2 (bottom): baseline detectors with and without phoneme-level MAL": [
+        ("table2_cmcd", "CMCD (BCE + MM)", 46.17),
+        ("table2_cmcd_mal", "CMCD + phn MAL", 69.97),
+        ("table2_phonmatchnet", "PhonMatchNet (BCE + phoneme BCE)", 49.60),
+        ("table2_phonmatchnet_mal", "PhonMatchNet + phn MAL", 72.45),
+    ],
     "Table 3: keyword classification losses": [
         ("table2_adml", "ADML, no L_key", 86.23),
         ("table3_triplet", "ADML + triplet", 86.25),

@@ -129,7 +129,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     results, curves = {}, {}
     for name, (cuts_path, trials, protocol) in todo.items():
         t0 = time.time()
-        scores = score_trials(trials, audio_cache[cuts_path], text_cache)
+        scores = score_trials(trials, audio_cache[cuts_path], text_cache, model=model)
         took = time.time() - t0
         write_lines_atomic(out_dir / name / "scores.tsv",
                            (f"{t.cut_id}\t{t.keyword}\t{t.label}\t{t.tag}\t{s:.6f}"

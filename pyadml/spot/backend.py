@@ -50,6 +50,9 @@ class TorchBackend:
         self.features = dict(loaded.features)
         self.embed_dim = int(loaded.model.audio.embed_dim)
         self.source = str(path)
+        # "cosine", or a detector head's name: then keywords are phoneme-state sequences and
+        # windows are scored by score_windows (the head's probability).
+        self.scorer = loaded.model.scorer
 
     def embed_audio(self, feats: np.ndarray, lens: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -58,12 +61,38 @@ class TorchBackend:
                                          torch.from_numpy(np.asarray(lens, dtype=np.int64)))
         return out.utt.float().numpy()
 
-    def embed_phones(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+    def embed_phones(self, ids: Sequence[Sequence[int]]):
+        """(K, d) utterance embeddings; for a detector, a list of (L_k, d) phoneme states."""
         torch = self._torch
         x, lens = _pad_ids(ids)
         with torch.inference_mode():
             out = self.model.embed_text(torch.from_numpy(x), torch.from_numpy(lens))
+        if self.scorer != "cosine":
+            phn = out.phn.float().numpy()
+            return [phn[i, : int(n)].copy() for i, n in enumerate(lens)]
         return out.utt.float().numpy()
+
+    def score_windows(self, feats: np.ndarray, lens: np.ndarray, keywords: Sequence) -> np.ndarray:
+        """(P, K) detector probabilities of P windows (P, W, D) against K keywords' phoneme
+        states (from embed_phones): the audio encoder runs once per window, the head once per
+        (window, keyword) pair."""
+        torch = self._torch
+        if self.scorer == "cosine":
+            raise SpotError("score_windows is for detector models; this one scores by cosine")
+        p, k = feats.shape[0], len(keywords)
+        with torch.inference_mode():
+            a_lens = torch.from_numpy(np.asarray(lens, dtype=np.int64))
+            enc = self.model.embed_audio(torch.from_numpy(np.ascontiguousarray(feats)), a_lens)
+            l_max = max(t.shape[0] for t in keywords)
+            t = torch.zeros(k, l_max, enc.phn.shape[2])
+            t_mask = torch.zeros(k, l_max, dtype=torch.bool)
+            for i, s in enumerate(keywords):
+                t[i, : s.shape[0]] = torch.from_numpy(np.asarray(s, dtype=np.float32))
+                t_mask[i, : s.shape[0]] = True
+            a = enc.phn.float().repeat_interleave(k, dim=0)
+            a_mask = enc.mask.repeat_interleave(k, dim=0)
+            prob = self.model.detect(a, a_mask, t.repeat(p, 1, 1), t_mask.repeat(p, 1))
+        return prob.view(p, k).numpy()
 
 
 def read_onnx_config(directory: str | os.PathLike) -> tuple[Path, dict]:
@@ -113,6 +142,10 @@ class OnnxBackend:
             raise SpotError(f"{d / CONFIG_NAME}: bad tokenizer: {e}") from None
         self.features = dict(cfg["features"])
         self.embed_dim = int(cfg["embed_dim"])
+        self.scorer = cfg.get("scorer", "cosine")
+        if self.scorer != "cosine":
+            raise SpotError(f"{d}: the ONNX backend does not support scorer {self.scorer!r}; "
+                            f"use the torch backend with final.pt")
         self.config = cfg
         self.source = str(d)
 

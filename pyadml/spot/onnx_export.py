@@ -44,6 +44,9 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike) -> di
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SpotError(str(e)) from None
     model = loaded.model.eval()
+    if loaded.model.scorer != "cosine":
+        raise SpotError(f"{model_path}: ONNX export is not supported for scorer "
+                        f"{loaded.model.scorer!r} (a detector head); use the torch backend")
     out_dir = Path(out_dir)
 
     class Audio(torch.nn.Module):

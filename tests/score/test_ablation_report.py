@@ -21,7 +21,8 @@ def test_tables_in_the_papers_shape(tmp_path):
     assert "| table1_asyp_adams | RP + AsyP with AdaMS | 66.00 | 85.54 | +20.00% | +13.90% |" in text
     assert "55.00 ± 7.07 (n=2)" in text
     assert "| table3_aam | ADML + AAM-softmax | not run | 87.44 | - | +16.43% |" in text
-    assert text.count("### Table") == 3
+    assert text.count("### Table") == 4
+    assert "| table2_phonmatchnet_mal | PhonMatchNet + phn MAL | not run | 72.45 | - |" in text
 
 
 def test_results_md_section(tmp_path):

@@ -87,7 +87,8 @@ def test_export_keeps_encoders_only_and_round_trips(tmp_path):
     raw = torch.load(tmp_path / "final.pt", weights_only=True)  # nothing but plain data
     assert raw["format"] == FORMAT
     assert set(raw) == {"format", "model", "audio_config", "text_config", "phones", "lexicon",
-                        "g2p", "features", "meta", "checksum"}
+                        "g2p", "features", "meta", "scorer", "head_config", "checksum"}
+    assert raw["scorer"] == "cosine" and raw["head_config"] == {}
     assert raw["lexicon"] == LEXICON
     assert raw["phones"] == PHONES and "<eps>" not in raw["phones"]
     assert raw["text_config"]["vocab_size"] == len(PHONES) + 1
@@ -124,6 +125,17 @@ def test_format_1_files_still_load_with_the_g2p_alone(tmp_path):
     loaded = load_model(tmp_path / "old.pt")
     assert loaded.tokenizer.lexicon == {}
     assert loaded.phone_ids("hello") == loaded.phone_table.encode(G2P()("hello"))
+
+
+def test_files_without_a_scorer_load_as_cosine_models(tmp_path):
+    from pyadml.checksum import seal
+
+    _export(tmp_path, fake_checkpoint(tmp_path / "a.pt", 0, 1, 5))
+    blob = torch.load(tmp_path / "final.pt", weights_only=True)
+    del blob["scorer"], blob["head_config"], blob["checksum"]
+    torch.save(seal(blob), tmp_path / "old.pt")  # as pyadml-kws/2 files were written before
+    loaded = load_model(tmp_path / "old.pt")
+    assert loaded.scorer == "cosine" and loaded.model.head is None
 
 
 def test_export_checks_its_inputs(tmp_path):
