@@ -58,8 +58,10 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     cuts = CutSet.from_file(args.cuts).to_eager()
-    sampler = KeywordBatchSampler.from_cuts(
-        cuts, keywords_per_batch=args.k, utts_per_keyword=args.m, few=args.few, seed=args.seed
+    from pyadml.data.span_sampler import split_spans
+
+    sampler = KeywordBatchSampler.from_cuts(  # single words only: spans form no K x M groups
+        split_spans(cuts)[0], keywords_per_batch=args.k, utts_per_keyword=args.m, few=args.few, seed=args.seed
     )
     ds = KeywordDataset(cuts, Tokenizer.from_lang_dir(lang), read_keyword_ids(lang / "keywords.txt"))
     print(f"{len(cuts)} cuts, {len(sampler.keywords)} keywords, "

@@ -20,9 +20,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="the input lines with a score column")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--vad", action="store_true", help="energy voice-activity front end: cut each file to the frames within 30 dB of "
+                   "its loudest plus 50 ms before scoring (off: the paper's protocol, audio as given)")
     args = p.parse_args(argv)
     try:
-        res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device)
+        res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device,
+                               vad=args.vad)
     except PairsError as e:
         print(f"score_pairs: {e}", file=sys.stderr)
         return 1

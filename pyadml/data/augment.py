@@ -46,6 +46,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "speed_prob": 0.0,
     "bandlimit_prob": 0.0,
     "bandlimit_cutoff": 4000.0,
+    # Leading and trailing context of training copies, as users record a keyword: silence or
+    # room noise around the word. prob 0 (the default here) leaves every copy as it was.
+    "context": {"prob": 0.0, "max": 1.0, "snr": [15.0, 50.0]},
 }
 
 # Denominator bound of the resampling ratio: 1/100 resolution in the speed factor is plenty
@@ -191,7 +194,7 @@ def check_augment_config(cfg: dict | None, where: str = "augment config") -> dic
         raise ValueError(f"{where}: unknown key(s) {unknown}; expected {sorted(DEFAULT_CONFIG)}")
     out = copy.deepcopy(DEFAULT_CONFIG)
     for key, value in cfg.items():
-        if key in ("weights", "snr"):
+        if key in ("weights", "snr", "context"):
             if not isinstance(value, dict):
                 raise ValueError(f"{where}: {key} must be a mapping, got {value!r}")
             bad = sorted(set(value) - set(out[key]))
@@ -237,6 +240,12 @@ def check_augment_config(cfg: dict | None, where: str = "augment config") -> dic
     out["speed_factors"] = [float(x) for x in f]
     for key in ("reverb_and_noise_prob", "speed_prob", "bandlimit_prob"):
         prob(key)
+    ctx = out["context"]
+    if not isinstance(ctx["prob"], (int, float)) or not 0.0 <= ctx["prob"] <= 1.0:
+        fail(f"context.prob must be a probability in [0, 1], got {ctx['prob']!r}")
+    if not isinstance(ctx["max"], (int, float)) or not 0.0 <= ctx["max"] <= 10.0:
+        fail(f"context.max must be seconds in [0, 10], got {ctx['max']!r}")
+    ctx.update(prob=float(ctx["prob"]), max=float(ctx["max"]), snr=pair("context.snr", ctx["snr"]))
     c = out["bandlimit_cutoff"]
     if not isinstance(c, (int, float)) or c <= 300:
         fail(f"bandlimit_cutoff must be a frequency in Hz above 300, got {c!r}")
@@ -320,6 +329,9 @@ def _plan(cut: Cut, k: int, setup: "_Setup", seed: int) -> dict[str, Any]:
     kind = rng.choices(setup.kinds, weights=setup.weights)[0]
     plan: dict[str, Any] = {"kind": kind, "speed": None, "rir": None, "snr": None,
                             "sources": None, "offsets": None, "bandlimit": None}
+    context = _plan_context(cut, k, setup, seed)
+    if context is not None:
+        plan["context"] = context
     if rng.random() < setup.speed_prob:
         plan["speed"] = rng.choice(cfg["speed_factors"])
     if kind == "reverb" or (pools.rirs and rng.random() < cfg["reverb_and_noise_prob"]):
@@ -334,6 +346,8 @@ def _plan(cut: Cut, k: int, setup: "_Setup", seed: int) -> dict[str, Any]:
         n = cut.num_samples
         if plan["speed"] is not None:
             n = perturb_num_samples(n, plan["speed"])
+        if context is not None:  # the noise runs through the added context too
+            n += sum(compute_num_samples(t, cut.sampling_rate) for t in context["pad"])
         starts = []
         for rec in picked:
             m = pools.at_rate(rec, cut.sampling_rate).num_samples
@@ -344,6 +358,53 @@ def _plan(cut: Cut, k: int, setup: "_Setup", seed: int) -> dict[str, Any]:
     if rng.random() < cfg["bandlimit_prob"]:
         plan["bandlimit"] = cfg["bandlimit_cutoff"]
     return plan
+
+
+def _plan_context(cut: Cut, k: int, setup: "_Setup", seed: int) -> dict[str, Any] | None:
+    """Leading/trailing context of copy k (None: none), from its own stream, so that turning
+    it on leaves every other draw of the copy as it was.
+
+    ``pad``: seconds of silence before and after the cut, each uniform in [0, max]; ``source``,
+    ``offset``, ``snr``: the room noise (a MUSAN noise recording, looped if short) laid under
+    the whole padded copy at ``snr`` dB below the speech, so that the context is never digital
+    silence and the noise floor runs on under the word as in a real recording. Copies of the
+    additive kinds keep their own noise through the context instead.
+    """
+    ctx = setup.cfg["context"]
+    pool = setup.pools.by_kind["noise"]
+    if not setup.context or ctx["prob"] <= 0 or not pool:
+        return None
+    rng = random.Random(f"{seed}-{cut.id}-{k}-context")
+    if rng.random() >= ctx["prob"]:
+        return None
+    pad = [round(rng.uniform(0.0, ctx["max"]), 3), round(rng.uniform(0.0, ctx["max"]), 3)]
+    rec = rng.choice(pool)
+    m = setup.pools.at_rate(rec, cut.sampling_rate).num_samples
+    return {"pad": pad, "source": rec.id, "offset": rng.randrange(m) / cut.sampling_rate,
+            "snr": round(rng.uniform(*ctx["snr"]), 2)}
+
+
+def _add_context(speech: Cut, plan: dict, setup: "_Setup", additive: bool) -> Cut:
+    """Pad ``speech`` with the plan's silence on both sides and, unless an additive kind
+    brings its own noise, lay the room noise under the whole of it."""
+    ctx = plan["context"]
+    lead, trail = ctx["pad"]
+    sr = speech.sampling_rate
+    out = speech
+    if lead > 0:
+        out = out.pad(num_samples=out.num_samples + compute_num_samples(lead, sr),
+                      direction="left", preserve_id=True)
+    if trail > 0:
+        out = out.pad(num_samples=out.num_samples + compute_num_samples(trail, sr),
+                      direction="right", preserve_id=True)
+    if additive:
+        return out
+    rec = setup.pools.at_rate(setup.pools.source("noise", ctx["source"]), sr)
+    # lhotse takes the SNR against the speech track (not the padding), as for the other kinds.
+    for noise_cut, pos in _noise_tracks(rec, out.num_samples, compute_num_samples(ctx["offset"], sr)):
+        out = out.mix(noise_cut, offset_other_by=pos / sr, snr=ctx["snr"], preserve_id="left",
+                      tag="context")
+    return out
 
 
 def _augment_one(cut: Cut, k: int, setup: "_Setup", seed: int) -> Cut:
@@ -359,26 +420,31 @@ def _augment_one(cut: Cut, k: int, setup: "_Setup", seed: int) -> Cut:
         speech = perturb_speed(speech, plan["speed"], affix_id=False)
     if plan["rir"] is not None:
         speech = speech.reverb_rir(pools.at_rate(pools.rir(plan["rir"]), sr), affix_id=False)
+    # A copy with added context is a mix too (room noise), even when its kind is not additive.
+    mixed = additive or plan.get("context") is not None
     rec = speech.recording
-    if bandlimit is not None and not additive:
+    if bandlimit is not None and not mixed:
         rec = fastcopy(rec, transforms=[*(rec.transforms or []), bandlimit])
     # A transformed recording is a new signal: it gets its own id.
-    if plan["speed"] is not None or plan["rir"] is not None or (bandlimit and not additive):
+    if plan["speed"] is not None or plan["rir"] is not None or (bandlimit and not mixed):
         rec = fastcopy(rec, id=new_id)
     sups = [fastcopy(s, id=f"{s.id}_aug{k}", recording_id=rec.id) for s in speech.supervisions]
     speech = fastcopy(speech, id=new_id, recording=rec, supervisions=sups,
                       custom={**(cut.custom or {}), "aug": plan})
-    if not additive:
+    if not mixed:
         return speech
 
-    snrs = plan["snr"] if isinstance(plan["snr"], list) else [plan["snr"]]
-    n = speech.num_samples
     out: Cut = speech
-    for source, offset, snr in zip(plan["sources"], plan["offsets"], snrs):
-        rec = pools.at_rate(pools.source(plan["kind"], source), sr)
-        for noise_cut, pos in _noise_tracks(rec, n, compute_num_samples(offset, sr)):
-            out = out.mix(noise_cut, offset_other_by=pos / sr, snr=snr, preserve_id="left",
-                          tag=plan["kind"])
+    if plan.get("context") is not None:
+        out = _add_context(out, plan, setup, additive)
+    if additive:
+        snrs = plan["snr"] if isinstance(plan["snr"], list) else [plan["snr"]]
+        n = out.num_samples
+        for source, offset, snr in zip(plan["sources"], plan["offsets"], snrs):
+            rec = pools.at_rate(pools.source(plan["kind"], source), sr)
+            for noise_cut, pos in _noise_tracks(rec, n, compute_num_samples(offset, sr)):
+                out = out.mix(noise_cut, offset_other_by=pos / sr, snr=snr, preserve_id="left",
+                              tag=plan["kind"])
     if bandlimit is not None:
         # After the mix: the channel limits speech and noise alike.
         out = fastcopy(out, transforms=[*(out.transforms or []), bandlimit])
@@ -397,6 +463,7 @@ class _Setup:
     kinds: list[str]
     weights: list[float]
     speed_prob: float
+    context: bool = True
 
 
 def _setup(rirs, noise, music, babble, cfg, copies, speed) -> _Setup:
@@ -408,7 +475,7 @@ def _setup(rirs, noise, music, babble, cfg, copies, speed) -> _Setup:
     if copies and not kinds:
         raise ValueError("augment_cuts: no augmentation kind has both a weight > 0 and a source")
     return _Setup(cfg, pools, kinds, [cfg["weights"][k] for k in kinds],
-                  cfg["speed_prob"] if speed else 0.0)
+                  cfg["speed_prob"] if speed else 0.0, context=speed)
 
 
 def _iter(cuts: Iterable[Cut], setup: _Setup, seed: int, copies: int,
@@ -457,8 +524,8 @@ def augment_eval_cuts(cuts: CutSet, *, rirs: RecordingSet | None, noise: Recordi
                       seed: int) -> CutSet:
     """One augmented version per cut (the WSJ evaluation condition: RIRs and MUSAN noises).
 
-    Speed perturbation and band-limiting are training-only: the paper's test condition is
-    reverberation and noise, so those options must not change it.
+    Speed perturbation, band-limiting and added context are training-only: the paper's test
+    condition is reverberation and noise, so those options must not change it.
     """
     return augment_cuts(cuts, rirs=rirs, noise=noise, music=music, babble=babble,
                         cfg={**cfg, "bandlimit_prob": 0.0}, seed=seed, copies=1,
@@ -476,6 +543,8 @@ def recipe_tags(aug: dict | None) -> list[str]:
         tags.append("+speed")
     if aug.get("bandlimit") is not None:
         tags.append("+bandlimit")
+    if aug.get("context") is not None:
+        tags.append("+context")
     return tags
 
 

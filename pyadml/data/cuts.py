@@ -146,6 +146,114 @@ def make_word_cuts(
     return CutSet.from_cuts(cuts), stats
 
 
+# Stage 2's multi-word spans (conf/data.yaml word_cuts.spans); every key is optional.
+DEFAULT_SPANS = {
+    "share": 0.0,          # span cuts per single-word cut of the training set; 0: none
+    "min_words": 2,
+    "max_words": 4,
+    "max_duration": 2.5,   # seconds, first word start to last word end (without padding)
+    "max_gap": 0.5,        # a longer pause between two words breaks a span
+}
+
+
+def check_span_config(cfg: dict | None) -> dict:
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(DEFAULT_SPANS))
+    if unknown:
+        raise ValueError(f"word_cuts.spans: unknown option(s) {unknown}; known: {sorted(DEFAULT_SPANS)}")
+    out = {**DEFAULT_SPANS, **cfg}
+    try:
+        out = {k: (int(v) if k.endswith("_words") else float(v)) for k, v in out.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"word_cuts.spans: expected numbers, got {cfg}") from None
+    if out["share"] < 0 or not 2 <= out["min_words"] <= out["max_words"]:
+        raise ValueError(f"word_cuts.spans: need share >= 0 and 2 <= min_words <= max_words, got {out}")
+    return out
+
+
+def is_span(cut) -> bool:
+    """A multi-word span cut of stage 2 (``supervision.custom["span"]`` = its number of words)."""
+    sups = getattr(cut, "supervisions", None)
+    return bool(sups) and bool((sups[0].custom or {}).get("span"))
+
+
+def span_candidates(supervisions: SupervisionSet, *, min_words: int = 2, max_words: int = 4,
+                    max_duration: float = 2.5, max_gap: float = 0.5, max_word_duration: float = 2.0,
+                    word_filter: WordFilter | None = None):
+    """Every run of ``min_words``..``max_words`` consecutive CTM words of each utterance:
+    yields (supervision, index of the first word, the words' (start, end, text) triples).
+
+    A token that is not a word (``word_filter``), a word longer than ``max_word_duration``
+    (a likely misalignment) or a pause longer than ``max_gap`` between two words breaks a span;
+    words shorter than the single-word minimum ("a", "of") stay inside spans. A span lasts at
+    most ``max_duration`` from its first word's start to its last word's end.
+    """
+    word_filter = word_filter or WordFilter()
+    for sup in supervisions:
+        items = (sup.alignment or {}).get("word") or []
+        # Runs of consecutive usable words: (CTM index, start, end, text).
+        runs, run = [], []
+        for k, item in enumerate(items):
+            text, kind = word_filter(item.symbol)
+            end = item.start + item.duration
+            ok = kind is None and item.duration <= max_word_duration
+            if run and (not ok or item.start - run[-1][2] > max_gap):
+                runs.append(run)
+                run = []
+            if ok:
+                run.append((k, item.start, end, text))
+        if run:
+            runs.append(run)
+        for run in runs:
+            for i in range(len(run)):
+                for n in range(min_words, max_words + 1):
+                    if i + n > len(run):
+                        break
+                    words = run[i:i + n]
+                    if words[-1][2] - words[0][1] > max_duration:
+                        break
+                    yield sup, words[0][0], [(w[1], w[2], w[3]) for w in words]
+
+
+def make_span_cuts(recordings: RecordingSet, supervisions: SupervisionSet, *, count: int,
+                   seed: int = 1, pad: float = 0.05, word_filter: WordFilter | None = None,
+                   max_word_duration: float = 2.0, **span_opts) -> tuple[CutSet, dict]:
+    """``count`` multi-word span cuts drawn (seeded, without replacement) from every candidate
+    of :func:`span_candidates`, each [first start - pad, last end + pad] like a word cut.
+
+    The supervision text is the words' normal forms joined by spaces (so the phone sequence is
+    the words' phones in order, as for a LibriPhrase phrase); ``custom`` holds ``utt``, the CTM
+    tokens (``word``) and ``span`` = the number of words. Returns the cuts and counts by length.
+    """
+    import random
+
+    cands = list(span_candidates(supervisions, word_filter=word_filter,
+                                 max_word_duration=max_word_duration, **span_opts))
+    picked = sorted(random.Random(f"{seed}-spans").sample(range(len(cands)), min(count, len(cands))))
+    cuts, by_len = [], Counter()
+    for j in picked:
+        sup, k, words = cands[j]
+        rec = recordings[sup.recording_id]
+        w0, w1 = words[0][0], words[-1][1]
+        start = max(0.0, w0 - pad)
+        end = min(rec.duration, w1 + pad)
+        cut_id = f"{sup.id}_{k:03d}_s{len(words)}"
+        cuts.append(MonoCut(
+            id=cut_id, start=round(start, 6), duration=round(end - start, 6), channel=0,
+            recording=rec,
+            supervisions=[SupervisionSegment(
+                id=cut_id, recording_id=rec.id, start=round(w0 - start, 6),
+                duration=round(min(w1, end) - w0, 6), text=" ".join(w[2] for w in words),
+                speaker=sup.speaker,
+                custom={"utt": sup.id, "word": " ".join(
+                    a.symbol for a in sup.alignment["word"][k:k + len(words)]), "span": len(words)},
+            )],
+        ))
+        by_len[len(words)] += 1
+    return CutSet.from_cuts(cuts), {"candidates": len(cands), "kept": len(cuts),
+                                     "by_words": {str(n): by_len[n] for n in sorted(by_len)}}
+
+
 def make_phrase_cuts(recordings: RecordingSet, supervisions: SupervisionSet) -> CutSet:
     """Whole-recording cuts (LibriPhrase segments) whose id is the recording id, as trials name it."""
     by_rec: dict[str, list[SupervisionSegment]] = {}
@@ -175,10 +283,12 @@ def split_dev(cuts: CutSet, fraction: float, seed: int) -> tuple[CutSet, CutSet]
 
 
 def keyword_counts(cuts: CutSet) -> Counter:
-    return Counter(c.supervisions[0].text for c in cuts)
+    """Texts of the single-word cuts (multi-word spans are no keywords)."""
+    return Counter(c.supervisions[0].text for c in cuts if not is_span(c))
 
 
-_WORD_CUT_KEYS = {"pad", "min_duration", "max_duration", "dev_fraction", "seed", "drop", "g2p"}
+_WORD_CUT_KEYS = {"pad", "min_duration", "max_duration", "dev_fraction", "seed", "drop", "g2p",
+                  "spans"}
 PROTOCOL_CUTS = {"words": "word cuts from the word alignments", "pairs": "whole-recording cuts"}
 
 
@@ -218,6 +328,21 @@ def make_sets(manifest_dir, out_dir, lang_dir, cfg: dict, train_set: str, dev_se
     train, dev = split_dev(train_all, float(cfg.get("dev_fraction", 0.0)), int(cfg.get("seed", 1)))
     if not len(train):
         raise ValueError(f"training set {train_set} has no word cuts left ({stats})")
+    span_cfg = check_span_config(cfg.get("spans"))
+    if span_cfg["share"] > 0:
+        # Drawn over all utterances, then those of dev utterances are left out: the dev set
+        # stays single words (its trials are words), and no dev utterance is trained on.
+        share = span_cfg.pop("share")
+        spans, span_stats = make_span_cuts(
+            *load_set_manifests(manifest_dir, train_set), count=round(share * len(train_all)),
+            seed=int(cfg.get("seed", 1)), pad=opts.get("pad", 0.05), word_filter=word_filter,
+            max_word_duration=opts.get("max_duration", 2.0), **span_cfg)
+        spans, dev_spans = split_dev(spans, float(cfg.get("dev_fraction", 0.0)), int(cfg.get("seed", 1)))
+        span_stats.update(share=share, dropped_dev_utterances=len(dev_spans), train=len(spans))
+        log.info("%s: %d multi-word spans of %d candidates (%s words), beside %d word cuts",
+                 train_set, len(spans), span_stats["candidates"], span_stats["by_words"], len(train))
+        report["spans"] = {train_set: span_stats}
+        train = CutSet.from_cuts(list(train) + list(spans))
     sets = {train_set: train}
     if dev_set:
         sets[dev_set] = dev
@@ -235,6 +360,7 @@ def make_sets(manifest_dir, out_dir, lang_dir, cfg: dict, train_set: str, dev_se
     for name, cuts in sets.items():
         save_cuts(cuts, out_dir / f"{name}.jsonl.gz")
         report["sets"][name] = {"cuts": len(cuts), "keywords": len(keyword_counts(cuts)),
+                                "spans": sum(1 for c in cuts if is_span(c)),
                                 "hours": round(sum(c.duration for c in cuts) / 3600, 4)}
     write_keyword_ids(lang_dir / "keywords.txt", sorted(keyword_counts(train)))
     texts = sorted({c.supervisions[0].text for cs in sets.values() for c in cs if c.supervisions})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -11,6 +12,7 @@ import torch
 import torch.utils.data
 
 import pyadml.data.augment  # noqa: F401  lhotse must know our transforms to read augmented cuts
+from pyadml.data.cuts import is_span
 from pyadml.fileio import write_lines_atomic
 from pyadml.text import KeywordError, Tokenizer
 
@@ -40,7 +42,16 @@ class KeywordDataset(torch.utils.data.Dataset):
 
     Batch keys: ``feats`` (B, T_max, D) float32 mean-normalised and zero-padded, ``feat_lens``,
     ``phones`` (B, L_max) int64 padded with 0 (``<eps>``), ``phone_lens``, ``keyword_ids``
-    (-1 for keywords outside ``keyword_ids``), ``cut_ids`` and ``texts``.
+    (-1 for keywords outside ``keyword_ids`` and for every multi-word span cut, whose text is
+    no keyword class even when it happens to equal one: the keyword loss leaves -1 rows out),
+    ``cut_ids`` and ``texts``.
+
+    Added context (stage 3, ``cut.custom["aug"]["context"]["pad"]`` = seconds before and after
+    the word) is cropped per batch so that no row is longer than the longest row without its
+    context plus ``context_growth`` seconds: context fills the padding a batch has anyway
+    instead of making every batch as long as its longest context. Which frames go is drawn
+    from the batch's cut ids and ``seed`` (the same batch gives the same crop, so a resumed
+    epoch is reproduced). ``context_growth=None`` keeps all context.
 
     A keyword's phone ids come from ``tokenizer`` (pyadml.text.Tokenizer: lexicon, else the
     offline G2P), the same route that scoring and users' keywords take.
@@ -52,6 +63,9 @@ class KeywordDataset(torch.utils.data.Dataset):
         tokenizer: Tokenizer,
         keyword_ids: Mapping[str, int] | None = None,
         pad_multiple: int = 1,
+        context_growth: float | None = 0.0,
+        seed: int = 0,
+        frame_shift: float = 0.01,
     ):
         # Padded lengths rounded up to a multiple: fewer distinct shapes, so CPU kernels
         # (oneDNN primitives) are reused rather than built and cached for every batch.
@@ -64,6 +78,9 @@ class KeywordDataset(torch.utils.data.Dataset):
             self.cuts[cut.id] = cut
         self.tokenizer = tokenizer
         self.keyword_ids = dict(keyword_ids or {})
+        self.context_growth = context_growth
+        self.seed = int(seed)
+        self.frame_shift = float(frame_shift)
 
     def __len__(self) -> int:
         return len(self.cuts)
@@ -86,7 +103,11 @@ class KeywordDataset(torch.utils.data.Dataset):
             except KeyError:
                 raise KeyError(f"cut {cid!r} is not in the dataset") from None
         texts = [c.supervisions[0].text for c in cuts]
-        feats = [mean_normalize(load_features(c)) for c in cuts]
+        feats = [load_features(c) for c in cuts]
+        if self.context_growth is not None:
+            feats = self.crop_context(cuts, feats)
+        # Mean normalisation after the crop: over the frames the model sees, as in scoring.
+        feats = [mean_normalize(f) for f in feats]
         phones = [self.phone_ids(t, c.id) for t, c in zip(texts, cuts)]
 
         B = len(cuts)
@@ -107,11 +128,49 @@ class KeywordDataset(torch.utils.data.Dataset):
             "phones": phones_pad,
             "phone_lens": phone_lens,
             "keyword_ids": torch.tensor(
-                [self.keyword_ids.get(t, -1) for t in texts], dtype=torch.int64
+                [-1 if is_span(c) else self.keyword_ids.get(t, -1) for t, c in zip(texts, cuts)],
+                dtype=torch.int64,
             ),
             "cut_ids": cut_ids,
             "texts": texts,
         }
+
+    def crop_context(self, cuts: Sequence, feats: list[np.ndarray]) -> list[np.ndarray]:
+        """Crop added context so that rows are at most the batch's longest core (a row
+        without its context) plus ``context_growth``; the kept window is placed at random
+        around the core, so the context left is split at random between the two sides."""
+        pads = [context_frames(c, len(f), self.frame_shift) for c, f in zip(cuts, feats)]
+        if not any(a or b for a, b in pads):
+            return feats
+        cores = [len(f) - a - b for f, (a, b) in zip(feats, pads)]
+        limit = max(cores) + int(round(self.context_growth / self.frame_shift))
+        rng = None
+        out = []
+        for f, (a, b), core in zip(feats, pads, cores):
+            if len(f) <= limit:
+                out.append(f)
+                continue
+            if rng is None:
+                key = zlib.crc32("\n".join(c.id for c in cuts).encode())
+                rng = np.random.default_rng([self.seed, key])
+            # Window of `limit` frames holding the core: its start s in [a + core - limit, a],
+            # clipped to the features.
+            lo, hi = max(0, a + core - limit), min(a, len(f) - limit)
+            s = int(rng.integers(lo, hi + 1))
+            out.append(f[s:s + limit])
+        return out
+
+
+def context_frames(cut, num_frames: int, frame_shift: float = 0.01) -> tuple[int, int]:
+    """Frames of added context (stage 3's ``custom["aug"]["context"]["pad"]``) before and
+    after the word, (0, 0) for a cut without; never more than the cut's frames allow."""
+    ctx = ((getattr(cut, "custom", None) or {}).get("aug") or {}).get("context")
+    if not ctx:
+        return 0, 0
+    lead, trail = (max(0, int(t / frame_shift)) for t in ctx["pad"])
+    lead = min(lead, num_frames - 1)
+    trail = min(trail, num_frames - 1 - lead)
+    return lead, trail
 
 
 def write_keyword_ids(path: str | os.PathLike, words: Iterable[str]) -> dict[str, int]:

@@ -183,7 +183,11 @@ def make_set_trials(cuts_dir, manifest_dir, out_dir, cfg: dict, train_set: str,
     def segments(name):
         return [(c.id, c.supervisions[0].text) for c in CutSet.from_file(cuts_file(name))]
 
-    train_vocab = {w for _, w in segments(train_set)}
+    from pyadml.data.cuts import is_span
+
+    # The training keywords: single-word cuts only (multi-word spans are no keywords).
+    train_vocab = {c.supervisions[0].text for c in CutSet.from_file(cuts_file(train_set))
+                   if not is_span(c)}
     lists: dict[str, list[Trial]] = {}
     for name, protocol in sets:
         if protocol == "words":

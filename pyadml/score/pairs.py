@@ -54,8 +54,15 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
 MIN_SECONDS = 0.1
 
 
-def features_for(path: Path, extractor, rate: int, mean_norm: bool) -> np.ndarray:
+def features_for(path: Path, extractor, rate: int, mean_norm: bool, vad: bool = False) -> np.ndarray:
+    """Fbank of one file; ``vad``: first cut to its speech (pyadml.score.vad.vad_trim: frames
+    within 30 dB of the loudest, plus 50 ms), so that leading/trailing silence or room noise
+    does not change the score."""
     audio = read_audio(path, rate)
+    if vad:
+        from pyadml.score.vad import vad_trim
+
+        audio = vad_trim(audio, rate)
     if audio.size < MIN_SECONDS * rate:
         raise PairsError(f"{path} holds {audio.size / rate:.3f} s of audio; the model needs at "
                          f"least {MIN_SECONDS} s")
@@ -99,9 +106,10 @@ class PairScores:
 
 
 def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
-                     device: str = "cpu") -> PairScores:
+                     device: str = "cpu", vad: bool = False) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
-    ``out_path`` (atomically, only when every line is good); PairsError names a bad line."""
+    ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
+    ``vad``: the energy voice-activity front end (``features_for``); off by default."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     pairs_path = Path(pairs_path)
@@ -149,7 +157,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
             phones_ok.add(keyword)
         if wav not in feats:
             try:
-                feats[wav] = features_for(wav, extractor, rate, mean_norm)
+                feats[wav] = features_for(wav, extractor, rate, mean_norm, vad=vad)
             except PairsError as e:
                 raise PairsError(f"{where}: {e}") from None
         rows.append((n, line, wav, keyword, label))
@@ -161,7 +169,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     audio_emb = {str(w): e for w, e in zip(wavs, emb)}
     text_emb = embed_texts(loaded.model, phones_ok, loaded.tokenizer)
     trials = [Trial(str(wav), kw, label or 0) for _, _, wav, kw, label in rows]
-    scores = score_trials(trials, audio_emb, text_emb)
+    scores = score_trials(trials, audio_emb, text_emb, model=loaded.model)
     write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))
     labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
     return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb))

@@ -369,3 +369,103 @@ def test_a_fresh_process_reads_speed_perturbed_manifests_through_the_dataset(dat
             "print(len(c), c[0].load_audio().shape)\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------------------------
+# leading and trailing context (inputs as users record them)
+
+
+def db(x: np.ndarray) -> float:
+    return 10 * np.log10(np.mean(np.asarray(x, dtype=np.float64) ** 2) + 1e-20)
+
+
+@pytest.mark.parametrize("kind", ["reverb", "noise"])
+def test_context_pads_both_sides_with_noise_at_the_drawn_level(data, kind):
+    ctx = {"prob": 1.0, "max": 1.0, "snr": [30.0, 30.0]}
+    plain = augment_cuts(data["cuts"], **sources(data), cfg=cfg_only(kind), seed=3, copies=1,
+                         keep_clean=False)
+    padded = augment_cuts(data["cuts"], **sources(data), cfg=cfg_only(kind, context=ctx), seed=3,
+                          copies=1, keep_clean=False)
+    leads = []
+    for p, c in zip(plain, padded):
+        plan = c.custom["aug"]
+        lead, trail = plan["context"]["pad"]
+        leads.append(lead)
+        assert 0.0 <= lead <= 1.0 and 0.0 <= trail <= 1.0
+        # Everything else drawn for the copy is unchanged by the context.
+        assert {k: v for k, v in plan.items() if k not in ("context", "offsets")} == \
+            {k: v for k, v in p.custom["aug"].items() if k != "offsets"}
+        assert c.id == p.id and c.duration == pytest.approx(p.duration + lead + trail, abs=2e-4)
+        sup = c.supervisions[0]
+        assert sup.start == pytest.approx(p.supervisions[0].start + lead, abs=2e-4)
+        assert sup.duration == pytest.approx(p.supervisions[0].duration)
+        x = c.load_audio()[0]
+        n_lead, n_word = int(lead * SR), p.num_samples
+        assert x.size == c.num_samples
+        before, after = x[:max(0, n_lead - 80)], x[n_lead + n_word + 80:]
+        if kind == "reverb":
+            # Room noise 30 dB below the speech track, and never digital silence.
+            speech = p.load_audio()[0]
+            for part in (before, after):
+                if part.size > SR // 20:
+                    assert db(speech) - db(part) == pytest.approx(30.0, abs=2.0)
+            # The word itself is the speech plus that low noise.
+            assert db(x[n_lead:n_lead + n_word] - speech) == pytest.approx(db(speech) - 30, abs=2.0)
+        else:
+            # The copy's own noise runs on through the context at the copy's SNR.
+            assert plan["context"]["source"] and plan["snr"] is not None
+            if before.size > SR // 20:
+                clean = data["cuts"][c.id.rsplit("_aug", 1)[0]].load_audio()[0]
+                assert db(clean) - db(before) == pytest.approx(plan["snr"], abs=2.0)
+    assert len(set(leads)) > 1  # drawn per copy
+
+
+def test_context_probability_and_eval_copies(data):
+    cfg = cfg_only("reverb", context={"prob": 0.5, "max": 0.5, "snr": [20, 40]})
+    train = augment_cuts(data["cuts"], **sources(data), cfg=cfg, seed=3, copies=8, keep_clean=True)
+    with_ctx = [c for c in train if (c.custom or {}).get("aug", {}).get("context")]
+    assert 0 < len(with_ctx) < 40
+    for c in with_ctx:
+        assert all(0 <= t <= 0.5 for t in c.custom["aug"]["context"]["pad"])
+        assert 20 <= c.custom["aug"]["context"]["snr"] <= 40
+    assert not any((c.custom or {}).get("aug") for c in list(train)[:5])  # clean cuts untouched
+    out = augment_eval_cuts(data["cuts"], **sources(data), cfg={**cfg, "context": {"prob": 1.0}}, seed=3)
+    assert not any(c.custom["aug"].get("context") for c in out)
+    # No noise recordings: no context (never digital silence).
+    none = augment_cuts(data["cuts"], **sources(data, noise=None), cfg=cfg, seed=3, copies=4,
+                        keep_clean=False)
+    assert not any(c.custom["aug"].get("context") for c in none)
+    with pytest.raises(ValueError, match="context"):
+        check_augment_config({"context": {"prob": 2.0}})
+    with pytest.raises(ValueError, match="context"):
+        check_augment_config({"context": {"bogus": 1}})
+
+
+def test_dataset_crops_context_to_the_batch_and_keeps_the_word():
+    from types import SimpleNamespace
+
+    from pyadml.data.dataset import KeywordDataset, context_frames
+
+    def cut(cid, lead, trail):
+        ctx = {"pad": [lead, trail]} if lead or trail else None
+        return SimpleNamespace(id=cid, custom={"aug": {"context": ctx}} if ctx else {})
+
+    # Word cores of 50 and 80 frames; the first has 0.9 s + 0.6 s of context.
+    cuts = [cut("a", 0.9, 0.6), cut("b", 0.0, 0.0)]
+    feats = [np.arange(50 + 150, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32),
+             np.zeros((80, 4), np.float32)]
+    assert context_frames(cuts[0], 200) == (90, 60)
+    ds = KeywordDataset([], tokenizer=None, context_growth=0.0, seed=1)
+    out = ds.crop_context(cuts, feats)
+    assert out[1] is feats[1]
+    assert len(out[0]) == 80  # the batch's longest core
+    kept = out[0][:, 0]
+    assert kept[0] <= 90 and kept[-1] >= 139  # the word (frames 90..139) is whole
+    assert np.all(np.diff(kept) == 1)
+    # The same batch gives the same crop; other batches differ.
+    assert np.array_equal(ds.crop_context(cuts, feats)[0], out[0])
+    starts = {int(ds.crop_context([cut(f"a{i}", 0.9, 0.6), cuts[1]], feats)[0][0, 0]) for i in range(20)}
+    assert len(starts) > 3
+    # Growth allows longer rows; None keeps everything.
+    grown = KeywordDataset([], tokenizer=None, context_growth=0.5).crop_context(cuts, feats)
+    assert len(grown[0]) == 130

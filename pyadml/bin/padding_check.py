@@ -1,0 +1,46 @@
+"""Score the same word clips with 0.05 s and 1 s of context (silence under a low white noise),
+with and without the energy voice-activity front end (pyadml.score.padding):
+
+    python -m pyadml.bin.padding_check --model exp/<tag>/final.pt \\
+        --cuts data/cuts/wsj_test.jsonl.gz --out-dir exp/<tag>/padding
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pyadml.score.pairs import PairsError
+from pyadml.score.padding import padding_check
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="final.pt")
+    p.add_argument("--cuts", required=True, help="word cuts of stage 2 (.jsonl.gz)")
+    p.add_argument("--out-dir", required=True, help="clips, scores and metrics.json go here")
+    p.add_argument("--pads", default="0.05,1.0", help="seconds of context on each side")
+    p.add_argument("--max-clips", type=int, default=200)
+    p.add_argument("--noise-db", type=float, default=-40.0,
+                   help="white noise under each clip, dB relative to the word's power")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    try:
+        pads = tuple(float(x) for x in args.pads.split(","))
+    except ValueError:
+        p.error(f"--pads: expected comma-separated seconds, got {args.pads!r}")
+    try:
+        rows = padding_check(args.model, args.cuts, args.out_dir, pads, args.max_clips,
+                             args.noise_db, args.seed)
+    except (PairsError, ValueError, OSError) as e:
+        print(f"padding_check: {e}", file=sys.stderr)
+        return 1
+    print(f"{'pad (s)':>8} {'VAD':>4} {'clips':>6} {'AP %':>7} {'EER %':>7} {'AUC %':>7} {'top-1 %':>8}")
+    for r in rows:
+        print(f"{r['pad']:>8g} {'on' if r['vad'] else 'off':>4} {r['clips']:>6} {100 * r['AP']:7.2f} "
+              f"{100 * r['EER']:7.2f} {100 * r['AUC']:7.2f} {100 * r['top1']:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
