@@ -74,5 +74,11 @@ assert u.find_spec("g2p_en"), "g2p_en is not installed"' || {
   echo "setup_env: the venv at $venv does not import its dependencies" >&2
   exit 1
 }
+# The neural voices' packages: present and passing their checksums (Kokoro's parts reassembled).
+"$venv/bin/python" -c 'from pyadml.synth.neural import check_voice
+check_voice("piper", "joe"); check_voice("kokoro", "jf_alpha")' || {
+  echo "setup_env: the neural voice packages of stage 0 are missing or broken (see above)" >&2
+  exit 1
+}
 echo "$want" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
 echo "setup_env: done"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from pyadml.synth.corpora import CORPORA, build_corpora, disk_usage, load_config
+from pyadml.synth.voices import SynthesisError
 
 
 def main(argv=None) -> int:
@@ -28,7 +29,11 @@ def main(argv=None) -> int:
     corpora = [c for c in args.corpora.split(",") if c]
     cfg = load_config(args.config, args.size, args.seed)
     t0 = time.time()
-    summary = build_corpora(cfg, args.out_dir, corpora, nj=args.nj)
+    try:
+        summary = build_corpora(cfg, args.out_dir, corpora, nj=args.nj)
+    except SynthesisError as e:  # a missing engine or voice package: say what to install
+        print(f"make_synth_corpora: {e}", file=sys.stderr)
+        return 1
     out = Path(args.out_dir)
     for name, stats in summary.items():
         size_mb = disk_usage(out / name) / 2**20

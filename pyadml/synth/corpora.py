@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from pyadml.fileio import write_lines_atomic, write_text_atomic
-from pyadml.synth.render import HOP, AudioConfig, Item, Rendered, render
+from pyadml.synth.render import HOP, AudioConfig, Item, Rendered, drop_report, render
 from pyadml.synth.voices import SAMPLE_RATE, Prosody, Voice, check_engines
 from pyadml.synth.vocabulary import frequent_words
 
@@ -39,7 +39,8 @@ LIBRIPHRASE_COLUMNS = (
     "comparison_text", "comparison_dur", "type", "target", "class",
 )
 LIBRIPHRASE_TYPES = ("diffspk_positive", "diffspk_easyneg", "diffspk_hardneg")
-_COMMON_KEYS = {"seed", "voices", "engine_weights", "audio", "prosody", "sizes"}
+_COMMON_KEYS = {"seed", "voices", "engine_weights", "heldout_engine_weights", "audio", "prosody",
+                "sizes"}
 _SIZE_KEYS = {"vocabulary", "king_asr_066", "wsj", "libriphrase", "musan", "rirs_noises"}
 
 
@@ -79,7 +80,8 @@ def load_config(path: str | Path, size: str, seed: int | None = None) -> dict[st
 
 
 def _digest(cfg: dict[str, Any], name: str) -> str:
-    keys = {"seed", "voices", "engine_weights", "audio", "prosody", "vocabulary", name}
+    keys = {"seed", "voices", "engine_weights", "heldout_engine_weights", "audio", "prosody",
+            "vocabulary", name}
     blob = json.dumps({k: cfg.get(k) for k in sorted(keys)}, default=str, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -132,14 +134,30 @@ def _prosody(cfg: dict[str, Any], voice: Voice, rng: np.random.Generator) -> Pro
     return Prosody(speed=round(speed, 4), pitch=round(pitch, 2))
 
 
-def _pick_voices(cfg: dict[str, Any], n: int, rng: np.random.Generator) -> list[Voice]:
-    """Training voices for ``n`` utterances: an engine by ``engine_weights``, then a voice."""
-    voices = cfg["voices"]["train"]
+def _pick_voices(cfg: dict[str, Any], n: int, rng: np.random.Generator,
+                 group: str = "train") -> list[Voice]:
+    """Voices for ``n`` utterances: an engine by ``engine_weights`` (``heldout_engine_weights``
+    for the held-out group), then a voice of it. Held-out voices without such weights are drawn
+    uniformly, as before the neural engines came."""
+    voices = cfg["voices"][group]
+    if group == "heldout" and not cfg.get("heldout_engine_weights"):
+        return [voices[i] for i in rng.integers(len(voices), size=n)]
+    key = "engine_weights" if group == "train" else "heldout_engine_weights"
     engines = sorted({v.engine for v in voices})
-    weights = np.array([float(cfg.get("engine_weights", {}).get(e, 1.0)) for e in engines])
+    weights = np.array([float(cfg.get(key, {}).get(e, 1.0)) for e in engines])
     by_engine = {e: [v for v in voices if v.engine == e] for e in engines}
     picked = rng.choice(len(engines), size=n, p=weights / weights.sum())
     return [by_engine[engines[e]][rng.integers(len(by_engine[engines[e]]))] for e in picked]
+
+
+def _voice_weights(cfg: dict[str, Any], group: str) -> dict[Voice, float] | None:
+    """Each voice's share under the group's engine weights; None for uniform held-out voices."""
+    key = "engine_weights" if group == "train" else "heldout_engine_weights"
+    if group == "heldout" and not cfg.get(key):
+        return None
+    voices = cfg["voices"][group]
+    n = {e: sum(v.engine == e for v in voices) for e in {v.engine for v in voices}}
+    return {v: float(cfg.get(key, {}).get(v.engine, 1.0)) / n[v.engine] for v in voices}
 
 
 def _word_utterances(
@@ -152,11 +170,7 @@ def _word_utterances(
     while sum(lengths) < len(tokens):
         lengths.append(int(rng.integers(1, max_words + 1)))
     lengths[-1] -= sum(lengths) - len(tokens)
-    if heldout:
-        pool = cfg["voices"]["heldout"]
-        voices = [pool[i] for i in rng.integers(len(pool), size=len(lengths))]
-    else:
-        voices = _pick_voices(cfg, len(lengths), rng)
+    voices = _pick_voices(cfg, len(lengths), rng, "heldout" if heldout else "train")
     a = cfg.get("audio", {})
     p_lo, p_hi = a.get("pause", (0.05, 0.35))
     e_lo, e_hi = a.get("edge_silence", (0.05, 0.3))
@@ -242,7 +256,7 @@ def build_king_asr_066(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj:
     rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress=_label("king_asr_066"))
     by_id = {i.id: i for i in items}
     write_kaldi_dir(root / "data", final_root, list(rendered.values()), by_id)
-    return _word_stats(list(rendered.values()), by_id, None)
+    return _word_stats(list(rendered.values()), by_id, None) | drop_report(items)
 
 
 def build_wsj(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> dict:
@@ -270,7 +284,7 @@ def build_wsj(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> 
         dots.setdefault(spk, []).append(f"{' '.join(by_id[r.id].words).upper()} ({r.id})")
     for spk, lines in dots.items():
         write_lines_atomic(root / "wsj0" / subset / spk / f"{spk}.dot", lines)
-    return _word_stats(recs, by_id, set(vocab.train))
+    return _word_stats(recs, by_id, set(vocab.train)) | drop_report(items)
 
 
 def _phrases(words: Sequence[str], n: int, count: int, rng: np.random.Generator) -> list[str]:
@@ -356,15 +370,25 @@ def build_libriphrase(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: 
         items.append(it)
         return it
 
+    weights = _voice_weights(cfg, "heldout")
+
+    def pick(pool: list[Voice]) -> Voice:
+        if weights is None:  # uniform, as before the neural engines came
+            return pool[int(rng.integers(len(pool)))]
+        p = np.array([weights[v] for v in pool])
+        return pool[int(rng.choice(len(pool), p=p / p.sum()))]
+
     table = []
     for row in plan:
-        a_voice = heldout[int(rng.integers(len(heldout)))]
+        a_voice = pick(heldout)
         others = [v for v in heldout if v != a_voice]
         anchor = item(row["anchor"], row["n"], a_voice)
         for typ, key, target in zip(LIBRIPHRASE_TYPES, ("positive", "easy", "hard"), (1, 0, 0)):
-            comp = item(row[key], row["n"], others[int(rng.integers(len(others)))])
+            comp = item(row[key], row["n"], pick(others))
             table.append((row["n"], anchor, comp, typ, target))
     rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress=_label("libriphrase"))
+    # A phrase a voice could not speak takes its trials with it.
+    table = [t for t in table if t[1].id in rendered and t[2].id in rendered]
 
     counts = {}
     for n in sorted({t[0] for t in table}):
@@ -380,15 +404,16 @@ def build_libriphrase(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: 
             ])
         write_text_atomic(root / "data" / f"libriphrase_diffspk_all_{n}word.csv", buf.getvalue())
         counts[f"{n}word"] = len(rows_n)
-    texts = {" ".join(i.words) for i in items}
+    texts = {" ".join(i.words) for i in items if i.id in rendered}
     return {
         "csv_rows": len(table), "rows_per_file": counts, "wav_files": len(rendered),
         "phrase_types": len(texts),
-        "word_types": len({w for i in items for w in i.words}),
-        "unseen_word_types": len({w for i in items for w in i.words} - set(vocab.train)),
+        "word_types": len({w for i in items if i.id in rendered for w in i.words}),
+        "unseen_word_types": len({w for i in items if i.id in rendered for w in i.words}
+                                 - set(vocab.train)),
         "hours": round(sum(r.num_samples for r in rendered.values()) / SAMPLE_RATE / 3600, 4),
         "type_counts": {t: sum(1 for x in table if x[3] == t) for t in LIBRIPHRASE_TYPES},
-    }
+    } | drop_report(items)
 
 
 def build_musan(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> dict:
@@ -411,13 +436,14 @@ def build_musan(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -
                       progress=_label("musan") + " (babble)")
     import soundfile as sf
 
-    clips = [sf.read(str(scratch / rendered[i.id].rel_path), dtype="float32")[0] for i in items]
+    clips = [sf.read(str(scratch / rendered[i.id].rel_path), dtype="float32")[0]
+             for i in items if i.id in rendered]
     shutil.rmtree(scratch)
     stats = make_musan_like(
         root, n_music=int(c["n_music"]), n_noise=int(c["n_noise"]), speech_clips=clips,
         n_speech=int(c["n_speech"]), duration=float(c["duration"]), seed=int(rng.integers(2**31)),
     )
-    return dict(stats)
+    return dict(stats) | drop_report(items)
 
 
 def build_rirs_noises(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> dict:

@@ -39,7 +39,7 @@ import yaml
 
 from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.synth.corpora import _audio_cfg, _repeat_to, _word_utterances, make_vocabulary
-from pyadml.synth.render import render
+from pyadml.synth.render import drop_report, render
 from pyadml.synth.voices import SAMPLE_RATE, Voice
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,10 @@ def speaker_numbers(cfg: dict[str, Any]) -> dict[str, str]:
 
 def _sex(voice: Voice) -> str:
     name = voice.name.lower()
+    if voice.engine == "kokoro":  # the style with the largest share: jf_* female, jm_* male
+        from pyadml.synth.neural import StyleBlend
+
+        return "F" if max(StyleBlend.parse(name).parts, key=lambda p: p[1])[0].startswith("jf") else "M"
     return "F" if "+f" in name or "slt" in name else "M"
 
 
@@ -114,7 +118,8 @@ def subset_voices(cfg: dict[str, Any], subset: str) -> list[Voice]:
 
 
 def _digest(cfg: dict[str, Any]) -> str:
-    keys = ("seed", "voices", "engine_weights", "audio", "prosody", "vocabulary", "librispeech")
+    keys = ("seed", "voices", "engine_weights", "heldout_engine_weights", "audio", "prosody",
+            "vocabulary", "librispeech")
     blob = json.dumps({k: cfg.get(k) for k in keys}, default=str, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -188,6 +193,8 @@ def build_subset(cfg: dict[str, Any], vocab, subset: str, root: Path, scratch: P
         it.rel_path = f"{subset}/{utt}.wav"
     rendered = render(items, scratch, _audio_cfg(cfg), nj=nj,
                       progress=f"synth librispeech {subset}")
+    dropped = drop_report(items)
+    items = [it for it in items if it.id in rendered]  # an utterance no word of which was spoken
     # A share of the aligned words (at least one when the share is not 0) is <unk>.
     n_words = sum(len(rendered[it.id].words) for it in items)
     n_unk = min(n_words, max(1, round(ls["unknown_share"] * n_words))) if ls["unknown_share"] > 0 else 0
@@ -229,7 +236,7 @@ def build_subset(cfg: dict[str, Any], vocab, subset: str, root: Path, scratch: P
             "hours": round(secs / 3600, 4), "minutes_per_speaker": {
                 s: round(sum(rendered[i.id].num_samples for i in items
                              if numbers[i.voice.speaker_id] == s) / SAMPLE_RATE / 60, 2)
-                for s in sorted(per_spk)}}
+                for s in sorted(per_spk)}} | dropped
 
 
 def write_speakers(path: Path, cfg: dict[str, Any], numbers: dict[str, str], stats: dict) -> None:

