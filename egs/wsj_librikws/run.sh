@@ -2,6 +2,7 @@
 # ADML open-vocabulary keyword spotting, trained on King-ASR-066 and tested on WSJ and
 # LibriPhrase. Corpora whose path in db.sh is empty are synthesised by stage 0.
 #   bash run.sh [--stage N] [--stop-stage M] [--nj J] [--synth-size mini|tiny] [--force true]
+# WAKEWORD_DEV in db.sh (real recordings; measured in stages 8-9, never trained on) is optional.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 . ./path.sh
@@ -19,6 +20,10 @@ test_sets="wsj_test:words libriphrase_test:pairs"
 aug_test_sets="wsj_test"      # also scored as <set>_aug: one reverberant or noisy copy per cut
 # Augmentation sources (recordings manifests, named like sets).
 noise_set=musan_noise music_set=musan_music babble_set=musan_speech rir_set=rir_sim_rir
+# Stage 9, keyword spotting in continuous speech: these keywords inserted at known times into
+# streams of continuous_set's utterances that say none of them.
+spot_keywords="alexa,computer,jarvis,smart mirror,snowboy,view glass"
+continuous_set=wsj_test
 
 stage=0
 stop_stage=100
@@ -43,7 +48,7 @@ help_message="Usage: $0 [options]
 . utils/parse_options.sh
 done_dir=data/.done
 . utils/stage.sh
-last_stage=8
+last_stage=9
 for v in "$stage" "$stop_stage"; do
   [[ $v =~ ^[0-9]+$ ]] || { echo "$0: stage numbers must be integers, got '$v'" >&2; exit 1; }
 done
@@ -95,7 +100,7 @@ run_stage 5 "trial lists of $dev_set and the test sets" data/log/stage5_trials.l
 
 tag=${tag:-$(basename "$train_config" .yaml | sed 's/^train_//')}
 exp=exp/$tag
-done_dir=$exp/.done   # stages 6-8 are done per experiment, not per data directory
+done_dir=$exp/.done   # stages 6-9 are done per experiment, not per data directory
 (( stop_stage < 6 )) || hold_lock $exp/.lock
 
 # Stage 6 resumes: a re-run after a crash continues from the last checkpoint; a changed config
@@ -112,17 +117,44 @@ run_stage 7 "average the last checkpoints into a self-contained $exp/final.pt" \
   $exp/log/stage7_export.log \
   python -m pyadml.bin.export_model --exp-dir $exp
 
-# RESULTS.md is shared by every experiment: not an input of this one's stage 8.
-stage_outputs=RESULTS.md run_stage 8 "score $score_sets: AP, EER, AUC, plots" $exp/log/stage8_score.log \
+# Real recordings to measure on (never trained on): db.sh's WAKEWORD_DEV, else the development
+# set beside the toolkit when there is one.
+wakeword_dev=${WAKEWORD_DEV:-$PYADML_ROOT/../shared/data/wakeword_dev}
+[ -f "$wakeword_dev/clips.tsv" ] || wakeword_dev=
+score_stage() {
   python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
-    --results-md RESULTS.md --tag "$tag" $score_sets
+    --results-md RESULTS.md --tag "$tag" "$@"
+  if [ -n "$wakeword_dev" ]; then
+    local/score_wakeword_dev.sh $exp "$wakeword_dev"
+    local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"   # with the energy VAD front end
+  fi
+}
+# RESULTS.md is shared by every experiment: not an input of this one's stage 8.
+stage_outputs=RESULTS.md run_stage 8 "score $score_sets${wakeword_dev:+ and the real recordings}: AP, EER, AUC, plots" \
+  $exp/log/stage8_score.log score_stage $score_sets
 
-# The closing summary (when stage 8 was asked for): the results, where things are, and how to
+run_stage 9 "keyword spotting in continuous $continuous_set speech${wakeword_dev:+ and real recordings}: FRR at 0.5/1/2 false alarms per hour, DET, latency" \
+  $exp/log/stage9_continuous.log \
+  steps/eval_continuous.sh --backend onnx --keywords "$spot_keywords" ${wakeword_dev:+--wakeword-dev "$wakeword_dev"} \
+    $exp/final.pt data/manifests $continuous_set $exp/continuous
+
+# The closing summary (when stage 8 or 9 was asked for): the results, where things are, and how to
 # use the model just trained.
-if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 8 ] && [ -f $exp/results/results.md ]; then
+if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md ]; then
   echo
   echo "== Results of $exp (in $PWD):"
   cat $exp/results/results.md
+  if [ -n "$wakeword_dev" ] && [ -f $exp/results/wakeword_dev/summary.txt ]; then
+    echo
+    echo "Real recordings ($wakeword_dev, measured only): $(cat $exp/results/wakeword_dev/summary.txt)"
+    [ ! -f $exp/results/wakeword_dev_vad/summary.txt ] ||
+      echo "  the same with the energy VAD front end (--vad): $(cat $exp/results/wakeword_dev_vad/summary.txt)"
+  fi
+  if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
+    echo
+    echo "== Keyword spotting in continuous speech ($exp/continuous, DET plot det.png):"
+    cat $exp/continuous/results.md
+  fi
   echo
   echo "== Where things are:"
   where() { printf '   %-12s %s\n' "$1" "$2"; }

@@ -20,9 +20,11 @@ def main(argv=None) -> int:
     p.add_argument("--clips", required=True, help="TSV: <audio path relative to it>\\t<keyword>")
     p.add_argument("--out-dir", default=None, help="scores.tsv and metrics.json go here")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--vad", action="store_true", help="energy voice-activity front end: cut each file to the frames within 30 dB of "
+                   "its loudest plus 50 ms before scoring (off: the paper's protocol, audio as given)")
     args = p.parse_args(argv)
     try:
-        m = score_clips(args.model, args.clips, args.out_dir, args.batch_size)
+        m = score_clips(args.model, args.clips, args.out_dir, args.batch_size, vad=args.vad)
     except PairsError as e:
         print(f"score_clips: {e}", file=sys.stderr)
         return 1
@@ -33,6 +35,7 @@ def main(argv=None) -> int:
         from pyadml.fileio import write_text_atomic
 
         write_text_atomic(f"{args.out_dir}/metrics.json", json.dumps(m, indent=1) + "\n")
+        write_text_atomic(f"{args.out_dir}/summary.txt", line + "\n")
     return 0
 
 

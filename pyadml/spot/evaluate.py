@@ -15,8 +15,8 @@ FA/h, a DET plot, and the latency (emission time after the occurrence's end) at 
 point. The sweep reuses the low-threshold detections, so refractory suppression is that of the
 low threshold (at a higher threshold a suppressed peak could have fired: a small optimism).
 
-    python -m pyadml.spot.evaluate --model final.pt --data data/local/synth/wsj/data \
-        --wakeword-dev /path/to/wakeword_dev --out-dir exp/adml_mini/continuous
+    python -m pyadml.spot.evaluate --model exp/adml_mini/final.pt --data data/manifests \
+        --set wsj_test --wakeword-dev /path/to/wakeword_dev --out-dir exp/adml_mini/continuous
 """
 
 from __future__ import annotations
@@ -29,16 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
+from pyadml.data.manifests import SetNotFound
 from pyadml.fileio import write_lines_atomic, write_text_atomic
 
-from .audio import SpotError, load_audio
+from .audio import SpotError, as_mono, load_audio
 from .spotter import Detection, KeywordSpotter
 
 RATE = 16000
 KEYWORDS = ["alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass"]
 TARGETS = (0.5, 1.0, 2.0)
 HELDOUT_VOICES = ["flite:awb", "flite:slt", "flite:kal", "festival:kal_diphone",
-                  "festival:cmu_us_slt_arctic_hts", "espeak:en-us+m7", "espeak:en-gb+f5"]
+                  "festival:cmu_us_slt_arctic_hts", "espeak:en-us+m7", "espeak:en-gb+f5",
+                  "kokoro:jf_tebukuro"]
 
 
 @dataclass
@@ -58,26 +60,47 @@ def _kaldi_map(path: Path) -> dict[str, str]:
     return out
 
 
+def _says_keyword(text: str, kw_words, tokenizer) -> bool:
+    words = tokenizer.words(text) if text else []
+    return any(words[i : i + len(k)] == k for k in kw_words for i in range(len(words)))
+
+
 def background_utterances(data_dir, keywords, tokenizer) -> list[str]:
     """wav paths of the utterances whose transcript contains no enrolled keyword phrase."""
     data_dir = Path(data_dir)
     wavs, texts = _kaldi_map(data_dir / "wav.scp"), _kaldi_map(data_dir / "text")
     kw_words = [tokenizer.words(k) for k in keywords]
-    keep = []
-    for utt, wav in wavs.items():
-        words = tokenizer.words(texts.get(utt, "")) if texts.get(utt) else []
-        if not any(words[i : i + len(k)] == k for k in kw_words for i in range(len(words))):
-            keep.append(wav)
-    return keep
+    return [wav for utt, wav in wavs.items()
+            if not _says_keyword(texts.get(utt, ""), kw_words, tokenizer)]
 
 
-def trim(x: np.ndarray, db: float = 30.0) -> tuple[int, int]:
-    """Sample span where 10 ms frame energy is within ``db`` of the loudest frame."""
-    n = 160
-    frames = x[: x.size // n * n].reshape(-1, n)
-    e = 10 * np.log10((frames ** 2).mean(axis=1) + 1e-12)
-    idx = np.flatnonzero(e > e.max() - db)
-    return int(idx[0] * n), int((idx[-1] + 1) * n)
+@dataclass
+class _Segment:
+    """One supervision's audio, loaded through lhotse (any source a manifest names)."""
+    recording: object
+    start: float
+    duration: float
+
+    def load(self) -> np.ndarray:
+        x = self.recording.load_audio(offset=self.start, duration=self.duration)
+        return as_mono(x.T, self.recording.sampling_rate, RATE, f"recording {self.recording.id}")
+
+
+def background_segments(manifest_dir, set_name, keywords, tokenizer) -> list[_Segment]:
+    """The supervisions of a stage-1 set (``<corpus>_<part>``) that say no enrolled keyword."""
+    from pyadml.data.manifests import load_set_manifests
+
+    recs, sups = load_set_manifests(manifest_dir, set_name)
+    kw_words = [tokenizer.words(k) for k in keywords]
+    return [_Segment(recs[s.recording_id], s.start, s.duration) for s in sups
+            if not _says_keyword(s.text or "", kw_words, tokenizer)]
+
+
+def _load(item) -> np.ndarray:
+    return item.load() if isinstance(item, _Segment) else load_audio(item, RATE)
+
+
+from pyadml.score.vad import trim  # noqa: E402  the scoring front end's rule, shared
 
 
 def synth_occurrences(keywords, reps: int = 2, seed: int = 0) -> list[tuple[str, np.ndarray]]:
@@ -114,7 +137,7 @@ def build_stream(background: list[str], occurrences, source: str, seed: int = 0)
     every = max(1, len(order) // max(1, len(occurrences)))
     parts, truth, t, bg_samples, k = [], [], 0, 0, 0
     for n, i in enumerate(order):
-        x = load_audio(background[i], RATE)
+        x = _load(background[i])
         parts.append(x)
         t += x.size
         bg_samples += x.size
@@ -174,12 +197,19 @@ def operating_points(thr, miss, fah, best, truth):
 
 
 def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, backend=None,
-             synth_reps: int = 2, seed: int = 0, log=sys.stdout) -> dict:
+             synth_reps: int = 2, seed: int = 0, log=sys.stdout, set_name=None,
+             cohort: int = 0, cohort_top: int = 20, hop: float = 0.1) -> dict:
+    """``data_dir``: a Kaldi dir (wav.scp, text), or with ``set_name`` a stage-1 manifest dir."""
     out_dir = Path(out_dir)
-    spotter = KeywordSpotter.load(model, backend=backend, num_threads=1).enroll(list(keywords))
-    background = background_utterances(data_dir, keywords, spotter.tokenizer)
+    spotter = KeywordSpotter.load(model, backend=backend, num_threads=1, cohort=cohort,
+                                  cohort_top=cohort_top, hop=hop).enroll(list(keywords))
+    if set_name:
+        background = background_segments(data_dir, set_name, keywords, spotter.tokenizer)
+    else:
+        background = background_utterances(data_dir, keywords, spotter.tokenizer)
     if not background:
-        raise SpotError(f"{data_dir}: no utterance without an enrolled keyword")
+        raise SpotError(f"{data_dir}{' ' + set_name if set_name else ''}: no utterance without "
+                        "an enrolled keyword")
     sets = {"synth": synth_occurrences(keywords, synth_reps, seed)}
     if wakeword_dev:
         sets["real"] = real_occurrences(wakeword_dev, keywords)
@@ -261,16 +291,23 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True)
     p.add_argument("--backend", choices=("torch", "onnx"))
-    p.add_argument("--data", required=True, help="Kaldi dir of held-out-voice utterances")
+    p.add_argument("--data", required=True, help="Kaldi dir of held-out-voice utterances, or "
+                   "with --set the stage-1 manifest dir")
+    p.add_argument("--set", help="background set <corpus>_<part> in the --data manifest dir")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--keywords", default=",".join(KEYWORDS))
     p.add_argument("--wakeword-dev", help="real recordings (clips.tsv + audio/); measure only")
     p.add_argument("--synth-reps", type=int, default=2)
+    p.add_argument("--cohort", type=int, default=0, help="cohort score normalisation: the "
+                   "number of cohort words (KeywordSpotter's cohort; 0: off)")
+    p.add_argument("--cohort-top", type=int, default=20, help="cohort cosines averaged per window")
+    p.add_argument("--hop", type=float, default=0.1, help="window hop in seconds")
     args = p.parse_args(argv)
     try:
         evaluate(args.model, args.data, args.out_dir, [k.strip() for k in args.keywords.split(",")],
-                 args.wakeword_dev, args.backend, args.synth_reps)
-    except SpotError as e:
+                 args.wakeword_dev, args.backend, args.synth_reps, set_name=args.set,
+                 cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop)
+    except (SpotError, SetNotFound) as e:
         print(f"eval_continuous: {e}", file=sys.stderr)
         return 1
     return 0

@@ -8,7 +8,9 @@ detections):
 2. A keyword's window is its expected duration, ``EDGE_SECONDS + SECONDS_PER_PHONE * phones``
    (pyadml.spot.calibrate), rounded to a geometric grid of lengths (ratio 2^(1/4)) so keywords
    of similar length share one audio embedding per position. Windows start every ``hop``.
-3. Score = cosine(window embedding, keyword embedding). A detection is a local maximum of the
+3. Score = cosine(window embedding, keyword embedding), or for a detector model (final.pt's
+   scorer phonmatchnet | cmcd) the head's probability of (window frames, keyword phoneme
+   states), one head call per (window, keyword). A detection is a local maximum of the
    raw score over positions (non-maximum suppression in time, one position of look-ahead)
    whose smoothed score (mean over the peak and its two neighbours) reaches the keyword's
    threshold; no detection of the same keyword starts within ``refractory`` seconds of the
@@ -122,7 +124,11 @@ class _Search:
         self.sp = spotter
         self.thr = thresholds
         kw = spotter.keywords
-        self.text = _normalized(np.stack([spotter._text_emb[k] for k in kw]))
+        self.detector = getattr(spotter.backend, "scorer", "cosine") != "cosine"
+        if self.detector:  # phoneme-state sequences, scored by the head with each window
+            self.text_states = [spotter._text_emb[k] for k in kw]
+        else:
+            self.text = _normalized(np.stack([spotter._text_emb[k] for k in kw]))
         buckets: dict[int, list[int]] = {}
         for i, k in enumerate(kw):
             buckets.setdefault(spotter.window_frames(k), []).append(i)
@@ -205,7 +211,8 @@ class _Search:
             self.buf_start = keep_from
 
     def _embed(self, b: _Bucket, positions: list[int], length: int) -> np.ndarray:
-        """(P, K_b) raw cosine scores of the bucket's keywords at ``positions``."""
+        """(P, K_b) raw scores (cosine, or detector probability) of the bucket's keywords at
+        ``positions``."""
         hop, bs = self.sp.hop_frames, self.sp.batch_size
         out = []
         for c in range(0, len(positions), bs):
@@ -214,8 +221,13 @@ class _Search:
             win = self.buf[starts[:, None] + np.arange(length)[None, :]]  # (B, W, D)
             # Per-window mean normalisation, float64 mean as pyadml.data.dataset.mean_normalize.
             win = (win - win.mean(axis=1, dtype=np.float64, keepdims=True)).astype(np.float32)
-            emb = _normalized(self.sp.backend.embed_audio(win, np.full(len(pos), length, np.int64)))
-            out.append(emb @ self.text[b.keywords].T)
+            lens = np.full(len(pos), length, np.int64)
+            if self.detector:
+                out.append(self.sp.backend.score_windows(
+                    win, lens, [self.text_states[i] for i in b.keywords]))
+            else:
+                emb = _normalized(self.sp.backend.embed_audio(win, lens))
+                out.append(self.sp.normalize_scores(emb, emb @ self.text[b.keywords].T))
             self.embedded += len(pos)
         return np.concatenate(out)
 
@@ -260,7 +272,8 @@ class KeywordSpotter:
     def __init__(self, backend, *, threshold: float = DEFAULT_THRESHOLD, hop: float = 0.1,
                  smooth: int = 3, refractory: float = 0.5, batch_size: int = 64,
                  seconds_per_phone: float | None = None, edge_seconds: float | None = None,
-                 window_scale: float = 1.0, scan_step: int = 1, margin: float = 0.15):
+                 window_scale: float = 1.0, scan_step: int = 1, margin: float = 0.15,
+                 cohort: int = 0, cohort_top: int = 20):
         self.backend = backend
         opts = feature_options(backend.features)
         self.rate = int(opts["sampling_rate"])
@@ -280,6 +293,14 @@ class KeywordSpotter:
                             f"window_scale={window_scale}")
         if scan_step < 1 or margin < 0:
             raise SpotError(f"scan_step must be >= 1 and margin >= 0, got {scan_step}, {margin}")
+        if cohort < 0 or (cohort and not 1 <= cohort_top <= cohort):
+            raise SpotError(f"cohort must be >= 0 and cohort_top in [1, cohort], got {cohort}, "
+                            f"{cohort_top}")
+        if cohort and getattr(backend, "scorer", "cosine") != "cosine":
+            raise SpotError(f"cohort normalisation needs a cosine model; this one scores with "
+                            f"its {backend.scorer} detector head")
+        self.cohort, self.cohort_top = int(cohort), int(cohort_top)
+        self._cohort_emb = None
         self.scan_step = int(scan_step)
         self.margin = float(margin)
         self.smooth = int(smooth)
@@ -304,14 +325,14 @@ class KeywordSpotter:
         return self.backend.tokenizer
 
     # ------------------------------------------------------------------ enrolment
-    @staticmethod
-    def _check_threshold(t, what: str) -> float:
+    def _check_threshold(self, t, what: str) -> float:
         try:
             t = float(t)
         except (TypeError, ValueError):
             raise SpotError(f"{what} must be a number, got {t!r}") from None
-        if not -1.0 <= t <= 1.0:
-            raise SpotError(f"{what} must lie in [-1, 1] (a cosine), got {t}")
+        bound, kind = (2, "a cosine less the cohort mean") if self.cohort else (1, "a cosine")
+        if not -bound <= t <= bound:
+            raise SpotError(f"{what} must lie in [-{bound}, {bound}] ({kind}), got {t}")
         return t
 
     def enroll(self, keywords: Sequence[str] | str, threshold: float | Mapping | None = None):
@@ -337,12 +358,39 @@ class KeywordSpotter:
         new = [k for k in ids if k not in self._text_emb]
         if new:
             emb = self.backend.embed_phones([ids[k] for k in new])
-            self._text_emb.update(zip(new, np.asarray(emb, np.float32)))
+            if getattr(self.backend, "scorer", "cosine") == "cosine":
+                emb = np.asarray(emb, np.float32)
+            # A detector's keywords are (L, d) phoneme-state sequences (one array each).
+            self._text_emb.update(zip(new, emb))
         for k in ids:
             if k not in self.keywords:
                 self.keywords.append(k)
         self.thresholds.update(thr)
+        if self.cohort:
+            self._cohort_emb = _normalized(np.asarray(self.backend.embed_phones(
+                [self.tokenizer.encode(w) for w in self.cohort_words()]), np.float32))
         return self
+
+    def cohort_words(self) -> list[str]:
+        """``cohort`` lexicon words of 2+ phones that no enrolled keyword contains (seeded)."""
+        taken = {w for k in self.keywords for w in self.tokenizer.words(k)}
+        pool = sorted(w for w, p in self.tokenizer.lexicon.items()
+                      if w not in taken and len(p) >= 2 and w.isalpha())
+        if len(pool) < self.cohort:
+            raise SpotError(f"cohort of {self.cohort} words asked, the lexicon has {len(pool)}")
+        rng = np.random.default_rng(0)
+        return [pool[i] for i in sorted(rng.choice(len(pool), self.cohort, replace=False))]
+
+    def normalize_scores(self, emb: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Cohort normalisation (``cohort`` > 0): each window's cosines less the mean of its
+        ``cohort_top`` best cosines with the cohort words' texts, so that speech which resembles
+        every text (a false alarm's usual cause) scores low; as adaptive score normalisation
+        in speaker verification, with impostor texts in place of impostor speakers."""
+        if self._cohort_emb is None:
+            return scores
+        c = emb @ self._cohort_emb.T
+        top = np.partition(c, c.shape[1] - self.cohort_top, axis=1)[:, -self.cohort_top:]
+        return scores - top.mean(axis=1, keepdims=True)
 
     def num_phones(self, keyword: str) -> int:
         return len(self.tokenizer.encode(keyword))
@@ -379,9 +427,14 @@ class KeywordSpotter:
         if feats.shape[0] == 0:
             raise SpotError("audio is shorter than one feature frame; nothing to score")
         x = (feats - feats.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
+        if getattr(self.backend, "scorer", "cosine") != "cosine":
+            p = self.backend.score_windows(x[None], np.array([x.shape[0]]),
+                                           [self._text_emb[k] for k in self.keywords])[0]
+            return {k: float(s) for k, s in zip(self.keywords, p)}
         emb = _normalized(self.backend.embed_audio(x[None], np.array([x.shape[0]])))[0]
         text = _normalized(np.stack([self._text_emb[k] for k in self.keywords]))
-        return {k: float(s) for k, s in zip(self.keywords, text @ emb)}
+        s = self.normalize_scores(emb[None], (text @ emb)[None])[0]
+        return {k: float(v) for k, v in zip(self.keywords, s)}
 
     def detect(self, audio: AudioInput, threshold=None) -> list[Detection]:
         """Detections in a recording of any length, sorted by start time."""

@@ -1,4 +1,4 @@
-"""The full recipe test: egs/wsj_librikws/run.sh stages 0-8 on the tiny embedded corpora and the
+"""The full recipe test: egs/wsj_librikws/run.sh stages 0-9 on the tiny embedded corpora and the
 tiny training config, on a copy of the recipe."""
 
 import csv
@@ -19,9 +19,35 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")]
 
 
+KEYWORDS = ["alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glass"]
+
+
+def wakeword_set(root):
+    """A stand-in for db.sh's WAKEWORD_DEV: each keyword spoken once by a training voice, with
+    a second of silence around it as in real recordings (clips.tsv + audio/)."""
+    import numpy as np
+    import soundfile as sf
+
+    from pyadml.synth.voices import Voice, synthesize
+
+    (root / "audio").mkdir(parents=True)
+    audio = synthesize(Voice.parse("espeak:en-us"), KEYWORDS)
+    lines = []
+    for kw, x in zip(KEYWORDS, audio):
+        name = f"audio/{kw.replace(' ', '_')}.flac"
+        pad = np.zeros(16000, np.float32)
+        sf.write(root / name, np.concatenate([pad, x, pad]), 16000)
+        lines.append(f"{name}\t{kw}\n")
+    (root / "clips.tsv").write_text("".join(lines))
+    return root
+
+
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     recipe = copy_recipe(tmp_path_factory.mktemp("egs") / "wsj_librikws")
+    ww = wakeword_set(tmp_path_factory.mktemp("wakeword"))
+    with open(recipe / "db.sh", "a") as f:
+        f.write(f"WAKEWORD_DEV={ww}\n")
     res = run(recipe, "--synth-size", "tiny", "--nj", "2", "--train-config", "conf/train_tiny.yaml")
     assert res.returncode == 0, res.stdout + res.stderr
     (recipe / "run.out").write_text(res.stdout)
@@ -40,9 +66,16 @@ def test_stage2_word_cuts_match_the_ctm_and_the_lexicon_covers_them(recipe):
     synth = recipe / "data/local/synth"
     ctm_words = len((synth / "king_asr_066/data/words.ctm").read_text().splitlines())
     cuts = recipe / "data/cuts"
-    train = CutSet.from_file(cuts / "king_asr_066_train.jsonl.gz")
+    from pyadml.data.cuts import is_span
+
+    every = CutSet.from_file(cuts / "king_asr_066_train.jsonl.gz")
+    train = [c for c in every if not is_span(c)]
+    spans = [c for c in every if is_span(c)]
     dev = CutSet.from_file(cuts / "king_asr_066_dev.jsonl.gz")
     assert len(train) + len(dev) == ctm_words  # tiny words all lie within the limits
+    assert not any(is_span(c) for c in dev)
+    # Multi-word spans (conf/data.yaml word_cuts.spans) beside the words, counted in report.json.
+    assert spans and all(2 <= len(c.supervisions[0].text.split()) <= 4 for c in spans)
     lang = recipe / "data/lang"
     assert set(read_keyword_ids(lang / "keywords.txt")) == {c.supervisions[0].text for c in train}
     lex = read_lexicon(lang / "lexicon.txt")
@@ -53,6 +86,7 @@ def test_stage2_word_cuts_match_the_ctm_and_the_lexicon_covers_them(recipe):
     assert (lang / "g2p.yaml").is_file()
     report = json.loads((cuts / "report.json").read_text())
     assert report["dropped"]["king_asr_066_train"]["kept"] == ctm_words
+    assert report["sets"]["king_asr_066_train"]["spans"] == len(spans)
 
 
 def test_stage3_and_4_augmented_features(recipe):
@@ -111,10 +145,31 @@ def test_stages_6_to_8_train_export_and_score(recipe):
     assert "AP" in (recipe / "run.out").read_text()  # the results table is printed at the end
 
 
+def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech(recipe):
+    exp = recipe / "exp" / "tiny"
+    ww = json.loads((exp / "results" / "wakeword_dev" / "metrics.json").read_text())
+    assert ww["clips"] == 6 and sorted(ww["keywords"]) == KEYWORDS
+    out = (recipe / "run.out").read_text()
+    assert "Real recordings" in out and "6 clips x 6 keywords" in out
+    vad = json.loads((exp / "results" / "wakeword_dev_vad" / "metrics.json").read_text())
+    assert vad["clips"] == 6 and "VAD front end" in out
+    cont = json.loads((exp / "continuous" / "metrics.json").read_text())
+    assert set(cont["sets"]) == {"synth", "real"}
+    assert cont["sets"]["real"]["occurrences"] == 6
+    # Every held-out voice says every keyword twice (pyadml.spot.evaluate, synth_reps 2).
+    truth = (exp / "continuous" / "truth_synth.tsv").read_text().splitlines()
+    assert len(truth) == cont["sets"]["synth"]["occurrences"] > 0
+    for s in cont["sets"].values():
+        assert [r["fa_per_hour"] for r in s["operating_points"]] == [0.5, 1.0, 2.0]
+        assert all(0.0 <= r["frr"] <= 1.0 for r in s["operating_points"])
+    assert (exp / "continuous" / "det.png").stat().st_size > 0
+    assert "FRR @1 FA/h" in out  # the stage-9 table is in the closing summary
+
+
 def test_rerun_skips_every_stage(recipe):
     res = run(recipe, "--synth-size", "tiny", "--train-config", "conf/train_tiny.yaml")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.count("already done") == 9
+    assert res.stdout.count("already done") == 10
 
 
 TINY_MODEL = ("model.audio.channels=16 model.audio.embed_dim=32 model.audio.se_bottleneck=8 "

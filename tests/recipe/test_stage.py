@@ -349,7 +349,7 @@ def test_a_second_run_on_a_held_directory_exits_naming_the_holder(tmp_path):
     assert again.returncode == 0 and "held" in again.stdout  # released with its holder
 
 
-@pytest.mark.parametrize("args", [["--stage", "9"], ["--stage", "5", "--stop-stage", "3"],
+@pytest.mark.parametrize("args", [["--stage", "10"], ["--stage", "5", "--stop-stage", "3"],
                                   ["--stage", "x"]])
 def test_run_sh_refuses_stage_ranges_that_run_nothing(args):
     root = Path(__file__).resolve().parents[2]
@@ -357,5 +357,5 @@ def test_run_sh_refuses_stage_ranges_that_run_nothing(args):
     res = subprocess.run(["bash", "run.sh", *args], cwd=root / "egs" / "wsj_librikws", env=env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1
-    assert "stages are 0-8" in res.stderr or "must be integers" in res.stderr
+    assert "stages are 0-9" in res.stderr or "must be integers" in res.stderr
     assert not (root / "egs" / "wsj_librikws" / "data").exists()

@@ -9,7 +9,8 @@ import soundfile as sf
 from conftest import RATE, speechlike
 
 from pyadml.spot import Detection
-from pyadml.spot.evaluate import (Occurrence, background_utterances, build_stream, match,
+from pyadml.spot.evaluate import (Occurrence, background_segments, background_utterances,
+                                  build_stream, match,
                                   operating_points, real_occurrences, sweep, trim)
 from pyadml.text import G2P, PhoneTable, Tokenizer
 
@@ -36,6 +37,29 @@ def test_stream_holds_each_occurrence_at_its_time(tmp_path):
         a, b = int(round(o.start * RATE)), int(round(o.end * RATE))
         assert abs((b - a) - 5000) <= 320
         assert np.abs(audio[a + 200 : b - 200]).max() > 0.2  # the clip's tone is there
+
+
+def test_background_from_a_sets_manifests_skips_utterances_with_a_keyword(tmp_path):
+    from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+    texts = ["hello there", "my computer is slow", "good morning", "a smart mirror"]
+    recs, sups = [], []
+    for i, t in enumerate(texts):
+        sf.write(tmp_path / f"u{i}.wav", speechlike(1.0 + 0.2 * i, seed=i), RATE)
+        rec = Recording.from_file(tmp_path / f"u{i}.wav", recording_id=f"r{i}")
+        recs.append(rec)
+        # Two utterances per recording: the segment's own span is what is loaded.
+        sups.append(SupervisionSegment(f"s{i}", f"r{i}", 0.2, 0.5, text=t))
+    RecordingSet.from_recordings(recs).to_file(tmp_path / "corp_recordings_test.jsonl.gz")
+    SupervisionSet.from_segments(sups).to_file(tmp_path / "corp_supervisions_test.jsonl.gz")
+    tok = Tokenizer(PhoneTable(list(G2P().inventory)), {})
+    bg = background_segments(tmp_path, "corp_test", ["computer", "smart mirror"], tok)
+    assert [b.recording.id for b in bg] == ["r0", "r2"]
+    x = bg[1].load()
+    want = sf.read(tmp_path / "u2.wav", dtype="float32")[0][int(0.2 * RATE) : int(0.7 * RATE)]
+    assert x.shape == want.shape and np.allclose(x, want, atol=1e-4)
+    audio, truth, bg_s = build_stream(bg, [("computer", np.ones(800, np.float32))], "t", seed=0)
+    assert bg_s == pytest.approx(1.0) and len(truth) == 1
 
 
 def test_sweep_counts_misses_and_false_alarms_per_hour():

@@ -191,3 +191,39 @@ def test_coarse_scan_finds_what_the_full_scan_finds_for_less(step):
     assert costs["full"][1] == costs["coarse"][1]  # every position gets a score
     assert costs["coarse"][0] < 0.6 * costs["full"][0]
     _same(_stream_sorted(coarse, x, [1600] * 400), want, 0.0)
+
+
+LEXICON_WORDS = ("computer hello morning window garden yellow market river silver paper "
+                 "doctor butter kitchen planet orange monkey rabbit basket candle dinner "
+                 "finger forest hammer jacket ladder letter meadow number pencil pocket "
+                 "rocket salad summer ticket tiger tunnel turkey velvet wagon winter").split()
+
+
+def lexicon_spotter(model, **opts):
+    from pyadml.text import G2P
+
+    sp = KeywordSpotter.load(model, num_threads=1, **opts)
+    sp.tokenizer.lexicon = G2P().lexicon(LEXICON_WORDS)
+    return sp
+
+
+def test_cohort_normalisation_subtracts_the_mean_of_the_best_cohort_cosines(tiny_model, espeak_wav):
+    plain = lexicon_spotter(tiny_model).enroll(["computer", "hello"])
+    normed = lexicon_spotter(tiny_model, cohort=30, cohort_top=5).enroll(["computer", "hello"])
+    words = normed.cohort_words()
+    assert len(words) == 30 == len(set(words)) and not {"computer", "hello"} & set(words)
+    assert words == normed.cohort_words()  # seeded: the same cohort every time
+    # Slow reference: each cohort word scored as a keyword of its own by the plain spotter.
+    cos = lexicon_spotter(tiny_model).enroll(words).score(espeak_wav)
+    top5 = sorted(cos.values())[-5:]
+    raw, got = plain.score(espeak_wav), normed.score(espeak_wav)
+    for k in ("computer", "hello"):
+        assert got[k] == pytest.approx(raw[k] - sum(top5) / 5, abs=1e-5)
+    # Streaming and offline still agree with the normalisation on.
+    x = __import__("soundfile").read(espeak_wav, dtype="float32")[0]
+    want = normed.detect((x, RATE), threshold=-2.0)
+    _same(_stream_sorted(normed, x, [1600] * (x.size // 1600 + 1), threshold=-2.0), want, 1e-6)
+    with pytest.raises(SpotError, match="cohort"):
+        KeywordSpotter.load(tiny_model, num_threads=1, cohort=5, cohort_top=9)
+    with pytest.raises(SpotError, match="lexicon has"):
+        lexicon_spotter(tiny_model, cohort=40).enroll(["computer"])  # 39 words besides it
