@@ -91,7 +91,7 @@ def _rng(cfg: dict[str, Any], name: str) -> np.random.Generator:
     return np.random.default_rng([int(cfg["seed"]), CORPORA.index(name)])
 
 
-def _audio_cfg(cfg: dict[str, Any]) -> AudioConfig:
+def audio_config(cfg: dict[str, Any]) -> AudioConfig:
     a = cfg.get("audio", {})
     return AudioConfig(
         trim_db=float(a.get("trim_db", 40.0)),
@@ -160,7 +160,7 @@ def _voice_weights(cfg: dict[str, Any], group: str) -> dict[Voice, float] | None
     return {v: float(cfg.get(key, {}).get(v.engine, 1.0)) / n[v.engine] for v in voices}
 
 
-def _word_utterances(
+def word_utterances(
     cfg: dict[str, Any], tokens: list[str], voices: list[Voice] | None, heldout: bool,
     max_words: int, rng: np.random.Generator, prefix: str, ext: str,
 ) -> list[Item]:
@@ -174,7 +174,7 @@ def _word_utterances(
     a = cfg.get("audio", {})
     p_lo, p_hi = a.get("pause", (0.05, 0.35))
     e_lo, e_hi = a.get("edge_silence", (0.05, 0.3))
-    d_lo, d_hi = _audio_cfg(cfg).peak_dbfs
+    d_lo, d_hi = audio_config(cfg).peak_dbfs
     items, pos, counters = [], 0, {}
     for n, voice in zip(lengths, voices):
         words = tokens[pos : pos + n]
@@ -192,7 +192,7 @@ def _word_utterances(
     return items
 
 
-def _repeat_to(words: Sequence[str], n_tokens: int) -> list[str]:
+def repeat_to(words: Sequence[str], n_tokens: int) -> list[str]:
     reps = -(-n_tokens // len(words))  # ceil: every type gets the same number of tokens
     return [w for w in words for _ in range(reps)]
 
@@ -250,10 +250,10 @@ def _word_stats(rendered: Sequence[Rendered], items: dict[str, Item], train: set
 def build_king_asr_066(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> dict:
     c = cfg["king_asr_066"]
     rng = _rng(cfg, "king_asr_066")
-    tokens = _repeat_to(vocab.train, int(c["tokens"]))
-    items = _word_utterances(cfg, tokens, None, False, int(c["max_words"]), rng, "",
+    tokens = repeat_to(vocab.train, int(c["tokens"]))
+    items = word_utterances(cfg, tokens, None, False, int(c["max_words"]), rng, "",
                              "wav/{spk}/{utt}.wav")
-    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress=_label("king_asr_066"))
+    rendered = render(items, root, audio_config(cfg), nj=nj, progress=_label("king_asr_066"))
     by_id = {i.id: i for i in items}
     write_kaldi_dir(root / "data", final_root, list(rendered.values()), by_id)
     return _word_stats(list(rendered.values()), by_id, None) | drop_report(items)
@@ -269,11 +269,11 @@ def build_wsj(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> 
                          f"the vocabulary has {len(vocab.unseen)} and {len(vocab.train)}")
     types = list(rng.choice(vocab.unseen, n_unseen, replace=False))
     types += list(rng.choice(vocab.train, n_types - n_unseen, replace=False))
-    tokens = _repeat_to(sorted(types), int(c["segments"]))
+    tokens = repeat_to(sorted(types), int(c["segments"]))
     subset = c.get("subset", "si_et_synth")
-    items = _word_utterances(cfg, tokens, None, True, int(c["max_words"]), rng, "",
+    items = word_utterances(cfg, tokens, None, True, int(c["max_words"]), rng, "",
                              f"wsj0/{subset}/{{spk}}/{{utt}}.wv1")
-    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress=_label("wsj"))
+    rendered = render(items, root, audio_config(cfg), nj=nj, progress=_label("wsj"))
     by_id = {i.id: i for i in items}
     recs = list(rendered.values())
     write_kaldi_dir(root / "data", final_root, recs, by_id)
@@ -352,7 +352,7 @@ def build_libriphrase(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: 
     lexicon = G2P().lexicon(sorted(set(vocab.train) | set(vocab.unseen)))
     plan = plan_libriphrase(cfg, vocab, lexicon, rng)
     heldout = cfg["voices"]["heldout"]
-    d_lo, d_hi = _audio_cfg(cfg).peak_dbfs
+    d_lo, d_hi = audio_config(cfg).peak_dbfs
     e_lo, e_hi = cfg.get("libriphrase", {}).get("edge_silence", (0.02, 0.1))
     items: list[Item] = []
     counters: dict[tuple[str, int], int] = {}
@@ -386,7 +386,7 @@ def build_libriphrase(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: 
         for typ, key, target in zip(LIBRIPHRASE_TYPES, ("positive", "easy", "hard"), (1, 0, 0)):
             comp = item(row[key], row["n"], pick(others))
             table.append((row["n"], anchor, comp, typ, target))
-    rendered = render(items, root, _audio_cfg(cfg), nj=nj, progress=_label("libriphrase"))
+    rendered = render(items, root, audio_config(cfg), nj=nj, progress=_label("libriphrase"))
     # A phrase a voice could not speak takes its trials with it.
     table = [t for t in table if t[1].id in rendered and t[2].id in rendered]
 
@@ -432,7 +432,7 @@ def build_musan(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -
         for k, (t, v) in enumerate(zip(texts, voices))
     ]
     scratch = root / ".clips"
-    rendered = render(items, scratch, _audio_cfg(cfg), nj=nj,
+    rendered = render(items, scratch, audio_config(cfg), nj=nj,
                       progress=_label("musan") + " (babble)")
     import soundfile as sf
 

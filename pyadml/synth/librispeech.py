@@ -38,7 +38,7 @@ import soundfile as sf
 import yaml
 
 from pyadml.fileio import write_lines_atomic, write_text_atomic
-from pyadml.synth.corpora import _audio_cfg, _repeat_to, _word_utterances, make_vocabulary
+from pyadml.synth.corpora import audio_config, repeat_to, word_utterances, make_vocabulary
 from pyadml.synth.render import drop_report, render
 from pyadml.synth.voices import SAMPLE_RATE, Voice
 
@@ -179,8 +179,8 @@ def build_subset(cfg: dict[str, Any], vocab, subset: str, root: Path, scratch: P
     sub_cfg["voices"] = {"train": voices if not heldout else cfg["voices"]["train"],
                          "heldout": voices if heldout else cfg["voices"]["heldout"]}
     # Training words only: the words never in training stay unseen for the test sets.
-    tokens = _repeat_to(vocab.train, spec["tokens"])
-    items = _word_utterances(sub_cfg, tokens, None, heldout, spec["max_words"], rng, "", "{utt}.wav")
+    tokens = repeat_to(vocab.train, spec["tokens"])
+    items = word_utterances(sub_cfg, tokens, None, heldout, spec["max_words"], rng, "", "{utt}.wav")
     # LibriSpeech ids: <spk>-<chapter>-<utt>, chapters of chapter_utterances utterances.
     per_spk: dict[str, int] = {}
     where: dict[str, tuple[str, str, str]] = {}  # item id -> (spk, chapter, utt id)
@@ -191,7 +191,7 @@ def build_subset(cfg: dict[str, Any], vocab, subset: str, root: Path, scratch: P
         utt = f"{spk}-{chapter}-{k % ls['chapter_utterances']:04d}"
         where[it.id] = (spk, chapter, utt)
         it.rel_path = f"{subset}/{utt}.wav"
-    rendered = render(items, scratch, _audio_cfg(cfg), nj=nj,
+    rendered = render(items, scratch, audio_config(cfg), nj=nj,
                       progress=f"synth librispeech {subset}")
     dropped = drop_report(items)
     items = [it for it in items if it.id in rendered]  # an utterance no word of which was spoken
