@@ -65,8 +65,9 @@ def _last_state(gru: nn.GRU, x: torch.Tensor, lens: torch.Tensor) -> torch.Tenso
     return out.gather(1, idx).squeeze(1)
 
 
-class PhonMatchNetHead(nn.Module):
-    scorer = "phonmatchnet"
+class _Head(nn.Module):
+    """What both detectors have: audio and text projected to ``dim``, one single-head attention
+    (q, k, v), a GRU(``gru_hidden``) and the utterance logit."""
 
     def __init__(self, d_in: int, dim: int = 128, gru_hidden: int = 128):
         super().__init__()
@@ -76,13 +77,20 @@ class PhonMatchNetHead(nn.Module):
         self.q = nn.Linear(dim, dim)
         self.k = nn.Linear(dim, dim)
         self.v = nn.Linear(dim, dim)
-        self.o = nn.Linear(dim, dim)
         self.gru = nn.GRU(dim, gru_hidden, batch_first=True)
         self.utt_fc = nn.Linear(gru_hidden, 1)
-        self.phn_fc = nn.Linear(dim, 1)
 
     def config(self) -> dict:
         return {"dim": self.dim, "gru_hidden": self.gru_hidden}
+
+
+class PhonMatchNetHead(_Head):
+    scorer = "phonmatchnet"
+
+    def __init__(self, d_in: int, dim: int = 128, gru_hidden: int = 128):
+        super().__init__(d_in, dim, gru_hidden)
+        self.o = nn.Linear(dim, dim)   # the attention's output projection, as ncsoft's code
+        self.phn_fc = nn.Linear(dim, 1)
 
     def forward(self, a_phn, a_mask, t_phn, t_mask) -> DetectorOutput:
         a_mask, t_mask, a_lens, t_lens = _check(a_phn, a_mask, t_phn, t_mask, self.d_in)
@@ -118,22 +126,8 @@ class PhonMatchNetHead(nn.Module):
         return DetectorOutput(logit, phn_logits, align)
 
 
-class CMCDHead(nn.Module):
+class CMCDHead(_Head):
     scorer = "cmcd"
-
-    def __init__(self, d_in: int, dim: int = 128, gru_hidden: int = 128):
-        super().__init__()
-        self.d_in, self.dim, self.gru_hidden = int(d_in), int(dim), int(gru_hidden)
-        self.audio_proj = nn.Linear(d_in, dim)
-        self.text_proj = nn.Linear(d_in, dim)
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
-        self.gru = nn.GRU(dim, gru_hidden, batch_first=True)
-        self.utt_fc = nn.Linear(gru_hidden, 1)
-
-    def config(self) -> dict:
-        return {"dim": self.dim, "gru_hidden": self.gru_hidden}
 
     def forward(self, a_phn, a_mask, t_phn, t_mask) -> DetectorOutput:
         a_mask, t_mask, a_lens, t_lens = _check(a_phn, a_mask, t_phn, t_mask, self.d_in)

@@ -30,7 +30,8 @@ from pyadml.data.pairs import build_pairs
 from pyadml.losses.mm import MonotonicMatchingLoss
 from pyadml.models import EcapaConfig, EcapaEncoder, TextEncoder, TextEncoderConfig
 from pyadml.models.baselines import HEADS, build_head
-from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier, dann_grl_scale
+from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier
+from pyadml.train.objective import KwsObjective
 
 
 def model_head(cfg: dict) -> str:
@@ -43,8 +44,6 @@ def model_head(cfg: dict) -> str:
 def build_objective(cfg: dict, vocab_size: int, num_keywords: int = 0) -> nn.Module:
     """KwsObjective for ``model.head: adml``, else DetectorObjective."""
     if model_head(cfg) == "adml":
-        from pyadml.train.objective import KwsObjective
-
         return KwsObjective(cfg, vocab_size, num_keywords)
     return DetectorObjective(cfg, vocab_size, num_keywords)
 
@@ -136,13 +135,8 @@ class DetectorObjective(nn.Module):
         terms["loss"] = float(total.detach())
         return total, terms
 
-    def set_progress(self, progress: float) -> dict[str, float]:
-        if not hasattr(self, "mal"):
-            return {}
-        mo = self.loss_cfg["mal_opts"]
-        if mo["grl_warmup"] == "dann":
-            self.mal.grl_scale = dann_grl_scale(progress, mo["grl_gamma"])
-        return {"grl_scale": self.mal.grl_scale}
+    # The GRL warm-up, as ADML's objective drives it (self.mal, self.loss_cfg alike).
+    set_progress = KwsObjective.set_progress
 
     def no_weight_decay_parameters(self) -> list[nn.Parameter]:
         return []
