@@ -2,7 +2,7 @@
 with and without the energy voice-activity front end (pyadml.score.padding):
 
     python -m pyadml.bin.padding_check --model exp/<tag>/final.pt \\
-        --cuts data/cuts/wsj_test.jsonl.gz --out-dir exp/<tag>/padding
+        --cuts data/cuts/<set>.jsonl.gz --out-dir exp/<tag>/padding
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Does a score depend on how much silence surrounds the keyword? The same word clips scored
 with a little and with a lot of context (issue 16, item 3).
 
-Each of up to ``max_clips`` word cuts (stage 2, e.g. ``data/cuts/wsj_test.jsonl.gz``) is
-written once per padding: its audio (which already holds stage 2's 50 ms on each side) with
+Each of up to ``max_clips`` word cuts (stage 2's ``data/cuts/<set>.jsonl.gz`` of a words test
+set) is written once per padding: its audio (which already holds stage 2's 50 ms on each side) with
 ``pad - 0.05`` s of added silence before and after, and one white noise at ``noise_db`` dB
 below the word's power laid under the whole clip, the same noise for every padding, so that the
 amount of context is the only difference. Every clip is scored against every keyword of the

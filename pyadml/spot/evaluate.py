@@ -15,8 +15,8 @@ FA/h, a DET plot, and the latency (emission time after the occurrence's end) at 
 point. The sweep reuses the low-threshold detections, so refractory suppression is that of the
 low threshold (at a higher threshold a suppressed peak could have fired: a small optimism).
 
-    python -m pyadml.spot.evaluate --model exp/adml_mini/final.pt --data data/manifests \
-        --set wsj_test --wakeword-dev /path/to/wakeword_dev --out-dir exp/adml_mini/continuous
+    python -m pyadml.spot.evaluate --model exp/<tag>/final.pt --data data/manifests \
+        --set <corpus>_<part> --wakeword-dev /path/to/wakeword_dev --out-dir exp/<tag>/continuous
 """
 
 from __future__ import annotations
