@@ -9,7 +9,7 @@
 # With --backend onnx a final.pt is first exported to <out-dir>/onnx.
 #   e.g. steps/eval_continuous.sh exp/adml_mini/final.pt data/manifests wsj_test exp/adml_mini/continuous
 set -euo pipefail
-keywords="alexa,computer,jarvis,smart mirror,snowboy,view glass"
+keywords=     # empty: pyadml.spot.evaluate's (the six wake words of wakeword_dev)
 wakeword_dev=
 backend=
 help_message="Usage: $0 [--keywords 'a,b'] [--wakeword-dev DIR] [--backend torch|onnx] <model> <manifest-dir> <set> <out-dir>"
@@ -21,7 +21,8 @@ set_name=$3
 dir=$4
 [ -e "$model" ] || { echo "$0: no such model: $model" >&2; exit 1; }
 [ -d "$manifests" ] || { echo "$0: no manifest directory $manifests" >&2; exit 1; }
-opts=(--model "$model" --data "$manifests" --set "$set_name" --out-dir "$dir" --keywords "$keywords")
+opts=(--model "$model" --data "$manifests" --set "$set_name" --out-dir "$dir")
+[ -z "$keywords" ] || opts+=(--keywords "$keywords")
 if [ -n "$wakeword_dev" ]; then
   [ -f "$wakeword_dev/clips.tsv" ] || { echo "$0: no clips.tsv in $wakeword_dev" >&2; exit 1; }
   opts+=(--wakeword-dev "$wakeword_dev")
