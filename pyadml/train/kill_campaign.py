@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from pyadml.train.checkpoints import latest_checkpoint, load_checkpoint
+from pyadml.train.checkpoints import latest_checkpoint, latest_valid_checkpoint, load_checkpoint
 
 
 @dataclass
@@ -53,14 +53,16 @@ def _workers_of(exp: Path) -> list[int]:
 
 
 def _kill(proc: subprocess.Popen, mode: str, exp: Path) -> int:
-    """SIGKILL the group, or only torchrun; returns how many workers outlived a launcher kill."""
+    """SIGKILL the group, or only torchrun; returns how many workers outlived their launcher.
+    torchrun starts workers in sessions of their own, so neither kill reaches them: they must
+    die with the launcher, and nothing may look at the checkpoints or resume until they have
+    (a dying worker can still finish a checkpoint write and prune the one before it)."""
     if mode == "group":
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return 0
-    launcher = [p for p in _children(proc.pid) if b"torchrun" in _cmdline(p)]
-    for p in launcher or [proc.pid]:
-        os.kill(p, signal.SIGKILL)
+    else:
+        launcher = [p for p in _children(proc.pid) if b"torchrun" in _cmdline(p)]
+        for p in launcher or [proc.pid]:
+            os.kill(p, signal.SIGKILL)
     deadline = time.time() + 15
     while time.time() < deadline and _workers_of(exp):
         time.sleep(0.2)
@@ -168,5 +170,7 @@ def run_campaign(config: str | os.PathLike, work_dir: str | os.PathLike, overrid
 
 
 def _latest_step(exp: Path):
-    path = latest_checkpoint(exp / "checkpoints") if (exp / "checkpoints").is_dir() else None
-    return load_checkpoint(path)["step"] if path else None
+    if not (exp / "checkpoints").is_dir():
+        return None
+    _, state = latest_valid_checkpoint(exp / "checkpoints")
+    return state["step"] if state else None
