@@ -89,6 +89,11 @@ python -m pyadml.bin.fbank merge "$out" "${parts[@]}"
 echo "$sig" >"$out.sig.tmp.$$"
 mv -f "$out.sig.tmp.$$" "$out.sig"
 if [ -n "$old" ]; then
-  comm -23 <(echo "$old") <(archives "$out") | while IFS= read -r f; do rm -f -- "$f"; done
+  # Only archives in this fbank dir: in a copied recipe (cp -r of egs/<corpus>) the old <out>
+  # still points at the original's archives, which are not this run's to delete.
+  here=$(cd "$dir" && pwd -P)
+  comm -23 <(echo "$old") <(archives "$out") | while IFS= read -r f; do
+    if [ "$(cd "$(dirname -- "$f")" 2>/dev/null && pwd -P)" = "$here" ]; then rm -f -- "$f"; fi
+  done
 fi
 grep -h "real time" "$dir/log/fbank_$name".*.log || true

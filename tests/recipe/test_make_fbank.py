@@ -97,6 +97,21 @@ def test_changed_config_redoes_the_set(recipe):
     assert "skipping" in make_fbank(recipe).stdout
 
 
+def test_a_copied_recipe_leaves_the_originals_archives_alone(recipe, tmp_path):
+    """cp -r of a recipe: its manifest points at the original's archives (absolute paths);
+    redoing the set in the copy must not delete them from under the original."""
+    import shutil
+
+    make_fbank(recipe)
+    copy = tmp_path / "egs_copy"
+    shutil.copytree(recipe, copy, symlinks=True)
+    (copy / "conf/fbank.yaml").write_text("num_mel_bins: 23\nframe_shift: 0.01\n")
+    make_fbank(copy)
+    check_features(copy, num_bins=23)
+    check_features(recipe)  # the original's manifest still loads in full
+    assert len(archives(recipe)) == 2
+
+
 def test_after_a_kill_only_the_missing_job_runs(recipe):
     make_fbank(recipe)
     fbank = recipe / "data/fbank"
