@@ -9,8 +9,9 @@ fi
 export PATH="$PYADML_ROOT/.venv/bin:$PATH"
 export PYTHONPATH="$PYADML_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
-# Cores for parallel jobs, counted before OMP_NUM_THREADS is set: GNU nproc obeys that variable.
-PYADML_NPROC=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+# Cores for parallel jobs and training threads, counted before OMP_NUM_THREADS is set (GNU nproc
+# obeys that variable). Set PYADML_NPROC beforehand to use fewer, e.g. two runs side by side.
+PYADML_NPROC=${PYADML_NPROC:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 export PYADML_NPROC
 # Kaldi-style files are sorted in C order; one thread per process unless a step asks for more.
 export LC_ALL=C
