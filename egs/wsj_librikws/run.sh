@@ -33,8 +33,8 @@ synth_config=conf/synth.yaml
 synth_size=mini             # a size under "sizes:" in conf/synth.yaml
 synth_seed=                 # empty: the seed in the config
 # ADML+SF2 without MAL: of the paper's configurations measured with two seeds on the mini
-# corpora, the best (WSJ-like AP 89.1 against 82.1 with MAL; RESULTS.md, "The paper's claims
-# with seeds"). conf/train_adml_mini.yaml is the full ADML.
+# corpora, the best (WSJ-like AP 89.1 against 82.1 with MAL, means of two seeds; RESULTS.md,
+# "The paper's claims with seeds"). conf/train_adml_mini.yaml is the full ADML.
 train_config=conf/train_adml_nomal_mini.yaml
 tag=                        # experiment name under exp/; empty: from the training config
 nproc_per_node=1            # training processes (GPUs, or CPU processes with gloo)
