@@ -30,7 +30,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 
@@ -62,14 +62,18 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict[str, torch.T
     """Element-wise mean of the checkpoints' ``"model"`` state_dicts. Floating tensors are
     averaged in float64 and cast back; integer buffers (BN num_batches_tracked) keep the last
     checkpoint's value."""
-    paths = list(paths)
-    if not paths:
-        raise ValueError("average_checkpoints: no checkpoints given")
+    # A generator: one checkpoint in memory at a time.
+    return _average_states((path, load_checkpoint(path)["model"]) for path in paths)
+
+
+def _average_states(states: Iterable[tuple]) -> dict[str, torch.Tensor]:
+    """average_checkpoints of (path, model state_dict) pairs, consumed once in order."""
     sums: dict[str, torch.Tensor] = {}
     last: dict[str, torch.Tensor] = {}
-    for n, path in enumerate(paths):
-        ckpt = load_checkpoint(path)
-        state = {_unwrap(k): v for k, v in ckpt["model"].items()}
+    paths: list = []
+    for n, (path, model_state) in enumerate(states):
+        paths.append(path)
+        state = {_unwrap(k): v for k, v in model_state.items()}
         if n and state.keys() != last.keys():
             diff = sorted(state.keys() ^ last.keys())
             raise ValueError(f"{path}: parameters differ from {paths[0]}, e.g. {diff[:3]}")
@@ -80,6 +84,8 @@ def average_checkpoints(paths: Sequence[str | os.PathLike]) -> dict[str, torch.T
             if v.is_floating_point():
                 sums[k] = v.double() if n == 0 else sums[k] + v.double()
         last = state
+    if not paths:
+        raise ValueError("average_checkpoints: no checkpoints given")
     return {k: (sums[k] / len(paths)).to(v.dtype) if k in sums else v.clone()
             for k, v in last.items()}
 
@@ -97,20 +103,6 @@ def _scoring_model(state_dict, audio_cfg: EcapaConfig, text_cfg: TextEncoderConf
     model = KwsModel.from_configs(audio_cfg, text_cfg, scorer, head_config)
     model.load_state_dict(weights, strict=True)
     return weights, model.eval()
-
-
-def _dev_ap(model: KwsModel, tokenizer: Tokenizer, dev_cuts: list, trials, mean_norm: bool) -> float:
-    """AP of ``model`` on the dev trials, scored as training's dev check and stage 8 score."""
-    import numpy as np
-
-    from pyadml.score.embed import embed_cuts, embed_texts, score_trials
-    from pyadml.score.metrics import average_precision
-
-    with torch.inference_mode():
-        audio = embed_cuts(model, dev_cuts, mean_norm=mean_norm)
-        text = embed_texts(model, {t.keyword for t in trials}, tokenizer)
-        scores = score_trials(trials, audio, text, model=model)
-    return float(average_precision(scores, np.array([t.label for t in trials])))
 
 
 def _dev_set(config: dict, select: str, cfg_path: Path):
@@ -320,22 +312,27 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
     if select != "last" and len(counts) > 1:
         dev = _dev_set(config, select, cfg_path)
     dev_aps: dict[int, float] = {}
+    # Each checkpoint is read once, however many candidate averages it is part of.
+    loaded = [load_checkpoint(path) for _, path in ckpts[-counts[0]:]]
+    models = [(path, c["model"]) for (_, path), c in zip(ckpts[-counts[0]:], loaded)]
     if dev is None:
         n = counts[0]
-        state = average_checkpoints([path for _, path in ckpts[-n:]])
+        state = _average_states(models)
     else:
+        from pyadml.score.embed import trials_ap
+
         audio_cfg = EcapaConfig(**model_cfg["audio"])
         text_full = TextEncoderConfig(**{**text_cfg, "vocab_size": len(tokenizer.phone_table)})
         best = None
         for n in counts:  # largest first: on a tie the larger average stays
-            cand = average_checkpoints([path for _, path in ckpts[-n:]])
+            cand = _average_states(models[-n:])
             _, model = _scoring_model(cand, audio_cfg, text_full, scorer, dict(head_opts or {}))
-            dev_aps[n] = _dev_ap(model, tokenizer, *dev, bool(features.get("mean_norm", True)))
+            dev_aps[n] = trials_ap(model, *dev, tokenizer, bool(features.get("mean_norm", True)))
             if best is None or dev_aps[n] > dev_aps[best[0]]:
                 best = (n, cand)
         n, state = best
     chosen = ckpts[-n:]
-    last = load_checkpoint(chosen[-1][1])
+    last = loaded[-1]
     out = Path(out) if out else exp_dir / "final.pt"
     meta = {"exp_dir": exp_dir.name, "averaged": [path.name for _, path in chosen],
             "epochs": [epoch for epoch, _ in chosen], "step": last.get("step"), "config": config}

@@ -333,15 +333,11 @@ class Trainer:
         from lhotse import CutSet
 
         from pyadml.data.trials import read_trials
-        from pyadml.score.embed import embed_cuts, embed_texts, score_trials
-        from pyadml.score.metrics import average_precision
+        from pyadml.score.embed import trials_ap
 
         self.objective.eval()
         model = KwsModel(self.objective.audio, self.objective.text,
                          head=getattr(self.objective, "head", None))
-        trials = read_trials(d["dev_trials"])
-        audio = embed_cuts(model, CutSet.from_file(d["dev"]))
-        text = embed_texts(model, {t.keyword for t in trials}, self.tokenizer)
-        scores = score_trials(trials, audio, text, model=model)
+        ap = trials_ap(model, CutSet.from_file(d["dev"]), read_trials(d["dev_trials"]), self.tokenizer)
         self.objective.train()
-        return float(average_precision(scores, np.array([t.label for t in trials])))
+        return ap
