@@ -12,12 +12,19 @@ import numpy as np
 import torch
 
 
-def _timeit(fn, repeat: int, warmup: int = 2) -> float:
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timeit(fn, repeat: int, warmup: int = 2, device="cpu") -> float:
     for _ in range(warmup):
         fn()
+    _sync(device)  # GPU work is asynchronous: time whole, finished steps
     t0 = time.perf_counter()
     for _ in range(repeat):
         fn()
+    _sync(device)
     return (time.perf_counter() - t0) / repeat
 
 
@@ -70,14 +77,16 @@ def cpu_peak_gflops(ghz: float | None = None, flop_per_cycle: int | None = None)
     return cores * clock * flop_per_cycle, how
 
 
-def measured_matmul_gflops(n: int = 2048, dtype=torch.float32) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    took = _timeit(lambda: a @ b, 3, warmup=1)
+def measured_matmul_gflops(n: int = 2048, dtype=torch.float32, device="cpu") -> float:
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    took = _timeit(lambda: a @ b, 3 if torch.device(device).type == "cpu" else 20, warmup=1,
+                   device=device)
     return 2 * n**3 / took / 1e9
 
 
 def bench_training(cfg: dict, repeat: int, amp: str = "none", compile_encoders: bool = False,
-                   peak: tuple[float, str] | None = None) -> dict:
+                   peak: tuple[float, str] | None = None, device: str = "cpu") -> dict:
     from contextlib import nullcontext
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -88,13 +97,15 @@ def bench_training(cfg: dict, repeat: int, amp: str = "none", compile_encoders: 
     rng = np.random.default_rng(0)
     b = cfg["batch"]
     batch = _batch(b["keywords"], b["utts_per_keyword"], 70, rng)
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
     # as many classes as the mini corpora's keywords, for a keyword classification loss
-    obj = KwsObjective(cfg, 70, num_keywords=1200)
+    obj = KwsObjective(cfg, 70, num_keywords=1200).to(device)
     opt = build_optimizer(obj, cfg["optim"])
     if compile_encoders:
         obj.audio.compile()
         obj.text.compile()
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp == "bf16" else nullcontext
+    dev_type = torch.device(device).type
+    autocast = (lambda: torch.autocast(dev_type, dtype=torch.bfloat16)) if amp == "bf16" else nullcontext
 
     def encoders_only():
         with autocast():
@@ -114,20 +125,26 @@ def bench_training(cfg: dict, repeat: int, amp: str = "none", compile_encoders: 
         encoders_only()
     flops = counter.get_total_flops()
     n = len(batch["texts"])
-    bare = _timeit(encoders_only, repeat)
-    full = _timeit(full_step, repeat)
+    bare = _timeit(encoders_only, repeat, device=device)
+    full = _timeit(full_step, repeat, device=device)
     gflops = flops / bare / 1e9
     peak_gflops, how = peak or cpu_peak_gflops()
-    import os
+    if dev_type == "cpu":
+        import os
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    used = min(torch.get_num_threads(), cores)
-    peak_gflops *= used / cores  # the peak of the cores this run can use
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        used = min(torch.get_num_threads(), cores)
+        peak_gflops *= used / cores  # the peak of the cores this run can use
+        where = f"{torch.get_num_threads()} threads"
+        of = f"the fp32 peak of {used} core(s)"
+    else:
+        where = torch.cuda.get_device_name(torch.device(device))
+        of = how
     print(f"training batch {b['keywords']}x{b['utts_per_keyword']}, amp {amp}, "
-          f"compile {compile_encoders}, {torch.get_num_threads()} threads: encoders fwd+bwd "
+          f"compile {compile_encoders}, {where}: encoders fwd+bwd "
           f"{bare * 1e3:.0f} ms ({n / bare:.0f} utt/s, {flops / 1e9:.1f} GFLOP, "
-          f"{gflops:.1f} GFLOP/s = {100 * gflops / peak_gflops:.0f}% of the fp32 peak of "
-          f"{used} core(s), {peak_gflops:.0f} GFLOP/s); full step {full * 1e3:.0f} ms "
+          f"{gflops:.1f} GFLOP/s = {100 * gflops / peak_gflops:.1f}% of {of}, "
+          f"{peak_gflops:.0f} GFLOP/s); full step {full * 1e3:.0f} ms "
           f"({n / full:.0f} utt/s); full / encoders = {full / bare:.2f} (target <= 1.25)")
     return {"encoders_ms": bare * 1e3, "full_ms": full * 1e3, "gflop": flops / 1e9,
             "gflops": gflops, "peak_gflops": peak_gflops, "ratio": full / bare}
@@ -179,11 +196,28 @@ def main(argv=None) -> int:
                    help="autocast of the encoders in the training figures (losses stay fp32)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd encoders")
     p.add_argument("--training-only", action="store_true")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, or cuda[:N] for the training figures alone (the rest are CPU figures)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. batch.keywords=100")
     args = p.parse_args(argv)
     from pyadml.train.config import load_config
 
     cfg = load_config(args.config, args.overrides)
+    if args.device != "cpu":
+        if not torch.cuda.is_available():
+            p.error(f"--device {args.device}: torch sees no CUDA device")
+        n = 8192  # large enough to fill the GPU: the ceiling the encoders are compared with
+        bf16 = measured_matmul_gflops(n, torch.bfloat16, args.device)
+        fp32 = measured_matmul_gflops(n, torch.float32, args.device)
+        print(f"{torch.cuda.get_device_name(torch.device(args.device))}: measured {n}^3 matmul: "
+              f"bf16 {bf16:.0f} GFLOP/s, fp32 {fp32:.0f} GFLOP/s (TF32 "
+              f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'})")
+        for amp in args.amp:
+            for compiled in ((False, True) if args.compile else (False,)):
+                torch.manual_seed(0)
+                ceiling = (bf16, f"the measured bf16 matmul") if amp == "bf16" else (fp32, "the measured fp32 matmul")
+                bench_training(cfg, args.repeat, amp, compiled, ceiling, args.device)
+        return 0
     peak = cpu_peak_gflops()
     torch.set_num_threads(max(args.threads))
     print(f"fp32 peak assumed: {peak[0]:.0f} GFLOP/s ({peak[1]}); measured 2048^3 matmul: "

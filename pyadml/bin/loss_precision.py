@@ -2,7 +2,7 @@
 table of issue 13, item 2. "unguarded" is the loss as autocast alone would compute it (the
 float32 guard of pyadml.losses.precision switched off), i.e. what the guard prevents.
 
-    python -m pyadml.bin.loss_precision
+    python -m pyadml.bin.loss_precision [--device cuda]
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ def _inputs(seed: int = 0, n_kw: int = 16, m: int = 2, d: int = 64, phones: int 
                 n_kw=n_kw, d=d, phones=phones)
 
 
-def loss_functions(x: dict) -> dict:
-    """name -> a function of no arguments computing that loss on ``x`` (float32 tensors)."""
+def loss_functions(x: dict, device: str = "cpu") -> dict:
+    """name -> a function of no arguments computing that loss on ``x`` (float32 tensors on
+    ``device``), its modules on ``device``."""
     from pyadml.losses import AsymmetricProxyLoss, RelationalProxyLoss
     from pyadml.losses.keyword import AAMSoftmax, BatchHardTriplet, SphereFace2
     from pyadml.losses.mm import MonotonicMatchingLoss
@@ -56,6 +57,8 @@ def loss_functions(x: dict) -> dict:
     aam = AAMSoftmax(d, x["n_kw"])
     triplet = BatchHardTriplet()
     mal = ModalityAdversarialLoss(ModalityClassifier(d), normalize=True)
+    for module in (rp, asyp_utt, adams, *proxies.values(), xattn, mm, sf2, aam, triplet, mal):
+        module.to(device)
     text_rows = x["text_utt"]
 
     def mm_loss():  # the attention is computed in the objective's float32 region
@@ -82,16 +85,21 @@ def loss_functions(x: dict) -> dict:
     return out
 
 
-def precision_table(seed: int = 0) -> list[tuple[str, float, float, float, float]]:
-    """(loss, fp32, bf16 autocast, |diff|, unguarded bf16 autocast) for every loss."""
+def precision_table(seed: int = 0, device: str = "cpu") -> list[tuple[str, float, float, float, float]]:
+    """(loss, fp32, bf16 autocast, |diff|, unguarded bf16 autocast) for every loss, on ``device``
+    (cpu or cuda) with that device's autocast."""
     from pyadml.losses.precision import guard_disabled
 
-    x = _inputs(seed)
+    x = {k: v.to(device) if torch.is_tensor(v) else v for k, v in _inputs(seed).items()}
+    dev_type = torch.device(device).type
+    if dev_type == "cuda":  # plain float32 matmuls for the reference, not TF32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     rows = []
     with torch.no_grad():
-        for name, fn in loss_functions(x).items():
+        for name, fn in loss_functions(x, device).items():
             ref = float(fn())
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast(dev_type, dtype=torch.bfloat16):
                 amp = fn()
                 assert amp.dtype == torch.float32, (name, amp.dtype)
                 with guard_disabled():
@@ -101,12 +109,24 @@ def precision_table(seed: int = 0) -> list[tuple[str, float, float, float, float
 
 
 def main(argv=None) -> int:
-    rows = precision_table()
-    print(f"CPU bf16 autocast vs float32, same float32 inputs (tolerance {TOLERANCE:g} relative)")
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    args = p.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: torch sees no CUDA device")
+    rows = precision_table(device=args.device)
+    where = "CUDA" if args.device.startswith("cuda") else "CPU"
+    print(f"{where} bf16 autocast vs float32, same float32 inputs (tolerance {TOLERANCE:g} relative)")
     print("| loss | fp32 | bf16 autocast | abs diff | unguarded bf16 | its abs diff |")
     print("|---|---|---|---|---|---|")
     for name, ref, amp, diff, raw in rows:
         print(f"| {name} | {ref:.6f} | {amp:.6f} | {diff:.1e} | {raw:.6f} | {abs(raw - ref):.1e} |")
+    off = [name for name, ref, _, diff, _ in rows if diff > TOLERANCE * max(1.0, abs(ref))]
+    if off:
+        print(f"loss_precision: over the tolerance under {where} autocast: {', '.join(off)}", file=sys.stderr)
+        return 1
     return 0
 
 
