@@ -18,14 +18,18 @@ def _sync(device) -> None:
 
 
 def _timeit(fn, repeat: int, warmup: int = 2, device="cpu") -> float:
+    """Median seconds of ``repeat`` calls after ``warmup``: one slow call (an allocation, another
+    process) moved the mean of three by 10% here."""
     for _ in range(warmup):
         fn()
     _sync(device)  # GPU work is asynchronous: time whole, finished steps
-    t0 = time.perf_counter()
+    times = []
     for _ in range(repeat):
+        t0 = time.perf_counter()
         fn()
-    _sync(device)
-    return (time.perf_counter() - t0) / repeat
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def _batch(k: int, m: int, vocab: int, rng: np.random.Generator) -> dict:
