@@ -66,9 +66,10 @@ for amp in none bf16; do
     data.dev_trials="$dev_trials" data.lang="$lang" data.fbank_config="$fbank_config" \
     epochs="$epochs" amp=$amp device=cuda "$@" > "$out/train_amp_$amp.log" 2>&1 \
     || { echo "$0: training with amp=$amp failed; see $out/train_amp_$amp.log" >&2; tail -n 20 "$out/train_amp_$amp.log" >&2; exit 1; }
-  grep -m 1 -o "world [0-9]*, device [^,]*" "$exp/log/train.rank0.log" | grep -q "device cuda" \
+  where=$(grep -m 1 -o "world [0-9]*, device [^,]*" "$exp/log/train.rank0.log" || true)
+  [[ $where == *"device cuda"* ]] \
     || { echo "$0: the amp=$amp training did not run on CUDA (see $exp/log/train.rank0.log)" >&2; exit 1; }
-  echo "amp $amp: $(( $(date +%s) - start )) s, $(grep -m 1 -o "world [0-9]*, device [^,]*" "$exp/log/train.rank0.log")"
+  echo "amp $amp: $(( $(date +%s) - start )) s, $where"
 done
 "$python" - "$out" <<'EOF'
 import json, sys

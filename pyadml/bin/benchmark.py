@@ -207,7 +207,8 @@ def main(argv=None) -> int:
     from pyadml.train.config import load_config
 
     cfg = load_config(args.config, args.overrides)
-    if args.device != "cpu":
+    gpu = args.device != "cpu"
+    if gpu:
         if not torch.cuda.is_available():
             p.error(f"--device {args.device}: torch sees no CUDA device")
         n = 8192  # large enough to fill the GPU: the ceiling the encoders are compared with
@@ -216,24 +217,23 @@ def main(argv=None) -> int:
         print(f"{torch.cuda.get_device_name(torch.device(args.device))}: measured {n}^3 matmul: "
               f"bf16 {bf16:.0f} GFLOP/s, fp32 {fp32:.0f} GFLOP/s (TF32 "
               f"{'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'})")
-        for amp in args.amp:
-            for compiled in ((False, True) if args.compile else (False,)):
-                torch.manual_seed(0)
-                ceiling = (bf16, f"the measured bf16 matmul") if amp == "bf16" else (fp32, "the measured fp32 matmul")
-                bench_training(cfg, args.repeat, amp, compiled, ceiling, args.device)
-        return 0
-    peak = cpu_peak_gflops()
-    torch.set_num_threads(max(args.threads))
-    print(f"fp32 peak assumed: {peak[0]:.0f} GFLOP/s ({peak[1]}); measured 2048^3 matmul: "
-          f"fp32 {measured_matmul_gflops():.0f} GFLOP/s, "
-          f"bf16 {measured_matmul_gflops(dtype=torch.bfloat16):.0f} GFLOP/s")
-    for threads in args.threads:
+        peaks = {"bf16": (bf16, "the measured bf16 matmul"), "none": (fp32, "the measured fp32 matmul")}
+        thread_counts = [torch.get_num_threads()]  # the GPU figures do not depend on them
+    else:
+        peak = cpu_peak_gflops()
+        torch.set_num_threads(max(args.threads))
+        print(f"fp32 peak assumed: {peak[0]:.0f} GFLOP/s ({peak[1]}); measured 2048^3 matmul: "
+              f"fp32 {measured_matmul_gflops():.0f} GFLOP/s, "
+              f"bf16 {measured_matmul_gflops(dtype=torch.bfloat16):.0f} GFLOP/s")
+        peaks = {"bf16": peak, "none": peak}
+        thread_counts = args.threads
+    for threads in thread_counts:
         torch.set_num_threads(threads)
         for amp in args.amp:
             for compiled in ((False, True) if args.compile else (False,)):
                 torch.manual_seed(0)
-                bench_training(cfg, args.repeat, amp, compiled, peak)
-    if args.training_only:
+                bench_training(cfg, args.repeat, amp, compiled, peaks[amp], args.device)
+    if gpu or args.training_only:
         return 0
     torch.set_num_threads(max(args.threads))
     bench_scoring(args.trials)
