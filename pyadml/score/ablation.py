@@ -1,5 +1,7 @@
-"""The paper's Tables 1-3 from local/run_ablation.sh's runs: our WSJ-like AP beside the paper's,
-and our relative change against our RP baseline beside the paper's relative change."""
+"""The paper's Tables 1-4 from local/run_ablation.sh's runs. Tables 1-3: our WSJ-like AP beside
+the paper's, and our relative change against our RP baseline beside the paper's relative change.
+Table 4: LibriPhrase LP_E / LP_H EER and AUC of the two baseline detectors, RP and ADML+SF2,
+ours beside the paper's."""
 
 from __future__ import annotations
 
@@ -43,6 +45,14 @@ TABLES = {
 }
 PAPER_BASELINE = 75.10
 
+# Table 4: (row config, method, the paper's EER LP_E, LP_H, AUC LP_E, LP_H in %).
+TABLE4 = [
+    ("table2_cmcd", "CMCD", 4.20, 25.94, 99.12, 81.14),
+    ("table2_phonmatchnet", "PhonMatchNet", 2.33, 24.11, 99.70, 83.39),
+    ("table1_rp", "RP loss", 1.54, 22.45, 99.84, 85.31),
+    ("table3_sphereface2", "ADML+SF2", 1.33, 20.09, 99.86, 88.71),
+]
+
 
 def collect(exp_dir: Path, test_set: str, metric: str = "AP") -> dict[str, list[float]]:
     """row -> the metric on ``test_set`` (a trial list name) of each seed that has results."""
@@ -76,3 +86,20 @@ def tables(ours: dict[str, list[float]]) -> str:
                          f"{100 * (paper / PAPER_BASELINE - 1):+.2f}% |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
+
+
+def table4(exp_dir: Path, pairs_set: str) -> str:
+    """Table 4 from the rows scored on ``pairs_set`` (a pairs test set: its trial lists
+    ``<pairs_set>_lp_e`` and ``_lp_h``); empty when no row has them."""
+    cols = [(f"{pairs_set}_lp_e", "EER"), (f"{pairs_set}_lp_h", "EER"),
+            (f"{pairs_set}_lp_e", "AUC"), (f"{pairs_set}_lp_h", "AUC")]
+    ours = [collect(exp_dir, s, m) for s, m in cols]
+    if not any(ours):
+        return ""
+    head = [f"{m} {s[-4:].upper()} {who} (%)" for s, m in cols for who in ("ours", "paper")]
+    lines = ["### Table 4: LibriPhrase-like LP_E / LP_H", "",
+             "| row | method | " + " | ".join(head) + " |", "|---" * (2 + len(head)) + "|"]
+    for name, desc, *paper in TABLE4:
+        cells = [f"{_fmt(o.get(name, []))} | {p:.2f}" for o, p in zip(ours, paper)]
+        lines.append(f"| {name} | {desc} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

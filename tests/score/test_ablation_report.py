@@ -1,7 +1,7 @@
 import json
 
 from pyadml.bin.ablation_report import main
-from pyadml.score.ablation import collect, tables
+from pyadml.score.ablation import collect, table4, tables
 
 
 def fake(exp, row, seed, ap):
@@ -33,3 +33,30 @@ def test_results_md_section(tmp_path):
                  "--note", "2 epochs"]) == 0
     text = md.read_text()
     assert "keep me" in text and "## Ablations (Tables 1-3, wsj_clean AP)" in text and "2 epochs" in text
+
+
+def fake_lp(exp, row, seed, eer_e, eer_h, auc_e, auc_h):
+    d = exp / row / f"seed{seed}" / "results"
+    d.mkdir(parents=True)
+    sets = {"lp_lp_e": {"EER": eer_e, "AUC": auc_e, "AP": 0.9},
+            "lp_lp_h": {"EER": eer_h, "AUC": auc_h, "AP": 0.7}, "wsj_clean": {"AP": 0.5}}
+    (d / "metrics.json").write_text(json.dumps({"sets": sets}))
+
+
+def test_table4_libriphrase_eer_and_auc_beside_the_papers(tmp_path):
+    assert table4(tmp_path, "lp") == ""
+    fake_lp(tmp_path, "table2_cmcd", 1, 0.10, 0.40, 0.95, 0.60)
+    fake_lp(tmp_path, "table2_cmcd", 2, 0.20, 0.30, 0.85, 0.70)
+    fake_lp(tmp_path, "table3_sphereface2", 1, 0.05, 0.25, 0.99, 0.80)
+    text = table4(tmp_path, "lp")
+    # CMCD: EER LP_E mean 15 (std of 10 and 20: 7.07), LP_H 35, AUC 90 and 65; paper 4.20 etc.
+    assert ("| table2_cmcd | CMCD | 15.00 ± 7.07 (n=2) | 4.20 | 35.00 ± 7.07 (n=2) | 25.94 | "
+            "90.00 ± 7.07 (n=2) | 99.12 | 65.00 ± 7.07 (n=2) | 81.14 |") in text
+    assert "| table3_sphereface2 | ADML+SF2 | 5.00 | 1.33 | 25.00 | 20.09 | 99.00 | 99.86 | 80.00 | 88.71 |" in text
+    assert "| table2_phonmatchnet | PhonMatchNet | not run | 2.33 |" in text
+    assert "| row | method | EER LP_E ours (%) | EER LP_E paper (%) | EER LP_H ours (%) |" in text
+    md = tmp_path / "RESULTS.md"
+    assert main(["--exp-dir", str(tmp_path), "--test-set", "wsj_clean", "--pairs-set", "lp",
+                 "--results-md", str(md)]) == 0
+    out = md.read_text()
+    assert "## Ablations (Tables 1-4, wsj_clean AP)" in out and "### Table 4" in out

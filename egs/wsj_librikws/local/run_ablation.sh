@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Train and score every row of the paper's Tables 1-3 (conf/ablation/*.yaml; the table2_cmcd* and
-# table2_phonmatchnet* rows are the baseline detectors of Table 2's bottom) on the embedded
-# mini corpora with the same data, epochs and seed, then write the tables into RESULTS.md.
+# Train and score every row of the paper's Tables 1-4 (conf/ablation/*.yaml; the table2_cmcd* and
+# table2_phonmatchnet* rows are the baseline detectors of Table 2's bottom and Table 4) on the
+# embedded mini corpora with the same data, epochs and seed, then write the tables into
+# RESULTS.md: Tables 1-3 from the first words test set, Table 4 from the first pairs test set.
 # Needs stages 0-5 (bash run.sh --stop-stage 5). Finished rows are skipped, so a re-run resumes.
 #   local/run_ablation.sh [--epochs 1] [--seeds "1"] [--key-seeds "1 2"] [--rows "..."] [--jobs 2]
 # --jobs N trains N rows at once, each on cores/N threads. On 2 CPU cores two one-thread runs
@@ -18,10 +19,11 @@ rows=                                 # empty: every yaml in conf/ablation
 nproc_per_node=1
 jobs=2                                 # rows trained at once (see above)
 train_opts=                            # extra dotted overrides for every row, e.g. "batch.keywords=50"
-# The data, as run.sh names it; the tables report AP on the first words test set.
+# The data, as run.sh names it; Tables 1-3 report AP on the first words test set, Table 4 EER
+# and AUC on the first pairs (LibriPhrase-like) test set.
 train_set=king_asr_066_train
 dev_set=king_asr_066_dev
-test_sets="wsj_test:words"
+test_sets="wsj_test:words libriphrase_test:pairs"
 help_message="Usage: $0 [--epochs N] [--seeds S] [--key-seeds S] [--rows ROWS] [--nproc-per-node N] [--jobs N] [--train-opts \"k=v ...\"] [--train-set S] [--dev-set S] [--test-sets \"S:P ...\"]"
 . utils/parse_options.sh
 [ -z "$rows" ] && rows=$(for f in conf/ablation/*.yaml; do basename "$f" .yaml; done)
@@ -77,5 +79,7 @@ done
 minutes=$(( (SECONDS - start) / 60 ))
 first_words=$(for s in $test_sets; do [ "${s#*:}" = words ] && echo "${s%%:*}"; done | head -n 1)
 [ -n "$first_words" ] || { echo "$0: --test-sets names no words set to report" >&2; exit 1; }
-python -m pyadml.bin.ablation_report --exp-dir exp/ablation --test-set "$first_words" --results-md RESULTS.md \
+first_pairs=$(for s in $test_sets; do [ "${s#*:}" = pairs ] && echo "${s%%:*}"; done | head -n 1)
+python -m pyadml.bin.ablation_report --exp-dir exp/ablation --test-set "$first_words" \
+  ${first_pairs:+--pairs-set "$first_pairs"} --results-md RESULTS.md \
   --note "Embedded mini corpora, $epochs epoch(s) per row (conf/train_rp_mini.yaml model), seeds $seeds (key rows: $key_seeds); this run took $minutes min with --jobs $jobs on $cores cores."
