@@ -77,9 +77,12 @@ while [ $running -gt 0 ]; do
 done
 [ $failed -eq 0 ] || { echo "$0: a row failed; finished rows are kept, re-run to resume" >&2; exit 1; }
 minutes=$(( (SECONDS - start) / 60 ))
-first_words=$(for s in $test_sets; do [ "${s#*:}" = words ] && echo "${s%%:*}"; done | head -n 1)
+first_of() {  # the first of $test_sets whose protocol is $1
+  for s in $test_sets; do if [ "${s#*:}" = "$1" ]; then echo "${s%%:*}"; return; fi; done
+}
+first_words=$(first_of words)
 [ -n "$first_words" ] || { echo "$0: --test-sets names no words set to report" >&2; exit 1; }
-first_pairs=$(for s in $test_sets; do [ "${s#*:}" = pairs ] && echo "${s%%:*}"; done | head -n 1)
+first_pairs=$(first_of pairs)
 python -m pyadml.bin.ablation_report --exp-dir exp/ablation --test-set "$first_words" \
   ${first_pairs:+--pairs-set "$first_pairs"} --results-md RESULTS.md \
   --note "Embedded mini corpora, $epochs epoch(s) per row (conf/train_rp_mini.yaml model), seeds $seeds (key rows: $key_seeds); this run took $minutes min with --jobs $jobs on $cores cores."
