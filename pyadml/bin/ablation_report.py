@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     if args.results_md:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip() or None
-        update_results_md(args.results_md, f"Ablations (Tables 1-{4 if args.pairs_set else 3}, {args.test_set} AP)", text,
+        last = 4 if args.pairs_set else 3
+        update_results_md(args.results_md, f"Ablations (Tables 1-{last}, {args.test_set} AP)", text,
                           config_path="conf/ablation/", git_commit=commit,
                           command="local/run_ablation.sh")
     return 0

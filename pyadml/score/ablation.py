@@ -54,13 +54,19 @@ TABLE4 = [
 ]
 
 
-def collect(exp_dir: Path, test_set: str, metric: str = "AP") -> dict[str, list[float]]:
-    """row -> the metric on ``test_set`` (a trial list name) of each seed that has results."""
+def _runs(exp_dir: Path) -> list[tuple[str, dict]]:
+    """(row, the per-set metrics) of every seed that has results, each file read once."""
+    return [(path.parents[2].name, json.loads(path.read_text())["sets"])
+            for path in sorted(exp_dir.glob("*/seed*/results/metrics.json"))]
+
+
+def collect(exp_dir: Path | list, test_set: str, metric: str = "AP") -> dict[str, list[float]]:
+    """row -> the metric on ``test_set`` (a trial list name) of each seed that has results;
+    ``exp_dir`` may also be the runs ``_runs`` read."""
     out: dict[str, list[float]] = {}
-    for path in sorted(exp_dir.glob("*/seed*/results/metrics.json")):
-        sets = json.loads(path.read_text())["sets"]
+    for row, sets in (_runs(exp_dir) if isinstance(exp_dir, Path) else exp_dir):
         if test_set in sets:
-            out.setdefault(path.parents[2].name, []).append(100 * float(sets[test_set][metric]))
+            out.setdefault(row, []).append(100 * float(sets[test_set][metric]))
     return out
 
 
@@ -93,7 +99,8 @@ def table4(exp_dir: Path, pairs_set: str) -> str:
     ``<pairs_set>_lp_e`` and ``_lp_h``); empty when no row has them."""
     cols = [(f"{pairs_set}_lp_e", "EER"), (f"{pairs_set}_lp_h", "EER"),
             (f"{pairs_set}_lp_e", "AUC"), (f"{pairs_set}_lp_h", "AUC")]
-    ours = [collect(exp_dir, s, m) for s, m in cols]
+    runs = _runs(exp_dir)
+    ours = [collect(runs, s, m) for s, m in cols]
     if not any(ours):
         return ""
     head = [f"{m} {s[-4:].upper()} {who} (%)" for s, m in cols for who in ("ours", "paper")]
