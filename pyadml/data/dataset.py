@@ -66,6 +66,7 @@ class KeywordDataset(torch.utils.data.Dataset):
         context_growth: float | None = 0.0,
         seed: int = 0,
         frame_shift: float = 0.01,
+        spec_augment: Mapping | None = None,
     ):
         # Padded lengths rounded up to a multiple: fewer distinct shapes, so CPU kernels
         # (oneDNN primitives) are reused rather than built and cached for every batch.
@@ -81,6 +82,12 @@ class KeywordDataset(torch.utils.data.Dataset):
         self.context_growth = context_growth
         self.seed = int(seed)
         self.frame_shift = float(frame_shift)
+        if spec_augment:
+            bad = {k: v for k, v in spec_augment.items() if not 0 <= v <= (1 if k == "prob" else 10**6)}
+            if bad:
+                raise ValueError(f"spec_augment: {bad} out of range (prob in [0, 1], counts and "
+                                 "widths >= 0)")
+        self.spec_augment = dict(spec_augment) if spec_augment and spec_augment.get("prob") else None
 
     def __len__(self) -> int:
         return len(self.cuts)
@@ -108,6 +115,8 @@ class KeywordDataset(torch.utils.data.Dataset):
             feats = self.crop_context(cuts, feats)
         # Mean normalisation after the crop: over the frames the model sees, as in scoring.
         feats = [mean_normalize(f) for f in feats]
+        if self.spec_augment:
+            feats = spec_augment(feats, self.spec_augment, batch_rng(self.seed, cut_ids, 1))
         phones = [self.phone_ids(t, c.id) for t, c in zip(texts, cuts)]
 
         B = len(cuts)
@@ -151,14 +160,45 @@ class KeywordDataset(torch.utils.data.Dataset):
                 out.append(f)
                 continue
             if rng is None:
-                key = zlib.crc32("\n".join(c.id for c in cuts).encode())
-                rng = np.random.default_rng([self.seed, key])
+                rng = batch_rng(self.seed, [c.id for c in cuts])
             # Window of `limit` frames holding the core: its start s in [a + core - limit, a],
             # clipped to the features.
             lo, hi = max(0, a + core - limit), min(a, len(f) - limit)
             s = int(rng.integers(lo, hi + 1))
             out.append(f[s:s + limit])
         return out
+
+
+def batch_rng(seed: int, cut_ids: Sequence[str], stream: int | None = None) -> np.random.Generator:
+    """A generator drawn from the batch's cut ids: the same batch gets the same draws, so a
+    resumed epoch is reproduced. ``stream`` separates independent uses."""
+    key = zlib.crc32("\n".join(cut_ids).encode())
+    return np.random.default_rng([int(seed), key] + ([] if stream is None else [int(stream)]))
+
+
+def spec_augment(feats: Sequence[np.ndarray], cfg: Mapping, rng: np.random.Generator) -> list[np.ndarray]:
+    """SpecAugment's masking (Park et al. 2019, without time warping) on mean-normalised
+    (T, D) features: with probability ``prob`` a row gets ``freq_masks`` bands of 0..freq_width
+    bins and ``time_masks`` spans of 0..time_width frames set to 0 (the mean after
+    normalisation). A time span never exceeds a fifth of the row, so short words keep most of
+    their frames."""
+    out = []
+    for f in feats:
+        if rng.random() >= cfg["prob"]:
+            out.append(f)
+            continue
+        f = f.copy()
+        t, d = f.shape
+        for _ in range(int(cfg["freq_masks"])):
+            w = int(rng.integers(0, min(int(cfg["freq_width"]), d) + 1))
+            s = int(rng.integers(0, d - w + 1))
+            f[:, s:s + w] = 0.0
+        for _ in range(int(cfg["time_masks"])):
+            w = int(rng.integers(0, min(int(cfg["time_width"]), t // 5) + 1))
+            s = int(rng.integers(0, t - w + 1))
+            f[s:s + w] = 0.0
+        out.append(f)
+    return out
 
 
 def context_frames(cut, num_frames: int, frame_shift: float = 0.01) -> tuple[int, int]:

@@ -116,6 +116,11 @@ DEFAULTS: dict[str, Any] = {
         "lang": "",           # stage 2's lang directory; copied to exp/<tag>/lang
         "fbank_config": "",   # the features' fbank yaml; copied to exp/<tag>/fbank.yaml
     },
+    # SpecAugment masking of the training features (pyadml.data.dataset.spec_augment): with
+    # probability prob a row gets freq_masks bands of up to freq_width bins and time_masks spans
+    # of up to time_width frames (at most a fifth of the row) set to 0. prob 0: off.
+    "spec_augment": {"prob": 0.0, "freq_masks": 2, "freq_width": 8, "time_masks": 2,
+                     "time_width": 10},
     "num_workers": 1,
     "pad_frames_to": 16,     # round padded batch lengths up to a multiple (masked; fewer shapes)
     "threads": 0,            # torch threads per process; 0: cores / processes
@@ -280,7 +285,8 @@ LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY
           "loss.phn_opts.alpha_min": ANY, "loss.phn_opts.alpha_max": ANY,
           "loss.phn_opts.beta_min": ANY, "loss.phn_opts.beta_max": ANY,
           "loss.phn_opts.lam_bound": ANY, "optim.grad_clip_scope": "all", "optim.adams_lr": None,
-          "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0}
+          "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0,
+          "spec_augment.prob": 0.0, "spec_augment.*": ANY}
 
 
 def _legacy(key: str):

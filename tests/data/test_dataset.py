@@ -8,7 +8,7 @@ import torch
 from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter, Recording, SupervisionSegment
 
 from pyadml.data.dataset import (
-    KeywordDataset, mean_normalize, read_keyword_ids, write_keyword_ids,
+    KeywordDataset, batch_rng, mean_normalize, read_keyword_ids, spec_augment, write_keyword_ids,
 )
 from pyadml.data.sampler import KeywordBatchSampler
 from pyadml.text import G2P, PHONES_WITH_STRESS, KeywordError, PhoneTable, Tokenizer
@@ -179,3 +179,49 @@ def test_a_damaged_feature_archive_names_the_cut_and_the_file(cuts, tmp_path):
     broken = fastcopy(cut, features=fastcopy(cut.features, storage_path=str(damaged)))
     with pytest.raises(ValueError, match=rf"cut {cut.id}: cannot load its features from {damaged}"):
         KeywordDataset([broken], TOKENIZER)[[cut.id]]
+
+
+SPEC = {"prob": 1.0, "freq_masks": 2, "freq_width": 8, "time_masks": 2, "time_width": 10}
+
+
+def _masked(x):
+    """(frames whose every bin is 0, bins that are 0 in every frame) of a nowhere-zero input."""
+    return np.flatnonzero((x == 0).all(axis=1)), np.flatnonzero((x == 0).all(axis=0))
+
+
+def test_spec_augment_masks_bands_and_spans_within_their_bounds():
+    rng = np.random.default_rng(3)
+    feats = [rng.uniform(1, 2, size=(t, 40)).astype(np.float32) for t in (60, 12, 200)]
+    out = spec_augment(feats, SPEC, batch_rng(1, ["a", "b", "c"], 1))
+    some = False
+    for x, y in zip(feats, out):
+        frames, bins = _masked(y)
+        # Every zero lies in a masked frame or bin; everything else is the input untouched.
+        keep = np.ones(y.shape, bool)
+        keep[frames] = False
+        keep[:, bins] = False
+        assert np.array_equal(y[keep], x[keep]) and (y[~keep] == 0).all()
+        assert len(bins) <= 2 * 8 and len(frames) <= 2 * min(10, len(x) // 5)
+        some |= len(bins) > 0 and len(frames) > 0
+        assert np.all(x >= 1)  # the input is not modified in place
+    assert some
+    # The same batch (cut ids) draws the same masks: a resumed epoch is reproduced.
+    again = spec_augment(feats, SPEC, batch_rng(1, ["a", "b", "c"], 1))
+    assert all(np.array_equal(a, b) for a, b in zip(out, again))
+
+
+def test_spec_augment_probability_zero_and_the_dataset_switch(cuts):
+    ids = known_ids(cuts)
+    plain = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)[ids]["feats"]
+    off = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, spec_augment={**SPEC, "prob": 0.0})[ids]
+    assert torch.equal(off["feats"], plain)
+    on = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, spec_augment=SPEC)[ids]
+    lens = on["feat_lens"]
+    for b in range(len(ids)):
+        n = int(lens[b])
+        frames, bins = _masked(on["feats"][b, :n].numpy())
+        assert len(bins) + len(frames) > 0 or torch.equal(on["feats"][b], plain[b])
+        assert torch.all(on["feats"][b, n:] == 0)
+    assert not torch.equal(on["feats"], plain)
+    with pytest.raises(ValueError, match="prob"):
+        KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, spec_augment={**SPEC, "prob": 1.5})
