@@ -127,9 +127,14 @@ wakeword_dev=${WAKEWORD_DEV:-$PYADML_ROOT/../shared/data/wakeword_dev}
 score_stage() {
   python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
     --results-md RESULTS.md --tag "$tag" "$@"
+  # The same trials with adaptive T-norm (pyadml.score.norm; the training keywords as cohort):
+  # a back-end beside the paper's protocol, which is the cosine alone.
+  python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
+    --out-dir $exp/results_tnorm --score-norm tnorm --results-md RESULTS.md --tag "$tag, T-norm" "$@"
   if [ -n "$wakeword_dev" ]; then
     local/score_wakeword_dev.sh $exp "$wakeword_dev"
     local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"   # with the energy VAD front end
+    local/score_wakeword_dev.sh --score-norm tnorm $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.
@@ -147,11 +152,18 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
   echo
   echo "== Results of $exp (in $PWD):"
   cat $exp/results/results.md
+  if [ -f $exp/results_tnorm/results.md ]; then
+    echo
+    echo "The same trials with adaptive T-norm (--score-norm tnorm, $exp/results_tnorm):"
+    grep '^|' $exp/results_tnorm/results.md
+  fi
   if [ -n "$wakeword_dev" ] && [ -f $exp/results/wakeword_dev/summary.txt ]; then
     echo
     echo "Real recordings ($wakeword_dev, measured only): $(cat $exp/results/wakeword_dev/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_vad/summary.txt ] ||
       echo "  the same with the energy VAD front end (--vad): $(cat $exp/results/wakeword_dev_vad/summary.txt)"
+    [ ! -f $exp/results/wakeword_dev_tnorm/summary.txt ] ||
+      echo "  the same with adaptive T-norm (--score-norm tnorm): $(cat $exp/results/wakeword_dev_tnorm/summary.txt)"
   fi
   if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
     echo

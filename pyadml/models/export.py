@@ -17,6 +17,8 @@ file never runs pickled code:
                   head ("phonmatchnet", "cmcd": its sigmoid probability; its weights are the
                   "head.*" entries of model). Files without it are cosine models.
     head_config   the detector head's options (pyadml.models.baselines), {} for cosine
+    cohort        the training keywords, the text cohort of score normalisation
+                  (pyadml.score.norm); files without it cannot be T-normed
 
 Phones, lexicon and G2P options make the training tokenizer (pyadml.text.Tokenizer), so users'
 keywords are pronounced as the training keywords were. Files of format 1 (no lexicon) still
@@ -144,6 +146,7 @@ def export_model(
     meta: dict | None = None,
     scorer: str = "cosine",
     head_config: dict | None = None,
+    cohort: Sequence[str] = (),
 ) -> dict:
     """Write ``final.pt`` atomically with the encoder weights only (classifier, modality heads,
     AdaMS parameters and anything else outside ``audio.``/``text.`` are dropped); returns it."""
@@ -175,6 +178,7 @@ def export_model(
         "meta": _plain(dict(meta or {}), "meta", lenient=True),
         "scorer": scorer,
         "head_config": head_config,
+        "cohort": [str(w) for w in cohort],
     }
     blob = seal(blob)
     with atomic_path(out_path) as tmp:
@@ -190,6 +194,7 @@ class LoadedModel:
     meta: dict = field(default_factory=dict)
     audio_config: dict = field(default_factory=dict)
     text_config: dict = field(default_factory=dict)
+    cohort: list = field(default_factory=list)
 
     @property
     def scorer(self) -> str:
@@ -245,7 +250,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     return LoadedModel(
         model=model, tokenizer=tokenizer, features=dict(blob["features"]),
         meta=dict(blob["meta"]), audio_config=dict(blob["audio_config"]),
-        text_config=dict(blob["text_config"]),
+        text_config=dict(blob["text_config"]), cohort=list(blob.get("cohort") or []),
     )
 
 
@@ -260,6 +265,14 @@ def epoch_checkpoints(exp_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 
 
 SELECT_MODES = ("auto", "dev", "last")
+
+
+def _training_keywords(lang_dir: Path) -> list[str]:
+    """The keyword classes of the lang directory (keywords.txt), [] where it has none."""
+    from pyadml.data.dataset import read_keyword_ids
+
+    path = lang_dir / "keywords.txt"
+    return list(read_keyword_ids(path)) if path.is_file() else []
 
 
 def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
@@ -340,7 +353,7 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
         meta["dev_ap_by_average"] = {str(k): v for k, v in sorted(dev_aps.items())}
     blob = export_model(state, out, audio_config=model_cfg["audio"], text_config=text_cfg,
                         tokenizer=tokenizer, features=features, meta=meta, scorer=scorer,
-                        head_config=head_opts)
+                        head_config=head_opts, cohort=_training_keywords(exp_dir / "lang"))
     n_params = sum(v.numel() for v in blob["model"].values())
     picked = ("; chosen by dev AP (" + ", ".join(f"last {k}: {v:.4f}" for k, v in sorted(dev_aps.items()))
               + ")") if dev_aps else ""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pyadml.score import metrics as M
+from pyadml.score.norm import DEFAULT_COHORT_SIZE
 from pyadml.score.pairs import PairsError, score_pairs_file
 
 
@@ -31,7 +32,8 @@ def read_clips(path: str | os.PathLike) -> list[tuple[Path, str]]:
     return clips
 
 
-def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool = False) -> dict:
+def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool = False,
+                norm: str = "none", cohort_size: int = DEFAULT_COHORT_SIZE) -> dict:
     """Metrics of every clip against every keyword; with ``out_dir``, its scores.tsv too."""
     clips = read_clips(clips_tsv)
     keywords = sorted({k for _, k in clips})
@@ -42,7 +44,8 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
         pairs.write_text("".join(f"{wav}\t{k}\t{int(k == kw)}\n" for wav, kw in clips
                                  for k in keywords), encoding="utf-8")
         out = Path(out_dir) / "scores.tsv" if out_dir else Path(tmp) / "scores.tsv"
-        res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad)
+        res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad, norm=norm,
+                               cohort_size=cohort_size)
     scores = res.scores.reshape(len(clips), len(keywords))
     labels = res.labels.reshape(len(clips), len(keywords))
     top1 = float(np.mean(labels[np.arange(len(clips)), scores.argmax(axis=1)] == 1))

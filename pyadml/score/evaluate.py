@@ -18,6 +18,8 @@ from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_cuts, embed_texts, score_trials
+from pyadml.score.norm import (DEFAULT_COHORT_SIZE, NORMS, ScoreNormError, adaptive_tnorm,
+                               check_norm, cohort_embeddings)
 from pyadml.score.plots import plot_experiment_curves, plot_roc_det_pr
 from pyadml.score.report import plots_line, results_table
 from pyadml.text import KeywordError
@@ -69,13 +71,15 @@ def git_commit() -> str:
 
 
 def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size: int = 256,
-                    device: str = "cpu", exp_dir=None) -> tuple[dict, str]:
+                    device: str = "cpu", exp_dir=None, norm: str = "none",
+                    cohort_size: int = DEFAULT_COHORT_SIZE) -> tuple[dict, str]:
     """Score the trial lists of each (set, protocol) in ``sets``: cuts from
     ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
     trial_lists). Returns (metrics per list, the markdown results table). The training curves
     of ``exp_dir`` (default: the experiment that holds ``out_dir`` or the model, found by its
     metrics.jsonl) are plotted beside the ROC/DET/PR plots and linked under the table in
-    results.md."""
+    results.md. ``norm="tnorm"``: scores are adaptive-T-normed with the model's cohort of
+    ``cohort_size`` (pyadml.score.norm); "none" is the paper's protocol."""
     from lhotse import CutSet
 
     try:
@@ -84,6 +88,13 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
         raise ScoreError(str(e)) from None
     model = loaded.model
     mean_norm = bool(loaded.features.get("mean_norm", True))
+    try:
+        check_norm(norm, loaded.scorer)
+        cohort = None
+        if norm == "tnorm":
+            cohort, cohort_size = cohort_embeddings(loaded, cohort_size)
+    except ScoreNormError as e:
+        raise ScoreError(f"{model_path}: {e}") from None
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)
 
     todo = {}
@@ -130,6 +141,9 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     for name, (cuts_path, trials, protocol) in todo.items():
         t0 = time.time()
         scores = score_trials(trials, audio_cache[cuts_path], text_cache, model=model)
+        if cohort is not None:
+            scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
+                                    audio_cache[cuts_path], cohort, cohort_size)
         took = time.time() - t0
         write_lines_atomic(out_dir / name / "scores.tsv",
                            (f"{t.cut_id}\t{t.keyword}\t{t.label}\t{t.tag}\t{s:.6f}"

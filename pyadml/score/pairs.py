@@ -25,6 +25,8 @@ from pyadml.fileio import write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
+from pyadml.score.norm import (DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm, check_norm,
+                               cohort_embeddings)
 from pyadml.text import KeywordError
 
 
@@ -106,10 +108,12 @@ class PairScores:
 
 
 def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
-                     device: str = "cpu", vad: bool = False) -> PairScores:
+                     device: str = "cpu", vad: bool = False, norm: str = "none",
+                     cohort_size: int = DEFAULT_COHORT_SIZE) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
-    ``vad``: the energy voice-activity front end (``features_for``); off by default."""
+    ``vad``: the energy voice-activity front end (``features_for``); off by default.
+    ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm)."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     pairs_path = Path(pairs_path)
@@ -123,6 +127,13 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
         loaded = load_model(model_path, device=device)
     except (OSError, ValueError) as e:
         raise PairsError(str(e)) from None
+    try:
+        check_norm(norm, loaded.scorer)
+        cohort = None
+        if norm == "tnorm":
+            cohort, cohort_size = cohort_embeddings(loaded, cohort_size)
+    except ScoreNormError as e:
+        raise PairsError(f"{model_path}: {e}") from None
     feat_cfg = {k: v for k, v in loaded.features.items() if k != "mean_norm"}
     mean_norm = bool(loaded.features.get("mean_norm", True))
     rate = int(feat_cfg.get("sampling_rate", 16000))
@@ -170,6 +181,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     text_emb = embed_texts(loaded.model, phones_ok, loaded.tokenizer)
     trials = [Trial(str(wav), kw, label or 0) for _, _, wav, kw, label in rows]
     scores = score_trials(trials, audio_emb, text_emb, model=loaded.model)
+    if cohort is not None:
+        scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
+                                audio_emb, cohort, cohort_size)
     write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))
     labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
     return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb))

@@ -87,8 +87,8 @@ def test_export_keeps_encoders_only_and_round_trips(tmp_path):
     raw = torch.load(tmp_path / "final.pt", weights_only=True)  # nothing but plain data
     assert raw["format"] == FORMAT
     assert set(raw) == {"format", "model", "audio_config", "text_config", "phones", "lexicon",
-                        "g2p", "features", "meta", "scorer", "head_config", "checksum"}
-    assert raw["scorer"] == "cosine" and raw["head_config"] == {}
+                        "g2p", "features", "meta", "scorer", "head_config", "cohort", "checksum"}
+    assert raw["scorer"] == "cosine" and raw["head_config"] == {} and raw["cohort"] == []
     assert raw["lexicon"] == LEXICON
     assert raw["phones"] == PHONES and "<eps>" not in raw["phones"]
     assert raw["text_config"]["vocab_size"] == len(PHONES) + 1

@@ -28,7 +28,7 @@ WORDS = ["hello", "world", "music", "water", "yellow", "table"]
 SEEN = {"hello", "world", "music"}
 
 
-def tiny_model_file(path, seed=0):
+def tiny_model_file(path, seed=0, cohort=()):
     torch.manual_seed(seed)
     model = KwsModel.from_configs(EcapaConfig(**AUDIO),
                                   TextEncoderConfig(vocab_size=len(PHONES) + 1, **TEXT))
@@ -39,7 +39,7 @@ def tiny_model_file(path, seed=0):
             mod.running_var.uniform_(0.5, 1.5)
     export_model(model.state_dict(), path, audio_config=AUDIO, text_config=TEXT,
                  tokenizer=Tokenizer(PhoneTable(PHONES), {}),
-                 features={**FBANK, "mean_norm": True}, meta={"test": True})
+                 features={**FBANK, "mean_norm": True}, meta={"test": True}, cohort=cohort)
     return path
 
 

@@ -88,6 +88,9 @@ def test_last_and_a_missing_dev_set(two_epochs, tmp_path, monkeypatch):
     blob, _ = export_experiment(exp, out=tmp_path / "a.pt", select="last")
     assert blob["meta"]["averaged"] == ["epoch-1.pt", "epoch-2.pt"]
     assert "dev_ap_by_average" not in blob["meta"]
+    # The training keywords travel as the T-norm cohort, in keywords.txt's order.
+    want = [line.rsplit(maxsplit=1)[0] for line in (exp / "lang/keywords.txt").read_text().splitlines()]
+    assert want and blob["cohort"] == want
     # A config whose dev set is not there: "auto" averages as told, "dev" names what is missing.
     moved = tmp_path / "exp"
     moved.mkdir()

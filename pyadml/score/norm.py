@@ -1,0 +1,114 @@
+"""Score normalisation with a text cohort: adaptive T-norm (the test side of AS-norm).
+
+A clip scores differently against every text: silence, noise or a voice far from the training
+voices shift all of its cosines together. Pooled metrics (AP, EER over many clips) and one
+threshold for all clips suffer from that shift. Adaptive T-norm (Sturim and Reynolds 2005;
+AS-norm, Cumani et al. 2011) removes it with the clip's own impostor statistics: for a trial
+(audio a, keyword k) with raw score s = cos(a, k),
+
+    C_K(a, k) = the K highest cos(a, c) over cohort texts c != k,
+    s' = (s - mean C_K(a, k)) / std C_K(a, k)      (population std).
+
+The cohort is the model's training keywords (stored in final.pt at export); the trial's own
+keyword is left out so that a positive trial does not raise its own impostor mean. s' is an
+increasing function of s for each clip, so the ranking of keywords within a clip (top-1) is
+unchanged. It is off in the paper's protocol (score = cosine, section 8 of the model spec).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+NORMS = ("none", "tnorm")
+DEFAULT_COHORT_SIZE = 200
+
+
+class ScoreNormError(ValueError):
+    pass
+
+
+def _unit(mat: np.ndarray) -> np.ndarray:
+    mat = np.asarray(mat, dtype=np.float64)
+    return mat / np.maximum(np.linalg.norm(mat, axis=-1, keepdims=True), 1e-8)
+
+
+def adaptive_tnorm(scores: np.ndarray, audio_ids: Sequence[str], keywords: Sequence[str],
+                   audio_emb: Mapping[str, np.ndarray], cohort: Mapping[str, np.ndarray],
+                   size: int = DEFAULT_COHORT_SIZE) -> np.ndarray:
+    """Normalised scores of trials (audio_ids[i], keywords[i]) with raw ``scores`` (see the
+    module docstring). ``audio_emb``: audio id -> E_a^utt; ``cohort``: cohort text -> E_t^utt.
+    The cohort must hold more than ``size`` texts (one may be the trial's keyword)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not (len(scores) == len(audio_ids) == len(keywords)):
+        raise ScoreNormError(f"{len(scores)} scores for {len(audio_ids)} audio ids and "
+                             f"{len(keywords)} keywords")
+    if size < 2:
+        raise ScoreNormError(f"cohort size must be >= 2, got {size}")
+    if len(cohort) <= size:
+        raise ScoreNormError(f"the cohort holds {len(cohort)} texts; T-norm with K={size} needs "
+                             f"more than {size}")
+    names = list(cohort)
+    index = {w: i for i, w in enumerate(names)}
+    c_mat = _unit(np.stack([cohort[w] for w in names]))
+    uniq = list(dict.fromkeys(audio_ids))
+    a_row = {a: i for i, a in enumerate(uniq)}
+    sims = _unit(np.stack([audio_emb[a] for a in uniq])) @ c_mat.T  # (audios, cohort)
+    # The K+1 best per audio suffice: at most one of them is the trial's keyword.
+    top = np.argpartition(-sims, size, axis=1)[:, : size + 1]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    order = np.argsort(-top_sims, axis=1, kind="stable")
+    top, top_sims = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
+    rows = np.fromiter((a_row[a] for a in audio_ids), dtype=np.int64, count=len(audio_ids))
+    own = np.fromiter((index.get(k, -1) for k in keywords), dtype=np.int64, count=len(keywords))
+    cand, cand_sims = top[rows], top_sims[rows]  # (trials, K+1), best first
+    # Drop the trial's own keyword where it is among the K+1, else the (K+1)-th.
+    hit = cand == own[:, None]
+    drop = np.where(hit.any(axis=1), hit.argmax(axis=1), size)
+    keep = np.ones_like(hit)
+    keep[np.arange(len(keywords)), drop] = False
+    picked = cand_sims[keep].reshape(len(keywords), size)
+    mean, std = picked.mean(axis=1), picked.std(axis=1)
+    return (scores - mean) / np.maximum(std, 1e-6)
+
+
+def check_norm(norm: str, scorer: str) -> None:
+    if norm not in NORMS:
+        raise ScoreNormError(f"score normalisation {norm!r}: expected one of {NORMS}")
+    if norm != "none" and scorer != "cosine":
+        raise ScoreNormError(f"score normalisation {norm!r} needs a cosine model; this model's "
+                             f"scorer is {scorer!r}")
+
+
+def cohort_embeddings(loaded, size: int) -> tuple[dict[str, np.ndarray], int]:
+    """(E_t^utt of the model's cohort, K): the cohort is its training keywords (final.pt
+    ``cohort``); K is ``size``, or all but one of a smaller cohort (a note says so)."""
+    import sys
+
+    from pyadml.score.embed import embed_texts
+
+    words = list(getattr(loaded, "cohort", None) or [])
+    if not words:
+        raise ScoreNormError("this model file carries no cohort of training keywords (exported "
+                             "before T-norm existed); export it again with "
+                             "python -m pyadml.bin.export_model --exp-dir <exp>")
+    if size < 2:
+        raise ScoreNormError(f"--cohort-size must be >= 2, got {size}")
+    if len(words) < 3:
+        raise ScoreNormError(f"the model's cohort holds {len(words)} keyword(s); T-norm needs 3 or more")
+    if len(words) <= size:
+        print(f"score norm: the model's cohort holds {len(words)} keywords; T-norm uses the "
+              f"{len(words) - 1} closest instead of {size}", file=sys.stderr)
+        size = len(words) - 1
+    return embed_texts(loaded.model, words, loaded.tokenizer), size
+
+
+def add_norm_args(parser) -> None:
+    """--score-norm and --cohort-size of the scoring commands."""
+    parser.add_argument("--score-norm", default="none", choices=NORMS,
+                        help="tnorm: adaptive T-norm with the model's training keywords as "
+                        "cohort (pyadml.score.norm); none: the cosine, the paper's protocol")
+    parser.add_argument("--cohort-size", type=int, default=DEFAULT_COHORT_SIZE,
+                        help="T-norm's K: how many of the cohort texts closest to each clip "
+                        "give its mean and std")
