@@ -18,8 +18,8 @@ from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_cuts, embed_texts, score_trials
-from pyadml.score.norm import (DEFAULT_COHORT_SIZE, NORMS, ScoreNormError, adaptive_tnorm,
-                               check_norm, cohort_embeddings)
+from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
+from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.plots import plot_experiment_curves, plot_roc_det_pr
 from pyadml.score.report import plots_line, results_table
 from pyadml.text import KeywordError
@@ -89,12 +89,9 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     model = loaded.model
     mean_norm = bool(loaded.features.get("mean_norm", True))
     try:
-        check_norm(norm, loaded.scorer)
-        cohort = None
-        if norm == "tnorm":
-            cohort, cohort_size = cohort_embeddings(loaded, cohort_size)
+        cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
     except ScoreNormError as e:
-        raise ScoreError(f"{model_path}: {e}") from None
+        raise ScoreError(str(e)) from None
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)
 
     todo = {}

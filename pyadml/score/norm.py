@@ -104,6 +104,16 @@ def cohort_embeddings(loaded, size: int) -> tuple[dict[str, np.ndarray], int]:
     return embed_texts(loaded.model, words, loaded.tokenizer), size
 
 
+def prepare(loaded, norm: str, size: int, model_path) -> tuple[dict | None, int]:
+    """(cohort embeddings or None for "none", K) for scoring ``loaded`` with ``norm``;
+    ScoreNormError names the model file."""
+    try:
+        check_norm(norm, loaded.scorer)
+        return cohort_embeddings(loaded, size) if norm == "tnorm" else (None, size)
+    except ScoreNormError as e:
+        raise ScoreNormError(f"{model_path}: {e}") from None
+
+
 def add_norm_args(parser) -> None:
     """--score-norm and --cohort-size of the scoring commands."""
     parser.add_argument("--score-norm", default="none", choices=NORMS,

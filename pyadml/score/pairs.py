@@ -25,8 +25,8 @@ from pyadml.fileio import write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
-from pyadml.score.norm import (DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm, check_norm,
-                               cohort_embeddings)
+from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
+from pyadml.score.norm import prepare as norm_cohort
 from pyadml.text import KeywordError
 
 
@@ -128,12 +128,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     except (OSError, ValueError) as e:
         raise PairsError(str(e)) from None
     try:
-        check_norm(norm, loaded.scorer)
-        cohort = None
-        if norm == "tnorm":
-            cohort, cohort_size = cohort_embeddings(loaded, cohort_size)
+        cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
     except ScoreNormError as e:
-        raise PairsError(f"{model_path}: {e}") from None
+        raise PairsError(str(e)) from None
     feat_cfg = {k: v for k, v in loaded.features.items() if k != "mean_norm"}
     mean_norm = bool(loaded.features.get("mean_norm", True))
     rate = int(feat_cfg.get("sampling_rate", 16000))

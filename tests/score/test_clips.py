@@ -13,14 +13,20 @@ from test_score import tiny_model_file, write_noise
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "wakeword_dev"
 
 
-def test_every_clip_against_every_keyword(tmp_path, capsys):
-    model = tiny_model_file(tmp_path / "final.pt")
+def write_clips(tmp_path):
+    """Six noise clips, two of each of three keywords, listed in tmp_path/clips.tsv."""
     (tmp_path / "audio").mkdir()
     lines = []
     for i, kw in enumerate(["alexa", "computer", "smart mirror"] * 2):
         write_noise(tmp_path / "audio" / f"{i}.wav", 0.6 + 0.1 * i, seed=i)
         lines.append(f"audio/{i}.wav\t{kw}")
     (tmp_path / "clips.tsv").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def test_every_clip_against_every_keyword(tmp_path, capsys):
+    model = tiny_model_file(tmp_path / "final.pt")
+    lines = write_clips(tmp_path)
     assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
                      "--out-dir", str(tmp_path / "out")]) == 0
     assert "6 clips x 3 keywords" in capsys.readouterr().out

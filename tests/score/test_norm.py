@@ -10,6 +10,7 @@ from pyadml.bin import score_clips as cli
 from pyadml.models.export import load_model
 from pyadml.score.norm import ScoreNormError, adaptive_tnorm
 
+from test_clips import write_clips
 from test_score import tiny_model_file, write_noise
 
 
@@ -60,12 +61,7 @@ WORDS = ["water", "yellow", "table", "music", "paper", "river", "garden", "windo
 def test_clips_with_tnorm_use_the_models_cohort_and_keep_top1(tmp_path, capsys):
     model = tiny_model_file(tmp_path / "final.pt", cohort=WORDS)
     assert load_model(model).cohort == WORDS
-    (tmp_path / "audio").mkdir()
-    lines = []
-    for i, kw in enumerate(["alexa", "computer", "smart mirror"] * 2):
-        write_noise(tmp_path / "audio" / f"{i}.wav", 0.6 + 0.1 * i, seed=i)
-        lines.append(f"audio/{i}.wav\t{kw}")
-    (tmp_path / "clips.tsv").write_text("\n".join(lines) + "\n")
+    write_clips(tmp_path)
     base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv")]
     assert cli.main(base + ["--out-dir", str(tmp_path / "raw")]) == 0
     assert cli.main(base + ["--out-dir", str(tmp_path / "tn"), "--score-norm", "tnorm",
