@@ -13,6 +13,7 @@ import torch.utils.data
 
 import pyadml.data.augment  # noqa: F401  lhotse must know our transforms to read augmented cuts
 from pyadml.data.cuts import is_span
+from pyadml.data.text_negatives import NearMissTexts, check_text_negatives
 from pyadml.fileio import write_lines_atomic
 from pyadml.text import KeywordError, Tokenizer
 
@@ -44,7 +45,8 @@ class KeywordDataset(torch.utils.data.Dataset):
     ``phones`` (B, L_max) int64 padded with 0 (``<eps>``), ``phone_lens``, ``keyword_ids``
     (-1 for keywords outside ``keyword_ids`` and for every multi-word span cut, whose text is
     no keyword class even when it happens to equal one: the keyword loss leaves -1 rows out),
-    ``cut_ids`` and ``texts``.
+    ``cut_ids`` and ``texts``; with ``text_negatives`` (``{count, pool}``, count > 0) also
+    ``neg_texts``, ``neg_phones`` and ``neg_phone_lens`` (``near_misses``).
 
     Added context (stage 3, ``cut.custom["aug"]["context"]["pad"]`` = seconds before and after
     the word) is cropped per batch so that no row is longer than the longest row without its
@@ -67,6 +69,7 @@ class KeywordDataset(torch.utils.data.Dataset):
         seed: int = 0,
         frame_shift: float = 0.01,
         spec_augment: Mapping | None = None,
+        text_negatives: Mapping | None = None,
     ):
         # Padded lengths rounded up to a multiple: fewer distinct shapes, so CPU kernels
         # (oneDNN primitives) are reused rather than built and cached for every batch.
@@ -88,6 +91,13 @@ class KeywordDataset(torch.utils.data.Dataset):
                 raise ValueError(f"spec_augment: {bad} out of range (prob in [0, 1], counts and "
                                  "widths >= 0)")
         self.spec_augment = dict(spec_augment) if spec_augment and spec_augment.get("prob") else None
+        # Near-miss texts of each distinct batch text (loss.text_negatives; count 0: none),
+        # from the words of the training texts.
+        self.text_negatives = None
+        if text_negatives and text_negatives.get("count"):
+            tn = check_text_negatives(text_negatives)
+            words = {w for c in self.cuts.values() for w in c.supervisions[0].text.split()}
+            self.text_negatives = (NearMissTexts(words, self.phone_ids, tn["pool"]), tn["count"])
 
     def __len__(self) -> int:
         return len(self.cuts)
@@ -127,11 +137,8 @@ class KeywordDataset(torch.utils.data.Dataset):
         feats_pad = torch.zeros(B, t_max, dim, dtype=torch.float32)
         for i, f in enumerate(feats):
             feats_pad[i, :f.shape[0]] = torch.from_numpy(f)
-        phone_lens = torch.tensor([len(p) for p in phones], dtype=torch.int64)
-        phones_pad = torch.zeros(B, int(phone_lens.max()) if B else 0, dtype=torch.int64)
-        for i, p in enumerate(phones):
-            phones_pad[i, :len(p)] = torch.tensor(p, dtype=torch.int64)
-        return {
+        phones_pad, phone_lens = pad_ids(phones)
+        batch = {
             "feats": feats_pad,
             "feat_lens": feat_lens,
             "phones": phones_pad,
@@ -143,6 +150,20 @@ class KeywordDataset(torch.utils.data.Dataset):
             "cut_ids": cut_ids,
             "texts": texts,
         }
+        if self.text_negatives:
+            batch.update(self.near_misses(texts, cut_ids))
+        return batch
+
+    def near_misses(self, texts: Sequence[str], cut_ids: Sequence[str]) -> dict:
+        """``neg_texts``: the batch's distinct texts, sorted; ``neg_phones`` (len(neg_texts) *
+        count, L) padded: rows k*count .. k*count + count - 1 are near misses of
+        ``neg_texts[k]``, drawn from the batch's cut ids (a resumed epoch is reproduced)."""
+        near, count = self.text_negatives
+        rng = batch_rng(self.seed, cut_ids, 2)
+        owners = sorted(set(texts))
+        seqs = [self.phone_ids(near.near_miss(t, rng)) for t in owners for _ in range(count)]
+        neg_phones, neg_lens = pad_ids(seqs)
+        return {"neg_texts": owners, "neg_phones": neg_phones, "neg_phone_lens": neg_lens}
 
     def crop_context(self, cuts: Sequence, feats: list[np.ndarray]) -> list[np.ndarray]:
         """Crop added context so that rows are at most the batch's longest core (a row
@@ -167,6 +188,15 @@ class KeywordDataset(torch.utils.data.Dataset):
             s = int(rng.integers(lo, hi + 1))
             out.append(f[s:s + limit])
         return out
+
+
+def pad_ids(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, L_max) int64 padded with 0 (``<eps>``), and the (N,) lengths."""
+    lens = torch.tensor([len(p) for p in seqs], dtype=torch.int64)
+    out = torch.zeros(len(seqs), int(lens.max()) if len(seqs) else 0, dtype=torch.int64)
+    for i, p in enumerate(seqs):
+        out[i, :len(p)] = torch.tensor(p, dtype=torch.int64)
+    return out, lens
 
 
 def batch_rng(seed: int, cut_ids: Sequence[str], stream: int | None = None) -> np.random.Generator:

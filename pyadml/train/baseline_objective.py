@@ -68,7 +68,9 @@ class DetectorObjective(nn.Module):
         self.det = dict(loss["detector"])
         unsupported = [k for k, off in (("loss.phn", loss["phn"] == "none"),
                                         ("loss.key", loss["key"] == "none"),
-                                        ("loss.mal_utt", not loss["mal_utt"])) if not off]
+                                        ("loss.mal_utt", not loss["mal_utt"]),
+                                        ("loss.text_negatives",
+                                         not loss["text_negatives"]["count"])) if not off]
         if unsupported:
             raise ValueError(f"model.head={self.head_name}: {', '.join(unsupported)} are ADML "
                              f"losses; a detector takes loss.detector and loss.mal_phn only")

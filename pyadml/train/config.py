@@ -84,6 +84,11 @@ DEFAULTS: dict[str, Any] = {
         },
         # detector heads (model.head phonmatchnet | cmcd): negatives per utterance and weights
         # (w_phn: PhonMatchNet's phoneme BCE; w_mm: CMCD's monotonic matching loss).
+        # Near-miss texts (not in the paper): count texts per batch keyword, each the keyword with
+        # one word replaced by one of its `pool` nearest training words in phoneme edit distance
+        # (pyadml.data.text_negatives), ranked below the keyword's own text by the loss of
+        # pyadml.losses.text_negatives (weight, margin, scale). count 0: off.
+        "text_negatives": {"count": 0, "pool": 8, "weight": 1.0, "margin": 0.2, "scale": 10.0},
         "detector": {"mismatches": 1, "hard_negatives": 1, "w_utt": 1.0, "w_phn": 1.0,
                      "w_mm": 1.0},
     },
@@ -286,7 +291,8 @@ LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY
           "loss.phn_opts.beta_min": ANY, "loss.phn_opts.beta_max": ANY,
           "loss.phn_opts.lam_bound": ANY, "optim.grad_clip_scope": "all", "optim.adams_lr": None,
           "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0,
-          "spec_augment.prob": 0.0, "spec_augment.*": ANY}
+          "spec_augment.prob": 0.0, "spec_augment.*": ANY,
+          "loss.text_negatives.count": 0, "loss.text_negatives.*": ANY}
 
 
 def _legacy(key: str):

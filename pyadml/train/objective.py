@@ -10,9 +10,11 @@ from pyadml.losses import RelationalProxyLoss
 from pyadml.losses.keyword import build_keyword_loss
 from pyadml.losses.mm import MonotonicMatchingLoss
 from pyadml.losses.phoneme import build_phoneme_loss
+from pyadml.losses.text_negatives import text_negative_loss
 from pyadml.models import EcapaConfig, EcapaEncoder, TextEncoder, TextEncoderConfig
 from pyadml.models.cross_attention import PhonemeCrossAttention, flatten_valid
 from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier, dann_grl_scale
+from pyadml.data.text_negatives import check_text_negatives
 
 
 class _GatherRows(torch.autograd.Function):
@@ -116,6 +118,7 @@ class KwsObjective(nn.Module):
                                  "expected 'none' or 'dann'")
             self.mal = ModalityAdversarialLoss(ModalityClassifier(d), normalize=mo["normalize"],
                                                reduction=mo["reduction"])
+        self.text_neg = check_text_negatives(loss["text_negatives"])
         self.key_loss = None
         if loss["key"] != "none":
             if num_keywords < 2:
@@ -132,17 +135,44 @@ class KwsObjective(nn.Module):
         idx = torch.as_tensor(first, device=dev)
         rows = torch.as_tensor(inverse, device=dev)
         t_phn, t_utt, t_mask = self.text(batch["phones"][idx], batch["phone_lens"][idx])
+        n_rows = self.near_miss_rows(batch, rows) if self.text_neg["count"] else None
         # Autocast (train amp) covers the encoders only: the cross-attention that feeds the
         # phoneme losses and every loss run in float32 (bf16 spacing near cosine 1 is 0.004).
         with torch.autocast(device_type=a_utt.device.type, enabled=False):
             return self._losses(batch, a_phn.float(), a_utt.float(), a_mask, t_phn.float(),
-                                t_utt.float(), t_mask, idx, rows)
+                                t_utt.float(), t_mask, idx, rows, n_rows)
 
-    def _losses(self, batch, a_phn, a_utt, a_mask, t_phn, t_utt, t_mask, idx, rows):
+    def near_miss_rows(self, batch: dict, rows: torch.Tensor) -> torch.Tensor:
+        """(B, count, d) utterance embeddings of each row's near-miss texts (the dataset's
+        ``neg_*`` keys, grouped by its sorted distinct texts)."""
+        if "neg_phones" not in batch:
+            raise ValueError("loss.text_negatives.count > 0 but the batch has no near-miss "
+                             "texts (neg_phones): build the dataset with text_negatives")
+        count = self.text_neg["count"]
+        owners = list(batch["neg_texts"])
+        if batch["neg_phones"].shape[0] != len(owners) * count:
+            raise ValueError(f"near-miss texts: {batch['neg_phones'].shape[0]} rows for "
+                             f"{len(owners)} texts x loss.text_negatives.count={count}")
+        _, n_utt, _ = self.text(batch["neg_phones"], batch["neg_phone_lens"])
+        n_utt = n_utt.reshape(len(owners), count, -1)
+        where = {t: k for k, t in enumerate(owners)}
+        # np.unique's order of forward(): the row's text index -> its owner's block.
+        distinct = np.unique(np.asarray(batch["texts"]))
+        order = torch.as_tensor([where[t] for t in distinct], device=n_utt.device)
+        return n_utt[order][rows]
+
+    def _losses(self, batch, a_phn, a_utt, a_mask, t_phn, t_utt, t_mask, idx, rows,
+                n_rows=None):
         cfg = self.loss_cfg
         gather = RowGather.create() if cfg["all_gather"] else None
         t_rows = t_utt[rows]
         labels = rows
+        tn_term = None
+        if n_rows is not None:
+            # A per-row loss on this rank's rows (before any gather).
+            tn = self.text_neg
+            tn_term = text_negative_loss(a_utt, t_rows, n_rows.float(), margin=tn["margin"],
+                                         scale=tn["scale"])
         keyword_ids = batch.get("keyword_ids") if self.key_loss is not None else None
         if gather is not None:
             # Batch-wise losses see the global batch; each rank keeps its rows' gradients.
@@ -155,6 +185,9 @@ class KwsObjective(nn.Module):
         l_utt, terms = self.utt_loss(a_utt, t_rows, labels)
         total = l_utt
         terms = {"l_utt": float(l_utt.detach()), **terms}
+        if tn_term is not None:
+            total = total + self.text_neg["weight"] * tn_term
+            terms["l_tn"] = float(tn_term.detach())
         if self.phoneme_level:
             t_phn, t_mask, phones = t_phn[rows], t_mask[rows], batch["phones"][idx][rows]
             aligned, attn = self.xattn(t_phn, t_mask, a_phn, a_mask)

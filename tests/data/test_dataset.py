@@ -225,3 +225,38 @@ def test_spec_augment_probability_zero_and_the_dataset_switch(cuts):
     assert not torch.equal(on["feats"], plain)
     with pytest.raises(ValueError, match="prob"):
         KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, spec_augment={**SPEC, "prob": 1.5})
+
+
+
+TN = {"count": 3, "pool": 2, "weight": 1.0, "margin": 0.2, "scale": 10.0}
+
+
+def test_near_miss_texts_per_distinct_batch_text(cuts):
+    ids = known_ids(cuts)
+    ds = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, text_negatives=TN, seed=5)
+    batch = ds[ids]
+    owners = batch["neg_texts"]
+    assert owners == sorted(set(batch["texts"]))
+    assert batch["neg_phones"].shape[0] == 3 * len(owners)
+    words = sorted({w for t in TEXTS for w in t.split()})
+    for k, text in enumerate(owners):
+        # each near miss is the text with one word replaced by another training word
+        allowed = set()
+        for i, w in enumerate(text.split()):
+            for o in words:
+                if o != w:
+                    allowed.add(tuple(TOKENIZER.encode(" ".join(text.split()[:i] + [o] + text.split()[i + 1:]))))
+        for r in range(3 * k, 3 * k + 3):
+            n = int(batch["neg_phone_lens"][r])
+            assert tuple(batch["neg_phones"][r, :n].tolist()) in allowed
+            assert bool((batch["neg_phones"][r, n:] == 0).all())
+    # the same batch draws the same near misses (a resumed epoch is reproduced); another seed not
+    again = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, text_negatives=TN, seed=5)[ids]
+    assert torch.equal(again["neg_phones"], batch["neg_phones"])
+    other = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, text_negatives=TN, seed=6)[ids]
+    assert not torch.equal(other["neg_phones"], batch["neg_phones"])
+    # count 0 (the default) adds nothing
+    off = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, text_negatives={**TN, "count": 0})[ids]
+    assert "neg_phones" not in off
+    with pytest.raises(ValueError, match="loss.text_negatives.pool"):
+        KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, text_negatives={**TN, "pool": 0})

@@ -159,3 +159,6 @@ def test_adml_stays_the_default_objective():
     assert isinstance(build_objective(load_config(CONF / "train_adml_mini.yaml"), 70, 10), KwsObjective)
     with pytest.raises(ValueError, match="a detector takes"):
         build_objective(load_config(CONF / "train_adml_mini.yaml", ["model.head=cmcd"]), 70, 10)
+    with pytest.raises(ValueError, match="loss.text_negatives"):
+        build_objective(load_config(CONF / "train_cmcd_mini.yaml", ["loss.text_negatives.count=2"]),
+                        70, 10)

@@ -3,6 +3,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -293,3 +294,39 @@ def test_steps_train_sh_says_why_training_failed(data, tmp_path):
     last = res.stderr.strip().splitlines()[-1]
     assert "training failed: " in last and "config key optim.lr" in last and "'abc'" in last
     assert "train.rank0.log" in last
+
+
+def test_near_miss_texts_train_and_reach_each_row(data, tmp_path):
+    """loss.text_negatives: the loss is logged, and each row's near misses are those the dataset
+    drew for that row's own text (checked one text at a time through the text encoder)."""
+    from pyadml.data.dataset import KeywordDataset
+    from pyadml.text import Tokenizer
+    from pyadml.train.objective import KwsObjective
+
+    cfg = config(data, epochs=1, **{"loss.text_negatives.count": 2})
+    Trainer(cfg, tmp_path / "exp").run()
+    records = [json.loads(line) for line in (tmp_path / "exp" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "l_utt" in r]
+    assert steps and all(r["l_tn"] > 0 for r in steps)
+
+    tok = Tokenizer.from_lang_dir(data / "lang")
+    from lhotse import CutSet
+
+    cuts = CutSet.from_file(data / "train.jsonl.gz").to_eager()
+    ds = KeywordDataset(cuts, tok, text_negatives=cfg["loss"]["text_negatives"], seed=3)
+    ids = [c.id for c in cuts][::3]
+    batch = ds[ids]
+    torch.manual_seed(0)
+    obj = KwsObjective(cfg, len(tok.phone_table), 8).eval()
+    rows = torch.as_tensor(np.unique(np.asarray(batch["texts"]), return_inverse=True)[1])
+    with torch.no_grad():
+        got = obj.near_miss_rows(batch, rows)
+        for i, text in enumerate(batch["texts"]):
+            k = batch["neg_texts"].index(text)
+            for c in range(2):
+                r = 2 * k + c
+                n = int(batch["neg_phone_lens"][r])
+                _, want, _ = obj.text(batch["neg_phones"][r:r + 1, :n], batch["neg_phone_lens"][r:r + 1])
+                assert torch.allclose(got[i, c], want[0], atol=1e-5)
+    with pytest.raises(ValueError, match="no near-miss texts"):
+        obj.near_miss_rows({k: v for k, v in batch.items() if not k.startswith("neg_")}, rows)
