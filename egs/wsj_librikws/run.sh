@@ -131,10 +131,19 @@ score_stage() {
   # a back-end beside the paper's protocol, which is the cosine alone.
   python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
     --out-dir $exp/results_tnorm --score-norm tnorm --results-md RESULTS.md --tag "$tag, T-norm" "$@"
+  # The phrase sets with multi-word keywords also scored word by word (pyadml.score.phrase),
+  # another back-end; single-word keywords keep the cosine, so word sets are not repeated.
+  local phrase_sets=() s
+  for s in "$@"; do [[ $s == *:pairs ]] && phrase_sets+=("$s"); done
+  [ ${#phrase_sets[@]} -eq 0 ] ||
+    python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
+      --out-dir $exp/results_words --phrase-score words --results-md RESULTS.md \
+      --tag "$tag, phrase words" "${phrase_sets[@]}"
   if [ -n "$wakeword_dev" ]; then
     local/score_wakeword_dev.sh $exp "$wakeword_dev"
     local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"   # with the energy VAD front end
     local/score_wakeword_dev.sh --score-norm tnorm $exp "$wakeword_dev"
+    local/score_wakeword_dev.sh --phrase-score words $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.
@@ -157,6 +166,11 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
     echo "The same trials with adaptive T-norm (--score-norm tnorm, $exp/results_tnorm):"
     grep '^|' $exp/results_tnorm/results.md
   fi
+  if [ -f $exp/results_words/results.md ]; then
+    echo
+    echo "Multi-word keywords also scored word by word (--phrase-score words, $exp/results_words):"
+    grep '^|' $exp/results_words/results.md
+  fi
   if [ -n "$wakeword_dev" ] && [ -f $exp/results/wakeword_dev/summary.txt ]; then
     echo
     echo "Real recordings ($wakeword_dev, measured only): $(cat $exp/results/wakeword_dev/summary.txt)"
@@ -164,6 +178,8 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
       echo "  the same with the energy VAD front end (--vad): $(cat $exp/results/wakeword_dev_vad/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_tnorm/summary.txt ] ||
       echo "  the same with adaptive T-norm (--score-norm tnorm): $(cat $exp/results/wakeword_dev_tnorm/summary.txt)"
+    [ ! -f $exp/results/wakeword_dev_words/summary.txt ] ||
+      echo "  the same with the two-word keywords scored word by word (--phrase-score words): $(cat $exp/results/wakeword_dev_words/summary.txt)"
   fi
   if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
     echo

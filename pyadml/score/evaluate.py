@@ -20,6 +20,7 @@ from pyadml.score import metrics as M
 from pyadml.score.embed import embed_cuts, embed_texts, score_trials
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
+from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
 from pyadml.score.plots import plot_experiment_curves, plot_roc_det_pr
 from pyadml.score.report import plots_line, results_table
 from pyadml.text import KeywordError
@@ -72,14 +73,15 @@ def git_commit() -> str:
 
 def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size: int = 256,
                     device: str = "cpu", exp_dir=None, norm: str = "none",
-                    cohort_size: int = DEFAULT_COHORT_SIZE) -> tuple[dict, str]:
+                    cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip") -> tuple[dict, str]:
     """Score the trial lists of each (set, protocol) in ``sets``: cuts from
     ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
     trial_lists). Returns (metrics per list, the markdown results table). The training curves
     of ``exp_dir`` (default: the experiment that holds ``out_dir`` or the model, found by its
     metrics.jsonl) are plotted beside the ROC/DET/PR plots and linked under the table in
     results.md. ``norm="tnorm"``: scores are adaptive-T-normed with the model's cohort of
-    ``cohort_size`` (pyadml.score.norm); "none" is the paper's protocol."""
+    ``cohort_size`` (pyadml.score.norm); "none" is the paper's protocol. ``phrase="words"``:
+    multi-word keywords are also scored word by word (pyadml.score.phrase)."""
     from lhotse import CutSet
 
     try:
@@ -90,7 +92,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     mean_norm = bool(loaded.features.get("mean_norm", True))
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
-    except ScoreNormError as e:
+        check_phrase(phrase, norm, loaded.scorer)
+    except (ScoreNormError, PhraseScoreError) as e:
         raise ScoreError(str(e)) from None
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)
 
@@ -111,6 +114,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     # One cache per cut manifest (the LibriPhrase sets share theirs) and one for all texts.
     audio_cache: dict[Path, dict] = {}
     speakers: dict[Path, dict] = {}
+    cut_cache: dict[Path, dict] = {}  # the cuts themselves, for phrase="words"
+    word_cache: dict[Path, dict] = {}  # their best window cosine per word
     for cuts_path in dict.fromkeys(c for c, _, _ in todo.values()):
         needed = {t.cut_id for c, trials, _ in todo.values() if c == cuts_path for t in trials}
         cuts = [c for c in CutSet.from_file(cuts_path) if c.id in needed]
@@ -126,6 +131,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
               f"({len(cuts) / max(took, 1e-9):.0f} cuts/s)")
         speakers[cuts_path] = {c.id: (c.supervisions[0].speaker if c.supervisions else None)
                                for c in cuts}
+        if phrase == "words":
+            cut_cache[cuts_path] = {c.id: c for c in cuts}
     texts = dict.fromkeys(t.keyword for _, trials, _ in todo.values() for t in trials)
     t0 = time.time()
     try:
@@ -138,6 +145,11 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     for name, (cuts_path, trials, protocol) in todo.items():
         t0 = time.time()
         scores = score_trials(trials, audio_cache[cuts_path], text_cache, model=model)
+        if phrase == "words":
+            by_id = cut_cache[cuts_path]
+            scores = fuse_words(loaded, scores, [t.cut_id for t in trials],
+                                [t.keyword for t in trials], lambda c: by_id[c].load_features(),
+                                batch_size=batch_size, cache=word_cache.setdefault(cuts_path, {}))
         if cohort is not None:
             scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
                                     audio_cache[cuts_path], cohort, cohort_size)

@@ -27,6 +27,7 @@ from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
+from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
 from pyadml.text import KeywordError
 
 
@@ -109,11 +110,12 @@ class PairScores:
 
 def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      device: str = "cpu", vad: bool = False, norm: str = "none",
-                     cohort_size: int = DEFAULT_COHORT_SIZE) -> PairScores:
+                     cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip") -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
-    ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm)."""
+    ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm).
+    ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase)."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     pairs_path = Path(pairs_path)
@@ -129,7 +131,8 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
         raise PairsError(str(e)) from None
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
-    except ScoreNormError as e:
+        check_phrase(phrase, norm, loaded.scorer)
+    except (ScoreNormError, PhraseScoreError) as e:
         raise PairsError(str(e)) from None
     feat_cfg = {k: v for k, v in loaded.features.items() if k != "mean_norm"}
     mean_norm = bool(loaded.features.get("mean_norm", True))
@@ -178,6 +181,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     text_emb = embed_texts(loaded.model, phones_ok, loaded.tokenizer)
     trials = [Trial(str(wav), kw, label or 0) for _, _, wav, kw, label in rows]
     scores = score_trials(trials, audio_emb, text_emb, model=loaded.model)
+    if phrase == "words":
+        scores = fuse_words(loaded, scores, [t.cut_id for t in trials], [t.keyword for t in trials],
+                            lambda c: feats[Path(c)], batch_size=batch_size)
     if cohort is not None:
         scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
                                 audio_emb, cohort, cohort_size)

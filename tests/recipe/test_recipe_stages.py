@@ -161,6 +161,14 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     assert "Real recordings" in out and "6 clips x 6 keywords" in out
     vad = json.loads((exp / "results" / "wakeword_dev_vad" / "metrics.json").read_text())
     assert vad["clips"] == 6 and "VAD front end" in out
+    # the back-ends beside the cosine: T-norm, and the phrase sets scored word by word
+    tnorm = json.loads((exp / "results_tnorm" / "metrics.json").read_text())
+    assert "wsj_test" in tnorm["sets"] and "libriphrase_test_lp_h" in tnorm["sets"]
+    words = json.loads((exp / "results_words" / "metrics.json").read_text())
+    assert set(words["sets"]) == {"libriphrase_test_lp_e", "libriphrase_test_lp_h"}
+    assert "word by word" in out and "tiny, phrase words" in (recipe / "RESULTS.md").read_text()
+    ww_words = json.loads((exp / "results" / "wakeword_dev_words" / "metrics.json").read_text())
+    assert ww_words["clips"] == 6
     cont = json.loads((exp / "continuous" / "metrics.json").read_text())
     assert set(cont["sets"]) == {"synth", "real"}
     assert cont["sets"]["real"]["occurrences"] == 6

@@ -346,3 +346,42 @@ def test_score_pairs_rejects_mixed_labels(fixture, tmp_path, capsys):
     rc = score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out",
                            str(tmp_path / "o.tsv")])
     assert rc == 1 and "pairs.tsv:2:" in capsys.readouterr().err
+
+
+def test_score_with_phrase_words_fuses_multiword_keywords_only(fixture):
+    """--phrase-score words on stage 8's path: single-word trials keep the clip cosine, each
+    multi-word trial is 0.5 * clip + 0.5 * its weakest word's best window (computed here from
+    the model's embeddings of every window, one at a time)."""
+    tmp, model_path = fixture
+    base = ["--exp-dir", str(tmp / "exp" / "tiny"), "--fbank-dir", str(tmp / "fbank"),
+            "--trials-dir", str(tmp / "trials")]
+    assert score_cli.main(base + ["--out-dir", str(tmp / "plain"), "libriphrase_test:pairs"]) == 0
+    assert score_cli.main(base + ["--out-dir", str(tmp / "words"), "--phrase-score", "words",
+                                  "libriphrase_test:pairs"]) == 0
+    loaded = load_model(model_path)
+    cuts = {c.id: c for c in CutSet.from_file(tmp / "fbank" / "libriphrase_test.jsonl.gz")}
+
+    def unit(x):
+        return x / np.linalg.norm(x)
+
+    def best(cut_id, word):
+        f = cuts[cut_id].load_features()
+        t = unit(embed_texts(loaded.model, [word], loaded.tokenizer)[word])
+        out = -2.0
+        for length in (30, 50, 70, 90, 110):
+            length = min(length, f.shape[0])
+            for start in range(0, f.shape[0] - length + 1, 5):
+                x = torch.from_numpy(mean_normalize(f[start:start + length]))[None]
+                with torch.inference_mode():
+                    e = loaded.model.embed_audio(x, torch.tensor([length])).utt[0].numpy()
+                out = max(out, float(unit(e) @ t))
+        return out
+
+    for name in ("libriphrase_test_lp_e", "libriphrase_test_lp_h"):
+        plain = [r.split("\t") for r in (tmp / "plain" / name / "scores.tsv").read_text().splitlines()]
+        words = [r.split("\t") for r in (tmp / "words" / name / "scores.tsv").read_text().splitlines()]
+        for p, w in zip(plain, words):
+            cut_id, keyword, clip = p[0], p[1], float(p[-1])
+            want = clip if len(keyword.split()) == 1 else \
+                0.5 * clip + 0.5 * min(best(cut_id, k) for k in keyword.split())
+            assert float(w[-1]) == pytest.approx(want, abs=2e-5)

@@ -2,24 +2,28 @@
 # Score a model on the real-speech wake-word development set (six keywords, crowd-sourced
 # recordings; the protocol of its README: every clip against all six keywords, AP, EER, AUC,
 # top-1). For measuring only: it never trains anything.
-#   local/score_wakeword_dev.sh [--vad true] [--score-norm tnorm] <exp-dir> [<wakeword_dev dir>]
+#   local/score_wakeword_dev.sh [--vad true] [--score-norm tnorm] [--phrase-score words] <exp-dir> [<wakeword_dev dir>]
 # The set is looked for beside the toolkit (../shared/data/wakeword_dev from its root).
 # --vad true: clips cut to their speech first (energy rule of pyadml.score.vad: frames within
 # 30 dB of the loudest, plus 50 ms), results in <exp-dir>/results/wakeword_dev_vad; the
 # default scores the clips as recorded.
 # --score-norm tnorm: adaptive T-norm of the scores with the model's training keywords as cohort
 # (pyadml.score.norm), results in .../wakeword_dev_tnorm (or wakeword_dev_vad_tnorm).
+# --phrase-score words: the two-word keywords also scored word by word (pyadml.score.phrase),
+# results in .../wakeword_dev_words (or wakeword_dev_vad_words).
 set -euo pipefail
 vad=false
 norm=none
+phrase=clip
 while [ $# -gt 0 ]; do
   case $1 in
     --vad) vad=${2:?--vad needs true or false}; shift 2 ;;
     --score-norm) norm=${2:?--score-norm needs none or tnorm}; shift 2 ;;
+    --phrase-score) phrase=${2:?--phrase-score needs clip or words}; shift 2 ;;
     *) break ;;
   esac
 done
-[ $# -ge 1 ] || { echo "Usage: $0 [--vad true|false] [--score-norm none|tnorm] <exp-dir> [<wakeword_dev dir>]" >&2; exit 1; }
+[ $# -ge 1 ] || { echo "Usage: $0 [--vad true|false] [--score-norm none|tnorm] [--phrase-score clip|words] <exp-dir> [<wakeword_dev dir>]" >&2; exit 1; }
 exp=$1
 dev=${2:-$PYADML_ROOT/../shared/data/wakeword_dev}
 if [ ! -f "$dev/clips.tsv" ]; then
@@ -37,6 +41,11 @@ case $norm in
   tnorm) out=${out}_tnorm; opts+=(--score-norm tnorm) ;;
   none) ;;
   *) echo "$0: --score-norm must be none or tnorm, got '$norm'" >&2; exit 1 ;;
+esac
+case $phrase in
+  words) out=${out}_words; opts+=(--phrase-score words) ;;
+  clip) ;;
+  *) echo "$0: --phrase-score must be clip or words, got '$phrase'" >&2; exit 1 ;;
 esac
 python -m pyadml.bin.score_clips --model "$exp/final.pt" --clips "$dev/clips.tsv" \
   --out-dir "$out" "${opts[@]}"

@@ -1,0 +1,96 @@
+"""--phrase-score words: a multi-word keyword's clip cosine fused with its weakest word's best
+window, checked against a slow loop that embeds every window on its own."""
+
+import numpy as np
+import pytest
+
+from pyadml.bin import score_clips as clips_cli
+from pyadml.data.dataset import mean_normalize
+from pyadml.models.export import load_model
+from pyadml.score.embed import embed_features, embed_texts
+from pyadml.score.pairs import PairsError, features_for, score_pairs_file
+from pyadml.data.features import fbank_extractor
+from pyadml.score.phrase import PhraseScoreError, check_phrase, phrase_scores, windows
+
+from test_clips import write_clips
+from test_score import FBANK, tiny_model_file
+
+
+def test_windows_hand_worked():
+    f = np.arange(40, dtype=np.float32).reshape(20, 2)
+    w = windows(f, lengths=(10, 30), hop=5)
+    # length 10 at starts 0, 5, 10; length 30 is cut to the clip's 20 frames: one window
+    assert [x.shape[0] for x in w] == [10, 10, 10, 20]
+    assert np.allclose(w[1], mean_normalize(f[5:15]))
+    # normalising the clip as a whole first changes nothing: each window is normalised again
+    assert all(np.allclose(a, b) for a, b in zip(w, windows(f - f.mean(0), lengths=(10, 30), hop=5)))
+    assert np.allclose(windows(f, lengths=(10,), hop=5, mean_norm=False)[2], f[10:20])
+
+
+def test_phrase_scores_hand_worked():
+    best = {"a": {"smart": 0.9, "mirror": 0.3, "view": 0.8}}
+    s = phrase_scores(np.array([0.6, 0.5, 0.7]), ["a", "a", "a"],
+                      ["smart mirror", "alexa", "view smart"], best)
+    # 0.5 * 0.6 + 0.5 * min(0.9, 0.3); a single word keeps its clip score; 0.5 * 0.7 + 0.5 * 0.8
+    assert s == pytest.approx([0.45, 0.5, 0.75])
+
+
+def slow_pair_scores(model_path, wavs_keywords):
+    loaded = load_model(model_path)
+    extractor = fbank_extractor({k: v for k, v in loaded.features.items() if k != "mean_norm"})
+    out = []
+    for wav, kw in wavs_keywords:
+        f = features_for(wav, extractor, 16000, True)
+        clip = embed_features(loaded.model, [f])[0]
+        text = embed_texts(loaded.model, [kw], loaded.tokenizer)[kw]
+        cos = float(clip @ text / np.linalg.norm(clip) / np.linalg.norm(text))
+        if len(kw.split()) == 1:
+            out.append(cos)
+            continue
+        word_best = []
+        for word in kw.split():
+            t = embed_texts(loaded.model, [word], loaded.tokenizer)[word]
+            best = -2.0
+            for length in (30, 50, 70, 90, 110):
+                length = min(length, f.shape[0])
+                for start in range(0, f.shape[0] - length + 1, 5):
+                    e = embed_features(loaded.model, [mean_normalize(f[start:start + length])])[0]
+                    best = max(best, float(e @ t / np.linalg.norm(e) / np.linalg.norm(t)))
+            word_best.append(best)
+        out.append(0.5 * cos + 0.5 * min(word_best))
+    return np.array(out)
+
+
+def test_score_clips_with_phrase_words_against_a_slow_loop(tmp_path, capsys):
+    model = tiny_model_file(tmp_path / "final.pt")
+    lines = write_clips(tmp_path)
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                           "--out-dir", str(tmp_path / "words"), "--phrase-score", "words"]) == 0
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                           "--out-dir", str(tmp_path / "clip")]) == 0
+    rows = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]
+    plain = [r.split("\t") for r in (tmp_path / "clip/scores.tsv").read_text().splitlines()]
+    pairs = [(tmp_path / r[0], r[1]) for r in rows]
+    got = np.array([float(r[3]) for r in rows])
+    assert got == pytest.approx(slow_pair_scores(model, pairs), abs=1e-5)
+    # single-word keywords score as without the option; the 2-word one differs
+    for r, p in zip(rows, plain):
+        same = float(r[3]) == pytest.approx(float(p[3]), abs=1e-6)
+        assert same == (len(r[1].split()) == 1)
+
+
+def test_phrase_words_refuses_tnorm_and_detectors(tmp_path):
+    with pytest.raises(PhraseScoreError, match="not measured together"):
+        check_phrase("words", "tnorm", "cosine")
+    with pytest.raises(PhraseScoreError, match="cosine model"):
+        check_phrase("words", "none", "phonmatchnet")
+    with pytest.raises(PhraseScoreError, match="expected one of"):
+        check_phrase("word", "none", "cosine")
+    check_phrase("clip", "tnorm", "cosine")
+    model = tiny_model_file(tmp_path / "final.pt", cohort=["a", "b", "c", "d"])
+    write_clips(tmp_path)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("audio/0.wav\tsmart mirror\t1\naudio/1.wav\talexa\t0\n")
+    with pytest.raises(PairsError, match="not measured together"):
+        score_pairs_file(model, pairs, tmp_path / "out.tsv", norm="tnorm", phrase="words")
+    assert not (tmp_path / "out.tsv").exists()
