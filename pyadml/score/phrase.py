@@ -80,23 +80,26 @@ def best_word_scores(win_emb: Mapping[str, np.ndarray], word_emb: Mapping[str, n
 
 
 def phrase_scores(scores: np.ndarray, cut_ids: Sequence[str], keywords: Sequence[str],
-                  best: Mapping[str, Mapping[str, float]], weight: float = WORD_WEIGHT) -> np.ndarray:
+                  best: Mapping[str, Mapping[str, float]], weight: float = WORD_WEIGHT,
+                  words_of: Callable[[str], list[str]] = str.split) -> np.ndarray:
     """Each multi-word keyword's clip score fused with its weakest word (module docstring);
-    single-word keywords keep the clip score."""
+    single-word keywords keep the clip score. ``words_of``: a keyword's words."""
     out = np.asarray(scores, dtype=np.float64).copy()
     for i, (c, k) in enumerate(zip(cut_ids, keywords)):
-        words = k.split()
+        words = words_of(k)
         if len(words) > 1:
             out[i] = (1 - weight) * out[i] + weight * min(best[c][w] for w in words)
     return out
 
 
-def multiword_needs(cut_ids: Sequence[str], keywords: Sequence[str]) -> dict[str, set]:
+def multiword_needs(cut_ids: Sequence[str], keywords: Sequence[str],
+                    words_of: Callable[[str], list[str]] = str.split) -> dict[str, set]:
     """cut id -> the words of the multi-word keywords it is scored against."""
     needs: dict[str, set] = {}
     for c, k in zip(cut_ids, keywords):
-        if len(k.split()) > 1:
-            needs.setdefault(c, set()).update(k.split())
+        words = words_of(k)
+        if len(words) > 1:
+            needs.setdefault(c, set()).update(words)
     return needs
 
 
@@ -105,9 +108,11 @@ def fuse_words(loaded, scores: np.ndarray, cut_ids: Sequence[str], keywords: Seq
                cache: dict | None = None) -> np.ndarray:
     """``scores`` (the clip cosines of the trials) with every multi-word keyword fused with its
     weakest word (``phrase_scores``); ``feats_of(cut id)`` gives a cut's (T, D) features.
+    A keyword's words are the tokenizer's (normalised, as the keyword was pronounced).
     ``cache`` (cut id -> window embeddings) is filled and reused: trial lists that share cuts
     (LP_E and LP_H) embed each cut's windows once."""
-    needs = multiword_needs(cut_ids, keywords)
+    split = {k: loaded.tokenizer.words(k) for k in set(keywords)}
+    needs = multiword_needs(cut_ids, keywords, split.__getitem__)
     if not needs:
         return np.asarray(scores, dtype=np.float64)
     cache = {} if cache is None else cache
@@ -118,7 +123,7 @@ def fuse_words(loaded, scores: np.ndarray, cut_ids: Sequence[str], keywords: Seq
     words = sorted(set().union(*needs.values()))
     word_emb = embed_texts(loaded.model, words, loaded.tokenizer)
     best = best_word_scores(cache, word_emb, needs)
-    return phrase_scores(scores, cut_ids, keywords, best)
+    return phrase_scores(scores, cut_ids, keywords, best, words_of=split.__getitem__)
 
 
 def add_phrase_args(parser) -> None:

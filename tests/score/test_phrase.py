@@ -90,7 +90,18 @@ def test_phrase_words_refuses_tnorm_and_detectors(tmp_path):
     model = tiny_model_file(tmp_path / "final.pt", cohort=["a", "b", "c", "d"])
     write_clips(tmp_path)
     pairs = tmp_path / "pairs.tsv"
-    pairs.write_text("audio/0.wav\tsmart mirror\t1\naudio/1.wav\talexa\t0\n")
+    pairs.write_text(f"{tmp_path / 'audio/0.wav'}\tsmart mirror\t1\n{tmp_path / 'audio/1.wav'}\talexa\t0\n")
     with pytest.raises(PairsError, match="not measured together"):
         score_pairs_file(model, pairs, tmp_path / "out.tsv", norm="tnorm", phrase="words")
     assert not (tmp_path / "out.tsv").exists()
+
+
+def test_a_keyword_is_split_into_words_as_the_tokenizer_normalises_it(tmp_path):
+    model = tiny_model_file(tmp_path / "final.pt")
+    write_clips(tmp_path)
+    pairs = tmp_path / "pairs.tsv"
+    a, b = tmp_path / "audio/0.wav", tmp_path / "audio/1.wav"
+    pairs.write_text(f"{a}\tsmart mirror\t1\n{b}\tSmart,  Mirror!\t0\n{a}\tSmart,  Mirror!\t1\n")
+    res = score_pairs_file(model, pairs, tmp_path / "out.tsv", phrase="words")
+    # the same clip and the same words after normalisation: the same score
+    assert res.scores[0] == pytest.approx(res.scores[2], abs=1e-9)
