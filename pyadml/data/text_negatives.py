@@ -47,6 +47,9 @@ class NearMissTexts:
             for k, (w, seq) in enumerate(zip(self.words, self.seqs)):
                 if w != word and seq != own:
                     scored.append((kaldialign.edit_distance(own, seq)["total"], k, w))
+            if not scored:
+                raise ValueError(f"near-miss texts: every vocabulary word sounds like {word!r}; "
+                                 "there is nothing to replace it with")
             scored.sort()
             self._near[word] = [w for _, _, w in scored[:self.pool]]
         return self._near[word]

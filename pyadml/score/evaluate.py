@@ -115,7 +115,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     audio_cache: dict[Path, dict] = {}
     speakers: dict[Path, dict] = {}
     cut_cache: dict[Path, dict] = {}  # the cuts themselves, for phrase="words"
-    word_cache: dict[Path, dict] = {}  # their best window cosine per word
+    word_cache: dict[Path, dict] = {}  # their window embeddings (pyadml.score.phrase)
     for cuts_path in dict.fromkeys(c for c, _, _ in todo.values()):
         needed = {t.cut_id for c, trials, _ in todo.values() if c == cuts_path for t in trials}
         cuts = [c for c in CutSet.from_file(cuts_path) if c.id in needed]

@@ -63,6 +63,9 @@ def test_a_near_miss_replaces_one_word_of_a_phrase_by_a_neighbour():
 def test_a_vocabulary_of_one_word_is_refused():
     with pytest.raises(ValueError, match="at least two words"):
         NearMissTexts(["bat"], phones_of)
+    # two words with the same phones: nothing to replace either with
+    with pytest.raises(ValueError, match="sounds like 'bat'"):
+        NearMissTexts(["bat", "batt"], phones_of).neighbours("bat")
 
 
 @pytest.mark.parametrize("cfg, match", [
