@@ -77,6 +77,16 @@ def remove_temporaries(ckpt_dir: str | os.PathLike) -> list[Path]:
     return gone
 
 
+def _step_of(path: Path) -> int:
+    """The training step a checkpoint holds, read without loading its tensors (mmap); -1 when
+    it cannot be read (load_checkpoint then says why)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+        return int(state.get("step", -1))
+    except Exception:  # truncated zip, bad pickle, ...: judged by load_checkpoint
+        return -1
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     """The newest valid epoch-N.pt or step-N.pt in ``ckpt_dir`` (by training step), or None.
     A corrupt one is skipped with a warning that names it, so a resume falls back to the
@@ -88,8 +98,9 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
 def latest_valid_checkpoint(ckpt_dir: Path) -> tuple[Path | None, dict | None]:
     """(path, loaded state) of the checkpoint to resume from; see latest_checkpoint."""
     found = [p for p in Path(ckpt_dir).glob("*.pt") if CHECKPOINT_NAME.fullmatch(p.name)]
-    # Checkpoints are written in training order: try the newest first, load only what is needed.
-    found.sort(key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)
+    # By the step each holds, not by file time: a copied experiment (cp -r, a restore) has
+    # arbitrary times. Ties and unreadable files fall back to file time.
+    found.sort(key=lambda p: (_step_of(p), p.stat().st_mtime_ns, p.name), reverse=True)
     for p in found:
         try:
             return p, load_checkpoint(p)

@@ -228,6 +228,26 @@ def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(data, tmp_pa
     assert steps == sorted(set(steps)) and steps == list(range(1, max(steps) + 1))
 
 
+def test_a_resume_picks_the_checkpoint_with_the_latest_step_whatever_the_file_times(data, tmp_path):
+    # A copied experiment (cp -r without -p) has file times in copy order: here epoch-1.pt is
+    # the newest file. The resume must still continue from epoch 2, not train it again.
+    exp = tmp_path / "exp"
+    Trainer(config(data), exp).run()
+    ckpts = exp / "checkpoints"
+    later = ckpts.joinpath("epoch-2.pt").stat().st_mtime + 100
+    os.utime(ckpts / "epoch-1.pt", (later, later))
+    assert latest_checkpoint(ckpts).name == "epoch-2.pt"
+    before = weights(exp)
+    Trainer(config(data, epochs=3), exp, resume=True).run()
+    log = (exp / "log/train.rank0.log").read_text()
+    assert "resumed from" in log and "epoch-2.pt" in log.split("resumed from")[-1].splitlines()[0]
+    assert latest_checkpoint(ckpts).name == "epoch-3.pt"
+    assert not all(torch.equal(before[k], weights(exp)[k]) for k in before)
+    # An unreadable file is tried last, and skipped with the warning that names it.
+    (ckpts / "step-999.pt").write_bytes(b"not a checkpoint")
+    assert latest_checkpoint(ckpts).name == "epoch-3.pt"
+
+
 def test_a_resume_with_another_config_names_the_keys_or_applies_them(data, tmp_path):
     from pyadml.train.trainer import ConfigChanged
 
