@@ -3,13 +3,16 @@
 The models train on single words, and one embedding of a 2-4-word clip against one embedding
 of the phrase text loses a word's difference: LP_E's 4-word trials sit at about 20% EER and
 LP_H's at chance while single words are near 5% and 23% (RESULTS.md). A phrase is said when
-each of its words is said, so ``--phrase-score words`` also scores every word of a multi-word
-keyword on its own: the best cosine between the word's text embedding and the embeddings of
-windows of the clip (30-110 frames, a hop of 5), and the weakest word counts:
+its words are said, one after the other, so ``--phrase-score words`` also scores every word of a
+multi-word keyword against windows of the clip (30-110 frames, a hop of 5): word k gets a
+window w_k, the windows follow the words' order (each starts at most ``WORD_OVERLAP`` frames
+before the previous one ends), and the weakest word of the best such sequence counts:
 
-    s(clip, phrase) = (1 - w) * cos(E_a(clip), E_t(phrase)) + w * min_k max_win cos(E_a(win), E_t(word_k))
+    s(clip, phrase) = (1 - w) * cos(E_a(clip), E_t(phrase))
+                      + w * max_{w_1 < ... < w_K} min_k cos(E_a(w_k), E_t(word_k))
 
-with w = 0.5. Single-word keywords keep the clip cosine, so the WSJ protocol is unchanged.
+with w = 0.5. Single-word keywords keep the clip cosine, so the WSJ protocol is unchanged. A clip
+too short to hold K such windows scores each word's best window on its own.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ PHRASE_SCORES = ("clip", "words")
 WINDOW_FRAMES = (30, 50, 70, 90, 110)
 WINDOW_HOP = 5
 WORD_WEIGHT = 0.5
+# Frames two consecutive words' windows may share: words run into each other, and the window
+# lengths step by 20 frames, so a window rarely ends where its word does.
+WORD_OVERLAP = 10
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -46,88 +52,102 @@ def check_phrase(phrase: str, norm: str, scorer: str) -> None:
                                f"{norm}: the two are not measured together; use one of them")
 
 
+def window_spans(num_frames: int, lengths: Sequence[int] = WINDOW_FRAMES,
+                 hop: int = WINDOW_HOP) -> np.ndarray:
+    """(N, 2) start and end frame of every window of a ``num_frames`` clip: each length (at most
+    the clip's) at a hop, the last start at most the clip's end minus the length."""
+    out = []
+    for length in dict.fromkeys(min(int(n), num_frames) for n in lengths):
+        out.extend((start, start + length) for start in range(0, num_frames - length + 1, hop))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
 def windows(feats: np.ndarray, lengths: Sequence[int] = WINDOW_FRAMES, hop: int = WINDOW_HOP,
             mean_norm: bool = True) -> list[np.ndarray]:
-    """Every window of each length (at most the clip's) at a hop, each mean-normalised as a
-    training cut is (the same whether ``feats`` was normalised as a whole or not); the last
-    start is at most the clip's end minus the length."""
-    t = feats.shape[0]
-    out = []
-    for length in dict.fromkeys(min(int(n), t) for n in lengths):
-        for start in range(0, t - length + 1, hop):
-            w = feats[start:start + length]
-            out.append(mean_normalize(w) if mean_norm else w)
-    return out
+    """The features of the ``window_spans``, each mean-normalised as a training cut is (the same
+    whether ``feats`` was normalised as a whole or not)."""
+    spans = window_spans(feats.shape[0], lengths, hop)
+    return [mean_normalize(feats[a:b]) if mean_norm else feats[a:b] for a, b in spans]
 
 
 def window_embeddings(model, feats: np.ndarray, batch_size: int = 256,
-                      mean_norm: bool = True) -> np.ndarray:
-    """(N, d) unit embeddings of the ``windows`` of one cut's (T, D) features."""
-    return _unit(embed_features(model, windows(feats, mean_norm=mean_norm), batch_size=batch_size))
+                      mean_norm: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(N, d) unit embeddings of the ``windows`` of one cut's (T, D) features, and their
+    (N, 2) spans."""
+    emb = _unit(embed_features(model, windows(feats, mean_norm=mean_norm), batch_size=batch_size))
+    return emb, window_spans(feats.shape[0])
 
 
-def best_word_scores(win_emb: Mapping[str, np.ndarray], word_emb: Mapping[str, np.ndarray],
-                     needs: Mapping[str, set]) -> dict[str, dict[str, float]]:
-    """cut id -> word -> the highest cosine between the word's text embedding and the cut's
-    window embeddings, for the words ``needs[cut id]``."""
+def ordered_words_score(cos: np.ndarray, spans: np.ndarray, overlap: int = WORD_OVERLAP) -> float:
+    """max over window sequences w_1..w_K with start(w_k+1) >= end(w_k) - ``overlap`` of
+    min_k cos[k, w_k]; ``cos`` is (K, N), word k's cosines with the N windows of ``spans``.
+    Dynamic programming over the words: best[k, w] = min(cos[k, w], max of best[k-1, v] over
+    the windows v that end early enough). A clip too short for any such sequence gets
+    min_k max_w cos[k, w], each word's best window on its own."""
+    cos = np.asarray(cos, dtype=np.float64)
+    order = np.argsort(spans[:, 1], kind="stable")
+    ends = spans[order, 1]
+    # For each window, the last (by end) window that may come before it.
+    last = np.searchsorted(ends, spans[:, 0] + overlap, side="right") - 1
+    best = cos[0]
+    for k in range(1, cos.shape[0]):
+        before = np.maximum.accumulate(best[order])
+        prev = np.where(last >= 0, before[np.maximum(last, 0)], -np.inf)
+        best = np.minimum(cos[k], prev)
+    top = float(best.max())
+    return top if np.isfinite(top) else float(cos.max(axis=1).min())
+
+
+def ordered_scores(win: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                   word_emb: Mapping[str, np.ndarray], pairs,
+                   words_of: Callable[[str], list[str]] = str.split) -> dict[tuple[str, str], float]:
+    """(cut id, keyword) -> ``ordered_words_score`` of the keyword's words over the cut's
+    windows (``win``: cut id -> (unit window embeddings, spans)), for each pair of ``pairs``."""
     out = {}
-    for cut_id, words in needs.items():
-        words = sorted(words)
-        w = _unit(np.stack([word_emb[k] for k in words]))
-        best = (win_emb[cut_id] @ w.T).max(axis=0)
-        out[cut_id] = {k: float(b) for k, b in zip(words, best)}
+    for cut_id, keyword in pairs:
+        emb, spans = win[cut_id]
+        w = _unit(np.stack([word_emb[k] for k in words_of(keyword)]))
+        out[cut_id, keyword] = ordered_words_score(w @ emb.T, spans)
     return out
 
 
 def phrase_scores(scores: np.ndarray, cut_ids: Sequence[str], keywords: Sequence[str],
-                  best: Mapping[str, Mapping[str, float]], weight: float = WORD_WEIGHT,
+                  words: Mapping[tuple[str, str], float], weight: float = WORD_WEIGHT,
                   words_of: Callable[[str], list[str]] = str.split) -> np.ndarray:
-    """Each multi-word keyword's clip score fused with its weakest word (module docstring);
-    single-word keywords keep the clip score. ``words_of``: a keyword's words."""
+    """Each multi-word keyword's clip score fused with its words' score ``words[cut id,
+    keyword]`` (module docstring); single-word keywords keep the clip score."""
     out = np.asarray(scores, dtype=np.float64).copy()
     for i, (c, k) in enumerate(zip(cut_ids, keywords)):
-        words = words_of(k)
-        if len(words) > 1:
-            out[i] = (1 - weight) * out[i] + weight * min(best[c][w] for w in words)
+        if len(words_of(k)) > 1:
+            out[i] = (1 - weight) * out[i] + weight * words[c, k]
     return out
-
-
-def multiword_needs(cut_ids: Sequence[str], keywords: Sequence[str],
-                    words_of: Callable[[str], list[str]] = str.split) -> dict[str, set]:
-    """cut id -> the words of the multi-word keywords it is scored against."""
-    needs: dict[str, set] = {}
-    for c, k in zip(cut_ids, keywords):
-        words = words_of(k)
-        if len(words) > 1:
-            needs.setdefault(c, set()).update(words)
-    return needs
 
 
 def fuse_words(loaded, scores: np.ndarray, cut_ids: Sequence[str], keywords: Sequence[str],
                feats_of: Callable[[str], np.ndarray], batch_size: int = 256,
                cache: dict | None = None) -> np.ndarray:
     """``scores`` (the clip cosines of the trials) with every multi-word keyword fused with its
-    weakest word (``phrase_scores``); ``feats_of(cut id)`` gives a cut's (T, D) features.
+    words in order (``phrase_scores``); ``feats_of(cut id)`` gives a cut's (T, D) features.
     A keyword's words are the tokenizer's (normalised, as the keyword was pronounced).
-    ``cache`` (cut id -> window embeddings) is filled and reused: trial lists that share cuts
-    (LP_E and LP_H) embed each cut's windows once."""
+    ``cache`` (cut id -> window embeddings and spans) is filled and reused: trial lists that
+    share cuts (LP_E and LP_H) embed each cut's windows once."""
     split = {k: loaded.tokenizer.words(k) for k in set(keywords)}
-    needs = multiword_needs(cut_ids, keywords, split.__getitem__)
-    if not needs:
+    pairs = {(c, k) for c, k in zip(cut_ids, keywords) if len(split[k]) > 1}
+    if not pairs:
         return np.asarray(scores, dtype=np.float64)
     cache = {} if cache is None else cache
     mean_norm = bool(loaded.features.get("mean_norm", True))
-    for c in needs:
+    for c in sorted({c for c, _ in pairs}):
         if c not in cache:
             cache[c] = window_embeddings(loaded.model, feats_of(c), batch_size, mean_norm)
-    words = sorted(set().union(*needs.values()))
+    words = sorted({w for _, k in pairs for w in split[k]})
     word_emb = embed_texts(loaded.model, words, loaded.tokenizer)
-    best = best_word_scores(cache, word_emb, needs)
-    return phrase_scores(scores, cut_ids, keywords, best, words_of=split.__getitem__)
+    ordered = ordered_scores(cache, word_emb, pairs, split.__getitem__)
+    return phrase_scores(scores, cut_ids, keywords, ordered, words_of=split.__getitem__)
 
 
 def add_phrase_args(parser) -> None:
     parser.add_argument("--phrase-score", default="clip", choices=PHRASE_SCORES,
-                        help="words: a multi-word keyword's clip cosine fused with its weakest "
-                        "word's best window (pyadml.score.phrase); clip: the clip cosine alone, "
-                        "the paper's protocol")
+                        help="words: a multi-word keyword's clip cosine fused with its words "
+                        "found in order in windows of the clip, the weakest counting "
+                        "(pyadml.score.phrase); clip: the clip cosine alone, the paper's protocol")

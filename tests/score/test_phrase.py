@@ -1,5 +1,8 @@
-"""--phrase-score words: a multi-word keyword's clip cosine fused with its weakest word's best
-window, checked against a slow loop that embeds every window on its own."""
+"""--phrase-score words: a multi-word keyword's clip cosine fused with its words found in order
+in windows of the clip, checked against hand-worked examples and a slow loop that embeds every
+window on its own and tries every sequence of windows."""
+
+import itertools
 
 import numpy as np
 import pytest
@@ -10,7 +13,8 @@ from pyadml.models.export import load_model
 from pyadml.score.embed import embed_features, embed_texts
 from pyadml.score.pairs import PairsError, features_for, score_pairs_file
 from pyadml.data.features import fbank_extractor
-from pyadml.score.phrase import PhraseScoreError, check_phrase, phrase_scores, windows
+from pyadml.score.phrase import (PhraseScoreError, check_phrase, ordered_words_score, phrase_scores,
+                                 window_spans, windows)
 
 from test_clips import write_clips
 from test_score import FBANK, tiny_model_file
@@ -27,12 +31,50 @@ def test_windows_hand_worked():
     assert np.allclose(windows(f, lengths=(10,), hop=5, mean_norm=False)[2], f[10:20])
 
 
+def test_window_spans_follow_the_windows():
+    assert window_spans(20, lengths=(10, 30), hop=5).tolist() == [[0, 10], [5, 15], [10, 20], [0, 20]]
+    f = np.random.default_rng(0).normal(size=(47, 3)).astype(np.float32)
+    spans = window_spans(47)
+    assert all(np.allclose(w, mean_normalize(f[a:b])) for w, (a, b) in zip(windows(f), spans))
+
+
 def test_phrase_scores_hand_worked():
-    best = {"a": {"smart": 0.9, "mirror": 0.3, "view": 0.8}}
+    words = {("a", "smart mirror"): 0.3, ("a", "view smart"): 0.8}
     s = phrase_scores(np.array([0.6, 0.5, 0.7]), ["a", "a", "a"],
-                      ["smart mirror", "alexa", "view smart"], best)
-    # 0.5 * 0.6 + 0.5 * min(0.9, 0.3); a single word keeps its clip score; 0.5 * 0.7 + 0.5 * 0.8
+                      ["smart mirror", "alexa", "view smart"], words)
+    # 0.5 * 0.6 + 0.5 * 0.3; a single word keeps its clip score; 0.5 * 0.7 + 0.5 * 0.8
     assert s == pytest.approx([0.45, 0.5, 0.75])
+
+
+def test_ordered_words_score_hand_worked():
+    spans = np.array([[0, 30], [20, 50], [40, 70]])
+    cos = np.array([[0.1, 0.2, 0.9],    # word 1 is best in the last window,
+                    [0.8, 0.7, 0.3]])   # word 2 in the first: out of order
+    # Unordered each word's best: min(0.9, 0.8) = 0.8. In order (start >= previous end - 10):
+    # (0,30)->(20,50): min(0.1, 0.7); (20,50)->(40,70): min(0.2, 0.3); (0,30)->(40,70): 0.1
+    assert ordered_words_score(cos, spans) == pytest.approx(0.2)
+    # Without the allowed overlap (0,30)->(20,50) is no longer a sequence, nor (20,50)->(40,70).
+    assert ordered_words_score(cos, spans, overlap=0) == pytest.approx(0.1)
+    # One window for two words (a clip too short to hold both): each word's best on its own.
+    assert ordered_words_score(np.array([[0.4], [0.6]]), np.array([[0, 25]])) == pytest.approx(0.4)
+
+
+def brute_ordered(cos, spans, overlap=10):
+    best = -np.inf
+    for seq in itertools.product(range(len(spans)), repeat=len(cos)):
+        if all(spans[b][0] >= spans[a][1] - overlap for a, b in zip(seq, seq[1:])):
+            best = max(best, min(cos[k][w] for k, w in enumerate(seq)))
+    return best if np.isfinite(best) else min(max(row) for row in cos)
+
+
+def test_ordered_words_score_against_every_sequence():
+    rng = np.random.default_rng(1)
+    for t, k in [(60, 2), (95, 3), (120, 2), (70, 4), (28, 2)]:
+        spans = window_spans(t, lengths=(30, 50), hop=10)
+        cos = rng.uniform(-1, 1, size=(k, len(spans)))
+        for overlap in (0, 10, 25):
+            assert ordered_words_score(cos, spans, overlap) == pytest.approx(
+                brute_ordered(cos, spans, overlap)), (t, k, overlap)
 
 
 def slow_pair_scores(model_path, wavs_keywords):
@@ -47,17 +89,16 @@ def slow_pair_scores(model_path, wavs_keywords):
         if len(kw.split()) == 1:
             out.append(cos)
             continue
-        word_best = []
+        spans, embs = [], []
+        for length in dict.fromkeys(min(n, f.shape[0]) for n in (30, 50, 70, 90, 110)):
+            for start in range(0, f.shape[0] - length + 1, 5):
+                spans.append((start, start + length))
+                embs.append(embed_features(loaded.model, [mean_normalize(f[start:start + length])])[0])
+        word_cos = []
         for word in kw.split():
             t = embed_texts(loaded.model, [word], loaded.tokenizer)[word]
-            best = -2.0
-            for length in (30, 50, 70, 90, 110):
-                length = min(length, f.shape[0])
-                for start in range(0, f.shape[0] - length + 1, 5):
-                    e = embed_features(loaded.model, [mean_normalize(f[start:start + length])])[0]
-                    best = max(best, float(e @ t / np.linalg.norm(e) / np.linalg.norm(t)))
-            word_best.append(best)
-        out.append(0.5 * cos + 0.5 * min(word_best))
+            word_cos.append([float(e @ t / np.linalg.norm(e) / np.linalg.norm(t)) for e in embs])
+        out.append(0.5 * cos + 0.5 * brute_ordered(word_cos, spans))
     return np.array(out)
 
 

@@ -350,8 +350,10 @@ def test_score_pairs_rejects_mixed_labels(fixture, tmp_path, capsys):
 
 def test_score_with_phrase_words_fuses_multiword_keywords_only(fixture):
     """--phrase-score words on stage 8's path: single-word trials keep the clip cosine, each
-    multi-word trial is 0.5 * clip + 0.5 * its weakest word's best window (computed here from
-    the model's embeddings of every window, one at a time)."""
+    multi-word trial is 0.5 * clip + 0.5 * its words' best ordered sequence of windows (computed
+    here from the model's embeddings of every window, one at a time, and every sequence)."""
+    from test_phrase import brute_ordered
+
     tmp, model_path = fixture
     base = ["--exp-dir", str(tmp / "exp" / "tiny"), "--fbank-dir", str(tmp / "fbank"),
             "--trials-dir", str(tmp / "trials")]
@@ -364,18 +366,18 @@ def test_score_with_phrase_words_fuses_multiword_keywords_only(fixture):
     def unit(x):
         return x / np.linalg.norm(x)
 
-    def best(cut_id, word):
+    def ordered(cut_id, words):
         f = cuts[cut_id].load_features()
-        t = unit(embed_texts(loaded.model, [word], loaded.tokenizer)[word])
-        out = -2.0
-        for length in (30, 50, 70, 90, 110):
-            length = min(length, f.shape[0])
+        spans, embs = [], []
+        for length in dict.fromkeys(min(n, f.shape[0]) for n in (30, 50, 70, 90, 110)):
             for start in range(0, f.shape[0] - length + 1, 5):
                 x = torch.from_numpy(mean_normalize(f[start:start + length]))[None]
                 with torch.inference_mode():
                     e = loaded.model.embed_audio(x, torch.tensor([length])).utt[0].numpy()
-                out = max(out, float(unit(e) @ t))
-        return out
+                spans.append((start, start + length))
+                embs.append(unit(e))
+        texts = [unit(embed_texts(loaded.model, [w], loaded.tokenizer)[w]) for w in words]
+        return brute_ordered([[float(e @ t) for e in embs] for t in texts], spans)
 
     for name in ("libriphrase_test_lp_e", "libriphrase_test_lp_h"):
         plain = [r.split("\t") for r in (tmp / "plain" / name / "scores.tsv").read_text().splitlines()]
@@ -383,5 +385,5 @@ def test_score_with_phrase_words_fuses_multiword_keywords_only(fixture):
         for p, w in zip(plain, words):
             cut_id, keyword, clip = p[0], p[1], float(p[-1])
             want = clip if len(keyword.split()) == 1 else \
-                0.5 * clip + 0.5 * min(best(cut_id, k) for k in keyword.split())
+                0.5 * clip + 0.5 * ordered(cut_id, keyword.split())
             assert float(w[-1]) == pytest.approx(want, abs=2e-5)
