@@ -131,10 +131,21 @@ run_stage 7 "average the last checkpoints (as many as gives the best dev AP) int
   $exp/log/stage7_export.log \
   python -m pyadml.bin.export_model --exp-dir $exp
 
+score_stage() {
+  python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
+    --results-md RESULTS.md --tag "$tag" "$@"
+  # The sets with multi-word keywords (protocol pairs) also scored word by word, the words in
+  # order (pyadml.score.phrase): a back-end beside the paper's protocol, the clip cosine.
+  local phrase_sets=() s
+  for s in "$@"; do [[ $s == *:pairs ]] && phrase_sets+=("$s"); done
+  [ ${#phrase_sets[@]} -eq 0 ] ||
+    python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
+      --out-dir $exp/results_words --phrase-score words --results-md RESULTS.md \
+      --tag "$tag, phrase words" "${phrase_sets[@]}"
+}
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.
 stage_outputs=RESULTS.md run_stage 8 "score $score_sets: AP, EER, AUC, plots" $exp/log/stage8_score.log \
-  python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
-    --results-md RESULTS.md --tag "$tag" $score_sets
+  score_stage $score_sets
 
 # The closing summary (when stage 8 was asked for): the results, where things are, and how to
 # use the model just trained.
@@ -142,6 +153,11 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 8 ] && [ -f $exp/results/results.md
   echo
   echo "== Results of $exp (in $PWD):"
   cat $exp/results/results.md
+  if [ -f $exp/results_words/results.md ]; then
+    echo
+    echo "Multi-word keywords also scored word by word (--phrase-score words, $exp/results_words):"
+    grep '^|' $exp/results_words/results.md
+  fi
   echo
   echo "== Where things are:"
   where() { printf '   %-12s %s\n' "$1" "$2"; }

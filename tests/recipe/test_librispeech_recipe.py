@@ -78,6 +78,17 @@ def test_stages_3_to_8(recipe):
         assert 0.0 <= v["EER"] <= 1.0 and 0.0 <= v["AUC"] <= 1.0
     assert (recipe / "data/fbank/librispeech_train_aug.jsonl.gz").is_file()
     assert "| libriphrase_test_lp_h |" in (recipe / "run.out").read_text()
+    # Stage 8 also scores the phrases word by word: single-word trials keep the clip cosine,
+    # multi-word ones are fused with their words (pyadml.score.phrase, tested there).
+    assert "scored word by word" in (recipe / "run.out").read_text()
+    for name in ("libriphrase_test_lp_e", "libriphrase_test_lp_h"):
+        clip = [r.split("\t") for r in (exp / "results" / name / "scores.tsv").read_text().splitlines()]
+        words = [r.split("\t") for r in (exp / "results_words" / name / "scores.tsv").read_text().splitlines()]
+        assert [r[:4] for r in clip] == [r[:4] for r in words]
+        multi = [len(c[1].split()) > 1 for c in clip]
+        assert any(multi) and not all(multi)
+        assert all(c[-1] == w[-1] for c, w, m in zip(clip, words, multi) if not m)
+        assert any(c[-1] != w[-1] for c, w, m in zip(clip, words, multi) if m)
 
 
 def test_rerun_skips_every_stage(recipe):
