@@ -70,6 +70,7 @@ class KeywordDataset(torch.utils.data.Dataset):
         frame_shift: float = 0.01,
         spec_augment: Mapping | None = None,
         text_negatives: Mapping | None = None,
+        vtlp: Mapping | None = None,
     ):
         # Padded lengths rounded up to a multiple: fewer distinct shapes, so CPU kernels
         # (oneDNN primitives) are reused rather than built and cached for every batch.
@@ -91,6 +92,7 @@ class KeywordDataset(torch.utils.data.Dataset):
                 raise ValueError(f"spec_augment: {bad} out of range (prob in [0, 1], counts and "
                                  "widths >= 0)")
         self.spec_augment = dict(spec_augment) if spec_augment and spec_augment.get("prob") else None
+        self.vtlp = check_vtlp(vtlp) if vtlp and vtlp.get("prob") else None
         # Near-miss texts of each distinct batch text (loss.text_negatives; count 0: none),
         # from the words of the training texts.
         self.text_negatives = None
@@ -125,6 +127,8 @@ class KeywordDataset(torch.utils.data.Dataset):
             feats = self.crop_context(cuts, feats)
         # Mean normalisation after the crop: over the frames the model sees, as in scoring.
         feats = [mean_normalize(f) for f in feats]
+        if self.vtlp:
+            feats = vtlp(feats, self.vtlp, batch_rng(self.seed, cut_ids, 3))
         if self.spec_augment:
             feats = spec_augment(feats, self.spec_augment, batch_rng(self.seed, cut_ids, 1))
         phones = [self.phone_ids(t, c.id) for t, c in zip(texts, cuts)]
@@ -229,6 +233,59 @@ def spec_augment(feats: Sequence[np.ndarray], cfg: Mapping, rng: np.random.Gener
             f[s:s + w] = 0.0
         out.append(f)
     return out
+
+
+def _mel(f):
+    return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def vtlp_source_bins(alpha: float, num_bins: int, low_freq: float, high_freq: float) -> np.ndarray:
+    """Fractional source bin of each of ``num_bins`` log-mel bins under vocal tract length
+    perturbation by ``alpha`` (Jaitly and Hinton 2013). The frequency warp is Kaldi's shape:
+    W(f) = alpha * f up to f0 = 0.8 * high_freq / max(alpha, 1), then linear to W(high_freq) =
+    high_freq. Target bin j (centre c_j, the mel filterbank's, evenly spaced in mel between
+    low_freq and high_freq) takes the energy at W^-1(c_j), read between the two nearest source
+    centres; alpha > 1 moves spectral peaks up (a shorter vocal tract)."""
+    edges = np.linspace(_mel(low_freq), _mel(high_freq), num_bins + 2)
+    centres = 700.0 * np.expm1(edges[1:-1] / 1127.0)
+    f0 = 0.8 * high_freq / max(alpha, 1.0)
+    src = np.where(centres <= alpha * f0, centres / alpha,
+                   f0 + (centres - alpha * f0) * (high_freq - f0) / (high_freq - alpha * f0))
+    return np.interp(_mel(src), edges[1:-1], np.arange(num_bins, dtype=np.float64))
+
+
+def vtlp(feats: Sequence[np.ndarray], cfg: Mapping, rng: np.random.Generator) -> list[np.ndarray]:
+    """With probability ``prob`` a row's (T, D) log-mel features are warped as by a vocal tract
+    ``alpha`` ~ U[low, high] times as long (``vtlp_source_bins``; linear interpolation between
+    bins, the edge bins held): another speaker's formants from the same words."""
+    out = []
+    for f in feats:
+        if rng.random() >= cfg["prob"]:
+            out.append(f)
+            continue
+        alpha = float(rng.uniform(cfg["low"], cfg["high"]))
+        src = vtlp_source_bins(alpha, f.shape[1], cfg["low_freq"], cfg["high_freq"])
+        i0 = np.floor(src).astype(np.int64)
+        i1 = np.minimum(i0 + 1, f.shape[1] - 1)
+        w = (src - i0).astype(f.dtype)
+        out.append(f[:, i0] * (1 - w) + f[:, i1] * w)
+    return out
+
+
+def check_vtlp(cfg: Mapping) -> dict:
+    """The ``vtlp`` training config, or ValueError naming the bad keys."""
+    cfg = dict(cfg)
+    bad = []
+    if not 0.0 <= cfg["prob"] <= 1.0:
+        bad.append(f"prob {cfg['prob']} (expected 0-1)")
+    if not 0.0 < cfg["low"] <= cfg["high"]:
+        bad.append(f"low {cfg['low']} / high {cfg['high']} (expected 0 < low <= high)")
+    if not 0.0 <= cfg["low_freq"] < cfg["high_freq"]:
+        bad.append(f"low_freq {cfg['low_freq']} / high_freq {cfg['high_freq']} (expected "
+                   "0 <= low_freq < high_freq, the fbank's mel range in Hz)")
+    if bad:
+        raise ValueError("vtlp: " + "; ".join(bad))
+    return cfg
 
 
 def context_frames(cut, num_frames: int, frame_shift: float = 0.01) -> tuple[int, int]:

@@ -126,6 +126,10 @@ DEFAULTS: dict[str, Any] = {
     # of up to time_width frames (at most a fifth of the row) set to 0. prob 0: off.
     "spec_augment": {"prob": 0.0, "freq_masks": 2, "freq_width": 8, "time_masks": 2,
                      "time_width": 10},
+    # Vocal tract length perturbation of the training features (pyadml.data.dataset.vtlp): with
+    # probability prob a row's mel axis is warped by alpha ~ U[low, high]; low_freq and
+    # high_freq are the fbank's mel range (lhotse's defaults). prob 0: off.
+    "vtlp": {"prob": 0.0, "low": 0.9, "high": 1.1, "low_freq": 20.0, "high_freq": 7600.0},
     "num_workers": 1,
     "pad_frames_to": 16,     # round padded batch lengths up to a multiple (masked; fewer shapes)
     "threads": 0,            # torch threads per process; 0: cores / processes
@@ -292,7 +296,8 @@ LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY
           "loss.phn_opts.lam_bound": ANY, "optim.grad_clip_scope": "all", "optim.adams_lr": None,
           "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0,
           "spec_augment.prob": 0.0, "spec_augment.*": ANY,
-          "loss.text_negatives.count": 0, "loss.text_negatives.*": ANY}
+          "loss.text_negatives.count": 0, "loss.text_negatives.*": ANY,
+          "vtlp.prob": 0.0, "vtlp.*": ANY}
 
 
 def _legacy(key: str):

@@ -37,3 +37,11 @@ def test_keys_an_old_config_lacks_are_changes_only_when_they_change_its_behaviou
     assert "optim.lr" in config_changes(old, new)
     assert "seed" in config_changes(_without(old, "seed"), new)
     assert flatten(old).keys() < flatten(new).keys()
+
+
+def test_a_run_from_before_vtlp_resumes_unless_vtlp_is_turned_on():
+    new = copy.deepcopy(DEFAULTS)
+    old = _without(new, "vtlp")
+    assert config_changes(old, new) == {}
+    new["vtlp"]["prob"] = 0.5
+    assert config_changes(old, new) == {"vtlp.prob": (None, 0.5)}
