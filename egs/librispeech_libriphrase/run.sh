@@ -136,12 +136,7 @@ score_stage() {
     --results-md RESULTS.md --tag "$tag" "$@"
   # The sets with multi-word keywords (protocol pairs) also scored word by word, the words in
   # order (pyadml.score.phrase): a back-end beside the paper's protocol, the clip cosine.
-  local phrase_sets=() s
-  for s in "$@"; do [[ $s == *:pairs ]] && phrase_sets+=("$s"); done
-  [ ${#phrase_sets[@]} -eq 0 ] ||
-    python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
-      --out-dir $exp/results_words --phrase-score words --results-md RESULTS.md \
-      --tag "$tag, phrase words" "${phrase_sets[@]}"
+  steps/score_phrase_words.sh $exp "$tag" "$@"
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.
 stage_outputs=RESULTS.md run_stage 8 "score $score_sets: AP, EER, AUC, plots" $exp/log/stage8_score.log \

@@ -133,12 +133,7 @@ score_stage() {
     --out-dir $exp/results_tnorm --score-norm tnorm --results-md RESULTS.md --tag "$tag, T-norm" "$@"
   # The phrase sets with multi-word keywords also scored word by word (pyadml.score.phrase),
   # another back-end; single-word keywords keep the cosine, so word sets are not repeated.
-  local phrase_sets=() s
-  for s in "$@"; do [[ $s == *:pairs ]] && phrase_sets+=("$s"); done
-  [ ${#phrase_sets[@]} -eq 0 ] ||
-    python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
-      --out-dir $exp/results_words --phrase-score words --results-md RESULTS.md \
-      --tag "$tag, phrase words" "${phrase_sets[@]}"
+  steps/score_phrase_words.sh $exp "$tag" "$@"
   if [ -n "$wakeword_dev" ]; then
     local/score_wakeword_dev.sh $exp "$wakeword_dev"
     local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"   # with the energy VAD front end
