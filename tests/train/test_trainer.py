@@ -243,7 +243,7 @@ def test_a_resume_picks_the_checkpoint_with_the_latest_step_whatever_the_file_ti
     assert "resumed from" in log and "epoch-2.pt" in log.split("resumed from")[-1].splitlines()[0]
     assert latest_checkpoint(ckpts).name == "epoch-3.pt"
     assert not all(torch.equal(before[k], weights(exp)[k]) for k in before)
-    # An unreadable file is tried last, and skipped with the warning that names it.
+    # An unreadable file (no step to read) is tried last, after every readable one.
     (ckpts / "step-999.pt").write_bytes(b"not a checkpoint")
     assert latest_checkpoint(ckpts).name == "epoch-3.pt"
 
