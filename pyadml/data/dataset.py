@@ -255,21 +255,27 @@ def vtlp_source_bins(alpha: float, num_bins: int, low_freq: float, high_freq: fl
 
 
 def vtlp(feats: Sequence[np.ndarray], cfg: Mapping, rng: np.random.Generator) -> list[np.ndarray]:
-    """With probability ``prob`` a row's (T, D) log-mel features are warped as by a vocal tract
-    ``alpha`` ~ U[low, high] times as long (``vtlp_source_bins``; linear interpolation between
-    bins, the edge bins held): another speaker's formants from the same words."""
+    """With probability ``prob`` a row's (T, D) log-mel features are warped by ``alpha`` ~
+    U[low, high] (``warp_mel``): another speaker's formants from the same words."""
     out = []
     for f in feats:
         if rng.random() >= cfg["prob"]:
             out.append(f)
             continue
         alpha = float(rng.uniform(cfg["low"], cfg["high"]))
-        src = vtlp_source_bins(alpha, f.shape[1], cfg["low_freq"], cfg["high_freq"])
-        i0 = np.floor(src).astype(np.int64)
-        i1 = np.minimum(i0 + 1, f.shape[1] - 1)
-        w = (src - i0).astype(f.dtype)
-        out.append(f[:, i0] * (1 - w) + f[:, i1] * w)
+        out.append(warp_mel(f, alpha, cfg["low_freq"], cfg["high_freq"]))
     return out
+
+
+def warp_mel(f: np.ndarray, alpha: float, low_freq: float, high_freq: float) -> np.ndarray:
+    """(T, D) log-mel features with their spectral peaks moved by ``alpha`` (``vtlp_source_bins``:
+    > 1 up, as from a shorter vocal tract; linear interpolation between bins, the edge bins
+    held). Linear in ``f``, so it commutes with mean normalisation."""
+    src = vtlp_source_bins(alpha, f.shape[1], low_freq, high_freq)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, f.shape[1] - 1)
+    w = (src - i0).astype(f.dtype)
+    return f[:, i0] * (1 - w) + f[:, i1] * w
 
 
 def check_vtlp(cfg: Mapping) -> dict:
