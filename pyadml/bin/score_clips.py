@@ -24,13 +24,16 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--vad", action="store_true", help="energy voice-activity front end: cut each file to the frames within 30 dB of "
                    "its loudest plus 50 ms before scoring (off: the paper's protocol, audio as given)")
+    p.add_argument("--warp", type=float, default=1.0,
+                   help="diagnostic: warp every clip's features by this factor (> 1 moves spectral "
+                   "peaks up, as a shorter vocal tract; pyadml.score.warp); default 1, none")
     add_norm_args(p)
     add_phrase_args(p)
     args = p.parse_args(argv)
     try:
         m = score_clips(args.model, args.clips, args.out_dir, args.batch_size, vad=args.vad,
                         norm=args.score_norm, cohort_size=args.cohort_size,
-                        phrase=args.phrase_score)
+                        phrase=args.phrase_score, warp=args.warp)
     except PairsError as e:
         print(f"score_clips: {e}", file=sys.stderr)
         return 1

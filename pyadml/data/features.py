@@ -23,6 +23,15 @@ _FBANK_KEYS = {"num_mel_bins", "frame_length", "frame_shift", "dither", "low_fre
                "snip_edges", "energy_floor", "sampling_rate"}
 
 
+def mel_range(features: dict) -> tuple[float, float]:
+    """The fbank's mel range in Hz from its options: low_freq, and high_freq (<= 0 counts from
+    Nyquist, as in Kaldi); lhotse's defaults 20 and -400 where not given."""
+    rate = float(features.get("sampling_rate", 16000))
+    low = float(features.get("low_freq", 20.0))
+    high = float(features.get("high_freq", -400.0))
+    return low, (high if high > 0 else rate / 2 + high)
+
+
 def fbank_extractor(config: str | os.PathLike | dict | None = None):
     """lhotse Fbank from conf/fbank.yaml (or a dict); defaults are the paper's features."""
     from lhotse import Fbank, FbankConfig

@@ -18,8 +18,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from pyadml.data.dataset import mean_normalize
-from pyadml.data.features import fbank_extractor
+from pyadml.data.dataset import mean_normalize, warp_mel
+from pyadml.data.features import fbank_extractor, mel_range
 from pyadml.data.trials import Trial
 from pyadml.fileio import write_lines_atomic
 from pyadml.models.export import load_model
@@ -57,10 +57,12 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
 MIN_SECONDS = 0.1
 
 
-def features_for(path: Path, extractor, rate: int, mean_norm: bool, vad: bool = False) -> np.ndarray:
+def features_for(path: Path, extractor, rate: int, mean_norm: bool, vad: bool = False,
+                 warp: tuple[float, float, float] | None = None) -> np.ndarray:
     """Fbank of one file; ``vad``: first cut to its speech (pyadml.score.vad.vad_trim: frames
     within 30 dB of the loudest, plus 50 ms), so that leading/trailing silence or room noise
-    does not change the score."""
+    does not change the score. ``warp``: (alpha, low_freq, high_freq), the features' spectral
+    peaks moved by alpha (pyadml.data.dataset.warp_mel), a diagnostic."""
     audio = read_audio(path, rate)
     if vad:
         from pyadml.score.vad import vad_trim
@@ -70,6 +72,8 @@ def features_for(path: Path, extractor, rate: int, mean_norm: bool, vad: bool = 
         raise PairsError(f"{path} holds {audio.size / rate:.3f} s of audio; the model needs at "
                          f"least {MIN_SECONDS} s")
     feats = np.asarray(extractor.extract(audio, rate), dtype=np.float32)
+    if warp is not None:
+        feats = warp_mel(feats, *warp)
     return mean_normalize(feats) if mean_norm else feats
 
 
@@ -110,14 +114,18 @@ class PairScores:
 
 def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      device: str = "cpu", vad: bool = False, norm: str = "none",
-                     cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip") -> PairScores:
+                     cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
+                     warp: float = 1.0) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
     ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm).
-    ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase)."""
+    ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase).
+    ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
+    if not warp > 0:
+        raise PairsError(f"--warp must be a positive factor, got {warp}")
     pairs_path = Path(pairs_path)
     check_output_path(out_path, [pairs_path, model_path])
     try:
@@ -138,6 +146,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     mean_norm = bool(loaded.features.get("mean_norm", True))
     rate = int(feat_cfg.get("sampling_rate", 16000))
     extractor = fbank_extractor(feat_cfg)
+    warp_args = None if warp == 1.0 else (warp, *mel_range(feat_cfg))
 
     rows = []  # (line number, line, wav, keyword, label or None)
     feats: dict[Path, np.ndarray] = {}
@@ -168,7 +177,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
             phones_ok.add(keyword)
         if wav not in feats:
             try:
-                feats[wav] = features_for(wav, extractor, rate, mean_norm, vad=vad)
+                feats[wav] = features_for(wav, extractor, rate, mean_norm, vad=vad, warp=warp_args)
             except PairsError as e:
                 raise PairsError(f"{where}: {e}") from None
         rows.append((n, line, wav, keyword, label))

@@ -17,23 +17,11 @@ import numpy as np
 from lhotse import CutSet
 
 from pyadml.data.dataset import mean_normalize, warp_mel
+from pyadml.data.features import mel_range
 from pyadml.data.trials import read_trials
 from pyadml.models.export import load_model
 from pyadml.score.embed import embed_features, embed_texts, score_trials
 from pyadml.score.evaluate import word_metrics
-
-# Kaldi / lhotse fbank defaults for the mel range (Hz) when the model's features do not say.
-LOW_FREQ, HIGH_FREQ_OFFSET = 20.0, -400.0
-
-
-def mel_range(features: dict) -> tuple[float, float]:
-    """The fbank's mel range in Hz: low_freq, and high_freq (<= 0 counts from Nyquist, as in
-    Kaldi)."""
-    rate = float(features.get("sampling_rate", 16000))
-    low = float(features.get("low_freq", LOW_FREQ))
-    high = float(features.get("high_freq", HIGH_FREQ_OFFSET))
-    return low, (high if high > 0 else rate / 2 + high)
-
 
 def warp_check(model_path, cuts_path, trials_path, alphas: Sequence[float],
                speakers: Sequence[str] | None = None, batch_size: int = 256) -> dict:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,12 +7,16 @@ import torch
 from lhotse import CutSet
 
 from pyadml.bin import score as score_cli
+from pyadml.bin import score_clips as clips_cli
 from pyadml.bin import warp_check as warp_cli
 from pyadml.data.dataset import mean_normalize, warp_mel
+from pyadml.data.features import fbank_extractor, mel_range
 from pyadml.data.trials import Trial, write_trials
 from pyadml.models.export import load_model
 from pyadml.score.metrics import average_precision
-from pyadml.score.warp import mel_range, warp_check
+from pyadml.score.pairs import features_for
+from pyadml.score.warp import warp_check
+from test_clips import write_clips
 from test_score import WORDS, make_cuts, tiny_model_file
 
 SPEAKERS = ["spk0", "spk1", "spk2"]
@@ -28,32 +33,39 @@ def data(tmp_path_factory):
     return tmp, model
 
 
-def reference_ap(model_path, cuts_path, trials_path, alpha, speaker):
-    """Slow reference: each cut warped row by row with np.interp from the warp's definition
-    (W(f) = alpha * f below 0.8 * 7600 / max(alpha, 1), then linear to 7600 Hz), embedded on
-    its own, the speaker's trials scored by a cosine loop."""
-    loaded = load_model(model_path)
-    mel = lambda f: 1127.0 * np.log1p(np.asarray(f) / 700.0)  # noqa: E731
+def reference_warp(f, alpha):
+    """Row by row with np.interp, from the warp's definition: W(f) = alpha * f below
+    0.8 * 7600 / max(alpha, 1) Hz, then linear to W(7600) = 7600, on 40 mel bins from 20 Hz."""
+    mel = lambda x: 1127.0 * np.log1p(np.asarray(x) / 700.0)  # noqa: E731
     edges = np.linspace(mel(20.0), mel(7600.0), 42)
     centres = 700.0 * np.expm1(edges[1:-1] / 1127.0)
     f0 = 0.8 * 7600.0 / max(alpha, 1.0)
     src = [c / alpha if c <= alpha * f0 else f0 + (c - alpha * f0) * (7600.0 - f0) / (7600.0 - alpha * f0)
            for c in centres]
     src_bin = np.interp(mel(np.array(src)), edges[1:-1], np.arange(40.0))
+    return np.stack([np.interp(src_bin, np.arange(40.0), row) for row in f]).astype(np.float32)
+
+
+def cosine_one_at_a_time(loaded, feats, keyword):
+    x = torch.from_numpy(mean_normalize(feats))[None]
+    ph = torch.tensor([loaded.tokenizer.encode(keyword)])
+    with torch.inference_mode():
+        a = loaded.model.embed_audio(x, torch.tensor([x.shape[1]])).utt[0].numpy()
+        t = loaded.model.embed_text(ph, torch.tensor([ph.shape[1]])).utt[0].numpy()
+    return float(a @ t / np.linalg.norm(a) / np.linalg.norm(t))
+
+
+def reference_ap(model_path, cuts_path, trials_path, alpha, speaker):
+    """Slow reference: each cut warped by reference_warp, embedded on its own, the speaker's
+    trials scored by a cosine loop."""
+    loaded = load_model(model_path)
     cuts = {c.id: c for c in CutSet.from_file(cuts_path)}
     scores, labels = [], []
     for line in trials_path.read_text().splitlines():
         cid, kw, label, _ = line.split("\t")
         if cuts[cid].supervisions[0].speaker != speaker:
             continue
-        f = cuts[cid].load_features()
-        warped = np.stack([np.interp(src_bin, np.arange(40.0), row) for row in f]).astype(np.float32)
-        x = torch.from_numpy(mean_normalize(warped))[None]
-        with torch.inference_mode():
-            a = loaded.model.embed_audio(x, torch.tensor([x.shape[1]])).utt[0].numpy()
-            ph = torch.tensor([loaded.tokenizer.encode(kw)])
-            t = loaded.model.embed_text(ph, torch.tensor([ph.shape[1]])).utt[0].numpy()
-        scores.append(float(a @ t / np.linalg.norm(a) / np.linalg.norm(t)))
+        scores.append(cosine_one_at_a_time(loaded, reference_warp(cuts[cid].load_features(), alpha), kw))
         labels.append(int(label))
     return average_precision(np.array(scores), np.array(labels))
 
@@ -130,3 +142,21 @@ def test_a_trial_cut_missing_from_the_cuts_is_an_error_naming_it(data, tmp_path,
     assert warp_cli.main(["--model", str(model), "--cuts", str(tmp / "fbank" / "wsj_test.jsonl.gz"),
                           "--trials", str(tmp_path / "t.tsv")]) == 1
     assert "e.g. nope" in capsys.readouterr().err
+
+
+def test_score_clips_warp_scores_the_warped_features(tmp_path, capsys):
+    """score_clips --warp 0.85: each clip's cosine is that of its features (features_for, no
+    warp) warped by the reference and embedded on its own."""
+    model = tiny_model_file(tmp_path / "final.pt")
+    lines = write_clips(tmp_path)
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                           "--out-dir", str(tmp_path / "out"), "--warp", "0.85"]) == 0
+    loaded = load_model(model)
+    ext = fbank_extractor({k: v for k, v in loaded.features.items() if k != "mean_norm"})
+    rows = [r.split("\t") for r in (tmp_path / "out" / "scores.tsv").read_text().splitlines()]
+    assert len(rows) == 3 * len(lines)
+    for wav, kw, _, score in rows:
+        raw = features_for(Path(wav), ext, 16000, mean_norm=False)
+        assert float(score) == pytest.approx(cosine_one_at_a_time(loaded, reference_warp(raw, 0.85), kw), abs=1e-4)
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--warp", "0"]) == 1
+    assert "--warp must be a positive factor, got 0.0" in capsys.readouterr().err
