@@ -139,6 +139,8 @@ score_stage() {
     local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"   # with the energy VAD front end
     local/score_wakeword_dev.sh --score-norm tnorm $exp "$wakeword_dev"
     local/score_wakeword_dev.sh --phrase-score words $exp "$wakeword_dev"
+    # The whole scoring path a user's recordings can take: VAD, then words, then T-norm.
+    local/score_wakeword_dev.sh --vad true --score-norm tnorm --phrase-score words $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.
@@ -175,6 +177,8 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
       echo "  the same with adaptive T-norm (--score-norm tnorm): $(cat $exp/results/wakeword_dev_tnorm/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_words/summary.txt ] ||
       echo "  the same with the two-word keywords scored word by word (--phrase-score words): $(cat $exp/results/wakeword_dev_words/summary.txt)"
+    [ ! -f $exp/results/wakeword_dev_vad_tnorm_words/summary.txt ] ||
+      echo "  the same with all three (--vad --score-norm tnorm --phrase-score words): $(cat $exp/results/wakeword_dev_vad_tnorm_words/summary.txt)"
   fi
   if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
     echo

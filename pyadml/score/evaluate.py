@@ -92,7 +92,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     mean_norm = bool(loaded.features.get("mean_norm", True))
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
-        check_phrase(phrase, norm, loaded.scorer)
+        check_phrase(phrase, loaded.scorer)
     except (ScoreNormError, PhraseScoreError) as e:
         raise ScoreError(str(e)) from None
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)

@@ -139,7 +139,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
         raise PairsError(str(e)) from None
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
-        check_phrase(phrase, norm, loaded.scorer)
+        check_phrase(phrase, loaded.scorer)
     except (ScoreNormError, PhraseScoreError) as e:
         raise PairsError(str(e)) from None
     feat_cfg = {k: v for k, v in loaded.features.items() if k != "mean_norm"}

@@ -12,7 +12,9 @@ before the previous one ends), and the weakest word of the best such sequence co
                       + w * max_{w_1 < ... < w_K} min_k cos(E_a(w_k), E_t(word_k))
 
 with w = 0.5. Single-word keywords keep the clip cosine, so the WSJ protocol is unchanged. A clip
-too short to hold K such windows scores each word's best window on its own.
+too short to hold K such windows scores each word's best window on its own. With
+``--score-norm tnorm`` the fused score is then normalised as a cosine would be
+(pyadml.score.norm: by the clip's cosines with the cohort texts).
 """
 
 from __future__ import annotations
@@ -41,15 +43,12 @@ class PhraseScoreError(ValueError):
     pass
 
 
-def check_phrase(phrase: str, norm: str, scorer: str) -> None:
+def check_phrase(phrase: str, scorer: str) -> None:
     if phrase not in PHRASE_SCORES:
         raise PhraseScoreError(f"phrase score {phrase!r}: expected one of {PHRASE_SCORES}")
     if phrase == "words" and scorer != "cosine":
         raise PhraseScoreError(f"--phrase-score words needs a cosine model; this model scores "
                                f"with its {scorer} detector head")
-    if phrase == "words" and norm != "none":
-        raise PhraseScoreError("--phrase-score words with --score-norm "
-                               f"{norm}: the two are not measured together; use one of them")
 
 
 def window_spans(num_frames: int, lengths: Sequence[int] = WINDOW_FRAMES,

@@ -11,7 +11,7 @@ from pyadml.bin import score_clips as clips_cli
 from pyadml.data.dataset import mean_normalize
 from pyadml.models.export import load_model
 from pyadml.score.embed import embed_features, embed_texts
-from pyadml.score.pairs import PairsError, features_for, score_pairs_file
+from pyadml.score.pairs import features_for, score_pairs_file
 from pyadml.data.features import fbank_extractor
 from pyadml.score.phrase import (PhraseScoreError, check_phrase, ordered_words_score, phrase_scores,
                                  window_spans, windows)
@@ -120,21 +120,37 @@ def test_score_clips_with_phrase_words_against_a_slow_loop(tmp_path, capsys):
         assert same == (len(r[1].split()) == 1)
 
 
-def test_phrase_words_refuses_tnorm_and_detectors(tmp_path):
-    with pytest.raises(PhraseScoreError, match="not measured together"):
-        check_phrase("words", "tnorm", "cosine")
+def test_phrase_words_refuses_detectors_and_unknown_names():
     with pytest.raises(PhraseScoreError, match="cosine model"):
-        check_phrase("words", "none", "phonmatchnet")
+        check_phrase("words", "phonmatchnet")
     with pytest.raises(PhraseScoreError, match="expected one of"):
-        check_phrase("word", "none", "cosine")
-    check_phrase("clip", "tnorm", "cosine")
-    model = tiny_model_file(tmp_path / "final.pt", cohort=["a", "b", "c", "d"])
+        check_phrase("word", "cosine")
+    check_phrase("clip", "phonmatchnet")
+    check_phrase("words", "cosine")
+
+
+def test_phrase_words_with_tnorm_normalises_the_fused_score_by_the_clips_cohort(tmp_path):
+    """--phrase-score words --score-norm tnorm: the words back-end's score (checked against a
+    slow loop above), less the mean over the std of the clip's K best cosines with the cohort
+    (the trial's own keyword left out), computed here from the embeddings."""
+    cohort = ["alexa", "computer", "jarvis", "snowboy", "hello", "world", "music"]
+    model = tiny_model_file(tmp_path / "final.pt", cohort=cohort)
     write_clips(tmp_path)
-    pairs = tmp_path / "pairs.tsv"
-    pairs.write_text(f"{tmp_path / 'audio/0.wav'}\tsmart mirror\t1\n{tmp_path / 'audio/1.wav'}\talexa\t0\n")
-    with pytest.raises(PairsError, match="not measured together"):
-        score_pairs_file(model, pairs, tmp_path / "out.tsv", norm="tnorm", phrase="words")
-    assert not (tmp_path / "out.tsv").exists()
+    base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--phrase-score", "words"]
+    assert clips_cli.main(base + ["--out-dir", str(tmp_path / "words")]) == 0
+    assert clips_cli.main(base + ["--out-dir", str(tmp_path / "both"), "--score-norm", "tnorm",
+                                  "--cohort-size", "4"]) == 0
+    words = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]
+    both = [r.split("\t") for r in (tmp_path / "both/scores.tsv").read_text().splitlines()]
+    loaded = load_model(model)
+    ext = fbank_extractor({k: v for k, v in loaded.features.items() if k != "mean_norm"})
+    texts = embed_texts(loaded.model, cohort, loaded.tokenizer)
+    for w, b in zip(words, both):
+        assert w[:3] == b[:3]
+        a = embed_features(loaded.model, [features_for(tmp_path / w[0], ext, 16000, True)])[0]
+        sims = sorted((float(a @ v / np.linalg.norm(a) / np.linalg.norm(v))
+                       for k, v in texts.items() if k != w[1]), reverse=True)[:4]
+        assert float(b[3]) == pytest.approx((float(w[3]) - np.mean(sims)) / np.std(sims), abs=1e-3)
 
 
 def test_a_keyword_is_split_into_words_as_the_tokenizer_normalises_it(tmp_path):
