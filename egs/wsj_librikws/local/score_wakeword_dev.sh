@@ -10,7 +10,8 @@
 # --score-norm tnorm: adaptive T-norm of the scores with the model's training keywords as cohort
 # (pyadml.score.norm), results in .../wakeword_dev_tnorm (or wakeword_dev_vad_tnorm).
 # --phrase-score words: the two-word keywords also scored word by word (pyadml.score.phrase),
-# results in .../wakeword_dev_words (or wakeword_dev_vad_words).
+# results in .../wakeword_dev_words (or wakeword_dev_vad_words). The options combine, in the
+# order VAD, words, T-norm: all three give .../wakeword_dev_vad_tnorm_words.
 set -euo pipefail
 vad=false
 norm=none
