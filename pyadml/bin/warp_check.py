@@ -2,8 +2,8 @@
 does a held-out voice fail because its formants lie outside the training voices' range?
 
     python -m pyadml.bin.warp_check --model exp/<tag>/final.pt \\
-        --cuts data/fbank/wsj_test.jsonl.gz --trials data/trials/wsj_test.tsv \\
-        [--alphas 0.8,0.9,1.0,1.1,1.2] [--speakers flite-slt,flite-kal] [--out-dir exp/<tag>/warp]
+        --cuts data/fbank/<set>.jsonl.gz --trials data/trials/<set>.tsv \\
+        [--alphas 0.8,0.9,1.0,1.1,1.2] [--speakers <spk>,<spk>] [--out-dir exp/<tag>/warp]
 
 alpha > 1 moves spectral peaks up (a shorter vocal tract), < 1 down; 1.0 is stage 8's figure.
 """

@@ -10,6 +10,7 @@ The alpha = 1 column is the ``words`` protocol's per-speaker AP of stage 8
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -19,9 +20,11 @@ from lhotse import CutSet
 from pyadml.data.dataset import mean_normalize, warp_mel
 from pyadml.data.features import mel_range
 from pyadml.data.trials import read_trials
+from pyadml.fileio import write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score.embed import embed_features, embed_texts, score_trials
 from pyadml.score.evaluate import word_metrics
+
 
 def warp_check(model_path, cuts_path, trials_path, alphas: Sequence[float],
                speakers: Sequence[str] | None = None, batch_size: int = 256) -> dict:
@@ -47,7 +50,8 @@ def warp_check(model_path, cuts_path, trials_path, alphas: Sequence[float],
         if unknown:
             raise ValueError(f"speaker(s) {unknown} not in {cuts_path}; it has "
                              f"{sorted(s for s in set(spk.values()) if s)}")
-        trials = [t for t in trials if spk[t.cut_id] in set(speakers)]
+        keep = set(speakers)
+        trials = [t for t in trials if spk[t.cut_id] in keep]
     if not trials:
         raise ValueError(f"no trials of {trials_path} to score")
     ids = sorted({t.cut_id for t in trials})
@@ -82,10 +86,6 @@ def format_table(res: dict) -> str:
 
 
 def write_result(res: dict, out_dir: Path) -> None:
-    import json
-
-    from pyadml.fileio import write_text_atomic
-
     out_dir = Path(out_dir)
     write_text_atomic(out_dir / "warp_check.json", json.dumps(
         {"alphas": res["alphas"], "AP": {str(a): v for a, v in res["AP"].items()},
