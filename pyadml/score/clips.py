@@ -47,9 +47,13 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
         out = Path(out_dir) / "scores.tsv" if out_dir else Path(tmp) / "scores.tsv"
         res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad, norm=norm,
                                cohort_size=cohort_size, phrase=phrase, warp=warp)
-    scores = res.scores.reshape(len(clips), len(keywords))
-    labels = res.labels.reshape(len(clips), len(keywords))
-    top1 = float(np.mean(labels[np.arange(len(clips)), scores.argmax(axis=1)] == 1))
-    return {"clips": len(clips), "keywords": keywords, "trials": int(labels.size),
-            "AP": M.average_precision(res.scores, res.labels), "EER": M.eer(res.scores, res.labels),
-            "AUC": M.auc(res.scores, res.labels), "top1": top1}
+    return {"keywords": keywords, **clip_metrics(res.scores.reshape(len(clips), len(keywords)),
+                                                 res.labels.reshape(len(clips), len(keywords)))}
+
+
+def clip_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:
+    """The protocol's figures from (clips, keywords) scores and 0/1 labels, one 1 per row."""
+    top1 = float(np.mean(labels[np.arange(len(scores)), scores.argmax(axis=1)] == 1))
+    return {"clips": len(scores), "trials": int(labels.size),
+            "AP": M.average_precision(scores, labels), "EER": M.eer(scores, labels),
+            "AUC": M.auc(scores, labels), "top1": top1}

@@ -12,8 +12,10 @@ best-scoring one per occurrence; any further one is a false alarm), every other 
 false alarm. Sweeping the threshold gives the miss rate (FRR) against false alarms per hour per
 keyword (FA/h = false alarms / (background hours x keywords)); reported: FRR at 0.5, 1 and 2
 FA/h, a DET plot, and the latency (emission time after the occurrence's end) at each operating
-point. The sweep reuses the low-threshold detections, so refractory suppression is that of the
-low threshold (at a higher threshold a suppressed peak could have fired: a small optimism).
+point. The sweep is exact: the stream is searched once for every peak (no threshold, no
+refractory time) and each threshold's detections are those the spotter would emit at it,
+refractory time included (``emitted``). With ``--wakeword-dev`` the spotter also scores each
+real clip as recorded (``real_clips``: its best detection per keyword; AP, EER, AUC, top-1).
 
     python -m pyadml.spot.evaluate --model exp/<tag>/final.pt --data data/manifests \
         --set <corpus>_<part> --wakeword-dev /path/to/wakeword_dev --out-dir exp/<tag>/continuous
@@ -22,8 +24,10 @@ low threshold (at a higher threshold a suppressed peak could have fired: a small
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,9 +158,30 @@ def build_stream(background: list[str], occurrences, source: str, seed: int = 0)
     return np.concatenate(parts), truth, bg_samples / RATE
 
 
+@contextmanager
+def every_peak(spotter: KeywordSpotter):
+    """The spotter without a refractory time, for searches at threshold -1 whose detections are
+    every peak: what it emits at any threshold is a subset of these (``emitted``)."""
+    refractory, spotter.refractory = spotter.refractory, 0.0
+    try:
+        yield spotter
+    finally:
+        spotter.refractory = refractory
+
+
 def run_stream(spotter: KeywordSpotter, audio: np.ndarray, chunk: float = 0.1) -> list[Detection]:
+    """Every peak of every keyword in a stream fed in ``chunk``-second pieces, in time order."""
     n = int(chunk * RATE)
-    return list(spotter.stream((audio[i : i + n] for i in range(0, audio.size, n)), threshold=-1.0))
+    with every_peak(spotter):
+        return list(spotter.stream((audio[i : i + n] for i in range(0, audio.size, n)), threshold=-1.0))
+
+
+def emitted(peaks: list[Detection], threshold: float, refractory: dict[str, float]) -> list[Detection]:
+    """The detections the spotter emits at ``threshold``, from its peaks (``run_stream``): a peak
+    fires when its score reaches the threshold and it starts at least ``refractory[keyword]``
+    seconds after the last detection of its keyword that fired (pyadml.spot.spotter's rule)."""
+    above = [i for i, d in enumerate(peaks) if d.score >= threshold]
+    return [peaks[i] for i in emitted_indices(peaks, above, refractory)]
 
 
 def match(dets: list[Detection], truth: list[Occurrence]):
@@ -174,35 +199,94 @@ def match(dets: list[Detection], truth: list[Occurrence]):
     return best, fa
 
 
-def sweep(best, fa, hours: float, num_keywords: int):
-    """Thresholds (descending) with miss rate and FA/h per keyword."""
-    hit = np.array([b.score if b is not None else -np.inf for b in best])
-    thr = np.unique(np.concatenate([hit[np.isfinite(hit)], fa, [1.01]]))[::-1]
-    miss = np.array([(hit < t).mean() for t in thr])
-    fah = np.array([(fa >= t).sum() for t in thr]) / (hours * num_keywords)
-    return thr, miss, fah
+def sweep(peaks: list[Detection], truth: list[Occurrence], hours: float, num_keywords: int,
+          refractory: dict[str, float], max_thresholds: int = 4000):
+    """Thresholds (descending: 1.01, then the highest ``max_thresholds`` distinct peak scores)
+    with the miss rate and FA/h per keyword of the detections emitted at each. Each threshold's
+    refractory suppression is its own (a peak below it suppresses nothing), as in a run of the
+    spotter at that threshold."""
+    by_score = sorted(range(len(peaks)), key=lambda i: -peaks[i].score)
+    thr = np.unique([peaks[i].score for i in by_score[: max_thresholds]])[::-1]
+    # Occurrences each peak overlaps (usually none or one), computed once.
+    overlaps = [[j for j, o in enumerate(truth) if o.keyword == d.keyword and d.start < o.end
+                 and d.end > o.start] for d in peaks]
+    miss, fah = [1.0], [0.0]
+    above, n = [], 0  # indices of the peaks above the threshold, in time order
+    for t in thr:
+        while n < len(by_score) and peaks[by_score[n]].score >= t:
+            bisect.insort(above, by_score[n])
+            n += 1
+        fired = emitted_indices(peaks, above, refractory)
+        best = {}
+        for i in fired:
+            for j in overlaps[i]:
+                if j not in best or peaks[i].score > peaks[best[j]].score:
+                    best[j] = i
+        miss.append(1.0 - len(best) / len(truth))
+        fah.append((len(fired) - len(set(best.values()))) / (hours * num_keywords))
+    return np.r_[1.01, thr], np.array(miss), np.array(fah)
 
 
-def operating_points(thr, miss, fah, best, truth):
+def emitted_indices(peaks: list[Detection], order: list[int], refractory: dict[str, float]) -> list[int]:
+    """``emitted`` over ``peaks[i] for i in order`` (the peaks above the threshold, each keyword's
+    in time order), as indices."""
+    out, last = [], {}
+    for i in order:
+        d = peaks[i]
+        if d.start - last.get(d.keyword, -np.inf) >= refractory[d.keyword] - 1e-9:
+            last[d.keyword] = d.start
+            out.append(i)
+    return out
+
+
+def operating_points(thr, miss, fah, peaks, truth, refractory):
+    """At each FA/h target: the lowest threshold before FA/h first exceeds it, its FRR and the
+    latency of its hits (emission time after the occurrence's end)."""
     rows = []
     for target in TARGETS:
-        ok = np.flatnonzero(fah <= target)
-        i = ok[-1]  # the lowest threshold still within the FA budget
-        lat = [b.emitted - o.end for b, o in zip(best, truth) if b is not None and b.score >= thr[i]]
+        over = np.flatnonzero(fah > target)
+        i = (over[0] if over.size else len(thr)) - 1
+        best, _ = match(emitted(peaks, thr[i], refractory), truth)
+        lat = [b.emitted - o.end for b, o in zip(best, truth) if b is not None]
         rows.append({"fa_per_hour": target, "threshold": float(thr[i]), "frr": float(miss[i]),
                      "fa_per_hour_actual": float(fah[i]),
                      "latency_median_s": float(np.median(lat)) if lat else None,
-                     "latency_p90_s": float(np.quantile(lat, 0.9)) if lat else None})
+                     "latency_p90_s": float(np.quantile(lat, 0.9)) if lat else None,
+                     "missed": [j for j, b in enumerate(best) if b is None]})
     return rows
+
+
+def clip_scores(spotter: KeywordSpotter, wakeword_dir) -> dict:
+    """The spotter on each real clip as recorded (silence and room sound included), every clip
+    against every enrolled keyword: its highest peak per keyword (-1 without one), the score at
+    which the keyword is first detected in the clip (nothing above that peak can suppress it);
+    then the development set's protocol (AP, EER, AUC, top-1; pyadml.score.clips)."""
+    from pyadml.score.clips import clip_metrics
+
+    d = Path(wakeword_dir)
+    rows = [line.split("\t") for line in (d / "clips.tsv").read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    rows = [(rel, kw.strip()) for rel, kw in rows if kw.strip() in spotter.keywords]
+    scores = np.full((len(rows), len(spotter.keywords)), -1.0)
+    labels = np.zeros(scores.shape, np.int64)
+    col = {k: c for c, k in enumerate(spotter.keywords)}
+    for r, (rel, kw) in enumerate(rows):
+        labels[r, col[kw]] = 1
+        with every_peak(spotter):
+            dets = spotter.detect((load_audio(d / rel, RATE), RATE), threshold=-1.0)
+        for det in dets:
+            scores[r, col[det.keyword]] = max(scores[r, col[det.keyword]], det.score)
+    return clip_metrics(scores, labels)
 
 
 def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, backend=None,
              synth_reps: int = 2, seed: int = 0, log=sys.stdout, set_name=None,
-             cohort: int = 0, cohort_top: int = 20, hop: float = 0.1) -> dict:
-    """``data_dir``: a Kaldi dir (wav.scp, text), or with ``set_name`` a stage-1 manifest dir."""
+             cohort: int = 0, cohort_top: int = 20, hop: float = 0.1, **spotter_options) -> dict:
+    """``data_dir``: a Kaldi dir (wav.scp, text), or with ``set_name`` a stage-1 manifest dir.
+    ``spotter_options``: further KeywordSpotter options (window_scale, refractory)."""
     out_dir = Path(out_dir)
     spotter = KeywordSpotter.load(model, backend=backend, num_threads=1, cohort=cohort,
-                                  cohort_top=cohort_top, hop=hop).enroll(list(keywords))
+                                  cohort_top=cohort_top, hop=hop, **spotter_options).enroll(list(keywords))
     if set_name:
         background = background_segments(data_dir, set_name, keywords, spotter.tokenizer)
     else:
@@ -213,33 +297,41 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
     sets = {"synth": synth_occurrences(keywords, synth_reps, seed)}
     if wakeword_dev:
         sets["real"] = real_occurrences(wakeword_dev, keywords)
-    report = {"keywords": list(keywords), "sets": {}}
+    refractory = {k: spotter.refractory_of(k) for k in keywords}
+    report = {"keywords": list(keywords), "window_scale": spotter.window_scale,
+              "refractory_s": refractory, "sets": {}}
     curves = {}
     for name, occ in sets.items():
         audio, truth, bg_seconds = build_stream(background, occ, name, seed)
-        dets = run_stream(spotter, audio)
-        best, fa = match(dets, truth)
+        peaks = run_stream(spotter, audio)
         hours = bg_seconds / 3600
-        thr, miss, fah = sweep(best, fa, hours, len(keywords))
+        thr, miss, fah = sweep(peaks, truth, hours, len(keywords), refractory)
         curves[name] = (miss, fah)
-        ops = operating_points(thr, miss, fah, best, truth)
+        ops = operating_points(thr, miss, fah, peaks, truth, refractory)
         per_kw = {}
         for k in keywords:
             idx = [j for j, o in enumerate(truth) if o.keyword == k]
-            t1 = ops[1]["threshold"]
             per_kw[k] = {"occurrences": len(idx), "frr_at_1fa": float(np.mean(
-                [best[j] is None or best[j].score < t1 for j in idx])) if idx else None}
+                [j in ops[1]["missed"] for j in idx])) if idx else None}
+        for r in ops:
+            del r["missed"]
         report["sets"][name] = {"occurrences": len(truth), "stream_hours": audio.size / RATE / 3600,
                                 "background_hours": hours, "operating_points": ops,
                                 "per_keyword": per_kw}
         write_lines_atomic(out_dir / f"truth_{name}.tsv",
                            [f"{o.keyword}\t{o.start:.3f}\t{o.end:.3f}" for o in truth])
-        write_lines_atomic(out_dir / f"detections_{name}.tsv",
+        write_lines_atomic(out_dir / f"peaks_{name}.tsv",
                            [f"{d.keyword}\t{d.start:.2f}\t{d.end:.2f}\t{d.score:.4f}\t{d.emitted:.2f}"
-                            for d in dets])
+                            for d in peaks])
         print(f"{name}: {len(truth)} occurrences in {audio.size / RATE / 3600:.2f} h "
               f"({hours:.2f} h background): " + "; ".join(
                   f"FRR {100 * r['frr']:.1f}% at {r['fa_per_hour']} FA/h" for r in ops), file=log)
+    if wakeword_dev:
+        m = clip_scores(spotter, wakeword_dev)
+        report["real_clips"] = m
+        print(f"real clips as recorded ({m['clips']}, each against every keyword): AP "
+              f"{100 * m['AP']:.2f}% EER {100 * m['EER']:.2f}% AUC {100 * m['AUC']:.2f}% "
+              f"top-1 {100 * m['top1']:.1f}%", file=log)
     _plot(curves, out_dir / "det.png")
     write_text_atomic(out_dir / "metrics.json", json.dumps(report, indent=1) + "\n")
     write_text_atomic(out_dir / "results.md", results_md(report))
@@ -261,6 +353,14 @@ def results_md(report) -> str:
             cells.append("-" if r["latency_median_s"] is None else
                          f"{1000 * r['latency_median_s']:.0f} / {1000 * r['latency_p90_s']:.0f} ms")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    m = report.get("real_clips")
+    if m:
+        lines += ["", f"The spotter on each real clip as recorded ({m['clips']} clips, each against "
+                  "every keyword; its best detection's score): AP "
+                  f"{100 * m['AP']:.2f}%, EER {100 * m['EER']:.2f}%, AUC {100 * m['AUC']:.2f}%, "
+                  f"top-1 {100 * m['top1']:.1f}%."]
+    lines += ["", f"Window scale {report['window_scale']:g}; refractory time "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in report["refractory_s"].items()) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -302,11 +402,15 @@ def main(argv=None) -> int:
                    "number of cohort words (KeywordSpotter's cohort; 0: off)")
     p.add_argument("--cohort-top", type=int, default=20, help="cohort cosines averaged per window")
     p.add_argument("--hop", type=float, default=0.1, help="window hop in seconds")
+    p.add_argument("--window-scale", type=float, help="KeywordSpotter's window_scale (default its own)")
+    p.add_argument("--refractory", type=float, help="seconds (default: each keyword's window length)")
     args = p.parse_args(argv)
     try:
         evaluate(args.model, args.data, args.out_dir, [k.strip() for k in args.keywords.split(",")],
                  args.wakeword_dev, args.backend, args.synth_reps, set_name=args.set,
-                 cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop)
+                 cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop,
+                 refractory=args.refractory,
+                 **({} if args.window_scale is None else {"window_scale": args.window_scale}))
     except (SpotError, SetNotFound) as e:
         print(f"eval_continuous: {e}", file=sys.stderr)
         return 1

@@ -172,6 +172,7 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     cont = json.loads((exp / "continuous" / "metrics.json").read_text())
     assert set(cont["sets"]) == {"synth", "real"}
     assert cont["sets"]["real"]["occurrences"] == 6
+    assert cont["real_clips"]["clips"] == 6 and cont["real_clips"]["trials"] == 36
     # Every held-out voice says every keyword twice (pyadml.spot.evaluate, synth_reps 2).
     truth = (exp / "continuous" / "truth_synth.tsv").read_text().splitlines()
     assert len(truth) == cont["sets"]["synth"]["occurrences"] > 0

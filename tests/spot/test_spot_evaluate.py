@@ -8,10 +8,10 @@ import pytest
 import soundfile as sf
 from conftest import RATE, speechlike
 
-from pyadml.spot import Detection
+from pyadml.spot import Detection, KeywordSpotter
 from pyadml.spot.evaluate import (Occurrence, background_segments, background_utterances,
-                                  build_stream, match,
-                                  operating_points, real_occurrences, sweep, trim)
+                                  build_stream, clip_scores, emitted, match, operating_points,
+                                  real_occurrences, run_stream, sweep, trim)
 from pyadml.text import G2P, PhoneTable, Tokenizer
 
 WAKEWORD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "wakeword_dev"
@@ -62,7 +62,7 @@ def test_background_from_a_sets_manifests_skips_utterances_with_a_keyword(tmp_pa
     assert bg_s == pytest.approx(1.0) and len(truth) == 1
 
 
-def test_sweep_counts_misses_and_false_alarms_per_hour():
+def test_match_takes_the_best_detection_per_occurrence():
     truth = [Occurrence("a", 10, 11, "t"), Occurrence("a", 50, 51, "t"), Occurrence("b", 90, 91, "t")]
     dets = [Detection("a", 10.2, 10.9, 0.9), Detection("a", 10.5, 11.2, 0.95),  # 2nd = extra -> FA
             Detection("b", 50.0, 50.8, 0.8),                                       # wrong keyword
@@ -70,13 +70,99 @@ def test_sweep_counts_misses_and_false_alarms_per_hour():
     best, fa = match(dets, truth)
     assert [b.score if b else None for b in best] == [0.95, None, 0.6]
     assert sorted(fa) == [0.7, 0.8, 0.9]
-    thr, miss, fah = sweep(best, fa, hours=0.5, num_keywords=2)  # FA/h = FAs / 1 keyword-hour
-    at = dict(zip(np.round(thr, 3), zip(miss, fah)))
-    assert at[0.95] == (pytest.approx(2 / 3), 0.0)
-    assert at[0.8] == (pytest.approx(2 / 3), 2.0)
-    assert at[0.6] == (pytest.approx(1 / 3), 3.0)
-    ops = operating_points(thr, miss, fah, best, truth)
-    assert [r["threshold"] for r in ops] == [0.95, 0.9, 0.8]  # FA/h 0, 1, 2
+
+
+def test_sweep_applies_each_thresholds_own_refractory_time():
+    """Worked by hand. Keyword a has a 1 s refractory time; its weak peak P1 (no occurrence)
+    starts 0.7 s before the strong hit P2, so P2 fires only at thresholds above P1's score."""
+    truth = [Occurrence("a", 10, 11, "t"), Occurrence("a", 50, 51, "t"), Occurrence("b", 90, 91, "t")]
+    peaks = [Detection("a", 9.2, 9.9, 0.4, 9.95),     # P1: false alarm, suppresses P2 below 0.4
+             Detection("a", 9.9, 10.6, 0.9, 10.7),    # P2: hits occurrence 0 (latency -0.3 s)
+             Detection("a", 50.2, 50.9, 0.7, 51.1),   # P3: hits occurrence 1 (latency +0.1 s)
+             Detection("b", 90.1, 90.9, 0.5, 91.0),   # P5: hits occurrence 2 (latency 0.0 s)
+             Detection("a", 200, 201, 0.6, 201.1),    # P4: false alarm
+             Detection("b", 300, 301, 0.8, 301.1)]    # P6: false alarm
+    refractory = {"a": 1.0, "b": 1.0}
+    # FA/h = false alarms / (0.5 h x 2 keywords)
+    thr, miss, fah = sweep(peaks, truth, hours=0.5, num_keywords=2, refractory=refractory)
+    assert np.allclose(thr, [1.01, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    assert np.allclose(miss, [1, 2 / 3, 2 / 3, 1 / 3, 1 / 3, 0, 1 / 3])
+    assert np.allclose(fah, [0, 0, 1, 1, 2, 2, 3])
+    assert [d.score for d in emitted(peaks, 0.4, refractory)] == [0.4, 0.7, 0.5, 0.6, 0.8]
+    assert [d.score for d in emitted(peaks, 0.4, {"a": 0.5, "b": 1.0})] == [0.4, 0.9, 0.7, 0.5, 0.6, 0.8]
+    ops = operating_points(thr, miss, fah, peaks, truth, refractory)
+    assert [r["threshold"] for r in ops] == [0.9, 0.7, 0.5]  # FA/h 0.5, 1, 2
+    assert [r["frr"] for r in ops] == pytest.approx([2 / 3, 1 / 3, 0])
+    assert [r["missed"] for r in ops] == [[1, 2], [2], []]
+    assert ops[2]["latency_median_s"] == pytest.approx(0.0)
+    # A sweep that let the weak peak suppress the strong one at every threshold (the spotter
+    # run once at a low threshold) would miss occurrence 0 everywhere: never below 1/3.
+    assert miss.min() == 0
+
+
+def test_emitted_at_a_threshold_is_a_run_of_the_spotter_at_it(tiny_model):
+    """The sweep's detections at a threshold (from one search for every peak) equal a real run of
+    the spotter at that threshold, with the default refractory time and with a fixed one."""
+    x = speechlike(14, seed=5)
+    for opts in ({}, {"refractory": 0.3}):
+        sp = KeywordSpotter.load(tiny_model, num_threads=1, **opts)
+        sp.enroll(["computer", "yes", "turn on the light"])
+        peaks = run_stream(sp, x)
+        assert sp.refractory == opts.get("refractory")  # restored after the search
+        refr = {k: sp.refractory_of(k) for k in sp.keywords}
+        ranked = sorted({round(d.score, 6) for d in peaks})
+        fired = []
+        for q in (0.5, 0.8, 0.95):
+            k = int(q * len(ranked))
+            thr = (ranked[k - 1] + ranked[k]) / 2  # between two peak scores: no float ties
+            want = sp.detect((x, RATE), threshold=thr)
+            got = emitted(peaks, thr, refr)
+            key = lambda d: (d.start, d.keyword)  # noqa: E731
+            assert [(d.keyword, d.start, d.end) for d in sorted(got, key=key)] == \
+                   [(d.keyword, d.start, d.end) for d in want]
+            fired.append(len(want))
+        assert fired[0] > fired[-1] >= 1
+        if not opts:  # the default: one keyword's detections never overlap
+            for k in sp.keywords:
+                ds = [d for d in emitted(peaks, -1.0, refr) if d.keyword == k]
+                assert all(b.start >= a.end - 1e-6 for a, b in zip(ds, ds[1:]))
+
+
+class _Prescribed:
+    """A spotter whose detections per clip are given: clip_scores' own work is tested alone."""
+
+    keywords = ["a", "b"]
+    refractory = 1.0
+
+    def __init__(self, dets):
+        self.dets, self.calls = dets, []
+
+    def detect(self, audio, threshold=None):
+        x, _ = audio
+        self.calls.append((threshold, self.refractory))
+        return [Detection(k, 0.0, 0.5, s) for k, s in self.dets[int(round(x[0] * 10))]]
+
+
+def test_clip_scores_use_each_clips_best_detection(tmp_path):
+    # Clip i's first sample is i / 10, so the fake spotter knows which clip it hears.
+    dets = [[("a", 0.9), ("a", 0.5), ("b", 0.3)],   # says a: row (0.9, 0.3)
+            [("a", 0.6)],                           # says b, never detected: row (0.6, -1)
+            [("b", 0.2), ("a", 0.4)]]               # says a: row (0.4, 0.2)
+    lines = []
+    for i, kw in enumerate("aba"):
+        sf.write(tmp_path / f"{i}.wav", np.full(1600, i / 10, np.float32), RATE)
+        lines.append(f"{i}.wav\t{kw}\n")
+    lines.insert(1, f"{0}.wav\tnot enrolled\n")  # another keyword's clip: left out
+    (tmp_path / "clips.tsv").write_text("".join(lines))
+    sp = _Prescribed(dets)
+    m = clip_scores(sp, tmp_path)
+    # Every peak counts, however weak, none suppressed by a weaker one before it.
+    assert sp.calls == [(-1.0, 0.0)] * 3 and sp.refractory == 1.0
+    assert m["clips"] == 3 and m["trials"] == 6
+    assert m["top1"] == pytest.approx(2 / 3)
+    # Positives 0.9, 0.4, -1 among negatives 0.6, 0.3, 0.2: precision 1, 2/3, 3/6 at each hit.
+    assert m["AP"] == pytest.approx((1 + 2 / 3 + 3 / 6) / 3)
+    assert m["AUC"] == pytest.approx((3 + 2 + 0) / 9)
 
 
 @pytest.mark.skipif(not WAKEWORD_DEV.is_dir(), reason="../shared/data/wakeword_dev is absent")
