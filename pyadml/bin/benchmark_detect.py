@@ -21,6 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("--scp", help="wav.scp of recordings to loop as background (default: synthetic)")
     p.add_argument("--scan-steps", default="1,2", help="scan steps to time, e.g. 1,2,3")
     p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--window-scale", type=float, help="KeywordSpotter's window_scale (default its own)")
     p.add_argument("--calibrate", metavar="CTM", help="only fit duration = edge + per_phone * phones")
     p.add_argument("--json", help="also write the report as JSON here")
     args = p.parse_args(argv)
@@ -37,7 +38,8 @@ def main(argv=None) -> int:
 
     kws = [k.strip() for k in args.keywords.split(",")] if args.keywords else KEYWORDS
     steps = tuple(int(s) for s in args.scan_steps.split(","))
-    report = run(args.model, args.minutes, kws, steps, args.scp, args.threshold, args.onnx_dir)
+    report = run(args.model, args.minutes, kws, steps, args.scp, args.threshold, args.onnx_dir,
+                 window_scale=args.window_scale)
     if args.json:
         from pyadml.fileio import write_text_atomic
 

@@ -30,7 +30,10 @@ def main(argv=None) -> int:
     p.add_argument("--chunk-seconds", type=float, default=0.1, help="--stdin-pcm read size")
     p.add_argument("--hop", type=float, default=0.1, help="window hop in seconds (<= 0.1; 0.05 "
                    "detects about 100 ms sooner in a live stream, for twice the compute)")
-    p.add_argument("--refractory", type=float, default=0.5, help="seconds between two detections of a keyword")
+    p.add_argument("--refractory", type=float, default=None, help="seconds between two detections "
+                   "of a keyword (default: the keyword's window length, so they never overlap)")
+    p.add_argument("--window-scale", type=float, default=None, help="keyword window = this x the "
+                   "keyword's synthetic duration from its phone count (default: the spotter's, 1.5)")
     p.add_argument("--scan-step", type=int, default=1,
                    help="embed every Nth position, the others only near a threshold (2-3: faster)")
     p.add_argument("--cohort", type=int, default=0, help="cohort score normalisation with this "
@@ -56,7 +59,8 @@ def main(argv=None) -> int:
         spotter = KeywordSpotter.load(args.model, backend=args.backend, num_threads=args.num_threads,
                                       hop=args.hop,
                                       refractory=args.refractory, scan_step=args.scan_step,
-                                      cohort=args.cohort)
+                                      cohort=args.cohort, **({} if args.window_scale is None else
+                                                            {"window_scale": args.window_scale}))
         spotter.enroll(keywords)
         if args.stdin_pcm:
             n = cli.run_stdin(spotter, sys.stdin.buffer, args.sample_rate, args.format, args.out,

@@ -156,7 +156,8 @@ def _q(v):
 
 
 def run(model: str, minutes: float = 60.0, keywords=KEYWORDS, scan_steps=(1, 2), scp=None,
-        threshold: float = 0.5, onnx_dir: str | None = None, out=sys.stdout) -> dict:
+        threshold: float = 0.5, onnx_dir: str | None = None, out=sys.stdout,
+        window_scale: float | None = None) -> dict:
     from .onnx_export import export_onnx
 
     report: dict = {"minutes": minutes, "keywords": list(keywords)}
@@ -165,13 +166,14 @@ def run(model: str, minutes: float = 60.0, keywords=KEYWORDS, scan_steps=(1, 2),
         tmp = tempfile.TemporaryDirectory()
         onnx_dir = tmp.name
         export_onnx(model, onnx_dir)
+    opts = {} if window_scale is None else {"window_scale": window_scale}
     sps = {b: KeywordSpotter.load(model if b == "torch" else onnx_dir, backend=b, num_threads=1,
-                                  threshold=threshold).enroll(list(keywords))
+                                  threshold=threshold, **opts).enroll(list(keywords))
            for b in ("torch", "onnx")}
     sp = sps["torch"]
     windows = {k: sp.window_frames(k) for k in keywords}
-    print(f"keyword windows (frames): {windows}; distinct lengths {sorted(set(windows.values()))}",
-          file=out)
+    print(f"keyword windows (frames, window scale {sp.window_scale:g}): {windows}; distinct "
+          f"lengths {sorted(set(windows.values()))}", file=out)
     enc = encoder_batch1(sps["torch"], sps["onnx"])
     report["encoder_batch1_ms"] = enc
     print(f"audio encoder, batch 1, 76 frames, 1 thread: torch {enc['torch']:.2f} ms, "

@@ -5,16 +5,21 @@ detections):
 
 1. fbank once for the whole signal (pyadml.spot.features, incremental), frames sliced into
    windows; each window is mean-normalised on its own, as training normalised each word cut.
-2. A keyword's window is its expected duration, ``EDGE_SECONDS + SECONDS_PER_PHONE * phones``
-   (pyadml.spot.calibrate), rounded to a geometric grid of lengths (ratio 2^(1/4)) so keywords
-   of similar length share one audio embedding per position. Windows start every ``hop``.
+2. A keyword's window is ``window_scale`` (default 1.5) times its expected duration,
+   ``EDGE_SECONDS + SECONDS_PER_PHONE * phones`` (pyadml.spot.calibrate, fitted on synthetic
+   words), rounded to a geometric grid of lengths (ratio 2^(1/4)) so keywords of similar
+   length share one audio embedding per position. Windows start every ``hop``. Why 1.5: real
+   speakers say a wake word 25-60% slower than the synthetic voices, and the model was trained
+   on words with silence or noise around them; the windows of the bare synthetic duration cut
+   real words short (RESULTS.md, "Keyword spotting in continuous speech").
 3. Score = cosine(window embedding, keyword embedding), or for a detector model (final.pt's
    scorer phonmatchnet | cmcd) the head's probability of (window frames, keyword phoneme
    states), one head call per (window, keyword). A detection is a local maximum of the
    raw score over positions (non-maximum suppression in time, one position of look-ahead)
    whose smoothed score (mean over the peak and its two neighbours) reaches the keyword's
    threshold; no detection of the same keyword starts within ``refractory`` seconds of the
-   previous one.
+   previous one (by default the keyword's window length: one keyword's detections never
+   overlap).
 4. Audio shorter than a window is scored as one window of its true length (the encoder takes
    any length), never padded with fake frames.
 5. ``scan_step`` > 1 (optional) embeds every position only near a threshold: see ``_Search``.
@@ -41,6 +46,7 @@ from .backend import open_backend
 from .features import OnlineFeatures, compute_fbank, feature_options
 
 DEFAULT_THRESHOLD = 0.5
+WINDOW_SCALE = 1.5
 
 
 @dataclass(frozen=True)
@@ -251,11 +257,11 @@ class _Search:
         st = self.states[i]
         shift = self.sp.frame_shift
         start = pos * self.sp.hop_frames * shift
-        if start - st.last_start < self.sp.refractory - 1e-9:
-            return None
-        st.last_start = start
         kw = self.sp.keywords[i]
         w = self.sp.window_frames(kw)
+        if start - st.last_start < self.sp.refractory_of(kw) - 1e-9:
+            return None
+        st.last_start = start
         end = min(start + w * shift, self.num_frames * shift)
         return Detection(kw, round(start, 3), round(end, 3), score, self.emitted_at)
 
@@ -270,9 +276,9 @@ class KeywordSpotter:
     """
 
     def __init__(self, backend, *, threshold: float = DEFAULT_THRESHOLD, hop: float = 0.1,
-                 smooth: int = 3, refractory: float = 0.5, batch_size: int = 64,
+                 smooth: int = 3, refractory: float | None = None, batch_size: int = 64,
                  seconds_per_phone: float | None = None, edge_seconds: float | None = None,
-                 window_scale: float = 1.0, scan_step: int = 1, margin: float = 0.15,
+                 window_scale: float = WINDOW_SCALE, scan_step: int = 1, margin: float = 0.15,
                  cohort: int = 0, cohort_top: int = 20):
         self.backend = backend
         opts = feature_options(backend.features)
@@ -288,7 +294,7 @@ class KeywordSpotter:
             raise SpotError(f"hop must lie in [{self.frame_shift}, 0.1] seconds, got {hop}")
         if smooth not in (1, 3):
             raise SpotError(f"smooth must be 1 (raw scores) or 3 (mean of 3 positions), got {smooth}")
-        if refractory < 0 or batch_size < 1 or window_scale <= 0:
+        if (refractory is not None and refractory < 0) or batch_size < 1 or window_scale <= 0:
             raise SpotError(f"bad option: refractory={refractory}, batch_size={batch_size}, "
                             f"window_scale={window_scale}")
         if scan_step < 1 or margin < 0:
@@ -304,7 +310,7 @@ class KeywordSpotter:
         self.scan_step = int(scan_step)
         self.margin = float(margin)
         self.smooth = int(smooth)
-        self.refractory = float(refractory)
+        self.refractory = None if refractory is None else float(refractory)
         self.batch_size = int(batch_size)
         self.per_phone = calibrate.SECONDS_PER_PHONE if seconds_per_phone is None else seconds_per_phone
         self.edge = calibrate.EDGE_SECONDS if edge_seconds is None else edge_seconds
@@ -400,6 +406,12 @@ class KeywordSpotter:
 
     def window_frames(self, keyword: str) -> int:
         return window_grid(round(self.window_scale * self.expected_duration(keyword) / self.frame_shift))
+
+    def refractory_of(self, keyword: str) -> float:
+        """Seconds after a detection's start in which the keyword cannot fire again."""
+        if self.refractory is not None:
+            return self.refractory
+        return self.window_frames(keyword) * self.frame_shift
 
     def _thresholds(self, threshold) -> np.ndarray:
         if not self.keywords:

@@ -104,6 +104,8 @@ def test_cli_errors_write_nothing(tiny_model, tmp_path, capsys):
         (["--keywords", "computer", "--threshold", "high", str(good)], "'high'"),
         (["--keywords", "computer", "--stdin-pcm"], "needs --sample-rate"),
         (["--keywords", "computer"], "no input"),
+        (["--keywords", "computer", "--window-scale", "0", str(good)], "window_scale=0.0"),
+        (["--keywords", "computer", "--refractory", "-1", str(good)], "refractory=-1.0"),
     ]
     for args, message in cases:
         assert detect_cli.main(base + args) == 1, args

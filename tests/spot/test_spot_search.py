@@ -20,10 +20,12 @@ def background(seconds, seed=0):
 
 
 def test_window_length_follows_the_phone_count():
-    sp = tone_spotter()
+    sp = tone_spotter(window_scale=1.0)
     # computer: 8 phones -> 0.275 + 0.054 * 8 = 0.707 s -> 71 frames -> grid 76
     assert sp.expected_duration("computer") == pytest.approx(0.275 + 0.054 * 8)
     assert sp.window_frames("computer") == window_grid(71) == 76
+    # The default scale, 1.5: 106 frames -> grid round(16 * 2^(11/4)) = 108
+    assert tone_spotter().window_frames("computer") == window_grid(106) == 108
     assert sp.window_frames("yes") < sp.window_frames("computer") < sp.window_frames("turn on the light please")
     grid = sorted({window_grid(n) for n in range(10, 400)})
     assert all(1.15 < b / a < 1.25 for a, b in zip(grid, grid[1:]))
@@ -37,7 +39,7 @@ def test_detections_at_the_insertion_times():
     assert [d.keyword for d in dets] == ["computer"] * 4
     for d, t0 in zip(dets, times):
         assert abs(d.start - t0) <= 0.05 + 1e-6  # half the 100 ms hop
-        assert d.end - d.start == pytest.approx(0.76)
+        assert d.end - d.start == pytest.approx(1.08)
         assert d.score >= 0.6
     assert sp.detect((background(14), RATE)) == []  # nothing fires on noise
 
@@ -48,6 +50,12 @@ def test_refractory_time_and_non_maximum_suppression():
     assert len(tone_spotter(refractory=0.5).detect((x, RATE))) == 2
     # The second occurrence starts 1.0 s after the first: inside a 1.5 s refractory time.
     assert [d.start for d in tone_spotter(refractory=1.5).detect((x, RATE))] == [1.0]
+    # The default refractory time is the keyword's window (1.08 s): 1.0 s apart fires once,
+    # 1.1 s apart twice.
+    assert tone_spotter().refractory_of("computer") == pytest.approx(1.08)
+    assert [d.start for d in tone_spotter().detect((x, RATE))] == [1.0]
+    x2 = insert(background(6), chirp_burst(burst_frames), [1.0, 2.1])
+    assert [d.start for d in tone_spotter().detect((x2, RATE))] == [1.0, 2.1]
     # One occurrence scores above threshold at several neighbouring positions, fires once.
     assert len(tone_spotter(threshold=0.2, refractory=0.0).detect((x[: 2 * RATE], RATE))) == 1
 
