@@ -261,19 +261,17 @@ def clip_scores(spotter: KeywordSpotter, wakeword_dir) -> dict:
     against every enrolled keyword: its highest peak per keyword (-1 without one), the score at
     which the keyword is first detected in the clip (nothing above that peak can suppress it);
     then the development set's protocol (AP, EER, AUC, top-1; pyadml.score.clips)."""
-    from pyadml.score.clips import clip_metrics
+    from pyadml.score.clips import clip_metrics, read_clips  # imports torch: only when asked
 
-    d = Path(wakeword_dir)
-    rows = [line.split("\t") for line in (d / "clips.tsv").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    rows = [(rel, kw.strip()) for rel, kw in rows if kw.strip() in spotter.keywords]
+    rows = [(path, kw.strip()) for path, kw in read_clips(Path(wakeword_dir) / "clips.tsv")
+            if kw.strip() in spotter.keywords]
     scores = np.full((len(rows), len(spotter.keywords)), -1.0)
     labels = np.zeros(scores.shape, np.int64)
     col = {k: c for c, k in enumerate(spotter.keywords)}
-    for r, (rel, kw) in enumerate(rows):
+    for r, (path, kw) in enumerate(rows):
         labels[r, col[kw]] = 1
         with every_peak(spotter):
-            dets = spotter.detect((load_audio(d / rel, RATE), RATE), threshold=-1.0)
+            dets = spotter.detect((load_audio(path, RATE), RATE), threshold=-1.0)
         for det in dets:
             scores[r, col[det.keyword]] = max(scores[r, col[det.keyword]], det.score)
     return clip_metrics(scores, labels)
@@ -405,13 +403,15 @@ def main(argv=None) -> int:
     p.add_argument("--window-scale", type=float, help="KeywordSpotter's window_scale (default its own)")
     p.add_argument("--refractory", type=float, help="seconds (default: each keyword's window length)")
     args = p.parse_args(argv)
+    from pyadml.score.pairs import PairsError
+
     try:
         evaluate(args.model, args.data, args.out_dir, [k.strip() for k in args.keywords.split(",")],
                  args.wakeword_dev, args.backend, args.synth_reps, set_name=args.set,
                  cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop,
                  refractory=args.refractory,
                  **({} if args.window_scale is None else {"window_scale": args.window_scale}))
-    except (SpotError, SetNotFound) as e:
+    except (SpotError, SetNotFound, PairsError) as e:
         print(f"eval_continuous: {e}", file=sys.stderr)
         return 1
     return 0

@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 from conftest import RATE, speechlike
 
+from pyadml.score.pairs import PairsError
 from pyadml.spot import Detection, KeywordSpotter
 from pyadml.spot.evaluate import (Occurrence, background_segments, background_utterances,
                                   build_stream, clip_scores, emitted, match, operating_points,
@@ -163,6 +164,9 @@ def test_clip_scores_use_each_clips_best_detection(tmp_path):
     # Positives 0.9, 0.4, -1 among negatives 0.6, 0.3, 0.2: precision 1, 2/3, 3/6 at each hit.
     assert m["AP"] == pytest.approx((1 + 2 / 3 + 3 / 6) / 3)
     assert m["AUC"] == pytest.approx((3 + 2 + 0) / 9)
+    (tmp_path / "clips.tsv").write_text("0.wav\ta\n1.wav b\n")
+    with pytest.raises(PairsError, match=r"clips.tsv:2: expected '<audio>\\t<keyword>'"):
+        clip_scores(sp, tmp_path)
 
 
 @pytest.mark.skipif(not WAKEWORD_DEV.is_dir(), reason="../shared/data/wakeword_dev is absent")
