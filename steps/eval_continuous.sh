@@ -5,14 +5,16 @@
 # that set (measured only, never trained on). Streamed in 100 ms chunks; FRR at 0.5/1/2 false
 # alarms per hour per keyword, a DET plot and the latency after each keyword's end.
 #   steps/eval_continuous.sh [--keywords "alexa,computer,..."] [--wakeword-dev DIR] \
-#       [--backend torch|onnx] <model> <manifest-dir> <set> <out-dir>
+#       [--backend torch|onnx] [--nj N] <model> <manifest-dir> <set> <out-dir>
+# --nj N: the streams and the real clips are searched in N processes (the same results).
 # With --backend onnx a final.pt is first exported to <out-dir>/onnx.
 #   e.g. steps/eval_continuous.sh exp/adml_mini/final.pt data/manifests wsj_test exp/adml_mini/continuous
 set -euo pipefail
 keywords=     # empty: pyadml.spot.evaluate's (the six wake words of wakeword_dev)
 wakeword_dev=
 backend=
-help_message="Usage: $0 [--keywords 'a,b'] [--wakeword-dev DIR] [--backend torch|onnx] <model> <manifest-dir> <set> <out-dir>"
+nj=1
+help_message="Usage: $0 [--keywords 'a,b'] [--wakeword-dev DIR] [--backend torch|onnx] [--nj N] <model> <manifest-dir> <set> <out-dir>"
 . utils/parse_options.sh
 [ $# -eq 4 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
 model=$1
@@ -21,7 +23,7 @@ set_name=$3
 dir=$4
 [ -e "$model" ] || { echo "$0: no such model: $model" >&2; exit 1; }
 [ -d "$manifests" ] || { echo "$0: no manifest directory $manifests" >&2; exit 1; }
-opts=(--model "$model" --data "$manifests" --set "$set_name" --out-dir "$dir")
+opts=(--model "$model" --data "$manifests" --set "$set_name" --out-dir "$dir" --jobs "$nj")
 [ -z "$keywords" ] || opts+=(--keywords "$keywords")
 if [ -n "$wakeword_dev" ]; then
   [ -f "$wakeword_dev/clips.tsv" ] || { echo "$0: no clips.tsv in $wakeword_dev" >&2; exit 1; }

@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import multiprocessing
 import sys
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,14 +279,47 @@ def clip_scores(spotter: KeywordSpotter, wakeword_dir) -> dict:
     return clip_metrics(scores, labels)
 
 
+def _load_spotter(model, backend, keywords, options) -> KeywordSpotter:
+    return KeywordSpotter.load(model, backend=backend, num_threads=1, **options).enroll(list(keywords))
+
+
+def _search_job(model, backend, keywords, options, background, occurrences, name, seed):
+    """One stream built and searched (a job: its own spotter, so jobs can run in processes)."""
+    audio, truth, bg_seconds = build_stream(background, occurrences, name, seed)
+    peaks = run_stream(_load_spotter(model, backend, keywords, options), audio)
+    return peaks, truth, bg_seconds, audio.size / RATE
+
+
+def _clips_job(model, backend, keywords, options, wakeword_dev):
+    return clip_scores(_load_spotter(model, backend, keywords, options), wakeword_dev)
+
+
+class _InProcess:
+    """The executor interface, running each job at once in this process (``jobs`` 1)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        fut = Future()
+        fut.set_result(fn(*args))
+        return fut
+
+
 def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, backend=None,
              synth_reps: int = 2, seed: int = 0, log=sys.stdout, set_name=None,
-             cohort: int = 0, cohort_top: int = 20, hop: float = 0.1, **spotter_options) -> dict:
+             cohort: int = 0, cohort_top: int = 20, hop: float = 0.1, jobs: int = 1,
+             **spotter_options) -> dict:
     """``data_dir``: a Kaldi dir (wav.scp, text), or with ``set_name`` a stage-1 manifest dir.
-    ``spotter_options``: further KeywordSpotter options (window_scale, refractory)."""
+    ``spotter_options``: further KeywordSpotter options (window_scale, refractory). ``jobs`` > 1
+    searches the streams and the real clips in that many processes (one thread each; the
+    results are the same)."""
     out_dir = Path(out_dir)
-    spotter = KeywordSpotter.load(model, backend=backend, num_threads=1, cohort=cohort,
-                                  cohort_top=cohort_top, hop=hop, **spotter_options).enroll(list(keywords))
+    options = {"cohort": cohort, "cohort_top": cohort_top, "hop": hop, **spotter_options}
+    spotter = _load_spotter(model, backend, keywords, options)
     if set_name:
         background = background_segments(data_dir, set_name, keywords, spotter.tokenizer)
     else:
@@ -299,9 +334,17 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
     report = {"keywords": list(keywords), "window_scale": spotter.window_scale,
               "refractory_s": refractory, "sets": {}}
     curves = {}
-    for name, occ in sets.items():
-        audio, truth, bg_seconds = build_stream(background, occ, name, seed)
-        peaks = run_stream(spotter, audio)
+    job = (model, backend, list(keywords), options)
+    # Processes are spawned, not forked: the parent may hold onnxruntime sessions (TTS voices).
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) if jobs > 1 \
+        else _InProcess()
+    with pool:
+        searched = {name: pool.submit(_search_job, *job, background, occ, name, seed)
+                    for name, occ in sets.items()}
+        clips = pool.submit(_clips_job, *job, wakeword_dev) if wakeword_dev else None
+        searched = {name: f.result() for name, f in searched.items()}
+        clips = clips.result() if clips else None
+    for name, (peaks, truth, bg_seconds, audio_seconds) in searched.items():
         hours = bg_seconds / 3600
         thr, miss, fah = sweep(peaks, truth, hours, len(keywords), refractory)
         curves[name] = (miss, fah)
@@ -313,7 +356,7 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
                 [j in ops[1]["missed"] for j in idx])) if idx else None}
         for r in ops:
             del r["missed"]
-        report["sets"][name] = {"occurrences": len(truth), "stream_hours": audio.size / RATE / 3600,
+        report["sets"][name] = {"occurrences": len(truth), "stream_hours": audio_seconds / 3600,
                                 "background_hours": hours, "operating_points": ops,
                                 "per_keyword": per_kw}
         write_lines_atomic(out_dir / f"truth_{name}.tsv",
@@ -321,12 +364,11 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
         write_lines_atomic(out_dir / f"peaks_{name}.tsv",
                            [f"{d.keyword}\t{d.start:.2f}\t{d.end:.2f}\t{d.score:.4f}\t{d.emitted:.2f}"
                             for d in peaks])
-        print(f"{name}: {len(truth)} occurrences in {audio.size / RATE / 3600:.2f} h "
+        print(f"{name}: {len(truth)} occurrences in {audio_seconds / 3600:.2f} h "
               f"({hours:.2f} h background): " + "; ".join(
                   f"FRR {100 * r['frr']:.1f}% at {r['fa_per_hour']} FA/h" for r in ops), file=log)
-    if wakeword_dev:
-        m = clip_scores(spotter, wakeword_dev)
-        report["real_clips"] = m
+    if clips:
+        m = report["real_clips"] = clips
         print(f"real clips as recorded ({m['clips']}, each against every keyword): AP "
               f"{100 * m['AP']:.2f}% EER {100 * m['EER']:.2f}% AUC {100 * m['AUC']:.2f}% "
               f"top-1 {100 * m['top1']:.1f}%", file=log)
@@ -402,6 +444,8 @@ def main(argv=None) -> int:
     p.add_argument("--hop", type=float, default=0.1, help="window hop in seconds")
     p.add_argument("--window-scale", type=float, help="KeywordSpotter's window_scale (default its own)")
     p.add_argument("--refractory", type=float, help="seconds (default: each keyword's window length)")
+    p.add_argument("--jobs", type=int, default=1, help="processes for the streams and the clips "
+                   "(one thread each; the same results)")
     args = p.parse_args(argv)
     from pyadml.score.pairs import PairsError
 
@@ -409,7 +453,7 @@ def main(argv=None) -> int:
         evaluate(args.model, args.data, args.out_dir, [k.strip() for k in args.keywords.split(",")],
                  args.wakeword_dev, args.backend, args.synth_reps, set_name=args.set,
                  cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop,
-                 refractory=args.refractory,
+                 refractory=args.refractory, jobs=args.jobs,
                  **({} if args.window_scale is None else {"window_scale": args.window_scale}))
     except (SpotError, SetNotFound, PairsError) as e:
         print(f"eval_continuous: {e}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Continuous-speech evaluation: streams with occurrences at known times, matching, the
 FRR / FA-per-hour sweep; and the real wakeword_dev recordings (skipped without ../shared)."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,34 @@ def test_wakeword_dev_clips_are_read_and_trimmed():
     for _, x in occ[:10]:
         a, b = trim(x)
         assert 0.2 < (b - a) / RATE < 2.5  # a spoken keyword, not the whole 3 s clip
+
+
+def test_evaluate_in_two_processes_equals_one(tiny_model, tmp_path, monkeypatch):
+    """--jobs 2 searches the streams and the clips in spawned processes: the same report."""
+    import json
+
+    import pyadml.spot.evaluate as ev
+
+    data = tmp_path / "data"
+    data.mkdir()
+    texts = ["hello there", "good morning", "nice weather", "see you", "thank you"]
+    for i in range(len(texts)):
+        sf.write(tmp_path / f"u{i}.wav", speechlike(2.0 + 0.3 * i, seed=i), RATE)
+    (data / "wav.scp").write_text("".join(f"u{i} {tmp_path / f'u{i}.wav'}\n" for i in range(5)))
+    (data / "text").write_text("".join(f"u{i} {t}\n" for i, t in enumerate(texts)))
+    occ = [(k, speechlike(0.7, seed=10 + i)) for i, k in enumerate(["computer", "yes"] * 2)]
+    monkeypatch.setattr(ev, "synth_occurrences", lambda *a: occ)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i, k in enumerate(["computer", "yes", "computer"]):
+        sf.write(clips / f"{i}.wav", speechlike(1.5, seed=20 + i), RATE)
+    (clips / "clips.tsv").write_text("".join(f"{i}.wav\t{k}\n" for i, k in
+                                             enumerate(["computer", "yes", "computer"])))
+    monkeypatch.setattr(ev, "real_occurrences", lambda d, kws: occ[:2])
+    reports = [ev.evaluate(tiny_model, data, tmp_path / f"out{j}", ["computer", "yes"],
+                           wakeword_dev=clips, jobs=j, log=io.StringIO())
+               for j in (1, 2)]
+    assert set(reports[0]["sets"]) == {"synth", "real"} and reports[0]["real_clips"]["clips"] == 3
+    assert json.dumps(reports[0], sort_keys=True) == json.dumps(reports[1], sort_keys=True)
+    for name in ("peaks_synth.tsv", "peaks_real.tsv", "truth_real.tsv", "results.md"):
+        assert (tmp_path / "out1" / name).read_text() == (tmp_path / "out2" / name).read_text()
