@@ -200,4 +200,5 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
   echo "== Score your own audio with this model (pairs.tsv: one 'wav<TAB>keyword' line per pair):"
   echo "   . ./path.sh"
   echo "   python -m pyadml.bin.score_pairs --model $exp/final.pt --pairs pairs.tsv --out scores.tsv"
+  echo "   python -m pyadml.bin.detect --model $exp/final.pt --keywords 'computer,smart mirror' recording.wav   # where in long audio"
 fi
