@@ -19,14 +19,20 @@ from pyadml.text import G2P, PhoneTable, Tokenizer
 WAKEWORD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "wakeword_dev"
 
 
-def test_stream_holds_each_occurrence_at_its_time(tmp_path):
+def kaldi_dir(tmp_path, texts, seconds, step):
+    """A Kaldi dir (wav.scp, text) of speech-like utterances u0, u1, ... of growing length."""
     data = tmp_path / "data"
     data.mkdir()
-    texts = ["hello there", "my computer is slow", "good morning", "nice weather", "see you"]
     for i in range(len(texts)):
-        sf.write(tmp_path / f"u{i}.wav", speechlike(1.0 + 0.2 * i, seed=i), RATE)
-    (data / "wav.scp").write_text("".join(f"u{i} {tmp_path / f'u{i}.wav'}\n" for i in range(5)))
+        sf.write(tmp_path / f"u{i}.wav", speechlike(seconds + step * i, seed=i), RATE)
+    (data / "wav.scp").write_text("".join(f"u{i} {tmp_path / f'u{i}.wav'}\n" for i in range(len(texts))))
     (data / "text").write_text("".join(f"u{i} {t}\n" for i, t in enumerate(texts)))
+    return data
+
+
+def test_stream_holds_each_occurrence_at_its_time(tmp_path):
+    texts = ["hello there", "my computer is slow", "good morning", "nice weather", "see you"]
+    data = kaldi_dir(tmp_path, texts, 1.0, 0.2)
     tok = Tokenizer(PhoneTable(list(G2P().inventory)), {})
     bg = background_utterances(data, ["computer", "smart mirror"], tok)
     assert len(bg) == 4 and not any("u1.wav" in p for p in bg)  # the one saying 'computer'
@@ -185,13 +191,8 @@ def test_evaluate_in_two_processes_equals_one(tiny_model, tmp_path, monkeypatch)
 
     import pyadml.spot.evaluate as ev
 
-    data = tmp_path / "data"
-    data.mkdir()
-    texts = ["hello there", "good morning", "nice weather", "see you", "thank you"]
-    for i in range(len(texts)):
-        sf.write(tmp_path / f"u{i}.wav", speechlike(2.0 + 0.3 * i, seed=i), RATE)
-    (data / "wav.scp").write_text("".join(f"u{i} {tmp_path / f'u{i}.wav'}\n" for i in range(5)))
-    (data / "text").write_text("".join(f"u{i} {t}\n" for i, t in enumerate(texts)))
+    data = kaldi_dir(tmp_path, ["hello there", "good morning", "nice weather", "see you", "thank you"],
+                     2.0, 0.3)
     occ = [(k, speechlike(0.7, seed=10 + i)) for i, k in enumerate(["computer", "yes"] * 2)]
     monkeypatch.setattr(ev, "synth_occurrences", lambda *a: occ)
     clips = tmp_path / "clips"
