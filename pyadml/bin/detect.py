@@ -59,8 +59,7 @@ def main(argv=None) -> int:
         spotter = KeywordSpotter.load(args.model, backend=args.backend, num_threads=args.num_threads,
                                       hop=args.hop,
                                       refractory=args.refractory, scan_step=args.scan_step,
-                                      cohort=args.cohort, **({} if args.window_scale is None else
-                                                            {"window_scale": args.window_scale}))
+                                      cohort=args.cohort, window_scale=args.window_scale)
         spotter.enroll(keywords)
         if args.stdin_pcm:
             n = cli.run_stdin(spotter, sys.stdin.buffer, args.sample_rate, args.format, args.out,

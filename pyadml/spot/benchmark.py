@@ -166,9 +166,8 @@ def run(model: str, minutes: float = 60.0, keywords=KEYWORDS, scan_steps=(1, 2),
         tmp = tempfile.TemporaryDirectory()
         onnx_dir = tmp.name
         export_onnx(model, onnx_dir)
-    opts = {} if window_scale is None else {"window_scale": window_scale}
     sps = {b: KeywordSpotter.load(model if b == "torch" else onnx_dir, backend=b, num_threads=1,
-                                  threshold=threshold, **opts).enroll(list(keywords))
+                                  threshold=threshold, window_scale=window_scale).enroll(list(keywords))
            for b in ("torch", "onnx")}
     sp = sps["torch"]
     windows = {k: sp.window_frames(k) for k in keywords}

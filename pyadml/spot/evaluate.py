@@ -186,19 +186,30 @@ def emitted(peaks: list[Detection], threshold: float, refractory: dict[str, floa
     return [peaks[i] for i in emitted_indices(peaks, above, refractory)]
 
 
+def overlaps(dets: list[Detection], truth: list[Occurrence]) -> list[list[int]]:
+    """For each detection, the occurrences of its keyword it overlaps (usually none or one)."""
+    return [[j for j, o in enumerate(truth) if o.keyword == d.keyword and d.start < o.end
+             and d.end > o.start] for d in dets]
+
+
+def best_per_occurrence(fired, dets: list[Detection], over: list[list[int]]) -> dict[int, int]:
+    """occurrence -> index of its hit among the ``fired`` detection indices (ascending): the
+    highest-scoring one that overlaps it, the later one on a tie."""
+    best: dict[int, int] = {}
+    for i in fired:
+        for j in over[i]:
+            if j not in best or dets[i].score >= dets[best[j]].score:
+                best[j] = i
+    return best
+
+
 def match(dets: list[Detection], truth: list[Occurrence]):
-    """(hit score per occurrence or None, hit detection per occurrence, false-alarm scores)."""
-    best: list[Detection | None] = [None] * len(truth)
-    used = set()
-    for j, o in enumerate(truth):
-        cands = [(d.score, i) for i, d in enumerate(dets)
-                 if d.keyword == o.keyword and d.start < o.end and d.end > o.start]
-        if cands:
-            s, i = max(cands)
-            best[j] = dets[i]
-            used.add(i)
-    fa = np.array([d.score for i, d in enumerate(dets) if i not in used])
-    return best, fa
+    """(hit detection per occurrence or None, false-alarm scores): an occurrence's hit is the best
+    detection of its keyword overlapping it; every other detection is a false alarm."""
+    best = best_per_occurrence(range(len(dets)), dets, overlaps(dets, truth))
+    used = set(best.values())
+    return ([dets[best[j]] if j in best else None for j in range(len(truth))],
+            np.array([d.score for i, d in enumerate(dets) if i not in used]))
 
 
 def sweep(peaks: list[Detection], truth: list[Occurrence], hours: float, num_keywords: int,
@@ -209,9 +220,7 @@ def sweep(peaks: list[Detection], truth: list[Occurrence], hours: float, num_key
     spotter at that threshold."""
     by_score = sorted(range(len(peaks)), key=lambda i: -peaks[i].score)
     thr = np.unique([peaks[i].score for i in by_score[: max_thresholds]])[::-1]
-    # Occurrences each peak overlaps (usually none or one), computed once.
-    overlaps = [[j for j, o in enumerate(truth) if o.keyword == d.keyword and d.start < o.end
-                 and d.end > o.start] for d in peaks]
+    over = overlaps(peaks, truth)  # computed once for every threshold
     miss, fah = [1.0], [0.0]
     above, n = [], 0  # indices of the peaks above the threshold, in time order
     for t in thr:
@@ -219,11 +228,7 @@ def sweep(peaks: list[Detection], truth: list[Occurrence], hours: float, num_key
             bisect.insort(above, by_score[n])
             n += 1
         fired = emitted_indices(peaks, above, refractory)
-        best = {}
-        for i in fired:
-            for j in overlaps[i]:
-                if j not in best or peaks[i].score > peaks[best[j]].score:
-                    best[j] = i
+        best = best_per_occurrence(fired, peaks, over)
         miss.append(1.0 - len(best) / len(truth))
         fah.append((len(fired) - len(set(best.values()))) / (hours * num_keywords))
     return np.r_[1.01, thr], np.array(miss), np.array(fah)
@@ -279,19 +284,23 @@ def clip_scores(spotter: KeywordSpotter, wakeword_dir) -> dict:
     return clip_metrics(scores, labels)
 
 
-def _load_spotter(model, backend, keywords, options) -> KeywordSpotter:
+def _spotter(spec) -> KeywordSpotter:
+    """A job's spotter: the caller's own (in this process), or loaded from (model, backend,
+    keywords, options) in a worker process."""
+    if isinstance(spec, KeywordSpotter):
+        return spec
+    model, backend, keywords, options = spec
     return KeywordSpotter.load(model, backend=backend, num_threads=1, **options).enroll(list(keywords))
 
 
-def _search_job(model, backend, keywords, options, background, occurrences, name, seed):
-    """One stream built and searched (a job: its own spotter, so jobs can run in processes)."""
+def _search_job(spec, background, occurrences, name, seed):
+    """One stream built and searched."""
     audio, truth, bg_seconds = build_stream(background, occurrences, name, seed)
-    peaks = run_stream(_load_spotter(model, backend, keywords, options), audio)
-    return peaks, truth, bg_seconds, audio.size / RATE
+    return run_stream(_spotter(spec), audio), truth, bg_seconds, audio.size / RATE
 
 
-def _clips_job(model, backend, keywords, options, wakeword_dev):
-    return clip_scores(_load_spotter(model, backend, keywords, options), wakeword_dev)
+def _clips_job(spec, wakeword_dev):
+    return clip_scores(_spotter(spec), wakeword_dev)
 
 
 class _InProcess:
@@ -319,7 +328,7 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
     results are the same)."""
     out_dir = Path(out_dir)
     options = {"cohort": cohort, "cohort_top": cohort_top, "hop": hop, **spotter_options}
-    spotter = _load_spotter(model, backend, keywords, options)
+    spotter = _spotter((model, backend, keywords, options))
     if set_name:
         background = background_segments(data_dir, set_name, keywords, spotter.tokenizer)
     else:
@@ -334,14 +343,16 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
     report = {"keywords": list(keywords), "window_scale": spotter.window_scale,
               "refractory_s": refractory, "sets": {}}
     curves = {}
-    job = (model, backend, list(keywords), options)
-    # Processes are spawned, not forked: the parent may hold onnxruntime sessions (TTS voices).
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) if jobs > 1 \
-        else _InProcess()
+    if jobs > 1:
+        # Spawned, not forked: the parent may hold onnxruntime sessions (the TTS voices).
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        spec = (model, backend, list(keywords), options)
+    else:
+        pool, spec = _InProcess(), spotter
     with pool:
-        searched = {name: pool.submit(_search_job, *job, background, occ, name, seed)
+        searched = {name: pool.submit(_search_job, spec, background, occ, name, seed)
                     for name, occ in sets.items()}
-        clips = pool.submit(_clips_job, *job, wakeword_dev) if wakeword_dev else None
+        clips = pool.submit(_clips_job, spec, wakeword_dev) if wakeword_dev else None
         searched = {name: f.result() for name, f in searched.items()}
         clips = clips.result() if clips else None
     for name, (peaks, truth, bg_seconds, audio_seconds) in searched.items():
@@ -453,8 +464,7 @@ def main(argv=None) -> int:
         evaluate(args.model, args.data, args.out_dir, [k.strip() for k in args.keywords.split(",")],
                  args.wakeword_dev, args.backend, args.synth_reps, set_name=args.set,
                  cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop,
-                 refractory=args.refractory, jobs=args.jobs,
-                 **({} if args.window_scale is None else {"window_scale": args.window_scale}))
+                 refractory=args.refractory, window_scale=args.window_scale, jobs=args.jobs)
     except (SpotError, SetNotFound, PairsError) as e:
         print(f"eval_continuous: {e}", file=sys.stderr)
         return 1

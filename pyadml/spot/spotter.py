@@ -140,6 +140,9 @@ class _Search:
             buckets.setdefault(spotter.window_frames(k), []).append(i)
         self.buckets = [_Bucket(w, idx) for w, idx in sorted(buckets.items())]
         self.states = [_KeywordState(spotter.smooth) for _ in kw]
+        # Per keyword, looked up for every peak: computed once (they tokenize the keyword).
+        self.window = [spotter.window_frames(k) for k in kw]
+        self.refractory = [spotter.refractory_of(k) for k in kw]
         self.buf = np.zeros((0, spotter.feature_dim), np.float32)
         self.buf_start = 0   # absolute frame index of buf[0]
         self.num_frames = 0
@@ -257,13 +260,11 @@ class _Search:
         st = self.states[i]
         shift = self.sp.frame_shift
         start = pos * self.sp.hop_frames * shift
-        kw = self.sp.keywords[i]
-        w = self.sp.window_frames(kw)
-        if start - st.last_start < self.sp.refractory_of(kw) - 1e-9:
+        if start - st.last_start < self.refractory[i] - 1e-9:
             return None
         st.last_start = start
-        end = min(start + w * shift, self.num_frames * shift)
-        return Detection(kw, round(start, 3), round(end, 3), score, self.emitted_at)
+        end = min(start + self.window[i] * shift, self.num_frames * shift)
+        return Detection(self.sp.keywords[i], round(start, 3), round(end, 3), score, self.emitted_at)
 
 
 class KeywordSpotter:
@@ -278,7 +279,7 @@ class KeywordSpotter:
     def __init__(self, backend, *, threshold: float = DEFAULT_THRESHOLD, hop: float = 0.1,
                  smooth: int = 3, refractory: float | None = None, batch_size: int = 64,
                  seconds_per_phone: float | None = None, edge_seconds: float | None = None,
-                 window_scale: float = WINDOW_SCALE, scan_step: int = 1, margin: float = 0.15,
+                 window_scale: float | None = None, scan_step: int = 1, margin: float = 0.15,
                  cohort: int = 0, cohort_top: int = 20):
         self.backend = backend
         opts = feature_options(backend.features)
@@ -294,6 +295,7 @@ class KeywordSpotter:
             raise SpotError(f"hop must lie in [{self.frame_shift}, 0.1] seconds, got {hop}")
         if smooth not in (1, 3):
             raise SpotError(f"smooth must be 1 (raw scores) or 3 (mean of 3 positions), got {smooth}")
+        window_scale = WINDOW_SCALE if window_scale is None else window_scale
         if (refractory is not None and refractory < 0) or batch_size < 1 or window_scale <= 0:
             raise SpotError(f"bad option: refractory={refractory}, batch_size={batch_size}, "
                             f"window_scale={window_scale}")
