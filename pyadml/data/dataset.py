@@ -71,6 +71,7 @@ class KeywordDataset(torch.utils.data.Dataset):
         spec_augment: Mapping | None = None,
         text_negatives: Mapping | None = None,
         vtlp: Mapping | None = None,
+        tempo: Mapping | None = None,
     ):
         # Padded lengths rounded up to a multiple: fewer distinct shapes, so CPU kernels
         # (oneDNN primitives) are reused rather than built and cached for every batch.
@@ -93,6 +94,7 @@ class KeywordDataset(torch.utils.data.Dataset):
                                  "widths >= 0)")
         self.spec_augment = dict(spec_augment) if spec_augment and spec_augment.get("prob") else None
         self.vtlp = check_vtlp(vtlp) if vtlp and vtlp.get("prob") else None
+        self.tempo = check_tempo(tempo) if tempo and tempo.get("prob") else None
         # Near-miss texts of each distinct batch text (loss.text_negatives; count 0: none),
         # from the words of the training texts.
         self.text_negatives = None
@@ -123,6 +125,10 @@ class KeywordDataset(torch.utils.data.Dataset):
                 raise KeyError(f"cut {cid!r} is not in the dataset") from None
         texts = [c.supervisions[0].text for c in cuts]
         feats = [load_features(c) for c in cuts]
+        if self.tempo:
+            feats = tempo(feats, [context_frames(c, len(f), self.frame_shift)
+                                  for c, f in zip(cuts, feats)],
+                          self.tempo, batch_rng(self.seed, cut_ids, 4))
         if self.context_growth is not None:
             feats = self.crop_context(cuts, feats)
         # Mean normalisation after the crop: over the frames the model sees, as in scoring.
@@ -276,6 +282,53 @@ def warp_mel(f: np.ndarray, alpha: float, low_freq: float, high_freq: float) -> 
     i1 = np.minimum(i0 + 1, f.shape[1] - 1)
     w = (src - i0).astype(f.dtype)
     return f[:, i0] * (1 - w) + f[:, i1] * w
+
+
+def stretch_frames(f: np.ndarray, n: int) -> np.ndarray:
+    """(T, D) features resampled to ``n`` frames by linear interpolation in time: frame i reads
+    source position i * (T - 1) / (n - 1), so the first and last frames are kept."""
+    t = f.shape[0]
+    if n == t or t < 2:
+        return f
+    pos = np.linspace(0.0, t - 1.0, n)
+    i0 = np.minimum(np.floor(pos).astype(np.int64), t - 2)
+    w = (pos - i0).astype(f.dtype)[:, None]
+    return f[i0] * (1 - w) + f[i0 + 1] * w
+
+
+def tempo(feats: Sequence[np.ndarray], pads: Sequence[tuple[int, int]], cfg: Mapping,
+          rng: np.random.Generator) -> list[np.ndarray]:
+    """Speaking-rate perturbation of the word, pitch and formants unchanged: with probability
+    ``prob`` a row's core (its frames without stage 3's added context, ``pads`` = (lead, trail)
+    frames) is resampled in time by a rate ~ U[low, high] (< 1 slower: 1/rate as many frames).
+    Real speakers say a keyword 25-60% slower than the synthetic voices (RESULTS.md, "Windows
+    for real speakers"). A core never grows past the batch's longest core, so the batch is no
+    longer than without it (the longest words are stretched least)."""
+    cores = [len(f) - a - b for f, (a, b) in zip(feats, pads)]
+    cap = max(cores, default=0)
+    out = []
+    for f, (a, b), core in zip(feats, pads, cores):
+        hit, rate = rng.random() < cfg["prob"], float(rng.uniform(cfg["low"], cfg["high"]))
+        n = min(cap, int(round(core / rate)))
+        if not hit or n <= core:
+            out.append(f)
+            continue
+        out.append(np.concatenate([f[:a], stretch_frames(f[a:a + core], n), f[a + core:]]))
+    return out
+
+
+def check_tempo(cfg: Mapping) -> dict:
+    """The ``tempo`` training config, or ValueError naming the bad keys."""
+    cfg = dict(cfg)
+    bad = []
+    if not 0.0 <= cfg["prob"] <= 1.0:
+        bad.append(f"prob {cfg['prob']} (expected 0-1)")
+    if not 0.0 < cfg["low"] <= cfg["high"] <= 1.0:
+        bad.append(f"low {cfg['low']} / high {cfg['high']} (expected 0 < low <= high <= 1: "
+                   "speaking rates, < 1 slower)")
+    if bad:
+        raise ValueError("tempo: " + "; ".join(bad))
+    return cfg
 
 
 def check_vtlp(cfg: Mapping) -> dict:

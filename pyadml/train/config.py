@@ -130,6 +130,10 @@ DEFAULTS: dict[str, Any] = {
     # probability prob a row's mel axis is warped by alpha ~ U[low, high]; low_freq and
     # high_freq are the fbank's mel range (lhotse's defaults). prob 0: off.
     "vtlp": {"prob": 0.0, "low": 0.9, "high": 1.1, "low_freq": 20.0, "high_freq": 7600.0},
+    # Speaking-rate perturbation of the training words (pyadml.data.dataset.tempo): with
+    # probability prob a row's word (not its added context) is slowed to a rate ~ U[low, high]
+    # (<= 1), never past the batch's longest word. prob 0: off.
+    "tempo": {"prob": 0.0, "low": 0.6, "high": 1.0},
     "num_workers": 1,
     "pad_frames_to": 16,     # round padded batch lengths up to a multiple (masked; fewer shapes)
     "threads": 0,            # torch threads per process; 0: cores / processes
@@ -297,7 +301,7 @@ LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY
           "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0,
           "spec_augment.prob": 0.0, "spec_augment.*": ANY,
           "loss.text_negatives.count": 0, "loss.text_negatives.*": ANY,
-          "vtlp.prob": 0.0, "vtlp.*": ANY}
+          "vtlp.prob": 0.0, "vtlp.*": ANY, "tempo.prob": 0.0, "tempo.*": ANY}
 
 
 def _legacy(key: str):

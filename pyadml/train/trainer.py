@@ -86,7 +86,7 @@ class Trainer:
                                       context_growth=b["context_growth"], seed=cfg["seed"],
                                       spec_augment=cfg["spec_augment"],
                                       text_negatives=cfg["loss"]["text_negatives"],
-                                      vtlp=cfg["vtlp"])
+                                      vtlp=cfg["vtlp"], tempo=cfg["tempo"])
         # Multi-word spans never enter the K x M keyword groups: batch.span_rows of them join
         # each batch as extra rows, or form batches of their own after every batch.span_every
         # keyword batches (pyadml.data.span_sampler); none with span_rows 0.

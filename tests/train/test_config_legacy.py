@@ -3,6 +3,8 @@ the new value changes what that run trained (pyadml.train.config.LEGACY)."""
 
 import copy
 
+import pytest
+
 from pyadml.train.config import DEFAULTS, config_changes, flatten
 
 
@@ -39,9 +41,11 @@ def test_keys_an_old_config_lacks_are_changes_only_when_they_change_its_behaviou
     assert flatten(old).keys() < flatten(new).keys()
 
 
-def test_a_run_from_before_vtlp_resumes_unless_vtlp_is_turned_on():
+@pytest.mark.parametrize("key", ["vtlp", "tempo"])
+def test_a_run_from_before_a_feature_augmentation_resumes_unless_it_is_turned_on(key):
     new = copy.deepcopy(DEFAULTS)
-    old = _without(new, "vtlp")
+    new[key]["prob"] = 0.0
+    old = _without(new, key)
     assert config_changes(old, new) == {}
-    new["vtlp"]["prob"] = 0.5
-    assert config_changes(old, new) == {"vtlp.prob": (None, 0.5)}
+    new[key]["prob"] = 0.5
+    assert config_changes(old, new) == {f"{key}.prob": (None, 0.5)}
