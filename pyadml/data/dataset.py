@@ -317,34 +317,34 @@ def tempo(feats: Sequence[np.ndarray], pads: Sequence[tuple[int, int]], cfg: Map
     return out
 
 
-def check_tempo(cfg: Mapping) -> dict:
-    """The ``tempo`` training config, or ValueError naming the bad keys."""
-    cfg = dict(cfg)
+def _check_augment(name: str, cfg: Mapping, high_max: float | None = None, range_note: str = "",
+                   extra: Sequence[str] = ()) -> dict:
+    """``cfg`` (prob, low, high), or ValueError naming ``name`` and the bad keys."""
     bad = []
     if not 0.0 <= cfg["prob"] <= 1.0:
         bad.append(f"prob {cfg['prob']} (expected 0-1)")
-    if not 0.0 < cfg["low"] <= cfg["high"] <= 1.0:
-        bad.append(f"low {cfg['low']} / high {cfg['high']} (expected 0 < low <= high <= 1: "
-                   "speaking rates, < 1 slower)")
+    if not (0.0 < cfg["low"] <= cfg["high"] and (high_max is None or cfg["high"] <= high_max)):
+        bound = "" if high_max is None else f" <= {high_max:g}"
+        bad.append(f"low {cfg['low']} / high {cfg['high']} (expected 0 < low <= high{bound}"
+                   f"{range_note})")
+    bad += list(extra)
     if bad:
-        raise ValueError("tempo: " + "; ".join(bad))
-    return cfg
+        raise ValueError(f"{name}: " + "; ".join(bad))
+    return dict(cfg)
+
+
+def check_tempo(cfg: Mapping) -> dict:
+    """The ``tempo`` training config, or ValueError naming the bad keys."""
+    return _check_augment("tempo", cfg, high_max=1.0, range_note=": speaking rates, < 1 slower")
 
 
 def check_vtlp(cfg: Mapping) -> dict:
     """The ``vtlp`` training config, or ValueError naming the bad keys."""
-    cfg = dict(cfg)
-    bad = []
-    if not 0.0 <= cfg["prob"] <= 1.0:
-        bad.append(f"prob {cfg['prob']} (expected 0-1)")
-    if not 0.0 < cfg["low"] <= cfg["high"]:
-        bad.append(f"low {cfg['low']} / high {cfg['high']} (expected 0 < low <= high)")
+    extra = []
     if not 0.0 <= cfg["low_freq"] < cfg["high_freq"]:
-        bad.append(f"low_freq {cfg['low_freq']} / high_freq {cfg['high_freq']} (expected "
-                   "0 <= low_freq < high_freq, the fbank's mel range in Hz)")
-    if bad:
-        raise ValueError("vtlp: " + "; ".join(bad))
-    return cfg
+        extra.append(f"low_freq {cfg['low_freq']} / high_freq {cfg['high_freq']} (expected "
+                     "0 <= low_freq < high_freq, the fbank's mel range in Hz)")
+    return _check_augment("vtlp", cfg, extra=extra)
 
 
 def context_frames(cut, num_frames: int, frame_shift: float = 0.01) -> tuple[int, int]:

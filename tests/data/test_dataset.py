@@ -57,6 +57,18 @@ def known_ids(cuts):
     return [c.id for c in cuts if c.supervisions[0].text != "people"]
 
 
+def augment_switch(cuts, key, cfg):
+    """Batches of the known ids: without the option ``key``, with it at prob 0, and twice with
+    ``cfg`` (seed 4); a negative prob must be refused."""
+    ids = known_ids(cuts)
+    plain = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)[ids]
+    off = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, **{key: {**cfg, "prob": 0.0}})[ids]
+    on = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, seed=4, **{key: cfg})
+    with pytest.raises(ValueError, match=f"{key}: prob"):
+        KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, **{key: {**cfg, "prob": -1.0}})
+    return plain, off, on[ids], on[ids]
+
+
 def test_mean_normalize_removes_the_per_dimension_mean():
     x = np.random.default_rng(1).normal(5.0, 2.0, size=(50, 40)).astype(np.float32)
     y = mean_normalize(x)

@@ -9,7 +9,7 @@ import torch
 
 from pyadml.data.dataset import KeywordDataset, batch_rng, check_tempo, stretch_frames, tempo
 
-from test_dataset import KEYWORD_IDS, TOKENIZER, cuts, known_ids  # noqa: F401 (fixture)
+from test_dataset import augment_switch, cuts  # noqa: F401 (fixture)
 
 TEMPO = {"prob": 1.0, "low": 0.6, "high": 1.0}
 
@@ -79,18 +79,12 @@ def test_bad_tempo_config_names_the_keys():
 
 
 def test_the_dataset_switch_and_added_context(cuts):  # noqa: F811
-    ids = known_ids(cuts)
-    plain = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)[ids]
-    off = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, tempo={**TEMPO, "prob": 0.0})[ids]
+    plain, off, a, b = augment_switch(cuts, "tempo", TEMPO)
     assert torch.equal(off["feats"], plain["feats"])
-    on = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, tempo=TEMPO, seed=4)
-    a, b = on[ids], on[ids]
     assert torch.equal(a["feats"], b["feats"])
     assert a["feats"].shape == plain["feats"].shape    # no row past the longest
     assert torch.all(a["feat_lens"] >= plain["feat_lens"])
     assert torch.any(a["feat_lens"] > plain["feat_lens"])
-    with pytest.raises(ValueError, match="tempo: prob"):
-        KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, tempo={**TEMPO, "prob": -1.0})
 
     # With stage 3's context the context is cropped afterwards as before: the batch is as long
     # as its longest word.

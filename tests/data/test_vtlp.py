@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from pyadml.data.dataset import KeywordDataset, batch_rng, check_vtlp, vtlp, vtlp_source_bins
+from pyadml.data.dataset import batch_rng, check_vtlp, vtlp, vtlp_source_bins
 
-from test_dataset import KEYWORD_IDS, TOKENIZER, cuts, known_ids  # noqa: F401 (fixture)
+from test_dataset import augment_switch, cuts  # noqa: F401 (fixture)
 
 VTLP = {"prob": 1.0, "low": 0.9, "high": 1.1, "low_freq": 20.0, "high_freq": 7600.0}
 
@@ -80,13 +80,7 @@ def test_bad_vtlp_config_names_the_keys():
 
 
 def test_the_dataset_switch(cuts):  # noqa: F811
-    ids = known_ids(cuts)
-    plain = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)[ids]
-    off = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, vtlp={**VTLP, "prob": 0.0})[ids]
+    plain, off, a, b = augment_switch(cuts, "vtlp", VTLP)
     assert torch.equal(off["feats"], plain["feats"])
-    on = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, vtlp=VTLP, seed=4)
-    a, b = on[ids], on[ids]
     assert torch.equal(a["feats"], b["feats"]) and not torch.equal(a["feats"], plain["feats"])
     assert torch.equal(a["feat_lens"], plain["feat_lens"])
-    with pytest.raises(ValueError, match="vtlp: prob"):
-        KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, vtlp={**VTLP, "prob": -1.0})
