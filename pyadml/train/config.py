@@ -101,8 +101,9 @@ DEFAULTS: dict[str, Any] = {
     # after every E keyword batches (only those batches are phrase-long: cheaper).
     # context_growth: seconds by which a row with stage 3's added context may exceed the
     # batch's longest row without it; the rest of its context is cropped (KeywordDataset).
-    # 0: context only fills the padding the batch has anyway (no extra compute); 0.5 costs 64%
-    # more training and the VAD path on real clips (RESULTS.md, "More of stage 3's context").
+    # 0: context only fills the padding the batch has anyway (no extra compute); 0.5 trained
+    # 60% longer and scored real clips cut by the VAD worse (RESULTS.md, "More of stage 3's
+    # context").
     "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip", "span_rows": 0,
               "span_every": 0, "context_growth": 0.0},
     "optim": {"lr": 1.0e-4, "weight_decay": 1.0e-5, "lr_step_epochs": 20, "lr_gamma": 0.5,
