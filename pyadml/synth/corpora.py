@@ -107,20 +107,36 @@ def audio_config(cfg: dict[str, Any]) -> AudioConfig:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    train: list[str]  # words the training corpus uses
+    train: list[str]  # words the training corpus uses and the test sets draw their seen words from
     unseen: list[str]  # words never in training, for open-vocabulary evaluation
+    extra: tuple[str, ...] = ()  # training-only words, never in a test set
+
+    @property
+    def training(self) -> list[str]:
+        return sorted(self.train + list(self.extra))
 
 
 def make_vocabulary(cfg: dict[str, Any]) -> Vocabulary:
     v = cfg["vocabulary"]
+    unknown = set(v) - {"train_types", "unseen_types", "extra_train_types"}
+    if unknown:
+        raise ValueError(f"vocabulary: unknown keys {sorted(unknown)}; expected train_types, "
+                         "unseen_types and optionally extra_train_types")
     n_train, n_unseen = int(v["train_types"]), int(v["unseen_types"])
-    words = frequent_words(n_train + n_unseen)
+    n_extra = int(v.get("extra_train_types", 0))
+    if min(n_train, n_unseen, n_extra) < 0:
+        raise ValueError(f"vocabulary: type counts must be >= 0, got {dict(v)}")
+    # The extra words come from the next frequency band, so the first n_train + n_unseen words,
+    # their split and every test set drawn from them stay as they are.
+    words = frequent_words(n_train + n_unseen + n_extra)
+    extra = tuple(sorted(words[n_train + n_unseen:]))
+    words = words[: n_train + n_unseen]
     rng = np.random.default_rng([int(cfg["seed"]), 99])
     # Unseen words come from the same frequency band as training words, not from its tail.
     order = rng.permutation(len(words))
     unseen = sorted(words[i] for i in order[:n_unseen])
     train = sorted(words[i] for i in order[n_unseen:])
-    return Vocabulary(train=train, unseen=unseen)
+    return Vocabulary(train=train, unseen=unseen, extra=extra)
 
 
 def _prosody(cfg: dict[str, Any], voice: Voice, rng: np.random.Generator) -> Prosody:
@@ -250,7 +266,7 @@ def _word_stats(rendered: Sequence[Rendered], items: dict[str, Item], train: set
 def build_king_asr_066(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> dict:
     c = cfg["king_asr_066"]
     rng = _rng(cfg, "king_asr_066")
-    tokens = repeat_to(vocab.train, int(c["tokens"]))
+    tokens = repeat_to(vocab.training, int(c["tokens"]))
     items = word_utterances(cfg, tokens, None, False, int(c["max_words"]), rng, "",
                              "wav/{spk}/{utt}.wav")
     rendered = render(items, root, audio_config(cfg), nj=nj, progress=_label("king_asr_066"))

@@ -178,8 +178,9 @@ def build_subset(cfg: dict[str, Any], vocab, subset: str, root: Path, scratch: P
     sub_cfg = copy.deepcopy(cfg)
     sub_cfg["voices"] = {"train": voices if not heldout else cfg["voices"]["train"],
                          "heldout": voices if heldout else cfg["voices"]["heldout"]}
-    # Training words only: the words never in training stay unseen for the test sets.
-    tokens = repeat_to(vocab.train, spec["tokens"])
+    # Training words only: the words never in training stay unseen for the test sets; the
+    # training-only words (extra_train_types) never reach the held-out subset.
+    tokens = repeat_to(vocab.train if heldout else vocab.training, spec["tokens"])
     items = word_utterances(sub_cfg, tokens, None, heldout, spec["max_words"], rng, "", "{utt}.wav")
     # LibriSpeech ids: <spk>-<chapter>-<utt>, chapters of chapter_utterances utterances.
     per_spk: dict[str, int] = {}

@@ -13,9 +13,10 @@ import pytest
 import soundfile as sf
 
 from pyadml.synth.corpora import (
-    LIBRIPHRASE_COLUMNS, LIBRIPHRASE_TYPES, build_corpora, load_config,
+    LIBRIPHRASE_COLUMNS, LIBRIPHRASE_TYPES, build_corpora, load_config, make_vocabulary,
 )
 from pyadml.synth.voices import SynthesisError, Voice, check_engines, engine_available
+from pyadml.synth.vocabulary import frequent_words
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "egs" / "wsj_librikws" / "conf" / "synth.yaml"
@@ -267,3 +268,25 @@ def test_missing_engine_names_the_package(monkeypatch, tmp_path):
         check_engines([Voice("festival", "no_such_voice")])
     with pytest.raises(SynthesisError, match="flite has no voice"):
         check_engines([Voice("flite", "no_such_voice")])
+
+
+def test_extra_training_words_reach_training_only(tiny, tmp_path):
+    out, _, _ = tiny
+    cfg = load_config(CONFIG, "tiny")
+    base = make_vocabulary(cfg)
+    cfg["vocabulary"] = dict(cfg["vocabulary"], extra_train_types=12)
+    vocab = make_vocabulary(cfg)
+    assert (vocab.train, vocab.unseen) == (base.train, base.unseen)
+    # The next 12 words of the frequency list, after every training and unseen word.
+    ranked = frequent_words(len(base.train) + len(base.unseen) + 12)
+    assert set(vocab.extra) == set(ranked[-12:])
+    assert not set(vocab.extra) & (set(base.train) | set(base.unseen))
+    build_corpora(cfg, tmp_path, nj=2, corpora=("king_asr_066", "wsj"))
+    said = {w for line in (tmp_path / "king_asr_066/data/text").read_text().splitlines()
+            for w in line.split()[1:]}
+    assert said == set(base.train) | set(vocab.extra)
+    for name in ("data/text", "data/words.ctm"):  # the test set does not move
+        assert (tmp_path / "wsj" / name).read_text() == (out / "wsj" / name).read_text()
+    cfg["vocabulary"]["extra_types"] = 3
+    with pytest.raises(ValueError, match="unknown keys.*extra_types"):
+        make_vocabulary(cfg)
