@@ -276,6 +276,9 @@ def test_a_new_recipe_on_a_messy_kaldi_corpus_runs_stages_1_to_8(recipe, tmp_pat
     for var, name in (("WSJ", "wsj"), ("LIBRIPHRASE", "libriphrase"), ("MUSAN", "musan"),
                       ("RIRS_NOISES", "rirs_noises")):
         db = re.sub(rf"^{var}=.*$", f"{var}={synth / name}", db, flags=re.M)
+    # The fixture's six stand-in clips, not ../shared's 300 real ones (minutes of scoring).
+    ww = re.findall(r"^WAKEWORD_DEV=.+$", (recipe / "db.sh").read_text(), flags=re.M)[-1]
+    db = re.sub(r"^WAKEWORD_DEV=.*$", lambda _: ww, db, flags=re.M)
     (new / "db.sh").write_text(db)
     run_sh = (new / "run.sh").read_text()
     run_sh = run_sh.replace("train_set=king_asr_066_train", "train_set=mycorpus_train")
@@ -290,6 +293,7 @@ def test_a_new_recipe_on_a_messy_kaldi_corpus_runs_stages_1_to_8(recipe, tmp_pat
     res = run(new, "--nj", "2", "--train-config", "conf/train_tiny.yaml")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "nothing to synthesise" in (new / "data/log/stage0_synth.log").read_text()
+    assert "6 clips x 6 keywords" in (new / "exp/tiny/log/stage8_score.log").read_text()
     report = json.loads((new / "data/cuts/report.json").read_text())
     assert report["dropped"]["mycorpus_train"]["dropped_non_words"] == expect["dropped"]
     assert report["dropped"]["mycorpus_train"]["kept"] == len(expect["kept"])
