@@ -290,7 +290,8 @@ def test_a_new_recipe_on_a_messy_kaldi_corpus_runs_stages_1_to_8(recipe, tmp_pat
                   '--name mycorpus --part train', prep, flags=re.M)
     (new / "local/prepare_manifests.sh").write_text(prep)
 
-    res = run(new, "--nj", "2", "--train-config", "conf/train_tiny.yaml")
+    # Stage 9 (continuous speech) has nothing corpus-specific; the fixture's run covers it.
+    res = run(new, "--nj", "2", "--train-config", "conf/train_tiny.yaml", "--stop-stage", "8")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "nothing to synthesise" in (new / "data/log/stage0_synth.log").read_text()
     assert "6 clips x 6 keywords" in (new / "exp/tiny/log/stage8_score.log").read_text()
