@@ -287,6 +287,8 @@ def test_extra_training_words_reach_training_only(tiny, tmp_path):
     assert said == set(base.train) | set(vocab.extra)
     for name in ("data/text", "data/words.ctm"):  # the test set does not move
         assert (tmp_path / "wsj" / name).read_text() == (out / "wsj" / name).read_text()
+    base_cfg = load_config(CONFIG, "tiny")  # so its marker stands, without the option too
+    assert build_corpora(base_cfg, tmp_path, nj=2, corpora=("wsj",))["wsj"].get("skipped")
     cfg["vocabulary"]["extra_types"] = 3
     with pytest.raises(ValueError, match="unknown keys.*extra_types"):
         make_vocabulary(cfg)
