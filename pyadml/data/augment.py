@@ -30,7 +30,9 @@ from lhotse.augmentation import AudioTransform
 from lhotse.cut import Cut
 from lhotse.cut.data import DataCut
 from lhotse.utils import Seconds, compute_num_samples, fastcopy, perturb_num_samples
-from scipy import signal
+
+# scipy.signal is imported where it is used: a second of start-up that every process reading
+# the dataset (training, scoring) would pay for nothing.
 
 KINDS = ("reverb", "noise", "music", "babble")
 ADDITIVE = ("noise", "music", "babble")
@@ -80,6 +82,7 @@ class SpeedPerturb(AudioTransform):
             return samples
         # Playing f times faster = resampling by 1/f at a fixed rate: up/down = 1/f.
         ratio = Fraction(self.factor).limit_denominator(_MAX_SPEED_DENOMINATOR)
+        from scipy import signal
         out = signal.resample_poly(samples, ratio.denominator, ratio.numerator, axis=-1)
         n = perturb_num_samples(samples.shape[-1], self.factor)
         if out.shape[-1] >= n:
@@ -124,6 +127,7 @@ class BandLimit(AudioTransform):
         taps = _lowpass_taps(int(sampling_rate), self.cutoff, self.transition, self.attenuation_db)
         taps = taps.reshape((1,) * (samples.ndim - 1) + (-1,))
         # Odd symmetric FIR with mode="same" removes its (N-1)/2 delay exactly.
+        from scipy import signal
         out = signal.oaconvolve(samples, taps, mode="same", axes=-1)
         return out.astype(samples.dtype, copy=False)
 
@@ -135,6 +139,7 @@ class BandLimit(AudioTransform):
 
 @functools.lru_cache(maxsize=16)
 def _lowpass_taps(sr: int, cutoff: float, transition: float, atten_db: float) -> np.ndarray:
+    from scipy import signal
     numtaps, beta = signal.kaiserord(atten_db, transition / (0.5 * sr))
     numtaps |= 1
     # firwin's cutoff is the middle of the transition band.

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from pyadml.data.dataset import mean_normalize, warp_mel
 from pyadml.data.features import fbank_extractor, mel_range
@@ -46,6 +45,8 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
     audio = audio.mean(axis=1)
     if sr != rate:
         g = math.gcd(int(sr), int(rate))
+        from scipy.signal import resample_poly  # a second of import, for resampled files only
+
         audio = resample_poly(audio, rate // g, int(sr) // g).astype(np.float32)
     if not np.all(np.isfinite(audio)):
         raise PairsError(f"{path} contains NaN or inf samples")

@@ -6,27 +6,36 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # no display on compute nodes
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import norm  # noqa: E402
-
-from pyadml.fileio import atomic_path  # noqa: E402
-from pyadml.score import metrics  # noqa: E402
+from pyadml.fileio import atomic_path
+from pyadml.score import metrics
 
 _DET_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99]
+
+
+def _pyplot():
+    """matplotlib on the Agg backend (no display on compute nodes), imported on first use: half a
+    second of start-up that the scoring processes which draw nothing would pay."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _save(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def plot_roc_det_pr(results: Mapping[str, tuple], out_dir: str | os.PathLike) -> list[Path]:
     """``results``: name -> (scores, labels). Writes roc.png, det.png and pr.png in out_dir."""
+    from scipy.stats import norm
+
+    plt = _pyplot()
     out_dir = Path(out_dir)
     figs = {name: plt.subplots(figsize=(6, 5)) for name in ("roc", "det", "pr")}
     eps = 1e-4  # the DET axes are probits; keep 0 and 1 finite
@@ -99,7 +108,7 @@ def plot_training_curves(metrics_path: str | os.PathLike, out_png: str | os.Path
     """Two panels: the main loss terms per logged step (log scale when all are positive) and
     the dev AP after each epoch."""
     steps, epochs = read_metrics(metrics_path)
-    fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_loss, ax_ap) = _pyplot().subplots(1, 2, figsize=(11, 4.2))
     terms = [k for k in LOSS_TERMS if any(k in r for r in steps)]
     values = []
     for k in terms:
@@ -141,7 +150,7 @@ def plot_training_curves(metrics_path: str | os.PathLike, out_png: str | os.Path
 def plot_dev_ap_comparison(metrics_paths: Mapping[str, str | os.PathLike],
                            out_png: str | os.PathLike, highlight: str | None = None) -> Path:
     """Dev AP per epoch of several experiments (name -> metrics.jsonl), one line each."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(7, 4.5))
     for name in sorted(metrics_paths):
         _, epochs = read_metrics(metrics_paths[name])
         if not epochs:
