@@ -15,7 +15,7 @@ from pyadml.text import PhoneTable, read_lexicon
 
 from test_recipe_stage0 import copy_recipe, run
 
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.recipe_run,
               pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")]
 
 
