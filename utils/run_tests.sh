@@ -13,5 +13,9 @@ jobs=${PYADML_TEST_JOBS:-$(( cores < 4 ? cores : 4 ))}
 case $jobs in
   ''|*[!0-9]*|0) echo "run_tests: PYADML_TEST_JOBS must be a positive integer, got '$jobs'" >&2; exit 1 ;;
   1) exec "$root/.venv/bin/python" -m pytest -q "$@" ;;
-  *) exec "$root/.venv/bin/python" -m pytest -q -n "$jobs" --dist loadfile --no-loadscope-reorder "$@" ;;
+  *) # Each worker starts processes that use every core; OpenMP threads that spin while they
+     # wait then starve the other worker's (the tiny recipe's training beside one busy process:
+     # 93 s spinning, 22 s sleeping).
+     export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+     exec "$root/.venv/bin/python" -m pytest -q -n "$jobs" --dist loadfile --no-loadscope-reorder "$@" ;;
 esac
