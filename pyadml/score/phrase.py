@@ -19,7 +19,7 @@ too short to hold K such windows scores each word's best window on its own. With
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,6 +33,11 @@ WORD_WEIGHT = 0.5
 # Frames two consecutive words' windows may share: words run into each other, and the window
 # lengths step by 20 frames, so a window rarely ends where its word does.
 WORD_OVERLAP = 10
+# Windows embedded at a time by clips_window_embeddings: about 200 MB of 80-dim features.
+MAX_WINDOWS = 8192
+# Windows per forward pass on a CPU: 64-128 ran fastest on 2 cores (16: 20.7 s, 64: 15.2 s,
+# 128: 14.9 s, 256: 17.5 s for 300 LibriPhrase-like clips); a GPU keeps the caller's batch.
+CPU_WINDOW_BATCH = 64
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -73,8 +78,38 @@ def window_embeddings(model, feats: np.ndarray, batch_size: int = 256,
                       mean_norm: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(N, d) unit embeddings of the ``windows`` of one cut's (T, D) features, and their
     (N, 2) spans."""
-    emb = _unit(embed_features(model, windows(feats, mean_norm=mean_norm), batch_size=batch_size))
-    return emb, window_spans(feats.shape[0])
+    return clips_window_embeddings(model, [feats].__getitem__, [0], batch_size, mean_norm)[0]
+
+
+def clips_window_embeddings(model, feats_of: Callable[[Any], np.ndarray], cut_ids: Sequence,
+                            batch_size: int = 256, mean_norm: bool = True,
+                            max_windows: int = MAX_WINDOWS) -> dict:
+    """cut id -> ``window_embeddings`` of ``feats_of(cut id)``, for each of ``cut_ids``. The
+    windows of many clips go through the encoder together (up to about ``max_windows`` at a
+    time, to bound memory), so a batch holds windows of one length (``embed_features`` sorts
+    by length) rather than one clip's five lengths padded to the longest: LibriPhrase-like
+    LP_E + LP_H in 32 s instead of 56 (RESULTS.md), and the same embeddings, since the encoder
+    masks padded frames."""
+    out, group, wins = {}, [], []
+
+    def flush():
+        emb = _unit(embed_features(model, wins, batch_size=batch_size))
+        start = 0
+        for cut_id, spans in group:
+            out[cut_id] = (emb[start:start + len(spans)], spans)
+            start += len(spans)
+        group.clear()
+        wins.clear()
+
+    for cut_id in cut_ids:
+        feats = feats_of(cut_id)
+        group.append((cut_id, window_spans(feats.shape[0])))
+        wins.extend(windows(feats, mean_norm=mean_norm))
+        if len(wins) >= max_windows:
+            flush()
+    if group:
+        flush()
+    return out
 
 
 def ordered_words_score(cos: np.ndarray, spans: np.ndarray, overlap: int = WORD_OVERLAP) -> float:
@@ -136,9 +171,10 @@ def fuse_words(loaded, scores: np.ndarray, cut_ids: Sequence[str], keywords: Seq
         return np.asarray(scores, dtype=np.float64)
     cache = {} if cache is None else cache
     mean_norm = bool(loaded.features.get("mean_norm", True))
-    for c in sorted({c for c, _ in pairs}):
-        if c not in cache:
-            cache[c] = window_embeddings(loaded.model, feats_of(c), batch_size, mean_norm)
+    todo = [c for c in sorted({c for c, _ in pairs}) if c not in cache]
+    if next(loaded.model.parameters()).device.type == "cpu":
+        batch_size = min(batch_size, CPU_WINDOW_BATCH)
+    cache.update(clips_window_embeddings(loaded.model, feats_of, todo, batch_size, mean_norm))
     words = sorted({w for _, k in pairs for w in split[k]})
     word_emb = embed_texts(loaded.model, words, loaded.tokenizer)
     ordered = ordered_scores(cache, word_emb, pairs, split.__getitem__)

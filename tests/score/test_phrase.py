@@ -13,8 +13,8 @@ from pyadml.models.export import load_model
 from pyadml.score.embed import embed_features, embed_texts
 from pyadml.score.pairs import features_for, score_pairs_file
 from pyadml.data.features import fbank_extractor
-from pyadml.score.phrase import (PhraseScoreError, check_phrase, ordered_words_score, phrase_scores,
-                                 window_spans, windows)
+from pyadml.score.phrase import (PhraseScoreError, check_phrase, clips_window_embeddings,
+                                 ordered_words_score, phrase_scores, window_spans, windows)
 
 from test_clips import write_clips
 from test_score import FBANK, tiny_model_file
@@ -36,6 +36,24 @@ def test_window_spans_follow_the_windows():
     f = np.random.default_rng(0).normal(size=(47, 3)).astype(np.float32)
     spans = window_spans(47)
     assert all(np.allclose(w, mean_normalize(f[a:b])) for w, (a, b) in zip(windows(f), spans))
+
+
+def test_windows_of_many_clips_embed_as_each_window_alone(tmp_path):
+    """Windows of several clips batched together (by length, across clips, in groups of about
+    ``max_windows``) give each window the embedding it gets through the encoder on its own."""
+    model = load_model(tiny_model_file(tmp_path / "final.pt")).model
+    rng = np.random.default_rng(2)
+    feats = {f"c{t}": rng.normal(size=(t, FBANK["num_mel_bins"])).astype(np.float32)
+             for t in (25, 64, 140)}
+    got = clips_window_embeddings(model, feats.__getitem__, list(feats), batch_size=16,
+                                  max_windows=20)
+    assert list(got) == list(feats)
+    for cut_id, f in feats.items():
+        emb, spans = got[cut_id]
+        assert spans.tolist() == window_spans(f.shape[0]).tolist()
+        alone = np.stack([embed_features(model, [mean_normalize(f[a:b])])[0] for a, b in spans])
+        alone /= np.linalg.norm(alone, axis=1, keepdims=True)
+        assert emb == pytest.approx(alone, abs=1e-5), cut_id
 
 
 def test_phrase_scores_hand_worked():
