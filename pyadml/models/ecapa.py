@@ -4,6 +4,15 @@ Layout inside the network is (N, C, T). Padded frames are kept exactly 0 after e
 'same'-padded convolution reads zeros past the end of an utterance whether or not the utterance
 sits in a padded batch; with ``MaskedBatchNorm1d`` (statistics over valid frames only) a padded
 batch gives the same valid-frame outputs as each utterance alone.
+
+The same property lets training pack a batch (``RowPacking``). A training batch is padded to its
+longest row: in the mini recipe 112-144 frames for rows of 72-91 on average, so a third of the
+frames computed are padding. In training mode the encoder lays the rows end to end in fewer
+lanes, a gap of zeros between neighbours as wide as the widest convolution's reach, so each
+convolution reads exactly the zeros it would read past a row's end; statistics, gates and pooling
+work on each row's own frames. The outputs and gradients are those of the padded batch (to float
+rounding), with fewer frames computed: 178 -> 209 utt/s in the mini recipe's training on 2 cores.
+Eval (scoring, export) keeps the padded layout.
 """
 from __future__ import annotations
 
@@ -97,6 +106,63 @@ def _same_padding(kernel: int, dilation: int) -> int:
     return dilation * (kernel - 1) // 2
 
 
+class RowPacking:
+    """The rows of a padded batch (lengths (N,), padded to ``t_max``) laid end to end in L lanes
+    of ``width`` <= lane_rows * t_max frames, first fit by decreasing length, with ``gap`` zero
+    frames after each row (lanes as long as one row packed rows of 72-91 frames padded to 128
+    into lanes that were a third empty). ``pos`` (S,) is the lane-major position of each valid
+    frame, rows in order (the order of ``padded[mask]``); ``row`` (S,) its row."""
+
+    def __init__(self, lengths: torch.Tensor, t_max: int, gap: int, lane_rows: int = 4):
+        lens = [int(n) for n in lengths.tolist()]
+        cap = lane_rows * t_max
+        used: list[int] = []  # frames taken in each lane, each row's trailing gap included
+        start = [0] * len(lens)
+        lane = [0] * len(lens)
+        for i in sorted(range(len(lens)), key=lambda i: -lens[i]):
+            j = next((j for j, u in enumerate(used) if u + lens[i] <= cap), len(used))
+            if j == len(used):
+                used.append(0)
+            lane[i], start[i] = j, used[j]
+            used[j] += lens[i] + gap
+        self.n, self.t_max = len(lens), t_max
+        self.lanes = len(used)
+        self.width = max(u - gap for u in used)
+        dev = lengths.device
+        offsets = torch.tensor([lane[i] * self.width + start[i] for i in range(len(lens))],
+                               device=dev)
+        lengths = lengths.to(dev)
+        self.row = torch.repeat_interleave(torch.arange(len(lens), device=dev), lengths)
+        first = torch.cumsum(lengths, 0) - lengths
+        self.pos = offsets[self.row] + torch.arange(self.row.numel(), device=dev) - first[self.row]
+        self.mask = torch.zeros(self.lanes * self.width, dtype=torch.bool, device=dev)
+        self.mask[self.pos] = True
+        self.mask = self.mask.view(self.lanes, self.width)
+
+    def saving(self) -> float:
+        """The share of the padded batch's frames that the lanes leave out."""
+        return 1 - self.lanes * self.width / (self.n * self.t_max)
+
+    def pack(self, valid: torch.Tensor) -> torch.Tensor:
+        """(S, C) valid frames, rows in order -> (L, C, width), zeros between rows."""
+        out = valid.new_zeros(self.lanes * self.width, valid.shape[1])
+        out = out.index_put((self.pos,), valid)
+        return out.view(self.lanes, self.width, -1).transpose(1, 2)
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """(L, C, width) -> (S, C): the valid frames, rows in order."""
+        return x.transpose(1, 2).reshape(-1, x.shape[1])[self.pos]
+
+    def row_sum(self, v: torch.Tensor) -> torch.Tensor:
+        """(S, C) frame values -> (N, C) sums over each row's frames (in float32)."""
+        out = torch.zeros(self.n, v.shape[1], dtype=torch.float32, device=v.device)
+        return out.index_add(0, self.row, v.float()).to(v.dtype)
+
+    def spread(self, r: torch.Tensor) -> torch.Tensor:
+        """(N, C) per-row values -> (L, C, width): each frame gets its row's, gaps 0."""
+        return self.pack(r[self.row])
+
+
 class ConvReluBN(nn.Module):
     """Conv1d ('same' zero padding) -> ReLU -> masked BN, the TDNN unit of ECAPA."""
 
@@ -139,7 +205,11 @@ class SqueezeExcite(nn.Module):
         self.fc1 = nn.Linear(channels, bottleneck)
         self.fc2 = nn.Linear(bottleneck, channels)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor,
+                packing: Optional[RowPacking] = None) -> torch.Tensor:
+        if packing is not None:
+            s = packing.row_sum(packing.frames(x)) / lengths.to(x.dtype).unsqueeze(1)
+            return x * packing.spread(torch.sigmoid(self.fc2(F.relu(self.fc1(s)))))
         # x is already 0 on padded frames, so a plain sum / valid count is the masked mean.
         s = x.sum(dim=2) / lengths.to(x.dtype).unsqueeze(1)
         gate = torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
@@ -156,9 +226,10 @@ class SERes2Block(nn.Module):
         self.conv2 = ConvReluBN(channels, channels, 1, 1, cfg)
         self.se = SqueezeExcite(channels, cfg.se_bottleneck)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor,
+                packing: Optional[RowPacking] = None) -> torch.Tensor:
         h = self.conv2(self.res2(self.conv1(x, mask), mask), mask)
-        return self.se(h, lengths) + x
+        return self.se(h, lengths, packing) + x
 
 
 class CCSPooling(nn.Module):
@@ -189,6 +260,27 @@ class CCSPooling(nn.Module):
         stats = torch.cat([mu, sigma], dim=1)
         return (stats, w) if return_weights else stats
 
+    def forward_frames(self, v: torch.Tensor, packing: RowPacking,
+                       lengths: torch.Tensor) -> torch.Tensor:
+        """``forward`` on (S, d) valid frames, rows in order (``packing``): the 1x1 convolutions
+        act frame by frame, the statistics and the softmax over each row's own frames."""
+        row, n = packing.row, lengths.to(v.dtype).unsqueeze(1)
+        g_mean = packing.row_sum(v) / n
+        g_var = packing.row_sum((v - g_mean[row]) ** 2) / n
+        g_std = torch.sqrt(g_var.clamp(min=self.eps))
+        ctx = torch.cat([v, g_mean[row], g_std[row]], dim=1)
+        h = torch.tanh(F.linear(ctx, self.attn_in.weight.squeeze(2), self.attn_in.bias))
+        # float32 as autocast runs a softmax
+        scores = F.linear(h, self.attn_out.weight.squeeze(2), self.attn_out.bias).float()
+        top = torch.zeros(packing.n, scores.shape[1], dtype=scores.dtype, device=scores.device)
+        top = top.scatter_reduce(0, row.unsqueeze(1).expand_as(scores), scores.detach(), "amax",
+                                 include_self=False)
+        e = torch.exp(scores - top[row])
+        w = e / packing.row_sum(e)[row]
+        mu = packing.row_sum(w * v)
+        var = packing.row_sum(w * (v - mu[row]) ** 2)
+        return torch.cat([mu, torch.sqrt(var.clamp(min=self.eps))], dim=1)
+
 
 class EcapaEncoder(nn.Module):
     """fbank (N, T, F) + lengths -> EncoderOutput(phn (N, T, d), utt (N, d), mask (N, T))."""
@@ -209,6 +301,12 @@ class EcapaEncoder(nn.Module):
         # Utterance-level BN has no time axis and so no padding: the stock layer is right here.
         self.pool_bn = nn.BatchNorm1d(2 * d, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
         self.pool_fc = nn.Linear(2 * d, d)
+        # Zero frames between packed rows: the widest 'same' padding of any convolution.
+        self.reach = max(_same_padding(cfg.input_kernel, 1),
+                         *(_same_padding(k, dil) for k, dil in zip(cfg.kernel_sizes, cfg.dilations)))
+
+    # Training batches are packed when that skips 20% or more of their frames (RowPacking).
+    pack_training = True
 
     @property
     def embed_dim(self) -> int:
@@ -220,6 +318,10 @@ class EcapaEncoder(nn.Module):
         n, t, _ = feats.shape
         lengths = check_lengths(lengths, n, t, feats.device)
         mask = lengths_to_mask(lengths, t)
+        if self.training and self.pack_training and n > 1 and not torch.jit.is_tracing():
+            packing = RowPacking(lengths, t, self.reach)
+            if packing.saving() >= 0.2:
+                return self._forward_packed(feats, lengths, mask, packing)
         m = mask.unsqueeze(1).to(feats.dtype)
         # Padding values in feats are arbitrary: zero them before the first conv reads them.
         x = self.input_block(feats.transpose(1, 2) * m, mask)
@@ -231,3 +333,19 @@ class EcapaEncoder(nn.Module):
         phn = self.frame_bn(self.frame_proj(h), mask)
         utt = self.pool_fc(self.pool_bn(self.pool(phn, mask)))
         return EncoderOutput(phn.transpose(1, 2), utt, mask)
+
+    def _forward_packed(self, feats: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor,
+                        packing: RowPacking) -> EncoderOutput:
+        """``forward`` with the rows packed into lanes (the module docstring)."""
+        lane_mask = packing.mask
+        m = lane_mask.unsqueeze(1).to(feats.dtype)
+        x = self.input_block(packing.pack(feats[mask]), lane_mask)
+        outs = []
+        for block in self.blocks:
+            x = block(x, lane_mask, lengths, packing)
+            outs.append(x)
+        h = F.relu(self.mfa(torch.cat(outs, dim=1))) * m
+        v = packing.frames(self.frame_bn(self.frame_proj(h), lane_mask))  # (S, d)
+        utt = self.pool_fc(self.pool_bn(self.pool.forward_frames(v, packing, lengths)))
+        phn = v.new_zeros(mask.shape[0], mask.shape[1], v.shape[1]).index_put((mask,), v)
+        return EncoderOutput(phn, utt, mask)

@@ -7,6 +7,7 @@ from pyadml.models import (
     CCSPooling, EcapaConfig, EcapaEncoder, KwsModel, MaskedBatchNorm1d, TextEncoder,
     TextEncoderConfig, lengths_to_mask,
 )
+from pyadml.models.ecapa import RowPacking
 
 VOCAB = 72  # ~70 stressed ARPAbet units + <eps>
 ECAPA_DEFAULT_PARAMS = 1_667_360
@@ -147,6 +148,60 @@ def test_ecapa_train_mode_ignores_padding_amount():
     torch.testing.assert_close(ua, ub, atol=1e-5, rtol=1e-5)
     for (name, x), (_, y) in zip(a.named_buffers(), b.named_buffers()):
         torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_row_packing_hand_worked():
+    # Lanes of at most 10 frames (lane_rows=1), a gap of 4 after each row, first fit by
+    # decreasing length: row 0 (10) fills lane 0; row 2 (6) opens lane 1 (10 taken with its gap);
+    # row 1 (3) fits neither (10 + 3, 10 + 3 > 10) and opens lane 2 (7 taken); row 3 (2) goes
+    # after it at 7. Width: the longest lane without its last gap, 10.
+    p = RowPacking(torch.tensor([10, 3, 6, 2]), t_max=10, gap=4, lane_rows=1)
+    assert (p.lanes, p.width) == (3, 10)
+    assert p.pos.tolist() == [*range(0, 10), 20, 21, 22, *range(10, 16), 27, 28]
+    assert p.row.tolist() == [0] * 10 + [1] * 3 + [2] * 6 + [3] * 2
+    assert p.saving() == pytest.approx(1 - 30 / 40)
+    assert p.mask.sum() == 21 and p.mask.view(-1)[p.pos].all()
+    valid = torch.arange(21.0).unsqueeze(1)
+    assert p.frames(p.pack(valid)).squeeze(1).tolist() == valid.squeeze(1).tolist()
+    # Gaps and lane ends hold zeros; each row's sum and its value spread back over its frames.
+    assert p.pack(valid).view(-1)[~p.mask.view(-1)].abs().sum() == 0
+    assert p.row_sum(valid).squeeze(1).tolist() == [45.0, 10 + 11 + 12, sum(range(13, 19)), 39.0]
+    assert p.frames(p.spread(torch.tensor([[1.0], [2.0], [3.0], [4.0]]))).squeeze(1).tolist() == \
+        [1.0] * 10 + [2.0] * 3 + [3.0] * 6 + [4.0] * 2
+
+
+def test_packed_training_batch_matches_the_padded_one():
+    """Training mode packs a batch whose rows are mostly padding (RowPacking): the outputs,
+    the gradients of every parameter and the BN running statistics are those of the padded
+    batch computed as before (pack_training off)."""
+    torch.manual_seed(7)
+    cfg = EcapaConfig(channels=64, embed_dim=48, se_bottleneck=16, attention_bottleneck=32)
+    packed = EcapaEncoder(cfg)
+    with torch.no_grad():
+        _randomise_bn(packed, torch.Generator().manual_seed(3))
+    padded = EcapaEncoder(cfg)
+    padded.load_state_dict(packed.state_dict())
+    padded.pack_training = False
+    feats, lens = _pad([torch.randn(t, 40) for t in (90, 12, 7, 33, 20, 9, 48, 5, 61, 3)])
+    assert RowPacking(lens, 90, packed.reach).saving() >= 0.2  # the packed path is taken
+    out_p, out_q = packed.train()(feats, lens), padded.train()(feats, lens)
+    torch.testing.assert_close(out_p.phn, out_q.phn, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_p.utt, out_q.utt, atol=1e-5, rtol=1e-5)
+    assert out_p.phn[~out_p.mask].abs().sum() == 0
+    gen = torch.Generator().manual_seed(4)
+    w_phn = torch.randn(out_p.phn.shape, generator=gen)
+    w_utt = torch.randn(out_p.utt.shape, generator=gen)
+    for out in (out_p, out_q):
+        ((out.phn * w_phn).sum() + (out.utt * w_utt).sum()).backward()
+    scale = max(float(p.grad.abs().max()) for p in padded.parameters())
+    for (name, p), q in zip(packed.named_parameters(), padded.parameters()):
+        # Biases right before a BN, or before a softmax over time, have a zero gradient in
+        # exact arithmetic: compare on the scale of the largest gradient.
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-5 * scale, rtol=1e-4, msg=name)
+    for (name, x), y in zip(packed.named_buffers(), padded.buffers()):
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-5, msg=name)
+    # Eval mode (scoring, export) never packs: the same module gives the padded path's numbers.
+    torch.testing.assert_close(packed.eval()(feats, lens).utt, padded.eval()(feats, lens).utt)
 
 
 def _ccsp_loop_reference(pool: CCSPooling, x, lens, eps):
