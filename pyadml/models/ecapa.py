@@ -154,9 +154,10 @@ class RowPacking:
         return x.transpose(1, 2).reshape(-1, x.shape[1])[self.pos]
 
     def row_sum(self, v: torch.Tensor) -> torch.Tensor:
-        """(S, C) frame values -> (N, C) sums over each row's frames (in float32)."""
-        out = torch.zeros(self.n, v.shape[1], dtype=torch.float32, device=v.device)
-        return out.index_add(0, self.row, v.float()).to(v.dtype)
+        """(S, C) frame values -> (N, C) sums over each row's frames (in float32 at least)."""
+        acc = torch.promote_types(v.dtype, torch.float32)
+        out = torch.zeros(self.n, v.shape[1], dtype=acc, device=v.device)
+        return out.index_add(0, self.row, v.to(acc)).to(v.dtype)
 
     def spread(self, r: torch.Tensor) -> torch.Tensor:
         """(N, C) per-row values -> (L, C, width): each frame gets its row's, gaps 0."""
@@ -270,8 +271,9 @@ class CCSPooling(nn.Module):
         g_std = torch.sqrt(g_var.clamp(min=self.eps))
         ctx = torch.cat([v, g_mean[row], g_std[row]], dim=1)
         h = torch.tanh(F.linear(ctx, self.attn_in.weight.squeeze(2), self.attn_in.bias))
-        # float32 as autocast runs a softmax
-        scores = F.linear(h, self.attn_out.weight.squeeze(2), self.attn_out.bias).float()
+        # At least float32, as autocast runs a softmax.
+        scores = F.linear(h, self.attn_out.weight.squeeze(2), self.attn_out.bias)
+        scores = scores.to(torch.promote_types(scores.dtype, torch.float32))
         top = torch.zeros(packing.n, scores.shape[1], dtype=scores.dtype, device=scores.device)
         top = top.scatter_reduce(0, row.unsqueeze(1).expand_as(scores), scores.detach(), "amax",
                                  include_self=False)

@@ -173,7 +173,8 @@ def test_row_packing_hand_worked():
 def test_packed_training_batch_matches_the_padded_one():
     """Training mode packs a batch whose rows are mostly padding (RowPacking): the outputs,
     the gradients of every parameter and the BN running statistics are those of the padded
-    batch computed as before (pack_training off)."""
+    batch computed as before (pack_training off). In float64, so that rounding cannot hide a
+    difference."""
     torch.manual_seed(7)
     cfg = EcapaConfig(channels=64, embed_dim=48, se_bottleneck=16, attention_bottleneck=32)
     packed = EcapaEncoder(cfg)
@@ -182,24 +183,26 @@ def test_packed_training_batch_matches_the_padded_one():
     padded = EcapaEncoder(cfg)
     padded.load_state_dict(packed.state_dict())
     padded.pack_training = False
-    feats, lens = _pad([torch.randn(t, 40) for t in (90, 12, 7, 33, 20, 9, 48, 5, 61, 3)])
+    packed, padded = packed.double(), padded.double()
+    feats, lens = _pad([torch.randn(t, 40, dtype=torch.float64)
+                        for t in (90, 12, 7, 33, 20, 9, 48, 5, 61, 3)])
     assert RowPacking(lens, 90, packed.reach).saving() >= 0.2  # the packed path is taken
     out_p, out_q = packed.train()(feats, lens), padded.train()(feats, lens)
-    torch.testing.assert_close(out_p.phn, out_q.phn, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out_p.utt, out_q.utt, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_p.phn, out_q.phn, atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(out_p.utt, out_q.utt, atol=1e-10, rtol=1e-10)
     assert out_p.phn[~out_p.mask].abs().sum() == 0
     gen = torch.Generator().manual_seed(4)
-    w_phn = torch.randn(out_p.phn.shape, generator=gen)
-    w_utt = torch.randn(out_p.utt.shape, generator=gen)
+    w_phn = torch.randn(out_p.phn.shape, generator=gen, dtype=torch.float64)
+    w_utt = torch.randn(out_p.utt.shape, generator=gen, dtype=torch.float64)
     for out in (out_p, out_q):
         ((out.phn * w_phn).sum() + (out.utt * w_utt).sum()).backward()
     scale = max(float(p.grad.abs().max()) for p in padded.parameters())
     for (name, p), q in zip(packed.named_parameters(), padded.parameters()):
         # Biases right before a BN, or before a softmax over time, have a zero gradient in
         # exact arithmetic: compare on the scale of the largest gradient.
-        torch.testing.assert_close(p.grad, q.grad, atol=1e-5 * scale, rtol=1e-4, msg=name)
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-10 * scale, rtol=1e-9, msg=name)
     for (name, x), y in zip(packed.named_buffers(), padded.buffers()):
-        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-5, msg=name)
+        torch.testing.assert_close(x, y, atol=1e-12, rtol=1e-10, msg=name)
     # Eval mode (scoring, export) never packs: the same module gives the padded path's numbers.
     torch.testing.assert_close(packed.eval()(feats, lens).utt, padded.eval()(feats, lens).utt)
 
