@@ -208,13 +208,10 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor,
                 packing: Optional[RowPacking] = None) -> torch.Tensor:
-        if packing is not None:
-            s = packing.row_sum(packing.frames(x)) / lengths.to(x.dtype).unsqueeze(1)
-            return x * packing.spread(torch.sigmoid(self.fc2(F.relu(self.fc1(s)))))
         # x is already 0 on padded frames, so a plain sum / valid count is the masked mean.
-        s = x.sum(dim=2) / lengths.to(x.dtype).unsqueeze(1)
-        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(s))))
-        return x * gate.unsqueeze(2)
+        total = x.sum(dim=2) if packing is None else packing.row_sum(packing.frames(x))
+        gate = torch.sigmoid(self.fc2(F.relu(self.fc1(total / lengths.to(x.dtype).unsqueeze(1)))))
+        return x * (gate.unsqueeze(2) if packing is None else packing.spread(gate))
 
 
 class SERes2Block(nn.Module):

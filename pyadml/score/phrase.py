@@ -74,17 +74,11 @@ def windows(feats: np.ndarray, lengths: Sequence[int] = WINDOW_FRAMES, hop: int 
     return [mean_normalize(feats[a:b]) if mean_norm else feats[a:b] for a, b in spans]
 
 
-def window_embeddings(model, feats: np.ndarray, batch_size: int = 256,
-                      mean_norm: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(N, d) unit embeddings of the ``windows`` of one cut's (T, D) features, and their
-    (N, 2) spans."""
-    return clips_window_embeddings(model, [feats].__getitem__, [0], batch_size, mean_norm)[0]
-
-
 def clips_window_embeddings(model, feats_of: Callable[[Any], np.ndarray], cut_ids: Sequence,
                             batch_size: int = 256, mean_norm: bool = True,
                             max_windows: int = MAX_WINDOWS) -> dict:
-    """cut id -> ``window_embeddings`` of ``feats_of(cut id)``, for each of ``cut_ids``. The
+    """cut id -> ((N, d) unit embeddings of the ``windows`` of ``feats_of(cut id)``, their (N, 2)
+    ``window_spans``), for each of ``cut_ids``. The
     windows of many clips go through the encoder together (up to about ``max_windows`` at a
     time, to bound memory), so a batch holds windows of one length (``embed_features`` sorts
     by length) rather than one clip's five lengths padded to the longest: LibriPhrase-like
