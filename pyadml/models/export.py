@@ -39,6 +39,7 @@ import torch
 from pyadml.checksum import seal, verify
 from pyadml.fileio import atomic_path
 from pyadml.train.checkpoints import load_checkpoint
+from pyadml.train.ema import shadow_states
 from pyadml.text import PhoneTable, Tokenizer
 
 from .ecapa import EcapaConfig
@@ -276,7 +277,8 @@ def _training_keywords(lang_dir: Path) -> list[str]:
 
 
 def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
-                      out: str | os.PathLike | None = None, select: str = "auto") -> tuple[dict, str]:
+                      out: str | os.PathLike | None = None, select: str = "auto",
+                      weights: str | None = None) -> tuple[dict, str]:
     """Stage 7: average the last epoch checkpoints of ``exp_dir`` into ``final.pt``, with the
     tokenizer of ``exp_dir/lang`` and the feature options of ``exp_dir/fbank.yaml`` that stage
     6 copied there. Returns the blob and a one-line summary; ValueError/FileNotFoundError name
@@ -286,8 +288,10 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
     exactly the last ``avg``. ``"dev"`` scores the averages of the last 1, 2, ..., ``avg`` on
     the training config's dev trials and keeps the best (a tie keeps the larger average): at
     a high learning rate an earlier epoch can be far worse than the last (dev AP 0.45 before
-    0.97), and averaging it in costs the test sets up to 15 points of AP. ``"auto"``: "dev"
-    where the dev set is there, else "last"."""
+    0.97), and averaging it in costs the test sets up to 15 points of AP; the moving averages of
+    the weights that the last checkpoint holds (training's ``ema.decays``) are candidates too.
+    ``"auto"``: "dev" where the dev set is there, else "last". ``weights`` (``ema<decay>``, as
+    named in the training log) exports that moving average of the last checkpoint, unscored."""
     import warnings
 
     import yaml
@@ -320,44 +324,65 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
     head = model_cfg.get("head", "adml")
     scorer = "cosine" if head == "adml" else head
     head_opts = model_cfg.get("head_opts") if scorer != "cosine" else None
-    dev = None
     counts = range(min(avg, len(ckpts)), 0, -1)
-    if select != "last" and len(counts) > 1:
-        dev = _dev_set(config, select, cfg_path)
-    dev_aps: dict[int, float] = {}
     # Each checkpoint is read once, however many candidate averages it is part of.
     loaded = [load_checkpoint(path) for _, path in ckpts[-counts[0]:]]
     models = [(path, c["model"]) for (_, path), c in zip(ckpts[-counts[0]:], loaded)]
-    if dev is None:
-        n = counts[0]
-        state = _average_states(models)
+    # The last checkpoint's moving averages of the weights (training's ema.decays), if any.
+    shadows = shadow_states(loaded[-1]) if select != "last" or weights else {}
+    if weights is not None:
+        if weights not in shadows:
+            raise ValueError(f"{ckpts[-1][1]}: no moving average {weights!r} (it holds "
+                             f"{sorted(shadows) or 'none'}; training's ema.decays makes them)")
+        shadows = {weights: shadows[weights]}
+        counts = range(0)
+    dev = None
+    if select != "last" and (len(counts) > 1 or shadows) and weights is None:
+        dev = _dev_set(config, select, cfg_path)
+    # Candidates, largest average first: on a tie the larger average stays, and a moving
+    # average must beat every checkpoint average to be kept.
+    candidates = [(n, lambda n=n: _average_states(models[-n:])) for n in counts]
+    if dev is not None:
+        candidates += [(name, lambda st=st: st) for name, st in shadows.items()]
+    dev_aps: dict = {}
+    if weights is not None:
+        n, state = weights, shadows[weights]
+    elif dev is None:
+        n, state = counts[0], _average_states(models)
     else:
         from pyadml.score.embed import trials_ap
 
         audio_cfg = EcapaConfig(**model_cfg["audio"])
         text_full = TextEncoderConfig(**{**text_cfg, "vocab_size": len(tokenizer.phone_table)})
         best = None
-        for n in counts:  # largest first: on a tie the larger average stays
-            cand = _average_states(models[-n:])
+        for n, make in candidates:
+            cand = make()
             _, model = _scoring_model(cand, audio_cfg, text_full, scorer, dict(head_opts or {}))
             dev_aps[n] = trials_ap(model, *dev, tokenizer, bool(features.get("mean_norm", True)))
             if best is None or dev_aps[n] > dev_aps[best[0]]:
                 best = (n, cand)
         n, state = best
-    chosen = ckpts[-n:]
+    ema = n if isinstance(n, str) else None
+    chosen = ckpts[-1:] if ema else ckpts[-n:]
     last = loaded[-1]
     out = Path(out) if out else exp_dir / "final.pt"
     meta = {"exp_dir": exp_dir.name, "averaged": [path.name for _, path in chosen],
             "epochs": [epoch for epoch, _ in chosen], "step": last.get("step"), "config": config}
+    if ema:
+        meta["weights"] = ema  # the checkpoint's moving average, not its weights
     if dev_aps:
-        meta["dev_ap_by_average"] = {str(k): v for k, v in sorted(dev_aps.items())}
+        meta["dev_ap_by_average"] = {str(k): v for k, v in dev_aps.items()}
     blob = export_model(state, out, audio_config=model_cfg["audio"], text_config=text_cfg,
                         tokenizer=tokenizer, features=features, meta=meta, scorer=scorer,
                         head_config=head_opts, cohort=_training_keywords(exp_dir / "lang"))
     n_params = sum(v.numel() for v in blob["model"].values())
-    picked = ("; chosen by dev AP (" + ", ".join(f"last {k}: {v:.4f}" for k, v in sorted(dev_aps.items()))
-              + ")") if dev_aps else ""
-    summary = (f"averaged {len(chosen)} checkpoint(s) {', '.join(p.name for _, p in chosen)}{picked}; "
+    picked = ("; chosen by dev AP (" + ", ".join(
+        f"last {k}: {v:.4f}" if isinstance(k, int) else f"{k}: {v:.4f}"
+        for k, v in sorted(dev_aps.items(), key=lambda kv: (isinstance(kv[0], str), str(kv[0]))))
+        + ")") if dev_aps else ""
+    what = (f"the {ema} moving average of {chosen[0][1].name}" if ema else
+            f"averaged {len(chosen)} checkpoint(s) {', '.join(p.name for _, p in chosen)}")
+    summary = (f"{what}{picked}; "
                f"scorer {scorer}; kept {len(blob['model'])} model tensors ({n_params / 1e6:.2f}M values), dropped "
                f"{len(state) - len(blob['model'])} training-only; {len(tokenizer.phone_table)} "
                f"phones, {len(tokenizer.lexicon)} lexicon words, g2p {tokenizer.g2p_options} -> {out}")

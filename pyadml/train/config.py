@@ -136,6 +136,10 @@ DEFAULTS: dict[str, Any] = {
     # probability prob a row's word (not its added context) is slowed to a rate ~ U[low, high]
     # (<= 1), never past the batch's longest word. prob 0: off.
     "tempo": {"prob": 0.0, "low": 0.6, "high": 1.0},
+    # Moving averages of the weights (pyadml.train.ema), one per decay: a shadow of the run
+    # (training is unchanged), each scored on the dev trials after every epoch; stage 7 keeps
+    # whichever of them and the last checkpoints' averages scores best there. []: none.
+    "ema": {"decays": []},
     "num_workers": 1,
     "pad_frames_to": 16,     # round padded batch lengths up to a multiple (masked; fewer shapes)
     "threads": 0,            # torch threads per process; 0: cores / processes
@@ -274,7 +278,7 @@ def save_config(cfg: dict, path: str | os.PathLike) -> None:
 # Keys a resume may change without asking: they do not change what is trained, only how long,
 # how it is logged, or on what.
 RESUME_FREE = {"epochs", "average", "log_interval", "num_workers", "threads", "keep_checkpoints",
-               "checkpoint_every_steps", "device", "compile"}
+               "checkpoint_every_steps", "device", "compile", "ema.decays"}
 
 
 def flatten(cfg: dict, where: str = "") -> dict:

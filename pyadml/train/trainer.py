@@ -5,6 +5,7 @@ pyadml.train.objective, pyadml.train.checkpoints and pyadml.train.distributed.""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from pyadml.train.checkpoints import (archive_previous_run, latest_checkpoint,
                                       save_checkpoint, set_rng_state, truncate_metrics)
 from pyadml.train.config import config_changes, save_config
 from pyadml.train.distributed import ExperimentLock, setup_distributed
+from pyadml.train.ema import WeightAverages, ema_name
 from pyadml.train.lifeline import die_with_parent
 from pyadml.train.experiment import (ConfigChanged, check_data_config, copy_experiment_inputs,
                                      report_training_error)
@@ -122,6 +124,7 @@ class Trainer:
             self.objective.audio.compile()
             self.objective.text.compile()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.ema = WeightAverages(self.objective, cfg["ema"]["decays"])
         self.epoch, self.step = 0, 0
         self.ckpt_dir = self.exp / "checkpoints"
         if resume:
@@ -155,6 +158,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "sampler": self.sampler.state_dict(batches_done=batches_done),
             "rng": rng_state(),
+            "ema": self.ema.state_dict() if self.ema else None,
             "epoch": self.epoch,
             "step": self.step,
             "config": self.cfg,
@@ -185,6 +189,10 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
         set_rng_state(state["rng"])
+        fresh = self.ema.load_state_dict(state.get("ema"))
+        if fresh:
+            log.warning("the checkpoint has no weight average for decay(s) %s: they start from "
+                        "its weights", fresh)
         self.epoch, self.step = state["sampler"]["epoch"], state["step"]
         if changes:
             self._apply_config_changes(changes)
@@ -253,6 +261,7 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             terms.update(self.objective.after_optimizer_step())
+            self.ema.update()
             terms.update(progress_terms)
             self.step += 1
             done += 1
@@ -309,10 +318,15 @@ class Trainer:
             self.epoch += 1
             t_dev = time.time()
             dev = self.evaluate_dev() if self.rank == 0 else None
+            averages = {}
+            if dev is not None:
+                for i, d in enumerate(self.ema.decays):
+                    averages[f"dev_ap_{ema_name(d)}"] = self.evaluate_dev(self.ema.averaged_state(i))
             t_dev = time.time() - t_dev
-            log.info("epoch %d done in %.1f s%s", self.epoch, time.time() - t0,
-                     f"; dev AP {dev:.4f}" if dev is not None else "")
-            self._metrics({"epoch": self.epoch, "step": self.step, "dev_ap": dev,
+            log.info("epoch %d done in %.1f s%s%s", self.epoch, time.time() - t0,
+                     f"; dev AP {dev:.4f}" if dev is not None else "",
+                     "".join(f", {k[7:]} {v:.4f}" for k, v in averages.items()))
+            self._metrics({"epoch": self.epoch, "step": self.step, "dev_ap": dev, **averages,
                            "epoch_seconds": time.time() - t0})
             if getattr(self, "_progress", None) is not None:
                 self._progress.epoch_done(self.epoch, time.time() - t0, dev, t_dev)
@@ -327,9 +341,10 @@ class Trainer:
             dist.destroy_process_group()
 
     @torch.inference_mode()
-    def evaluate_dev(self) -> float | None:
+    def evaluate_dev(self, state: dict | None = None) -> float | None:
         """AP on the dev trials (held-out utterances of the training voices), scored as stage 8
-        scores: each distinct cut and keyword embedded once, cosine from the caches."""
+        scores: each distinct cut and keyword embedded once, cosine from the caches. ``state``:
+        score these weights of the objective (a weight average) instead of the live ones."""
         d = self.cfg["data"]
         if not d["dev"] or not d["dev_trials"]:
             return None
@@ -338,9 +353,12 @@ class Trainer:
         from pyadml.data.trials import read_trials
         from pyadml.score.embed import trials_ap
 
-        self.objective.eval()
-        model = KwsModel(self.objective.audio, self.objective.text,
-                         head=getattr(self.objective, "head", None))
+        objective = self.objective
+        if state is not None:
+            objective = copy.deepcopy(self.objective)
+            objective.load_state_dict(state)
+        objective.eval()
+        model = KwsModel(objective.audio, objective.text, head=getattr(objective, "head", None))
         ap = trials_ap(model, CutSet.from_file(d["dev"]), read_trials(d["dev_trials"]), self.tokenizer)
-        self.objective.train()
+        objective.train()
         return ap
