@@ -116,7 +116,7 @@ run_stage 6 "train $tag with torchrun ($nproc_per_node process(es)), resuming if
     data.train=data/fbank/${train_set}_aug.jsonl.gz data.dev=data/fbank/$dev_set.jsonl.gz \
     data.dev_trials=data/trials/$dev_set.tsv data.lang=data/lang data.fbank_config=conf/fbank.yaml
 
-run_stage 7 "average the last checkpoints (as many as gives the best dev AP) into a self-contained $exp/final.pt" \
+run_stage 7 "average the last checkpoints or keep a moving average of the weights (whichever gives the best dev AP) into a self-contained $exp/final.pt" \
   $exp/log/stage7_export.log \
   python -m pyadml.bin.export_model --exp-dir $exp
 
