@@ -27,6 +27,7 @@ load; their keywords go through the G2P alone, as they did when they were writte
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -325,43 +326,41 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
     scorer = "cosine" if head == "adml" else head
     head_opts = model_cfg.get("head_opts") if scorer != "cosine" else None
     counts = range(min(avg, len(ckpts)), 0, -1)
+    if weights is not None:
+        counts = range(1, 0, -1)  # the moving average lives in the last checkpoint only
     # Each checkpoint is read once, however many candidate averages it is part of.
     loaded = [load_checkpoint(path) for _, path in ckpts[-counts[0]:]]
     models = [(path, c["model"]) for (_, path), c in zip(ckpts[-counts[0]:], loaded)]
     # The last checkpoint's moving averages of the weights (training's ema.decays), if any.
     shadows = shadow_states(loaded[-1]) if select != "last" or weights else {}
+    dev_aps: dict = {}
     if weights is not None:
         if weights not in shadows:
             raise ValueError(f"{ckpts[-1][1]}: no moving average {weights!r} (it holds "
                              f"{sorted(shadows) or 'none'}; training's ema.decays makes them)")
-        shadows = {weights: shadows[weights]}
-        counts = range(0)
-    dev = None
-    if select != "last" and (len(counts) > 1 or shadows) and weights is None:
-        dev = _dev_set(config, select, cfg_path)
-    # Candidates, largest average first: on a tie the larger average stays, and a moving
-    # average must beat every checkpoint average to be kept.
-    candidates = [(n, lambda n=n: _average_states(models[-n:])) for n in counts]
-    if dev is not None:
-        candidates += [(name, lambda st=st: st) for name, st in shadows.items()]
-    dev_aps: dict = {}
-    if weights is not None:
         n, state = weights, shadows[weights]
-    elif dev is None:
-        n, state = counts[0], _average_states(models)
     else:
-        from pyadml.score.embed import trials_ap
+        dev = None
+        if select != "last" and (len(counts) > 1 or shadows):
+            dev = _dev_set(config, select, cfg_path)
+        if dev is None:
+            n, state = counts[0], _average_states(models)
+        else:
+            from pyadml.score.embed import trials_ap
 
-        audio_cfg = EcapaConfig(**model_cfg["audio"])
-        text_full = TextEncoderConfig(**{**text_cfg, "vocab_size": len(tokenizer.phone_table)})
-        best = None
-        for n, make in candidates:
-            cand = make()
-            _, model = _scoring_model(cand, audio_cfg, text_full, scorer, dict(head_opts or {}))
-            dev_aps[n] = trials_ap(model, *dev, tokenizer, bool(features.get("mean_norm", True)))
-            if best is None or dev_aps[n] > dev_aps[best[0]]:
-                best = (n, cand)
-        n, state = best
+            audio_cfg = EcapaConfig(**model_cfg["audio"])
+            text_full = TextEncoderConfig(**{**text_cfg, "vocab_size": len(tokenizer.phone_table)})
+            # Largest average first, the moving averages last: a tie keeps the larger average,
+            # and a moving average must beat every checkpoint average to be kept.
+            candidates = itertools.chain(((k, _average_states(models[-k:])) for k in counts),
+                                         shadows.items())
+            best = None
+            for n, cand in candidates:
+                _, model = _scoring_model(cand, audio_cfg, text_full, scorer, dict(head_opts or {}))
+                dev_aps[n] = trials_ap(model, *dev, tokenizer, bool(features.get("mean_norm", True)))
+                if best is None or dev_aps[n] > dev_aps[best[0]]:
+                    best = (n, cand)
+            n, state = best
     ema = n if isinstance(n, str) else None
     chosen = ckpts[-1:] if ema else ckpts[-n:]
     last = loaded[-1]

@@ -353,12 +353,14 @@ class Trainer:
         from pyadml.data.trials import read_trials
         from pyadml.score.embed import trials_ap
 
+        if getattr(self, "_dev", None) is None:  # read once, scored after every epoch
+            self._dev = (list(CutSet.from_file(d["dev"])), read_trials(d["dev_trials"]))
         objective = self.objective
         if state is not None:
             objective = copy.deepcopy(self.objective)
             objective.load_state_dict(state)
         objective.eval()
         model = KwsModel(objective.audio, objective.text, head=getattr(objective, "head", None))
-        ap = trials_ap(model, CutSet.from_file(d["dev"]), read_trials(d["dev_trials"]), self.tokenizer)
+        ap = trials_ap(model, *self._dev, self.tokenizer)
         objective.train()
         return ap
