@@ -76,8 +76,7 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         use_batch_stats = self.training or self.running_mean is None
         if use_batch_stats:
             n = m.sum()
-            mean = (x * m).sum(dim=(0, 2)) / n
-            var = (((x - mean[:, None]) ** 2) * m).sum(dim=(0, 2)) / n
+            y, mean, var = _MaskedBatchNormTrain.apply(x, m, n, self.weight, self.bias, self.eps)
             if self.training and self.track_running_stats:
                 self.num_batches_tracked.add_(1)
                 factor = (1.0 / float(self.num_batches_tracked) if self.momentum is None
@@ -86,13 +85,51 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
                     unbiased = var * n / (n - 1).clamp(min=1)
                     self.running_mean.mul_(1 - factor).add_(factor * mean)
                     self.running_var.mul_(1 - factor).add_(factor * unbiased)
-            y = (x - mean[:, None]) * torch.rsqrt(var[:, None] + self.eps)
-            if self.affine:
-                y = y * self.weight[:, None] + self.bias[:, None]
-        else:
-            y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                             False, 0.0, self.eps)
+            return y
+        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         False, 0.0, self.eps)
         return y * m
+
+
+class _MaskedBatchNormTrain(torch.autograd.Function):
+    """Masked BN with batch statistics, forward and backward written out (training spends a
+    third of its step in elementwise passes over the frames; autograd's graph of the same
+    formula takes about twice as many). With n = sum(m) valid frames, per channel:
+        mean = sum(m x) / n,  var = sum(m (x - mean)^2) / n,  xhat = (x - mean) / sqrt(var + eps)
+        y = m (w xhat + b)
+        dL/dx = m w / sqrt(var + eps) * (g - sum(g) / n - xhat sum(g xhat) / n),  g = m dL/dy
+    Returns y and the (detached) mean and biased variance for the running statistics."""
+
+    @staticmethod
+    def forward(ctx, x, m, n, weight, bias, eps):
+        mean = (x * m).sum(dim=(0, 2)) / n
+        xc = x - mean[:, None]
+        var = (xc * xc * m).sum(dim=(0, 2)) / n
+        inv = torch.rsqrt(var + eps)
+        xhat = xc.mul_(inv[:, None])
+        y = xhat * weight[:, None] if weight is not None else xhat.clone()
+        if bias is not None:
+            y.add_(bias[:, None])
+        y.mul_(m)
+        ctx.save_for_backward(xhat, m, n, inv, weight)
+        ctx.has_bias = bias is not None
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx, dy, _dmean, _dvar):
+        xhat, m, n, inv, weight = ctx.saved_tensors
+        g = dy * m
+        gsum = g.sum(dim=(0, 2))
+        gxsum = (g * xhat).sum(dim=(0, 2))
+        scale = inv if weight is None else weight * inv
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = xhat * (-gxsum / n)[:, None]
+            dx.add_(g).sub_((gsum / n)[:, None]).mul_(scale[:, None]).mul_(m)
+        dw = gxsum if weight is not None and ctx.needs_input_grad[3] else None
+        db = gsum if ctx.has_bias and ctx.needs_input_grad[4] else None
+        return dx, None, None, dw, db, None
 
 
 def _weighted_stats(x: torch.Tensor, w: torch.Tensor, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -146,12 +183,12 @@ class RowPacking:
     def pack(self, valid: torch.Tensor) -> torch.Tensor:
         """(S, C) valid frames, rows in order -> (L, C, width), zeros between rows."""
         out = valid.new_zeros(self.lanes * self.width, valid.shape[1])
-        out = out.index_put((self.pos,), valid)
+        out = out.index_copy(0, self.pos, valid)
         return out.view(self.lanes, self.width, -1).transpose(1, 2)
 
     def frames(self, x: torch.Tensor) -> torch.Tensor:
         """(L, C, width) -> (S, C): the valid frames, rows in order."""
-        return x.transpose(1, 2).reshape(-1, x.shape[1])[self.pos]
+        return x.transpose(1, 2).reshape(-1, x.shape[1]).index_select(0, self.pos)
 
     def row_sum(self, v: torch.Tensor) -> torch.Tensor:
         """(S, C) frame values -> (N, C) sums over each row's frames (in float32 at least)."""
@@ -159,9 +196,17 @@ class RowPacking:
         out = torch.zeros(self.n, v.shape[1], dtype=acc, device=v.device)
         return out.index_add(0, self.row, v.to(acc)).to(v.dtype)
 
+    def expand(self, r: torch.Tensor) -> torch.Tensor:
+        """(N, C) per-row values -> (S, C): each valid frame gets its row's.
+
+        index_select, not r[row]: the same values, and its backward is index_add, where
+        indexing's backward is an accumulating index_put that runs serially on the CPU (10x
+        slower here, the same sums in the same order)."""
+        return r.index_select(0, self.row)
+
     def spread(self, r: torch.Tensor) -> torch.Tensor:
         """(N, C) per-row values -> (L, C, width): each frame gets its row's, gaps 0."""
-        return self.pack(r[self.row])
+        return self.pack(self.expand(r))
 
 
 class ConvReluBN(nn.Module):
@@ -264,9 +309,9 @@ class CCSPooling(nn.Module):
         act frame by frame, the statistics and the softmax over each row's own frames."""
         row, n = packing.row, lengths.to(v.dtype).unsqueeze(1)
         g_mean = packing.row_sum(v) / n
-        g_var = packing.row_sum((v - g_mean[row]) ** 2) / n
+        g_var = packing.row_sum((v - packing.expand(g_mean)) ** 2) / n
         g_std = torch.sqrt(g_var.clamp(min=self.eps))
-        ctx = torch.cat([v, g_mean[row], g_std[row]], dim=1)
+        ctx = torch.cat([v, packing.expand(g_mean), packing.expand(g_std)], dim=1)
         h = torch.tanh(F.linear(ctx, self.attn_in.weight.squeeze(2), self.attn_in.bias))
         # At least float32, as autocast runs a softmax.
         scores = F.linear(h, self.attn_out.weight.squeeze(2), self.attn_out.bias)
@@ -274,10 +319,10 @@ class CCSPooling(nn.Module):
         top = torch.zeros(packing.n, scores.shape[1], dtype=scores.dtype, device=scores.device)
         top = top.scatter_reduce(0, row.unsqueeze(1).expand_as(scores), scores.detach(), "amax",
                                  include_self=False)
-        e = torch.exp(scores - top[row])
-        w = e / packing.row_sum(e)[row]
+        e = torch.exp(scores - packing.expand(top))
+        w = e / packing.expand(packing.row_sum(e))
         mu = packing.row_sum(w * v)
-        var = packing.row_sum(w * (v - mu[row]) ** 2)
+        var = packing.row_sum(w * (v - packing.expand(mu)) ** 2)
         return torch.cat([mu, torch.sqrt(var.clamp(min=self.eps))], dim=1)
 
 

@@ -134,6 +134,62 @@ def test_masked_batchnorm_matches_batchnorm_on_valid_frames():
                                ref.eval()(x.transpose(1, 2)[mask]), atol=1e-5, rtol=1e-5)
 
 
+def _masked_bn_reference(x, m, weight, bias, eps):
+    """The masked BN formula through autograd (MaskedBatchNorm1d's training path before its
+    backward was written out)."""
+    n = m.sum()
+    mean = (x * m).sum(dim=(0, 2)) / n
+    var = (((x - mean[:, None]) ** 2) * m).sum(dim=(0, 2)) / n
+    y = (x - mean[:, None]) * torch.rsqrt(var[:, None] + eps)
+    if weight is not None:
+        y = y * weight[:, None] + bias[:, None]
+    return y * m, mean, var
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_masked_batchnorm_backward_matches_autograd_of_the_formula(affine):
+    # float64: the written-out backward (x, weight, bias) against autograd of the formula, on a
+    # lane-like mask with gaps and a padded tail holding large values that must not leak.
+    torch.manual_seed(11)
+    c, t = 5, 23
+    bn = MaskedBatchNorm1d(c, affine=affine).double().train()
+    if affine:
+        with torch.no_grad():
+            bn.weight.copy_(torch.rand(c) + 0.5)
+            bn.bias.copy_(torch.randn(c))
+    mask = torch.ones(3, t, dtype=torch.bool)
+    mask[0, 7:11] = False
+    mask[1, 15:] = False
+    mask[2, :2] = False
+    x = (torch.randn(3, c, t, dtype=torch.float64) * 2 + 1)
+    x[~mask.unsqueeze(1).expand_as(x)] = 50.0
+    x1 = x.clone().requires_grad_(True)
+    x2 = x.clone().requires_grad_(True)
+    w2 = b2 = None
+    if affine:
+        w2 = bn.weight.detach().clone().requires_grad_(True)
+        b2 = bn.bias.detach().clone().requires_grad_(True)
+    running = bn.running_mean.clone(), bn.running_var.clone()
+    y1 = bn(x1, mask)
+    y2, mean, var = _masked_bn_reference(x2, mask.unsqueeze(1).double(), w2, b2, bn.eps)
+    torch.testing.assert_close(y1, y2, atol=1e-12, rtol=1e-12)
+    n = mask.sum()
+    torch.testing.assert_close(bn.running_mean, 0.9 * running[0] + 0.1 * mean.detach())
+    torch.testing.assert_close(bn.running_var, 0.9 * running[1] + 0.1 * var.detach() * n / (n - 1))
+    g = torch.randn_like(y1)
+    (y1 * g).sum().backward()
+    (y2 * g).sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-12, rtol=1e-10)
+    assert torch.all(x1.grad[~mask.unsqueeze(1).expand_as(x)] == 0)
+    if affine:
+        torch.testing.assert_close(bn.weight.grad, w2.grad, atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(bn.bias.grad, b2.grad, atol=1e-12, rtol=1e-10)
+    # A loss that reaches x only through the statistics' normalisation: gradcheck in float64.
+    bn.eval().running_mean = None  # batch statistics in eval too, with no running update
+    bn.running_var = None
+    torch.autograd.gradcheck(lambda v: bn(v, mask), (x.clone().requires_grad_(True),))
+
+
 def test_ecapa_train_mode_ignores_padding_amount():
     # Masked BN: extra padding changes neither the outputs nor the running statistics.
     torch.manual_seed(5)
