@@ -126,6 +126,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = WeightAverages(self.objective, cfg["ema"]["decays"])
         self.epoch, self.step = 0, 0
+        self._dev = None  # the dev cuts and trials, read at the first evaluation
         self.ckpt_dir = self.exp / "checkpoints"
         if resume:
             self._resume()
@@ -353,7 +354,7 @@ class Trainer:
         from pyadml.data.trials import read_trials
         from pyadml.score.embed import trials_ap
 
-        if getattr(self, "_dev", None) is None:  # read once, scored after every epoch
+        if self._dev is None:  # read once, scored after every epoch
             self._dev = (list(CutSet.from_file(d["dev"])), read_trials(d["dev_trials"]))
         objective = self.objective
         if state is not None:
