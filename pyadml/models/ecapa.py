@@ -200,8 +200,9 @@ class RowPacking:
         """(N, C) per-row values -> (S, C): each valid frame gets its row's.
 
         index_select, not r[row]: the same values, and its backward is index_add, where
-        indexing's backward is an accumulating index_put that runs serially on the CPU (10x
-        slower here, the same sums in the same order)."""
+        indexing's backward is an accumulating index_put that runs serially on the CPU (about
+        20x slower here; the two add a row's frames in different orders, so they round
+        differently)."""
         return r.index_select(0, self.row)
 
     def spread(self, r: torch.Tensor) -> torch.Tensor:

@@ -184,7 +184,7 @@ def test_masked_batchnorm_backward_matches_autograd_of_the_formula(affine):
     if affine:
         torch.testing.assert_close(bn.weight.grad, w2.grad, atol=1e-12, rtol=1e-10)
         torch.testing.assert_close(bn.bias.grad, b2.grad, atol=1e-12, rtol=1e-10)
-    # A loss that reaches x only through the statistics' normalisation: gradcheck in float64.
+    # gradcheck (finite differences) of the written-out backward, without running statistics.
     bn.eval().running_mean = None  # batch statistics in eval too, with no running update
     bn.running_var = None
     torch.autograd.gradcheck(lambda v: bn(v, mask), (x.clone().requires_grad_(True),))
