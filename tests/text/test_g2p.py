@@ -140,3 +140,51 @@ def test_make_lexicon_cli(tmp_path):
          "--out-dir", str(tmp_path / "lang2")], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 1 and "bad:2" in res.stderr and "nothing pronounceable" in res.stderr
     assert not (tmp_path / "lang2" / "lexicon.txt").exists()
+
+
+def _g2p_en_reference():
+    """g2p_en itself, imported with its nltk data look-ups answered locally (the module asks
+    for a tagger and CMUdict at import time; predict uses neither)."""
+    import nltk
+
+    real_find = nltk.data.find
+    nltk.data.find = lambda resource, *a, **k: (
+        resource if resource in ("taggers/averaged_perceptron_tagger.zip", "corpora/cmudict.zip")
+        else real_find(resource, *a, **k))
+    try:
+        import g2p_en.g2p as g2p_module
+    finally:
+        nltk.data.find = real_find
+    g2p_module.cmudict = cmudict
+    return g2p_module.G2p()
+
+
+def test_numpy_g2p_equals_g2p_en_predict():
+    """pyadml.text.g2p_neural runs g2p_en's weights without g2p_en: the same units for words in
+    and out of CMUdict, short and long (the decoder's 20-unit cap), and letters it has no
+    embedding row for."""
+    import random
+
+    from pyadml.text.g2p_neural import NeuralG2p
+
+    ref, ours = _g2p_en_reference(), NeuralG2p()
+    rng = random.Random(0)
+    words = sorted(CMU)[::2000] + ["zorblaxify", "snowboy", "pyadml", "a", "q",
+                                   "supercalifragilisticexpialidocious", "qwertyuiop"]
+    words += ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 14)))
+              for _ in range(300)]
+    words += ["pneumonoultramicroscopicsilicovolcanoconiosis", "antidisestablishmentarianism"]
+    words = [w.replace("'", "") for w in words] + ["ab1c"]  # '1': g2p_en's <unk> row
+    differ = [(w, ours.predict(w), ref.predict(w)) for w in words if ours.predict(w) != ref.predict(w)]
+    assert not differ, differ[:5]
+    assert max(len(ref.predict(w)) for w in words) == 20  # the cap was reached and agrees
+
+
+def test_numpy_g2p_without_g2p_en_names_the_package(monkeypatch):
+    import importlib.util
+
+    from pyadml.text import g2p_neural
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(g2p_neural.G2pWeightsError, match="pip install g2p_en"):
+        g2p_neural.NeuralG2p()
