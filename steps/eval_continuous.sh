@@ -32,7 +32,7 @@ fi
 mkdir -p "$dir/log"
 if [ "$backend" = onnx ] && [ -f "$model" ]; then
   # Detector models (final.pt scorer phonmatchnet|cmcd) have no ONNX export: torch scores them.
-  scorer=$(python -c 'import sys, torch; print(torch.load(sys.argv[1], map_location="cpu", weights_only=True).get("scorer", "cosine"))' "$model")
+  scorer=$(python -m pyadml.bin.export_onnx --model "$model" --print-scorer)
   if [ "$scorer" != cosine ]; then
     echo "$0: $model scores with its $scorer detector head, which has no ONNX export; using --backend torch"
     backend=torch

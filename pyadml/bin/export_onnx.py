@@ -4,7 +4,9 @@
 
 Writes audio_encoder.onnx, text_encoder.onnx (dynamic batch and time axes) and spotter.json
 (tokenizer, fbank options, embedding size); then checks onnxruntime against torch on random
-features and prints the largest difference.
+features and prints the largest difference. Detector models (scorer phonmatchnet | cmcd) have
+no export; ``--print-scorer`` prints a model's scorer ("cosine" or the head's name) and exits,
+for scripts that choose between onnxruntime and torch.
 """
 
 from __future__ import annotations
@@ -16,8 +18,22 @@ import sys
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="final.pt")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir", default=None)
+    p.add_argument("--print-scorer", action="store_true",
+                   help="print the model's scorer (cosine, or a detector head's name) and exit")
     args = p.parse_args(argv)
+    if args.print_scorer:
+        import torch
+
+        try:
+            meta = torch.load(args.model, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            print(f"export_onnx: cannot read {args.model}: {e}", file=sys.stderr)
+            return 1
+        print(meta.get("scorer", "cosine") if isinstance(meta, dict) else "cosine")
+        return 0
+    if args.out_dir is None:
+        p.error("--out-dir is required (except with --print-scorer)")
 
     from pyadml.spot.audio import SpotError
     from pyadml.spot.onnx_export import export_onnx, self_check

@@ -39,7 +39,8 @@ def main(argv=None) -> int:
         _, table = score_test_sets(model, args.fbank_dir, args.trials_dir, out_dir,
                                    sets, batch_size=args.batch_size, device=args.device,
                                    norm=args.score_norm, cohort_size=args.cohort_size,
-                                   phrase=args.phrase_score)
+                                   phrase=args.phrase_score, words_onnx=args.words_onnx,
+                                   jobs=args.jobs)
     except (ScoreError, ValueError) as e:
         print(f"score: {e}", file=sys.stderr)
         return 1

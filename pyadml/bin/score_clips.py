@@ -33,7 +33,8 @@ def main(argv=None) -> int:
     try:
         m = score_clips(args.model, args.clips, args.out_dir, args.batch_size, vad=args.vad,
                         norm=args.score_norm, cohort_size=args.cohort_size,
-                        phrase=args.phrase_score, warp=args.warp)
+                        phrase=args.phrase_score, warp=args.warp,
+                        words_onnx=args.words_onnx, jobs=args.jobs)
     except PairsError as e:
         print(f"score_clips: {e}", file=sys.stderr)
         return 1

@@ -73,7 +73,8 @@ def git_commit() -> str:
 
 def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size: int = 256,
                     device: str = "cpu", exp_dir=None, norm: str = "none",
-                    cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip") -> tuple[dict, str]:
+                    cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
+                    words_onnx=None, jobs: int = 1) -> tuple[dict, str]:
     """Score the trial lists of each (set, protocol) in ``sets``: cuts from
     ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
     trial_lists). Returns (metrics per list, the markdown results table). The training curves
@@ -81,7 +82,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     metrics.jsonl) are plotted beside the ROC/DET/PR plots and linked under the table in
     results.md. ``norm="tnorm"``: scores are adaptive-T-normed with the model's cohort of
     ``cohort_size`` (pyadml.score.norm); "none" is the paper's protocol. ``phrase="words"``:
-    multi-word keywords are also scored word by word (pyadml.score.phrase)."""
+    multi-word keywords are also scored word by word (pyadml.score.phrase), their windows
+    through the ONNX export ``words_onnx`` in ``jobs`` processes when given."""
     from lhotse import CutSet
 
     try:
@@ -92,7 +94,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     mean_norm = bool(loaded.features.get("mean_norm", True))
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
-        check_phrase(phrase, loaded.scorer)
+        check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
     except (ScoreNormError, PhraseScoreError) as e:
         raise ScoreError(str(e)) from None
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)
@@ -149,7 +151,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
             by_id = cut_cache[cuts_path]
             scores = fuse_words(loaded, scores, [t.cut_id for t in trials],
                                 [t.keyword for t in trials], lambda c: by_id[c].load_features(),
-                                batch_size=batch_size, cache=word_cache.setdefault(cuts_path, {}))
+                                batch_size=batch_size, cache=word_cache.setdefault(cuts_path, {}),
+                                onnx_dir=words_onnx, jobs=jobs)
         if cohort is not None:
             scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
                                     audio_cache[cuts_path], cohort, cohort_size)

@@ -116,13 +116,14 @@ class PairScores:
 def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      device: str = "cpu", vad: bool = False, norm: str = "none",
                      cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
-                     warp: float = 1.0) -> PairScores:
+                     warp: float = 1.0, words_onnx=None, jobs: int = 1) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
     ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm).
     ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase).
-    ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic."""
+    ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic.
+    ``words_onnx``, ``jobs``: the words back-end's windows through that ONNX export."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     if not warp > 0:
@@ -140,7 +141,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
         raise PairsError(str(e)) from None
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
-        check_phrase(phrase, loaded.scorer)
+        check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
     except (ScoreNormError, PhraseScoreError) as e:
         raise PairsError(str(e)) from None
     feat_cfg = {k: v for k, v in loaded.features.items() if k != "mean_norm"}
@@ -193,7 +194,8 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     scores = score_trials(trials, audio_emb, text_emb, model=loaded.model)
     if phrase == "words":
         scores = fuse_words(loaded, scores, [t.cut_id for t in trials], [t.keyword for t in trials],
-                            lambda c: feats[Path(c)], batch_size=batch_size)
+                            lambda c: feats[Path(c)], batch_size=batch_size,
+                            onnx_dir=words_onnx, jobs=jobs)
     if cohort is not None:
         scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
                                 audio_emb, cohort, cohort_size)

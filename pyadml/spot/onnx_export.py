@@ -99,6 +99,20 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike) -> di
     return cfg
 
 
+def check_export(onnx_dir: str | os.PathLike, model_path: str | os.PathLike) -> None:
+    """SpotError unless ``onnx_dir`` is a whole export of this very ``model_path`` (the sha256
+    that spotter.json recorded): a stale export would score another model."""
+    from .backend import read_onnx_config
+
+    d, cfg = read_onnx_config(onnx_dir)
+    want = (cfg.get("source") or {}).get("sha256")
+    got = _sha256(Path(model_path))
+    if want != got:
+        raise SpotError(f"{d}: exported from another model than {model_path} (sha256 "
+                        f"{str(want)[:12]} against {got[:12]}); export it again with python -m "
+                        f"pyadml.bin.export_onnx --model {model_path} --out-dir {d}")
+
+
 def parity(model_path: str | os.PathLike, onnx_dir: str | os.PathLike, feats: list[np.ndarray],
            keywords: list[str]) -> dict:
     """Max abs difference of the utterance embeddings, torch vs onnxruntime, on the given

@@ -169,6 +169,9 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     assert "word by word" in out and "tiny, phrase words" in (recipe / "RESULTS.md").read_text()
     ww_words = json.loads((exp / "results" / "wakeword_dev_words" / "metrics.json").read_text())
     assert ww_words["clips"] == 6
+    # the words' windows went through the ONNX export of this final.pt (its parity printed)
+    assert "onnxruntime vs torch max abs diff" in (exp / "log" / "export_onnx.log").read_text()
+    assert "--words-onnx" in (recipe / "RESULTS.md").read_text()
     cont = json.loads((exp / "continuous" / "metrics.json").read_text())
     assert set(cont["sets"]) == {"synth", "real"}
     assert cont["sets"]["real"]["occurrences"] == 6

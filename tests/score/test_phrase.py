@@ -180,3 +180,54 @@ def test_a_keyword_is_split_into_words_as_the_tokenizer_normalises_it(tmp_path):
     res = score_pairs_file(model, pairs, tmp_path / "out.tsv", phrase="words")
     # the same clip and the same words after normalisation: the same score
     assert res.scores[0] == pytest.approx(res.scores[2], abs=1e-9)
+
+
+def test_words_onnx_gives_the_slow_loops_scores_in_two_processes(tmp_path):
+    """--words-onnx: the windows embedded by onnxruntime in two processes give the scores of
+    the slow torch loop (every window alone, every sequence tried), to float rounding."""
+    from pyadml.spot.onnx_export import export_onnx
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    write_clips(tmp_path)
+    export_onnx(model, tmp_path / "onnx")
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                           "--out-dir", str(tmp_path / "words"), "--phrase-score", "words",
+                           "--words-onnx", str(tmp_path / "onnx"), "--jobs", "2"]) == 0
+    rows = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]
+    got = np.array([float(r[3]) for r in rows])
+    assert any(len(r[1].split()) > 1 for r in rows)
+    assert got == pytest.approx(slow_pair_scores(model, [(tmp_path / r[0], r[1]) for r in rows]),
+                                abs=1e-5)
+
+
+def test_onnx_windows_chunked_over_processes_equal_one_process(tmp_path):
+    """Clips split into chunks (here one or two clips each) over two processes: each clip's
+    windows and embeddings are those of one process embedding them all."""
+    from pyadml.score.phrase import onnx_window_embeddings
+    from pyadml.spot.onnx_export import export_onnx
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    export_onnx(model, tmp_path / "onnx")
+    rng = np.random.default_rng(3)
+    feats = {f"c{t}": rng.normal(size=(t, FBANK["num_mel_bins"])).astype(np.float32)
+             for t in (25, 64, 140, 300)}
+    one = onnx_window_embeddings(tmp_path / "onnx", feats.__getitem__, list(feats), jobs=1)
+    two = onnx_window_embeddings(tmp_path / "onnx", feats.__getitem__, list(feats), jobs=2,
+                                 max_windows=120)
+    assert list(two) == list(feats)
+    for c in feats:
+        assert two[c][1].tolist() == one[c][1].tolist() == window_spans(feats[c].shape[0]).tolist()
+        assert two[c][0] == pytest.approx(one[c][0], abs=1e-6)
+
+
+def test_words_onnx_of_another_model_is_refused(tmp_path):
+    from pyadml.spot.onnx_export import export_onnx
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    export_onnx(tiny_model_file(tmp_path / "other.pt", seed=1), tmp_path / "onnx")
+    with pytest.raises(PhraseScoreError, match="exported from another model"):
+        check_phrase("words", "cosine", tmp_path / "onnx", model)
+    with pytest.raises(PhraseScoreError, match="not an ONNX spotter directory"):
+        check_phrase("words", "cosine", tmp_path, model)
+    with pytest.raises(PhraseScoreError, match="--jobs must be >= 1"):
+        check_phrase("words", "cosine", None, model, jobs=0)
