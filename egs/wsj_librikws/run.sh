@@ -127,34 +127,38 @@ wakeword_dev=${WAKEWORD_DEV:-$PYADML_ROOT/../shared/data/wakeword_dev}
 score_stage() {
   python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
     --results-md RESULTS.md --tag "$tag" "$@"
-  # The same trials with adaptive T-norm (pyadml.score.norm; the training keywords as cohort):
-  # a back-end beside the paper's protocol, which is the cosine alone.
+  # The back-ends beside the paper's protocol need a cosine model; a detector model (the
+  # baselines' heads) is scored by its head alone.
+  local scorer
+  scorer=$(python -m pyadml.bin.export_onnx --model $exp/final.pt --print-scorer)
+  if [ "$scorer" != cosine ]; then
+    echo "$exp/final.pt scores with its $scorer detector head: no T-norm or words back-end (they need a cosine model)"
+    if [ -n "$wakeword_dev" ]; then
+      local/score_wakeword_dev.sh $exp "$wakeword_dev"
+      local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"
+    fi
+    return 0
+  fi
+  # The same trials with adaptive T-norm (pyadml.score.norm; the training keywords as cohort).
   python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
     --out-dir $exp/results_tnorm --score-norm tnorm --results-md RESULTS.md --tag "$tag, T-norm" "$@"
-  # The phrase sets with multi-word keywords also scored word by word (pyadml.score.phrase),
-  # another back-end; single-word keywords keep the cosine, so word sets are not repeated. It
-  # needs a cosine model. Its windows go through an ONNX export of final.pt in $nj processes
-  # (the same scores to float rounding, about twice torch's speed on 2 cores).
-  local words=()
-  if [ "$(python -m pyadml.bin.export_onnx --model $exp/final.pt --print-scorer)" = cosine ]; then
-    python -m pyadml.bin.export_onnx --model $exp/final.pt --out-dir $exp/onnx \
-      > $exp/log/export_onnx.log 2>&1 || { tail -5 $exp/log/export_onnx.log >&2; return 1; }
-    tail -1 $exp/log/export_onnx.log
-    words=(--words-onnx $exp/onnx --jobs "$nj")
-    steps/score_phrase_words.sh "${words[@]}" $exp "$tag" "$@"
-  else
-    echo "$exp/final.pt scores with a detector head: no words back-end (it needs a cosine model)"
-  fi
+  # The phrase sets with multi-word keywords also scored word by word (pyadml.score.phrase);
+  # single-word keywords keep the cosine, so word sets are not repeated. The windows go through
+  # an ONNX export of final.pt in $nj processes (the same scores to float rounding, about twice
+  # torch's speed on 2 cores).
+  python -m pyadml.bin.export_onnx --model $exp/final.pt --out-dir $exp/onnx \
+    > $exp/log/export_onnx.log 2>&1 || { tail -5 $exp/log/export_onnx.log >&2; return 1; }
+  tail -1 $exp/log/export_onnx.log
+  local words=(--words-onnx $exp/onnx --jobs "$nj")
+  steps/score_phrase_words.sh "${words[@]}" $exp "$tag" "$@"
   if [ -n "$wakeword_dev" ]; then
     local/score_wakeword_dev.sh $exp "$wakeword_dev"
     local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"   # with the energy VAD front end
     local/score_wakeword_dev.sh --score-norm tnorm $exp "$wakeword_dev"
-    if [ ${#words[@]} -gt 0 ]; then
-      local/score_wakeword_dev.sh --phrase-score words "${words[@]}" $exp "$wakeword_dev"
-      # The whole scoring path a user's recordings can take: VAD, then words, then T-norm.
-      local/score_wakeword_dev.sh --vad true --score-norm tnorm --phrase-score words "${words[@]}" \
-        $exp "$wakeword_dev"
-    fi
+    local/score_wakeword_dev.sh --phrase-score words "${words[@]}" $exp "$wakeword_dev"
+    # The whole scoring path a user's recordings can take: VAD, then words, then T-norm.
+    local/score_wakeword_dev.sh --vad true --score-norm tnorm --phrase-score words "${words[@]}" \
+      $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.

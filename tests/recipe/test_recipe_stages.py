@@ -308,3 +308,23 @@ def test_a_new_recipe_on_a_messy_kaldi_corpus_runs_stages_1_to_8(recipe, tmp_pat
     metrics = json.loads((new / "exp/tiny/results/metrics.json").read_text())["sets"]
     assert set(metrics) == {"wsj_test", "wsj_test_aug", "libriphrase_test_lp_e", "libriphrase_test_lp_h"}
     assert "| wsj_test |" in res.stdout
+
+
+def test_a_detector_model_goes_through_stages_6_to_9(recipe):
+    """A baseline detector (the cmcd head) through run.sh: stage 8 scores it with its head and
+    leaves out the back-ends that need a cosine (T-norm, words) instead of failing; stage 9
+    spots with torch, as the head has no ONNX export."""
+    conf = recipe / "conf" / "train_tiny_cmcd.yaml"
+    conf.write_text("base: train_tiny.yaml\nepochs: 1\nmodel:\n  head: cmcd\n"
+                    "  head_opts: {dim: 16, gru_hidden: 8}\n")
+    res = run(recipe, "--stage", "6", "--train-config", str(conf.relative_to(recipe)), "--nj", "2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    exp = recipe / "exp" / "tiny_cmcd"
+    log = (exp / "log" / "stage8_score.log").read_text()
+    assert "cmcd detector head: no T-norm or words back-end" in log
+    scored = json.loads((exp / "results" / "metrics.json").read_text())["sets"]
+    assert {"wsj_test", "libriphrase_test_lp_e", "libriphrase_test_lp_h"} <= set(scored)
+    assert not (exp / "results_tnorm").exists() and not (exp / "results_words").exists()
+    for name in ("wakeword_dev", "wakeword_dev_vad"):
+        assert json.loads((exp / "results" / name / "metrics.json").read_text())["clips"] == 6
+    assert json.loads((exp / "continuous" / "metrics.json").read_text())["real_clips"]["clips"] == 6
