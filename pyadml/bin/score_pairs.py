@@ -30,7 +30,8 @@ def main(argv=None) -> int:
     try:
         res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device,
                                vad=args.vad, norm=args.score_norm, cohort_size=args.cohort_size,
-                               phrase=args.phrase_score)
+                               phrase=args.phrase_score, words_onnx=args.words_onnx,
+                               jobs=args.jobs)
     except PairsError as e:
         print(f"score_pairs: {e}", file=sys.stderr)
         return 1

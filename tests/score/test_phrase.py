@@ -200,6 +200,27 @@ def test_words_onnx_gives_the_slow_loops_scores_in_two_processes(tmp_path):
                                 abs=1e-5)
 
 
+def test_score_pairs_cli_passes_words_onnx_on(tmp_path):
+    """score_pairs --words-onnx uses the export: one of another model is refused, not ignored."""
+    from pyadml.bin import score_pairs as pairs_cli
+    from pyadml.spot.onnx_export import export_onnx
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    write_clips(tmp_path)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"{tmp_path / 'audio/0.wav'}\tsmart mirror\t1\n")
+    export_onnx(tiny_model_file(tmp_path / "other.pt", seed=1), tmp_path / "other")
+    export_onnx(model, tmp_path / "onnx")
+    base = ["--model", str(model), "--pairs", str(pairs), "--phrase-score", "words"]
+    assert pairs_cli.main(base + ["--out", str(tmp_path / "bad.tsv"),
+                                  "--words-onnx", str(tmp_path / "other")]) == 1
+    assert pairs_cli.main(base + ["--out", str(tmp_path / "onnx.tsv"), "--words-onnx",
+                                  str(tmp_path / "onnx"), "--jobs", "2"]) == 0
+    assert pairs_cli.main(base + ["--out", str(tmp_path / "torch.tsv")]) == 0
+    got = float((tmp_path / "onnx.tsv").read_text().split("\t")[-1])
+    assert got == pytest.approx(float((tmp_path / "torch.tsv").read_text().split("\t")[-1]), abs=1e-5)
+
+
 def test_onnx_windows_chunked_over_processes_equal_one_process(tmp_path):
     """Clips split into chunks (here one or two clips each) over two processes: each clip's
     windows and embeddings are those of one process embedding them all."""
