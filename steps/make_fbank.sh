@@ -48,10 +48,13 @@ fi
 rm -f "$out.sig"
 
 mkdir -p "$split" "$dir/log"
-tag=$(echo "$sig nj=$nj" | sha | cut -c1-12)
+# Parts take every nj-th cut: stage 3 writes clean cuts first and augmented ones after, so
+# contiguous parts were uneven (48 s against 76 s for two). The tag names the scheme, so a
+# split of the older contiguous kind is made again, never merged the wrong way.
+tag=$(echo "$sig nj=$nj interleave" | sha | cut -c1-12)
 if [ "$(cat "$split/.sig" 2>/dev/null)" != "$tag" ] || [ ! -f "$split/cuts.1.jsonl.gz" ]; then
   rm -f "$split/.sig" "$split"/cuts.*.jsonl.gz "$split"/feats.*.jsonl.gz
-  python -m pyadml.bin.fbank split "$cuts" "$nj" "$split"
+  python -m pyadml.bin.fbank split --interleave "$cuts" "$nj" "$split"
   echo "$tag" >"$split/.sig.tmp.$$"
   mv -f "$split/.sig.tmp.$$" "$split/.sig"   # last: only a complete split is reused
 fi
@@ -85,7 +88,7 @@ archives() {
 old=$(archives "$out")
 parts=()
 for i in $(seq 1 "$n"); do parts+=("$split/feats.$i.jsonl.gz"); done
-python -m pyadml.bin.fbank merge "$out" "${parts[@]}"
+python -m pyadml.bin.fbank merge --interleave "$out" "${parts[@]}"
 echo "$sig" >"$out.sig.tmp.$$"
 mv -f "$out.sig.tmp.$$" "$out.sig"
 if [ -n "$old" ]; then

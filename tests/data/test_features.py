@@ -1,4 +1,5 @@
 import gzip
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -52,6 +53,23 @@ def test_split_and_merge_restore_the_manifest(cuts_path, tmp_path):
     assert len(split_cuts(cuts_path, 50, tmp_path / "many")) == 5  # never an empty part
     with pytest.raises(ValueError, match="appears twice"):
         merge_cuts([parts[0], parts[0]], tmp_path / "dup.jsonl.gz")
+
+
+def test_interleaved_split_and_merge_restore_the_manifest(cuts_path, tmp_path):
+    """Cut k in part k mod N; merging one cut of each part in turn gives the manifest back."""
+    parts = split_cuts(cuts_path, 2, tmp_path / "split", interleave=True)
+    ids = [json.loads(x)["id"] for x in gzip.open(cuts_path, "rt").read().splitlines()]
+    got = [[c.id for c in CutSet.from_file(p)] for p in parts]
+    assert got == [ids[0::2], ids[1::2]] and len(ids) == 5
+    assert merge_cuts(parts, tmp_path / "merged.jsonl.gz", interleave=True) == 5
+    read = lambda p: gzip.open(p, "rt").read()  # noqa: E731
+    assert read(tmp_path / "merged.jsonl.gz") == read(cuts_path)
+    # plain concatenation of the same parts is another order; parts of 2 and 3 cuts are not
+    # an interleaved split of 5 (the first part holds the extra cut)
+    merge_cuts(parts, tmp_path / "concat.jsonl.gz")
+    assert read(tmp_path / "concat.jsonl.gz") != read(cuts_path)
+    with pytest.raises(ValueError, match="not an interleaved split"):
+        merge_cuts(parts[::-1], tmp_path / "bad.jsonl.gz", interleave=True)
 
 
 def test_make_fbank_sh_runs_jobs_through_cmd(cuts_path, tmp_path):
