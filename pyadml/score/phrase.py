@@ -59,7 +59,10 @@ def check_phrase(phrase: str, scorer: str, words_onnx=None, model_path=None,
                                f"with its {scorer} detector head")
     if jobs < 1:
         raise PhraseScoreError(f"--jobs must be >= 1, got {jobs}")
-    if words_onnx is not None and phrase == "words":
+    if words_onnx is not None and phrase != "words":
+        raise PhraseScoreError("--words-onnx embeds the words back-end's windows: it needs "
+                               "--phrase-score words")
+    if words_onnx is not None:
         from pyadml.spot.audio import SpotError
         from pyadml.spot.onnx_export import check_export
 
@@ -165,8 +168,12 @@ def onnx_window_embeddings(onnx_dir, feats_of: Callable[[Any], np.ndarray], cut_
     The embeddings equal torch's to float rounding (the export's parity check)."""
     cut_ids = list(cut_ids)
     if jobs <= 1:
-        _onnx_worker_init(str(onnx_dir))
-        return _onnx_chunk([(c, feats_of(c)) for c in cut_ids], mean_norm, batch_size)
+        from pyadml.spot.backend import OnnxBackend
+
+        backend = OnnxBackend(onnx_dir)  # this process's threads
+        return clips_window_embeddings(None, feats_of, cut_ids, mean_norm=mean_norm,
+                                       max_windows=max_windows,
+                                       embed=lambda wins: _onnx_embed(backend, wins, batch_size))
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -243,7 +250,7 @@ def fuse_words(loaded, scores: np.ndarray, cut_ids: Sequence[str], keywords: Seq
     ``cache`` (cut id -> window embeddings and spans) is filled and reused: trial lists that
     share cuts (LP_E and LP_H) embed each cut's windows once. ``onnx_dir``: the windows go
     through that ONNX export of the model in ``jobs`` processes (``onnx_window_embeddings``;
-    the caller checks that it is this model's, ``check_onnx_export``)."""
+    the caller checks that it is this model's: ``check_phrase``)."""
     split = {k: loaded.tokenizer.words(k) for k in set(keywords)}
     pairs = {(c, k) for c, k in zip(cut_ids, keywords) if len(split[k]) > 1}
     if not pairs:

@@ -250,5 +250,7 @@ def test_words_onnx_of_another_model_is_refused(tmp_path):
         check_phrase("words", "cosine", tmp_path / "onnx", model)
     with pytest.raises(PhraseScoreError, match="not an ONNX spotter directory"):
         check_phrase("words", "cosine", tmp_path, model)
+    with pytest.raises(PhraseScoreError, match="needs --phrase-score words"):
+        check_phrase("clip", "cosine", tmp_path / "onnx", model)
     with pytest.raises(PhraseScoreError, match="--jobs must be >= 1"):
         check_phrase("words", "cosine", None, model, jobs=0)
