@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     p.add_argument("--threshold", help="cosine threshold, or per keyword: 'computer=0.6,alexa=0.5'")
     p.add_argument("--format", choices=("tsv", "ctm"), default="tsv")
     p.add_argument("--out", help="output file (default: stdout)")
-    p.add_argument("--wav-scp", help="Kaldi wav.scp: '<utt-id> <path>' lines")
+    p.add_argument("--wav-scp", help="Kaldi wav.scp: '<utt-id> <path>' or '<utt-id> <command> |' lines")
     p.add_argument("--stdin-pcm", action="store_true", help="read raw 16-bit little-endian mono PCM from stdin")
     p.add_argument("--sample-rate", type=int, help="rate of the --stdin-pcm stream")
     p.add_argument("--chunk-seconds", type=float, default=0.1, help="--stdin-pcm read size")

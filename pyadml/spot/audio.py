@@ -32,6 +32,11 @@ def _resample(audio: np.ndarray, sr: int, rate: int) -> np.ndarray:
 
 def as_mono(samples, sr, rate: int, what: str) -> np.ndarray:
     """(N,) or (N, C) samples at ``sr`` -> (N',) float32 at ``rate``; NaN/inf is an error."""
+    return _resample(to_mono(samples, sr, what), int(sr), rate)
+
+
+def to_mono(samples, sr, what: str) -> np.ndarray:
+    """(N,) or (N, C) samples -> (N,) float32 at the same rate, checked as ``as_mono`` does."""
     try:
         sr_ok = float(sr) > 0 and float(sr) == int(sr)
     except (TypeError, ValueError):
@@ -54,7 +59,76 @@ def as_mono(samples, sr, rate: int, what: str) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         bad = int(np.flatnonzero(~np.isfinite(x))[0])
         raise SpotError(f"{what} contains NaN or inf samples (first at sample {bad})")
-    return _resample(x, int(sr), rate)
+    return x
+
+
+class StreamResampler:
+    """scipy's ``resample_poly`` (Kaiser 5.0 window, zeros beyond both ends) applied to audio
+    that arrives in pieces: the concatenated output equals ``resample_poly`` of the whole
+    signal, to float rounding, whatever the piece sizes.
+
+    Resampling each piece on its own would pad every piece with zeros (a dip in level at each
+    boundary) and round every piece's length up (1024 samples at 48 kHz give 342 instead of
+    341.33: 7 s of drift, and inserted samples, per hour of audio).
+    Output k of the full FIR output (resample_poly then drops the filter's delay) reads inputs
+    floor(k d / u) - taps + 1 ... floor(k d / u). A segment of the input that starts at a
+    multiple of d, filtered by upfirdn, gives exactly those outputs whose inputs it holds.
+    """
+
+    def __init__(self, sr: int, rate: int):
+        from scipy.signal import firwin
+
+        g = math.gcd(int(sr), int(rate))
+        self.sr, self.up, self.down = int(sr), int(rate) // g, int(sr) // g
+        if self.up == self.down:
+            return
+        max_rate = max(self.up, self.down)
+        half_len = 10 * max_rate
+        h = firwin(2 * half_len + 1, 1.0 / max_rate, window=("kaiser", 5.0)) * self.up
+        pre_pad = self.down - half_len % self.down
+        self.pre_remove = (half_len + pre_pad) // self.down
+        self.h = np.concatenate([np.zeros(pre_pad), h])
+        self.taps = -(-self.h.size // self.up)  # input samples one output reads
+        self.buf = np.zeros(0, np.float32)  # the input from sample self.buf_at on
+        self.buf_at = 0  # always a multiple of down
+        self.n_in = 0
+        self.k = self.pre_remove  # the next full-output index to emit
+
+    def _emit(self, k_end: int, x: np.ndarray) -> np.ndarray:
+        from scipy.signal import upfirdn
+
+        if k_end <= self.k:
+            self.buf = x
+            return np.zeros(0, np.float32)
+        last = (k_end - 1) * self.down // self.up  # the last input sample read
+        seg = x[: last + 1 - self.buf_at]
+        y = upfirdn(self.h, seg, self.up, self.down)
+        off = self.buf_at * self.up // self.down  # output k is y[k - off]
+        out = y[self.k - off : k_end - off].astype(np.float32)
+        self.k = k_end
+        # Keep from the first sample the next output reads, rounded down to a multiple of d.
+        first = max(0, self.k * self.down // self.up - self.taps + 1)
+        keep_at = max(self.buf_at, first // self.down * self.down)
+        self.buf = x[keep_at - self.buf_at :]
+        self.buf_at = keep_at
+        return out
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Mono samples at ``sr`` -> the output samples they complete."""
+        if self.up == self.down:
+            return x
+        self.n_in += x.size
+        # Output k is final once input floor(k d / u) has arrived: k d < n_in u.
+        return self._emit(-(-self.n_in * self.up // self.down),
+                          np.concatenate([self.buf, np.asarray(x, np.float32)]))
+
+    def finish(self) -> np.ndarray:
+        """The last outputs (the filter's tail over zeros), as resample_poly ends."""
+        if self.up == self.down:
+            return np.zeros(0, np.float32)
+        n_out = -(-self.n_in * self.up // self.down)
+        return self._emit(self.pre_remove + n_out,
+                          np.concatenate([self.buf, np.zeros(self.taps + self.down, np.float32)]))
 
 
 def load_audio(source: AudioInput, rate: int) -> np.ndarray:
@@ -71,11 +145,33 @@ def load_audio(source: AudioInput, rate: int) -> np.ndarray:
     path = Path(source)
     if not path.is_file():
         raise SpotError(f"cannot read {path}: no such file")
+    # Read in blocks, each made mono and resampled as it comes (StreamResampler, equal to
+    # resampling the whole): an hour at 48 kHz stereo holds 1.4 GB as float32, its 16 kHz mono
+    # 0.23 GB.
+    parts: list[np.ndarray] = []
+    resampler, at = None, 0
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            sr = f.samplerate
+            for block in f.blocks(blocksize=BLOCK_SECONDS * sr, dtype="float32", always_2d=True):
+                bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+                if bad.size:
+                    raise SpotError(f"{path} contains NaN or inf samples (first at sample "
+                                    f"{at + int(bad[0])})")
+                at += block.shape[0]
+                resampler = resampler or StreamResampler(sr, rate)
+                parts.append(resampler.process(to_mono(block, sr, str(path))))
+    except SpotError:
+        raise
     except Exception as e:  # soundfile raises several types for corrupt files
         raise SpotError(f"cannot read {path}: {e}") from None
-    return as_mono(audio, sr, rate, str(path))
+    if at == 0:
+        raise SpotError(f"{path} holds no samples")
+    parts.append(resampler.finish())
+    return np.concatenate(parts)
+
+
+BLOCK_SECONDS = 60
 
 
 def read_pcm_chunks(stream: BinaryIO, sample_rate: int, rate: int, chunk_seconds: float = 0.1,
@@ -84,10 +180,12 @@ def read_pcm_chunks(stream: BinaryIO, sample_rate: int, rate: int, chunk_seconds
 
     A stream that ends inside a sample (an odd byte, or a partial multi-channel frame) is an
     error naming the byte count: silently dropping it would shift every later sample.
-    Resampling is per chunk with scipy's polyphase filter only when the rates differ.
+    Other rates are resampled across chunk boundaries (StreamResampler): the chunks together
+    equal the whole stream resampled at once.
     """
     if sample_rate < 1 or channels < 1:
         raise SpotError(f"PCM stream: bad sample rate {sample_rate} or channels {channels}")
+    resampler = StreamResampler(sample_rate, rate)
     frame_bytes = 2 * channels
     want = max(1, int(round(chunk_seconds * sample_rate))) * frame_bytes
     total = 0
@@ -100,15 +198,19 @@ def read_pcm_chunks(stream: BinaryIO, sample_rate: int, rate: int, chunk_seconds
         total += len(data)
         if len(buf) < want:
             continue
-        yield _pcm(buf, channels, sample_rate, rate, total)
+        out = resampler.process(_pcm(buf, channels, sample_rate, total))
+        if out.size:
+            yield out
         buf = b""
     if len(buf) % frame_bytes:
         raise SpotError(f"PCM stream ended mid-sample: {total} bytes is not a whole number of "
                         f"{frame_bytes}-byte samples ({channels} channel(s) x 16 bit)")
-    if buf:
-        yield _pcm(buf, channels, sample_rate, rate, total)
+    out = np.concatenate([resampler.process(_pcm(buf, channels, sample_rate, total)) if buf
+                          else np.zeros(0, np.float32), resampler.finish()])
+    if out.size:
+        yield out
 
 
-def _pcm(buf: bytes, channels: int, sample_rate: int, rate: int, total: int) -> np.ndarray:
+def _pcm(buf: bytes, channels: int, sample_rate: int, total: int) -> np.ndarray:
     x = np.frombuffer(buf, dtype="<i2").reshape(-1, channels)
-    return as_mono(x, sample_rate, rate, f"PCM stream (at byte {total})")
+    return to_mono(x, sample_rate, f"PCM stream (at byte {total})")

@@ -69,13 +69,38 @@ def read_wav_scp(path: str) -> list[tuple[str, str]]:
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
-        if len(parts) != 2 or parts[1].rstrip().endswith("|"):
-            raise SpotError(f"{path}:{n}: expected '<utt-id> <wav path>' (pipes are not "
-                            f"supported), got {line!r}")
+        if len(parts) != 2 or parts[1].strip() == "|":
+            raise SpotError(f"{path}:{n}: expected '<utt-id> <wav path>' or '<utt-id> <command> |', "
+                            f"got {line!r}")
         rows.append((parts[0], parts[1].strip()))
     if not rows:
         raise SpotError(f"{path} lists no recordings")
     return rows
+
+
+def read_piped(entry: str) -> tuple:
+    """A Kaldi wav.scp command (``sph2pipe -f wav a.sph |``, ``ffmpeg -i a.mp3 -f wav - |``):
+    run by the shell, its standard output read as one audio file."""
+    import io
+    import subprocess
+
+    import soundfile as sf
+
+    command = entry[:-1].strip()
+    try:
+        proc = subprocess.run(command, shell=True, executable="/bin/bash", capture_output=True)
+    except OSError as e:
+        raise SpotError(f"cannot run {command!r}: {e}") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SpotError(f"command {command!r} exited with status {proc.returncode}"
+                        + (f": {err[-1]}" if err else ""))
+    try:
+        audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises several types for a stream it cannot parse
+        raise SpotError(f"the output of {command!r} ({len(proc.stdout)} bytes) is not audio "
+                        f"soundfile can read: {e}") from None
+    return audio, sr
 
 
 def format_detection(name: str, d: Detection, fmt: str) -> str:
@@ -92,7 +117,8 @@ def run_files(spotter: KeywordSpotter, inputs: Iterable[tuple[str, str]], fmt: s
     count = 0
     for name, path in inputs:
         try:
-            dets = spotter.detect(path, threshold=threshold)
+            audio = read_piped(path) if path.endswith("|") else path
+            dets = spotter.detect(audio, threshold=threshold)
         except SpotError as e:
             raise SpotError(f"{name}: {e}" if name != path else str(e)) from None
         rows += [format_detection(name, d, fmt) for d in dets]

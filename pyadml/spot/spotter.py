@@ -41,7 +41,7 @@ import numpy as np
 from pyadml.text import KeywordError
 
 from . import calibrate
-from .audio import AudioInput, SpotError, as_mono, load_audio
+from .audio import AudioInput, SpotError, StreamResampler, load_audio, to_mono
 from .backend import open_backend
 from .features import OnlineFeatures, compute_fbank, feature_options
 
@@ -462,12 +462,14 @@ class KeywordSpotter:
     def stream(self, chunks: Iterable, sample_rate: int | None = None,
                threshold=None) -> Iterator[Detection]:
         """Detections as audio arrives. ``chunks``: arrays of samples at ``sample_rate`` (the
-        model's rate by default) or ``(samples, rate)`` pairs, of any size. Yields the same
-        detections as ``detect`` on the concatenated audio (when no resampling is needed).
+        model's rate by default) or ``(samples, rate)`` pairs, of any size, all at one rate.
+        Yields the same detections as ``detect`` on the concatenated audio: another rate is
+        resampled across chunk boundaries (StreamResampler), as a whole file is.
         Memory stays bounded: frames older than the earliest pending window are dropped."""
         thr = self._thresholds(threshold)
         feats = OnlineFeatures(self.backend.features)
         search = _Search(self, thr)
+        resampler = None
         n = 0
         for c in chunks:
             if isinstance(c, tuple):
@@ -476,11 +478,18 @@ class KeywordSpotter:
                 samples, sr = c, sample_rate or self.rate
             if np.asarray(samples).size == 0:
                 continue
-            x = as_mono(samples, sr, self.rate, f"audio chunk {n}")
+            x = to_mono(samples, sr, f"audio chunk {n}")
+            if resampler is None:
+                resampler = StreamResampler(int(sr), self.rate)
+            elif int(sr) != resampler.sr:
+                raise SpotError(f"audio chunk {n} is at {sr} Hz, the stream's earlier chunks at "
+                                f"{resampler.sr} Hz: one stream has one sample rate")
             n += 1
-            feats.accept(x)
+            feats.accept(resampler.process(x))
             search.emitted_at = feats.num_samples / self.rate
             yield from search.feed(feats.take())
+        if resampler is not None:
+            feats.accept(resampler.finish())
         feats.finish()
         search.emitted_at = feats.num_samples / self.rate
         yield from search.feed(feats.take())

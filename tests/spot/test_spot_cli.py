@@ -50,6 +50,46 @@ def test_tsv_and_ctm_hold_the_spotters_detections(tiny_model, tmp_path):
                       d.keyword.replace(" ", "_"), f"{d.score:.4f}"] for f, d in want]
 
 
+def test_wav_scp_commands_are_read_as_kaldi_does(tiny_model, tmp_path):
+    """'<utt> <command> |' lines: the command's output is the audio, as for Kaldi's sph2pipe
+    and ffmpeg lines. A streamed WAV (unknown length, 0xFFFFFFFF in the header, as ffmpeg and
+    sox write to a pipe) and a 44.1 kHz one give the detections of the files themselves."""
+    files = wavs(tmp_path, 2)
+    streamed = tmp_path / "streamed.wav"
+    raw = bytearray(files[0].read_bytes())
+    assert raw[36:40] == b"data"
+    raw[4:8] = raw[40:44] = b"\xff\xff\xff\xff"
+    streamed.write_bytes(bytes(raw))
+    from scipy.signal import resample_poly
+
+    hi = tmp_path / "hi.wav"
+    sf.write(hi, resample_poly(sf.read(files[1])[0], 441, 160), 44100, subtype="FLOAT")
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"a cat {streamed} |\nb cat '{hi}' | cat |\nc {files[0]}\n")
+    out, ref = tmp_path / "d.tsv", tmp_path / "r.tsv"
+    base = ["--model", str(tiny_model), "--keywords", KW, "--threshold", "-1"]
+    assert detect_cli.main(base + ["--wav-scp", str(scp), "--out", str(out)]) == 0
+    assert detect_cli.main(base + ["--out", str(ref), str(files[0]), str(hi), str(files[0])]) == 0
+    rows = lambda p: [r.split("\t")[1:] for r in p.read_text().splitlines()[1:]]  # noqa: E731
+    assert rows(out) == rows(ref) and len(rows(out)) > 3
+    names = [r.split("\t")[0] for r in out.read_text().splitlines()[1:]]
+    assert names[0] == "a" and set(names) == {"a", "b", "c"}
+
+
+def test_wav_scp_command_errors(tiny_model, tmp_path, capsys):
+    base = ["--model", str(tiny_model), "--keywords", KW]
+    for line, want in [("u1 echo oops >&2; exit 3 |", "u1: command 'echo oops >&2; exit 3' exited "
+                        "with status 3: oops"),
+                       ("u2 echo hello |", "u2: the output of 'echo hello' (6 bytes) is not audio"),
+                       ("u3 |", "wav.scp:1: expected '<utt-id> <wav path>' or '<utt-id> <command> |'")]:
+        scp = tmp_path / "wav.scp"
+        scp.write_text(line + "\n")
+        out = tmp_path / "d.tsv"
+        assert detect_cli.main(base + ["--wav-scp", str(scp), "--out", str(out)]) != 0
+        assert want in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_stdin_pcm_gives_the_file_detections(onnx_dir, tmp_path):
     # The ONNX backend: torch-free processes start fast.
     x = speechlike(5.0, seed=9)

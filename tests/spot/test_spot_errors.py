@@ -60,6 +60,44 @@ def test_audio_errors(spotter, tmp_path):
         spotter.detect((x, 0))
     with pytest.raises(SpotError, match="holds no samples"):
         spotter.detect((np.zeros(0, np.float32), RATE))
+    # In a file, a NaN in a later block of the read is named at its place in the file.
+    far = tmp_path / "nan.wav"
+    y = np.zeros((3 * 48000 + 17, 2), np.float32)
+    y[2 * 48000 + 5, 1] = np.nan
+    sf.write(far, y, 48000, subtype="FLOAT")
+    with pytest.raises(SpotError, match=f"{far} contains NaN or inf samples \\(first at sample 96005\\)"):
+        load_audio_in_blocks_of(far, 1)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    with pytest.raises(SpotError, match=f"{empty} holds no samples"):
+        spotter.detect(empty)
+
+
+def load_audio_in_blocks_of(path, seconds):
+    from pyadml.spot import audio
+
+    old, audio.BLOCK_SECONDS = audio.BLOCK_SECONDS, seconds
+    try:
+        return audio.load_audio(path, RATE)
+    finally:
+        audio.BLOCK_SECONDS = old
+
+
+def test_a_file_read_in_blocks_is_the_whole_file_resampled(tmp_path):
+    """Files are read block by block (bounded memory for long recordings): stereo 48 kHz and
+    44.1 kHz over several blocks give scipy's resample_poly of the whole channel mean."""
+    from scipy.signal import resample_poly
+
+    rng = np.random.default_rng(0)
+    for sr, (up, down) in ((48000, (1, 3)), (44100, (160, 441)), (RATE, (1, 1))):
+        y = (0.3 * rng.standard_normal((int(3.3 * sr), 2))).astype(np.float32)
+        p = tmp_path / f"{sr}.wav"
+        sf.write(p, y, sr, subtype="FLOAT")
+        whole = y.mean(axis=1)
+        whole = resample_poly(whole, up, down) if up != down else whole
+        got = load_audio_in_blocks_of(p, 1)
+        assert got.dtype == np.float32 and got.shape == whole.shape
+        np.testing.assert_allclose(got, whole, atol=1e-6)
 
 
 def test_model_file_errors(tmp_path):
@@ -85,6 +123,20 @@ def test_pcm_stream_ending_mid_sample():
     assert sum(c.size for c in chunks) == 3200 and all(c.size == 1600 for c in chunks)
     with pytest.raises(SpotError, match="ended mid-sample: 6401 bytes"):
         list(read_pcm_chunks(io.BytesIO(pcm + b"\x01"), RATE, RATE, 0.1))
+
+
+def test_pcm_stream_at_another_rate_is_resampled_as_a_whole():
+    """44.1 kHz stereo PCM in 37 ms chunks: the chunks together are the whole stream resampled
+    at once (scipy's resample_poly of the channel mean), not each chunk padded and rounded."""
+    from scipy.signal import resample_poly
+
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-20000, 20000, (44100 + 333, 2)).astype("<i2")
+    chunks = list(read_pcm_chunks(io.BytesIO(pcm.tobytes()), 44100, RATE, 0.037, channels=2))
+    whole = resample_poly(pcm.astype(np.float32).mean(axis=1) / 32768, 160, 441)
+    got = np.concatenate(chunks)
+    assert got.shape == whole.shape
+    np.testing.assert_allclose(got, whole, atol=1e-6)
 
 
 def test_cli_errors_write_nothing(tiny_model, tmp_path, capsys):
