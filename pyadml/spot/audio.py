@@ -140,35 +140,47 @@ def load_audio(source: AudioInput, rate: int) -> np.ndarray:
         return as_mono(source[0], source[1], rate, "audio array")
     if not isinstance(source, (str, os.PathLike)):
         raise SpotError(f"audio must be a path or (samples, sample_rate), got {type(source).__name__}")
-    import soundfile as sf
-
-    path = Path(source)
-    if not path.is_file():
-        raise SpotError(f"cannot read {path}: no such file")
-    # Read in blocks, each made mono and resampled as it comes (StreamResampler, equal to
+    # Block by block, each made mono and resampled as it comes (StreamResampler, equal to
     # resampling the whole): an hour at 48 kHz stereo holds 1.4 GB as float32, its 16 kHz mono
     # 0.23 GB.
-    parts: list[np.ndarray] = []
-    resampler, at = None, 0
-    try:
-        with sf.SoundFile(str(path)) as f:
-            sr = f.samplerate
-            for block in f.blocks(blocksize=BLOCK_SECONDS * sr, dtype="float32", always_2d=True):
-                bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-                if bad.size:
-                    raise SpotError(f"{path} contains NaN or inf samples (first at sample "
-                                    f"{at + int(bad[0])})")
-                at += block.shape[0]
-                resampler = resampler or StreamResampler(sr, rate)
-                parts.append(resampler.process(to_mono(block, sr, str(path))))
-    except SpotError:
-        raise
-    except Exception as e:  # soundfile raises several types for corrupt files
-        raise SpotError(f"cannot read {path}: {e}") from None
-    if at == 0:
-        raise SpotError(f"{path} holds no samples")
+    resampler, parts = None, []
+    for x, sr in file_blocks(source):
+        resampler = resampler or StreamResampler(sr, rate)
+        parts.append(resampler.process(x))
     parts.append(resampler.finish())
     return np.concatenate(parts)
+
+
+def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
+    """An audio file as (mono float32 block, sample rate) pairs of BLOCK_SECONDS each, checked
+    as ``as_mono`` checks arrays; errors name the file (and a bad sample's place in it)."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpotError(f"cannot read {path}: no such file")
+    at = 0
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as e:  # soundfile raises several types for corrupt files
+        raise SpotError(f"cannot read {path}: {e}") from None
+    with f:
+        sr = f.samplerate
+        while True:
+            try:
+                block = f.read(BLOCK_SECONDS * sr, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise SpotError(f"cannot read {path} (after sample {at}): {e}") from None
+            if not block.shape[0]:
+                break
+            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+            if bad.size:
+                raise SpotError(f"{path} contains NaN or inf samples (first at sample "
+                                f"{at + int(bad[0])})")
+            at += block.shape[0]
+            yield to_mono(block, sr, str(path)), sr
+    if at == 0:
+        raise SpotError(f"{path} holds no samples")
 
 
 BLOCK_SECONDS = 60

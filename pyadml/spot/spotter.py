@@ -41,7 +41,7 @@ import numpy as np
 from pyadml.text import KeywordError
 
 from . import calibrate
-from .audio import AudioInput, SpotError, StreamResampler, load_audio, to_mono
+from .audio import AudioInput, SpotError, StreamResampler, file_blocks, load_audio, to_mono
 from .backend import open_backend
 from .features import OnlineFeatures, compute_fbank, feature_options
 
@@ -451,7 +451,12 @@ class KeywordSpotter:
         return {k: float(v) for k, v in zip(self.keywords, s)}
 
     def detect(self, audio: AudioInput, threshold=None) -> list[Detection]:
-        """Detections in a recording of any length, sorted by start time."""
+        """Detections in a recording of any length, sorted by start time. A file goes through
+        ``stream`` block by block (the same detections, in bounded memory however long it is)."""
+        if isinstance(audio, (str, os.PathLike)):
+            self._thresholds(threshold)
+            return sorted(self.stream(file_blocks(audio), threshold=threshold),
+                          key=lambda d: (d.start, d.keyword))
         thr = self._thresholds(threshold)
         x = self._audio(audio)
         search = _Search(self, thr)

@@ -139,6 +139,33 @@ def test_streaming_at_another_rate_equals_offline(sr):
         _same(sorted(sp.stream(iter(chunks)), key=lambda d: (d.start, d.keyword)), offline, 1e-4)
 
 
+def test_a_file_is_detected_block_by_block_as_a_whole(tiny_model, tmp_path):
+    """detect(path) streams the file in blocks (bounded memory for long recordings): the
+    detections of the whole file's audio searched at once, for a 44.1 kHz stereo file read in
+    1-second blocks."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from pyadml.spot import audio
+
+    sp = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0, refractory=0.3)
+    sp.enroll(["computer", "yes", "turn on the light"])
+    x = resample_poly(speechlike(9, seed=4), 441, 160).astype(np.float32)
+    path = tmp_path / "long.wav"
+    sf.write(path, np.stack([x, 0.5 * x], axis=1), 44100, subtype="FLOAT")
+    whole = sp.detect((audio.load_audio(path, RATE), RATE))
+    ranked = sorted(d.score for d in whole)
+    thr = (ranked[len(ranked) // 2 - 1] + ranked[len(ranked) // 2]) / 2
+    offline = sp.detect((audio.load_audio(path, RATE), RATE), threshold=thr)
+    old, audio.BLOCK_SECONDS = audio.BLOCK_SECONDS, 1
+    try:
+        blocks = sp.detect(path, threshold=thr)
+    finally:
+        audio.BLOCK_SECONDS = old
+    assert len(offline) >= 2
+    _same(blocks, offline, 1e-5)
+
+
 def test_stream_resampler_equals_resample_poly():
     """StreamResampler over pieces == scipy's resample_poly of the whole signal, for rates
     whose filters differ (up 1 / down 3, up 160 / down 441, up 2 / down 1), pieces down to one
