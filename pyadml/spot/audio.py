@@ -35,8 +35,9 @@ def as_mono(samples, sr, rate: int, what: str) -> np.ndarray:
     return _resample(to_mono(samples, sr, what), int(sr), rate)
 
 
-def to_mono(samples, sr, what: str) -> np.ndarray:
-    """(N,) or (N, C) samples -> (N,) float32 at the same rate, checked as ``as_mono`` does."""
+def to_mono(samples, sr, what: str, offset: int = 0) -> np.ndarray:
+    """(N,) or (N, C) samples -> (N,) float32 at the same rate, checked as ``as_mono`` does;
+    ``offset``: the first sample's place in a longer input, for the error message."""
     try:
         sr_ok = float(sr) > 0 and float(sr) == int(sr)
     except (TypeError, ValueError):
@@ -58,7 +59,7 @@ def to_mono(samples, sr, what: str) -> np.ndarray:
     # Checked before resampling too: the filter would smear one NaN over its neighbours.
     if not np.all(np.isfinite(x)):
         bad = int(np.flatnonzero(~np.isfinite(x))[0])
-        raise SpotError(f"{what} contains NaN or inf samples (first at sample {bad})")
+        raise SpotError(f"{what} contains NaN or inf samples (first at sample {offset + bad})")
     return x
 
 
@@ -173,12 +174,9 @@ def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
                 raise SpotError(f"cannot read {path} (after sample {at}): {e}") from None
             if not block.shape[0]:
                 break
-            bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
-            if bad.size:
-                raise SpotError(f"{path} contains NaN or inf samples (first at sample "
-                                f"{at + int(bad[0])})")
+            x = to_mono(block, sr, str(path), offset=at)
             at += block.shape[0]
-            yield to_mono(block, sr, str(path)), sr
+            yield x, sr
     if at == 0:
         raise SpotError(f"{path} holds no samples")
 

@@ -454,7 +454,6 @@ class KeywordSpotter:
         """Detections in a recording of any length, sorted by start time. A file goes through
         ``stream`` block by block (the same detections, in bounded memory however long it is)."""
         if isinstance(audio, (str, os.PathLike)):
-            self._thresholds(threshold)
             return sorted(self.stream(file_blocks(audio), threshold=threshold),
                           key=lambda d: (d.start, d.keyword))
         thr = self._thresholds(threshold)
