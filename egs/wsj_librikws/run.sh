@@ -159,6 +159,10 @@ score_stage() {
     # The whole scoring path a user's recordings can take: VAD, then words, then T-norm.
     local/score_wakeword_dev.sh --vad true --score-norm tnorm --phrase-score words "${words[@]}" \
       $exp "$wakeword_dev"
+    # The level-relative floor on the features (pyadml.score.floor, 50 dB): alone, and with
+    # T-norm (with the words as well it scores a little better, for six times the time).
+    local/score_wakeword_dev.sh --floor-db 50 $exp "$wakeword_dev"
+    local/score_wakeword_dev.sh --floor-db 50 --score-norm tnorm $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.
@@ -197,6 +201,10 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
       echo "  the same with the two-word keywords scored word by word (--phrase-score words): $(cat $exp/results/wakeword_dev_words/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_vad_tnorm_words/summary.txt ] ||
       echo "  the same with all three (--vad --score-norm tnorm --phrase-score words): $(cat $exp/results/wakeword_dev_vad_tnorm_words/summary.txt)"
+    [ ! -f $exp/results/wakeword_dev_floor50/summary.txt ] ||
+      echo "  the same with the level-relative floor (--floor-db 50): $(cat $exp/results/wakeword_dev_floor50/summary.txt)"
+    [ ! -f $exp/results/wakeword_dev_floor50_tnorm/summary.txt ] ||
+      echo "  the same with the floor and T-norm (--floor-db 50 --score-norm tnorm): $(cat $exp/results/wakeword_dev_floor50_tnorm/summary.txt)"
   fi
   if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
     echo

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pyadml.score.floor import add_floor_args
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,6 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--cohort", type=int, default=0, help="cohort score normalisation with this "
                    "many lexicon words (0: off; thresholds are then cosine less the cohort mean)")
     p.add_argument("--num-threads", type=int, default=1, help="threads of the encoder (default 1)")
+    add_floor_args(p)
     p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads)")
     args = p.parse_args(argv)
 
@@ -59,7 +62,8 @@ def main(argv=None) -> int:
         spotter = KeywordSpotter.load(args.model, backend=args.backend, num_threads=args.num_threads,
                                       hop=args.hop,
                                       refractory=args.refractory, scan_step=args.scan_step,
-                                      cohort=args.cohort, window_scale=args.window_scale)
+                                      cohort=args.cohort, window_scale=args.window_scale,
+                                      floor_db=args.floor_db)
         spotter.enroll(keywords)
         if args.stdin_pcm:
             n = cli.run_stdin(spotter, sys.stdin.buffer, args.sample_rate, args.format, args.out,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pyadml.data.trials import parse_set_specs
 from pyadml.score.evaluate import ScoreError, git_commit, score_test_sets
+from pyadml.score.floor import add_floor_args
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.report import update_results_md
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--tag", default=None, help="RESULTS.md section title (default: the exp dir)")
     p.add_argument("--batch-size", type=int, default=256, help="cuts per forward pass")
     p.add_argument("--device", default="cpu")
+    add_floor_args(p)
     add_norm_args(p)
     add_phrase_args(p)
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
                                    sets, batch_size=args.batch_size, device=args.device,
                                    norm=args.score_norm, cohort_size=args.cohort_size,
                                    phrase=args.phrase_score, words_onnx=args.words_onnx,
-                                   jobs=args.jobs)
+                                   jobs=args.jobs, floor_db=args.floor_db)
     except (ScoreError, ValueError) as e:
         print(f"score: {e}", file=sys.stderr)
         return 1

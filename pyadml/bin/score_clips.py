@@ -11,6 +11,7 @@ import json
 import sys
 
 from pyadml.score.clips import score_clips
+from pyadml.score.floor import add_floor_args
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.pairs import PairsError
@@ -27,6 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--warp", type=float, default=1.0,
                    help="diagnostic: warp every clip's features by this factor (> 1 moves spectral "
                    "peaks up, as a shorter vocal tract; pyadml.score.warp); default 1, none")
+    add_floor_args(p)
     add_norm_args(p)
     add_phrase_args(p)
     args = p.parse_args(argv)
@@ -34,7 +36,7 @@ def main(argv=None) -> int:
         m = score_clips(args.model, args.clips, args.out_dir, args.batch_size, vad=args.vad,
                         norm=args.score_norm, cohort_size=args.cohort_size,
                         phrase=args.phrase_score, warp=args.warp,
-                        words_onnx=args.words_onnx, jobs=args.jobs)
+                        words_onnx=args.words_onnx, jobs=args.jobs, floor_db=args.floor_db)
     except PairsError as e:
         print(f"score_clips: {e}", file=sys.stderr)
         return 1

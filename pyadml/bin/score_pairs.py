@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pyadml.score.floor import add_floor_args
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.pairs import PairsError, score_pairs_file
@@ -24,6 +25,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--vad", action="store_true", help="energy voice-activity front end: cut each file to the frames within 30 dB of "
                    "its loudest plus 50 ms before scoring (off: the paper's protocol, audio as given)")
+    add_floor_args(p)
     add_norm_args(p)
     add_phrase_args(p)
     args = p.parse_args(argv)
@@ -31,7 +33,7 @@ def main(argv=None) -> int:
         res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device,
                                vad=args.vad, norm=args.score_norm, cohort_size=args.cohort_size,
                                phrase=args.phrase_score, words_onnx=args.words_onnx,
-                               jobs=args.jobs)
+                               jobs=args.jobs, floor_db=args.floor_db)
     except PairsError as e:
         print(f"score_pairs: {e}", file=sys.stderr)
         return 1

@@ -34,7 +34,8 @@ def read_clips(path: str | os.PathLike) -> list[tuple[Path, str]]:
 
 def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool = False,
                 norm: str = "none", cohort_size: int = DEFAULT_COHORT_SIZE,
-                phrase: str = "clip", warp: float = 1.0, words_onnx=None, jobs: int = 1) -> dict:
+                phrase: str = "clip", warp: float = 1.0, words_onnx=None, jobs: int = 1,
+                floor_db: float | None = None) -> dict:
     """Metrics of every clip against every keyword; with ``out_dir``, its scores.tsv too."""
     clips = read_clips(clips_tsv)
     keywords = sorted({k for _, k in clips})
@@ -47,7 +48,7 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
         out = Path(out_dir) / "scores.tsv" if out_dir else Path(tmp) / "scores.tsv"
         res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad, norm=norm,
                                cohort_size=cohort_size, phrase=phrase, warp=warp,
-                               words_onnx=words_onnx, jobs=jobs)
+                               words_onnx=words_onnx, jobs=jobs, floor_db=floor_db)
     return {"keywords": keywords, **clip_metrics(res.scores.reshape(len(clips), len(keywords)),
                                                  res.labels.reshape(len(clips), len(keywords)))}
 

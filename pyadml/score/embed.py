@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from pyadml.data.dataset import mean_normalize
+from pyadml.score.floor import floor_features
 from pyadml.data.trials import Trial
 from pyadml.models import KwsModel
 from pyadml.text import Tokenizer
@@ -72,8 +73,9 @@ def _frame_sequences(model: KwsModel, feats: Sequence[np.ndarray], batch_size: i
 
 
 def embed_cuts(model: KwsModel, cuts: Iterable, batch_size: int = 256,
-               mean_norm: bool = True) -> dict[str, np.ndarray]:
-    """cut id -> E_a^utt (d,) for each distinct cut, features from ``cut.load_features()``."""
+               mean_norm: bool = True, floor_db: float | None = None) -> dict[str, np.ndarray]:
+    """cut id -> E_a^utt (d,) for each distinct cut, features from ``cut.load_features()``
+    (with ``floor_db``, floored first: pyadml.score.floor)."""
     unique = {}
     for cut in cuts:
         unique.setdefault(cut.id, cut)
@@ -85,7 +87,7 @@ def embed_cuts(model: KwsModel, cuts: Iterable, batch_size: int = 256,
         chunk = [cuts[i] for i in order[start : start + batch_size]]
         feats = []
         for cut in chunk:
-            f = cut.load_features()
+            f = floor_features(cut.load_features(), floor_db)
             feats.append(mean_normalize(f) if mean_norm else np.asarray(f, dtype=np.float32))
         emb = embed_features(model, feats, batch_size=len(chunk))
         out.update(zip((c.id for c in chunk), emb))

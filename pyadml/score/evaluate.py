@@ -20,6 +20,7 @@ from pyadml.score import metrics as M
 from pyadml.score.embed import embed_cuts, embed_texts, score_trials
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
+from pyadml.score.floor import FloorError, check_floor_db, floor_features
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
 from pyadml.score.plots import plot_experiment_curves, plot_roc_det_pr
 from pyadml.score.report import plots_line, results_table
@@ -74,7 +75,8 @@ def git_commit() -> str:
 def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size: int = 256,
                     device: str = "cpu", exp_dir=None, norm: str = "none",
                     cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
-                    words_onnx=None, jobs: int = 1) -> tuple[dict, str]:
+                    words_onnx=None, jobs: int = 1,
+                    floor_db: float | None = None) -> tuple[dict, str]:
     """Score the trial lists of each (set, protocol) in ``sets``: cuts from
     ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
     trial_lists). Returns (metrics per list, the markdown results table). The training curves
@@ -95,7 +97,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
-    except (ScoreNormError, PhraseScoreError) as e:
+        floor_db = check_floor_db(floor_db)
+    except (ScoreNormError, PhraseScoreError, FloorError) as e:
         raise ScoreError(str(e)) from None
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)
 
@@ -127,7 +130,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
                              f"{sorted(absent)[0]}")
         t0 = time.time()
         audio_cache[cuts_path] = embed_cuts(model, cuts, batch_size=batch_size,
-                                            mean_norm=mean_norm)
+                                            mean_norm=mean_norm, floor_db=floor_db)
         took = time.time() - t0
         print(f"score: embedded {len(cuts)} cuts of {cuts_path.name} in {took:.1f} s "
               f"({len(cuts) / max(took, 1e-9):.0f} cuts/s)")
@@ -150,7 +153,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
         if phrase == "words":
             by_id = cut_cache[cuts_path]
             scores = fuse_words(loaded, scores, [t.cut_id for t in trials],
-                                [t.keyword for t in trials], lambda c: by_id[c].load_features(),
+                                [t.keyword for t in trials],
+                                lambda c: floor_features(by_id[c].load_features(), floor_db),
                                 batch_size=batch_size, cache=word_cache.setdefault(cuts_path, {}),
                                 onnx_dir=words_onnx, jobs=jobs)
         if cohort is not None:

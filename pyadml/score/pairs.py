@@ -24,6 +24,7 @@ from pyadml.fileio import write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
+from pyadml.score.floor import FloorError, check_floor_db, floor_features
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
@@ -59,11 +60,13 @@ MIN_SECONDS = 0.1
 
 
 def features_for(path: Path, extractor, rate: int, mean_norm: bool, vad: bool = False,
-                 warp: tuple[float, float, float] | None = None) -> np.ndarray:
+                 warp: tuple[float, float, float] | None = None,
+                 floor_db: float | None = None) -> np.ndarray:
     """Fbank of one file; ``vad``: first cut to its speech (pyadml.score.vad.vad_trim: frames
     within 30 dB of the loudest, plus 50 ms), so that leading/trailing silence or room noise
     does not change the score. ``warp``: (alpha, low_freq, high_freq), the features' spectral
-    peaks moved by alpha (pyadml.data.dataset.warp_mel), a diagnostic."""
+    peaks moved by alpha (pyadml.data.dataset.warp_mel), a diagnostic. ``floor_db``: values
+    more than that many dB below the loudest raised to it (pyadml.score.floor)."""
     audio = read_audio(path, rate)
     if vad:
         from pyadml.score.vad import vad_trim
@@ -75,6 +78,7 @@ def features_for(path: Path, extractor, rate: int, mean_norm: bool, vad: bool = 
     feats = np.asarray(extractor.extract(audio, rate), dtype=np.float32)
     if warp is not None:
         feats = warp_mel(feats, *warp)
+    feats = floor_features(feats, floor_db)
     return mean_normalize(feats) if mean_norm else feats
 
 
@@ -116,18 +120,24 @@ class PairScores:
 def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      device: str = "cpu", vad: bool = False, norm: str = "none",
                      cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
-                     warp: float = 1.0, words_onnx=None, jobs: int = 1) -> PairScores:
+                     warp: float = 1.0, words_onnx=None, jobs: int = 1,
+                     floor_db: float | None = None) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
     ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm).
     ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase).
     ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic.
+    ``floor_db``: the level-relative floor on the features (pyadml.score.floor); off by default.
     ``words_onnx``, ``jobs``: the words back-end's windows through that ONNX export."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     if not warp > 0:
         raise PairsError(f"--warp must be a positive factor, got {warp}")
+    try:
+        floor_db = check_floor_db(floor_db)
+    except FloorError as e:
+        raise PairsError(str(e)) from None
     pairs_path = Path(pairs_path)
     check_output_path(out_path, [pairs_path, model_path])
     try:
@@ -179,7 +189,8 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
             phones_ok.add(keyword)
         if wav not in feats:
             try:
-                feats[wav] = features_for(wav, extractor, rate, mean_norm, vad=vad, warp=warp_args)
+                feats[wav] = features_for(wav, extractor, rate, mean_norm, vad=vad, warp=warp_args,
+                                          floor_db=floor_db)
             except PairsError as e:
                 raise PairsError(f"{where}: {e}") from None
         rows.append((n, line, wav, keyword, label))

@@ -37,6 +37,7 @@ import numpy as np
 
 from pyadml.data.manifests import SetNotFound
 from pyadml.fileio import write_lines_atomic, write_text_atomic
+from pyadml.score.floor import add_floor_args
 
 from .audio import SpotError, as_mono, load_audio
 from .spotter import Detection, KeywordSpotter
@@ -341,7 +342,7 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
         sets["real"] = real_occurrences(wakeword_dev, keywords)
     refractory = {k: spotter.refractory_of(k) for k in keywords}
     report = {"keywords": list(keywords), "window_scale": spotter.window_scale,
-              "refractory_s": refractory, "sets": {}}
+              "refractory_s": refractory, "floor_db": spotter.floor_db, "sets": {}}
     curves = {}
     if jobs > 1:
         # Spawned, not forked: the parent may hold onnxruntime sessions (the TTS voices).
@@ -411,7 +412,9 @@ def results_md(report) -> str:
                   f"{100 * m['AP']:.2f}%, EER {100 * m['EER']:.2f}%, AUC {100 * m['AUC']:.2f}%, "
                   f"top-1 {100 * m['top1']:.1f}%."]
     lines += ["", f"Window scale {report['window_scale']:g}; refractory time "
-              + ", ".join(f"{k} {v:.2f} s" for k, v in report["refractory_s"].items()) + "."]
+              + ", ".join(f"{k} {v:.2f} s" for k, v in report["refractory_s"].items()) + "."
+              + (f" Features floored {report['floor_db']:g} dB below each window's loudest."
+                 if report.get("floor_db") else "")]
     return "\n".join(lines) + "\n"
 
 
@@ -455,6 +458,7 @@ def main(argv=None) -> int:
     p.add_argument("--hop", type=float, default=0.1, help="window hop in seconds")
     p.add_argument("--window-scale", type=float, help="KeywordSpotter's window_scale (default its own)")
     p.add_argument("--refractory", type=float, help="seconds (default: each keyword's window length)")
+    add_floor_args(p)
     p.add_argument("--jobs", type=int, default=1, help="processes for the streams and the clips "
                    "(one thread each; the same results)")
     args = p.parse_args(argv)
@@ -464,7 +468,8 @@ def main(argv=None) -> int:
         evaluate(args.model, args.data, args.out_dir, [k.strip() for k in args.keywords.split(",")],
                  args.wakeword_dev, args.backend, args.synth_reps, set_name=args.set,
                  cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop,
-                 refractory=args.refractory, window_scale=args.window_scale, jobs=args.jobs)
+                 refractory=args.refractory, window_scale=args.window_scale, jobs=args.jobs,
+                 floor_db=args.floor_db)
     except (SpotError, SetNotFound, PairsError) as e:
         print(f"eval_continuous: {e}", file=sys.stderr)
         return 1

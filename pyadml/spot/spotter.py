@@ -4,7 +4,8 @@ How a recording is searched (the same code path offline and streaming, so both g
 detections):
 
 1. fbank once for the whole signal (pyadml.spot.features, incremental), frames sliced into
-   windows; each window is mean-normalised on its own, as training normalised each word cut.
+   windows; each window is mean-normalised on its own, as training normalised each word cut
+   (with ``floor_db``, floored on its own first: pyadml.score.floor).
 2. A keyword's window is ``window_scale`` (default 1.5) times its expected duration,
    ``EDGE_SECONDS + SECONDS_PER_PHONE * phones`` (pyadml.spot.calibrate, fitted on synthetic
    words), rounded to a geometric grid of lengths (ratio 2^(1/4)) so keywords of similar
@@ -39,6 +40,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from pyadml.text import KeywordError
+from pyadml.score.floor import FloorError, check_floor_db, floor_features
 
 from . import calibrate
 from .audio import AudioInput, SpotError, StreamResampler, file_blocks, load_audio, to_mono
@@ -228,6 +230,7 @@ class _Search:
             pos = positions[c : c + bs]
             starts = np.array(pos) * hop - self.buf_start
             win = self.buf[starts[:, None] + np.arange(length)[None, :]]  # (B, W, D)
+            win = floor_features(win, self.sp.floor_db)
             # Per-window mean normalisation, float64 mean as pyadml.data.dataset.mean_normalize.
             win = (win - win.mean(axis=1, dtype=np.float64, keepdims=True)).astype(np.float32)
             lens = np.full(len(pos), length, np.int64)
@@ -280,8 +283,12 @@ class KeywordSpotter:
                  smooth: int = 3, refractory: float | None = None, batch_size: int = 64,
                  seconds_per_phone: float | None = None, edge_seconds: float | None = None,
                  window_scale: float | None = None, scan_step: int = 1, margin: float = 0.15,
-                 cohort: int = 0, cohort_top: int = 20):
+                 cohort: int = 0, cohort_top: int = 20, floor_db: float | None = None):
         self.backend = backend
+        try:
+            self.floor_db = check_floor_db(floor_db)
+        except FloorError as e:
+            raise SpotError(str(e)) from None
         opts = feature_options(backend.features)
         self.rate = int(opts["sampling_rate"])
         self.frame_shift = float(opts["frame_shift"])
@@ -440,6 +447,7 @@ class KeywordSpotter:
         feats = compute_fbank(self._audio(audio), self.backend.features)
         if feats.shape[0] == 0:
             raise SpotError("audio is shorter than one feature frame; nothing to score")
+        feats = floor_features(feats, self.floor_db)
         x = (feats - feats.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
         if getattr(self.backend, "scorer", "cosine") != "cosine":
             p = self.backend.score_windows(x[None], np.array([x.shape[0]]),

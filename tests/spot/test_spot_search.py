@@ -312,3 +312,36 @@ def test_cohort_normalisation_subtracts_the_mean_of_the_best_cohort_cosines(tiny
         KeywordSpotter.load(tiny_model, num_threads=1, cohort=5, cohort_top=9)
     with pytest.raises(SpotError, match="lexicon has"):
         lexicon_spotter(tiny_model, cohort=40).enroll(["computer"])  # 39 words besides it
+
+
+def test_with_a_floor_a_quieter_recording_gives_the_same_scores_and_detections(tiny_model):
+    """floor_db (pyadml.score.floor) floors each window on its own: the recording's level then
+    no longer matters, while without it the digital silence at the start, on fbank's absolute
+    floor, changes the scores of the quieter copy."""
+    x = speechlike(6, seed=5)
+    x[: 2 * RATE] = 0.0
+    floored = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0, floor_db=50)
+    plain = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0)
+    for sp in (floored, plain):
+        sp.enroll(["computer", "yes"])
+    quiet = 0.3 * x
+    a, b = plain.score((x, RATE)), plain.score((quiet, RATE))
+    assert max(abs(a[k] - b[k]) for k in a) > 1e-3
+    a, b = floored.score((x, RATE)), floored.score((quiet, RATE))
+    assert max(abs(a[k] - b[k]) for k in a) < 1e-4
+    loud = floored.detect((x, RATE))
+    assert len(loud) >= 4
+    _same(floored.detect((quiet, RATE)), loud, 1e-4)
+    assert max(abs(p.score - q.score) for p, q in zip(plain.detect((x, RATE)), plain.detect((quiet, RATE)))) > 1e-3
+    # Streaming == offline with the floor too (speech-like noise throughout: in digital silence
+    # every window scores the same, and which of equal scores peaks is float noise).
+    y = speechlike(8, seed=3)
+    ranked = sorted(d.score for d in floored.detect((y, RATE)))
+    k = int(0.75 * len(ranked))
+    thr = (ranked[k - 1] + ranked[k]) / 2
+    offline = floored.detect((y, RATE), threshold=thr)
+    assert offline
+    sizes = list(np.random.default_rng(2).integers(1, 4000, 200))
+    _same(_stream_sorted(floored, y, sizes, thr), offline, 1e-5)
+    with pytest.raises(SpotError, match="--floor-db must be a positive number"):
+        KeywordSpotter.load(tiny_model, num_threads=1, floor_db=-1)

@@ -1,0 +1,84 @@
+"""The level-relative floor on the log-mel features (pyadml.score.floor): a hand-worked example,
+and the property it is for: a recording scaled by a gain scores as the original does."""
+
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pyadml.bin import score_clips as cli
+from pyadml.data.features import fbank_extractor
+from pyadml.score.floor import FloorError, check_floor_db, floor_features
+from pyadml.score.pairs import features_for
+
+from test_score import tiny_model_file
+
+
+def test_values_below_the_floor_are_raised_to_it():
+    feats = np.array([[0.0, -1.0], [-5.0, -9.0], [-2.0, 0.5]], np.float32)
+    # 10 dB = ln(10) nats below the maximum 0.5: the floor is 0.5 - 2.302585 = -1.802585.
+    want = np.array([[0.0, -1.0], [-1.802585, -1.802585], [-1.802585, 0.5]], np.float32)
+    np.testing.assert_allclose(floor_features(feats, 10.0), want, atol=1e-6)
+    assert floor_features(feats, None) is feats
+    # A floor far below every value changes nothing.
+    np.testing.assert_array_equal(floor_features(feats, 200.0), feats)
+
+
+@pytest.mark.parametrize("bad", [0, -3, math.nan, math.inf, "50"])
+def test_a_floor_that_is_not_a_positive_number_is_refused(bad):
+    with pytest.raises(FloorError, match="--floor-db must be a positive number"):
+        check_floor_db(bad)
+
+
+def recording(gain, rate=16000):
+    """A tone burst with room-like noise 60 dB under it on one side and digital silence on the
+    other (as synthetic audio has), scaled by ``gain``."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(0.4 * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t) * np.hanning(t.size)
+    noise = 3e-4 * rng.standard_normal(int(0.3 * rate))
+    return gain * np.concatenate([noise, tone, np.zeros(int(0.3 * rate))])
+
+
+def test_with_the_floor_the_features_do_not_depend_on_the_level(tmp_path):
+    extractor = fbank_extractor({"num_mel_bins": 40})
+    paths = {}
+    for gain in (1.0, 0.1):
+        paths[gain] = tmp_path / f"g{gain}.wav"
+        sf.write(paths[gain], recording(gain).astype(np.float32), 16000, subtype="FLOAT")
+
+    def feats(gain, floor_db):
+        return features_for(paths[gain], extractor, 16000, True, floor_db=floor_db)
+
+    # Without the floor the silence sits on fbank's absolute floor (ln eps) whatever the gain,
+    # so the quieter copy's normalised features differ.
+    assert np.abs(feats(1.0, None) - feats(0.1, None)).max() > 0.5
+    np.testing.assert_allclose(feats(1.0, 50.0), feats(0.1, 50.0), atol=1e-3)
+
+
+def test_score_clips_floor_db_scores_a_quieter_copy_as_the_original(tmp_path, capsys):
+    model = tiny_model_file(tmp_path / "final.pt")
+    (tmp_path / "audio").mkdir()
+    lines = []
+    for gain in (1.0, 0.1):
+        for i, kw in enumerate(["alexa", "computer"]):
+            x = recording(gain) * (1.0 + 0.3 * i)
+            sf.write(tmp_path / "audio" / f"{kw}_{gain}.wav", x.astype(np.float32), 16000, subtype="FLOAT")
+            lines.append(f"audio/{kw}_{gain}.wav\t{kw}")
+    (tmp_path / "clips.tsv").write_text("\n".join(lines) + "\n")
+
+    def scores(*opts):
+        out = tmp_path / ("out" + "".join(opts))
+        assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                         "--out-dir", str(out), *opts]) == 0
+        rows = [r.split("\t") for r in (out / "scores.tsv").read_text().splitlines()]
+        return np.array([float(r[3]) for r in rows]).reshape(2, 2, 2)  # gain, clip, keyword
+
+    plain = scores()
+    assert np.abs(plain[0] - plain[1]).max() > 1e-2
+    floored = scores("--floor-db", "50")
+    np.testing.assert_allclose(floored[0], floored[1], atol=1e-4)
+    assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                     "--floor-db", "0"]) == 1
+    assert "--floor-db must be a positive number" in capsys.readouterr().err
