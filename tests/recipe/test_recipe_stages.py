@@ -169,6 +169,10 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     assert "word by word" in out and "tiny, phrase words" in (recipe / "RESULTS.md").read_text()
     ww_words = json.loads((exp / "results" / "wakeword_dev_words" / "metrics.json").read_text())
     assert ww_words["clips"] == 6
+    # the level-relative floor (pyadml.score.floor), alone and with T-norm
+    for name in ("wakeword_dev_floor50", "wakeword_dev_floor50_tnorm"):
+        assert json.loads((exp / "results" / name / "metrics.json").read_text())["clips"] == 6
+    assert "level-relative floor (--floor-db 50)" in out
     # the words' windows went through the ONNX export of this final.pt (its parity printed)
     assert "onnxruntime vs torch max abs diff" in (exp / "log" / "export_onnx.log").read_text()
     assert "--words-onnx" in (recipe / "RESULTS.md").read_text()
