@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from pyadml.data.dataset import mean_normalize
-from pyadml.score.floor import floor_features
 from pyadml.data.trials import Trial
 from pyadml.models import KwsModel
+from pyadml.score.floor import floor_features
 from pyadml.text import Tokenizer
 
 

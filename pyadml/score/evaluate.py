@@ -18,9 +18,9 @@ from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_cuts, embed_texts, score_trials
+from pyadml.score.floor import FloorError, check_floor_db, floor_features
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
-from pyadml.score.floor import FloorError, check_floor_db, floor_features
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
 from pyadml.score.plots import plot_experiment_curves, plot_roc_det_pr
 from pyadml.score.report import plots_line, results_table

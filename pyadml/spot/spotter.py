@@ -39,8 +39,8 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from pyadml.text import KeywordError
 from pyadml.score.floor import FloorError, check_floor_db, floor_features
+from pyadml.text import KeywordError
 
 from . import calibrate
 from .audio import AudioInput, SpotError, StreamResampler, file_blocks, load_audio, to_mono
