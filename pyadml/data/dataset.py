@@ -15,6 +15,7 @@ import pyadml.data.augment  # noqa: F401  lhotse must know our transforms to rea
 from pyadml.data.cuts import is_span
 from pyadml.data.text_negatives import NearMissTexts, check_text_negatives
 from pyadml.fileio import write_lines_atomic
+from pyadml.score.floor import check_floor_db, floor_features
 from pyadml.text import KeywordError, Tokenizer
 
 
@@ -72,6 +73,7 @@ class KeywordDataset(torch.utils.data.Dataset):
         text_negatives: Mapping | None = None,
         vtlp: Mapping | None = None,
         tempo: Mapping | None = None,
+        floor_db: float | None = None,
     ):
         # Padded lengths rounded up to a multiple: fewer distinct shapes, so CPU kernels
         # (oneDNN primitives) are reused rather than built and cached for every batch.
@@ -95,6 +97,7 @@ class KeywordDataset(torch.utils.data.Dataset):
         self.spec_augment = dict(spec_augment) if spec_augment and spec_augment.get("prob") else None
         self.vtlp = check_vtlp(vtlp) if vtlp and vtlp.get("prob") else None
         self.tempo = check_tempo(tempo) if tempo and tempo.get("prob") else None
+        self.floor_db = check_floor_db(floor_db, "floor_db")
         # Near-miss texts of each distinct batch text (loss.text_negatives; count 0: none),
         # from the words of the training texts.
         self.text_negatives = None
@@ -131,8 +134,9 @@ class KeywordDataset(torch.utils.data.Dataset):
                           self.tempo, batch_rng(self.seed, cut_ids, 4))
         if self.context_growth is not None:
             feats = self.crop_context(cuts, feats)
-        # Mean normalisation after the crop: over the frames the model sees, as in scoring.
-        feats = [mean_normalize(f) for f in feats]
+        # The floor and mean normalisation after the crop: over the frames the model sees, as
+        # in scoring.
+        feats = [mean_normalize(floor_features(f, self.floor_db)) for f in feats]
         if self.vtlp:
             feats = vtlp(feats, self.vtlp, batch_rng(self.seed, cut_ids, 3))
         if self.spec_augment:

@@ -23,6 +23,17 @@ _FBANK_KEYS = {"num_mel_bins", "frame_length", "frame_shift", "dither", "low_fre
                "snip_edges", "energy_floor", "sampling_rate"}
 
 
+# Keys of a model's features (final.pt, exp/<tag>/fbank.yaml) that are its front end after the
+# fbank, not fbank options: per-utterance mean normalisation and the level-relative floor of
+# training (pyadml.score.floor).
+FRONT_END_KEYS = ("mean_norm", "floor_db")
+
+
+def fbank_options(features: dict) -> dict:
+    """A model's features without its front-end keys: the fbank options alone."""
+    return {k: v for k, v in features.items() if k not in FRONT_END_KEYS}
+
+
 def mel_range(features: dict) -> tuple[float, float]:
     """The fbank's mel range in Hz from its options: low_freq, and high_freq (<= 0 counts from
     Nyquist, as in Kaldi); lhotse's defaults 20 and -400 where not given."""

@@ -347,6 +347,7 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
             n, state = counts[0], _average_states(models)
         else:
             from pyadml.score.embed import trials_ap
+            from pyadml.score.floor import model_floor_db
 
             audio_cfg = EcapaConfig(**model_cfg["audio"])
             text_full = TextEncoderConfig(**{**text_cfg, "vocab_size": len(tokenizer.phone_table)})
@@ -357,7 +358,8 @@ def export_experiment(exp_dir: str | os.PathLike, avg: int | None = None,
             best = None
             for n, cand in candidates:
                 _, model = _scoring_model(cand, audio_cfg, text_full, scorer, dict(head_opts or {}))
-                dev_aps[n] = trials_ap(model, *dev, tokenizer, bool(features.get("mean_norm", True)))
+                dev_aps[n] = trials_ap(model, *dev, tokenizer, bool(features.get("mean_norm", True)),
+                                       floor_db=model_floor_db(features))
                 if best is None or dev_aps[n] > dev_aps[best[0]]:
                     best = (n, cand)
             n, state = best

@@ -198,12 +198,12 @@ def _detector_scores(trials, audio_emb, text_emb, model, batch_size: int) -> np.
 
 @torch.inference_mode()
 def trials_ap(model: KwsModel, cuts: Iterable, trials: Sequence[Trial], tokenizer: Tokenizer,
-              mean_norm: bool = True) -> float:
+              mean_norm: bool = True, floor_db: float | None = None) -> float:
     """AP of ``model`` on ``trials`` over ``cuts``, scored as stage 8 scores (each distinct cut
     and keyword embedded once): the dev check of training and of stage 7."""
     from pyadml.score.metrics import average_precision
 
-    audio = embed_cuts(model, cuts, mean_norm=mean_norm)
+    audio = embed_cuts(model, cuts, mean_norm=mean_norm, floor_db=floor_db)
     text = embed_texts(model, {t.keyword for t in trials}, tokenizer)
     scores = score_trials(trials, audio, text, model=model)
     return float(average_precision(scores, np.array([t.label for t in trials])))

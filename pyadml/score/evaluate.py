@@ -18,7 +18,7 @@ from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_cuts, embed_texts, score_trials
-from pyadml.score.floor import FloorError, check_floor_db, floor_features
+from pyadml.score.floor import FloorError, floor_features, model_floor_db
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
@@ -97,7 +97,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
-        floor_db = check_floor_db(floor_db)
+        floor_db = model_floor_db(loaded.features, floor_db)
     except (ScoreNormError, PhraseScoreError, FloorError) as e:
         raise ScoreError(str(e)) from None
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)

@@ -27,12 +27,13 @@ class FloorError(ValueError):
     pass
 
 
-def check_floor_db(floor_db: float | None) -> float | None:
-    """None (off) or a positive number of dB."""
+def check_floor_db(floor_db: float | None, name: str = "--floor-db") -> float | None:
+    """None (off) or a positive number of dB; ``name`` is the option or config key to blame."""
     if floor_db is None:
         return None
-    if not (isinstance(floor_db, (int, float)) and math.isfinite(floor_db) and floor_db > 0):
-        raise FloorError(f"--floor-db must be a positive number of dB below the loudest "
+    if not (isinstance(floor_db, (int, float)) and not isinstance(floor_db, bool)
+            and math.isfinite(floor_db) and floor_db > 0):
+        raise FloorError(f"{name} must be a positive number of dB below the loudest "
                          f"log-mel value, got {floor_db!r}")
     return float(floor_db)
 
@@ -50,10 +51,21 @@ def floor_features(feats: np.ndarray, floor_db: float | None) -> np.ndarray:
     return np.maximum(feats, top - np.float32(floor_db * math.log(10) / 10))
 
 
+def model_floor_db(features, floor_db: float | None = None) -> float | None:
+    """The floor to score a model with: ``floor_db`` when given (the scoring option), else the
+    floor the model was trained with (its features' ``floor_db``: the training config's
+    floor_db, carried by final.pt), else None."""
+    if floor_db is not None:
+        return check_floor_db(floor_db)
+    return check_floor_db((features or {}).get("floor_db"), "the model's features floor_db")
+
+
 def add_floor_args(parser) -> None:
     """--floor-db of the scoring commands."""
     parser.add_argument("--floor-db", type=float, default=None, metavar="DB",
                         help="raise every log-mel value more than DB dB below the clip's loudest "
                         "to that level before scoring (pyadml.score.floor; 50 in stage 8): the "
                         "scores then do not depend on the recording level, and room sound "
-                        "far below the speech is flattened. Off by default (the paper's protocol)")
+                        "far below the speech is flattened. Default: the floor the model was "
+                        "trained with (training's floor_db), none for the recipe's models "
+                        "(the paper's protocol)")

@@ -18,13 +18,13 @@ import numpy as np
 import soundfile as sf
 
 from pyadml.data.dataset import mean_normalize, warp_mel
-from pyadml.data.features import fbank_extractor, mel_range
+from pyadml.data.features import fbank_extractor, fbank_options, mel_range
 from pyadml.data.trials import Trial
 from pyadml.fileio import write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
-from pyadml.score.floor import FloorError, check_floor_db, floor_features
+from pyadml.score.floor import FloorError, check_floor_db, floor_features, model_floor_db
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
@@ -128,7 +128,8 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm).
     ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase).
     ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic.
-    ``floor_db``: the level-relative floor on the features (pyadml.score.floor); off by default.
+    ``floor_db``: the level-relative floor on the features (pyadml.score.floor); default the
+    model's own (none unless it was trained with one).
     ``words_onnx``, ``jobs``: the words back-end's windows through that ONNX export."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
@@ -152,9 +153,10 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
-    except (ScoreNormError, PhraseScoreError) as e:
+        floor_db = model_floor_db(loaded.features, floor_db)
+    except (ScoreNormError, PhraseScoreError, FloorError) as e:
         raise PairsError(str(e)) from None
-    feat_cfg = {k: v for k, v in loaded.features.items() if k != "mean_norm"}
+    feat_cfg = fbank_options(loaded.features)
     mean_norm = bool(loaded.features.get("mean_norm", True))
     rate = int(feat_cfg.get("sampling_rate", 16000))
     extractor = fbank_extractor(feat_cfg)

@@ -24,6 +24,7 @@ from pyadml.fileio import write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score.embed import embed_features, embed_texts, score_trials
 from pyadml.score.evaluate import word_metrics
+from pyadml.score.floor import floor_features, model_floor_db
 
 
 def warp_check(model_path, cuts_path, trials_path, alphas: Sequence[float],
@@ -55,7 +56,9 @@ def warp_check(model_path, cuts_path, trials_path, alphas: Sequence[float],
     if not trials:
         raise ValueError(f"no trials of {trials_path} to score")
     ids = sorted({t.cut_id for t in trials})
-    raw = [np.asarray(cuts[i].load_features(), dtype=np.float32) for i in ids]
+    floor_db = model_floor_db(loaded.features)  # the model's own front end, if it has one
+    raw = [floor_features(np.asarray(cuts[i].load_features(), dtype=np.float32), floor_db)
+           for i in ids]
     texts = embed_texts(loaded.model, dict.fromkeys(t.keyword for t in trials), loaded.tokenizer)
     out = {"alphas": list(alphas), "AP": {}, "AP_per_speaker": {}}
     for a in alphas:

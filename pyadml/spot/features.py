@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pyadml.data.features import fbank_options
+
 from .audio import SpotError
 
 # lhotse FbankConfig defaults that the model files do not store (pyadml.data.features).
@@ -22,9 +24,10 @@ _DEFAULTS = {"sampling_rate": 16000, "num_mel_bins": 40, "frame_length": 0.025,
 
 
 def feature_options(features: dict) -> dict:
-    """The model's stored fbank options with lhotse's defaults filled in (mean_norm dropped)."""
+    """The model's stored fbank options with lhotse's defaults filled in (the front-end keys,
+    mean_norm and floor_db, dropped)."""
     cfg = dict(_DEFAULTS)
-    cfg.update({k: v for k, v in features.items() if k != "mean_norm"})
+    cfg.update(fbank_options(features))
     unknown = set(cfg) - set(_DEFAULTS)
     if unknown:
         raise SpotError(f"model features: unknown fbank option(s) {sorted(unknown)}")

@@ -39,7 +39,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from pyadml.score.floor import FloorError, check_floor_db, floor_features
+from pyadml.score.floor import FloorError, floor_features, model_floor_db
 from pyadml.text import KeywordError
 
 from . import calibrate
@@ -286,7 +286,7 @@ class KeywordSpotter:
                  cohort: int = 0, cohort_top: int = 20, floor_db: float | None = None):
         self.backend = backend
         try:
-            self.floor_db = check_floor_db(floor_db)
+            self.floor_db = model_floor_db(backend.features, floor_db)
         except FloorError as e:
             raise SpotError(str(e)) from None
         opts = feature_options(backend.features)

@@ -136,6 +136,10 @@ DEFAULTS: dict[str, Any] = {
     # probability prob a row's word (not its added context) is slowed to a rate ~ U[low, high]
     # (<= 1), never past the batch's longest word. prob 0: off.
     "tempo": {"prob": 0.0, "low": 0.6, "high": 1.0},
+    # The level-relative floor on the training features (pyadml.score.floor), in dB below each
+    # cut's loudest log-mel value, before mean normalisation; the dev check and stage 7 apply it
+    # too, and final.pt carries it for scoring. null: off.
+    "floor_db": None,
     # Moving averages of the weights (pyadml.train.ema), one per decay: a shadow of the run
     # (training is unchanged), each scored on the dev trials after every epoch; stage 7 keeps
     # whichever of them and the last checkpoints' averages scores best there. []: none.
@@ -307,7 +311,8 @@ LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY
           "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0,
           "spec_augment.prob": 0.0, "spec_augment.*": ANY,
           "loss.text_negatives.count": 0, "loss.text_negatives.*": ANY,
-          "vtlp.prob": 0.0, "vtlp.*": ANY, "tempo.prob": 0.0, "tempo.*": ANY}
+          "vtlp.prob": 0.0, "vtlp.*": ANY, "tempo.prob": 0.0, "tempo.*": ANY,
+          "floor_db": None}
 
 
 def _legacy(key: str):

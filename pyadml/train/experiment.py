@@ -59,10 +59,11 @@ def check_data_config(d: dict) -> dict:
     return d
 
 
-def copy_experiment_inputs(d: dict, exp: Path) -> None:
+def copy_experiment_inputs(d: dict, exp: Path, floor_db: float | None = None) -> None:
     """exp/<tag> becomes the contract after training: the lang directory and the feature
-    options (with mean normalisation, which the training batches apply) are copied into it,
-    and export and scoring read only those copies."""
+    options (with mean normalisation, which the training batches apply, and the training's
+    level-relative floor ``floor_db`` when it has one) are copied into it, and export and
+    scoring read only those copies."""
     import yaml
 
     for name in LANG_FILES:
@@ -72,4 +73,6 @@ def copy_experiment_inputs(d: dict, exp: Path) -> None:
     if not isinstance(features, dict):
         raise ValueError(f"{d['fbank_config']}: expected a mapping of fbank options")
     features["mean_norm"] = True  # KeywordDataset mean-normalises every training utterance
+    if floor_db is not None:  # and floors it first: scoring must too (pyadml.score.floor)
+        features["floor_db"] = float(floor_db)
     write_text_atomic(exp / "fbank.yaml", yaml.safe_dump(features, sort_keys=False))

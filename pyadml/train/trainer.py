@@ -80,7 +80,7 @@ class Trainer:
         self.tokenizer = Tokenizer.from_lang_dir(d["lang"])
         self.keyword_ids = read_keyword_ids(Path(d["lang"]) / "keywords.txt")
         if self.rank == 0:
-            copy_experiment_inputs(d, self.exp)
+            copy_experiment_inputs(d, self.exp, cfg["floor_db"])
         cuts = CutSet.from_file(d["train"]).to_eager()
         b = cfg["batch"]
         self.dataset = KeywordDataset(cuts, self.tokenizer, self.keyword_ids,
@@ -88,7 +88,8 @@ class Trainer:
                                       context_growth=b["context_growth"], seed=cfg["seed"],
                                       spec_augment=cfg["spec_augment"],
                                       text_negatives=cfg["loss"]["text_negatives"],
-                                      vtlp=cfg["vtlp"], tempo=cfg["tempo"])
+                                      vtlp=cfg["vtlp"], tempo=cfg["tempo"],
+                                      floor_db=cfg["floor_db"])
         # Multi-word spans never enter the K x M keyword groups: batch.span_rows of them join
         # each batch as extra rows, or form batches of their own after every batch.span_every
         # keyword batches (pyadml.data.span_sampler); none with span_rows 0.
@@ -362,6 +363,6 @@ class Trainer:
             objective.load_state_dict(state)
         objective.eval()
         model = KwsModel(objective.audio, objective.text, head=getattr(objective, "head", None))
-        ap = trials_ap(model, *self._dev, self.tokenizer)
+        ap = trials_ap(model, *self._dev, self.tokenizer, floor_db=self.cfg["floor_db"])
         objective.train()
         return ap

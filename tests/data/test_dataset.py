@@ -272,3 +272,26 @@ def test_near_miss_texts_per_distinct_batch_text(cuts):
     assert "neg_phones" not in off
     with pytest.raises(ValueError, match="loss.text_negatives.pool"):
         KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, text_negatives={**TN, "pool": 0})
+
+
+def test_the_floor_is_applied_to_each_training_cut_before_mean_normalisation(cuts):
+    """floor_db: each cut's log-mel values below (its maximum - floor_db dB) raised to it, then
+    mean-normalised (pyadml.score.floor); checked against that formula written out here."""
+    ids = known_ids(cuts)
+    by_id = {c.id: c for c in cuts}
+    floored = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, floor_db=20.0)[ids]
+    plain = KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS)[ids]
+    raised = 0
+    for b, cid in enumerate(ids):
+        f = by_id[cid].load_features().astype(np.float64)
+        level = f.max() - 20.0 * np.log(10) / 10
+        raised += int((f < level).sum())
+        want = np.where(f < level, level, f)
+        want -= want.mean(axis=0)
+        n = int(floored["feat_lens"][b])
+        np.testing.assert_allclose(floored["feats"][b, :n].numpy(), want, atol=1e-4)
+    assert raised > 0  # the floor was exercised: the batches differ
+    assert not torch.allclose(floored["feats"], plain["feats"])
+    for bad in (-3, 0, True, "50"):
+        with pytest.raises(ValueError, match=f"floor_db must be a positive number.*{bad!r}"):
+            KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, floor_db=bad)

@@ -57,8 +57,8 @@ def test_with_the_floor_the_features_do_not_depend_on_the_level(tmp_path):
     np.testing.assert_allclose(feats(1.0, 50.0), feats(0.1, 50.0), atol=1e-3)
 
 
-def test_score_clips_floor_db_scores_a_quieter_copy_as_the_original(tmp_path, capsys):
-    model = tiny_model_file(tmp_path / "final.pt")
+def level_clips(tmp_path):
+    """clips.tsv: two keywords' clips, each at gains 1 and 0.1."""
     (tmp_path / "audio").mkdir()
     lines = []
     for gain in (1.0, 0.1):
@@ -67,13 +67,22 @@ def test_score_clips_floor_db_scores_a_quieter_copy_as_the_original(tmp_path, ca
             sf.write(tmp_path / "audio" / f"{kw}_{gain}.wav", x.astype(np.float32), 16000, subtype="FLOAT")
             lines.append(f"audio/{kw}_{gain}.wav\t{kw}")
     (tmp_path / "clips.tsv").write_text("\n".join(lines) + "\n")
+    return tmp_path / "clips.tsv"
+
+
+def clip_scores(model, clips, out, *opts):
+    """score_clips' scores as (gain, clip, keyword)."""
+    assert cli.main(["--model", str(model), "--clips", str(clips), "--out-dir", str(out), *opts]) == 0
+    rows = [r.split("\t") for r in (out / "scores.tsv").read_text().splitlines()]
+    return np.array([float(r[3]) for r in rows]).reshape(2, 2, 2)
+
+
+def test_score_clips_floor_db_scores_a_quieter_copy_as_the_original(tmp_path, capsys):
+    model = tiny_model_file(tmp_path / "final.pt")
+    clips = level_clips(tmp_path)
 
     def scores(*opts):
-        out = tmp_path / ("out" + "".join(opts))
-        assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
-                         "--out-dir", str(out), *opts]) == 0
-        rows = [r.split("\t") for r in (out / "scores.tsv").read_text().splitlines()]
-        return np.array([float(r[3]) for r in rows]).reshape(2, 2, 2)  # gain, clip, keyword
+        return clip_scores(model, clips, tmp_path / ("out" + "".join(opts)), *opts)
 
     plain = scores()
     assert np.abs(plain[0] - plain[1]).max() > 1e-2
@@ -82,3 +91,21 @@ def test_score_clips_floor_db_scores_a_quieter_copy_as_the_original(tmp_path, ca
     assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
                      "--floor-db", "0"]) == 1
     assert "--floor-db must be a positive number" in capsys.readouterr().err
+
+
+def test_a_model_trained_with_a_floor_is_scored_with_it(tmp_path, capsys):
+    """final.pt's features carry training's floor_db (pyadml.train.experiment): scoring applies
+    it unless --floor-db says otherwise, so the model sees the front end it was trained on."""
+    plain = tiny_model_file(tmp_path / "plain.pt")
+    trained = tiny_model_file(tmp_path / "floored.pt", floor_db=50.0)  # the same weights
+    clips = level_clips(tmp_path)
+    want = clip_scores(plain, clips, tmp_path / "a", "--floor-db", "50")
+    got = clip_scores(trained, clips, tmp_path / "b")
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(got[0], got[1], atol=1e-4)  # level-free, as the floor makes it
+    np.testing.assert_allclose(clip_scores(trained, clips, tmp_path / "c", "--floor-db", "30"),
+                               clip_scores(plain, clips, tmp_path / "d", "--floor-db", "30"), atol=1e-6)
+    assert np.abs(got - clip_scores(plain, clips, tmp_path / "e")).max() > 1e-3
+    bad = tiny_model_file(tmp_path / "bad.pt", floor_db=-5.0)
+    assert cli.main(["--model", str(bad), "--clips", str(clips)]) == 1
+    assert "the model's features floor_db must be a positive number" in capsys.readouterr().err

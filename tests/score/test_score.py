@@ -28,7 +28,8 @@ WORDS = ["hello", "world", "music", "water", "yellow", "table"]
 SEEN = {"hello", "world", "music"}
 
 
-def tiny_model_file(path, seed=0, cohort=()):
+def tiny_model_file(path, seed=0, cohort=(), floor_db=None):
+    """A random tiny cosine model as final.pt; ``floor_db``: as if trained with that floor."""
     torch.manual_seed(seed)
     model = KwsModel.from_configs(EcapaConfig(**AUDIO),
                                   TextEncoderConfig(vocab_size=len(PHONES) + 1, **TEXT))
@@ -39,7 +40,8 @@ def tiny_model_file(path, seed=0, cohort=()):
             mod.running_var.uniform_(0.5, 1.5)
     export_model(model.state_dict(), path, audio_config=AUDIO, text_config=TEXT,
                  tokenizer=Tokenizer(PhoneTable(PHONES), {}),
-                 features={**FBANK, "mean_norm": True}, meta={"test": True}, cohort=cohort)
+                 features={**FBANK, "mean_norm": True, **({"floor_db": floor_db} if floor_db else {})},
+                 meta={"test": True}, cohort=cohort)
     return path
 
 

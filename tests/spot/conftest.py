@@ -20,8 +20,9 @@ FBANK = {"num_mel_bins": 40, "frame_length": 0.025, "frame_shift": 0.01, "dither
 RATE = 16000
 
 
-def tiny_model_file(path, seed=0):
-    """As tests/score/test_score.py builds it: random weights, non-trivial BN statistics."""
+def tiny_model_file(path, seed=0, floor_db=None):
+    """As tests/score/test_score.py builds it: random weights, non-trivial BN statistics;
+    ``floor_db``: as if trained with that floor (its features carry it)."""
     torch.manual_seed(seed)
     model = KwsModel.from_configs(EcapaConfig(**AUDIO),
                                   TextEncoderConfig(vocab_size=len(PHONES) + 1, **TEXT))
@@ -31,7 +32,8 @@ def tiny_model_file(path, seed=0):
             mod.running_var.uniform_(0.5, 1.5)
     export_model(model.state_dict(), path, audio_config=AUDIO, text_config=TEXT,
                  tokenizer=Tokenizer(PhoneTable(PHONES), {}),
-                 features={**FBANK, "mean_norm": True}, meta={"test": True})
+                 features={**FBANK, "mean_norm": True, **({"floor_db": floor_db} if floor_db else {})},
+                 meta={"test": True})
     return path
 
 

@@ -3,7 +3,7 @@ audio, and streaming == offline for chunks of any size."""
 
 import numpy as np
 import pytest
-from conftest import RATE, ToneBackend, chirp_burst, insert, speechlike
+from conftest import RATE, ToneBackend, chirp_burst, insert, speechlike, tiny_model_file
 
 from pyadml.spot import Detection, KeywordSpotter, SpotError
 from pyadml.spot.spotter import window_grid
@@ -345,3 +345,24 @@ def test_with_a_floor_a_quieter_recording_gives_the_same_scores_and_detections(t
     _same(_stream_sorted(floored, y, sizes, thr), offline, 1e-5)
     with pytest.raises(SpotError, match="--floor-db must be a positive number"):
         KeywordSpotter.load(tiny_model, num_threads=1, floor_db=-1)
+
+
+def test_a_model_trained_with_a_floor_spots_with_it(tiny_model, tmp_path):
+    """A model whose features carry training's floor_db floors every window without being told
+    (torch and its ONNX export alike); an explicit floor_db still wins."""
+    from pyadml.spot.onnx_export import export_onnx
+
+    trained = tiny_model_file(tmp_path / "floored.pt", floor_db=50.0)  # tiny_model's weights
+    export_onnx(trained, tmp_path / "onnx")
+    x = speechlike(6, seed=5)
+    x[: 2 * RATE] = 0.0
+    want = KeywordSpotter.load(tiny_model, num_threads=1, floor_db=50)
+    want.enroll(["computer", "yes"])
+    want = want.score((x, RATE))
+    for model in (trained, tmp_path / "onnx"):
+        sp = KeywordSpotter.load(model, num_threads=1)
+        assert sp.floor_db == 50.0
+        sp.enroll(["computer", "yes"])
+        got = sp.score((x, RATE))
+        assert max(abs(got[k] - want[k]) for k in want) < 1e-4
+    assert KeywordSpotter.load(trained, num_threads=1, floor_db=30).floor_db == 30.0

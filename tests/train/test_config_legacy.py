@@ -49,3 +49,11 @@ def test_a_run_from_before_a_feature_augmentation_resumes_unless_it_is_turned_on
     assert config_changes(old, new) == {}
     new[key]["prob"] = 0.5
     assert config_changes(old, new) == {f"{key}.prob": (None, 0.5)}
+
+
+def test_a_run_from_before_the_training_floor_resumes_unless_it_is_turned_on():
+    new = copy.deepcopy(DEFAULTS)
+    old = _without(new, "floor_db")
+    assert config_changes(old, new) == {}
+    new["floor_db"] = 50
+    assert config_changes(old, new) == {"floor_db": (None, 50)}

@@ -37,7 +37,9 @@ def two_epochs(tiny_training_data, tmp_path_factory):
     return exp, data
 
 
-def _independent_dev_ap(model_path: Path, data: Path) -> float:
+def _independent_dev_ap(model_path: Path, data: Path, floor_db: float | None = None) -> float:
+    """Dev AP one trial at a time; ``floor_db``: each cut's features first raised to its
+    maximum - floor_db * ln(10) / 10 (pyadml.score.floor's formula, written out here)."""
     from lhotse import CutSet
 
     from pyadml.data.dataset import mean_normalize
@@ -51,7 +53,10 @@ def _independent_dev_ap(model_path: Path, data: Path) -> float:
     scores = []
     with torch.no_grad():  # one utterance and one keyword at a time: no batching, no caches
         for t in trials:
-            f = torch.from_numpy(mean_normalize(cuts[t.cut_id].load_features()))[None]
+            f = cuts[t.cut_id].load_features()
+            if floor_db is not None:
+                f = np.maximum(f, f.max() - floor_db * np.log(10) / 10)
+            f = torch.from_numpy(mean_normalize(f))[None]
             a = loaded.model.embed_audio(f).utt[0]
             p = torch.tensor([loaded.phone_ids(t.keyword)])
             e = loaded.model.embed_text(p).utt[0]
@@ -106,3 +111,31 @@ def test_last_and_a_missing_dev_set(two_epochs, tmp_path, monkeypatch):
         export_experiment(moved, out=tmp_path / "c.pt", select="dev")
     with pytest.raises(ValueError, match="select"):
         export_experiment(exp, out=tmp_path / "d.pt", select="best")
+
+
+def test_a_run_with_the_floor_is_checked_and_exported_with_it(tiny_training_data, tmp_path):
+    """Training's floor_db reaches every later use: the dev AP after each epoch and stage 7's
+    choice are scored with it (equal to a one-at-a-time scoring with the floor written out,
+    not to one without), and final.pt's features carry it for scoring."""
+    import json
+
+    import yaml
+
+    from pyadml.models.export import export_experiment, load_model
+
+    data, exp = tiny_training_data, tmp_path / "exp"
+    cfg = load_config(TINY, [f"data.train={data / 'train.jsonl.gz'}", f"data.dev={data / 'dev.jsonl.gz'}",
+                             f"data.dev_trials={data / 'dev.tsv'}", f"data.lang={data / 'lang'}",
+                             f"data.fbank_config={data / 'fbank.yaml'}", "batch.keywords=4",
+                             "epochs=2", "average=2", "threads=1", "floor_db=20"])
+    Trainer(cfg, exp).run()
+    assert yaml.safe_load((exp / "fbank.yaml").read_text())["floor_db"] == 20.0
+    blob, _ = export_experiment(exp, out=tmp_path / "final.pt", select="dev")
+    export_experiment(exp, avg=1, out=tmp_path / "last1.pt", select="last")
+    assert load_model(tmp_path / "final.pt").features["floor_db"] == 20.0
+    want = _independent_dev_ap(tmp_path / "last1.pt", data, floor_db=20.0)
+    assert want != pytest.approx(_independent_dev_ap(tmp_path / "last1.pt", data), abs=1e-4)
+    assert blob["meta"]["dev_ap_by_average"]["1"] == pytest.approx(want, abs=1e-6)
+    logged = [json.loads(line) for line in (exp / "metrics.jsonl").read_text().splitlines()]
+    last = [r["dev_ap"] for r in logged if r.get("dev_ap") is not None][-1]
+    assert last == pytest.approx(want, abs=1e-6)
