@@ -1,5 +1,6 @@
 """Score the same word clips with 0.05 s and 1 s of context (silence under a low white noise),
-with and without the energy voice-activity front end (pyadml.score.padding):
+with and without the energy voice-activity front end (pyadml.score.padding); with --floor-db,
+after the level-relative floor (pyadml.score.floor):
 
     python -m pyadml.bin.padding_check --model exp/<tag>/final.pt \\
         --cuts data/cuts/<set>.jsonl.gz --out-dir exp/<tag>/padding
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pyadml.score.floor import FloorError, add_floor_args
 from pyadml.score.pairs import PairsError
 from pyadml.score.padding import padding_check
 
@@ -24,6 +26,7 @@ def main(argv=None) -> int:
     p.add_argument("--noise-db", type=float, default=-40.0,
                    help="white noise under each clip, dB relative to the word's power")
     p.add_argument("--seed", type=int, default=0)
+    add_floor_args(p)
     args = p.parse_args(argv)
     try:
         pads = tuple(float(x) for x in args.pads.split(","))
@@ -31,8 +34,8 @@ def main(argv=None) -> int:
         p.error(f"--pads: expected comma-separated seconds, got {args.pads!r}")
     try:
         rows = padding_check(args.model, args.cuts, args.out_dir, pads, args.max_clips,
-                             args.noise_db, args.seed)
-    except (PairsError, ValueError, OSError) as e:
+                             args.noise_db, args.seed, floor_db=args.floor_db)
+    except (PairsError, FloorError, ValueError, OSError) as e:
         print(f"padding_check: {e}", file=sys.stderr)
         return 1
     print(f"{'pad (s)':>8} {'VAD':>4} {'clips':>6} {'AP %':>7} {'EER %':>7} {'AUC %':>7} {'top-1 %':>8}")

@@ -63,15 +63,19 @@ def write_padded_clips(cuts_path, out_dir, pads=(0.05, 1.0), max_clips: int = 20
 
 
 def padding_check(model, cuts_path, out_dir, pads=(0.05, 1.0), max_clips: int = 200,
-                  noise_db: float = -40.0, seed: int = 0, vad_options=(False, True)) -> list[dict]:
-    """Metrics for every (padding, VAD on/off); also written to ``<out_dir>/metrics.json``."""
+                  noise_db: float = -40.0, seed: int = 0, vad_options=(False, True),
+                  floor_db: float | None = None) -> list[dict]:
+    """Metrics for every (padding, VAD on/off); also written to ``<out_dir>/metrics.json``.
+    ``floor_db``: the level-relative floor on the features (pyadml.score.floor); default the
+    model's own, as score_clips does."""
     lists = write_padded_clips(cuts_path, out_dir, pads, max_clips, noise_db, seed)
     rows = []
     for vad in vad_options:
         for p, tsv in lists.items():
             m = score_clips(model, tsv, Path(out_dir) / f"pad{p:g}" / ("vad" if vad else "raw"),
-                            vad=vad)
-            rows.append({"pad": p, "vad": vad, **{k: m[k] for k in ("clips", "AP", "EER", "AUC", "top1")}})
+                            vad=vad, floor_db=floor_db)
+            rows.append({"pad": p, "vad": vad, "floor_db": m.get("floor_db"),
+                         **{k: m[k] for k in ("clips", "AP", "EER", "AUC", "top1")}})
     (Path(out_dir) / "metrics.json").write_text(json.dumps(rows, indent=1) + "\n")
     return rows
 

@@ -105,6 +105,7 @@ class PairScores:
     labels: np.ndarray | None
     num_wavs: int
     num_keywords: int
+    floor_db: float | None = None  # the level-relative floor the features got (None: none)
 
     def summary(self) -> list[str]:
         """AP, EER and AUC lines when the pairs carry labels of both classes."""
@@ -214,4 +215,4 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                                 audio_emb, cohort, cohort_size)
     write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))
     labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
-    return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb))
+    return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb), floor_db)

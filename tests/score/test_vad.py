@@ -88,6 +88,36 @@ def test_with_vad_the_score_does_not_depend_on_the_padding(tmp_path, capsys):
     assert np.max(np.abs(vad[0.05] - vad[1.0])) < 1e-4
 
 
+def test_padding_check_floor_db_scores_the_padded_clips_as_score_clips_does(tmp_path, capsys):
+    from pyadml.bin import padding_check as cli
+    from pyadml.score.clips import score_clips
+    from pyadml.score.padding import scores_by_padding
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    cuts = word_cuts(tmp_path)
+    runs = {}
+    for name, opts in (("plain", []), ("floor", ["--floor-db", "50"])):
+        out = tmp_path / name
+        assert cli.main(["--model", str(model), "--cuts", str(cuts), "--out-dir", str(out)] + opts) == 0
+        rows = json.loads((out / "metrics.json").read_text())
+        assert {r["floor_db"] for r in rows} == ({50.0} if opts else {None})
+        runs[name] = scores_by_padding(out, (0.05, 1.0), vad=False)
+    capsys.readouterr()
+    # Each padding's clips scored on their own with the floor give the same column.
+    for pad in (0.05, 1.0):
+        alone = score_clips(model, tmp_path / "floor" / f"pad{pad:g}" / "clips.tsv",
+                            tmp_path / f"alone{pad:g}", floor_db=50.0)
+        assert alone["floor_db"] == 50.0
+        got = np.array([float(r.split("\t")[-1]) for r in
+                        (tmp_path / f"alone{pad:g}" / "scores.tsv").read_text().splitlines()])
+        np.testing.assert_allclose(runs["floor"][pad], got, atol=1e-6)
+    # The floor changes the 1 s clips' scores (their context lies under it).
+    assert np.max(np.abs(runs["floor"][1.0] - runs["plain"][1.0])) > 1e-3
+    assert cli.main(["--model", str(model), "--cuts", str(cuts), "--out-dir",
+                     str(tmp_path / "bad"), "--floor-db", "-3"]) == 1
+    assert "--floor-db must be a positive number" in capsys.readouterr().err
+
+
 def test_score_pairs_vad_option_is_off_by_default(tmp_path, capsys):
     from pyadml.bin import score_pairs as cli
 
