@@ -49,8 +49,9 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
         res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad, norm=norm,
                                cohort_size=cohort_size, phrase=phrase, warp=warp,
                                words_onnx=words_onnx, jobs=jobs, floor_db=floor_db)
-    return {"keywords": keywords, "floor_db": res.floor_db, **clip_metrics(res.scores.reshape(len(clips), len(keywords)),
-                                                 res.labels.reshape(len(clips), len(keywords)))}
+    shape = (len(clips), len(keywords))
+    return {"keywords": keywords, "floor_db": res.floor_db,
+            **clip_metrics(res.scores.reshape(shape), res.labels.reshape(shape))}
 
 
 def clip_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:

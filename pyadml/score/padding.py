@@ -20,6 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from pyadml.score.clips import score_clips
+from pyadml.score.floor import check_floor_db
 
 BASE_PAD = 0.05  # stage 2's padding, already in the cuts
 
@@ -67,14 +68,15 @@ def padding_check(model, cuts_path, out_dir, pads=(0.05, 1.0), max_clips: int = 
                   floor_db: float | None = None) -> list[dict]:
     """Metrics for every (padding, VAD on/off); also written to ``<out_dir>/metrics.json``.
     ``floor_db``: the level-relative floor on the features (pyadml.score.floor); default the
-    model's own, as score_clips does."""
+    model's own, as score_clips does. A bad value fails before any clip is written."""
+    floor_db = check_floor_db(floor_db)
     lists = write_padded_clips(cuts_path, out_dir, pads, max_clips, noise_db, seed)
     rows = []
     for vad in vad_options:
         for p, tsv in lists.items():
             m = score_clips(model, tsv, Path(out_dir) / f"pad{p:g}" / ("vad" if vad else "raw"),
                             vad=vad, floor_db=floor_db)
-            rows.append({"pad": p, "vad": vad, "floor_db": m.get("floor_db"),
+            rows.append({"pad": p, "vad": vad, "floor_db": m["floor_db"],
                          **{k: m[k] for k in ("clips", "AP", "EER", "AUC", "top1")}})
     (Path(out_dir) / "metrics.json").write_text(json.dumps(rows, indent=1) + "\n")
     return rows

@@ -116,6 +116,7 @@ def test_padding_check_floor_db_scores_the_padded_clips_as_score_clips_does(tmp_
     assert cli.main(["--model", str(model), "--cuts", str(cuts), "--out-dir",
                      str(tmp_path / "bad"), "--floor-db", "-3"]) == 1
     assert "--floor-db must be a positive number" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before any clip is written
 
 
 def test_score_pairs_vad_option_is_off_by_default(tmp_path, capsys):
