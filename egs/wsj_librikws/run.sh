@@ -134,8 +134,7 @@ score_stage() {
   if [ "$scorer" != cosine ]; then
     echo "$exp/final.pt scores with its $scorer detector head: no T-norm or words back-end (they need a cosine model)"
     if [ -n "$wakeword_dev" ]; then
-      local/score_wakeword_dev.sh $exp "$wakeword_dev"
-      local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"
+      local/score_wakeword_dev.sh --variant "" --variant "--vad true" $exp "$wakeword_dev"
     fi
     return 0
   fi
@@ -152,17 +151,14 @@ score_stage() {
   local words=(--words-onnx $exp/onnx --jobs "$nj")
   steps/score_phrase_words.sh "${words[@]}" $exp "$tag" "$@"
   if [ -n "$wakeword_dev" ]; then
-    local/score_wakeword_dev.sh $exp "$wakeword_dev"
-    local/score_wakeword_dev.sh --vad true $exp "$wakeword_dev"   # with the energy VAD front end
-    local/score_wakeword_dev.sh --score-norm tnorm $exp "$wakeword_dev"
-    local/score_wakeword_dev.sh --phrase-score words "${words[@]}" $exp "$wakeword_dev"
-    # The whole scoring path a user's recordings can take: VAD, then words, then T-norm.
-    local/score_wakeword_dev.sh --vad true --score-norm tnorm --phrase-score words "${words[@]}" \
-      $exp "$wakeword_dev"
-    # The level-relative floor on the features (pyadml.score.floor, 50 dB): alone, and with
-    # T-norm (with the words as well it scores a little better, for six times the time).
-    local/score_wakeword_dev.sh --floor-db 50 $exp "$wakeword_dev"
-    local/score_wakeword_dev.sh --floor-db 50 --score-norm tnorm $exp "$wakeword_dev"
+    # In one process: as recorded; with the energy VAD front end; T-norm; the words back-end;
+    # the whole scoring path a user's recordings can take (VAD, then words, then T-norm); the
+    # level-relative floor on the features (pyadml.score.floor, 50 dB), alone and with T-norm
+    # (with the words as well it scores a little better, for six times the time).
+    local/score_wakeword_dev.sh "${words[@]}" --variant "" --variant "--vad true" \
+      --variant "--score-norm tnorm" --variant "--phrase-score words" \
+      --variant "--vad true --score-norm tnorm --phrase-score words" \
+      --variant "--floor-db 50" --variant "--floor-db 50 --score-norm tnorm" $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.

@@ -2,27 +2,45 @@
 and top-1, e.g. for a real-speech development set such as wake-word recordings.
 
     python -m pyadml.bin.score_clips --model exp/<tag>/final.pt --clips clips.tsv [--out-dir D]
+
+--run OPTS (repeatable) scores the same clips again in the same process with other scoring
+options, each run with its own --out-dir: stage 8's back-ends in one start of Python and torch
+instead of one each.
+
+    python -m pyadml.bin.score_clips --model M --clips C --out-dir D \\
+      --run "--vad --out-dir D_vad" --run "--floor-db 50 --score-norm tnorm --out-dir D_f"
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from pyadml.score.clips import score_clips
-from pyadml.score.floor import add_floor_args
+from pyadml.score.floor import FloorError, add_floor_args, check_floor_db
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.pairs import PairsError
 
+# Options of the command line that every --run shares; the others are each run's own.
+SHARED = ("--model", "--clips", "--batch-size")
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="final.pt")
-    p.add_argument("--clips", required=True, help="TSV: <audio path relative to it>\\t<keyword>")
+
+def parser(shared: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pyadml.bin.score_clips" if shared else "--run",
+                                description=__doc__ if shared else None,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    if shared:
+        p.add_argument("--model", required=True, help="final.pt")
+        p.add_argument("--clips", required=True, help="TSV: <audio path relative to it>\\t<keyword>")
+        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--run", action="append", default=[], metavar="OPTS",
+                       help="after the command line's scoring, another of the same clips in this "
+                       "process with these scoring options instead (quoted as one argument; "
+                       f"{', '.join(SHARED)} carry over); repeatable")
     p.add_argument("--out-dir", default=None, help="scores.tsv and metrics.json go here")
-    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--vad", action="store_true", help="energy voice-activity front end: cut each file to the frames within 30 dB of "
                    "its loudest plus 50 ms before scoring (off: the paper's protocol, audio as given)")
     p.add_argument("--warp", type=float, default=1.0,
@@ -31,23 +49,57 @@ def main(argv=None) -> int:
     add_floor_args(p)
     add_norm_args(p)
     add_phrase_args(p)
-    args = p.parse_args(argv)
-    try:
-        m = score_clips(args.model, args.clips, args.out_dir, args.batch_size, vad=args.vad,
-                        norm=args.score_norm, cohort_size=args.cohort_size,
-                        phrase=args.phrase_score, warp=args.warp,
-                        words_onnx=args.words_onnx, jobs=args.jobs, floor_db=args.floor_db)
-    except PairsError as e:
-        print(f"score_clips: {e}", file=sys.stderr)
-        return 1
-    line = (f"{m['clips']} clips x {len(m['keywords'])} keywords: AP {100 * m['AP']:.2f}%  "
-            f"EER {100 * m['EER']:.2f}%  AUC {100 * m['AUC']:.2f}%  top-1 {100 * m['top1']:.2f}%")
-    print(f"score_clips: {line}")
-    if args.out_dir:
-        from pyadml.fileio import write_text_atomic
+    return p
 
-        write_text_atomic(f"{args.out_dir}/metrics.json", json.dumps(m, indent=1) + "\n")
-        write_text_atomic(f"{args.out_dir}/summary.txt", line + "\n")
+
+def parse_runs(argv=None) -> tuple[argparse.Namespace, list[argparse.Namespace]]:
+    """The command line and its runs: the command line's own scoring first, then each --run's.
+    Every run is parsed (and main checks its floor) before any is scored, so a bad --run fails
+    before anything is written."""
+    args = parser().parse_args(argv)
+    runs = [args]
+    run_parser = parser(shared=False)
+    for i, opts in enumerate(args.run, 1):
+        try:
+            tokens = shlex.split(opts)
+        except ValueError as e:
+            run_parser.error(f"--run {i} ({opts!r}): {e}")
+        bad = [t for t in tokens if t.split("=")[0] in SHARED + ("--run",)]
+        if bad:
+            run_parser.error(f"--run {i} ({opts!r}): {bad[0]} is the command line's, not a run's")
+        runs.append(run_parser.parse_args(tokens))
+    outs = [r.out_dir for r in runs if r.out_dir is not None]
+    if len(set(outs)) < len(outs):
+        run_parser.error(f"two runs write to the same --out-dir: {sorted(outs)}")
+    return args, runs
+
+
+def main(argv=None) -> int:
+    args, runs = parse_runs(argv)
+    for i, r in enumerate(runs):
+        try:
+            check_floor_db(r.floor_db)
+        except FloorError as e:
+            print(f"score_clips: {'--run %d: ' % i if i else ''}{e}", file=sys.stderr)
+            return 1
+    for r in runs:
+        try:
+            m = score_clips(args.model, args.clips, r.out_dir, args.batch_size, vad=r.vad,
+                            norm=r.score_norm, cohort_size=r.cohort_size,
+                            phrase=r.phrase_score, warp=r.warp,
+                            words_onnx=r.words_onnx, jobs=r.jobs, floor_db=r.floor_db)
+        except PairsError as e:
+            where = f" ({r.out_dir})" if len(runs) > 1 else ""
+            print(f"score_clips{where}: {e}", file=sys.stderr)
+            return 1
+        line = (f"{m['clips']} clips x {len(m['keywords'])} keywords: AP {100 * m['AP']:.2f}%  "
+                f"EER {100 * m['EER']:.2f}%  AUC {100 * m['AUC']:.2f}%  top-1 {100 * m['top1']:.2f}%")
+        print(f"score_clips: {line}" + (f"  ({r.out_dir})" if len(runs) > 1 and r.out_dir else ""))
+        if r.out_dir:
+            from pyadml.fileio import write_text_atomic
+
+            write_text_atomic(f"{r.out_dir}/metrics.json", json.dumps(m, indent=1) + "\n")
+            write_text_atomic(f"{r.out_dir}/summary.txt", line + "\n")
     return 0
 
 

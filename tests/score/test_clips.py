@@ -54,6 +54,85 @@ def test_a_clip_list_with_one_keyword_or_a_bad_line_is_refused(tmp_path, capsys)
     assert "bad.tsv:1: expected" in capsys.readouterr().err
 
 
+def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys):
+    """--run: the same files, scores and metrics as one command per back-end."""
+    model = tiny_model_file(tmp_path / "final.pt", cohort=["pocket", "silver", "market", "garden"])
+    write_clips(tmp_path)
+    base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv")]
+    variants = [[], ["--vad", "--floor-db", "10"], ["--score-norm", "tnorm", "--cohort-size", "3"]]
+    for i, opts in enumerate(variants):
+        assert cli.main(base + opts + ["--out-dir", str(tmp_path / f"one{i}")]) == 0
+    runs = [f"{' '.join(opts)} --out-dir '{tmp_path}/all {i}'" for i, opts in enumerate(variants)]
+    assert cli.main(base + ["--out-dir", str(tmp_path / "all 0")]
+                    + [a for r in runs[1:] for a in ("--run", r)]) == 0
+    assert capsys.readouterr().out.count("score_clips: 6 clips x 3 keywords") == 6
+    scores = []
+    for i in range(3):
+        for name in ("scores.tsv", "metrics.json"):
+            assert (tmp_path / f"all {i}" / name).read_text() == (tmp_path / f"one{i}" / name).read_text()
+        scores.append((tmp_path / f"one{i}" / "scores.tsv").read_text())
+    assert len(set(scores)) == 3  # the runs did score differently
+
+
+def test_a_bad_run_fails_before_any_run_writes(tmp_path, capsys):
+    model = tiny_model_file(tmp_path / "final.pt")
+    write_clips(tmp_path)
+    base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+            "--out-dir", str(tmp_path / "a")]
+    assert cli.main(base + ["--run", f"--floor-db -3 --out-dir {tmp_path / 'b'}"]) == 1
+    assert "--run 1: --floor-db must be a positive number" in capsys.readouterr().err
+    for run, expect in ((f"--model x --out-dir {tmp_path / 'b'}", "--model is the command line's"),
+                        (f"--out-dir {tmp_path / 'a'}", "the same --out-dir"),
+                        ("--score-norm tnrom", "invalid choice: 'tnrom'"),
+                        ("--vad '--out-dir", "No closing quotation")):
+        with pytest.raises(SystemExit) as e:
+            cli.main(base + ["--run", run])
+        assert e.value.code == 2
+        assert expect in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_score_wakeword_dev_variants_each_get_their_results_dir(tmp_path):
+    """local/score_wakeword_dev.sh --variant: one results directory per variant, named by its
+    options, holding what score_clips gives for those options alone; a bad variant is refused
+    before anything is scored."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "egs/wsj_librikws/local/score_wakeword_dev.sh"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    model = tiny_model_file(exp / "final.pt", cohort=["pocket", "silver", "market", "garden"])
+    write_clips(tmp_path)
+
+    def script_run(*args):
+        return subprocess.run(["bash", str(script), *args, str(exp), str(tmp_path)],
+                              capture_output=True, text=True, env=env, timeout=300)
+
+    for args, err in (
+            (["--variant", "", "--variant", "--vad maybe"], "--vad must be true or false, got 'maybe'"),
+            (["--variant", "--floor-db x"], "--floor-db must be a positive number of dB, got 'x'"),
+            (["--variant", "--tnorm"], "unknown scoring option '--tnorm'"),
+            (["--vad", "true", "--variant", ""], "inside each --variant, not beside them")):
+        res = script_run(*args)
+        assert res.returncode == 1 and err in res.stderr, (args, res.stderr)
+    assert not (exp / "results").exists()
+    res = script_run("--variant", "", "--variant", "--vad true --floor-db 10",
+                     "--variant", "--score-norm tnorm")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("score_clips: 6 clips x 3 keywords") == 3
+    for name, opts in (("wakeword_dev", []), ("wakeword_dev_vad_floor10", ["--vad", "--floor-db", "10"]),
+                       ("wakeword_dev_tnorm", ["--score-norm", "tnorm"])):
+        assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                         "--out-dir", str(tmp_path / name), *opts]) == 0
+        got = (exp / "results" / name / "scores.tsv").read_text()
+        assert got == (tmp_path / name / "scores.tsv").read_text(), name
+    assert sorted(p.name for p in (exp / "results").iterdir()) == [
+        "wakeword_dev", "wakeword_dev_tnorm", "wakeword_dev_vad_floor10"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "clips.tsv").is_file(), reason="no ../shared wake-word set")
 def test_the_wake_word_development_set_is_read_as_its_readme_says(tmp_path, capsys):
