@@ -164,7 +164,8 @@ def onnx_window_embeddings(onnx_dir, feats_of: Callable[[Any], np.ndarray], cut_
                            max_windows: int = MAX_WINDOWS) -> dict:
     """``clips_window_embeddings`` through onnxruntime (an export of pyadml.bin.export_onnx), in
     ``jobs`` processes of one thread each: about 1.7x torch's two threads on 2 cores
-    (RESULTS.md). The clips go to the processes in chunks of about ``max_windows / 2`` windows.
+    (RESULTS.md). The clips go to the processes in chunks of about ``max_windows / 2`` windows;
+    a single chunk is embedded in this process, one thread, as a worker would.
     The embeddings equal torch's to float rounding (the export's parity check)."""
     cut_ids = list(cut_ids)
     if jobs <= 1:
@@ -187,6 +188,16 @@ def onnx_window_embeddings(onnx_dir, feats_of: Callable[[Any], np.ndarray], cut_
             chunk, n = [], 0
     if chunk:
         chunks.append(chunk)
+    if len(chunks) == 1:
+        # One chunk would go to one worker: embed it here, as that worker would (one thread),
+        # without starting processes that each import onnxruntime (seconds for a few clips).
+        from pyadml.spot.backend import OnnxBackend
+
+        backend = OnnxBackend(onnx_dir, num_threads=1)
+        feats = dict(chunks[0])
+        part = clips_window_embeddings(None, feats.__getitem__, list(feats), mean_norm=mean_norm,
+                                       embed=lambda wins: _onnx_embed(backend, wins, batch_size))
+        return {c: part[c] for c in cut_ids}
     out = {}
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_onnx_worker_init, initargs=(str(onnx_dir),)) as pool:

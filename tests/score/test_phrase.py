@@ -241,6 +241,36 @@ def test_onnx_windows_chunked_over_processes_equal_one_process(tmp_path):
         assert two[c][0] == pytest.approx(one[c][0], abs=1e-6)
 
 
+def test_a_single_chunk_is_embedded_without_starting_processes(tmp_path, monkeypatch):
+    """jobs > 1 but windows for one chunk only: no process pool (spawning one costs seconds of
+    imports), and each clip gets what a pool over smaller chunks gives it."""
+    import concurrent.futures
+
+    from pyadml.score.phrase import onnx_window_embeddings
+    from pyadml.spot.onnx_export import export_onnx
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    export_onnx(model, tmp_path / "onnx")
+    rng = np.random.default_rng(4)
+    feats = {f"c{t}": rng.normal(size=(t, FBANK["num_mel_bins"])).astype(np.float32)
+             for t in (30, 90, 200)}
+    pooled = onnx_window_embeddings(tmp_path / "onnx", feats.__getitem__, list(feats), jobs=2,
+                                    max_windows=2)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started for one chunk")
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", no_pool)
+    here = onnx_window_embeddings(tmp_path / "onnx", feats.__getitem__, list(feats), jobs=2)
+    assert list(here) == list(feats)
+    for c in feats:
+        assert here[c][1].tolist() == pooled[c][1].tolist()
+        assert here[c][0] == pytest.approx(pooled[c][0], abs=1e-6)
+    with pytest.raises(AssertionError, match="process pool"):
+        onnx_window_embeddings(tmp_path / "onnx", feats.__getitem__, list(feats), jobs=2,
+                               max_windows=2)
+
+
 def test_words_onnx_of_another_model_is_refused(tmp_path):
     from pyadml.spot.onnx_export import export_onnx
 
