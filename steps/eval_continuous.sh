@@ -5,16 +5,18 @@
 # that set (measured only, never trained on). Streamed in 100 ms chunks; FRR at 0.5/1/2 false
 # alarms per hour per keyword, a DET plot and the latency after each keyword's end.
 #   steps/eval_continuous.sh [--keywords "alexa,computer,..."] [--wakeword-dev DIR] \
-#       [--backend torch|onnx] [--nj N] <model> <manifest-dir> <set> <out-dir>
+#       [--backend torch|onnx] [--onnx DIR] [--nj N] <model> <manifest-dir> <set> <out-dir>
 # --nj N: the streams and the real clips are searched in N processes (the same results).
-# With --backend onnx a final.pt is first exported to <out-dir>/onnx.
+# With --backend onnx a final.pt is first exported to <out-dir>/onnx, unless --onnx names an
+# export of this very final.pt made before (stage 8's; checked by its sha256), which is used.
 #   e.g. steps/eval_continuous.sh exp/adml_mini/final.pt data/manifests wsj_test exp/adml_mini/continuous
 set -euo pipefail
 keywords=     # empty: pyadml.spot.evaluate's (the six wake words of wakeword_dev)
 wakeword_dev=
 backend=
+onnx=
 nj=1
-help_message="Usage: $0 [--keywords 'a,b'] [--wakeword-dev DIR] [--backend torch|onnx] [--nj N] <model> <manifest-dir> <set> <out-dir>"
+help_message="Usage: $0 [--keywords 'a,b'] [--wakeword-dev DIR] [--backend torch|onnx] [--onnx DIR] [--nj N] <model> <manifest-dir> <set> <out-dir>"
 . utils/parse_options.sh
 [ $# -eq 4 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
 model=$1
@@ -31,19 +33,25 @@ if [ -n "$wakeword_dev" ]; then
 fi
 mkdir -p "$dir/log"
 if [ "$backend" = onnx ] && [ -f "$model" ]; then
-  # Detector models (final.pt scorer phonmatchnet|cmcd) have no ONNX export: torch scores them.
-  scorer=$(python -m pyadml.bin.export_onnx --model "$model" --print-scorer)
-  if [ "$scorer" != cosine ]; then
-    echo "$0: $model scores with its $scorer detector head, which has no ONNX export; using --backend torch"
-    backend=torch
+  if [ -n "$onnx" ] && python -m pyadml.bin.export_onnx --model "$model" --out-dir "$onnx" --check \
+      > "$dir/log/export_onnx.log" 2>&1; then
+    # An export of this very model (only cosine models have one): nothing to ask or export.
+    cat "$dir/log/export_onnx.log"
+    opts[1]=$onnx
+  else
+    # Detector models (final.pt scorer phonmatchnet|cmcd) have no ONNX export: torch scores them.
+    scorer=$(python -m pyadml.bin.export_onnx --model "$model" --print-scorer)
+    if [ "$scorer" != cosine ]; then
+      echo "$0: $model scores with its $scorer detector head, which has no ONNX export; using --backend torch"
+      backend=torch
+    else
+      # onnxruntime scores the windows about twice as fast as torch on CPU; the export checks
+      # its own parity against torch.
+      python -m pyadml.bin.export_onnx --model "$model" --out-dir "$dir/onnx" > "$dir/log/export_onnx.log" 2>&1 \
+        || { echo "$0: ONNX export failed, see $dir/log/export_onnx.log" >&2; tail -5 "$dir/log/export_onnx.log" >&2; exit 1; }
+      opts[1]="$dir/onnx"
+    fi
   fi
-fi
-if [ "$backend" = onnx ] && [ -f "$model" ]; then
-  # onnxruntime scores the windows about twice as fast as torch on CPU; the export checks
-  # its own parity against torch.
-  python -m pyadml.bin.export_onnx --model "$model" --out-dir "$dir/onnx" > "$dir/log/export_onnx.log" 2>&1 \
-    || { echo "$0: ONNX export failed, see $dir/log/export_onnx.log" >&2; tail -5 "$dir/log/export_onnx.log" >&2; exit 1; }
-  opts[1]="$dir/onnx"
 fi
 [ -z "$backend" ] || opts+=(--backend "$backend")
 python -m pyadml.spot.evaluate "${opts[@]}" 2>&1 | tee "$dir/log/eval_continuous.log"

@@ -167,8 +167,8 @@ stage_outputs=RESULTS.md run_stage 8 "score $score_sets${wakeword_dev:+ and the 
 
 run_stage 9 "keyword spotting in continuous $continuous_set speech${wakeword_dev:+ and real recordings}: FRR at 0.5/1/2 false alarms per hour, DET, latency" \
   $exp/log/stage9_continuous.log \
-  steps/eval_continuous.sh --backend onnx --nj "$nj" --keywords "$spot_keywords" ${wakeword_dev:+--wakeword-dev "$wakeword_dev"} \
-    $exp/final.pt data/manifests $continuous_set $exp/continuous
+  steps/eval_continuous.sh --backend onnx --onnx $exp/onnx --nj "$nj" --keywords "$spot_keywords" \
+    ${wakeword_dev:+--wakeword-dev "$wakeword_dev"} $exp/final.pt data/manifests $continuous_set $exp/continuous
 
 # The closing summary (when stage 8 or 9 was asked for): the results, where things are, and how to
 # use the model just trained.

@@ -6,7 +6,9 @@ Writes audio_encoder.onnx, text_encoder.onnx (dynamic batch and time axes) and s
 (tokenizer, fbank options, embedding size); then checks onnxruntime against torch on random
 features and prints the largest difference. Detector models (scorer phonmatchnet | cmcd) have
 no export; ``--print-scorer`` prints a model's scorer ("cosine" or the head's name) and exits,
-for scripts that choose between onnxruntime and torch.
+for scripts that choose between onnxruntime and torch. ``--check`` exports nothing: it exits 0
+when --out-dir already holds a whole export of this very model (the sha256 its spotter.json
+records), else 1 with the reason, so that a script can reuse an export made before.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ def main(argv=None) -> int:
     p.add_argument("--out-dir", default=None)
     p.add_argument("--print-scorer", action="store_true",
                    help="print the model's scorer (cosine, or a detector head's name) and exit")
+    p.add_argument("--check", action="store_true",
+                   help="export nothing; exit 0 if --out-dir is already a whole export of this "
+                   "model, else 1 with the reason")
     args = p.parse_args(argv)
     if args.print_scorer:
         import torch
@@ -36,8 +41,16 @@ def main(argv=None) -> int:
         p.error("--out-dir is required (except with --print-scorer)")
 
     from pyadml.spot.audio import SpotError
-    from pyadml.spot.onnx_export import export_onnx, self_check
+    from pyadml.spot.onnx_export import check_export, export_onnx, self_check
 
+    if args.check:
+        try:
+            check_export(args.out_dir, args.model)
+        except (SpotError, OSError) as e:
+            print(f"export_onnx: {e}", file=sys.stderr)
+            return 1
+        print(f"export_onnx: {args.out_dir} is a whole export of {args.model}")
+        return 0
     try:
         export_onnx(args.model, args.out_dir)
         diff = self_check(args.model, args.out_dir)

@@ -188,6 +188,10 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
         assert all(0.0 <= r["frr"] <= 1.0 for r in s["operating_points"])
     assert (exp / "continuous" / "det.png").stat().st_size > 0
     assert "FRR @1 FA/h" in out  # the stage-9 table is in the closing summary
+    # stage 9 spotted with stage 8's export of this final.pt instead of exporting again
+    log = (exp / "log" / "stage9_continuous.log").read_text()
+    assert "exp/tiny/onnx is a whole export of exp/tiny/final.pt" in log
+    assert not (exp / "continuous" / "onnx").exists()
 
 
 def test_rerun_skips_every_stage(recipe):

@@ -78,3 +78,26 @@ def test_onnx_directory_errors(onnx_dir, tmp_path, tiny_model):
         KeywordSpotter.load(bad)
     with pytest.raises(SpotError, match="needs the directory"):
         KeywordSpotter.load(tiny_model, backend="onnx")
+
+
+def test_export_check_accepts_only_a_whole_export_of_this_model(onnx_dir, tiny_model, tmp_path,
+                                                              capsys):
+    """export_onnx --check: 0 for the export of this final.pt, 1 naming the reason for another
+    model's export or a directory that is no export; it writes nothing."""
+    import shutil
+
+    from pyadml.bin import export_onnx as cli
+
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in onnx_dir.iterdir())
+    assert cli.main(["--model", str(tiny_model), "--out-dir", str(onnx_dir), "--check"]) == 0
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in onnx_dir.iterdir()) == before
+    other = tmp_path / "other.pt"
+    shutil.copy(tiny_model, other)
+    with open(other, "ab") as f:
+        f.write(b"\0")  # another file: another sha256
+    capsys.readouterr()
+    assert cli.main(["--model", str(other), "--out-dir", str(onnx_dir), "--check"]) == 1
+    assert "exported from another model than" in capsys.readouterr().err
+    assert cli.main(["--model", str(tiny_model), "--out-dir", str(tmp_path / "none"), "--check"]) == 1
+    assert "none" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
