@@ -151,11 +151,13 @@ def _onnx_worker_init(onnx_dir: str) -> None:
     _WORKER_BACKEND = OnnxBackend(onnx_dir, num_threads=1)
 
 
-def _onnx_chunk(items: list, mean_norm: bool, batch_size: int) -> dict:
+def _onnx_chunk(items: list, mean_norm: bool, batch_size: int, backend=None) -> dict:
+    """One chunk's windows through ``backend`` (default: this worker's)."""
     feats = dict(items)
+    backend = backend or _WORKER_BACKEND
     return clips_window_embeddings(
         None, feats.__getitem__, list(feats), mean_norm=mean_norm,
-        embed=lambda wins: _onnx_embed(_WORKER_BACKEND, wins, batch_size))
+        embed=lambda wins: _onnx_embed(backend, wins, batch_size))
 
 
 def onnx_window_embeddings(onnx_dir, feats_of: Callable[[Any], np.ndarray], cut_ids: Sequence,
@@ -193,10 +195,7 @@ def onnx_window_embeddings(onnx_dir, feats_of: Callable[[Any], np.ndarray], cut_
         # without starting processes that each import onnxruntime (seconds for a few clips).
         from pyadml.spot.backend import OnnxBackend
 
-        backend = OnnxBackend(onnx_dir, num_threads=1)
-        feats = dict(chunks[0])
-        part = clips_window_embeddings(None, feats.__getitem__, list(feats), mean_norm=mean_norm,
-                                       embed=lambda wins: _onnx_embed(backend, wins, batch_size))
+        part = _onnx_chunk(chunks[0], mean_norm, batch_size, OnnxBackend(onnx_dir, num_threads=1))
         return {c: part[c] for c in cut_ids}
     out = {}
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
