@@ -132,11 +132,9 @@ run_stage 7 "average the last checkpoints or keep a moving average of the weight
   python -m pyadml.bin.export_model --exp-dir $exp
 
 score_stage() {
-  python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
-    --results-md RESULTS.md --tag "$tag" "$@"
-  # The sets with multi-word keywords (protocol pairs) also scored word by word, the words in
-  # order (pyadml.score.phrase): a back-end beside the paper's protocol, the clip cosine.
-  steps/score_phrase_words.sh $exp "$tag" "$@"
+  # The paper's protocol (the clip cosine) and, beside it, the sets with multi-word keywords
+  # (protocol pairs) scored word by word, the words in order (pyadml.score.phrase).
+  steps/score_sets.sh --words true $exp "$tag" "$@"
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.
 stage_outputs=RESULTS.md run_stage 8 "score $score_sets: AP, EER, AUC, plots" $exp/log/stage8_score.log \

@@ -125,31 +125,26 @@ run_stage 7 "average the last checkpoints or keep a moving average of the weight
 wakeword_dev=${WAKEWORD_DEV:-$PYADML_ROOT/../shared/data/wakeword_dev}
 [ -f "$wakeword_dev/clips.tsv" ] || wakeword_dev=
 score_stage() {
-  python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
-    --results-md RESULTS.md --tag "$tag" "$@"
   # The back-ends beside the paper's protocol need a cosine model; a detector model (the
   # baselines' heads) is scored by its head alone.
   local scorer
   scorer=$(python -m pyadml.bin.export_onnx --model $exp/final.pt --print-scorer)
   if [ "$scorer" != cosine ]; then
     echo "$exp/final.pt scores with its $scorer detector head: no T-norm or words back-end (they need a cosine model)"
+    steps/score_sets.sh $exp "$tag" "$@"
     if [ -n "$wakeword_dev" ]; then
       local/score_wakeword_dev.sh --variant "" --variant "--vad true" $exp "$wakeword_dev"
     fi
     return 0
   fi
-  # The same trials with adaptive T-norm (pyadml.score.norm; the training keywords as cohort).
-  python -m pyadml.bin.score --exp-dir $exp --fbank-dir data/fbank --trials-dir data/trials \
-    --out-dir $exp/results_tnorm --score-norm tnorm --results-md RESULTS.md --tag "$tag, T-norm" "$@"
-  # The phrase sets with multi-word keywords also scored word by word (pyadml.score.phrase);
-  # single-word keywords keep the cosine, so word sets are not repeated. The windows go through
-  # an ONNX export of final.pt in $nj processes (the same scores to float rounding, about twice
-  # torch's speed on 2 cores).
+  # The words back-end's windows go through an ONNX export of final.pt in $nj processes (the
+  # same scores to float rounding, about twice torch's speed on 2 cores).
   python -m pyadml.bin.export_onnx --model $exp/final.pt --out-dir $exp/onnx \
     > $exp/log/export_onnx.log 2>&1 || { tail -5 $exp/log/export_onnx.log >&2; return 1; }
   tail -1 $exp/log/export_onnx.log
   local words=(--words-onnx $exp/onnx --jobs "$nj")
-  steps/score_phrase_words.sh "${words[@]}" $exp "$tag" "$@"
+  # The cosine, the same trials with adaptive T-norm, and the phrase sets word by word.
+  steps/score_sets.sh --tnorm true --words true "${words[@]}" $exp "$tag" "$@"
   if [ -n "$wakeword_dev" ]; then
     # In one process: as recorded; with the energy VAD front end; T-norm; the words back-end;
     # the whole scoring path a user's recordings can take (VAD, then words, then T-norm); the

@@ -1,5 +1,17 @@
 """Stage 8: score the trial lists of the named test sets with exp/<tag>/final.pt
-(pyadml.score.evaluate), print the results table and optionally update RESULTS.md."""
+(pyadml.score.evaluate), print the results table and optionally update RESULTS.md.
+
+    python -m pyadml.bin.score --exp-dir exp/<tag> --fbank-dir data/fbank --trials-dir data/trials \\
+      [--out-dir D] [--results-md RESULTS.md --tag T] <set>:<protocol> ...
+
+--run OPTS (repeatable) scores again in the same process with other scoring options, its own
+--out-dir and --tag, and optionally its own sets: stage 8's back-ends in one start of Python and
+torch, the model loaded and each cut and keyword embedded once for all runs that share them.
+
+    python -m pyadml.bin.score ... --out-dir exp/t/results wsj_test:words libriphrase_test:pairs \\
+      --run "--out-dir exp/t/results_tnorm --score-norm tnorm --tag 't, T-norm'" \\
+      --run "--out-dir exp/t/results_words --phrase-score words libriphrase_test:pairs"
+"""
 
 from __future__ import annotations
 
@@ -10,53 +22,121 @@ from pathlib import Path
 
 from pyadml.data.trials import parse_set_specs
 from pyadml.score.evaluate import ScoreError, git_commit, score_test_sets
-from pyadml.score.floor import add_floor_args
+from pyadml.score.floor import FloorError, add_floor_args, check_floor_db
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.report import update_results_md
 
+# Options of the command line that every --run shares; the others are each run's own.
+SHARED = ("--exp-dir", "--model", "--fbank-dir", "--trials-dir", "--results-md", "--batch-size",
+          "--device")
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--exp-dir", required=True, help="exp/<tag>: its final.pt is scored")
-    p.add_argument("--model", default=None, help="another model file (default <exp-dir>/final.pt)")
-    p.add_argument("--fbank-dir", required=True, help="data/fbank")
-    p.add_argument("--trials-dir", required=True, help="data/trials")
+
+def parser(shared: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pyadml.bin.score" if shared else "--run",
+                                description=__doc__ if shared else None,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    if shared:
+        p.add_argument("--exp-dir", required=True, help="exp/<tag>: its final.pt is scored")
+        p.add_argument("--model", default=None, help="another model file (default <exp-dir>/final.pt)")
+        p.add_argument("--fbank-dir", required=True, help="data/fbank")
+        p.add_argument("--trials-dir", required=True, help="data/trials")
+        p.add_argument("--results-md", default=None, help="update this RESULTS.md")
+        p.add_argument("--batch-size", type=int, default=256, help="cuts per forward pass")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--run", action="append", default=[], metavar="OPTS",
+                       help="after the command line's scoring, another in this process with these "
+                       "options instead (quoted as one argument; sets default to the command "
+                       f"line's; {', '.join(SHARED)} carry over); repeatable")
+    p.add_argument("sets", nargs="+" if shared else "*",
+                   help="<set>:<protocol> (words or pairs), as run.sh names them")
     p.add_argument("--out-dir", default=None, help="default <exp-dir>/results")
-    p.add_argument("sets", nargs="+", help="<set>:<protocol> (words or pairs), as run.sh names them")
-    p.add_argument("--results-md", default=None, help="update this RESULTS.md")
     p.add_argument("--tag", default=None, help="RESULTS.md section title (default: the exp dir)")
-    p.add_argument("--batch-size", type=int, default=256, help="cuts per forward pass")
-    p.add_argument("--device", default="cpu")
     add_floor_args(p)
     add_norm_args(p)
     add_phrase_args(p)
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    return p
+
+
+def parse_runs(argv: list[str]) -> tuple[argparse.Namespace, list[tuple[argparse.Namespace, list[str]]]]:
+    """The command line and its runs, each with the tokens of the one command that would score it
+    alone (for RESULTS.md). Every run is parsed, and its floor checked, before any is scored, so a
+    bad --run fails before anything is written. A run that fails later (e.g. the words back-end
+    on a detector model) stops the command; the runs before it keep their complete outputs."""
+    p = parser()
+    args = p.parse_args(argv)
     if args.batch_size < 1:
         p.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    own, i = [], 0  # the command line without its --run options
+    while i < len(argv):
+        if argv[i] == "--run" or argv[i].startswith("--run="):
+            i += 2 if argv[i] == "--run" else 1
+            continue
+        own.append(argv[i])
+        i += 1
+    shared = [tok for opt in SHARED for tok in
+              ([opt, str(getattr(args, opt[2:].replace("-", "_")))]
+               if getattr(args, opt[2:].replace("-", "_")) != p.get_default(opt[2:].replace("-", "_"))
+               else [])]
+    runs = [(args, own)]
+    run_parser = parser(shared=False)
+    for n, opts in enumerate(args.run, 1):
+        try:
+            tokens = shlex.split(opts)
+        except ValueError as e:
+            run_parser.error(f"--run {n} ({opts!r}): {e}")
+        bad = [t for t in tokens if t.split("=")[0] in SHARED + ("--run",)]
+        if bad:
+            run_parser.error(f"--run {n} ({opts!r}): {bad[0]} is the command line's, not a run's")
+        r = run_parser.parse_args(tokens)
+        if not r.sets:
+            r.sets = args.sets
+            tokens = tokens + args.sets
+        runs.append((r, shared + tokens))
+    outs = [str(Path(r.out_dir or Path(args.exp_dir) / "results")) for r, _ in runs]
+    if len(set(outs)) < len(outs):
+        run_parser.error(f"two runs write to the same --out-dir: {sorted(outs)}")
+    for n, (r, _) in enumerate(runs):
+        where = f"--run {n}: " if n else ""
+        if r.jobs < 1:
+            run_parser.error(f"{where}--jobs must be >= 1, got {r.jobs}")
+        try:
+            check_floor_db(r.floor_db)
+        except FloorError as e:
+            run_parser.error(f"{where}{e}")
+    return args, runs
+
+
+def main(argv=None) -> int:
+    args, runs = parse_runs(sys.argv[1:] if argv is None else list(argv))
     model = Path(args.model or Path(args.exp_dir) / "final.pt")
-    out_dir = Path(args.out_dir or Path(args.exp_dir) / "results")
     try:
-        sets = parse_set_specs(args.sets)
-        _, table = score_test_sets(model, args.fbank_dir, args.trials_dir, out_dir,
-                                   sets, batch_size=args.batch_size, device=args.device,
-                                   norm=args.score_norm, cohort_size=args.cohort_size,
-                                   phrase=args.phrase_score, words_onnx=args.words_onnx,
-                                   jobs=args.jobs, floor_db=args.floor_db)
-    except (ScoreError, ValueError) as e:
+        plans = [(r, tokens, parse_set_specs(r.sets)) for r, tokens in runs]
+    except ValueError as e:
         print(f"score: {e}", file=sys.stderr)
         return 1
-    print(table, end="")
+    cache: dict = {}  # the model and the embeddings, shared by the runs
+    for r, tokens, sets in plans:
+        out_dir = Path(r.out_dir or Path(args.exp_dir) / "results")
+        try:
+            _, table = score_test_sets(model, args.fbank_dir, args.trials_dir, out_dir,
+                                       sets, batch_size=args.batch_size, device=args.device,
+                                       norm=r.score_norm, cohort_size=r.cohort_size,
+                                       phrase=r.phrase_score, words_onnx=r.words_onnx,
+                                       jobs=r.jobs, floor_db=r.floor_db, cache=cache)
+        except (ScoreError, ValueError) as e:
+            where = f" ({out_dir})" if len(runs) > 1 else ""
+            print(f"score{where}: {e}", file=sys.stderr)
+            return 1
+        print(table, end="")
 
-    if args.results_md:
-        config = Path(args.exp_dir) / "config.yaml"
-        section = args.tag or Path(args.exp_dir).resolve().name
-        command = "python -m pyadml.bin.score " + shlex.join(
-            sys.argv[1:] if argv is None else list(argv))
-        update_results_md(args.results_md, section, table,
-                          str(config) if config.is_file() else str(model),
-                          git_commit(), command)
-        print(f"score: updated section {section!r} of {args.results_md}")
+        if args.results_md:
+            config = Path(args.exp_dir) / "config.yaml"
+            section = r.tag or Path(args.exp_dir).resolve().name
+            update_results_md(args.results_md, section, table,
+                              str(config) if config.is_file() else str(model), git_commit(),
+                              "python -m pyadml.bin.score " + shlex.join(tokens))
+            print(f"score: updated section {section!r} of {args.results_md}")
     return 0
 
 

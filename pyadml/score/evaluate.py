@@ -76,7 +76,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
                     device: str = "cpu", exp_dir=None, norm: str = "none",
                     cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
                     words_onnx=None, jobs: int = 1,
-                    floor_db: float | None = None) -> tuple[dict, str]:
+                    floor_db: float | None = None, cache: dict | None = None) -> tuple[dict, str]:
     """Score the trial lists of each (set, protocol) in ``sets``: cuts from
     ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
     trial_lists). Returns (metrics per list, the markdown results table). The training curves
@@ -85,11 +85,16 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     results.md. ``norm="tnorm"``: scores are adaptive-T-normed with the model's cohort of
     ``cohort_size`` (pyadml.score.norm); "none" is the paper's protocol. ``phrase="words"``:
     multi-word keywords are also scored word by word (pyadml.score.phrase), their windows
-    through the ONNX export ``words_onnx`` in ``jobs`` processes when given."""
+    through the ONNX export ``words_onnx`` in ``jobs`` processes when given. ``cache``: a dict
+    that several calls in one process share (pyadml.bin.score --run), so the model is loaded and
+    each manifest's cuts (with one floor) and each keyword embedded once for all of them."""
     from lhotse import CutSet
 
+    cache = {} if cache is None else cache
     try:
-        loaded = load_model(model_path, device=device)
+        key = ("model", str(model_path), device)
+        loaded = cache[key] if key in cache else load_model(model_path, device=device)
+        cache[key] = loaded
     except (OSError, ValueError) as e:
         raise ScoreError(str(e)) from None
     model = loaded.model
@@ -120,31 +125,37 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     audio_cache: dict[Path, dict] = {}
     speakers: dict[Path, dict] = {}
     cut_cache: dict[Path, dict] = {}  # the cuts themselves, for phrase="words"
-    word_cache: dict[Path, dict] = {}  # their window embeddings (pyadml.score.phrase)
     for cuts_path in dict.fromkeys(c for c, _, _ in todo.values()):
         needed = {t.cut_id for c, trials, _ in todo.values() if c == cuts_path for t in trials}
-        cuts = [c for c in CutSet.from_file(cuts_path) if c.id in needed]
-        absent = needed - {c.id for c in cuts}
-        if absent:
-            raise ScoreError(f"{len(absent)} trial cut(s) are not in {cuts_path}, e.g. "
-                             f"{sorted(absent)[0]}")
-        t0 = time.time()
-        audio_cache[cuts_path] = embed_cuts(model, cuts, batch_size=batch_size,
-                                            mean_norm=mean_norm, floor_db=floor_db)
-        took = time.time() - t0
-        print(f"score: embedded {len(cuts)} cuts of {cuts_path.name} in {took:.1f} s "
-              f"({len(cuts) / max(took, 1e-9):.0f} cuts/s)")
-        speakers[cuts_path] = {c.id: (c.supervisions[0].speaker if c.supervisions else None)
-                               for c in cuts}
-        if phrase == "words":
-            cut_cache[cuts_path] = {c.id: c for c in cuts}
+        key = ("audio", str(model_path), cuts_path.resolve(), floor_db)
+        if key not in cache or not needed <= cache[key]["emb"].keys():
+            cuts = [c for c in CutSet.from_file(cuts_path) if c.id in needed]
+            absent = needed - {c.id for c in cuts}
+            if absent:
+                raise ScoreError(f"{len(absent)} trial cut(s) are not in {cuts_path}, e.g. "
+                                 f"{sorted(absent)[0]}")
+            t0 = time.time()
+            emb = embed_cuts(model, cuts, batch_size=batch_size, mean_norm=mean_norm,
+                             floor_db=floor_db)
+            took = time.time() - t0
+            print(f"score: embedded {len(cuts)} cuts of {cuts_path.name} in {took:.1f} s "
+                  f"({len(cuts) / max(took, 1e-9):.0f} cuts/s)")
+            cache[key] = {"emb": emb, "cuts": {c.id: c for c in cuts},
+                          "speakers": {c.id: (c.supervisions[0].speaker if c.supervisions
+                                              else None) for c in cuts}}
+        audio_cache[cuts_path] = cache[key]["emb"]
+        speakers[cuts_path] = cache[key]["speakers"]
+        cut_cache[cuts_path] = cache[key]["cuts"]
     texts = dict.fromkeys(t.keyword for _, trials, _ in todo.values() for t in trials)
-    t0 = time.time()
-    try:
-        text_cache = embed_texts(model, texts, loaded.tokenizer)
-    except KeywordError as e:
-        raise ScoreError(str(e)) from None
-    print(f"score: embedded {len(text_cache)} distinct keywords in {time.time() - t0:.1f} s")
+    key = ("texts", str(model_path))
+    if key not in cache or not texts.keys() <= cache[key].keys():
+        t0 = time.time()
+        try:
+            cache[key] = embed_texts(model, texts, loaded.tokenizer)
+        except KeywordError as e:
+            raise ScoreError(str(e)) from None
+        print(f"score: embedded {len(cache[key])} distinct keywords in {time.time() - t0:.1f} s")
+    text_cache = cache[key]
 
     results, curves = {}, {}
     for name, (cuts_path, trials, protocol) in todo.items():
@@ -155,7 +166,9 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
             scores = fuse_words(loaded, scores, [t.cut_id for t in trials],
                                 [t.keyword for t in trials],
                                 lambda c: floor_features(by_id[c].load_features(), floor_db),
-                                batch_size=batch_size, cache=word_cache.setdefault(cuts_path, {}),
+                                batch_size=batch_size,
+                                cache=cache.setdefault(("words", str(model_path), cuts_path.resolve(),
+                                                        floor_db, str(words_onnx)), {}),
                                 onnx_dir=words_onnx, jobs=jobs)
         if cohort is not None:
             scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],

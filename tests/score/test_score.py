@@ -350,6 +350,77 @@ def test_score_pairs_rejects_mixed_labels(fixture, tmp_path, capsys):
     assert rc == 1 and "pairs.tsv:2:" in capsys.readouterr().err
 
 
+def test_runs_in_one_process_equal_separate_commands_and_embed_once(fixture, tmp_path, capsys,
+                                                                     monkeypatch):
+    """score --run (stage 8's back-ends in one process): each run's files are byte-identical to
+    its own command's, the runs differ from each other, RESULTS.md records for each run the one
+    command that scores it alone, and a manifest is embedded once per floor for all runs."""
+    import shlex
+
+    from pyadml.score import evaluate
+
+    tmp, _ = fixture
+    base = ["--exp-dir", str(tmp / "exp" / "tiny"), "--fbank-dir", str(tmp / "fbank"),
+            "--trials-dir", str(tmp / "trials")]
+    sets = ["wsj_test:words", "libriphrase_test:pairs"]
+    runs = {"plain": [], "floor": ["--floor-db", "30"],
+            "words": ["--phrase-score", "words", "libriphrase_test:pairs"]}
+    for name, opts in runs.items():  # one command each
+        extra = [] if opts and opts[-1].endswith(":pairs") else sets
+        assert score_cli.main(base + ["--out-dir", str(tmp_path / "alone" / name), *opts, *extra]) == 0
+    calls = []
+    real = evaluate.embed_cuts
+    monkeypatch.setattr(evaluate, "embed_cuts", lambda model, cuts, **kw: calls.append(kw["floor_db"])
+                        or real(model, cuts, **kw))
+    md = tmp_path / "RESULTS.md"
+    argv = base + ["--results-md", str(md), "--out-dir", str(tmp_path / "one" / "plain"), *sets]
+    for name, opts in list(runs.items())[1:]:
+        argv += ["--run", shlex.join(["--out-dir", str(tmp_path / "one" / name), "--tag", f"t {name}",
+                                      *opts])]
+    capsys.readouterr()
+    assert score_cli.main(argv) == 0
+    assert sorted(calls, key=str) == [30.0, 30.0, None, None]  # two manifests, two floors
+    files = sorted(p.relative_to(tmp_path / "alone") for p in (tmp_path / "alone").rglob("*")
+                   if p.suffix in (".tsv", ".json", ".md"))
+    assert len(files) == 2 * (3 + 2) + (2 + 2)  # scores.tsv per list, metrics.json, results.md
+    for rel in files:
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "alone" / rel).read_bytes(), rel
+    lp = "libriphrase_test_lp_h/scores.tsv"
+    assert len({(tmp_path / "one" / n / lp).read_text() for n in runs}) == 3
+    # RESULTS.md: each run's section holds the command that scores it alone.
+    text = md.read_text()
+    for name in ("floor", "words"):
+        section = text[text.index(f"## t {name}"):]
+        command = section[section.index("`python -m pyadml.bin.score ") + 1:].split("`")[0]
+        tokens = shlex.split(command)[3:]
+        assert "--run" not in tokens and tokens.count("--out-dir") == 1
+        out = tmp_path / "again" / name
+        tokens[tokens.index("--out-dir") + 1] = str(out)
+        tokens[tokens.index("--results-md") + 1] = str(tmp_path / "again.md")
+        assert score_cli.main(tokens) == 0
+        assert (out / lp).read_bytes() == (tmp_path / "alone" / name / lp).read_bytes()
+
+
+@pytest.mark.parametrize("run, message", [
+    ("--floor-db -3", "--run 1: --floor-db must be a positive number"),
+    ("--model x.pt", "--model is the command line's"),
+    ("--out-dir {plain}", "two runs write to the same --out-dir"),
+    ("--jobs 0 --out-dir {other}", "--run 1: --jobs must be >= 1"),
+    ("--out-dir 'unclosed", "No closing quotation"),
+    ("--nonsense 1", "unrecognized arguments: --nonsense"),
+])
+def test_a_bad_run_fails_before_any_run_writes(fixture, tmp_path, capsys, run, message):
+    tmp, _ = fixture
+    plain, other = tmp_path / "plain", tmp_path / "other"
+    argv = ["--exp-dir", str(tmp / "exp" / "tiny"), "--fbank-dir", str(tmp / "fbank"),
+            "--trials-dir", str(tmp / "trials"), "--out-dir", str(plain), "wsj_test:words",
+            "--run", run.format(plain=plain, other=other)]
+    with pytest.raises(SystemExit) as e:
+        score_cli.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not plain.exists() and not other.exists()
+
+
 def test_score_with_phrase_words_fuses_multiword_keywords_only(fixture):
     """--phrase-score words on stage 8's path: single-word trials keep the clip cosine, each
     multi-word trial is 0.5 * clip + 0.5 * its words' best ordered sequence of windows (computed
