@@ -4,7 +4,7 @@
 # back to this toolkit. Then edit, in the new directory only:
 #   db.sh                   the corpus paths (empty: the embedded stand-in of stage 0)
 #   run.sh                  the set names at the top (train_set, dev_set, test_sets, ...)
-#   local/prepare_manifests.sh   one pyadml.bin.prepare_manifests line per corpus; a Kaldi data
+#   local/prepare_manifests.sh   one "prepare" line per corpus (pyadml.bin.prepare_manifests); a Kaldi data
 #                           dir + word CTM needs only "kaldi <dir> <out> --ctm F --name N --part P"
 #   utils/make_recipe.sh [--from egs/wsj_librikws] <new-recipe-dir>
 set -euo pipefail

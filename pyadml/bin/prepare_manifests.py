@@ -8,6 +8,13 @@
 data directory as <corpus_dir>, with an optional word CTM (--ctm), and writes
 ``<name>_{recordings,supervisions}_<part>.jsonl.gz``. --ctm, --part and --name are passed to
 the preparer only when given.
+
+Several corpora in one process (one start of Python, torch and lhotse instead of one each, as
+the recipes' local/prepare_manifests.sh does): their argument lists separated by ``---``.
+They are prepared in order; the first that fails stops the command.
+
+    python -m pyadml.bin.prepare_manifests wsj /corpora/wsj data/manifests \
+        --- musan /corpora/musan data/manifests
 """
 
 from __future__ import annotations
@@ -18,7 +25,10 @@ import sys
 from pyadml.data.prepare import CorpusError, corpora, load_plugin, prepare_corpus, summary_lines
 
 
-def main(argv=None) -> int:
+SEPARATOR = "---"
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("corpus", help=f"a registered corpus name (built in: {', '.join(corpora())}) "
                                   f"or one a --plugin file registers")
@@ -29,19 +39,32 @@ def main(argv=None) -> int:
     p.add_argument("--ctm", default=None, help="word CTM (kaldi, wsj; wsj default <corpus_dir>/data/words.ctm)")
     p.add_argument("--part", default=None, help="part name in the manifest file names (kaldi, wsj, libriphrase)")
     p.add_argument("--name", default=None, help="corpus name in the manifest file names (kaldi)")
-    args = p.parse_args(argv)
-    options = {k: v for k in ("ctm", "part", "name") if (v := getattr(args, k)) is not None}
-    try:
-        for plugin in args.plugin:
-            load_plugin(plugin)
-        manifests = prepare_corpus(args.corpus, args.corpus_dir, args.output_dir, **options)
-        lines = summary_lines(args.corpus, manifests, options)
-    except CorpusError as e:
-        print(f"prepare_manifests: {e}", file=sys.stderr)
-        return 1
-    for line in lines:
-        print(line)
-    print(f"prepare_manifests: manifests in {args.output_dir}")
+    return p
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    groups = [[]]
+    for tok in argv:
+        if tok == SEPARATOR:
+            groups.append([])
+        else:
+            groups[-1].append(tok)
+    p = parser()
+    runs = [p.parse_args(g) for g in groups]  # all parsed before any corpus is prepared
+    for args in runs:
+        options = {k: v for k in ("ctm", "part", "name") if (v := getattr(args, k)) is not None}
+        try:
+            for plugin in args.plugin:
+                load_plugin(plugin)
+            manifests = prepare_corpus(args.corpus, args.corpus_dir, args.output_dir, **options)
+            lines = summary_lines(args.corpus, manifests, options)
+        except CorpusError as e:
+            print(f"prepare_manifests: {e}", file=sys.stderr)
+            return 1
+        for line in lines:
+            print(line)
+        print(f"prepare_manifests: manifests in {args.output_dir}")
     return 0
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import textwrap
 from pathlib import Path
 
@@ -181,3 +182,30 @@ def test_bad_plugin_files(tmp_path, capsys):
         load_plugin(clash)
     with pytest.raises(CorpusError, match="plugin is not a file"):
         load_plugin(tmp_path)
+
+
+def test_several_corpora_in_one_process_equal_each_alone(plugin, mycorpus, kaldi_dir, tmp_path,
+                                                         capsys):
+    """local/prepare_manifests.sh's form: argument lists separated by ---, prepared in order in
+    one process, each corpus's files byte-identical to its own command's; a bad list anywhere
+    fails before any corpus is written."""
+    one, alone = tmp_path / "one", tmp_path / "alone"
+    first = ["kaldi", str(kaldi_dir), "OUT", "--ctm", str(kaldi_dir / "words.ctm"), "--name", "mini"]
+    second = ["mycorpus", str(mycorpus), "OUT", "--plugin", str(plugin), "--part", "eval"]
+    for argv in (first, second):
+        assert prepare_manifests.main([str(alone) if a == "OUT" else a for a in argv]) == 0
+    capsys.readouterr()
+    both = [str(one) if a == "OUT" else a for a in first + ["---"] + second]
+    assert prepare_manifests.main(both) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("mini train: 2 recordings") < printed.index("mycorpus eval: 2 recordings")
+    names = sorted(p.name for p in alone.iterdir())
+    assert len(names) == 4 and names == sorted(p.name for p in one.iterdir())
+    for name in names:
+        assert gzip.decompress((one / name).read_bytes()) == gzip.decompress((alone / name).read_bytes())
+    # The second list lacks its output dir: argparse refuses it before the first is prepared.
+    bad = tmp_path / "bad"
+    with pytest.raises(SystemExit):
+        prepare_manifests.main([str(bad) if a == "OUT" else a for a in first] + ["---", "wsj", str(mycorpus)])
+    assert "the following arguments are required: output_dir" in capsys.readouterr().err
+    assert not bad.exists()

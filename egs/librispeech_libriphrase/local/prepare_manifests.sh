@@ -16,7 +16,11 @@ synth=$1
 out=$2
 . ./db.sh
 [[ $train_set == librispeech_* ]] || { echo "$0: --train-set must be librispeech_<part>, got $train_set" >&2; exit 1; }
-prepare() { python -m pyadml.bin.prepare_manifests "$@"; }
+# Each corpus is one "prepare <corpus> <dir> <out> [options]" line; they are all prepared in one
+# Python process at the end (prepare_all), in order, the first that fails stopping the stage.
+corpora=()
+prepare() { corpora+=(--- "$@"); }
+prepare_all() { python -m pyadml.bin.prepare_manifests "${corpora[@]:1}"; }
 ls_dir=${LIBRISPEECH:-$synth/librispeech/LibriSpeech}
 # The training subsets make one set, librispeech_{recordings,supervisions}_<part>.jsonl.gz.
 prepare librispeech "$ls_dir" "$out" --part "${train_set#librispeech_}=$(echo $train_parts | tr ' ' ,)" \
@@ -27,6 +31,7 @@ fi
 prepare libriphrase "${LIBRIPHRASE:-$synth/libriphrase}" "$out"
 prepare musan "${MUSAN:-$synth/musan}" "$out"
 prepare rirs_noises "${RIRS_NOISES:-$synth/rirs_noises}" "$out"
+prepare_all
 if [ -n "$disjoint_sets" ]; then
   python local/check_disjoint_speakers.py "$out" "$train_set" $disjoint_sets
 fi

@@ -7,9 +7,14 @@ set -euo pipefail
 synth=$1
 out=$2
 . ./db.sh
-prepare() { python -m pyadml.bin.prepare_manifests "$@"; }
+# Each corpus is one "prepare <corpus> <dir> <out> [options]" line; they are all prepared in one
+# Python process at the end (prepare_all), in order, the first that fails stopping the stage.
+corpora=()
+prepare() { corpora+=(--- "$@"); }
+prepare_all() { python -m pyadml.bin.prepare_manifests "${corpora[@]:1}"; }
 prepare king_asr_066 "${KING_ASR_066:-$synth/king_asr_066}" "$out"
 prepare wsj "${WSJ:-$synth/wsj}" "$out" ${WSJ_CTM:+--ctm "$WSJ_CTM"}
 prepare libriphrase "${LIBRIPHRASE:-$synth/libriphrase}" "$out"
 prepare musan "${MUSAN:-$synth/musan}" "$out"
 prepare rirs_noises "${RIRS_NOISES:-$synth/rirs_noises}" "$out"
+prepare_all
