@@ -20,6 +20,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from pyadml.bin import parse_run_options
 from pyadml.data.trials import parse_set_specs
 from pyadml.score.evaluate import ScoreError, git_commit, score_test_sets
 from pyadml.score.floor import FloorError, add_floor_args, check_floor_db
@@ -80,15 +81,7 @@ def parse_runs(argv: list[str]) -> tuple[argparse.Namespace, list[tuple[argparse
                else [])]
     runs = [(args, own)]
     run_parser = parser(shared=False)
-    for n, opts in enumerate(args.run, 1):
-        try:
-            tokens = shlex.split(opts)
-        except ValueError as e:
-            run_parser.error(f"--run {n} ({opts!r}): {e}")
-        bad = [t for t in tokens if t.split("=")[0] in SHARED + ("--run",)]
-        if bad:
-            run_parser.error(f"--run {n} ({opts!r}): {bad[0]} is the command line's, not a run's")
-        r = run_parser.parse_args(tokens)
+    for r, tokens in parse_run_options(run_parser, args.run, SHARED):
         if not r.sets:
             r.sets = args.sets
             tokens = tokens + args.sets

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 
+from pyadml.bin import parse_run_options
 from pyadml.score.clips import score_clips
 from pyadml.score.floor import FloorError, add_floor_args, check_floor_db
 from pyadml.score.norm import add_norm_args
@@ -57,17 +57,8 @@ def parse_runs(argv=None) -> tuple[argparse.Namespace, list[argparse.Namespace]]
     Every run is parsed (and main checks its floor) before any is scored, so a bad --run fails
     before anything is written."""
     args = parser().parse_args(argv)
-    runs = [args]
     run_parser = parser(shared=False)
-    for i, opts in enumerate(args.run, 1):
-        try:
-            tokens = shlex.split(opts)
-        except ValueError as e:
-            run_parser.error(f"--run {i} ({opts!r}): {e}")
-        bad = [t for t in tokens if t.split("=")[0] in SHARED + ("--run",)]
-        if bad:
-            run_parser.error(f"--run {i} ({opts!r}): {bad[0]} is the command line's, not a run's")
-        runs.append(run_parser.parse_args(tokens))
+    runs = [args] + [r for r, _ in parse_run_options(run_parser, args.run, SHARED)]
     outs = [r.out_dir for r in runs if r.out_dir is not None]
     if len(set(outs)) < len(outs):
         run_parser.error(f"two runs write to the same --out-dir: {sorted(outs)}")
