@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 from lhotse import CutSet, Recording
 
+from pyadml.bin import fbank as fbank_cli
 from pyadml.data.features import save_cuts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,3 +188,23 @@ def test_a_kill_mid_stage_reruns_to_complete_readable_output(recipe):
     make_fbank(recipe)
     check_features(recipe, num_bins=30)
     assert len(first) == len(SECONDS)
+
+
+def test_compute_many_names_a_bad_set_argument(capsys):
+    with pytest.raises(SystemExit):
+        fbank_cli.main(["compute-many", "--job", "1", "--set", "a", "two", "c", "s", "o"])
+    assert "--set a: PARTS must be a positive integer, got 'two'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        fbank_cli.main(["compute-many", "--job", "1", "--set", "a", "1", "c", "s", "o",
+                        "--set", "a", "1", "c2", "s2", "o2"])
+    assert "--set a given 2 times" in capsys.readouterr().err
+
+
+def test_compute_many_names_a_missing_part(tmp_path, capsys):
+    """A part that the split should hold but does not: that part fails, naming the file."""
+    args = ["compute-many", "--job", "1", "--set", "a", "2", str(tmp_path / "cuts.1.jsonl.gz"),
+            str(tmp_path / "a_feats.1"), str(tmp_path / "feats.1.jsonl.gz")]
+    assert fbank_cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert f"fbank a part 1/2: expected the part's cuts in {tmp_path / 'cuts.1.jsonl.gz'}" in err
+    assert not list(tmp_path.iterdir())
