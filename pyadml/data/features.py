@@ -17,7 +17,7 @@ import yaml
 from pyadml.fileio import atomic_path
 
 # lhotse (and torch) load only where features are computed: split and merge handle manifests as
-# JSON lines, so the many short processes of steps/make_fbank.sh start fast.
+# JSON lines, so that they and the jobs of steps/make_fbank_sets.sh with nothing to do start fast.
 
 _FBANK_KEYS = {"num_mel_bins", "frame_length", "frame_shift", "dither", "low_freq", "high_freq",
                "snip_edges", "energy_floor", "sampling_rate"}

@@ -1,6 +1,7 @@
 """steps/make_fbank.sh re-runs: complete sets are skipped, a changed config redoes the set, and
 after a kill only the missing jobs run -- from a recipe-like directory, as run.sh calls it."""
 
+import gzip
 import os
 import subprocess
 from pathlib import Path
@@ -36,18 +37,23 @@ def recipe(tmp_path):
     return r
 
 
-def make_fbank(recipe, cmd="utils/run_local.sh", check=True):
+def run_step(recipe, args, check=True, **extra_env):
     # what path.sh sets up
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env['PATH']}"
     env["PYTHONPATH"] = f"{ROOT}:{env['PYTHONPATH']}" if env.get("PYTHONPATH") else str(ROOT)
-    res = subprocess.run(
-        ["bash", "steps/make_fbank.sh", "--cmd", cmd, "--nj", "2", "--fbank-config",
-         "conf/fbank.yaml", "data/cuts.jsonl.gz", "data/fbank", "data/fbank/cuts.jsonl.gz"],
-        cwd=recipe, env=env, capture_output=True, text=True, timeout=300)
+    env.update(extra_env)
+    res = subprocess.run(["bash", *args], cwd=recipe, env=env, capture_output=True, text=True,
+                         timeout=300)
     if check:
         assert res.returncode == 0, res.stdout + res.stderr
     return res
+
+
+def make_fbank(recipe, cuts="data/cuts.jsonl.gz", fbank="data/fbank",
+               out="data/fbank/cuts.jsonl.gz", cmd="utils/run_local.sh", check=True):
+    return run_step(recipe, ["steps/make_fbank.sh", "--cmd", cmd, "--nj", "2", "--fbank-config",
+                             "conf/fbank.yaml", cuts, fbank, out], check)
 
 
 def check_features(recipe, num_bins=40):
@@ -63,6 +69,11 @@ def check_features(recipe, num_bins=40):
 
 def archives(recipe):
     return sorted(p.name for p in (recipe / "data/fbank").glob("*.lca"))
+
+
+# $cmd that runs the first job it is given, then fails as if killed
+DIE_AFTER_FIRST = ('#!/usr/bin/env bash\nr=${1#JOB=}; shift\n'
+                   'utils/run_local.sh "JOB=${r%%:*}:${r%%:*}" "$@"\nexit 1\n')
 
 
 def mtimes(paths):
@@ -137,10 +148,7 @@ def test_a_kill_during_a_rerun_leaves_the_old_output_intact(recipe):
     make_fbank(recipe)
     old = check_features(recipe)
     old_bytes = {a: (recipe / "data/fbank" / a).read_bytes() for a in archives(recipe)}
-    # $cmd that runs the first job it is given, then fails as if killed
-    (recipe / "die_after_first.sh").write_text(
-        '#!/usr/bin/env bash\nr=${1#JOB=}; shift\n'
-        'utils/run_local.sh "JOB=${r%%:*}:${r%%:*}" "$@"\nexit 1\n')
+    (recipe / "die_after_first.sh").write_text(DIE_AFTER_FIRST)
     (recipe / "conf/fbank.yaml").write_text("num_mel_bins: 23\nframe_shift: 0.01\n")
     res = make_fbank(recipe, cmd="bash die_after_first.sh", check=False)
     assert res.returncode != 0
@@ -188,6 +196,130 @@ def test_a_kill_mid_stage_reruns_to_complete_readable_output(recipe):
     make_fbank(recipe)
     check_features(recipe, num_bins=30)
     assert len(first) == len(SECONDS)
+
+
+# ------------------------------------------------------------------ several sets, one array
+# Subsets of the fixture's recordings: a and b split into two parts with --nj 2, c (one cut)
+# into one.
+SETS = {"a": [0, 1, 2], "b": [3, 1], "c": [2]}
+
+
+@pytest.fixture
+def sets(recipe):
+    """The recipe with data/sets/<set>.jsonl.gz for each of SETS."""
+    cuts = list(CutSet.from_file(recipe / "data/cuts.jsonl.gz"))
+    for name, idx in SETS.items():
+        save_cuts(CutSet.from_cuts(cuts[i] for i in idx), recipe / "data/sets" / f"{name}.jsonl.gz")
+    return recipe
+
+
+def make_fbank_sets(recipe, *names, cmd="utils/run_local.sh", check=True, **env):
+    return run_step(recipe, ["steps/make_fbank_sets.sh", "--cmd", cmd, "--nj", "2",
+                             "--fbank-config", "conf/fbank.yaml", "data/sets", "data/fbank",
+                             *names], check, **env)
+
+
+def features(manifest):
+    return {c.id: c.load_features() for c in CutSet.from_file(manifest)}
+
+
+def ids(recipe, name):
+    return [c.id for c in CutSet.from_file(recipe / f"data/sets/{name}.jsonl.gz")]
+
+
+def text(manifest):
+    return gzip.open(manifest, "rt").read()
+
+
+def job_logs(recipe):
+    return sorted(p.name for p in (recipe / "data/fbank/log").glob("*.log"))
+
+
+def test_sets_in_one_array_get_the_features_of_each_set_alone(sets):
+    progress = sets / "progress.txt"
+    res = make_fbank_sets(sets, "a", "b", "c", PYADML_PROGRESS=str(progress))
+    assert "a: computing part(s) 1 2 of 2" in res.stdout
+    assert "c: computing part(s) 1 of 1" in res.stdout
+    # one process per job for all three sets, not one per set and job
+    assert job_logs(sets) == ["fbank.1.log", "fbank.2.log"]
+    log1, log2 = ((sets / "data/fbank/log" / n).read_text() for n in job_logs(sets))
+    assert log1.count("torch and lhotse loaded") == log2.count("torch and lhotse loaded") == 1
+    for part in ("a part 1/2", "b part 1/2", "c part 1/1"):
+        assert f"fbank {part}: " in log1 and "real time" in log1
+    assert "fbank c: no part 2 (split into 1)" in log2 and "fbank c part" not in log2
+    assert "   fbank 3 sets: 2/2 jobs done | elapsed " in progress.read_text()
+    # each set alone: the same archives, byte for byte (the same names: the tag is the same), and
+    # the same manifest but for the directory its archives are in
+    fbank, other = (sets / "data/fbank").resolve(), (sets / "data/alone").resolve()
+    for name in SETS:
+        make_fbank(sets, f"data/sets/{name}.jsonl.gz", "data/alone", f"data/alone/{name}.jsonl.gz")
+        together, alone = features(fbank / f"{name}.jsonl.gz"), features(other / f"{name}.jsonl.gz")
+        assert list(together) == list(alone) == ids(sets, name)
+        assert all(np.array_equal(together[k], alone[k]) for k in together)
+        assert text(fbank / f"{name}.jsonl.gz").replace(str(fbank), "D") \
+            == text(other / f"{name}.jsonl.gz").replace(str(other), "D")
+    alone = sorted(other.glob("*.lca"))
+    assert len(alone) == 5 and [p.name for p in alone] == archives(sets)
+    assert all(p.read_bytes() == (fbank / p.name).read_bytes() for p in alone)
+    assert "skipping" in make_fbank_sets(sets, "a", "b", "c").stdout
+
+
+def test_a_kill_after_one_job_leaves_every_set_resumable(sets):
+    (sets / "die_after_first.sh").write_text(DIE_AFTER_FIRST)
+    res = make_fbank_sets(sets, "a", "b", cmd="bash die_after_first.sh", check=False)
+    assert res.returncode != 0
+    fbank = sets / "data/fbank"
+    for name in ("a", "b"):
+        assert (fbank / f"split_{name}/feats.1.jsonl.gz").exists()
+        assert not (fbank / f"split_{name}/feats.2.jsonl.gz").exists()
+        assert not (fbank / f"{name}.jsonl.gz").exists()
+        assert f"{name}: part(s) 2 of 2 not computed; not merged" in res.stderr
+    before1 = (fbank / "log/fbank.1.log").stat().st_mtime_ns
+    res = make_fbank_sets(sets, "a", "b")
+    for name in ("a", "b"):
+        assert f"{name}: computing part(s) 2 of 2" in res.stdout
+    assert (fbank / "log/fbank.1.log").stat().st_mtime_ns == before1  # job 1 did not run again
+    log2 = (fbank / "log/fbank.2.log").read_text()
+    assert "fbank a part 2/2: " in log2 and "fbank b part 2/2: " in log2
+    for name in ("a", "b"):
+        assert list(features(fbank / f"{name}.jsonl.gz")) == ids(sets, name)
+
+
+def test_a_complete_set_is_skipped_while_another_is_computed(sets):
+    make_fbank_sets(sets, "a")
+    fbank = sets / "data/fbank"
+    files = [fbank / "a.jsonl.gz", fbank / "a.jsonl.gz.sig", *fbank.glob("a_feats.*.lca"),
+             *(fbank / "split_a").iterdir()]
+    before = mtimes(files)
+    res = make_fbank_sets(sets, "a", "b")
+    assert "a: complete, skipping" in res.stdout and "b: computing part(s) 1 2 of 2" in res.stdout
+    assert mtimes(files) == before
+    for log in job_logs(sets):  # the jobs were not given set a
+        header = (fbank / "log" / log).read_text().splitlines()[0]
+        assert "--set b 2 " in header and "--set a" not in header
+    assert list(features(fbank / "b.jsonl.gz")) == ids(sets, "b")
+
+
+def test_a_failing_set_does_not_stop_the_others(sets):
+    (sets / "data/sets/bad.jsonl.gz").write_bytes(
+        gzip.compress(b'{"id": "x", "type": "MonoCut"}\n'))
+    res = make_fbank_sets(sets, "a", "bad", check=False)
+    assert res.returncode != 0
+    assert "bad: part(s) 1 of 1 not computed; not merged" in res.stderr
+    assert "fbank bad part 1/1: failed" in (sets / "data/fbank/log/fbank.1.log").read_text()
+    # a's parts were written and merged all the same; the rerun only fails bad again
+    assert list(features(sets / "data/fbank/a.jsonl.gz"))
+    res = make_fbank_sets(sets, "a", "bad", check=False)
+    assert res.returncode != 0 and "a: complete, skipping" in res.stdout
+
+
+def test_sets_bad_input_is_named_before_anything_is_written(sets):
+    res = make_fbank_sets(sets, "a", "nope", check=False)
+    assert res.returncode != 0
+    assert "set nope: expected its cuts in data/sets/nope.jsonl.gz" in res.stderr
+    res = make_fbank_sets(sets, "a", "a", check=False)
+    assert res.returncode != 0 and "set a given twice" in res.stderr
+    assert not (sets / "data/fbank").exists()
 
 
 def test_compute_many_names_a_bad_set_argument(capsys):

@@ -363,6 +363,40 @@ def test_fbank_stage_as_a_four_task_array(cluster, tmp_path):
         assert c.has_features and c.load_features().shape[1] == 40
 
 
+
+def test_fbank_sets_as_one_array(cluster, tmp_path):
+    """steps/make_fbank_sets.sh: one array for all the sets; a set of fewer cuts than --nj has
+    fewer parts, and the tasks past them compute only the other set's."""
+    from lhotse import CutSet
+
+    from pyadml.data.features import save_cuts
+
+    every = CutSet.from_file(write_wavs_and_cuts(tmp_path)).to_eager()
+    sets = tmp_path / "sets"
+    save_cuts(every, sets / "five.jsonl.gz")
+    save_cuts(every.subset(first=1), sets / "one.jsonl.gz")
+    cmd = f"utils/run_slurm.sh --config {SLURM_CONF} --max-jobs-run 2"
+    res = cluster.run(["bash", "steps/make_fbank_sets.sh", "--nj", "4", "--cmd", cmd,
+                       "--fbank-config", str(RECIPE / "conf" / "fbank.yaml"),
+                       str(sets), str(tmp_path / "fbank"), "five", "one"], timeout=300)
+    logs = sorted((tmp_path / "fbank" / "log").glob("*.log"))
+    assert [p.name for p in logs] == [f"fbank.{i}.log" for i in range(1, 5)]
+    array_ids = set()
+    for i, log in enumerate(logs, 1):
+        text = log.read_text()
+        lines = text.splitlines()
+        assert lines[-1].startswith("# Ended (code 0)"), text
+        m = re.search(r"SLURM_ARRAY_JOB_ID=(\d+) SLURM_ARRAY_TASK_ID=(\d+) on node", lines[2])
+        assert m and int(m.group(2)) == i, lines[2]
+        array_ids.add(m.group(1))
+        assert f"fbank five part {i}/4: " in text
+        assert ("fbank one part 1/1: " in text) == (i == 1), text
+    assert len(array_ids) == 1, array_ids  # one array job for both sets
+    assert f"submitted Slurm job {array_ids.pop()} (array 1-4%2)" in res.stderr
+    for name, n in (("five", 5), ("one", 1)):
+        out = CutSet.from_file(tmp_path / "fbank" / f"{name}.jsonl.gz")
+        assert len(out) == n and all(c.load_features().shape[1] == 40 for c in out)
+
 def test_a_failing_task_fails_the_stage_and_names_its_log(cluster, tmp_path):
     script = textwrap.dedent(f"""\
         set -euo pipefail
