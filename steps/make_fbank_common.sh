@@ -6,6 +6,8 @@
 # `$cmd JOB=lo:hi <fbank-dir>/log/<log-name>.JOB.log` array runs: job JOB computes part JOB of
 # every such set in one process (`pyadml.bin.fbank compute-many`), because loading torch and
 # lhotse takes ~2.5 s, which a process per set and part paid again.  Then each set is merged.
+# lo..hi spans the missing parts of all the sets; a job with nothing left to do for a set skips
+# it (its part exists, or the set has fewer parts), and one with nothing at all never loads torch.
 # <desc> names the set on the stage's console (utils/queue_common.sh, queue_progress).
 #
 # Per set, re-runs do only what is missing, and a kill at any point leaves nothing that looks done:
@@ -99,6 +101,7 @@ fbank_merge() {
   done
 }
 
+# fbank_sets: see the top of this file.
 fbank_sets() {
   local dir=$1 log=$2 k i name desc rc=0 missing failed=()
   local -A seen=()
