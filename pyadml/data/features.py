@@ -136,6 +136,14 @@ def compute_fbank(
         stray = sorted({c.features.storage_path for c in with_feats} - {str(final)})
         if stray:  # the rewrite above missed them: the manifest would point at a removed file
             raise RuntimeError(f"features stored outside {staged}: {stray}")
+        # lhotse skips a cut whose audio (or an augmentation's noise) fails to load, with only a
+        # warning: a set would lose cuts, or all of them, and the stage still succeed.
+        lost = sorted(set(cuts.ids) - set(with_feats.ids))
+        if lost:
+            raise RuntimeError(
+                f"{cuts_path}: {len(lost)} of {len(cuts)} cuts got no features, their audio or "
+                f"an augmentation's source failed to load (lhotse's warnings above say why): "
+                f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}")
         os.replace(staged, final)
     finally:
         if staged.exists():

@@ -38,6 +38,17 @@ def test_fbank_shapes_match_durations(cuts_path, tmp_path):
     assert len(out) == 5
 
 
+def test_cuts_whose_audio_fails_to_load_are_an_error_not_dropped(cuts_path, tmp_path):
+    """lhotse skips a cut whose audio does not load (with a warning); a set must not lose cuts
+    silently, so the part fails naming them, and writes neither manifest nor archive."""
+    (tmp_path / "r1.wav").unlink()
+    (tmp_path / "r3.wav").write_bytes(b"not audio")
+    with pytest.raises(RuntimeError, match=r"cuts\.jsonl\.gz: 2 of 5 cuts got no features.*r1.*r3"):
+        compute_fbank(cuts_path, tmp_path / "feats", tmp_path / "out.jsonl.gz")
+    assert not (tmp_path / "out.jsonl.gz").exists()
+    assert not list(tmp_path.glob("feats*"))
+
+
 def test_unknown_fbank_option_is_an_error():
     with pytest.raises(ValueError, match="num_mel_binz"):
         fbank_extractor({"num_mel_binz": 40})
