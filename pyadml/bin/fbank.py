@@ -1,5 +1,5 @@
 """Stage 4 helpers for steps/make_fbank.sh and make_fbank_sets.sh: split a cut manifest, compute
-fbank (one part, or part JOB of several sets in one process), merge parts."""
+fbank (part JOB of one or several sets in one process), merge parts."""
 
 from __future__ import annotations
 
@@ -68,24 +68,16 @@ def main(argv=None) -> int:
     s.add_argument("cuts")
     s.add_argument("num_splits", type=int)
     s.add_argument("out_dir")
-    c = sub.add_parser("compute", help="compute and store fbank for one part")
-    c.add_argument("--config", default=None, help="conf/fbank.yaml")
-    c.add_argument("--skip-existing", action="store_true",
-                   help="do nothing if OUT exists (it is written last, so it marks a finished "
-                        "part; steps/make_fbank.sh removes parts whose inputs changed)")
-    c.add_argument("cuts")
-    c.add_argument("storage", help="lilcom archive path (without extension); written under a "
-                   "temporary name and renamed into place before OUT")
-    c.add_argument("out")
     cm = sub.add_parser("compute-many", help="compute part JOB of several sets in one process "
                         "(one $cmd job of steps/make_fbank_sets.sh)")
     cm.add_argument("--config", default=None, help="conf/fbank.yaml")
     cm.add_argument("--job", type=int, required=True, help="the part to compute of each set")
     cm.add_argument("--set", dest="sets", action="append", nargs=5, required=True,
                     metavar=("NAME", "PARTS", "CUTS", "STORAGE", "OUT"),
-                    help="a set split into PARTS parts; its part JOB as `compute` does it (CUTS "
-                         "-> STORAGE.lca, OUT), skipped when JOB > PARTS or OUT exists; repeated "
-                         "for each set")
+                    help="a set split into PARTS parts: its part JOB is computed from CUTS into "
+                         "STORAGE.lca (written under a temporary name and renamed into place) and "
+                         "OUT (written last, so it marks a finished part); skipped when JOB > "
+                         "PARTS or OUT exists; repeated for each set")
     m = sub.add_parser("merge", help="merge parts in the order given")
     m.add_argument("--interleave", action="store_true",
                    help="one cut of each part in turn: the inverse of split --interleave")
@@ -97,12 +89,6 @@ def main(argv=None) -> int:
         paths = split_cuts(args.cuts, args.num_splits, args.out_dir, args.interleave)
         how = "interleaved" if args.interleave else "contiguous"
         print(f"split {args.cuts} into {len(paths)} {how} parts under {args.out_dir}")
-    elif args.cmd == "compute" and args.skip_existing and Path(args.out).is_file():
-        print(f"fbank: {args.out} exists, skipping")
-    elif args.cmd == "compute":
-        t0 = time.time()
-        cuts = compute_fbank(args.cuts, args.storage, args.out, args.config)
-        print(speed("fbank", cuts, time.time() - t0))
     elif args.cmd == "compute-many":
         if args.job < 1:
             p.error(f"--job must be a positive integer, got {args.job}")

@@ -8,9 +8,9 @@
 --out-dir and --tag, and optionally its own sets: stage 8's back-ends in one start of Python and
 torch, the model loaded and each cut and keyword embedded once for all runs that share them.
 
-    python -m pyadml.bin.score ... --out-dir exp/t/results wsj_test:words libriphrase_test:pairs \\
+    python -m pyadml.bin.score ... --out-dir exp/t/results <words-set>:words <phrase-set>:pairs \\
       --run "--out-dir exp/t/results_tnorm --score-norm tnorm --tag 't, T-norm'" \\
-      --run "--out-dir exp/t/results_words --phrase-score words libriphrase_test:pairs"
+      --run "--out-dir exp/t/results_words --phrase-score words <phrase-set>:pairs"
 """
 
 from __future__ import annotations
@@ -75,10 +75,11 @@ def parse_runs(argv: list[str]) -> tuple[argparse.Namespace, list[tuple[argparse
             continue
         own.append(argv[i])
         i += 1
-    shared = [tok for opt in SHARED for tok in
-              ([opt, str(getattr(args, opt[2:].replace("-", "_")))]
-               if getattr(args, opt[2:].replace("-", "_")) != p.get_default(opt[2:].replace("-", "_"))
-               else [])]
+    shared = []  # the shared options a run's own command needs (those not at their default)
+    for opt in SHARED:
+        dest = opt[2:].replace("-", "_")
+        if getattr(args, dest) != p.get_default(dest):
+            shared += [opt, str(getattr(args, dest))]
     runs = [(args, own)]
     run_parser = parser(shared=False)
     for r, tokens in parse_run_options(run_parser, args.run, SHARED):
@@ -109,6 +110,7 @@ def main(argv=None) -> int:
         print(f"score: {e}", file=sys.stderr)
         return 1
     cache: dict = {}  # the model and the embeddings, shared by the runs
+    commit = git_commit() if args.results_md else None
     for r, tokens, sets in plans:
         out_dir = Path(r.out_dir or Path(args.exp_dir) / "results")
         try:
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
             config = Path(args.exp_dir) / "config.yaml"
             section = r.tag or Path(args.exp_dir).resolve().name
             update_results_md(args.results_md, section, table,
-                              str(config) if config.is_file() else str(model), git_commit(),
+                              str(config) if config.is_file() else str(model), commit,
                               "python -m pyadml.bin.score " + shlex.join(tokens))
             print(f"score: updated section {section!r} of {args.results_md}")
     return 0
