@@ -19,7 +19,7 @@ import sys
 
 from pyadml.bin import parse_run_options
 from pyadml.score.clips import score_clips
-from pyadml.score.floor import FloorError, add_floor_args, check_floor_db
+from pyadml.score.floor import CLIP_FLOOR_DB, FloorError, add_floor_args, check_floor_db
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.pairs import PairsError
@@ -46,7 +46,7 @@ def parser(shared: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--warp", type=float, default=1.0,
                    help="diagnostic: warp every clip's features by this factor (> 1 moves spectral "
                    "peaks up, as a shorter vocal tract; pyadml.score.warp); default 1, none")
-    add_floor_args(p)
+    add_floor_args(p, default_db=CLIP_FLOOR_DB)
     add_norm_args(p)
     add_phrase_args(p)
     return p
@@ -78,7 +78,8 @@ def main(argv=None) -> int:
             m = score_clips(args.model, args.clips, r.out_dir, args.batch_size, vad=r.vad,
                             norm=r.score_norm, cohort_size=r.cohort_size,
                             phrase=r.phrase_score, warp=r.warp,
-                            words_onnx=r.words_onnx, jobs=r.jobs, floor_db=r.floor_db)
+                            words_onnx=r.words_onnx, jobs=r.jobs, floor_db=r.floor_db,
+                            default_floor_db=CLIP_FLOOR_DB)
         except PairsError as e:
             where = f" ({r.out_dir})" if len(runs) > 1 else ""
             print(f"score_clips{where}: {e}", file=sys.stderr)

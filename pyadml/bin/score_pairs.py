@@ -1,8 +1,9 @@
 """Score (wav, keyword) pairs with an exported model (pyadml.score.pairs).
 
 Input lines: ``<wav path>\\t<keyword text>[\\t<label 0/1>]``. The output repeats each line with the
-cosine score appended; with labels, AP, EER and AUC are printed. Any bad line is an error that
-names it, and then nothing is written.
+cosine score appended; with labels, AP, EER and AUC are printed. Each file's features are floored
+50 dB below its loudest value first (pyadml.score.floor; ``--floor-db none``: without). Any bad
+line is an error that names it, and then nothing is written.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyadml.score.floor import add_floor_args
+from pyadml.score.floor import CLIP_FLOOR_DB, add_floor_args
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.pairs import PairsError, score_pairs_file
@@ -25,7 +26,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--vad", action="store_true", help="energy voice-activity front end: cut each file to the frames within 30 dB of "
                    "its loudest plus 50 ms before scoring (off: the paper's protocol, audio as given)")
-    add_floor_args(p)
+    add_floor_args(p, default_db=CLIP_FLOOR_DB)
     add_norm_args(p)
     add_phrase_args(p)
     args = p.parse_args(argv)
@@ -33,12 +34,16 @@ def main(argv=None) -> int:
         res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device,
                                vad=args.vad, norm=args.score_norm, cohort_size=args.cohort_size,
                                phrase=args.phrase_score, words_onnx=args.words_onnx,
-                               jobs=args.jobs, floor_db=args.floor_db)
+                               jobs=args.jobs, floor_db=args.floor_db,
+                               default_floor_db=CLIP_FLOOR_DB)
     except PairsError as e:
         print(f"score_pairs: {e}", file=sys.stderr)
         return 1
     print(f"score_pairs: {len(res.lines)} pairs ({res.num_wavs} wavs, {res.num_keywords} "
           f"keywords) -> {args.out}")
+    print("score_pairs: " + (f"features floored {res.floor_db:g} dB below each file's loudest "
+                             "(--floor-db none: without)" if res.floor_db is not None
+                             else "no level-relative floor"))
     for line in res.summary():
         print(line if line.startswith(("AP", "EER", "AUC")) else f"score_pairs: {line}")
     return 0

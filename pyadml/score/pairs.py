@@ -122,15 +122,16 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      device: str = "cpu", vad: bool = False, norm: str = "none",
                      cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
                      warp: float = 1.0, words_onnx=None, jobs: int = 1,
-                     floor_db: float | None = None) -> PairScores:
+                     floor_db: float | str | None = None,
+                     default_floor_db: float | None = None) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
     ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm).
     ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase).
     ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic.
-    ``floor_db``: the level-relative floor on the features (pyadml.score.floor); default the
-    model's own (none unless it was trained with one).
+    ``floor_db``: the level-relative floor on the features (pyadml.score.floor; NO_FLOOR for
+    none); default the model's own, else ``default_floor_db`` (the CLI's CLIP_FLOOR_DB).
     ``words_onnx``, ``jobs``: the words back-end's windows through that ONNX export."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
@@ -138,6 +139,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
         raise PairsError(f"--warp must be a positive factor, got {warp}")
     try:
         floor_db = check_floor_db(floor_db)
+        check_floor_db(default_floor_db, "the default floor")
     except FloorError as e:
         raise PairsError(str(e)) from None
     pairs_path = Path(pairs_path)
@@ -154,7 +156,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
-        floor_db = model_floor_db(loaded.features, floor_db)
+        floor_db = model_floor_db(loaded.features, floor_db, default_floor_db)
     except (ScoreNormError, PhraseScoreError, FloorError) as e:
         raise PairsError(str(e)) from None
     feat_cfg = fbank_options(loaded.features)

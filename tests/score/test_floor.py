@@ -1,6 +1,7 @@
 """The level-relative floor on the log-mel features (pyadml.score.floor): a hand-worked example,
 and the property it is for: a recording scaled by a gain scores as the original does."""
 
+import json
 import math
 
 import numpy as np
@@ -9,7 +10,8 @@ import soundfile as sf
 
 from pyadml.bin import score_clips as cli
 from pyadml.data.features import fbank_extractor
-from pyadml.score.floor import FloorError, check_floor_db, floor_features
+from pyadml.score.floor import (CLIP_FLOOR_DB, NO_FLOOR, FloorError, check_floor_db, floor_features,
+                                 floor_option, model_floor_db)
 from pyadml.score.pairs import features_for
 
 from test_score import tiny_model_file
@@ -84,10 +86,14 @@ def test_score_clips_floor_db_scores_a_quieter_copy_as_the_original(tmp_path, ca
     def scores(*opts):
         return clip_scores(model, clips, tmp_path / ("out" + "".join(opts)), *opts)
 
-    plain = scores()
+    plain = scores("--floor-db", "none")
     assert np.abs(plain[0] - plain[1]).max() > 1e-2
     floored = scores("--floor-db", "50")
     np.testing.assert_allclose(floored[0], floored[1], atol=1e-4)
+    # A user's recordings get the 50 dB floor unless they say otherwise, and metrics.json says so.
+    np.testing.assert_array_equal(scores(), floored)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["floor_db"] == 50.0
+    assert json.loads((tmp_path / "out--floor-dbnone" / "metrics.json").read_text())["floor_db"] is None
     assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
                      "--floor-db", "0"]) == 1
     assert "--floor-db must be a positive number" in capsys.readouterr().err
@@ -105,7 +111,48 @@ def test_a_model_trained_with_a_floor_is_scored_with_it(tmp_path, capsys):
     np.testing.assert_allclose(got[0], got[1], atol=1e-4)  # level-free, as the floor makes it
     np.testing.assert_allclose(clip_scores(trained, clips, tmp_path / "c", "--floor-db", "30"),
                                clip_scores(plain, clips, tmp_path / "d", "--floor-db", "30"), atol=1e-6)
-    assert np.abs(got - clip_scores(plain, clips, tmp_path / "e")).max() > 1e-3
+    assert np.abs(got - clip_scores(plain, clips, tmp_path / "e", "--floor-db", "none")).max() > 1e-3
+    # The model's own floor comes before score_clips' default of 50 dB.
+    trained30 = tiny_model_file(tmp_path / "floored30.pt", floor_db=30.0)
+    np.testing.assert_allclose(clip_scores(trained30, clips, tmp_path / "f"),
+                               clip_scores(plain, clips, tmp_path / "g", "--floor-db", "30"), atol=1e-6)
     bad = tiny_model_file(tmp_path / "bad.pt", floor_db=-5.0)
     assert cli.main(["--model", str(bad), "--clips", str(clips)]) == 1
     assert "the model's features floor_db must be a positive number" in capsys.readouterr().err
+
+
+def test_which_floor_a_model_is_scored_with():
+    """The option, else the model's training floor, else the command's default; 'none': none."""
+    assert model_floor_db({}, None, CLIP_FLOOR_DB) == 50.0
+    assert model_floor_db({}, None) is None  # the recipe's test sets and the spotter
+    assert model_floor_db({"floor_db": 30}, None, CLIP_FLOOR_DB) == 30.0
+    assert model_floor_db({"floor_db": 30}, 40, CLIP_FLOOR_DB) == 40.0
+    assert model_floor_db({"floor_db": 30}, NO_FLOOR, CLIP_FLOOR_DB) is None
+    assert floor_option(" None ") == NO_FLOOR and floor_option("45") == 45.0
+    with pytest.raises(Exception, match="expected a number of dB or 'none', got 'x'"):
+        floor_option("x")
+    with pytest.raises(FloorError, match="the default floor must be a positive number"):
+        model_floor_db({}, None, -1.0)
+
+
+def test_score_pairs_floors_a_users_recordings_by_default_and_says_so(tmp_path, capsys):
+    from pyadml.bin import score_pairs
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    clips = level_clips(tmp_path)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{tmp_path / line.split(chr(9))[0]}\talexa\n"
+                             for line in clips.read_text().splitlines()))
+
+    def scores(name, *opts):
+        assert score_pairs.main(["--model", str(model), "--pairs", str(pairs),
+                                 "--out", str(tmp_path / name), *opts]) == 0
+        return [float(r.split("\t")[-1]) for r in (tmp_path / name).read_text().splitlines()]
+
+    default = scores("default.tsv")
+    assert "features floored 50 dB below each file's loudest" in capsys.readouterr().out
+    assert default == scores("fifty.tsv", "--floor-db", "50")
+    assert default[:2] == pytest.approx(default[2:], abs=1e-4)  # gains 1 and 0.1 alike
+    plain = scores("none.tsv", "--floor-db", "none")
+    assert "no level-relative floor" in capsys.readouterr().out
+    assert max(abs(a - b) for a, b in zip(plain[:2], plain[2:])) > 1e-2

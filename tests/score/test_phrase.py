@@ -123,10 +123,12 @@ def slow_pair_scores(model_path, wavs_keywords):
 def test_score_clips_with_phrase_words_against_a_slow_loop(tmp_path, capsys):
     model = tiny_model_file(tmp_path / "final.pt")
     lines = write_clips(tmp_path)
+    # the slow loop's features have no level-relative floor
     assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
-                           "--out-dir", str(tmp_path / "words"), "--phrase-score", "words"]) == 0
+                           "--out-dir", str(tmp_path / "words"), "--phrase-score", "words",
+                           "--floor-db", "none"]) == 0
     assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
-                           "--out-dir", str(tmp_path / "clip")]) == 0
+                           "--out-dir", str(tmp_path / "clip"), "--floor-db", "none"]) == 0
     rows = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]
     plain = [r.split("\t") for r in (tmp_path / "clip/scores.tsv").read_text().splitlines()]
     pairs = [(tmp_path / r[0], r[1]) for r in rows]
@@ -154,7 +156,8 @@ def test_phrase_words_with_tnorm_normalises_the_fused_score_by_the_clips_cohort(
     cohort = ["alexa", "computer", "jarvis", "snowboy", "hello", "world", "music"]
     model = tiny_model_file(tmp_path / "final.pt", cohort=cohort)
     write_clips(tmp_path)
-    base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--phrase-score", "words"]
+    base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--phrase-score", "words",
+            "--floor-db", "none"]
     assert clips_cli.main(base + ["--out-dir", str(tmp_path / "words")]) == 0
     assert clips_cli.main(base + ["--out-dir", str(tmp_path / "both"), "--score-norm", "tnorm",
                                   "--cohort-size", "4"]) == 0
@@ -192,7 +195,8 @@ def test_words_onnx_gives_the_slow_loops_scores_in_two_processes(tmp_path):
     export_onnx(model, tmp_path / "onnx")
     assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
                            "--out-dir", str(tmp_path / "words"), "--phrase-score", "words",
-                           "--words-onnx", str(tmp_path / "onnx"), "--jobs", "2"]) == 0
+                           "--words-onnx", str(tmp_path / "onnx"), "--jobs", "2",
+                           "--floor-db", "none"]) == 0
     rows = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]
     got = np.array([float(r[3]) for r in rows])
     assert any(len(r[1].split()) > 1 for r in rows)

@@ -10,7 +10,9 @@
 # default scores the clips as recorded.
 # --floor-db DB: every log-mel value more than DB dB below the clip's loudest raised to that
 # level first (pyadml.score.floor: the scores no longer depend on the recording level), results
-# in .../wakeword_dev_floor<DB> (after _vad when both are given).
+# in .../wakeword_dev_floor<DB> (after _vad when both are given). Without it the clips are
+# scored with no floor (--floor-db none), so that each directory names every front end it had;
+# score_clips and score_pairs alone put a 50 dB floor on a user's recordings by default.
 # --score-norm tnorm: adaptive T-norm of the scores with the model's training keywords as cohort
 # (pyadml.score.norm), results in .../wakeword_dev_tnorm (or wakeword_dev_vad_tnorm).
 # --phrase-score words: the two-word keywords also scored word by word (pyadml.score.phrase),
@@ -76,6 +78,8 @@ variant() {
       *[!0-9.]*|.|*.*.*) echo "$0: --floor-db must be a positive number of dB, got '$floor_db'" >&2; return 1 ;;
     esac
     out=${out}_floor$floor_db; opts+=(--floor-db "$floor_db")
+  else
+    opts+=(--floor-db none)
   fi
   case $norm in
     tnorm) out=${out}_tnorm; opts+=(--score-norm tnorm) ;;
