@@ -23,7 +23,7 @@ from pathlib import Path
 from pyadml.bin import parse_run_options
 from pyadml.data.trials import parse_set_specs
 from pyadml.score.evaluate import ScoreError, git_commit, score_test_sets
-from pyadml.score.floor import FloorError, add_floor_args, check_floor_db
+from pyadml.score.floor import FloorError, add_floor_args, check_floor_option
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.report import update_results_md
@@ -95,7 +95,7 @@ def parse_runs(argv: list[str]) -> tuple[argparse.Namespace, list[tuple[argparse
         if r.jobs < 1:
             run_parser.error(f"{where}--jobs must be >= 1, got {r.jobs}")
         try:
-            check_floor_db(r.floor_db)
+            check_floor_option(r.floor_db)
         except FloorError as e:
             run_parser.error(f"{where}{e}")
     return args, runs

@@ -19,7 +19,7 @@ import sys
 
 from pyadml.bin import parse_run_options
 from pyadml.score.clips import score_clips
-from pyadml.score.floor import CLIP_FLOOR_DB, FloorError, add_floor_args, check_floor_db
+from pyadml.score.floor import CLIP_FLOOR_DB, FloorError, add_floor_args, check_floor_option
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.pairs import PairsError
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     args, runs = parse_runs(argv)
     for i, r in enumerate(runs):
         try:
-            check_floor_db(r.floor_db)
+            check_floor_option(r.floor_db)
         except FloorError as e:
             print(f"score_clips: {'--run %d: ' % i if i else ''}{e}", file=sys.stderr)
             return 1

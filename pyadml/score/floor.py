@@ -37,11 +37,10 @@ class FloorError(ValueError):
     pass
 
 
-def check_floor_db(floor_db: float | str | None, name: str = "--floor-db") -> float | str | None:
-    """None (off, or the default where a command has one), NO_FLOOR or a positive number of dB;
-    ``name`` is the option or config key to blame."""
-    if floor_db is None or floor_db == NO_FLOOR:
-        return floor_db
+def check_floor_db(floor_db: float | None, name: str = "--floor-db") -> float | None:
+    """None (off) or a positive number of dB; ``name`` is the option or config key to blame."""
+    if floor_db is None:
+        return None
     if not (isinstance(floor_db, (int, float)) and not isinstance(floor_db, bool)
             and math.isfinite(floor_db) and floor_db > 0):
         raise FloorError(f"{name} must be a positive number of dB below the loudest "
@@ -52,8 +51,8 @@ def check_floor_db(floor_db: float | str | None, name: str = "--floor-db") -> fl
 def floor_features(feats: np.ndarray, floor_db: float | None) -> np.ndarray:
     """(..., T, D) log-mel features with every value below (the maximum of its (T, D) block -
     floor_db dB) raised to it: one clip, or a batch of the spotter's windows, each on its own.
-    ``floor_db`` None (or NO_FLOOR) returns them unchanged."""
-    if floor_db is None or floor_db == NO_FLOOR:
+    ``floor_db`` None returns them unchanged."""
+    if floor_db is None:
         return feats
     feats = np.asarray(feats, dtype=np.float32)
     if feats.size == 0:
@@ -68,15 +67,19 @@ def model_floor_db(features, floor_db: float | str | None = None,
     none), else the floor the model was trained with (its features' ``floor_db``: the training
     config's floor_db, carried by final.pt), else ``default`` (the command's own: CLIP_FLOOR_DB
     for a user's recordings, None elsewhere)."""
-    floor_db = check_floor_db(floor_db)
+    floor_db = check_floor_option(floor_db)
     if floor_db == NO_FLOOR:
         return None
     if floor_db is not None:
         return floor_db
     own = check_floor_db((features or {}).get("floor_db"), "the model's features floor_db")
-    if own is not None and own != NO_FLOOR:
-        return own
-    return check_floor_db(default, "the default floor")
+    return own if own is not None else check_floor_db(default, "the default floor")
+
+
+def check_floor_option(floor_db: float | str | None, name: str = "--floor-db") -> float | str | None:
+    """A scoring option's value: as check_floor_db's, or NO_FLOOR (a training config has no
+    'none': its floor is off unless given)."""
+    return floor_db if floor_db == NO_FLOOR else check_floor_db(floor_db, name)
 
 
 def floor_option(text: str) -> float | str:

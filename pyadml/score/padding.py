@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from pyadml.score.clips import score_clips
-from pyadml.score.floor import check_floor_db
+from pyadml.score.floor import check_floor_option
 
 BASE_PAD = 0.05  # stage 2's padding, already in the cuts
 
@@ -69,7 +69,7 @@ def padding_check(model, cuts_path, out_dir, pads=(0.05, 1.0), max_clips: int = 
     """Metrics for every (padding, VAD on/off); also written to ``<out_dir>/metrics.json``.
     ``floor_db``: the level-relative floor on the features (pyadml.score.floor); default the
     model's own, as score_clips does. A bad value fails before any clip is written."""
-    floor_db = check_floor_db(floor_db)
+    floor_db = check_floor_option(floor_db)
     lists = write_padded_clips(cuts_path, out_dir, pads, max_clips, noise_db, seed)
     rows = []
     for vad in vad_options:

@@ -24,7 +24,7 @@ from pyadml.fileio import write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
-from pyadml.score.floor import FloorError, check_floor_db, floor_features, model_floor_db
+from pyadml.score.floor import FloorError, check_floor_option, floor_features, model_floor_db
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
@@ -138,8 +138,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     if not warp > 0:
         raise PairsError(f"--warp must be a positive factor, got {warp}")
     try:
-        floor_db = check_floor_db(floor_db)
-        check_floor_db(default_floor_db, "the default floor")
+        floor_db = check_floor_option(floor_db)
     except FloorError as e:
         raise PairsError(str(e)) from None
     pairs_path = Path(pairs_path)

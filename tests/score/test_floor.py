@@ -10,8 +10,8 @@ import soundfile as sf
 
 from pyadml.bin import score_clips as cli
 from pyadml.data.features import fbank_extractor
-from pyadml.score.floor import (CLIP_FLOOR_DB, NO_FLOOR, FloorError, check_floor_db, floor_features,
-                                 floor_option, model_floor_db)
+from pyadml.score.floor import (CLIP_FLOOR_DB, NO_FLOOR, FloorError, check_floor_db, check_floor_option,
+                                 floor_features, floor_option, model_floor_db)
 from pyadml.score.pairs import features_for
 
 from test_score import tiny_model_file
@@ -129,6 +129,9 @@ def test_which_floor_a_model_is_scored_with():
     assert model_floor_db({"floor_db": 30}, 40, CLIP_FLOOR_DB) == 40.0
     assert model_floor_db({"floor_db": 30}, NO_FLOOR, CLIP_FLOOR_DB) is None
     assert floor_option(" None ") == NO_FLOOR and floor_option("45") == 45.0
+    assert check_floor_option(NO_FLOOR) == NO_FLOOR  # a scoring option only:
+    with pytest.raises(FloorError, match="floor_db must be a positive number"):
+        check_floor_db(NO_FLOOR, "floor_db")  # a training config's floor is off unless given
     with pytest.raises(Exception, match="expected a number of dB or 'none', got 'x'"):
         floor_option("x")
     with pytest.raises(FloorError, match="the default floor must be a positive number"):
