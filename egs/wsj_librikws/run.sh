@@ -193,9 +193,9 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
     [ ! -f $exp/results/wakeword_dev_vad_tnorm_words/summary.txt ] ||
       echo "  the same with all three (--vad --score-norm tnorm --phrase-score words): $(cat $exp/results/wakeword_dev_vad_tnorm_words/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_floor50/summary.txt ] ||
-      echo "  the same with the level-relative floor (--floor-db 50, score_pairs' and score_clips' default): $(cat $exp/results/wakeword_dev_floor50/summary.txt)"
+      echo "  the same with the level-relative floor (--floor-db 50): $(cat $exp/results/wakeword_dev_floor50/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_floor50_tnorm/summary.txt ] ||
-      echo "  the same with the floor and T-norm (--floor-db 50 --score-norm tnorm): $(cat $exp/results/wakeword_dev_floor50_tnorm/summary.txt)"
+      echo "  the same with the floor and T-norm (--floor-db 50 --score-norm tnorm, score_pairs' and score_clips' default): $(cat $exp/results/wakeword_dev_floor50_tnorm/summary.txt)"
   fi
   if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
     echo

@@ -3,12 +3,16 @@ and top-1, e.g. for a real-speech development set such as wake-word recordings.
 
     python -m pyadml.bin.score_clips --model exp/<tag>/final.pt --clips clips.tsv [--out-dir D]
 
+As for any recording a user scores, every clip's features are floored 50 dB below its loudest
+value and a cosine model's scores are adaptive-T-normed (pyadml.score.floor, pyadml.score.norm);
+``--floor-db none --score-norm none`` scores the clips as the paper's protocol does.
+
 --run OPTS (repeatable) scores the same clips again in the same process with other scoring
 options, each run with its own --out-dir: stage 8's back-ends in one start of Python and torch
 instead of one each.
 
     python -m pyadml.bin.score_clips --model M --clips C --out-dir D \\
-      --run "--vad --out-dir D_vad" --run "--floor-db 50 --score-norm tnorm --out-dir D_f"
+      --run "--vad --out-dir D_vad" --run "--floor-db none --score-norm none --out-dir D_cos"
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 from pyadml.bin import parse_run_options
 from pyadml.score.clips import score_clips
 from pyadml.score.floor import CLIP_FLOOR_DB, FloorError, add_floor_args, check_floor_option
-from pyadml.score.norm import add_norm_args
+from pyadml.score.norm import CLIP_SCORE_NORM, add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.pairs import PairsError
 
@@ -47,7 +51,7 @@ def parser(shared: bool = True) -> argparse.ArgumentParser:
                    help="diagnostic: warp every clip's features by this factor (> 1 moves spectral "
                    "peaks up, as a shorter vocal tract; pyadml.score.warp); default 1, none")
     add_floor_args(p, default_db=CLIP_FLOOR_DB)
-    add_norm_args(p)
+    add_norm_args(p, default=CLIP_SCORE_NORM)
     add_phrase_args(p)
     return p
 
@@ -79,7 +83,7 @@ def main(argv=None) -> int:
                             norm=r.score_norm, cohort_size=r.cohort_size,
                             phrase=r.phrase_score, warp=r.warp,
                             words_onnx=r.words_onnx, jobs=r.jobs, floor_db=r.floor_db,
-                            default_floor_db=CLIP_FLOOR_DB)
+                            default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM)
         except PairsError as e:
             where = f" ({r.out_dir})" if len(runs) > 1 else ""
             print(f"score_clips{where}: {e}", file=sys.stderr)

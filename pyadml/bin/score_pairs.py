@@ -1,8 +1,10 @@
 """Score (wav, keyword) pairs with an exported model (pyadml.score.pairs).
 
 Input lines: ``<wav path>\\t<keyword text>[\\t<label 0/1>]``. The output repeats each line with the
-cosine score appended; with labels, AP, EER and AUC are printed. Each file's features are floored
-50 dB below its loudest value first (pyadml.score.floor; ``--floor-db none``: without). Any bad
+score appended; with labels, AP, EER and AUC are printed. As for any recording a user scores,
+each file's features are floored 50 dB below its loudest value first (pyadml.score.floor;
+``--floor-db none``: without), and a cosine model's scores are adaptive-T-normed with its
+training keywords as cohort (pyadml.score.norm; ``--score-norm none``: the cosines). Any bad
 line is an error that names it, and then nothing is written.
 """
 
@@ -12,7 +14,7 @@ import argparse
 import sys
 
 from pyadml.score.floor import CLIP_FLOOR_DB, add_floor_args
-from pyadml.score.norm import add_norm_args
+from pyadml.score.norm import CLIP_SCORE_NORM, add_norm_args
 from pyadml.score.phrase import add_phrase_args
 from pyadml.score.pairs import PairsError, score_pairs_file
 
@@ -27,7 +29,7 @@ def main(argv=None) -> int:
     p.add_argument("--vad", action="store_true", help="energy voice-activity front end: cut each file to the frames within 30 dB of "
                    "its loudest plus 50 ms before scoring (off: the paper's protocol, audio as given)")
     add_floor_args(p, default_db=CLIP_FLOOR_DB)
-    add_norm_args(p)
+    add_norm_args(p, default=CLIP_SCORE_NORM)
     add_phrase_args(p)
     args = p.parse_args(argv)
     try:
@@ -35,7 +37,7 @@ def main(argv=None) -> int:
                                vad=args.vad, norm=args.score_norm, cohort_size=args.cohort_size,
                                phrase=args.phrase_score, words_onnx=args.words_onnx,
                                jobs=args.jobs, floor_db=args.floor_db,
-                               default_floor_db=CLIP_FLOOR_DB)
+                               default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM)
     except PairsError as e:
         print(f"score_pairs: {e}", file=sys.stderr)
         return 1
@@ -44,6 +46,9 @@ def main(argv=None) -> int:
     print("score_pairs: " + (f"features floored {res.floor_db:g} dB below each file's loudest "
                              "(--floor-db none: without)" if res.floor_db is not None
                              else "no level-relative floor"))
+    print("score_pairs: " + (f"scores adaptive-T-normed by each file's {res.cohort_size} closest "
+                             "training keywords (--score-norm none: the cosines)"
+                             if res.norm == "tnorm" else "scores not normalised"))
     for line in res.summary():
         print(line if line.startswith(("AP", "EER", "AUC")) else f"score_pairs: {line}")
     return 0

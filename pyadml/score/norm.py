@@ -23,6 +23,12 @@ import numpy as np
 
 NORMS = ("none", "tnorm")
 DEFAULT_COHORT_SIZE = 200
+# The normalisation of score_pairs and score_clips for a user's recordings, where the model
+# allows it: with the level-relative floor it lowered the real wake-word clips' EER on each of
+# six models (three seeds of the default, three of VTLP), and without it raised WSJ-like AP on
+# each of twelve (egs/wsj_librikws/RESULTS.md, "T-norm with the floor as the default for a
+# user's recordings").
+CLIP_SCORE_NORM = "tnorm"
 
 
 class ScoreNormError(ValueError):
@@ -114,11 +120,38 @@ def prepare(loaded, norm: str, size: int, model_path) -> tuple[dict | None, int]
         raise ScoreNormError(f"{model_path}: {e}") from None
 
 
-def add_norm_args(parser) -> None:
-    """--score-norm and --cohort-size of the scoring commands."""
-    parser.add_argument("--score-norm", default="none", choices=NORMS,
+def model_norm(loaded, norm: str | None, default: str = "none") -> str:
+    """The normalisation to score ``loaded`` with: ``norm`` when given (checked by ``prepare``,
+    which refuses what the model cannot do), else ``default`` (the command's own: CLIP_SCORE_NORM
+    for a user's recordings) where the model allows it, else "none" with a note saying why: a
+    model that scores otherwise than by cosine, or carries no cohort of 3 or more keywords."""
+    import sys
+
+    if norm is not None:
+        return norm
+    if default == "none":
+        return "none"
+    why = None
+    if loaded.scorer != "cosine":
+        why = f"its scorer is {loaded.scorer!r}, not a cosine"
+    elif len(getattr(loaded, "cohort", None) or []) < 3:
+        why = "it carries no cohort of 3 or more training keywords"
+    if why is not None:
+        print(f"score norm: this model is scored without {default} ({why})", file=sys.stderr)
+        return "none"
+    return default
+
+
+def add_norm_args(parser, default: str | None = None) -> None:
+    """--score-norm and --cohort-size of the scoring commands; ``default``: the command's
+    normalisation where the model allows it (CLIP_SCORE_NORM for a user's recordings), None for
+    the paper's protocol, the cosine."""
+    parser.add_argument("--score-norm", default=None if default else "none", choices=NORMS,
                         help="tnorm: adaptive T-norm with the model's training keywords as "
-                        "cohort (pyadml.score.norm); none: the cosine, the paper's protocol")
+                        "cohort (pyadml.score.norm); none: the cosine, the paper's protocol. "
+                        + (f"Default: {default} where the model allows it (a cosine model with "
+                           "a cohort), else none, as for any recording a user scores"
+                           if default else "Default: none"))
     parser.add_argument("--cohort-size", type=int, default=DEFAULT_COHORT_SIZE,
                         help="T-norm's K: how many of the cohort texts closest to each clip "
                         "give its mean and std")

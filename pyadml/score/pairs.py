@@ -25,7 +25,7 @@ from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
 from pyadml.score.floor import FloorError, check_floor_option, floor_features, model_floor_db
-from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
+from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm, model_norm
 from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
 from pyadml.text import KeywordError
@@ -106,6 +106,8 @@ class PairScores:
     num_wavs: int
     num_keywords: int
     floor_db: float | None = None  # the level-relative floor the features got (None: none)
+    norm: str = "none"        # the score normalisation the scores got
+    cohort_size: int = 0      # T-norm's K (0 without it)
 
     def summary(self) -> list[str]:
         """AP, EER and AUC lines when the pairs carry labels of both classes."""
@@ -119,15 +121,17 @@ class PairScores:
 
 
 def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
-                     device: str = "cpu", vad: bool = False, norm: str = "none",
+                     device: str = "cpu", vad: bool = False, norm: str | None = "none",
                      cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
                      warp: float = 1.0, words_onnx=None, jobs: int = 1,
                      floor_db: float | str | None = None,
-                     default_floor_db: float | None = None) -> PairScores:
+                     default_floor_db: float | None = None,
+                     default_norm: str = "none") -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
-    ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm).
+    ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm); None:
+    ``default_norm`` where the model allows it (the CLI's CLIP_SCORE_NORM), else none.
     ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase).
     ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic.
     ``floor_db``: the level-relative floor on the features (pyadml.score.floor; NO_FLOOR for
@@ -153,6 +157,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     except (OSError, ValueError) as e:
         raise PairsError(str(e)) from None
     try:
+        norm = model_norm(loaded, norm, default_norm)
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
         floor_db = model_floor_db(loaded.features, floor_db, default_floor_db)
@@ -216,4 +221,5 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                                 audio_emb, cohort, cohort_size)
     write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))
     labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
-    return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb), floor_db)
+    return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb), floor_db,
+                      norm, cohort_size if cohort is not None else 0)

@@ -170,12 +170,15 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     ww_words = json.loads((exp / "results" / "wakeword_dev_words" / "metrics.json").read_text())
     assert ww_words["clips"] == 6
     # the level-relative floor (pyadml.score.floor), alone and with T-norm
-    for name in ("wakeword_dev_floor50", "wakeword_dev_floor50_tnorm"):
+    for name, norm in (("wakeword_dev_floor50", "none"), ("wakeword_dev_floor50_tnorm", "tnorm")):
         floored = json.loads((exp / "results" / name / "metrics.json").read_text())
         assert floored["clips"] == 6 and floored["floor_db"] == 50.0
-    # the rows without --floor-db have none, though score_clips alone floors a user's clips
-    assert ww["floor_db"] is None and vad["floor_db"] is None and ww_words["floor_db"] is None
-    assert "level-relative floor (--floor-db 50, score_pairs' and score_clips' default)" in out
+        assert floored["score_norm"] == norm
+    # the rows without --floor-db or --score-norm have neither, though score_clips alone
+    # floors and T-norms a user's clips
+    for m in (ww, vad, ww_words):
+        assert m["floor_db"] is None and m["score_norm"] == "none"
+    assert "(--floor-db 50 --score-norm tnorm, score_pairs' and score_clips' default)" in out
     # the words' windows went through the ONNX export of this final.pt (its parity printed)
     assert "onnxruntime vs torch max abs diff" in (exp / "log" / "export_onnx.log").read_text()
     assert "--words-onnx" in (recipe / "RESULTS.md").read_text()

@@ -59,7 +59,9 @@ def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys):
     model = tiny_model_file(tmp_path / "final.pt", cohort=["pocket", "silver", "market", "garden"])
     write_clips(tmp_path)
     base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv")]
-    variants = [[], ["--vad", "--floor-db", "10"], ["--score-norm", "tnorm", "--cohort-size", "3"]]
+    # the defaults (a 50 dB floor, T-norm with K = 3 of the 4 cohort words), and two others
+    variants = [[], ["--vad", "--floor-db", "10", "--score-norm", "none"],
+                ["--score-norm", "tnorm", "--cohort-size", "2"]]
     for i, opts in enumerate(variants):
         assert cli.main(base + opts + ["--out-dir", str(tmp_path / f"one{i}")]) == 0
     runs = [f"{' '.join(opts)} --out-dir '{tmp_path}/all {i}'" for i, opts in enumerate(variants)]
@@ -123,9 +125,10 @@ def test_score_wakeword_dev_variants_each_get_their_results_dir(tmp_path):
                      "--variant", "--score-norm tnorm")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("score_clips: 6 clips x 3 keywords") == 3
-    # A variant without --floor-db has no floor (score_clips' own default would put 50 dB).
-    for name, opts in (("wakeword_dev", ["--floor-db", "none"]),
-                       ("wakeword_dev_vad_floor10", ["--vad", "--floor-db", "10"]),
+    # A variant without --floor-db has no floor and one without --score-norm no T-norm
+    # (score_clips' own defaults would put a 50 dB floor and T-norm).
+    for name, opts in (("wakeword_dev", ["--floor-db", "none", "--score-norm", "none"]),
+                       ("wakeword_dev_vad_floor10", ["--vad", "--floor-db", "10", "--score-norm", "none"]),
                        ("wakeword_dev_tnorm", ["--score-norm", "tnorm", "--floor-db", "none"])):
         assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
                          "--out-dir", str(tmp_path / name), *opts]) == 0

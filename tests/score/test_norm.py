@@ -8,7 +8,7 @@ import pytest
 
 from pyadml.bin import score_clips as cli
 from pyadml.models.export import load_model
-from pyadml.score.norm import ScoreNormError, adaptive_tnorm
+from pyadml.score.norm import CLIP_SCORE_NORM, ScoreNormError, adaptive_tnorm, model_norm
 
 from test_clips import write_clips
 from test_score import tiny_model_file, write_noise
@@ -64,7 +64,7 @@ def test_clips_with_tnorm_use_the_models_cohort_and_keep_top1(tmp_path, capsys):
     write_clips(tmp_path)
     # references below are computed without the level-relative floor
     base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--floor-db", "none"]
-    assert cli.main(base + ["--out-dir", str(tmp_path / "raw")]) == 0
+    assert cli.main(base + ["--out-dir", str(tmp_path / "raw"), "--score-norm", "none"]) == 0
     assert cli.main(base + ["--out-dir", str(tmp_path / "tn"), "--score-norm", "tnorm",
                             "--cohort-size", "5"]) == 0
     raw = [float(r.split("\t")[3]) for r in (tmp_path / "raw/scores.tsv").read_text().splitlines()]
@@ -94,6 +94,60 @@ def test_a_model_without_a_cohort_says_to_export_again(tmp_path, capsys):
                      "--score-norm", "tnorm"]) == 1
     err = capsys.readouterr().err
     assert "carries no cohort" in err and "export_model" in err
+
+
+def test_which_normalisation_a_model_is_scored_with(capsys):
+    """The option first; else the command's default where the model allows it (a cosine model
+    with a cohort of 3 or more), else none with a note saying why."""
+    from types import SimpleNamespace as M
+
+    cosine, few = M(scorer="cosine", cohort=WORDS), M(scorer="cosine", cohort=WORDS[:2])
+    head, bare = M(scorer="phonmatchnet", cohort=WORDS), M(scorer="cosine", cohort=[])
+    table = [  # (model, option, command default) -> normalisation, note
+        (cosine, None, "none", "none", ""), (cosine, None, "tnorm", "tnorm", ""),
+        (cosine, "none", "tnorm", "none", ""), (cosine, "tnorm", "none", "tnorm", ""),
+        (head, "tnorm", "tnorm", "tnorm", ""),  # asked for: refused later, by prepare
+        (head, None, "tnorm", "none", "its scorer is 'phonmatchnet'"),
+        (bare, None, "tnorm", "none", "no cohort of 3 or more"),
+        (few, None, "tnorm", "none", "no cohort of 3 or more"),
+        (head, None, "none", "none", "")]
+    for model, option, default, want, note in table:
+        assert model_norm(model, option, default) == want, (model, option, default)
+        err = capsys.readouterr().err
+        assert (note in err) if note else not err, (model, option, default, err)
+    assert CLIP_SCORE_NORM == "tnorm"
+
+
+def test_score_pairs_t_norms_a_users_scores_by_default_and_says_so(tmp_path, capsys):
+    """score_pairs' default is --score-norm tnorm for a model with a cohort, and the cosines for
+    one without; score_clips writes which one it used."""
+    from pyadml.bin import score_pairs
+
+    write_clips(tmp_path)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{tmp_path / 'audio' / f'{i}.wav'}\t{kw}\n" for i in range(6)
+                             for kw in ("alexa", "smart mirror")))
+
+    def scores(model, name, *opts):
+        assert score_pairs.main(["--model", str(model), "--pairs", str(pairs),
+                                 "--out", str(tmp_path / name), *opts]) == 0
+        return [float(r.split("\t")[-1]) for r in (tmp_path / name).read_text().splitlines()]
+
+    model = tiny_model_file(tmp_path / "final.pt", cohort=WORDS)
+    default = scores(model, "default.tsv", "--cohort-size", "5")
+    assert "scores adaptive-T-normed by each file's 5 closest training keywords" in capsys.readouterr().out
+    assert default == scores(model, "tnorm.tsv", "--cohort-size", "5", "--score-norm", "tnorm")
+    cosines = scores(model, "none.tsv", "--score-norm", "none")
+    assert "scores not normalised" in capsys.readouterr().out
+    assert all(-1 <= c <= 1 for c in cosines) and max(abs(d) for d in default) > 1
+    bare = tiny_model_file(tmp_path / "bare.pt")
+    assert scores(bare, "bare.tsv") == scores(bare, "bare_none.tsv", "--score-norm", "none")
+    out = capsys.readouterr()
+    assert "without tnorm (it carries no cohort" in out.err and "scores not normalised" in out.out
+    assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                     "--out-dir", str(tmp_path / "clips")]) == 0
+    m = json.loads((tmp_path / "clips" / "metrics.json").read_text())
+    assert m["score_norm"] == "tnorm" and m["cohort_size"] == 11 and m["floor_db"] == 50.0
 
 
 def test_stage8_scoring_with_tnorm_matches_the_slow_loop(tmp_path, capsys):

@@ -158,7 +158,7 @@ def test_phrase_words_with_tnorm_normalises_the_fused_score_by_the_clips_cohort(
     write_clips(tmp_path)
     base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--phrase-score", "words",
             "--floor-db", "none"]
-    assert clips_cli.main(base + ["--out-dir", str(tmp_path / "words")]) == 0
+    assert clips_cli.main(base + ["--out-dir", str(tmp_path / "words"), "--score-norm", "none"]) == 0
     assert clips_cli.main(base + ["--out-dir", str(tmp_path / "both"), "--score-norm", "tnorm",
                                   "--cohort-size", "4"]) == 0
     words = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]

@@ -14,7 +14,8 @@
 # scored with no floor (--floor-db none), so that each directory names every front end it had;
 # score_clips and score_pairs alone put a 50 dB floor on a user's recordings by default.
 # --score-norm tnorm: adaptive T-norm of the scores with the model's training keywords as cohort
-# (pyadml.score.norm), results in .../wakeword_dev_tnorm (or wakeword_dev_vad_tnorm).
+# (pyadml.score.norm), results in .../wakeword_dev_tnorm (or wakeword_dev_vad_tnorm). Without
+# it, --score-norm none (the cosines), though score_clips alone T-norms a user's recordings.
 # --phrase-score words: the two-word keywords also scored word by word (pyadml.score.phrase),
 # results in .../wakeword_dev_words (or wakeword_dev_vad_words). The options combine, in the
 # order VAD, floor, words, T-norm: --vad true --score-norm tnorm --phrase-score words gives
@@ -83,7 +84,7 @@ variant() {
   fi
   case $norm in
     tnorm) out=${out}_tnorm; opts+=(--score-norm tnorm) ;;
-    none) ;;
+    none) opts+=(--score-norm none) ;;
     *) echo "$0: --score-norm must be none or tnorm, got '$norm'" >&2; return 1 ;;
   esac
   case $phrase in
