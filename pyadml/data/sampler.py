@@ -10,7 +10,7 @@ batches, the number of steps and the data of a step do not depend on the number 
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch.utils.data
@@ -38,6 +38,12 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
     (partial groups left out by ``few="skip"``), ``num_items_replaced`` (items added by
     ``few="replace"``), ``num_groups_dropped`` (left over after packing),
     ``num_batches_dropped`` (batches with fewer groups than ranks); ``stats`` has them all.
+
+    ``neighbours`` (keyword -> its phonetically nearest keywords) with ``bundle`` B > 1 puts
+    phonetic neighbourhoods in a batch: the shuffled groups are reordered into runs of B groups,
+    a group and B - 1 groups of keywords drawn among its keyword's neighbours (``_bundle``), and
+    the packing keeps that order. A random batch of K keywords rarely holds a keyword's near
+    misses; these make the in-batch negatives of every loss near misses for part of the batch.
     """
 
     def __init__(
@@ -52,6 +58,8 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
         few: str = "skip",
         shuffle: bool = True,
         drop_last: bool = True,
+        neighbours: Mapping[str, Sequence[str]] | None = None,
+        bundle: int = 1,
     ):
         super().__init__()
         if len(keywords) != len(item_ids):
@@ -71,6 +79,13 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
                 f"must be a multiple of the {world_size} processes (each takes an equal share)")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        if isinstance(bundle, bool) or not isinstance(bundle, int) or bundle < 1:
+            raise ValueError(f"bundle: expected an integer >= 1, got {bundle!r}")
+        if bundle > 1 and neighbours is None:
+            raise ValueError(f"bundle={bundle} needs the keywords' neighbours")
+        if bundle > keywords_per_batch:
+            raise ValueError(f"bundle={bundle} is more than the {keywords_per_batch} keywords "
+                             "of a batch")
         self.item_ids = list(item_ids)
         if len(set(self.item_ids)) != len(self.item_ids):
             raise ValueError("item ids are not unique")
@@ -94,6 +109,11 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
         # Items of each keyword, in input order: by_kw[start[k]:start[k] + counts[k]].
         self._by_kw = np.argsort(self._item_kw, kind="stable")
         self._start = np.concatenate([[0], np.cumsum(self._counts)[:-1]]).astype(np.int64)
+        self.bundle = int(bundle)
+        # Each keyword's neighbours as keyword indices, nearest first; those with no items here
+        # are left out.
+        self._near = [[kw_index[n] for n in (neighbours or {}).get(k, ()) if n in kw_index
+                       and n != k] for k in self.keywords] if bundle > 1 else []
 
         if few == "skip":
             usable = int(np.count_nonzero(self._counts >= self.M))
@@ -194,6 +214,9 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
         if self.shuffle:
             order = rng.permutation(len(groups))
             groups, group_kw = groups[order], group_kw[order]
+        if self.bundle > 1:
+            order = self._bundle(group_kw, rng)
+            groups, group_kw = groups[order], group_kw[order]
         batches = self._pack(groups, group_kw)
         self.num_batches_total = len(batches)
         # Each rank takes its share of whole groups of every global batch.
@@ -247,6 +270,27 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
         self.num_items_replaced = int((M - rem[partial_kws]).sum())
         return np.concatenate([groups, extra]), np.concatenate([group_kw, partial_kws])
 
+    def _bundle(self, group_kw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """An order of the groups in runs of up to ``bundle``: the next group not yet placed,
+        then, for up to B - 1 of its keyword's neighbours drawn at random among those with a
+        group not yet placed, each one's first such group. Fewer when fewer neighbours are left."""
+        queues: dict[int, deque[int]] = {}
+        for g, k in enumerate(group_kw.tolist()):
+            queues.setdefault(k, deque()).append(g)
+        placed = np.zeros(len(group_kw), dtype=bool)
+        order: list[int] = []
+        for g, k in enumerate(group_kw.tolist()):
+            if placed[g]:
+                continue
+            queues[k].popleft()  # g: each queue's head is its earliest group not placed
+            run = [g]
+            near = [n for n in self._near[k] if queues.get(n)]
+            for i in rng.permutation(len(near))[: self.bundle - 1].tolist():
+                run.append(queues[near[i]].popleft())
+            placed[run] = True
+            order.extend(run)
+        return np.asarray(order, dtype=np.int64)
+
     def _pack(self, groups: np.ndarray, group_kw: np.ndarray) -> list[np.ndarray]:
         """Greedy packing into batches of K groups with distinct keywords.
 
@@ -295,3 +339,19 @@ class KeywordBatchSampler(torch.utils.data.Sampler):
                 if not pending[k]:
                     del pending[k]
         return batches
+
+
+def keyword_neighbours(cuts, phones_of, bundle: int, pool: int) -> dict:
+    """The sampler's ``neighbours`` and ``bundle`` for the train config's ``batch.neighbours``
+    (B; 0 or 1: off) and ``batch.neighbour_pool``: each keyword's ``pool`` nearest keywords in
+    phoneme edit distance (``pyadml.data.text_negatives.NearMissTexts``, LibriPhrase's rule)."""
+    for key, v, low in (("batch.neighbours", bundle, 0), ("batch.neighbour_pool", pool, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{key}: expected an integer >= {low}, got {v!r}")
+    if bundle < 2:
+        return {}
+    from pyadml.data.text_negatives import NearMissTexts
+
+    keywords = sorted({c.supervisions[0].text for c in cuts})
+    near = NearMissTexts(keywords, phones_of, pool)
+    return {"neighbours": {k: near.neighbours(k) for k in keywords}, "bundle": bundle}

@@ -104,8 +104,11 @@ DEFAULTS: dict[str, Any] = {
     # 0: context only fills the padding the batch has anyway (no extra compute); 0.5 trained
     # 60% longer and scored real clips cut by the VAD worse (RESULTS.md, "More of stage 3's
     # context").
+    # neighbours: B >= 2 fills batches with runs of B keywords that are phonetic neighbours (a
+    # keyword and B - 1 of its neighbour_pool nearest training words in phoneme edit distance,
+    # pyadml.data.sampler); 0: keywords drawn at random.
     "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip", "span_rows": 0,
-              "span_every": 0, "context_growth": 0.0},
+              "span_every": 0, "context_growth": 0.0, "neighbours": 0, "neighbour_pool": 8},
     "optim": {"lr": 1.0e-4, "weight_decay": 1.0e-5, "lr_step_epochs": 20, "lr_gamma": 0.5,
               # grad_clip: max gradient norm, null = none (the paper clips nothing);
               # grad_clip_scope: encoders (audio./text. parameters) | all (every parameter,
@@ -309,6 +312,7 @@ LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY
           "loss.phn_opts.beta_min": ANY, "loss.phn_opts.beta_max": ANY,
           "loss.phn_opts.lam_bound": ANY, "optim.grad_clip_scope": "all", "optim.adams_lr": None,
           "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0,
+          "batch.neighbours": 0, "batch.neighbour_pool": ANY,
           "spec_augment.prob": 0.0, "spec_augment.*": ANY,
           "loss.text_negatives.count": 0, "loss.text_negatives.*": ANY,
           "vtlp.prob": 0.0, "vtlp.*": ANY, "tempo.prob": 0.0, "tempo.*": ANY,

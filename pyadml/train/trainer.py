@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import nn
 
 from pyadml.data.dataset import KeywordDataset, read_keyword_ids
-from pyadml.data.sampler import KeywordBatchSampler
+from pyadml.data.sampler import KeywordBatchSampler, keyword_neighbours
 from pyadml.data.span_sampler import SpanRowsSampler, split_spans
 from pyadml.models import KwsModel
 from pyadml.text import Tokenizer
@@ -96,7 +96,12 @@ class Trainer:
         word_cuts, span_cuts = split_spans(cuts)
         self.sampler = KeywordBatchSampler.from_cuts(
             word_cuts, keywords_per_batch=b["keywords"], utts_per_keyword=b["utts_per_keyword"],
-            seed=cfg["seed"], rank=self.rank, world_size=self.world, few=b["few"])
+            seed=cfg["seed"], rank=self.rank, world_size=self.world, few=b["few"],
+            **keyword_neighbours(word_cuts, self.dataset.phone_ids, b["neighbours"],
+                                 b["neighbour_pool"]))
+        if b["neighbours"] >= 2:
+            log.info("batches in runs of %d phonetic neighbours (a keyword and words among its %d "
+                     "nearest in phoneme edit distance)", b["neighbours"], b["neighbour_pool"])
         if b["span_rows"] and span_cuts:
             self.sampler = SpanRowsSampler(self.sampler, [c.id for c in span_cuts], b["span_rows"],
                                            every=b["span_every"])

@@ -194,3 +194,79 @@ def test_from_cuts_reads_keyword_and_id():
     )
     for b in s:
         check_structure(b)
+
+
+# Phonetic neighbourhoods (batch.neighbours): clusters of three keywords, each keyword's
+# neighbours the other two of its cluster.
+CLUSTERS = [[f"kw{3 * c + i}" for i in range(3)] for c in range(6)]
+NEAR = {k: [n for n in cl if n != k] for cl in CLUSTERS for k in cl}
+
+
+def test_bundles_fill_each_batch_with_one_neighbourhood():
+    # Equal counts keep a cluster's keywords in step, so every run of three is a whole cluster
+    # and, with K = 3 and M = 1, every batch is one.
+    s = sampler(counts=[4] * 18, keywords_per_batch=3, utts_per_keyword=1, neighbours=NEAR,
+                bundle=3)
+    batches = list(s)
+    assert len(batches) == 4 * 6
+    for b in batches:
+        kws = {kw_of(i) for i in b}
+        assert any(kws == set(cl) for cl in CLUSTERS), kws
+
+
+def test_bundles_change_the_order_only():
+    plain = sampler(counts=[4] * 18, keywords_per_batch=3, utts_per_keyword=1)
+    near = sampler(counts=[4] * 18, keywords_per_batch=3, utts_per_keyword=1, neighbours=NEAR,
+                   bundle=3)
+    a, b = [i for x in plain for i in x], [i for x in near for i in x]
+    assert sorted(a) == sorted(b) and a != b
+    # Without bundles a random batch of three is one cluster far less often.
+    assert sum(any({kw_of(i) for i in x} == set(cl) for cl in CLUSTERS) for x in plain) < 6
+    # Deterministic in (seed, epoch), like the plain order.
+    again = sampler(counts=[4] * 18, keywords_per_batch=3, utts_per_keyword=1, neighbours=NEAR,
+                    bundle=3)
+    assert list(again) == list(near)
+
+
+def test_bundles_with_uneven_counts_keep_the_structure():
+    keywords = [f"kw{n}" for n in range(len(COUNTS))]
+    near = {k: [keywords[(n + d) % len(keywords)] for d in (1, 2, 3)] for n, k in enumerate(keywords)}
+
+    def near_pairs(s):
+        n = 0
+        for b in s:
+            check_structure(b)
+            kws = {kw_of(i) for i in b}
+            n += sum(m in kws for k in kws for m in near[k])
+        return n
+
+    assert near_pairs(sampler(few="replace", neighbours=near, bundle=3)) > near_pairs(
+        sampler(few="replace"))
+
+
+@pytest.mark.parametrize("kw, msg", [({"bundle": 0}, "bundle: expected an integer >= 1"),
+                                     ({"bundle": 2}, "needs the keywords' neighbours"),
+                                     ({"bundle": 5, "neighbours": NEAR}, "more than the 4 keywords")])
+def test_bad_bundles_raise(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        sampler(**kw)
+
+
+def test_keyword_neighbours_are_nearest_in_phone_edit_distance():
+    from types import SimpleNamespace
+
+    from pyadml.data.sampler import keyword_neighbours
+
+    phones = {"cat": [1, 2, 3], "bat": [4, 2, 3], "cab": [1, 2, 5], "dog": [6, 7, 8],
+              "cart": [1, 2, 9, 3]}
+    cuts = [SimpleNamespace(supervisions=[SimpleNamespace(text=w)]) for w in phones for _ in range(2)]
+    out = keyword_neighbours(cuts, phones.__getitem__, 3, 2)
+    assert out["bundle"] == 3
+    # cat: bat, cab and cart one edit away. bat: cat one, cab and cart two. dog: three from
+    # cat, bat and cab, four from cart.
+    assert set(out["neighbours"]["cat"]) < {"bat", "cab", "cart"}
+    assert out["neighbours"]["bat"][0] == "cat" and out["neighbours"]["bat"][1] in {"cab", "cart"}
+    assert set(out["neighbours"]["dog"]) < {"cat", "bat", "cab"}
+    assert keyword_neighbours(cuts, phones.__getitem__, 0, 8) == {}
+    with pytest.raises(ValueError, match="batch.neighbour_pool: expected an integer >= 1"):
+        keyword_neighbours(cuts, phones.__getitem__, 3, 0)

@@ -350,3 +350,25 @@ def test_near_miss_texts_train_and_reach_each_row(data, tmp_path):
                 assert torch.allclose(got[i, c], want[0], atol=1e-5)
     with pytest.raises(ValueError, match="no near-miss texts"):
         obj.near_miss_rows({k: v for k, v in batch.items() if not k.startswith("neg_")}, rows)
+
+
+def test_batches_of_phonetic_neighbours(data, tmp_path):
+    """batch.neighbours=2 with neighbour_pool=1: each run is a keyword and its one nearest
+    training word, found here by brute force over the lexicon's phones; training runs."""
+    import kaldialign
+
+    from pyadml.data.sampler import KeywordBatchSampler
+
+    cfg = config(data, epochs=1, **{"batch.neighbours": 2, "batch.neighbour_pool": 1})
+    tr = Trainer(cfg, tmp_path / "exp")
+    s = tr.sampler
+    assert isinstance(s, KeywordBatchSampler) and s.bundle == 2
+    phones = {k: tr.dataset.phone_ids(k) for k in s.keywords}
+    for i, k in enumerate(s.keywords):
+        d = {n: kaldialign.edit_distance(phones[k], p)["total"] for n, p in phones.items()
+             if n != k and p != phones[k]}
+        assert [s.keywords[j] for j in s._near[i]][0] in {n for n in d if d[n] == min(d.values())}
+    tr.run()
+    assert "runs of 2 phonetic neighbours" in (tmp_path / "exp" / "log" / "train.rank0.log").read_text()
+    with pytest.raises(ValueError, match="batch.neighbours: expected an integer >= 0"):
+        Trainer(config(data, epochs=1, **{"batch.neighbours": -1}), tmp_path / "bad")
