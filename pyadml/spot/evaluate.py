@@ -7,7 +7,8 @@ inserted into the pauses at known times. Two kinds of occurrence, each in its ow
 recordings of a wakeword_dev directory: clips.tsv + audio/, trimmed to the spoken part).
 
 Scoring: the stream is run through ``KeywordSpotter.stream`` in 100 ms chunks at a very low
-threshold; a detection of keyword k that overlaps an inserted occurrence of k is a hit (the
+threshold (``replay_stream``: the detections and emission times of that run, with the windows
+embedded in batches); a detection of keyword k that overlaps an inserted occurrence of k is a hit (the
 best-scoring one per occurrence; any further one is a false alarm), every other detection is a
 false alarm. Sweeping the threshold gives the miss rate (FRR) against false alarms per hour per
 keyword (FA/h = false alarms / (background hours x keywords)); reported: FRR at 0.5, 1 and 2
@@ -176,7 +177,7 @@ def run_stream(spotter: KeywordSpotter, audio: np.ndarray, chunk: float = 0.1) -
     """Every peak of every keyword in a stream fed in ``chunk``-second pieces, in time order."""
     n = int(chunk * RATE)
     with every_peak(spotter):
-        return list(spotter.stream((audio[i : i + n] for i in range(0, audio.size, n)), threshold=-1.0))
+        return spotter.replay_stream((audio[i : i + n] for i in range(0, audio.size, n)), threshold=-1.0)
 
 
 def emitted(peaks: list[Detection], threshold: float, refractory: dict[str, float]) -> list[Detection]:
@@ -264,25 +265,45 @@ def operating_points(thr, miss, fah, peaks, truth, refractory):
     return rows
 
 
+def clip_rows(wakeword_dir, keywords) -> list[tuple[Path, str]]:
+    """(audio path, keyword) of each clip of the development set whose keyword is enrolled."""
+    from pyadml.score.clips import read_clips  # imports torch: only when asked
+
+    return [(path, kw.strip()) for path, kw in read_clips(Path(wakeword_dir) / "clips.tsv")
+            if kw.strip() in keywords]
+
+
+def clip_peaks(spotter: KeywordSpotter, rows) -> np.ndarray:
+    """(clips, keywords): each clip's highest peak per enrolled keyword, -1 without one."""
+    scores = np.full((len(rows), len(spotter.keywords)), -1.0)
+    col = {k: c for c, k in enumerate(spotter.keywords)}
+    for r, (path, _) in enumerate(rows):
+        with every_peak(spotter):
+            dets = spotter.detect((load_audio(path, RATE), RATE), threshold=-1.0)
+        for det in dets:
+            scores[r, col[det.keyword]] = max(scores[r, col[det.keyword]], det.score)
+    return scores
+
+
+def _clip_metrics(rows, keywords, scores) -> dict:
+    from pyadml.score.clips import clip_metrics
+
+    labels = np.zeros(scores.shape, np.int64)
+    for r, (_, kw) in enumerate(rows):
+        labels[r, list(keywords).index(kw)] = 1
+    return clip_metrics(scores, labels)
+
+
 def clip_scores(spotter: KeywordSpotter, wakeword_dir) -> dict:
     """The spotter on each real clip as recorded (silence and room sound included), every clip
     against every enrolled keyword: its highest peak per keyword (-1 without one), the score at
     which the keyword is first detected in the clip (nothing above that peak can suppress it);
     then the development set's protocol (AP, EER, AUC, top-1; pyadml.score.clips)."""
-    from pyadml.score.clips import clip_metrics, read_clips  # imports torch: only when asked
+    rows = clip_rows(wakeword_dir, spotter.keywords)
+    return _clip_metrics(rows, spotter.keywords, clip_peaks(spotter, rows))
 
-    rows = [(path, kw.strip()) for path, kw in read_clips(Path(wakeword_dir) / "clips.tsv")
-            if kw.strip() in spotter.keywords]
-    scores = np.full((len(rows), len(spotter.keywords)), -1.0)
-    labels = np.zeros(scores.shape, np.int64)
-    col = {k: c for c, k in enumerate(spotter.keywords)}
-    for r, (path, kw) in enumerate(rows):
-        labels[r, col[kw]] = 1
-        with every_peak(spotter):
-            dets = spotter.detect((load_audio(path, RATE), RATE), threshold=-1.0)
-        for det in dets:
-            scores[r, col[det.keyword]] = max(scores[r, col[det.keyword]], det.score)
-    return clip_metrics(scores, labels)
+
+_LOADED: dict[str, KeywordSpotter] = {}  # a worker process's spotter, loaded once
 
 
 def _spotter(spec) -> KeywordSpotter:
@@ -290,8 +311,11 @@ def _spotter(spec) -> KeywordSpotter:
     keywords, options) in a worker process."""
     if isinstance(spec, KeywordSpotter):
         return spec
-    model, backend, keywords, options = spec
-    return KeywordSpotter.load(model, backend=backend, num_threads=1, **options).enroll(list(keywords))
+    if repr(spec) not in _LOADED:
+        model, backend, keywords, options = spec
+        _LOADED[repr(spec)] = KeywordSpotter.load(model, backend=backend, num_threads=1,
+                                                  **options).enroll(list(keywords))
+    return _LOADED[repr(spec)]
 
 
 def _search_job(spec, background, occurrences, name, seed):
@@ -300,8 +324,8 @@ def _search_job(spec, background, occurrences, name, seed):
     return run_stream(_spotter(spec), audio), truth, bg_seconds, audio.size / RATE
 
 
-def _clips_job(spec, wakeword_dev):
-    return clip_scores(_spotter(spec), wakeword_dev)
+def _clips_job(spec, rows):
+    return clip_peaks(_spotter(spec), rows)
 
 
 class _InProcess:
@@ -353,9 +377,13 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
     with pool:
         searched = {name: pool.submit(_search_job, spec, background, occ, name, seed)
                     for name, occ in sets.items()}
-        clips = pool.submit(_clips_job, spec, wakeword_dev) if wakeword_dev else None
+        # The clips in 2 x jobs parts after the streams: each process takes parts as it frees.
+        rows = clip_rows(wakeword_dev, spotter.keywords) if wakeword_dev else []
+        parts = np.array_split(np.arange(len(rows)), 2 * jobs if jobs > 1 else 1)
+        peaks = [pool.submit(_clips_job, spec, [rows[i] for i in p]) for p in parts if p.size]
         searched = {name: f.result() for name, f in searched.items()}
-        clips = clips.result() if clips else None
+        clips = (_clip_metrics(rows, spotter.keywords, np.concatenate([f.result() for f in peaks]))
+                 if wakeword_dev else None)
     for name, (peaks, truth, bg_seconds, audio_seconds) in searched.items():
         hours = bg_seconds / 3600
         thr, miss, fah = sweep(peaks, truth, hours, len(keywords), refractory)

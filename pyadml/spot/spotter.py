@@ -150,6 +150,7 @@ class _Search:
         self.num_frames = 0
         self.emitted_at = 0.0
         self.embedded = 0    # windows embedded (the cost)
+        self.cache: dict[int, np.ndarray] | None = None  # precompute(): bucket frames -> scores
         self.positions = 0   # window positions pushed
 
     def feed(self, frames: np.ndarray) -> list[Detection]:
@@ -221,15 +222,32 @@ class _Search:
             self.buf = self.buf[drop:]
             self.buf_start = keep_from
 
+    def precompute(self, feats: np.ndarray):
+        """Score every position of every bucket over ``feats`` (the whole stream's frames) in
+        batches of ``batch_size``, for ``_embed`` to look up: a stream fed in small chunks then
+        makes the same choices at the same times, without embedding one window per call."""
+        self.cache = {}
+        for b in self.buckets:
+            last = (feats.shape[0] - b.frames) // self.sp.hop_frames
+            if last >= 0:
+                self.cache[b.frames] = self._score(feats, 0, b, list(range(last + 1)), b.frames)
+
     def _embed(self, b: _Bucket, positions: list[int], length: int) -> np.ndarray:
         """(P, K_b) raw scores (cosine, or detector probability) of the bucket's keywords at
         ``positions``."""
+        self.embedded += len(positions)
+        if self.cache is not None and length == b.frames:
+            return self.cache[b.frames][positions]
+        return self._score(self.buf, self.buf_start, b, positions, length)
+
+    def _score(self, buf: np.ndarray, buf_start: int, b: _Bucket, positions: list[int],
+               length: int) -> np.ndarray:
         hop, bs = self.sp.hop_frames, self.sp.batch_size
         out = []
         for c in range(0, len(positions), bs):
             pos = positions[c : c + bs]
-            starts = np.array(pos) * hop - self.buf_start
-            win = self.buf[starts[:, None] + np.arange(length)[None, :]]  # (B, W, D)
+            starts = np.array(pos) * hop - buf_start
+            win = buf[starts[:, None] + np.arange(length)[None, :]]  # (B, W, D)
             win = floor_features(win, self.sp.floor_db)
             # Per-window mean normalisation, float64 mean as pyadml.data.dataset.mean_normalize.
             win = (win - win.mean(axis=1, dtype=np.float64, keepdims=True)).astype(np.float32)
@@ -240,7 +258,6 @@ class _Search:
             else:
                 emb = _normalized(self.sp.backend.embed_audio(win, lens))
                 out.append(self.sp.normalize_scores(emb, emb @ self.text[b.keywords].T))
-            self.embedded += len(pos)
         return np.concatenate(out)
 
     def _push(self, b: _Bucket, positions, scores: dict, length: int) -> list[Detection]:
@@ -479,8 +496,32 @@ class KeywordSpotter:
         resampled across chunk boundaries (StreamResampler), as a whole file is.
         Memory stays bounded: frames older than the earliest pending window are dropped."""
         thr = self._thresholds(threshold)
-        feats = OnlineFeatures(self.backend.features)
         search = _Search(self, thr)
+        for frames, samples in self._frames(chunks, sample_rate):
+            search.emitted_at = samples / self.rate
+            yield from search.feed(frames)
+        yield from search.finish()
+
+    def replay_stream(self, chunks: Iterable, sample_rate: int | None = None,
+                      threshold=None) -> list[Detection]:
+        """What ``stream`` yields for these chunks, in its order and with its emission times,
+        with every window embedded in batches first (``batch_size`` at a time, as ``detect``
+        does) instead of one hop per chunk: for measuring a spotter on long recorded streams.
+        It holds the whole stream's frames in memory."""
+        thr = self._thresholds(threshold)
+        steps = list(self._frames(chunks, sample_rate))
+        search = _Search(self, thr)
+        search.precompute(np.concatenate([f for f, _ in steps]))
+        out = []
+        for frames, samples in steps:
+            search.emitted_at = samples / self.rate
+            out += search.feed(frames)
+        return out + search.finish()
+
+    def _frames(self, chunks: Iterable, sample_rate: int | None) -> Iterator[tuple[np.ndarray, int]]:
+        """(new fbank frames, samples taken so far) after each non-empty chunk, then after the
+        end of the stream (the frames that only the end completes)."""
+        feats = OnlineFeatures(self.backend.features)
         resampler = None
         n = 0
         for c in chunks:
@@ -498,11 +539,8 @@ class KeywordSpotter:
                                 f"{resampler.sr} Hz: one stream has one sample rate")
             n += 1
             feats.accept(resampler.process(x))
-            search.emitted_at = feats.num_samples / self.rate
-            yield from search.feed(feats.take())
+            yield feats.take(), feats.num_samples
         if resampler is not None:
             feats.accept(resampler.finish())
         feats.finish()
-        search.emitted_at = feats.num_samples / self.rate
-        yield from search.feed(feats.take())
-        yield from search.finish()
+        yield feats.take(), feats.num_samples

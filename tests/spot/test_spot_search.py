@@ -139,6 +139,39 @@ def test_streaming_at_another_rate_equals_offline(sr):
         _same(sorted(sp.stream(iter(chunks)), key=lambda d: (d.start, d.keyword)), offline, 1e-4)
 
 
+@pytest.mark.parametrize("opts,rate", [({}, RATE), ({"scan_step": 2, "margin": 0.05}, RATE),
+                                       ({}, 44100)])
+def test_replay_stream_is_the_stream_with_batched_windows(tiny_model, opts, rate):
+    """replay_stream (stage 9's search) returns what stream yields chunk by chunk: the same
+    detections in the same order, each with the stream's emission time, every peak included
+    (threshold -1, no refractory time), while embedding windows in batches, not one per chunk."""
+    from scipy.signal import resample_poly
+
+    sp = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0, refractory=0.0, **opts)
+    sp.enroll(["computer", "yes", "turn on the light"])
+    x = speechlike(10, seed=5)
+    if rate != RATE:
+        x = resample_poly(x, 441, 160).astype(np.float32)
+    sizes = list(np.random.default_rng(2).integers(1, 5000, 400))
+    chunks, i = [], 0
+    for n in sizes + [x.size]:
+        chunks.append((x[i : i + n], rate))
+        i += n
+    calls = []
+    embed = sp.backend.embed_audio
+    sp.backend.embed_audio = lambda win, lens: calls.append(len(win)) or embed(win, lens)
+    want = list(sp.stream(iter(chunks)))
+    stream_calls, calls[:] = len(calls), []
+    got = sp.replay_stream(iter(chunks))
+    assert len(calls) < stream_calls / 10 and max(calls) == sp.batch_size
+    assert len(want) > 20
+    assert [(d.keyword, d.start, d.end, d.emitted) for d in got] == \
+        [(d.keyword, d.start, d.end, d.emitted) for d in want]
+    assert max(abs(p.score - q.score) for p, q in zip(got, want)) < 1e-5
+    # The emission times are the stream's own: spread over the stream, not all at its end.
+    assert len({d.emitted for d in got}) > 10
+
+
 def test_a_file_is_detected_block_by_block_as_a_whole(tiny_model, tmp_path):
     """detect(path) streams the file in blocks (bounded memory for long recordings): the
     detections of the whole file's audio searched at once, for a 44.1 kHz stereo file read in
