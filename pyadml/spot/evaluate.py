@@ -8,9 +8,9 @@ recordings of a wakeword_dev directory: clips.tsv + audio/, trimmed to the spoke
 
 Scoring: the stream is run through ``KeywordSpotter.stream`` in 100 ms chunks at a very low
 threshold (``replay_stream``: the detections and emission times of that run, with the windows
-embedded in batches); a detection of keyword k that overlaps an inserted occurrence of k is a hit (the
-best-scoring one per occurrence; any further one is a false alarm), every other detection is a
-false alarm. Sweeping the threshold gives the miss rate (FRR) against false alarms per hour per
+embedded in batches); a detection of keyword k that overlaps an inserted occurrence of k is a
+hit (the best-scoring one per occurrence; any further one is a false alarm), every other
+detection is a false alarm. Sweeping the threshold gives the miss rate (FRR) against false alarms per hour per
 keyword (FA/h = false alarms / (background hours x keywords)); reported: FRR at 0.5, 1 and 2
 FA/h, a DET plot, and the latency (emission time after the occurrence's end) at each operating
 point. The sweep is exact: the stream is searched once for every peak (no threshold, no
@@ -288,9 +288,10 @@ def clip_peaks(spotter: KeywordSpotter, rows) -> np.ndarray:
 def _clip_metrics(rows, keywords, scores) -> dict:
     from pyadml.score.clips import clip_metrics
 
+    col = {k: c for c, k in enumerate(keywords)}
     labels = np.zeros(scores.shape, np.int64)
     for r, (_, kw) in enumerate(rows):
-        labels[r, list(keywords).index(kw)] = 1
+        labels[r, col[kw]] = 1
     return clip_metrics(scores, labels)
 
 

@@ -507,7 +507,8 @@ class KeywordSpotter:
         """What ``stream`` yields for these chunks, in its order and with its emission times,
         with every window embedded in batches first (``batch_size`` at a time, as ``detect``
         does) instead of one hop per chunk: for measuring a spotter on long recorded streams.
-        It holds the whole stream's frames in memory."""
+        It holds the whole stream's frames in memory, and with ``scan_step`` > 1 it embeds every
+        position (the same detections, for more work than the stream's coarse scan)."""
         thr = self._thresholds(threshold)
         steps = list(self._frames(chunks, sample_rate))
         search = _Search(self, thr)
