@@ -216,8 +216,9 @@ def synthesize(
     """Synthesise each text with ``voice``; returns trimmed 16 kHz float32 arrays.
 
     festival runs once for the whole list (its start-up dominates a single word);
-    espeak-ng and flite run once per text; the neural engines load their model once per
-    process. A text the voice cannot speak raises UnspeakableError, or with
+    espeak-ng and flite speak through their C libraries with the voice loaded once per call
+    (``run_programs``; the programs run once per text where a library is missing); the neural
+    engines load their model once per process. A text the voice cannot speak raises UnspeakableError, or with
     ``on_failure="drop"`` gives None in its place.
     """
     if on_failure not in ("raise", "drop"):
@@ -256,22 +257,7 @@ def synthesize(
             script.write_text("\n".join(lines) + "\n")
             _run(["festival", "-b", str(script)], f"festival voice {voice.name}")
         else:
-            for text, pros, path in zip(texts, prosodies, paths):
-                if voice.engine == "espeak":
-                    cmd = [
-                        "espeak-ng", "-v", voice.name, "-s", str(int(round(165 * pros.speed))),
-                        "-p", str(int(np.clip(50 + pros.pitch, 0, 99))), "-w", str(path), text,
-                    ]
-                else:
-                    cmd = [
-                        "flite", "-voice", voice.name,
-                        "--setf", f"duration_stretch={1.0 / pros.speed:.4f}",
-                        "-t", text, "-o", str(path),
-                    ]
-                    if pros.pitch:
-                        # flite voices centre near 100-170 Hz; shift by the pitch offset in Hz.
-                        cmd[3:3] = ["--setf", f"int_f0_target_mean={_flite_f0(voice.name) + pros.pitch:.1f}"]
-                _run(cmd, f"{voice.engine} voice {voice.name}")
+            run_programs(voice, texts, prosodies, paths, library=True)
         def read(text: str, path: Path) -> np.ndarray:
             if not path.exists():
                 raise UnspeakableError(f"wrote no audio for {text!r}")
@@ -282,6 +268,40 @@ def synthesize(
 
 def _flite_f0(name: str) -> float:
     return {"slt": 160.0}.get(name, 105.0)
+
+
+def run_programs(voice: Voice, texts: Sequence[str], prosodies: Sequence[Prosody],
+                 paths: Sequence[Path], library: bool = True) -> None:
+    """Write each text's wav with espeak-ng or flite; ``library``: through the engine's C
+    library where it is installed (pyadml.synth.native: the same samples, without a program
+    start per text), else one program run per text."""
+    jobs, cmds = [], []
+    for text, pros, path in zip(texts, prosodies, paths):
+        if voice.engine == "espeak":
+            speed, pitch = int(round(165 * pros.speed)), int(np.clip(50 + pros.pitch, 0, 99))
+            jobs.append((text, speed, pitch, path))
+            cmds.append(["espeak-ng", "-v", voice.name, "-s", str(speed), "-p", str(pitch),
+                         "-w", str(path), text])
+        else:
+            stretch = f"{1.0 / pros.speed:.4f}"
+            # flite voices centre near 100-170 Hz; shift by the pitch offset in Hz.
+            f0 = f"{_flite_f0(voice.name) + pros.pitch:.1f}" if pros.pitch else None
+            jobs.append((text, float(stretch), None if f0 is None else float(f0), path))
+            cmd = ["flite", "-voice", voice.name, "--setf", f"duration_stretch={stretch}",
+                   "-t", text, "-o", str(path)]
+            if f0 is not None:
+                cmd[3:3] = ["--setf", f"int_f0_target_mean={f0}"]
+            cmds.append(cmd)
+    if library:
+        from pyadml.synth import native
+
+        try:
+            if native.speak(voice.engine, voice.name, jobs):
+                return
+        except RuntimeError as e:
+            raise SynthesisError(str(e)) from None
+    for cmd in cmds:
+        _run(cmd, f"{voice.engine} voice {voice.name}")
 
 
 def engine_available() -> bool:
