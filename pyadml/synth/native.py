@@ -1,14 +1,15 @@
 """espeak-ng and flite through their C libraries (ctypes) instead of one program run per text.
 
 ``espeak-ng -w`` and ``flite -o`` pay a process start and a voice load for every text: about
-20 of espeak-ng's 25 ms per word on 2 cores. Here one helper process loads the library and the
-voice once per batch, and forks a child per text. Each child starts from the state the program
-has when it speaks (the voice loaded, nothing spoken yet), which matters: both engines keep
-state between texts in one process (espeak-ng's voice noise and its pauses), so speaking a
-batch in one process would give other audio than the programs. The helper also resets the C
-library's random numbers to a new process's (espeak-ng's noise comes from rand()). The children's wav files hold
-the programs' samples exactly (tests/synth/test_native.py checks every voice of
-conf/synth.yaml against the programs).
+20 of espeak-ng's 25 ms per word on 2 cores. Here a small helper process (this file, run by the
+same Python without site packages) loads the library and the voice once per batch and forks a
+child per text. Each child starts from the state the program has when it speaks (the voice
+loaded, nothing spoken yet, the C library's rand() freshly seeded), which matters: both engines
+keep state between texts in one process (their noise comes from rand()), so speaking a batch in
+one process would give other audio than the programs. The helper is a new process, not a fork
+of the caller, so that a fork per text copies a small process, not a synthesis worker that
+holds neural voices. The wav files hold the programs' samples exactly
+(tests/synth/test_native.py checks every espeak-ng and flite voice of conf/synth.yaml).
 
 ``speak`` returns False where a library or os.fork is missing; the caller then runs the
 programs, as before.
@@ -19,18 +20,64 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import json
 import os
+import subprocess
+import sys
 import wave
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 # espeak-ng's speak_lib.h
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _espeakRATE, _espeakPITCH = 1, 3
-# The program's flags for a text on the command line: espeakCHARS_AUTO | espeakPHONEMES |
+# The program's flags for a text on its command line: espeakCHARS_AUTO | espeakPHONEMES |
 # espeakENDPAUSE.
 _SYNTH_FLAGS = 0x0000 | 0x0100 | 0x1000
+
+
+@functools.lru_cache(maxsize=None)
+def _libraries(engine: str, voice: str) -> tuple[str, ...] | None:
+    """The shared libraries the helper loads, in order, or None when one is missing."""
+    if engine == "espeak":
+        names = ["espeak-ng"]
+    elif engine == "flite":
+        # flite's ``-voice kal`` is cmu_us_kal; the voice resolves its language and lexicon
+        # from the two before it.
+        names = ["flite", "flite_usenglish", "flite_cmulex", f"flite_cmu_us_{voice}"]
+    else:
+        return None
+    paths = [ctypes.util.find_library(n) for n in names]
+    return None if None in paths else tuple(paths)
+
+
+def available(engine: str, voice: str) -> bool:
+    return hasattr(os, "fork") and _libraries(engine, voice) is not None
+
+
+def speak(engine: str, voice: str, jobs: Sequence[tuple]) -> bool:
+    """Write each job's wav as the program would; False (nothing done) without the library.
+
+    espeak jobs are (text, speed in words per minute, pitch 0-99, path), as ``espeak-ng -v
+    voice -s speed -p pitch -w path text``; flite jobs (text, duration_stretch,
+    int_f0_target_mean or None, path), as ``flite -voice voice --setf ... -t text -o path``
+    (the caller rounds the floats as it prints them for the program). Raises RuntimeError with
+    the helper's message when a text fails."""
+    if not jobs or not available(engine, voice):
+        return False
+    request = {"engine": engine, "voice": voice, "libraries": _libraries(engine, voice),
+               "jobs": [[*job[:-1], str(job[-1])] for job in jobs]}
+    res = subprocess.run([sys.executable, "-I", os.path.abspath(__file__)],
+                         input=json.dumps(request).encode(), capture_output=True)
+    if res.returncode != 0:
+        what = "espeak-ng" if engine == "espeak" else "flite"
+        err = res.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise RuntimeError(f"{what} voice {voice}: {err[-1] if err else f'exit {res.returncode}'}")
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# the helper process
 
 
 class _EspeakVoice(ctypes.Structure):
@@ -44,95 +91,8 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
                                    ctypes.c_void_p)
 
 
-def _load(name: str, mode: int = ctypes.DEFAULT_MODE) -> ctypes.CDLL | None:
-    path = ctypes.util.find_library(name)
-    if path is None:
-        return None
-    try:
-        return ctypes.CDLL(path, mode=mode)
-    except OSError:
-        return None
-
-
-@functools.lru_cache(maxsize=None)
-def _espeak() -> ctypes.CDLL | None:
-    return _load("espeak-ng")
-
-
-@functools.lru_cache(maxsize=None)
-def _flite(voice: str) -> tuple[ctypes.CDLL, Callable] | None:
-    """libflite and the voice's register function (flite's ``-voice kal`` is cmu_us_kal)."""
-    core = _load("flite", ctypes.RTLD_GLOBAL)
-    # The voice libraries resolve their language and lexicon from these two.
-    if core is None or _load("flite_usenglish", ctypes.RTLD_GLOBAL) is None \
-            or _load("flite_cmulex", ctypes.RTLD_GLOBAL) is None:
-        return None
-    lib = _load(f"flite_cmu_us_{voice}", ctypes.RTLD_GLOBAL)
-    register = getattr(lib, f"register_cmu_us_{voice}", None) if lib is not None else None
-    if register is None:
-        return None
-    register.restype, register.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
-    core.feat_set_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_float]
-    core.flite_text_to_speech.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_char_p]
-    core.flite_text_to_speech.restype = ctypes.c_float
-    return core, register
-
-
-def available(engine: str, voice: str) -> bool:
-    if not hasattr(os, "fork"):
-        return False
-    if engine == "espeak":
-        return _espeak() is not None
-    if engine == "flite":
-        return _flite(voice) is not None
-    return False
-
-
-def _forked(setup: Callable[[], object], speak: Callable[[object, tuple], None],
-            jobs: Sequence[tuple], what: str) -> None:
-    """In a helper process: ``state = setup()``, then ``speak(state, job)`` for each job in a
-    child of its own. Raises RuntimeError with the helper's message when anything fails."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the helper
-        status = 0
-        try:
-            os.close(r)
-            state = setup()
-            for job in jobs:
-                child = os.fork()
-                if child == 0:
-                    code = 1
-                    try:
-                        speak(state, job)
-                        code = 0
-                    finally:
-                        os._exit(code)
-                _, st = os.waitpid(child, 0)
-                if st != 0:
-                    raise RuntimeError(f"failed on {job[0]!r} (wait status {st})")
-        except BaseException as e:  # reported to the parent; the helper must never return
-            os.write(w, f"{type(e).__name__}: {e}".encode()[:4000])
-            status = 1
-        finally:
-            os._exit(status)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        msg = f.read().decode("utf-8", "replace")
-    _, st = os.waitpid(pid, 0)
-    if st != 0:
-        raise RuntimeError(f"{what}: {msg or f'helper exited with wait status {st}'}")
-
-
-def _fresh_libc_random() -> None:
-    """The C library's rand() as a new process has it (seed 1): espeak-ng draws its voices' noise
-    from it, and whatever this process drew before must not change the audio."""
-    ctypes.CDLL(None).srand(1)
-
-
-def _espeak_setup(voice: str):
-    lib = _espeak()
-    _fresh_libc_random()
+def _espeak_setup(libraries, voice):
+    lib = ctypes.CDLL(libraries[0])
     rate = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
     if rate <= 0:
         raise RuntimeError(f"espeak_Initialize failed ({rate})")
@@ -161,18 +121,20 @@ def _espeak_speak(state, job) -> None:
     data = text.encode() + b"\0"
     lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _SYNTH_FLAGS, None, None)
     lib.espeak_Synchronize()
-    tmp = Path(f"{path}.part")
-    with wave.open(str(tmp), "wb") as f:
+    with wave.open(path, "wb") as f:
         f.setnchannels(1)
         f.setsampwidth(2)
         f.setframerate(rate)
         f.writeframes(b"".join(chunks))
-    os.replace(tmp, path)
 
 
-def _flite_setup(voice: str):
-    core, register = _flite(voice)
-    _fresh_libc_random()
+def _flite_setup(libraries, voice):
+    libs = [ctypes.CDLL(p, mode=ctypes.RTLD_GLOBAL) for p in libraries]
+    core, register = libs[0], getattr(libs[-1], f"register_cmu_us_{voice}")
+    register.restype, register.argtypes = ctypes.c_void_p, [ctypes.c_char_p]
+    core.feat_set_float.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_float]
+    core.flite_text_to_speech.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_char_p]
+    core.flite_text_to_speech.restype = ctypes.c_float
     core.flite_init()
     v = register(None)
     if not v:
@@ -188,20 +150,36 @@ def _flite_speak(state, job) -> None:
     if f0 is not None:
         core.feat_set_float(features, b"int_f0_target_mean", float(f0))
     core.feat_set_float(features, b"duration_stretch", float(stretch))
-    core.flite_text_to_speech(text.encode(), v, str(path).encode())
+    core.flite_text_to_speech(text.encode(), v, path.encode())
 
 
-def speak(engine: str, voice: str, jobs: Sequence[tuple]) -> bool:
-    """Write each job's wav as the program would; False (nothing done) without the library.
+def _helper() -> int:
+    req = json.load(sys.stdin)
+    setup, speak_one = {"espeak": (_espeak_setup, _espeak_speak),
+                        "flite": (_flite_setup, _flite_speak)}[req["engine"]]
+    # rand() as a new process has it (seed 1), before the engine draws from it.
+    ctypes.CDLL(None).srand(1)
+    state = setup(req["libraries"], req["voice"])
+    for job in req["jobs"]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = os.fork()
+        if child == 0:
+            code = 1
+            try:
+                speak_one(state, job)
+                code = 0
+            except BaseException as e:
+                print(f"{type(e).__name__}: {e}", file=sys.stderr)
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        _, status = os.waitpid(child, 0)
+        if status != 0:
+            print(f"failed on {job[0]!r} (wait status {status})", file=sys.stderr)
+            return 1
+    return 0
 
-    espeak jobs are (text, speed in words per minute, pitch 0-99, path), as ``espeak-ng -v
-    voice -s speed -p pitch -w path text``; flite jobs (text, duration_stretch,
-    int_f0_target_mean or None, path), as ``flite -voice voice --setf ... -t text -o path``
-    (the caller rounds the floats as it prints them for the program)."""
-    if not jobs or not available(engine, voice):
-        return False
-    if engine == "espeak":
-        _forked(lambda: _espeak_setup(voice), _espeak_speak, jobs, f"espeak-ng voice {voice}")
-    else:
-        _forked(lambda: _flite_setup(voice), _flite_speak, jobs, f"flite voice {voice}")
-    return True
+
+if __name__ == "__main__":
+    sys.exit(_helper())
