@@ -218,8 +218,8 @@ def synthesize(
     festival runs once for the whole list (its start-up dominates a single word);
     espeak-ng and flite speak through their C libraries with the voice loaded once per call
     (``run_programs``; the programs run once per text where a library is missing); the neural
-    engines load their model once per process. A text the voice cannot speak raises UnspeakableError, or with
-    ``on_failure="drop"`` gives None in its place.
+    engines load their model once per process. A text the voice cannot speak raises
+    UnspeakableError, or with ``on_failure="drop"`` gives None in its place.
     """
     if on_failure not in ("raise", "drop"):
         raise ValueError(f"on_failure must be 'raise' or 'drop', not {on_failure!r}")
@@ -257,7 +257,7 @@ def synthesize(
             script.write_text("\n".join(lines) + "\n")
             _run(["festival", "-b", str(script)], f"festival voice {voice.name}")
         else:
-            run_programs(voice, texts, prosodies, paths, library=True)
+            run_programs(voice, texts, prosodies, paths)
         def read(text: str, path: Path) -> np.ndarray:
             if not path.exists():
                 raise UnspeakableError(f"wrote no audio for {text!r}")
