@@ -154,8 +154,8 @@ def _render_chunk(args) -> list[Rendered]:
 
 
 # CPU per word relative to espeak-ng (measured on 2 shared cores: espeak 11 ms, flite 16,
-# festival 8, piper 32, kokoro 300).
-ENGINE_COST = {"espeak": 1.0, "flite": 1.5, "festival": 0.7, "piper": 3.0, "kokoro": 27.0}
+# festival 8, piper 32, kokoro 300 a word alone and about half that in whole utterances).
+ENGINE_COST = {"espeak": 1.0, "flite": 1.5, "festival": 0.7, "piper": 3.0, "kokoro": 14.0}
 
 
 def _cost(chunk: Sequence[Item]) -> float:
