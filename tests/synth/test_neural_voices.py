@@ -346,3 +346,33 @@ def test_kokoro_speaks_an_utterance_with_word_times():
     one, spans, kept = synthesize_utterance(voice, ["morning"], Prosody(speed=0.9))
     clip = synthesize(voice, ["morning"], [Prosody(speed=0.9)])[0]
     assert np.array_equal(one, clip) and spans.tolist() == [[0, clip.size]] and kept == [0]
+
+
+def test_a_swallowed_word_is_dropped_and_the_rest_spoken_again(monkeypatch):
+    """Kokoro left "ship" silent at the end of an utterance in mini: the word is dropped and the
+    others spoken again without it."""
+    from pyadml.synth.voices import synthesize_utterance
+
+    calls = []
+
+    def fake(name, words, speed):
+        calls.append(list(words))
+        sr, rng = 16000, np.random.default_rng(0)  # 16 kHz: no resampling to blur the edges
+        parts, spans, pos = [np.zeros(sr // 4, np.float32)], [], sr // 4
+        for w in words:   # 0.3 s of noise per word (silence for "ship"), 0.05 s between words
+            n = int(0.3 * sr)
+            parts.append((0.0 if w == "ship" else 0.3) * rng.standard_normal(n).astype(np.float32))
+            spans.append((pos, pos + n))
+            parts.append(np.zeros(sr // 20, np.float32))
+            pos += n + sr // 20
+        parts.append(np.zeros(sr // 4, np.float32))
+        return np.concatenate(parts), sr, np.array(spans)
+
+    monkeypatch.setattr(neural, "kokoro_utterance", fake)
+    audio, spans, kept = synthesize_utterance(Voice.parse("kokoro:jf_tebukuro"),
+                                              ["stage", "ship", "note"], Prosody())
+    assert calls == [["stage", "ship", "note"], ["stage", "note"]] and kept == [0, 2]
+    # 16 kHz, trimmed to the loud part with 20 ms either side: 0.3 + 0.05 + 0.3 s of it
+    assert spans.tolist() == [[0, 320 + 4800], [320 + 4800 + 800, audio.size]]
+    assert audio.size == 320 + 4800 + 800 + 4800 + 320
+    assert synthesize_utterance(Voice.parse("kokoro:jf_alpha"), ["ship"], Prosody()) is None
