@@ -127,6 +127,20 @@ def text_to_ipa(text: str) -> str:
     return " ".join(arpabet_to_ipa(g2p.word(w)) for w in g2p.words(text))
 
 
+def speakable_ipa(text: str) -> str:
+    """text_to_ipa, or UnspeakableError naming the text when it has no pronunciation."""
+    from pyadml.text.normalize import KeywordError
+    from pyadml.synth.voices import UnspeakableError
+
+    try:
+        ipa = text_to_ipa(text)
+    except (KeywordError, ValueError) as e:
+        raise UnspeakableError(f"no pronunciation for {text!r}: {e}") from e
+    if not ipa:
+        raise UnspeakableError(f"no pronunciation for {text!r}")
+    return ipa
+
+
 # ----------------------------------------------------------------------------------------------
 # Kokoro
 
@@ -225,14 +239,7 @@ class _Kokoro:
         return np.asarray(audio, np.float32).ravel(), np.asarray(frames).ravel().astype(np.int64)
 
     def __call__(self, text: str, blend: StyleBlend, speed: float) -> np.ndarray:
-        from pyadml.text.normalize import KeywordError
-        from pyadml.synth.voices import UnspeakableError
-
-        try:
-            ipa = text_to_ipa(text)
-        except (KeywordError, ValueError) as e:
-            raise UnspeakableError(f"no pronunciation for {text!r}: {e}") from e
-        return self.run(ipa, blend, speed)[0]
+        return self.run(speakable_ipa(text), blend, speed)[0]
 
 
 DURATIONS = "/encoder/Clip_output_0"  # the duration predictor's rounded frames per token
@@ -449,18 +456,8 @@ def kokoro_utterance(name: str, words: Sequence[str], speed: float
     word's (start, end) sample from the model's own token durations (its first to its last
     phone; the pauses the model puts between words belong to no word). Cached by content.
     A word without a pronunciation raises UnspeakableError naming it."""
-    from pyadml.text.normalize import KeywordError
-    from pyadml.synth.voices import UnspeakableError
-
     model, blend = _kokoro(), StyleBlend.parse(name)
-    ipas = []
-    for w in words:
-        try:
-            ipas.append(text_to_ipa(w))
-        except (KeywordError, ValueError) as e:
-            raise UnspeakableError(f"no pronunciation for {w!r}: {e}") from e
-        if not ipas[-1]:
-            raise UnspeakableError(f"no pronunciation for {w!r}")
+    ipas = [speakable_ipa(w) for w in words]
 
     def make():
         audio, frames = model.run(" ".join(ipas), blend, speed)

@@ -282,9 +282,9 @@ def synthesize_utterance(
 
     A word without a pronunciation, or whose stretch of the audio fails ``check_clip``, is left
     out and the rest spoken again without it; None when no word is left or the whole utterance
-    fails ``check_clip``."""
-    from pyadml.synth.neural import kokoro_utterance, text_to_ipa
-    from pyadml.text.normalize import KeywordError
+    fails ``check_clip`` (also when it is too long for one call: over 508 IPA symbols, about 60
+    words)."""
+    from pyadml.synth.neural import kokoro_utterance, speakable_ipa
 
     if voice.engine not in UTTERANCE_ENGINES:
         raise ValueError(f"{voice.speaker_id}: only {UTTERANCE_ENGINES} speak timed utterances")
@@ -292,9 +292,9 @@ def synthesize_utterance(
     kept = []
     for i, w in enumerate(words):
         try:
-            if text_to_ipa(w):
-                kept.append(i)
-        except (KeywordError, ValueError):
+            speakable_ipa(w)
+            kept.append(i)
+        except UnspeakableError:
             pass
     while kept:
         raw, sr, spans = kokoro_utterance(voice.name, [words[i] for i in kept], prosody.speed)
