@@ -147,13 +147,13 @@ score_stage() {
   steps/score_sets.sh --tnorm true --words true "${words[@]}" $exp "$tag" "$@"
   if [ -n "$wakeword_dev" ]; then
     # In one process: as recorded; with the energy VAD front end; T-norm; the words back-end;
-    # the whole scoring path a user's recordings can take (VAD, then words, then T-norm); the
-    # level-relative floor on the features (pyadml.score.floor, 50 dB), alone and with T-norm
-    # (with the words as well it scores a little better, for six times the time).
+    # the level-relative floor on the features (pyadml.score.floor, 50 dB), alone and with
+    # T-norm; and all of floor, words and T-norm, what score_pairs and score_clips give a
+    # user's recordings by default.
     local/score_wakeword_dev.sh "${words[@]}" --variant "" --variant "--vad true" \
       --variant "--score-norm tnorm" --variant "--phrase-score words" \
-      --variant "--vad true --score-norm tnorm --phrase-score words" \
-      --variant "--floor-db 50" --variant "--floor-db 50 --score-norm tnorm" $exp "$wakeword_dev"
+      --variant "--floor-db 50" --variant "--floor-db 50 --score-norm tnorm" \
+      --variant "--floor-db 50 --score-norm tnorm --phrase-score words" $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8.
@@ -190,12 +190,12 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
       echo "  the same with adaptive T-norm (--score-norm tnorm): $(cat $exp/results/wakeword_dev_tnorm/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_words/summary.txt ] ||
       echo "  the same with the two-word keywords scored word by word (--phrase-score words): $(cat $exp/results/wakeword_dev_words/summary.txt)"
-    [ ! -f $exp/results/wakeword_dev_vad_tnorm_words/summary.txt ] ||
-      echo "  the same with all three (--vad --score-norm tnorm --phrase-score words): $(cat $exp/results/wakeword_dev_vad_tnorm_words/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_floor50/summary.txt ] ||
       echo "  the same with the level-relative floor (--floor-db 50): $(cat $exp/results/wakeword_dev_floor50/summary.txt)"
     [ ! -f $exp/results/wakeword_dev_floor50_tnorm/summary.txt ] ||
-      echo "  the same with the floor and T-norm (--floor-db 50 --score-norm tnorm, score_pairs' and score_clips' default): $(cat $exp/results/wakeword_dev_floor50_tnorm/summary.txt)"
+      echo "  the same with the floor and T-norm (--floor-db 50 --score-norm tnorm): $(cat $exp/results/wakeword_dev_floor50_tnorm/summary.txt)"
+    [ ! -f $exp/results/wakeword_dev_floor50_tnorm_words/summary.txt ] ||
+      echo "  the same with the floor, T-norm and the words (score_pairs' and score_clips' default): $(cat $exp/results/wakeword_dev_floor50_tnorm_words/summary.txt)"
   fi
   if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
     echo

@@ -4,8 +4,9 @@ and top-1, e.g. for a real-speech development set such as wake-word recordings.
     python -m pyadml.bin.score_clips --model exp/<tag>/final.pt --clips clips.tsv [--out-dir D]
 
 As for any recording a user scores, every clip's features are floored 50 dB below its loudest
-value and a cosine model's scores are adaptive-T-normed (pyadml.score.floor, pyadml.score.norm);
-``--floor-db none --score-norm none`` scores the clips as the paper's protocol does.
+value, a cosine model scores a multi-word keyword's words as well (pyadml.score.phrase) and its
+scores are adaptive-T-normed (pyadml.score.floor, pyadml.score.norm); ``--floor-db none
+--score-norm none --phrase-score clip`` scores the clips as the paper's protocol does.
 
 --run OPTS (repeatable) scores the same clips again in the same process with other scoring
 options, each run with its own --out-dir: stage 8's back-ends in one start of Python and torch
@@ -25,7 +26,7 @@ from pyadml.bin import parse_run_options
 from pyadml.score.clips import score_clips
 from pyadml.score.floor import CLIP_FLOOR_DB, FloorError, add_floor_args, check_floor_option
 from pyadml.score.norm import CLIP_SCORE_NORM, add_norm_args
-from pyadml.score.phrase import add_phrase_args
+from pyadml.score.phrase import CLIP_PHRASE_SCORE, add_phrase_args
 from pyadml.score.pairs import PairsError
 
 # Options of the command line that every --run shares; the others are each run's own.
@@ -52,7 +53,7 @@ def parser(shared: bool = True) -> argparse.ArgumentParser:
                    "peaks up, as a shorter vocal tract; pyadml.score.warp); default 1, none")
     add_floor_args(p, default_db=CLIP_FLOOR_DB)
     add_norm_args(p, default=CLIP_SCORE_NORM)
-    add_phrase_args(p)
+    add_phrase_args(p, default=CLIP_PHRASE_SCORE)
     return p
 
 
@@ -83,7 +84,8 @@ def main(argv=None) -> int:
                             norm=r.score_norm, cohort_size=r.cohort_size,
                             phrase=r.phrase_score, warp=r.warp,
                             words_onnx=r.words_onnx, jobs=r.jobs, floor_db=r.floor_db,
-                            default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM)
+                            default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM,
+                            default_phrase=CLIP_PHRASE_SCORE)
         except PairsError as e:
             where = f" ({r.out_dir})" if len(runs) > 1 else ""
             print(f"score_clips{where}: {e}", file=sys.stderr)

@@ -3,8 +3,10 @@
 Input lines: ``<wav path>\\t<keyword text>[\\t<label 0/1>]``. The output repeats each line with the
 score appended; with labels, AP, EER and AUC are printed. As for any recording a user scores,
 each file's features are floored 50 dB below its loudest value first (pyadml.score.floor;
-``--floor-db none``: without), and a cosine model's scores are adaptive-T-normed with its
-training keywords as cohort (pyadml.score.norm; ``--score-norm none``: the cosines). Any bad
+``--floor-db none``: without), a cosine model scores a multi-word keyword's words as well, in
+order (pyadml.score.phrase; ``--phrase-score clip``: the clip cosine alone), and its scores are
+adaptive-T-normed with its training keywords as cohort (pyadml.score.norm; ``--score-norm
+none``: the cosines). Any bad
 line is an error that names it, and then nothing is written.
 """
 
@@ -15,7 +17,7 @@ import sys
 
 from pyadml.score.floor import CLIP_FLOOR_DB, add_floor_args
 from pyadml.score.norm import CLIP_SCORE_NORM, add_norm_args
-from pyadml.score.phrase import add_phrase_args
+from pyadml.score.phrase import CLIP_PHRASE_SCORE, add_phrase_args
 from pyadml.score.pairs import PairsError, score_pairs_file
 
 
@@ -30,14 +32,15 @@ def main(argv=None) -> int:
                    "its loudest plus 50 ms before scoring (off: the paper's protocol, audio as given)")
     add_floor_args(p, default_db=CLIP_FLOOR_DB)
     add_norm_args(p, default=CLIP_SCORE_NORM)
-    add_phrase_args(p)
+    add_phrase_args(p, default=CLIP_PHRASE_SCORE)
     args = p.parse_args(argv)
     try:
         res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device,
                                vad=args.vad, norm=args.score_norm, cohort_size=args.cohort_size,
                                phrase=args.phrase_score, words_onnx=args.words_onnx,
                                jobs=args.jobs, floor_db=args.floor_db,
-                               default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM)
+                               default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM,
+                               default_phrase=CLIP_PHRASE_SCORE)
     except PairsError as e:
         print(f"score_pairs: {e}", file=sys.stderr)
         return 1
@@ -49,6 +52,9 @@ def main(argv=None) -> int:
     print("score_pairs: " + (f"scores adaptive-T-normed by each file's {res.cohort_size} closest "
                              "training keywords (--score-norm none: the cosines)"
                              if res.norm == "tnorm" else "scores not normalised"))
+    print("score_pairs: " + ("multi-word keywords also scored word by word, in order "
+                             "(--phrase-score clip: the clip cosine alone)" if res.phrase == "words"
+                             else "the clip cosine alone, for multi-word keywords too"))
     for line in res.summary():
         print(line if line.startswith(("AP", "EER", "AUC")) else f"score_pairs: {line}")
     return 0

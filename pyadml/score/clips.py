@@ -34,11 +34,12 @@ def read_clips(path: str | os.PathLike) -> list[tuple[Path, str]]:
 
 def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool = False,
                 norm: str | None = "none", cohort_size: int = DEFAULT_COHORT_SIZE,
-                phrase: str = "clip", warp: float = 1.0, words_onnx=None, jobs: int = 1,
+                phrase: str | None = "clip", warp: float = 1.0, words_onnx=None, jobs: int = 1,
                 floor_db: float | str | None = None, default_floor_db: float | None = None,
-                default_norm: str = "none") -> dict:
+                default_norm: str = "none", default_phrase: str = "clip") -> dict:
     """Metrics of every clip against every keyword; with ``out_dir``, its scores.tsv too.
-    ``floor_db``, ``default_floor_db``, ``norm``, ``default_norm``: as score_pairs_file's."""
+    ``floor_db``, ``default_floor_db``, ``norm``, ``default_norm``, ``phrase``,
+    ``default_phrase``: as score_pairs_file's."""
     clips = read_clips(clips_tsv)
     keywords = sorted({k for _, k in clips})
     if len(keywords) < 2:
@@ -51,10 +52,11 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
         res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad, norm=norm,
                                cohort_size=cohort_size, phrase=phrase, warp=warp,
                                words_onnx=words_onnx, jobs=jobs, floor_db=floor_db,
-                               default_floor_db=default_floor_db, default_norm=default_norm)
+                               default_floor_db=default_floor_db, default_norm=default_norm,
+                               default_phrase=default_phrase)
     shape = (len(clips), len(keywords))
     return {"keywords": keywords, "floor_db": res.floor_db, "score_norm": res.norm,
-            "cohort_size": res.cohort_size,
+            "cohort_size": res.cohort_size, "phrase_score": res.phrase,
             **clip_metrics(res.scores.reshape(shape), res.labels.reshape(shape))}
 
 

@@ -27,7 +27,7 @@ from pyadml.score.embed import embed_features, embed_texts, score_trials
 from pyadml.score.floor import FloorError, check_floor_option, floor_features, model_floor_db
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm, model_norm
 from pyadml.score.norm import prepare as norm_cohort
-from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
+from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words, model_phrase
 from pyadml.text import KeywordError
 
 
@@ -108,6 +108,7 @@ class PairScores:
     floor_db: float | None = None  # the level-relative floor the features got (None: none)
     norm: str = "none"        # the score normalisation the scores got
     cohort_size: int = 0      # T-norm's K (0 without it)
+    phrase: str = "clip"      # the phrase score: clip, or words (pyadml.score.phrase)
 
     def summary(self) -> list[str]:
         """AP, EER and AUC lines when the pairs carry labels of both classes."""
@@ -122,17 +123,18 @@ class PairScores:
 
 def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      device: str = "cpu", vad: bool = False, norm: str | None = "none",
-                     cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
+                     cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str | None = "clip",
                      warp: float = 1.0, words_onnx=None, jobs: int = 1,
                      floor_db: float | str | None = None,
                      default_floor_db: float | None = None,
-                     default_norm: str = "none") -> PairScores:
+                     default_norm: str = "none", default_phrase: str = "clip") -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
     ``norm="tnorm"``: adaptive T-norm with the model's cohort (pyadml.score.norm); None:
     ``default_norm`` where the model allows it (the CLI's CLIP_SCORE_NORM), else none.
-    ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase).
+    ``phrase="words"``: multi-word keywords also scored word by word (pyadml.score.phrase);
+    None: ``default_phrase`` where the model allows it (the CLI's CLIP_PHRASE_SCORE), else clip.
     ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic.
     ``floor_db``: the level-relative floor on the features (pyadml.score.floor; NO_FLOOR for
     none); default the model's own, else ``default_floor_db`` (the CLI's CLIP_FLOOR_DB).
@@ -159,6 +161,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     try:
         norm = model_norm(loaded, norm, default_norm)
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
+        phrase = model_phrase(loaded.scorer, phrase, default_phrase)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
         floor_db = model_floor_db(loaded.features, floor_db, default_floor_db)
     except (ScoreNormError, PhraseScoreError, FloorError) as e:
@@ -222,4 +225,4 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))
     labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
     return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb), floor_db,
-                      norm, cohort_size if cohort is not None else 0)
+                      norm, cohort_size if cohort is not None else 0, phrase)

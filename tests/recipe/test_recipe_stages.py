@@ -169,16 +169,21 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     assert "word by word" in out and "tiny, phrase words" in (recipe / "RESULTS.md").read_text()
     ww_words = json.loads((exp / "results" / "wakeword_dev_words" / "metrics.json").read_text())
     assert ww_words["clips"] == 6
-    # the level-relative floor (pyadml.score.floor), alone and with T-norm
-    for name, norm in (("wakeword_dev_floor50", "none"), ("wakeword_dev_floor50_tnorm", "tnorm")):
+    # the level-relative floor (pyadml.score.floor), alone, with T-norm, and with T-norm and the
+    # words (score_clips' default)
+    for name, norm, phrase in (("wakeword_dev_floor50", "none", "clip"),
+                               ("wakeword_dev_floor50_tnorm", "tnorm", "clip"),
+                               ("wakeword_dev_floor50_tnorm_words", "tnorm", "words")):
         floored = json.loads((exp / "results" / name / "metrics.json").read_text())
         assert floored["clips"] == 6 and floored["floor_db"] == 50.0
-        assert floored["score_norm"] == norm
-    # the rows without --floor-db or --score-norm have neither, though score_clips alone
-    # floors and T-norms a user's clips
-    for m in (ww, vad, ww_words):
-        assert m["floor_db"] is None and m["score_norm"] == "none"
-    assert "(--floor-db 50 --score-norm tnorm, score_pairs' and score_clips' default)" in out
+        assert floored["score_norm"] == norm and floored["phrase_score"] == phrase
+    # the rows without --floor-db, --score-norm or --phrase-score have none of them, though
+    # score_clips alone floors, scores the words of and T-norms a user's clips
+    for m in (ww, vad):
+        assert m["floor_db"] is None and m["score_norm"] == "none" and m["phrase_score"] == "clip"
+    assert ww_words["phrase_score"] == "words"
+    assert "(--floor-db 50 --score-norm tnorm)" in out
+    assert "the words (score_pairs' and score_clips' default)" in out
     # the words' windows went through the ONNX export of this final.pt (its parity printed)
     assert "onnxruntime vs torch max abs diff" in (exp / "log" / "export_onnx.log").read_text()
     assert "--words-onnx" in (recipe / "RESULTS.md").read_text()

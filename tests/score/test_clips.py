@@ -125,13 +125,14 @@ def test_score_wakeword_dev_variants_each_get_their_results_dir(tmp_path):
                      "--variant", "--score-norm tnorm")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("score_clips: 6 clips x 3 keywords") == 3
-    # A variant without --floor-db has no floor and one without --score-norm no T-norm
-    # (score_clips' own defaults would put a 50 dB floor and T-norm).
+    # A variant without --floor-db has no floor, one without --score-norm no T-norm and one
+    # without --phrase-score the clip cosine (score_clips' own defaults would put a 50 dB floor,
+    # the words and T-norm).
     for name, opts in (("wakeword_dev", ["--floor-db", "none", "--score-norm", "none"]),
                        ("wakeword_dev_vad_floor10", ["--vad", "--floor-db", "10", "--score-norm", "none"]),
                        ("wakeword_dev_tnorm", ["--score-norm", "tnorm", "--floor-db", "none"])):
         assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
-                         "--out-dir", str(tmp_path / name), *opts]) == 0
+                         "--out-dir", str(tmp_path / name), "--phrase-score", "clip", *opts]) == 0
         got = (exp / "results" / name / "scores.tsv").read_text()
         assert got == (tmp_path / name / "scores.tsv").read_text(), name
     assert sorted(p.name for p in (exp / "results").iterdir()) == [

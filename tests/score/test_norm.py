@@ -62,8 +62,9 @@ def test_clips_with_tnorm_use_the_models_cohort_and_keep_top1(tmp_path, capsys):
     model = tiny_model_file(tmp_path / "final.pt", cohort=WORDS)
     assert load_model(model).cohort == WORDS
     write_clips(tmp_path)
-    # references below are computed without the level-relative floor
-    base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--floor-db", "none"]
+    # references below are computed without the level-relative floor, from the clip cosines
+    base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--floor-db", "none",
+            "--phrase-score", "clip"]
     assert cli.main(base + ["--out-dir", str(tmp_path / "raw"), "--score-norm", "none"]) == 0
     assert cli.main(base + ["--out-dir", str(tmp_path / "tn"), "--score-norm", "tnorm",
                             "--cohort-size", "5"]) == 0

@@ -13,8 +13,9 @@ from pyadml.models.export import load_model
 from pyadml.score.embed import embed_features, embed_texts
 from pyadml.score.pairs import features_for, score_pairs_file
 from pyadml.data.features import fbank_extractor
-from pyadml.score.phrase import (PhraseScoreError, check_phrase, clips_window_embeddings,
-                                 ordered_words_score, phrase_scores, window_spans, windows)
+from pyadml.score.phrase import (CLIP_PHRASE_SCORE, PhraseScoreError, check_phrase,
+                                 clips_window_embeddings, model_phrase, ordered_words_score,
+                                 phrase_scores, window_spans, windows)
 
 from test_clips import write_clips
 from test_score import FBANK, tiny_model_file
@@ -128,7 +129,8 @@ def test_score_clips_with_phrase_words_against_a_slow_loop(tmp_path, capsys):
                            "--out-dir", str(tmp_path / "words"), "--phrase-score", "words",
                            "--floor-db", "none"]) == 0
     assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
-                           "--out-dir", str(tmp_path / "clip"), "--floor-db", "none"]) == 0
+                           "--out-dir", str(tmp_path / "clip"), "--floor-db", "none",
+                           "--phrase-score", "clip"]) == 0
     rows = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]
     plain = [r.split("\t") for r in (tmp_path / "clip/scores.tsv").read_text().splitlines()]
     pairs = [(tmp_path / r[0], r[1]) for r in rows]
@@ -147,6 +149,56 @@ def test_phrase_words_refuses_detectors_and_unknown_names():
         check_phrase("word", "cosine")
     check_phrase("clip", "phonmatchnet")
     check_phrase("words", "cosine")
+
+
+def test_which_phrase_score_a_model_is_scored_with(capsys):
+    """The option first; else the command's default where the model allows it (a cosine model),
+    else the clip cosine with a note saying why."""
+    table = [  # (scorer, option, command default) -> phrase score, note
+        ("cosine", None, "clip", "clip", ""), ("cosine", None, "words", "words", ""),
+        ("cosine", "clip", "words", "clip", ""), ("cosine", "words", "clip", "words", ""),
+        ("phonmatchnet", "words", "words", "words", ""),  # asked for: refused by check_phrase
+        ("phonmatchnet", None, "words", "clip", "its scorer is 'phonmatchnet'"),
+        ("cmcd", None, "clip", "clip", "")]
+    for scorer, option, default, want, note in table:
+        assert model_phrase(scorer, option, default) == want, (scorer, option, default)
+        err = capsys.readouterr().err
+        assert (note in err) if note else not err, (scorer, option, default, err)
+    assert CLIP_PHRASE_SCORE == "words"
+
+
+def test_score_pairs_and_clips_score_a_users_phrases_word_by_word_by_default(tmp_path, capsys):
+    """score_pairs' and score_clips' default is --phrase-score words for a cosine model: the
+    same scores as asking for it, which differ from the clip cosine for the two-word keyword
+    only; each says which it used. The paper's protocol (score) keeps the clip cosine."""
+    from pyadml.bin import score as score_cli
+    from pyadml.bin import score_pairs as pairs_cli
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    write_clips(tmp_path)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{tmp_path / 'audio' / f'{i}.wav'}\t{kw}\n" for i in range(3)
+                             for kw in ("alexa", "smart mirror")))
+
+    def scores(name, *opts):
+        assert pairs_cli.main(["--model", str(model), "--pairs", str(pairs),
+                               "--out", str(tmp_path / name), *opts]) == 0
+        return [float(r.split("\t")[-1]) for r in (tmp_path / name).read_text().splitlines()]
+
+    default = scores("default.tsv")
+    assert "multi-word keywords also scored word by word" in capsys.readouterr().out
+    assert default == scores("words.tsv", "--phrase-score", "words")
+    clip = scores("clip.tsv", "--phrase-score", "clip")
+    assert "the clip cosine alone" in capsys.readouterr().out
+    for i, (d, c) in enumerate(zip(default, clip)):
+        assert (d == c) == (i % 2 == 0), (i, d, c)  # "alexa" the same, "smart mirror" not
+    for opts, want in (([], "words"), (["--phrase-score", "clip"], "clip")):
+        out = tmp_path / f"clips_{want}"
+        assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                               "--out-dir", str(out), *opts]) == 0
+        assert (out / "metrics.json").read_text().count(f'"phrase_score": "{want}"') == 1
+    assert score_cli.parser().parse_args(["--exp-dir", "x", "--fbank-dir", "f", "--trials-dir", "t",
+                                          "wsj_test:words"]).phrase_score == "clip"
 
 
 def test_phrase_words_with_tnorm_normalises_the_fused_score_by_the_clips_cohort(tmp_path):

@@ -17,7 +17,8 @@
 # (pyadml.score.norm), results in .../wakeword_dev_tnorm (or wakeword_dev_vad_tnorm). Without
 # it, --score-norm none (the cosines), though score_clips alone T-norms a user's recordings.
 # --phrase-score words: the two-word keywords also scored word by word (pyadml.score.phrase),
-# results in .../wakeword_dev_words (or wakeword_dev_vad_words). The options combine, in the
+# results in .../wakeword_dev_words (or wakeword_dev_vad_words). Without it, --phrase-score clip
+# (the clip cosine), though score_clips alone scores a user's phrases word by word as well. The options combine, in the
 # order VAD, floor, words, T-norm: --vad true --score-norm tnorm --phrase-score words gives
 # .../wakeword_dev_vad_tnorm_words, and with --floor-db 50 .../wakeword_dev_vad_floor50_tnorm_words.
 # --words-onnx DIR --jobs N: the words' windows through that ONNX export of the model
@@ -89,7 +90,7 @@ variant() {
   esac
   case $phrase in
     words) out=${out}_words; opts+=(--phrase-score words ${words_onnx:+--words-onnx "$words_onnx" --jobs "$jobs"}) ;;
-    clip) ;;
+    clip) opts+=(--phrase-score clip) ;;
     *) echo "$0: --phrase-score must be clip or words, got '$phrase'" >&2; return 1 ;;
   esac
 }
