@@ -6,8 +6,7 @@ each file's features are floored 50 dB below its loudest value first (pyadml.sco
 ``--floor-db none``: without), a cosine model scores a multi-word keyword's words as well, in
 order (pyadml.score.phrase; ``--phrase-score clip``: the clip cosine alone), and its scores are
 adaptive-T-normed with its training keywords as cohort (pyadml.score.norm; ``--score-norm
-none``: the cosines). Any bad
-line is an error that names it, and then nothing is written.
+none``: the cosines). Any bad line is an error that names it, and then nothing is written.
 """
 
 from __future__ import annotations
