@@ -70,7 +70,8 @@ class DetectorObjective(nn.Module):
                                         ("loss.key", loss["key"] == "none"),
                                         ("loss.mal_utt", not loss["mal_utt"]),
                                         ("loss.text_negatives",
-                                         not loss["text_negatives"]["count"])) if not off]
+                                         not loss["text_negatives"]["count"]),
+                                        ("loss.ctc", not loss["ctc"])) if not off]
         if unsupported:
             raise ValueError(f"model.head={self.head_name}: {', '.join(unsupported)} are ADML "
                              f"losses; a detector takes loss.detector and loss.mal_phn only")

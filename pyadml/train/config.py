@@ -59,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
         "mal_utt": False,
         "mal_phn": False,
         "lambda_adv": 0.1,
+        # Not in the paper: weight of a phone CTC loss on the audio encoder's frames (a linear
+        # layer to the phone table, <eps> as the blank; pyadml.losses.ctc). 0: off.
+        "ctc": 0.0,
         # all_gather: with W > 1 processes, the batch-wise losses see the global batch (every
         # rank's embeddings, with their gradients); false: each rank's share only.
         "all_gather": False,
@@ -316,7 +319,7 @@ LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY
           "spec_augment.prob": 0.0, "spec_augment.*": ANY,
           "loss.text_negatives.count": 0, "loss.text_negatives.*": ANY,
           "vtlp.prob": 0.0, "vtlp.*": ANY, "tempo.prob": 0.0, "tempo.*": ANY,
-          "floor_db": None}
+          "floor_db": None, "loss.ctc": 0.0}
 
 
 def _legacy(key: str):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from pyadml.losses import RelationalProxyLoss
+from pyadml.losses.ctc import PhoneCtcLoss
 from pyadml.losses.keyword import build_keyword_loss
 from pyadml.losses.mm import MonotonicMatchingLoss
 from pyadml.losses.phoneme import build_phoneme_loss
@@ -89,7 +90,8 @@ class KwsObjective(nn.Module):
 
         L = L_utt + L_key + L_MM + lambda_phn * L_phn + lambda_adv * (L_adv^phn + L_adv^utt)
 
-    that is L_emb (Eq. 3) plus lambda_adv * L_adv (Eq. 4); the gradient reversal layer in front of
+    that is L_emb (Eq. 3) plus lambda_adv * L_adv (Eq. 4), and, outside the paper, ctc * L_CTC
+    with loss.ctc > 0 (pyadml.losses.ctc); the gradient reversal layer in front of
     the modality classifier turns this sum into the minimax of Eq. 5.
     Every term is switched by the ``loss`` config; the defaults give the RP-loss baseline.
     Encoder weights live under ``audio.`` and ``text.``, as the exported model expects;
@@ -125,6 +127,12 @@ class KwsObjective(nn.Module):
                 raise ValueError("a keyword classification loss needs the training keyword ids")
             opts = loss["key_opts"].get(loss["key"], {})
             self.key_loss = build_keyword_loss(loss["key"], d, num_keywords, **opts)
+        self.ctc_weight = float(loss["ctc"])
+        if not self.ctc_weight >= 0:
+            raise ValueError(f"loss.ctc={loss['ctc']!r}: expected a weight >= 0 (0: off)")
+        if self.ctc_weight:
+            # Built last, so that the other parts' initial weights do not depend on it.
+            self.ctc_loss = PhoneCtcLoss(d, vocab_size)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         a_phn, a_utt, a_mask = self.audio(batch["feats"], batch["feat_lens"])
@@ -174,6 +182,10 @@ class KwsObjective(nn.Module):
             tn_term = text_negative_loss(a_utt, t_rows, n_rows.float(), margin=tn["margin"],
                                          scale=tn["scale"])
         keyword_ids = batch.get("keyword_ids") if self.key_loss is not None else None
+        ctc_term = None
+        if self.ctc_weight:
+            # A per-row loss on this rank's rows, as the near-miss texts' (before any gather).
+            ctc_term = self.ctc_loss(a_phn, a_mask, batch["phones"], batch["phone_lens"])
         if gather is not None:
             # Batch-wise losses see the global batch; each rank keeps its rows' gradients.
             a_utt, t_rows = gather(a_utt), gather(t_rows)
@@ -188,6 +200,9 @@ class KwsObjective(nn.Module):
         if tn_term is not None:
             total = total + self.text_neg["weight"] * tn_term
             terms["l_tn"] = float(tn_term.detach())
+        if ctc_term is not None:
+            total = total + self.ctc_weight * ctc_term
+            terms["l_ctc"] = float(ctc_term.detach())
         if self.phoneme_level:
             t_phn, t_mask, phones = t_phn[rows], t_mask[rows], batch["phones"][idx][rows]
             aligned, attn = self.xattn(t_phn, t_mask, a_phn, a_mask)
