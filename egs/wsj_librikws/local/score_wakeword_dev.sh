@@ -20,8 +20,8 @@
 # results in .../wakeword_dev_words (or wakeword_dev_vad_words). Without it, --phrase-score clip
 # (the clip cosine), though score_clips alone scores a user's phrases word by word as well.
 # The options combine, in the order VAD, floor, words, T-norm: --vad true --score-norm tnorm
-# --phrase-score words gives
-# .../wakeword_dev_vad_tnorm_words, and with --floor-db 50 .../wakeword_dev_vad_floor50_tnorm_words.
+# --phrase-score words gives .../wakeword_dev_vad_tnorm_words, and with --floor-db 50
+# .../wakeword_dev_vad_floor50_tnorm_words.
 # --words-onnx DIR --jobs N: the words' windows through that ONNX export of the model
 # (python -m pyadml.bin.export_onnx) in N processes; the same scores to float rounding.
 # --variant "OPTS" (repeatable): score once per variant, each with its own options (any of the
