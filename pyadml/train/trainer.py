@@ -133,6 +133,7 @@ class Trainer:
         self.ema = WeightAverages(self.objective, cfg["ema"]["decays"])
         self.epoch, self.step = 0, 0
         self._dev = None  # the dev cuts and trials, read at the first evaluation
+        self._loader = None  # made at the first epoch (train_epoch)
         self.ckpt_dir = self.exp / "checkpoints"
         if resume:
             self._resume()
@@ -243,9 +244,17 @@ class Trainer:
         cfg = self.cfg
         self.sampler.set_epoch(self.epoch)
         start_batch = self.sampler.state_dict()["batches_done"]
-        loader = torch.utils.data.DataLoader(
-            self.dataset, sampler=self.sampler, batch_size=None, num_workers=cfg["num_workers"],
-            persistent_workers=False)
+        if self._loader is None:
+            # One loader for the run: its worker is forked once. A worker forked afresh each
+            # epoch from the trained process slowed that epoch's steps (RESULTS.md, "Benchmark").
+            self._loader = torch.utils.data.DataLoader(
+                self.dataset, sampler=self.sampler, batch_size=None,
+                num_workers=cfg["num_workers"], persistent_workers=cfg["num_workers"] > 0)
+        elif self._loader.persistent_workers:
+            # A fresh loader draws its workers' base seed from the global RNG every epoch; draw
+            # it here too, so the losses' random draws (and every figure) stay as they were.
+            torch.empty((), dtype=torch.int64).random_()
+        loader = self._loader
         self.module.train()
         sums: dict[str, float] = {}
         n_utts, t_last, n_logged = 0, time.time(), 0

@@ -67,6 +67,27 @@ def test_resume_at_an_epoch_boundary_is_exact(data, tmp_path):
     assert all(torch.equal(full[k], split[k]) for k in full)
 
 
+def test_one_loader_worker_for_the_run_trains_as_a_loader_made_each_epoch(data, tmp_path,
+                                                                          monkeypatch):
+    """The loader's worker is forked once for the run (persistent), and the weights and the
+    global RNG after two epochs equal those of a loader whose worker starts afresh every
+    epoch (as before): a fresh one draws its worker seed from the global RNG each epoch."""
+    trainer = Trainer(config(data, num_workers=1), tmp_path / "persistent")
+    trainer.run()
+    assert trainer._loader.persistent_workers
+    persistent, rng = weights(tmp_path / "persistent"), torch.get_rng_state()
+
+    class FreshEachEpoch(torch.utils.data.DataLoader):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "persistent_workers": False})
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", FreshEachEpoch)
+    Trainer(config(data, num_workers=1), tmp_path / "fresh").run()
+    fresh = weights(tmp_path / "fresh")
+    assert all(torch.equal(persistent[k], fresh[k]) for k in fresh)
+    assert torch.equal(rng, torch.get_rng_state())
+
+
 class Crash(RuntimeError):
     pass
 
