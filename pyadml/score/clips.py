@@ -26,7 +26,10 @@ def read_clips(path: str | os.PathLike) -> list[tuple[Path, str]]:
         parts = line.split("\t")
         if len(parts) != 2 or not parts[1].strip():
             raise PairsError(f"{path}:{n}: expected '<audio>\\t<keyword>', got {line!r}")
-        clips.append((path.parent / parts[0], parts[1]))
+        audio = path.parent / parts[0]
+        if not audio.is_file():  # named here, not at a line of the pairs made from this list
+            raise PairsError(f"{path}:{n}: no such audio file: {audio}")
+        clips.append((audio, parts[1]))
     if not clips:
         raise PairsError(f"{path} lists no clips")
     return clips

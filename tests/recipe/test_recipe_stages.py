@@ -203,6 +203,12 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     log = (exp / "log" / "stage9_continuous.log").read_text()
     assert "exp/tiny/onnx is a whole export of exp/tiny/final.pt" in log
     assert not (exp / "continuous" / "onnx").exists()
+    # Stage 8 scored the real recordings in the background, beside the test sets: their lines
+    # follow the test sets' in its log.
+    real = (exp / "log" / "score_wakeword_dev.log").read_text()
+    assert real.count("score_clips: 6 clips x 6 keywords") == 7
+    log = (exp / "log" / "stage8_score.log").read_text()
+    assert log.index("'tiny, phrase words' of RESULTS.md") < log.index("score_clips: 6 clips")
 
 
 def test_rerun_skips_every_stage(recipe):
@@ -347,3 +353,32 @@ def test_a_detector_model_goes_through_stages_6_to_9(recipe):
     for name in ("wakeword_dev", "wakeword_dev_vad"):
         assert json.loads((exp / "results" / name / "metrics.json").read_text())["clips"] == 6
     assert json.loads((exp / "continuous" / "metrics.json").read_text())["real_clips"]["clips"] == 6
+
+
+def test_stage8_fails_naming_the_log_when_the_real_recordings_fail(recipe):
+    """Stage 8 scores the real recordings in the background: when that fails, the stage fails
+    and names its log, and the test sets beside it were scored all the same."""
+    import shutil
+
+    exp = recipe / "exp" / "tiny_broken"
+    shutil.copytree(recipe / "exp" / "tiny", exp, ignore=shutil.ignore_patterns(".lock"))
+    broken = recipe / "broken_wakeword"
+    broken.mkdir()
+    (broken / "clips.tsv").write_text("audio/missing.flac\talexa\naudio/missing.flac\tjarvis\n")
+    db = recipe / "db.sh"
+    kept = db.read_text()
+    db.write_text(kept + f"WAKEWORD_DEV={broken}\n")
+    try:
+        res = run(recipe, "--stage", "8", "--stop-stage", "8", "--train-config",
+                  "conf/train_tiny.yaml", "--tag", "tiny_broken", "--nj", "2")
+    finally:
+        db.write_text(kept)
+    assert res.returncode != 0, res.stdout
+    # The copied stage-8 marker names the other set's list: another WAKEWORD_DEV reruns.
+    assert "broken_wakeword/clips.tsv" in res.stdout
+    log = (exp / "log" / "stage8_score.log").read_text()
+    assert "scoring the real recordings failed (exp/tiny_broken/log/score_wakeword_dev.log)" in log
+    assert "broken_wakeword/clips.tsv:1: no such audio file" in (
+        exp / "log" / "score_wakeword_dev.log").read_text()
+    assert "'tiny_broken, phrase words' of RESULTS.md" in log
+    assert not (exp / ".done" / "stage_8.done").exists()

@@ -52,6 +52,9 @@ def test_a_clip_list_with_one_keyword_or_a_bad_line_is_refused(tmp_path, capsys)
     (tmp_path / "bad.tsv").write_text("a.wav alexa\n")
     assert cli.main(["--model", str(model), "--clips", str(tmp_path / "bad.tsv")]) == 1
     assert "bad.tsv:1: expected" in capsys.readouterr().err
+    (tmp_path / "gone.tsv").write_text("a.wav\talexa\nb.wav\tjarvis\n")
+    assert cli.main(["--model", str(model), "--clips", str(tmp_path / "gone.tsv")]) == 1
+    assert f"gone.tsv:2: no such audio file: {tmp_path / 'b.wav'}" in capsys.readouterr().err
 
 
 def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys):
