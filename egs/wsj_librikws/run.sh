@@ -149,7 +149,8 @@ score_stage() {
     # the level-relative floor on the features (pyadml.score.floor, 50 dB), alone and with
     # T-norm; and all of floor, words and T-norm, what score_pairs and score_clips give a
     # user's recordings by default. In the background, beside the test sets: either alone
-    # leaves part of the cores idle (RESULTS.md, "Benchmark"). Its own files only.
+    # leaves part of the cores idle (RESULTS.md, "Benchmark"), and the two write no file in
+    # common (results/wakeword_dev*/ here; RESULTS.md and the results*/ tables there).
     local/score_wakeword_dev.sh "${words[@]}" --variant "" --variant "--vad true" \
       --variant "--score-norm tnorm" --variant "--phrase-score words" \
       --variant "--floor-db 50" --variant "--floor-db 50 --score-norm tnorm" \
