@@ -161,6 +161,9 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     for name, (cuts_path, trials, protocol) in todo.items():
         t0 = time.time()
         scores = score_trials(trials, audio_cache[cuts_path], text_cache, model=model)
+        if cohort is not None:
+            scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
+                                    audio_cache[cuts_path], cohort, cohort_size)
         if phrase == "words":
             by_id = cut_cache[cuts_path]
             scores = fuse_words(loaded, scores, [t.cut_id for t in trials],
@@ -169,10 +172,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
                                 batch_size=batch_size,
                                 cache=cache.setdefault(("words", str(model_path), cuts_path.resolve(),
                                                         floor_db, str(words_onnx)), {}),
-                                onnx_dir=words_onnx, jobs=jobs)
-        if cohort is not None:
-            scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
-                                    audio_cache[cuts_path], cohort, cohort_size)
+                                onnx_dir=words_onnx, jobs=jobs, cohort=cohort,
+                                cohort_size=cohort_size)
         took = time.time() - t0
         write_lines_atomic(out_dir / name / "scores.tsv",
                            (f"{t.cut_id}\t{t.keyword}\t{t.label}\t{t.tag}\t{s:.6f}"

@@ -55,28 +55,43 @@ def adaptive_tnorm(scores: np.ndarray, audio_ids: Sequence[str], keywords: Seque
     if len(cohort) <= size:
         raise ScoreNormError(f"the cohort holds {len(cohort)} texts; T-norm with K={size} needs "
                              f"more than {size}")
-    names = list(cohort)
+    names, c_mat = cohort_matrix(cohort)
     index = {w: i for i, w in enumerate(names)}
-    c_mat = _unit(np.stack([cohort[w] for w in names]))
     uniq = list(dict.fromkeys(audio_ids))
     a_row = {a: i for i, a in enumerate(uniq)}
-    sims = _unit(np.stack([audio_emb[a] for a in uniq])) @ c_mat.T  # (audios, cohort)
-    # The K+1 best per audio suffice: at most one of them is the trial's keyword.
+    top, top_sims = cohort_top(_unit(np.stack([audio_emb[a] for a in uniq])) @ c_mat.T, size)
+    rows = np.fromiter((a_row[a] for a in audio_ids), dtype=np.int64, count=len(audio_ids))
+    own = np.fromiter((index.get(k, -1) for k in keywords), dtype=np.int64, count=len(keywords))
+    mean, std = cohort_stats(top[rows], top_sims[rows], own, size)
+    return (scores - mean) / np.maximum(std, 1e-6)
+
+
+def cohort_matrix(cohort: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """(cohort texts, their unit embeddings as a (C, d) matrix)."""
+    names = list(cohort)
+    return names, _unit(np.stack([cohort[w] for w in names]))
+
+
+def cohort_top(sims: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``size`` + 1 best cohort indices of each row of ``sims`` (rows, C) and their cosines,
+    best first: at most one of them is a trial's own keyword."""
     top = np.argpartition(-sims, size, axis=1)[:, : size + 1]
     top_sims = np.take_along_axis(sims, top, axis=1)
     order = np.argsort(-top_sims, axis=1, kind="stable")
-    top, top_sims = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
-    rows = np.fromiter((a_row[a] for a in audio_ids), dtype=np.int64, count=len(audio_ids))
-    own = np.fromiter((index.get(k, -1) for k in keywords), dtype=np.int64, count=len(keywords))
-    cand, cand_sims = top[rows], top_sims[rows]  # (trials, K+1), best first
-    # Drop the trial's own keyword where it is among the K+1, else the (K+1)-th.
-    hit = cand == own[:, None]
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
+
+
+def cohort_stats(top: np.ndarray, top_sims: np.ndarray, own: np.ndarray,
+                 size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std of each row's ``size`` best cohort cosines (``cohort_top``'s
+    rows) with the cohort text ``own`` (an index, -1 for none) left out."""
+    # Drop the own keyword where it is among the K+1, else the (K+1)-th.
+    hit = top == own[:, None]
     drop = np.where(hit.any(axis=1), hit.argmax(axis=1), size)
     keep = np.ones_like(hit)
-    keep[np.arange(len(keywords)), drop] = False
-    picked = cand_sims[keep].reshape(len(keywords), size)
-    mean, std = picked.mean(axis=1), picked.std(axis=1)
-    return (scores - mean) / np.maximum(std, 1e-6)
+    keep[np.arange(len(own)), drop] = False
+    picked = top_sims[keep].reshape(len(own), size)
+    return picked.mean(axis=1), picked.std(axis=1)
 
 
 def check_norm(norm: str, scorer: str) -> None:

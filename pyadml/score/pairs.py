@@ -215,13 +215,14 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     text_emb = embed_texts(loaded.model, phones_ok, loaded.tokenizer)
     trials = [Trial(str(wav), kw, label or 0) for _, _, wav, kw, label in rows]
     scores = score_trials(trials, audio_emb, text_emb, model=loaded.model)
-    if phrase == "words":
-        scores = fuse_words(loaded, scores, [t.cut_id for t in trials], [t.keyword for t in trials],
-                            lambda c: feats[Path(c)], batch_size=batch_size,
-                            onnx_dir=words_onnx, jobs=jobs)
     if cohort is not None:
         scores = adaptive_tnorm(scores, [t.cut_id for t in trials], [t.keyword for t in trials],
                                 audio_emb, cohort, cohort_size)
+    if phrase == "words":
+        # with T-norm, the words' window cosines are T-normed one by one (pyadml.score.phrase)
+        scores = fuse_words(loaded, scores, [t.cut_id for t in trials], [t.keyword for t in trials],
+                            lambda c: feats[Path(c)], batch_size=batch_size,
+                            onnx_dir=words_onnx, jobs=jobs, cohort=cohort, cohort_size=cohort_size)
     write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))
     labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
     return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb), floor_db,

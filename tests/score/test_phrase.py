@@ -201,29 +201,52 @@ def test_score_pairs_and_clips_score_a_users_phrases_word_by_word_by_default(tmp
                                           "wsj_test:words"]).phrase_score == "clip"
 
 
-def test_phrase_words_with_tnorm_normalises_the_fused_score_by_the_clips_cohort(tmp_path):
-    """--phrase-score words --score-norm tnorm: the words back-end's score (checked against a
-    slow loop above), less the mean over the std of the clip's K best cosines with the cohort
-    (the trial's own keyword left out), computed here from the embeddings."""
-    cohort = ["alexa", "computer", "jarvis", "snowboy", "hello", "world", "music"]
+def cohort_best(a, texts, own, size):
+    """a's ``size`` best cosines with the cohort ``texts``, the text ``own`` left out."""
+    cos = {k: float(a @ v / np.linalg.norm(a) / np.linalg.norm(v)) for k, v in texts.items()}
+    best = sorted((c for k, c in cos.items() if k != own), reverse=True)[:size]
+    return best
+
+
+def test_phrase_words_with_tnorm_normalises_the_clip_and_each_word_window(tmp_path):
+    """--phrase-score words --score-norm tnorm: 0.5 z(clip, phrase) + 0.5 max over ordered
+    window sequences of min_k z(window_k, word_k), where z is a cosine less the mean over the std
+    of that clip's (or window's) K best cosines with the cohort, the text itself left out;
+    computed here window by window, every sequence tried. Single words keep z(clip, word)."""
+    cohort = ["alexa", "computer", "jarvis", "snowboy", "hello", "world", "music", "mirror"]
     model = tiny_model_file(tmp_path / "final.pt", cohort=cohort)
     write_clips(tmp_path)
-    base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--phrase-score", "words",
-            "--floor-db", "none"]
-    assert clips_cli.main(base + ["--out-dir", str(tmp_path / "words"), "--score-norm", "none"]) == 0
-    assert clips_cli.main(base + ["--out-dir", str(tmp_path / "both"), "--score-norm", "tnorm",
-                                  "--cohort-size", "4"]) == 0
-    words = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]
-    both = [r.split("\t") for r in (tmp_path / "both/scores.tsv").read_text().splitlines()]
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                           "--phrase-score", "words", "--floor-db", "none", "--out-dir",
+                           str(tmp_path / "both"), "--score-norm", "tnorm",
+                           "--cohort-size", "4"]) == 0
+    rows = [r.split("\t") for r in (tmp_path / "both/scores.tsv").read_text().splitlines()]
     loaded = load_model(model)
     ext = fbank_extractor({k: v for k, v in loaded.features.items() if k != "mean_norm"})
     texts = embed_texts(loaded.model, cohort, loaded.tokenizer)
-    for w, b in zip(words, both):
-        assert w[:3] == b[:3]
-        a = embed_features(loaded.model, [features_for(tmp_path / w[0], ext, 16000, True)])[0]
-        sims = sorted((float(a @ v / np.linalg.norm(a) / np.linalg.norm(v))
-                       for k, v in texts.items() if k != w[1]), reverse=True)[:4]
-        assert float(b[3]) == pytest.approx((float(w[3]) - np.mean(sims)) / np.std(sims), abs=1e-3)
+
+    def z(a, text):
+        t = embed_texts(loaded.model, [text], loaded.tokenizer)[text]
+        cos = float(a @ t / np.linalg.norm(a) / np.linalg.norm(t))
+        best = cohort_best(a, texts, text, 4)
+        return (cos - np.mean(best)) / np.std(best)
+
+    multi = 0
+    for r in rows:
+        f = features_for(tmp_path / r[0], ext, 16000, True)
+        want = z(embed_features(loaded.model, [f])[0], r[1])
+        if len(r[1].split()) > 1:
+            multi += 1
+            spans, embs = [], []
+            for length in dict.fromkeys(min(n, f.shape[0]) for n in (30, 50, 70, 90, 110)):
+                for start in range(0, f.shape[0] - length + 1, 5):
+                    spans.append((start, start + length))
+                    embs.append(embed_features(loaded.model,
+                                               [mean_normalize(f[start:start + length])])[0])
+            word_z = [[z(e, word) for e in embs] for word in r[1].split()]
+            want = 0.5 * want + 0.5 * brute_ordered(word_z, spans)
+        assert float(r[3]) == pytest.approx(want, abs=2e-3), r
+    assert multi > 0
 
 
 def test_a_keyword_is_split_into_words_as_the_tokenizer_normalises_it(tmp_path):

@@ -19,7 +19,8 @@
 # --phrase-score words: the two-word keywords also scored word by word (pyadml.score.phrase),
 # results in .../wakeword_dev_words (or wakeword_dev_vad_words). Without it, --phrase-score clip
 # (the clip cosine), though score_clips alone scores a user's phrases word by word as well.
-# The options combine, in the order VAD, floor, words, T-norm: --vad true --score-norm tnorm
+# The options combine, in the order VAD, floor, T-norm, words (with T-norm each word's window
+# cosines are T-normed too, pyadml.score.phrase): --vad true --score-norm tnorm
 # --phrase-score words gives .../wakeword_dev_vad_tnorm_words, and with --floor-db 50
 # .../wakeword_dev_vad_floor50_tnorm_words.
 # --words-onnx DIR --jobs N: the words' windows through that ONNX export of the model
