@@ -23,7 +23,7 @@ by that window's, the word left out:
 
 The minimum then compares the words on one scale: some words' cosines run higher than others'
 whatever is said. Before (the fused cosine T-normed by the clip's cohort alone), LP_H EER was
-1.6-3.3 points higher on each of seven models (egs/wsj_librikws/RESULTS.md, "The words of a
+0.6-3.3 points higher on each of seven models (egs/wsj_librikws/RESULTS.md, "The words of a
 phrase T-normed one by one").
 """
 
