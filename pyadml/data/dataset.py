@@ -46,7 +46,8 @@ class KeywordDataset(torch.utils.data.Dataset):
     ``phones`` (B, L_max) int64 padded with 0 (``<eps>``), ``phone_lens``, ``keyword_ids``
     (-1 for keywords outside ``keyword_ids`` and for every multi-word span cut, whose text is
     no keyword class even when it happens to equal one: the keyword loss leaves -1 rows out),
-    ``cut_ids`` and ``texts``; with ``text_negatives`` (``{count, pool}``, count > 0) also
+    ``cut_ids`` and ``texts``; with ``speaker_ids`` (speaker -> id) also ``speaker_ids`` (-1
+    for a speaker outside it); with ``text_negatives`` (``{count, pool}``, count > 0) also
     ``neg_texts``, ``neg_phones`` and ``neg_phone_lens`` (``near_misses``).
 
     Added context (stage 3, ``cut.custom["aug"]["context"]["pad"]`` = seconds before and after
@@ -66,6 +67,7 @@ class KeywordDataset(torch.utils.data.Dataset):
         tokenizer: Tokenizer,
         keyword_ids: Mapping[str, int] | None = None,
         pad_multiple: int = 1,
+        speaker_ids: Mapping[str, int] | None = None,
         context_growth: float | None = 0.0,
         seed: int = 0,
         frame_shift: float = 0.01,
@@ -86,6 +88,7 @@ class KeywordDataset(torch.utils.data.Dataset):
             self.cuts[cut.id] = cut
         self.tokenizer = tokenizer
         self.keyword_ids = dict(keyword_ids or {})
+        self.speaker_ids = dict(speaker_ids) if speaker_ids else None
         self.context_growth = context_growth
         self.seed = int(seed)
         self.frame_shift = float(frame_shift)
@@ -164,6 +167,10 @@ class KeywordDataset(torch.utils.data.Dataset):
             "cut_ids": cut_ids,
             "texts": texts,
         }
+        if self.speaker_ids is not None:
+            batch["speaker_ids"] = torch.tensor(
+                [self.speaker_ids.get(c.supervisions[0].speaker, -1) for c in cuts],
+                dtype=torch.int64)
         if self.text_negatives:
             batch.update(self.near_misses(texts, cut_ids))
         return batch

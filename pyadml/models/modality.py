@@ -129,3 +129,44 @@ def dann_grl_scale(progress: float, gamma: float = 10.0) -> float:
     training progress p in [0, 1]; 0 at the start, about 1 from p = 0.5 on."""
     p = min(max(float(progress), 0.0), 1.0)
     return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
+
+
+class SpeakerAdversarialLoss(nn.Module):
+    """Speaker-adversarial term (not in the paper; the MAL idea applied to the training
+    voices, as in speaker-invariant training for ASR): a speaker classifier S (Linear(d ->
+    hidden) + ReLU + Linear(hidden -> n_speakers)) on the unit audio utterance embeddings behind
+    a GRL,
+
+        L_spk = -(1/n) sum_i log S(GRL(a_i / ||a_i||))_{speaker(i)},
+
+    over the rows with a speaker id (id -1: none; 0, still in the graph, when no row has one).
+    S learns the training voices; the encoder, through the reversed gradient, learns to hide
+    them, so that a held-out voice is less far from the training ones. The caller applies the
+    weight (``loss.spk_adv``).
+
+    forward(audio_emb (n, d), speaker_ids (n,)) -> (loss, accuracy of S on those rows, a python
+    float for logging; 0.0 without any)."""
+
+    training_only = True
+
+    def __init__(self, d: int, n_speakers: int, hidden: int = 256, grl_scale: float = 1.0):
+        super().__init__()
+        if n_speakers < 2:
+            raise ValueError(f"a speaker-adversarial loss needs >= 2 training speakers, got "
+                             f"{n_speakers}")
+        self.net = nn.Sequential(nn.Linear(int(d), int(hidden)), nn.ReLU(),
+                                 nn.Linear(int(hidden), int(n_speakers)))
+        self.grl_scale = float(grl_scale)
+
+    @fp32_loss
+    def forward(self, audio_emb: torch.Tensor,
+                speaker_ids: torch.Tensor) -> tuple[torch.Tensor, float]:
+        keep = speaker_ids >= 0
+        if not bool(keep.any()):
+            return audio_emb.sum() * 0.0, 0.0
+        rows = grad_reverse(F.normalize(audio_emb[keep], dim=1), self.grl_scale)
+        logits = self.net(rows)
+        target = speaker_ids[keep]
+        loss = F.cross_entropy(logits, target)
+        acc = float((logits.detach().argmax(1) == target).float().mean())
+        return loss, acc

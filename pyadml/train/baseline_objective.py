@@ -41,10 +41,14 @@ def model_head(cfg: dict) -> str:
     return head
 
 
-def build_objective(cfg: dict, vocab_size: int, num_keywords: int = 0) -> nn.Module:
+def build_objective(cfg: dict, vocab_size: int, num_keywords: int = 0,
+                    num_speakers: int = 0) -> nn.Module:
     """KwsObjective for ``model.head: adml``, else DetectorObjective."""
     if model_head(cfg) == "adml":
-        return KwsObjective(cfg, vocab_size, num_keywords)
+        return KwsObjective(cfg, vocab_size, num_keywords, num_speakers)
+    if cfg["loss"]["spk_adv"]:
+        raise ValueError(f"loss.spk_adv: the speaker-adversarial term is built for model.head "
+                         f"adml, not {model_head(cfg)}")
     return DetectorObjective(cfg, vocab_size, num_keywords)
 
 

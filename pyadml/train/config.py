@@ -62,6 +62,10 @@ DEFAULTS: dict[str, Any] = {
         # Not in the paper: weight of a phone CTC loss on the audio encoder's frames (a linear
         # layer to the phone table, <eps> as the blank; pyadml.losses.ctc). 0: off.
         "ctc": 0.0,
+        # Not in the paper: weight of a speaker-adversarial term, a classifier of the training
+        # voices on the audio utterance embeddings behind a GRL (pyadml.models.modality.
+        # SpeakerAdversarialLoss). 0: off.
+        "spk_adv": 0.0,
         # all_gather: with W > 1 processes, the batch-wise losses see the global batch (every
         # rank's embeddings, with their gradients); false: each rank's share only.
         "all_gather": False,

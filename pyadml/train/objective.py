@@ -14,7 +14,8 @@ from pyadml.losses.phoneme import build_phoneme_loss
 from pyadml.losses.text_negatives import text_negative_loss
 from pyadml.models import EcapaConfig, EcapaEncoder, TextEncoder, TextEncoderConfig
 from pyadml.models.cross_attention import PhonemeCrossAttention, flatten_valid
-from pyadml.models.modality import ModalityAdversarialLoss, ModalityClassifier, dann_grl_scale
+from pyadml.models.modality import (ModalityAdversarialLoss, ModalityClassifier,
+                                    SpeakerAdversarialLoss, dann_grl_scale)
 from pyadml.data.text_negatives import check_text_negatives
 
 
@@ -91,13 +92,14 @@ class KwsObjective(nn.Module):
         L = L_utt + L_key + L_MM + lambda_phn * L_phn + lambda_adv * (L_adv^phn + L_adv^utt)
 
     that is L_emb (Eq. 3) plus lambda_adv * L_adv (Eq. 4), and, outside the paper, ctc * L_CTC
-    with loss.ctc > 0 (pyadml.losses.ctc); the gradient reversal layer in front of
-    the modality classifier turns this sum into the minimax of Eq. 5.
+    with loss.ctc > 0 (pyadml.losses.ctc) and spk_adv * L_spk with loss.spk_adv > 0 (a speaker
+    classifier behind a GRL: pyadml.models.modality.SpeakerAdversarialLoss); the gradient
+    reversal layer in front of the modality classifier turns this sum into the minimax of Eq. 5.
     Every term is switched by the ``loss`` config; the defaults give the RP-loss baseline.
     Encoder weights live under ``audio.`` and ``text.``, as the exported model expects;
     everything else (attention, classifiers, AdaMS scales) is training-only."""
 
-    def __init__(self, cfg: dict, vocab_size: int, num_keywords: int = 0):
+    def __init__(self, cfg: dict, vocab_size: int, num_keywords: int = 0, num_speakers: int = 0):
         super().__init__()
         self.audio = EcapaEncoder(EcapaConfig(**cfg["model"]["audio"]))
         self.text = TextEncoder(TextEncoderConfig(vocab_size=vocab_size, **cfg["model"]["text"]))
@@ -130,9 +132,18 @@ class KwsObjective(nn.Module):
         self.ctc_weight = float(loss["ctc"])
         if not self.ctc_weight >= 0:
             raise ValueError(f"loss.ctc={loss['ctc']!r}: expected a weight >= 0 (0: off)")
+        self.spk_weight = float(loss["spk_adv"])
+        if not self.spk_weight >= 0:
+            raise ValueError(f"loss.spk_adv={loss['spk_adv']!r}: expected a weight >= 0 (0: off)")
         if self.ctc_weight:
             # Built last, so that the other parts' initial weights do not depend on it.
             self.ctc_loss = PhoneCtcLoss(d, vocab_size)
+        if self.spk_weight:
+            # After the CTC layer, for the same reason.
+            if num_speakers < 2:
+                raise ValueError(f"loss.spk_adv={self.spk_weight}: needs the ids of >= 2 training "
+                                 f"speakers, got {num_speakers}")
+            self.spk_adv = SpeakerAdversarialLoss(d, num_speakers)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         a_phn, a_utt, a_mask = self.audio(batch["feats"], batch["feat_lens"])
@@ -186,6 +197,13 @@ class KwsObjective(nn.Module):
         if self.ctc_weight:
             # A per-row loss on this rank's rows, as the near-miss texts' (before any gather).
             ctc_term = self.ctc_loss(a_phn, a_mask, batch["phones"], batch["phone_lens"])
+        spk_term = None
+        if self.spk_weight:
+            # A per-row loss on this rank's rows too.
+            if "speaker_ids" not in batch:
+                raise ValueError("loss.spk_adv > 0 but the batch has no speaker_ids: build the "
+                                 "dataset with speaker_ids")
+            spk_term, spk_acc = self.spk_adv(a_utt, batch["speaker_ids"].to(a_utt.device))
         if gather is not None:
             # Batch-wise losses see the global batch; each rank keeps its rows' gradients.
             a_utt, t_rows = gather(a_utt), gather(t_rows)
@@ -203,6 +221,9 @@ class KwsObjective(nn.Module):
         if ctc_term is not None:
             total = total + self.ctc_weight * ctc_term
             terms["l_ctc"] = float(ctc_term.detach())
+        if spk_term is not None:
+            total = total + self.spk_weight * spk_term
+            terms.update(l_spk=float(spk_term.detach()), spk_acc=spk_acc)
         if self.phoneme_level:
             t_phn, t_mask, phones = t_phn[rows], t_mask[rows], batch["phones"][idx][rows]
             aligned, attn = self.xattn(t_phn, t_mask, a_phn, a_mask)

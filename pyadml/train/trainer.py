@@ -83,8 +83,12 @@ class Trainer:
             copy_experiment_inputs(d, self.exp, cfg["floor_db"])
         cuts = CutSet.from_file(d["train"]).to_eager()
         b = cfg["batch"]
+        # The training voices, numbered in sorted order (loss.spk_adv only).
+        speaker_ids = ({s: i for i, s in enumerate(sorted({c.supervisions[0].speaker for c in cuts
+                                                           if c.supervisions[0].speaker}))}
+                       if cfg["loss"]["spk_adv"] else None)
         self.dataset = KeywordDataset(cuts, self.tokenizer, self.keyword_ids,
-                                      pad_multiple=cfg["pad_frames_to"],
+                                      pad_multiple=cfg["pad_frames_to"], speaker_ids=speaker_ids,
                                       context_growth=b["context_growth"], seed=cfg["seed"],
                                       spec_augment=cfg["spec_augment"],
                                       text_negatives=cfg["loss"]["text_negatives"],
@@ -112,7 +116,11 @@ class Trainer:
                      b["span_rows"] if span_cuts else 0, where)
         # model.head: adml (KwsObjective) or a baseline detector (train.baseline_objective).
         self.objective = build_objective(cfg, len(self.tokenizer.phone_table),
-                                         len(self.keyword_ids)).to(self.device)
+                                         len(self.keyword_ids),
+                                         len(speaker_ids or ())).to(self.device)
+        if speaker_ids:
+            log.info("speaker-adversarial term over %d training speakers, weight %g",
+                     len(speaker_ids), cfg["loss"]["spk_adv"])
         self.module = self.objective
         if self.world > 1:
             self.module = nn.parallel.DistributedDataParallel(

@@ -295,3 +295,16 @@ def test_the_floor_is_applied_to_each_training_cut_before_mean_normalisation(cut
     for bad in (-3, 0, True, "50"):
         with pytest.raises(ValueError, match=f"floor_db must be a positive number.*{bad!r}"):
             KeywordDataset(cuts, TOKENIZER, KEYWORD_IDS, floor_db=bad)
+
+
+def test_speaker_ids_from_the_supervisions_and_minus_one_outside_the_map(cuts):
+    from lhotse.utils import fastcopy
+
+    spk = ["a", "b", None]
+    named = [fastcopy(c, supervisions=[fastcopy(c.supervisions[0], speaker=spk[i % 3])])
+             for i, c in enumerate(cuts)]
+    ids = known_ids(named)
+    batch = KeywordDataset(named, TOKENIZER, KEYWORD_IDS, speaker_ids={"b": 0, "a": 1})[ids]
+    by_id = {c.id: c.supervisions[0].speaker for c in named}
+    assert batch["speaker_ids"].tolist() == [{"a": 1, "b": 0}.get(by_id[i], -1) for i in ids]
+    assert "speaker_ids" not in KeywordDataset(named, TOKENIZER, KEYWORD_IDS)[ids]

@@ -393,3 +393,33 @@ def test_batches_of_phonetic_neighbours(data, tmp_path):
     assert "runs of 2 phonetic neighbours" in (tmp_path / "exp" / "log" / "train.rank0.log").read_text()
     with pytest.raises(ValueError, match="batch.neighbours: expected an integer >= 0"):
         Trainer(config(data, epochs=1, **{"batch.neighbours": -1}), tmp_path / "bad")
+
+
+def test_the_speaker_adversarial_term_trains_over_the_cuts_speakers(data, tmp_path):
+    """loss.spk_adv: the training cuts' speakers are numbered in sorted order, every step logs
+    the term, and a corpus without two speakers is refused naming the option."""
+    from lhotse import CutSet
+    from lhotse.utils import fastcopy
+
+    cuts = CutSet.from_file(data / "train.jsonl.gz").to_eager()
+    # Speakers "b" and "a" by utterance number; one cut without a speaker (id -1).
+    named = CutSet.from_cuts(
+        fastcopy(c, supervisions=[fastcopy(c.supervisions[0], speaker=None if i == 0 else
+                                           "ab"[int(c.id[-1]) % 2])])
+        for i, c in enumerate(cuts))
+    named.to_file(tmp_path / "train.jsonl.gz")
+    cfg = config(data, epochs=1, **{"loss.spk_adv": 0.5})
+    cfg["data"]["train"] = str(tmp_path / "train.jsonl.gz")
+    trainer = Trainer(cfg, tmp_path / "exp")
+    assert trainer.dataset.speaker_ids == {"a": 0, "b": 1}
+    assert trainer.objective.spk_adv.net[-1].out_features == 2
+    batch = trainer.dataset[[c.id for c in named]]
+    assert batch["speaker_ids"].tolist() == [
+        -1 if c.supervisions[0].speaker is None else "ab".index(c.supervisions[0].speaker)
+        for c in named]
+    trainer.run()
+    records = [json.loads(line) for line in (tmp_path / "exp" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "l_utt" in r]
+    assert steps and all(r["l_spk"] > 0 and 0.0 <= r["spk_acc"] <= 1.0 for r in steps)
+    with pytest.raises(ValueError, match="loss.spk_adv.*got 0"):
+        Trainer(config(data, epochs=1, **{"loss.spk_adv": 0.5}), tmp_path / "exp2")
