@@ -43,16 +43,17 @@ def grad_reverse(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 
 
 class ModalityClassifier(nn.Module):
-    """M: Linear(d -> hidden) + ReLU + Linear(hidden -> 2); logits over (audio, text)."""
+    """M: Linear(d -> hidden) + ReLU + Linear(hidden -> classes); logits over (audio, text), or
+    over the training speakers for SpeakerAdversarialLoss."""
 
     training_only = True
 
-    def __init__(self, d: int = 256, hidden: int = 256):
+    def __init__(self, d: int = 256, hidden: int = 256, classes: int = 2):
         super().__init__()
         self.d = int(d)
         self.hidden = int(hidden)
         self.net = nn.Sequential(nn.Linear(self.d, self.hidden), nn.ReLU(),
-                                 nn.Linear(self.hidden, 2))
+                                 nn.Linear(self.hidden, int(classes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -133,9 +134,9 @@ def dann_grl_scale(progress: float, gamma: float = 10.0) -> float:
 
 class SpeakerAdversarialLoss(nn.Module):
     """Speaker-adversarial term (not in the paper; the MAL idea applied to the training
-    voices, as in speaker-invariant training for ASR): a speaker classifier S (Linear(d ->
-    hidden) + ReLU + Linear(hidden -> n_speakers)) on the unit audio utterance embeddings behind
-    a GRL,
+    voices, as in speaker-invariant training for ASR): a speaker classifier S (a
+    ModalityClassifier with n_speakers classes) on the unit audio utterance embeddings behind a
+    GRL,
 
         L_spk = -(1/n) sum_i log S(GRL(a_i / ||a_i||))_{speaker(i)},
 
@@ -154,8 +155,7 @@ class SpeakerAdversarialLoss(nn.Module):
         if n_speakers < 2:
             raise ValueError(f"a speaker-adversarial loss needs >= 2 training speakers, got "
                              f"{n_speakers}")
-        self.net = nn.Sequential(nn.Linear(int(d), int(hidden)), nn.ReLU(),
-                                 nn.Linear(int(hidden), int(n_speakers)))
+        self.classifier = ModalityClassifier(d, hidden, n_speakers)
         self.grl_scale = float(grl_scale)
 
     @fp32_loss
@@ -165,7 +165,7 @@ class SpeakerAdversarialLoss(nn.Module):
         if not bool(keep.any()):
             return audio_emb.sum() * 0.0, 0.0
         rows = grad_reverse(F.normalize(audio_emb[keep], dim=1), self.grl_scale)
-        logits = self.net(rows)
+        logits = self.classifier(rows)
         target = speaker_ids[keep]
         loss = F.cross_entropy(logits, target)
         acc = float((logits.detach().argmax(1) == target).float().mean())

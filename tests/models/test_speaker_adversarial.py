@@ -17,7 +17,7 @@ TINY = ROOT / "egs" / "wsj_librikws" / "conf" / "train_tiny.yaml"
 def reference(loss: SpeakerAdversarialLoss, x: np.ndarray, ids: np.ndarray) -> float:
     """-(1/n) sum_i log softmax(W2 relu(W1 u_i + b1) + b2)[id_i], u_i = x_i / ||x_i||, over the
     rows with id >= 0."""
-    w1, b1, w2, b2 = (p.detach().double().numpy() for p in loss.net.parameters())
+    w1, b1, w2, b2 = (p.detach().double().numpy() for p in loss.classifier.parameters())
     keep = ids >= 0
     u = x[keep] / np.linalg.norm(x[keep], axis=1, keepdims=True)
     z = np.maximum(u @ w1.T + b1, 0) @ w2.T + b2
@@ -48,18 +48,18 @@ def test_the_encoder_gets_the_reversed_gradient_and_the_classifier_the_plain_one
     value, _ = loss(x, ids)
     value.backward()
     g_rev = x.grad.clone()
-    g_net = [p.grad.clone() for p in loss.net.parameters()]
+    g_net = [p.grad.clone() for p in loss.classifier.parameters()]
     # The same cross-entropy without the GRL, by autograd on the written-out formula.
     x_plain = x.detach().clone().requires_grad_()
-    for p in loss.net.parameters():
+    for p in loss.classifier.parameters():
         p.grad = None
     keep = ids >= 0
     u = torch.nn.functional.normalize(x_plain[keep], dim=1)
-    plain = torch.nn.functional.cross_entropy(loss.net(u), ids[keep])
+    plain = torch.nn.functional.cross_entropy(loss.classifier(u), ids[keep])
     plain.backward()
     assert torch.allclose(g_rev, -x_plain.grad, atol=1e-7)
     assert torch.equal(g_rev[2], torch.zeros(8))  # the row without a speaker
-    assert all(torch.allclose(a, p.grad) for a, p in zip(g_net, loss.net.parameters()))
+    assert all(torch.allclose(a, p.grad) for a, p in zip(g_net, loss.classifier.parameters()))
 
 
 def test_no_row_with_a_speaker_is_zero_in_the_graph_and_too_few_speakers_are_refused():
@@ -89,7 +89,7 @@ def test_the_objective_adds_the_weighted_term_and_keeps_it_out_of_the_model():
     (base, t0), (loss, t1) = out[0.0], out[0.5]
     assert "l_spk" not in t0 and t1["l_spk"] > 0 and 0.0 <= t1["spk_acc"] <= 1.0
     assert float(loss.detach()) == pytest.approx(float(base.detach()) + 0.5 * t1["l_spk"], rel=1e-6)
-    assert obj.spk_adv.net[-1].out_features == 3
+    assert obj.spk_adv.classifier.net[-1].out_features == 3
     assert not any(k.startswith(ENCODER_PREFIXES) for k in obj.state_dict() if "spk" in k)
     assert any("spk" in k for k in obj.state_dict())
     del batch["speaker_ids"]

@@ -412,7 +412,7 @@ def test_the_speaker_adversarial_term_trains_over_the_cuts_speakers(data, tmp_pa
     cfg["data"]["train"] = str(tmp_path / "train.jsonl.gz")
     trainer = Trainer(cfg, tmp_path / "exp")
     assert trainer.dataset.speaker_ids == {"a": 0, "b": 1}
-    assert trainer.objective.spk_adv.net[-1].out_features == 2
+    assert trainer.objective.spk_adv.classifier.net[-1].out_features == 2
     batch = trainer.dataset[[c.id for c in named]]
     assert batch["speaker_ids"].tolist() == [
         -1 if c.supervisions[0].speaker is None else "ab".index(c.supervisions[0].speaker)
