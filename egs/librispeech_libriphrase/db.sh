@@ -21,3 +21,7 @@ LIBRIPHRASE=
 # Augmentation: MUSAN (music/ noise/ speech/) and RIRS_NOISES (simulated_rirs/ ...).
 MUSAN=
 RIRS_NOISES=
+# Measuring only, never trained on: a directory of real keyword recordings (clips.tsv of
+# "audio/<file><TAB>keyword" lines + audio/), scored in stage 8 (every clip against every
+# keyword). Empty: ../shared/data/wakeword_dev beside the toolkit when it exists, else skipped.
+WAKEWORD_DEV=

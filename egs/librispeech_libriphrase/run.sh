@@ -2,6 +2,7 @@
 # ADML open-vocabulary keyword spotting, trained on LibriSpeech word segments (from its word
 # alignments) and tested on LibriPhrase (LP_E, LP_H), and on WSJ when db.sh declares it.
 # Corpora whose path in db.sh is empty are synthesised by stage 0. See README.md here.
+# WAKEWORD_DEV in db.sh (real recordings; measured in stage 8, never trained on) is optional.
 #   bash run.sh [--stage N] [--stop-stage M] [--nj J] [--synth-size mini|tiny] [--force true]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -38,7 +39,7 @@ synth_config=conf/synth.yaml
 synth_librispeech_config=conf/synth_librispeech.yaml
 synth_size=mini             # a size under "sizes:" in conf/synth.yaml
 synth_seed=                 # empty: the seed in the config
-train_config=conf/train_adml_mini.yaml
+train_config=conf/train_adml_nomal_mini.yaml  # conf/train_adml_mini.yaml: with MAL, as the paper
 tag=                        # experiment name under exp/; empty: from the training config
 nproc_per_node=1            # training processes (GPUs, or CPU processes with gloo)
 help_message="Usage: $0 [options]
@@ -131,14 +132,38 @@ run_stage 7 "average the last checkpoints or keep a moving average of the weight
   $exp/log/stage7_export.log \
   python -m pyadml.bin.export_model --exp-dir $exp
 
+# Real recordings to measure on (never trained on): db.sh's WAKEWORD_DEV, else the development
+# set beside the toolkit when there is one.
+wakeword_dev=${WAKEWORD_DEV:-$PYADML_ROOT/../shared/data/wakeword_dev}
+[ -f "$wakeword_dev/clips.tsv" ] || wakeword_dev=
 score_stage() {
-  # The paper's protocol (the clip cosine) and, beside it, the sets with multi-word keywords
-  # (protocol pairs) scored word by word, the words in order (pyadml.score.phrase).
-  steps/score_sets.sh --words true $exp "$tag" "$@"
+  # A detector model (the baselines' heads) is scored by its head alone.
+  local scorer
+  scorer=$(python -m pyadml.bin.export_onnx --model $exp/final.pt --print-scorer)
+  if [ "$scorer" != cosine ]; then
+    echo "$exp/final.pt scores with its $scorer detector head: no T-norm or words back-end (they need a cosine model)"
+    steps/score_sets.sh $exp "$tag" "$@"
+    [ -z "$wakeword_dev" ] || local/score_wakeword_dev.sh --variant "" $exp "$wakeword_dev"
+    return 0
+  fi
+  # The paper's protocol (the clip cosine) and, beside it, the same trials with adaptive T-norm
+  # and the sets with multi-word keywords (protocol pairs) scored word by word, the words in
+  # order (pyadml.score.phrase), their windows through an ONNX export of final.pt.
+  python -m pyadml.bin.export_onnx --model $exp/final.pt --out-dir $exp/onnx \
+    > $exp/log/export_onnx.log 2>&1 || { tail -5 $exp/log/export_onnx.log >&2; return 1; }
+  local words=(--words-onnx $exp/onnx --jobs "$nj")
+  steps/score_sets.sh --tnorm true --words true "${words[@]}" $exp "$tag" "$@"
+  # The real recordings (egs/wsj_librikws's local script): as recorded, and as score_clips and
+  # score_pairs score a user's recordings by default (the floor, T-norm and the words).
+  if [ -n "$wakeword_dev" ]; then
+    local/score_wakeword_dev.sh "${words[@]}" --variant "" \
+      --variant "--floor-db 50 --score-norm tnorm --phrase-score words" $exp "$wakeword_dev"
+  fi
 }
-# RESULTS.md is shared by every experiment: not an input of this one's stage 8.
-stage_outputs=RESULTS.md run_stage 8 "score $score_sets: AP, EER, AUC, plots" $exp/log/stage8_score.log \
-  score_stage $score_sets
+# RESULTS.md is shared by every experiment: not an input of this one's stage 8. The real
+# recordings' list is: another WAKEWORD_DEV in db.sh scores again.
+stage_outputs=RESULTS.md stage_inputs=${wakeword_dev:+$wakeword_dev/clips.tsv} run_stage 8 "score $score_sets${wakeword_dev:+ and the real recordings}: AP, EER, AUC, plots" \
+  $exp/log/stage8_score.log score_stage $score_sets
 
 # The closing summary (when stage 8 was asked for): the results, where things are, and how to
 # use the model just trained.
@@ -150,6 +175,17 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 8 ] && [ -f $exp/results/results.md
     echo
     echo "Multi-word keywords also scored word by word (--phrase-score words, $exp/results_words):"
     grep '^|' $exp/results_words/results.md
+  fi
+  if [ -f $exp/results_tnorm/results.md ]; then
+    echo
+    echo "The same trials with adaptive T-norm (--score-norm tnorm, $exp/results_tnorm):"
+    grep '^|' $exp/results_tnorm/results.md
+  fi
+  if [ -n "$wakeword_dev" ] && [ -f $exp/results/wakeword_dev/summary.txt ]; then
+    echo
+    echo "Real recordings ($wakeword_dev, measured only): $(cat $exp/results/wakeword_dev/summary.txt)"
+    [ ! -f $exp/results/wakeword_dev_floor50_tnorm_words/summary.txt ] ||
+      echo "  the same with the floor, T-norm and the words (score_pairs' and score_clips' default): $(cat $exp/results/wakeword_dev_floor50_tnorm_words/summary.txt)"
   fi
   echo
   echo "== Where things are:"
