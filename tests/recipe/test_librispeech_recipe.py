@@ -14,6 +14,7 @@ from pyadml.data.prepare.librispeech import read_speakers
 from pyadml.synth.voices import engine_available
 
 from test_recipe_stage0 import copy_recipe, run
+from test_recipe_stages import KEYWORDS, wakeword_set
 
 pytestmark = [pytest.mark.slow, pytest.mark.recipe_run,
               pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")]
@@ -25,6 +26,9 @@ RECIPE = ROOT / "egs" / "librispeech_libriphrase"
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
     recipe = copy_recipe(tmp_path_factory.mktemp("egs") / "librispeech_libriphrase", RECIPE)
+    ww = wakeword_set(tmp_path_factory.mktemp("wakeword"))
+    with open(recipe / "db.sh", "a") as f:
+        f.write(f"WAKEWORD_DEV={ww}\n")
     res = run(recipe, "--synth-size", "tiny", "--nj", "2", "--train-config", "conf/train_tiny.yaml")
     assert res.returncode == 0, res.stdout + res.stderr
     (recipe / "run.out").write_text(res.stdout)
@@ -89,6 +93,32 @@ def test_stages_3_to_8(recipe):
         assert any(multi) and not all(multi)
         assert all(c[-1] == w[-1] for c, w, m in zip(clip, words, multi) if not m)
         assert any(c[-1] != w[-1] for c, w, m in zip(clip, words, multi) if m)
+
+
+def test_stage8_scores_tnorm_and_the_real_recordings(recipe):
+    """As egs/wsj_librikws's stage 8: the trials again with T-norm, and db.sh's WAKEWORD_DEV
+    as recorded and as score_clips scores a user's clips (the floor, T-norm and the words)."""
+    exp = recipe / "exp/tiny"
+    out = (recipe / "run.out").read_text()
+    cosine = json.loads((exp / "results/metrics.json").read_text())["sets"]
+    tnorm = json.loads((exp / "results_tnorm/metrics.json").read_text())["sets"]
+    assert set(tnorm) == set(cosine)
+    for name in tnorm:
+        clip = (exp / "results" / name / "scores.tsv").read_text().splitlines()
+        normed = (exp / "results_tnorm" / name / "scores.tsv").read_text().splitlines()
+        assert len(clip) == len(normed) and clip != normed
+    assert "adaptive T-norm" in out and "tiny, T-norm" in (recipe / "RESULTS.md").read_text()
+    rows = (("wakeword_dev", None, "none", "clip"),
+            ("wakeword_dev_floor50_tnorm_words", 50.0, "tnorm", "words"))
+    for name, floor, norm, phrase in rows:
+        m = json.loads((exp / "results" / name / "metrics.json").read_text())
+        assert m["clips"] == 6 and sorted(m["keywords"]) == KEYWORDS
+        assert (m["floor_db"], m["score_norm"], m["phrase_score"]) == (floor, norm, phrase)
+    assert "Real recordings" in out and "6 clips x 6 keywords" in out
+    assert "the words (score_pairs' and score_clips' default)" in out
+    # the words' windows went through the ONNX export of this final.pt (its parity printed)
+    assert "onnxruntime vs torch max abs diff" in (exp / "log/export_onnx.log").read_text()
+    assert not (exp / "results/wakeword_dev_vad").exists()
 
 
 def test_rerun_skips_every_stage(recipe):
