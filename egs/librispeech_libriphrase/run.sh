@@ -170,23 +170,7 @@ stage_outputs=RESULTS.md stage_inputs=${wakeword_dev:+$wakeword_dev/clips.tsv} r
 if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 8 ] && [ -f $exp/results/results.md ]; then
   echo
   echo "== Results of $exp (in $PWD):"
-  cat $exp/results/results.md
-  if [ -f $exp/results_words/results.md ]; then
-    echo
-    echo "Multi-word keywords also scored word by word (--phrase-score words, $exp/results_words):"
-    grep '^|' $exp/results_words/results.md
-  fi
-  if [ -f $exp/results_tnorm/results.md ]; then
-    echo
-    echo "The same trials with adaptive T-norm (--score-norm tnorm, $exp/results_tnorm):"
-    grep '^|' $exp/results_tnorm/results.md
-  fi
-  if [ -n "$wakeword_dev" ] && [ -f $exp/results/wakeword_dev/summary.txt ]; then
-    echo
-    echo "Real recordings ($wakeword_dev, measured only): $(cat $exp/results/wakeword_dev/summary.txt)"
-    [ ! -f $exp/results/wakeword_dev_floor50_tnorm_words/summary.txt ] ||
-      echo "  the same with the floor, T-norm and the words (score_pairs' and score_clips' default): $(cat $exp/results/wakeword_dev_floor50_tnorm_words/summary.txt)"
-  fi
+  steps/show_scores.sh $exp "$wakeword_dev"
   echo
   echo "== Where things are:"
   where() { printf '   %-12s %s\n' "$1" "$2"; }

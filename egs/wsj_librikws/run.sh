@@ -187,33 +187,7 @@ run_stage 9 "keyword spotting in continuous $continuous_set speech${wakeword_dev
 if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md ]; then
   echo
   echo "== Results of $exp (in $PWD):"
-  cat $exp/results/results.md
-  if [ -f $exp/results_tnorm/results.md ]; then
-    echo
-    echo "The same trials with adaptive T-norm (--score-norm tnorm, $exp/results_tnorm):"
-    grep '^|' $exp/results_tnorm/results.md
-  fi
-  if [ -f $exp/results_words/results.md ]; then
-    echo
-    echo "Multi-word keywords also scored word by word (--phrase-score words, $exp/results_words):"
-    grep '^|' $exp/results_words/results.md
-  fi
-  if [ -n "$wakeword_dev" ] && [ -f $exp/results/wakeword_dev/summary.txt ]; then
-    echo
-    echo "Real recordings ($wakeword_dev, measured only): $(cat $exp/results/wakeword_dev/summary.txt)"
-    [ ! -f $exp/results/wakeword_dev_vad/summary.txt ] ||
-      echo "  the same with the energy VAD front end (--vad): $(cat $exp/results/wakeword_dev_vad/summary.txt)"
-    [ ! -f $exp/results/wakeword_dev_tnorm/summary.txt ] ||
-      echo "  the same with adaptive T-norm (--score-norm tnorm): $(cat $exp/results/wakeword_dev_tnorm/summary.txt)"
-    [ ! -f $exp/results/wakeword_dev_words/summary.txt ] ||
-      echo "  the same with the two-word keywords scored word by word (--phrase-score words): $(cat $exp/results/wakeword_dev_words/summary.txt)"
-    [ ! -f $exp/results/wakeword_dev_floor50/summary.txt ] ||
-      echo "  the same with the level-relative floor (--floor-db 50): $(cat $exp/results/wakeword_dev_floor50/summary.txt)"
-    [ ! -f $exp/results/wakeword_dev_floor50_tnorm/summary.txt ] ||
-      echo "  the same with the floor and T-norm (--floor-db 50 --score-norm tnorm): $(cat $exp/results/wakeword_dev_floor50_tnorm/summary.txt)"
-    [ ! -f $exp/results/wakeword_dev_floor50_tnorm_words/summary.txt ] ||
-      echo "  the same with the floor, T-norm and the words (score_pairs' and score_clips' default): $(cat $exp/results/wakeword_dev_floor50_tnorm_words/summary.txt)"
-  fi
+  steps/show_scores.sh $exp "$wakeword_dev"
   if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
     echo
     echo "== Keyword spotting in continuous speech ($exp/continuous, DET plot det.png):"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Stage 8's figures for the closing summary of a recipe's run.sh: the results table of
+# <exp-dir>/results, the T-norm and words tables beside it, and the real recordings' rows
+# (local/score_wakeword_dev.sh's summaries), each only where stage 8 wrote it.
+#   steps/show_scores.sh <exp-dir> [<wakeword_dev dir>]
+set -euo pipefail
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "Usage: $0 <exp-dir> [<wakeword_dev dir>]" >&2; exit 1; }
+exp=$1
+wakeword_dev=${2:-}
+cat $exp/results/results.md
+if [ -f $exp/results_tnorm/results.md ]; then
+  echo
+  echo "The same trials with adaptive T-norm (--score-norm tnorm, $exp/results_tnorm):"
+  grep '^|' $exp/results_tnorm/results.md
+fi
+if [ -f $exp/results_words/results.md ]; then
+  echo
+  echo "Multi-word keywords also scored word by word (--phrase-score words, $exp/results_words):"
+  grep '^|' $exp/results_words/results.md
+fi
+real=$exp/results/wakeword_dev
+if [ -n "$wakeword_dev" ] && [ -f $real/summary.txt ]; then
+  echo
+  echo "Real recordings ($wakeword_dev, measured only): $(cat $real/summary.txt)"
+  while IFS='|' read -r dir what; do
+    [ ! -f ${real}_$dir/summary.txt ] || echo "  the same with $what: $(cat ${real}_$dir/summary.txt)"
+  done <<'ROWS'
+vad|the energy VAD front end (--vad)
+tnorm|adaptive T-norm (--score-norm tnorm)
+words|the two-word keywords scored word by word (--phrase-score words)
+floor50|the level-relative floor (--floor-db 50)
+floor50_tnorm|the floor and T-norm (--floor-db 50 --score-norm tnorm)
+floor50_tnorm_words|the floor, T-norm and the words (score_pairs' and score_clips' default)
+ROWS
+fi
