@@ -64,6 +64,10 @@ if (( stage > last_stage || stage > stop_stage )); then
   echo "$0: --stage $stage --stop-stage $stop_stage runs nothing: the stages are 0-$last_stage" >&2
   exit 1
 fi
+# The real recordings to measure on in stage 8 (utils/wakeword_dev.sh: db.sh's WAKEWORD_DEV,
+# else ../shared/data/wakeword_dev when there is one); a wrong WAKEWORD_DEV stops the run here.
+wakeword_dev=
+(( stop_stage < 8 )) || . utils/wakeword_dev.sh
 # One run at a time per data directory and per experiment.
 (( stage > 5 )) || hold_lock data/.lock
 
@@ -132,10 +136,6 @@ run_stage 7 "average the last checkpoints or keep a moving average of the weight
   $exp/log/stage7_export.log \
   python -m pyadml.bin.export_model --exp-dir $exp
 
-# Real recordings to measure on (never trained on): db.sh's WAKEWORD_DEV, else the development
-# set beside the toolkit when there is one.
-wakeword_dev=${WAKEWORD_DEV:-$PYADML_ROOT/../shared/data/wakeword_dev}
-[ -f "$wakeword_dev/clips.tsv" ] || wakeword_dev=
 score_stage() {
   # A detector model (the baselines' heads) is scored by its head alone.
   local scorer

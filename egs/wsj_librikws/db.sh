@@ -19,5 +19,5 @@ RIRS_NOISES=
 # Measuring only, never trained on: a directory of real keyword recordings (clips.tsv of
 # "audio/<file><TAB>keyword" lines + audio/), scored in stage 8 (every clip against every keyword)
 # and inserted into continuous speech in stage 9. Empty: ../shared/data/wakeword_dev beside the
-# toolkit when it exists, else skipped.
+# toolkit when it exists, else skipped. A path without clips.tsv stops run.sh before stage 0.
 WAKEWORD_DEV=

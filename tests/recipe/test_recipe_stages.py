@@ -382,3 +382,23 @@ def test_stage8_fails_naming_the_log_when_the_real_recordings_fail(recipe):
         exp / "log" / "score_wakeword_dev.log").read_text()
     assert "'tiny_broken, phrase words' of RESULTS.md" in log
     assert not (exp / ".done" / "stage_8.done").exists()
+
+
+def test_a_wrong_wakeword_dev_in_db_sh_stops_the_run_before_any_stage(recipe):
+    """db.sh's WAKEWORD_DEV set to a directory without clips.tsv is an error naming it, raised
+    before stage 0 rather than after training; a run that stops before stage 8 never reads it."""
+    wrong = recipe / "no_such_wakeword_dir"
+    db = recipe / "db.sh"
+    kept = db.read_text()
+    db.write_text(kept + f"WAKEWORD_DEV={wrong}\n")
+    try:
+        res = run(recipe, "--synth-size", "tiny", "--train-config", "conf/train_tiny.yaml")
+        # (stages 0 and 1 read db.sh: a run of them would redo the fixture's data)
+        early = run(recipe, "--synth-size", "tiny", "--nj", "2", "--stage", "5", "--stop-stage", "5")
+    finally:
+        db.write_text(kept)
+    assert res.returncode != 0
+    assert f"WAKEWORD_DEV={wrong}, which has no clips.tsv" in res.stderr
+    assert "Stage 0" not in res.stdout and "already done" not in res.stdout
+    assert early.returncode == 0, early.stderr
+    assert early.stdout.count("already done") == 1
