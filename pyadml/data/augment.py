@@ -1,5 +1,5 @@
 """Stage 3: seeded audio-domain augmentation of word cuts (RIRs, MUSAN noise/music/babble,
-speed perturbation, band limiting).
+speed perturbation, clipping, band limiting).
 
 Everything stays lazy: an augmented cut is a lhotse ``MonoCut`` whose Recording carries
 ``transforms``, or a ``MixedCut`` of the speech and MUSAN tracks with per-track SNRs. Audio is
@@ -48,6 +48,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "speed_prob": 0.0,
     "bandlimit_prob": 0.0,
     "bandlimit_cutoff": 4000.0,
+    # Hard clipping, as a hot microphone or a loud talker saturates it: with probability
+    # clip_prob a training copy is clipped at a level drawn from clip_db (dB below its peak).
+    "clip_prob": 0.0,
+    "clip_db": [3.0, 15.0],
     # Leading and trailing context of training copies, as users record a keyword: silence or
     # room noise around the word. prob 0 (the default here) leaves every copy as it was.
     "context": {"prob": 0.0, "max": 1.0, "snr": [15.0, 50.0]},
@@ -137,6 +141,32 @@ class BandLimit(AudioTransform):
         return offset, duration
 
 
+@dataclass
+class Clip(AudioTransform):
+    """Hard clipping ``below_peak_db`` dB under the signal's peak: y = min(max(x, -t), t) with
+    t = max|x| * 10^(-below_peak_db / 20). The level is kept (the peak becomes t, not 1), so
+    only the saturation's distortion is added; length and timing are unchanged."""
+
+    below_peak_db: float
+
+    def __post_init__(self):
+        self.below_peak_db = float(self.below_peak_db)
+        if not (0.0 <= self.below_peak_db <= 60.0):
+            raise ValueError(f"Clip: below_peak_db must be in [0, 60] dB, got {self.below_peak_db!r}")
+
+    def __call__(self, samples: np.ndarray, sampling_rate: int) -> np.ndarray:
+        peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+        if peak == 0.0 or self.below_peak_db == 0.0:
+            return samples
+        t = peak * 10.0 ** (-self.below_peak_db / 20.0)
+        return np.clip(samples, -t, t).astype(samples.dtype, copy=False)
+
+    def reverse_timestamps(
+        self, offset: Seconds, duration: Optional[Seconds], sampling_rate: int
+    ) -> tuple[Seconds, Optional[Seconds]]:
+        return offset, duration
+
+
 @functools.lru_cache(maxsize=16)
 def _lowpass_taps(sr: int, cutoff: float, transition: float, atten_db: float) -> np.ndarray:
     from scipy import signal
@@ -147,7 +177,7 @@ def _lowpass_taps(sr: int, cutoff: float, transition: float, atten_db: float) ->
 
 
 # lhotse registers subclasses by bare class name and silently keeps the first one.
-for _cls in (SpeedPerturb, BandLimit):
+for _cls in (SpeedPerturb, BandLimit, Clip):
     if AudioTransform.KNOWN_TRANSFORMS.get(_cls.__name__) is not _cls:
         raise ImportError(f"lhotse already has a transform named {_cls.__name__}")
 
@@ -243,8 +273,11 @@ def check_augment_config(cfg: dict | None, where: str = "augment config") -> dic
             or not all(isinstance(x, (int, float)) and x > 0 for x in f)):
         fail(f"speed_factors must be a non-empty list of positive numbers, got {f!r}")
     out["speed_factors"] = [float(x) for x in f]
-    for key in ("reverb_and_noise_prob", "speed_prob", "bandlimit_prob"):
+    for key in ("reverb_and_noise_prob", "speed_prob", "bandlimit_prob", "clip_prob"):
         prob(key)
+    out["clip_db"] = pair("clip_db", out["clip_db"])
+    if not 0.0 <= out["clip_db"][0] <= out["clip_db"][1] <= 60.0:
+        fail(f"clip_db must be dB below the peak within [0, 60], got {out['clip_db']!r}")
     ctx = out["context"]
     if not isinstance(ctx["prob"], (int, float)) or not 0.0 <= ctx["prob"] <= 1.0:
         fail(f"context.prob must be a probability in [0, 1], got {ctx['prob']!r}")
@@ -362,7 +395,22 @@ def _plan(cut: Cut, k: int, setup: "_Setup", seed: int) -> dict[str, Any]:
         plan["offsets"] = [s / cut.sampling_rate for s in starts]
     if rng.random() < cfg["bandlimit_prob"]:
         plan["bandlimit"] = cfg["bandlimit_cutoff"]
+    clip = _plan_clip(cut, k, setup, seed)
+    if clip is not None:
+        plan["clip"] = clip
     return plan
+
+
+def _plan_clip(cut: Cut, k: int, setup: "_Setup", seed: int) -> float | None:
+    """Clipping level of copy k in dB below its peak (None: not clipped), from its own stream,
+    so that turning it on leaves every other draw of the copy as it was. Training copies only."""
+    cfg = setup.cfg
+    if not setup.context or cfg["clip_prob"] <= 0:
+        return None
+    rng = random.Random(f"{seed}-{cut.id}-{k}-clip")
+    if rng.random() >= cfg["clip_prob"]:
+        return None
+    return round(rng.uniform(*cfg["clip_db"]), 2)
 
 
 def _plan_context(cut: Cut, k: int, setup: "_Setup", seed: int) -> dict[str, Any] | None:
@@ -418,7 +466,13 @@ def _augment_one(cut: Cut, k: int, setup: "_Setup", seed: int) -> Cut:
     new_id = f"{cut.id}_aug{k}"
     sr = cut.sampling_rate
     additive = plan["kind"] in ADDITIVE
-    bandlimit = BandLimit(cutoff=plan["bandlimit"]) if plan["bandlimit"] is not None else None
+    # The channel after the room: the microphone clips speech and noise together, then a
+    # telephone band limits what it recorded.
+    channel = []
+    if plan.get("clip") is not None:
+        channel.append(Clip(below_peak_db=plan["clip"]))
+    if plan["bandlimit"] is not None:
+        channel.append(BandLimit(cutoff=plan["bandlimit"]))
 
     speech = fastcopy(cut, features=None) if cut.has_features else cut
     if plan["speed"] is not None:
@@ -428,10 +482,10 @@ def _augment_one(cut: Cut, k: int, setup: "_Setup", seed: int) -> Cut:
     # A copy with added context is a mix too (room noise), even when its kind is not additive.
     mixed = additive or plan.get("context") is not None
     rec = speech.recording
-    if bandlimit is not None and not mixed:
-        rec = fastcopy(rec, transforms=[*(rec.transforms or []), bandlimit])
+    if channel and not mixed:
+        rec = fastcopy(rec, transforms=[*(rec.transforms or []), *channel])
     # A transformed recording is a new signal: it gets its own id.
-    if plan["speed"] is not None or plan["rir"] is not None or (bandlimit and not mixed):
+    if plan["speed"] is not None or plan["rir"] is not None or (channel and not mixed):
         rec = fastcopy(rec, id=new_id)
     sups = [fastcopy(s, id=f"{s.id}_aug{k}", recording_id=rec.id) for s in speech.supervisions]
     speech = fastcopy(speech, id=new_id, recording=rec, supervisions=sups,
@@ -450,9 +504,9 @@ def _augment_one(cut: Cut, k: int, setup: "_Setup", seed: int) -> Cut:
             for noise_cut, pos in _noise_tracks(rec, n, compute_num_samples(offset, sr)):
                 out = out.mix(noise_cut, offset_other_by=pos / sr, snr=snr, preserve_id="left",
                               tag=plan["kind"])
-    if bandlimit is not None:
-        # After the mix: the channel limits speech and noise alike.
-        out = fastcopy(out, transforms=[*(out.transforms or []), bandlimit])
+    if channel:
+        # After the mix: the channel clips and limits speech and noise alike.
+        out = fastcopy(out, transforms=[*(out.transforms or []), *channel])
     return fastcopy(out, id=new_id)
 
 
@@ -512,8 +566,8 @@ def augment_cuts(cuts: CutSet, *, rirs: RecordingSet | None, noise: RecordingSet
 
     Copy k of cut c is ``<c.id>_aug<k>``, drawn from ``random.Random(f"{seed}-{c.id}-{k}")``:
     one kind among reverb/noise/music/babble by ``cfg["weights"]`` (kinds without a source are
-    skipped), optionally speed perturbation first (not if ``speed`` is False) and band limiting
-    last; the recipe is kept in ``cut.custom["aug"]``. Supervision texts are unchanged, their
+    skipped), optionally speed perturbation first (not if ``speed`` is False), clipping and band
+    limiting last; the recipe is kept in ``cut.custom["aug"]``. Supervision texts are unchanged, their
     ids get ``_aug<k>``. Returns the clean cuts (if ``keep_clean``) followed by the copies;
     lazy if ``cuts`` is lazy. ``cfg`` may be partial (defaults fill in); its ``seed`` and
     ``copies`` are not used here.
@@ -529,11 +583,11 @@ def augment_eval_cuts(cuts: CutSet, *, rirs: RecordingSet | None, noise: Recordi
                       seed: int) -> CutSet:
     """One augmented version per cut (the WSJ evaluation condition: RIRs and MUSAN noises).
 
-    Speed perturbation, band-limiting and added context are training-only: the paper's test
-    condition is reverberation and noise, so those options must not change it.
+    Speed perturbation, clipping, band-limiting and added context are training-only: the
+    paper's test condition is reverberation and noise, so those options must not change it.
     """
     return augment_cuts(cuts, rirs=rirs, noise=noise, music=music, babble=babble,
-                        cfg={**cfg, "bandlimit_prob": 0.0}, seed=seed, copies=1,
+                        cfg={**cfg, "bandlimit_prob": 0.0, "clip_prob": 0.0}, seed=seed, copies=1,
                         keep_clean=False, speed=False)
 
 
@@ -546,6 +600,8 @@ def recipe_tags(aug: dict | None) -> list[str]:
         tags.append("+reverb")
     if aug.get("speed") is not None:
         tags.append("+speed")
+    if aug.get("clip") is not None:
+        tags.append("+clip")
     if aug.get("bandlimit") is not None:
         tags.append("+bandlimit")
     if aug.get("context") is not None:

@@ -12,7 +12,7 @@ from scipy import signal
 
 from pyadml.bin import augment_cuts as cli
 from pyadml.data.augment import (
-    DEFAULT_CONFIG, BandLimit, SpeedPerturb, augment_cuts, augment_eval_cuts,
+    DEFAULT_CONFIG, BandLimit, Clip, SpeedPerturb, augment_cuts, augment_eval_cuts,
     check_augment_config, load_augment_config, perturb_speed,
 )
 
@@ -158,8 +158,61 @@ def test_bandlimit_removes_energy_above_cutoff(tmp_path):
     assert abs(10 * np.log10(p_out[band].sum() / p_in[band].sum())) < 0.5
 
 
+def test_clip_saturates_at_the_level_below_the_peak(tmp_path):
+    # A hand-worked case: peak 0.8, clipped 6.0206 dB below it -> threshold 0.4.
+    x = np.array([0.0, 0.1, -0.3, 0.5, -0.8, 0.45, 0.2], dtype=np.float32)
+    y = Clip(20 * np.log10(2))(x, SR)
+    np.testing.assert_allclose(y, [0.0, 0.1, -0.3, 0.4, -0.4, 0.4, 0.2], atol=1e-6)
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(Clip(0.0)(x, SR), x)
+    np.testing.assert_array_equal(Clip(12.0)(np.zeros(5, np.float32), SR), np.zeros(5))
+    # Through a Recording's transforms, as stage 4 loads it: samples above the level are flat.
+    tone = speech_like(1.0, 150, 0)
+    rec = write(tmp_path / "tone.wav", tone)
+    clipped = Recording.from_dict({**rec.to_dict(), "transforms": [Clip(12.0).to_dict()]})
+    audio = clipped.load_audio()[0]
+    t = np.max(np.abs(tone)) * 10 ** (-12 / 20)
+    assert audio.size == tone.size
+    assert np.max(np.abs(audio)) == pytest.approx(t, rel=1e-5)
+    assert np.mean(np.abs(audio) >= t * (1 - 1e-5)) > 0.05  # a clipped share, not a few samples
+    low = np.abs(tone) < t
+    np.testing.assert_allclose(audio[low], tone[low], atol=1e-6)
+    for bad in (-1.0, 61.0):
+        with pytest.raises(ValueError, match="below_peak_db"):
+            Clip(bad)
+
+
+def test_clipped_copies_keep_every_other_draw_and_never_reach_eval(data):
+    base = augment_cuts(data["cuts"], **sources(data), cfg=FULL, seed=3, copies=6, keep_clean=False)
+    cfg = {**FULL, "clip_prob": 0.5, "clip_db": [3, 15]}
+    out = augment_cuts(data["cuts"], **sources(data), cfg=cfg, seed=3, copies=6, keep_clean=False)
+    clipped = 0
+    for b, c in zip(base, out):
+        plan = dict(c.custom["aug"])
+        level = plan.pop("clip", None)
+        assert plan == b.custom["aug"]  # turning clipping on changes no other draw
+        if level is None:
+            np.testing.assert_array_equal(c.load_audio(), b.load_audio())
+            continue
+        clipped += 1
+        assert 3 <= level <= 15
+        a = c.load_audio()[0]
+        ref = b.load_audio()[0]
+        if plan["bandlimit"] is None:  # without the low-pass after it, the clip level is exact
+            assert np.max(np.abs(a)) == pytest.approx(np.max(np.abs(ref)) * 10 ** (-level / 20), rel=1e-4)
+    assert 0 < clipped < len(out)
+    from pyadml.data.augment import recipe_tags
+    assert any("+clip" in recipe_tags(c.custom["aug"]) for c in out)
+    ev = augment_eval_cuts(data["cuts"], **sources(data), cfg={**cfg, "clip_prob": 1.0}, seed=3)
+    assert not any(c.custom["aug"].get("clip") for c in ev)
+    for bad in ({"clip_prob": 1.5}, {"clip_db": [10, 5]}, {"clip_db": [-1, 5]}, {"clip_db": 6}):
+        with pytest.raises(ValueError, match="clip"):
+            check_augment_config(bad)
+
+
 def test_transforms_registered_with_lhotse():
-    for cls, obj in ((SpeedPerturb, SpeedPerturb(0.9)), (BandLimit, BandLimit(3400))):
+    for cls, obj in ((SpeedPerturb, SpeedPerturb(0.9)), (BandLimit, BandLimit(3400)),
+                     (Clip, Clip(9.5))):
         assert AudioTransform.KNOWN_TRANSFORMS[cls.__name__] is cls
         assert AudioTransform.from_dict(obj.to_dict()) == obj
 
