@@ -10,8 +10,8 @@ The options apply in that order (a microphone clips, then the device's rate and 
 level is kept); --rate R resamples to R Hz and writes the clip at R (the scorers resample it
 back, as they do a user's 8 kHz file); --codec encodes with libsndfile's MP3, Opus or Vorbis
 encoder at compression level Q (0 best, 1 smallest). Every clip keeps its relative path (with
-the codec's extension); clips.tsv is written last, so an interrupted run leaves no list that a
-scorer would take for a whole set. Then, for instance:
+the codec's extension); clips.tsv is written last, and a copy that fails is removed, so no
+partial set is ever taken for a whole one. Then, for instance:
 
     python -m pyadml.bin.score_clips --model exp/<tag>/final.pt --clips <out>/clips.tsv
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from pyadml.fileio import atomic_path, write_lines_atomic
 
 CODECS = {"mp3": ("MP3", "MPEG_LAYER_III", ".mp3"), "opus": ("OGG", "OPUS", ".ogg"),
           "vorbis": ("OGG", "VORBIS", ".ogg")}
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 
 
 class DegradeError(ValueError):
@@ -95,35 +97,50 @@ def main(argv=None) -> int:
             raise DegradeError(f"--rate must be a sampling rate in Hz (1000-192000), got {a.rate}")
         if not 0 <= a.quality <= 1:
             raise DegradeError(f"--quality must be in [0, 1], got {a.quality}")
+        if a.codec == "opus" and a.rate is not None and a.rate not in OPUS_RATES:
+            raise DegradeError(f"--codec opus encodes only at {', '.join(map(str, OPUS_RATES))} Hz, "
+                               f"got --rate {a.rate}")
         clips = read_list(src / "clips.tsv")
         if out.exists() and (out.resolve() == src.resolve() or any(out.iterdir())):
             raise DegradeError(f"--out {out} exists and is not empty (or is --in); give a new directory")
-        lines = []
-        for n, rel, keyword in clips:
-            where = f"{src / 'clips.tsv'}:{n}"
-            try:
-                info = sf.info(str(src / rel))
-                audio, rate = sf.read(str(src / rel), dtype="float32", always_2d=True)
-            except Exception as e:  # soundfile raises several types for missing or corrupt files
-                raise DegradeError(f"{where}: cannot read {src / rel}: {e}") from None
-            audio, rate = degrade(audio, rate, a.clip_db, a.rate)
-            dest, fmt, sub, kwargs = out / rel, info.format, info.subtype, {}
-            if a.codec:
-                fmt, sub, ext = CODECS[a.codec]
-                dest = dest.with_suffix(ext)
-                kwargs["compression_level"] = a.quality
-            with atomic_path(dest) as tmp:
-                try:
-                    sf.write(str(tmp), audio, rate, format=fmt, subtype=sub, **kwargs)
-                except Exception as e:
-                    raise DegradeError(f"{where}: cannot write {dest}: {e}") from None
-            lines.append(f"{dest.relative_to(out).as_posix()}\t{keyword}")
-        write_lines_atomic(out / "clips.tsv", lines)
+        created = not out.exists()
+        try:
+            lines = copy_clips(src, out, clips, a)
+        except DegradeError:
+            if created:  # a failed copy leaves nothing behind, not a part of the set
+                shutil.rmtree(out, ignore_errors=True)
+            raise
     except DegradeError as e:
         print(f"degrade_clips: error: {e}", file=sys.stderr)
         return 1
     print(f"degrade_clips: {len(lines)} clips -> {out / 'clips.tsv'}")
     return 0
+
+
+def copy_clips(src: Path, out: Path, clips, a) -> list[str]:
+    """Every clip of ``clips`` through the channel of the options ``a``, then clips.tsv."""
+    lines = []
+    for n, rel, keyword in clips:
+        where = f"{src / 'clips.tsv'}:{n}"
+        try:
+            info = sf.info(str(src / rel))
+            audio, rate = sf.read(str(src / rel), dtype="float32", always_2d=True)
+        except Exception as e:  # soundfile raises several types for missing or corrupt files
+            raise DegradeError(f"{where}: cannot read {src / rel}: {e}") from None
+        audio, rate = degrade(audio, rate, a.clip_db, a.rate)
+        dest, fmt, sub, kwargs = out / rel, info.format, info.subtype, {}
+        if a.codec:
+            fmt, sub, ext = CODECS[a.codec]
+            dest = dest.with_suffix(ext)
+            kwargs["compression_level"] = a.quality
+        with atomic_path(dest) as tmp:
+            try:
+                sf.write(str(tmp), audio, rate, format=fmt, subtype=sub, **kwargs)
+            except Exception as e:
+                raise DegradeError(f"{where}: cannot write {dest}: {e}") from None
+        lines.append(f"{dest.relative_to(out).as_posix()}\t{keyword}")
+    write_lines_atomic(out / "clips.tsv", lines)
+    return lines
 
 
 if __name__ == "__main__":

@@ -68,9 +68,12 @@ def test_bad_input_is_named_and_leaves_no_list(tmp_path, capsys):
     assert main(["--in", str(src), "--out", str(out), "--clip-db", "6"]) == 1
     err = capsys.readouterr().err
     assert f"{src / 'clips.tsv'}:3: cannot read" in err
-    assert not (out / "clips.tsv").exists()
+    assert not out.exists()  # the two clips copied before it are gone with the directory
     (src / "clips.tsv").write_text("audio/kw0/c0.flac\n")
     assert main(["--in", str(src), "--out", str(tmp_path / "o2"), "--clip-db", "6"]) == 1
     assert "clips.tsv:1: expected" in capsys.readouterr().err
-    for bad in (["--clip-db", "0"], ["--rate", "10"], ["--codec", "mp3", "--quality", "2"]):
+    for bad in (["--clip-db", "0"], ["--rate", "10"], ["--codec", "mp3", "--quality", "2"],
+                ["--codec", "opus", "--rate", "44100"]):
         assert main(["--in", str(src), "--out", str(tmp_path / "o3")] + bad) == 1
+    assert "opus encodes only at" in capsys.readouterr().err
+    assert not (tmp_path / "o3").exists()
