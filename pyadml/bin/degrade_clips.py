@@ -6,8 +6,8 @@ how a model holds up on such recordings without recording them again.
         [--codec mp3|opus|vorbis [--quality Q]]
 
 The options apply in that order (a microphone clips, then the device's rate and codec):
---clip-db D hard-clips each clip D dB below its own peak (pyadml.data.augment.Clip, the
-level is kept); --rate R resamples to R Hz and writes the clip at R (the scorers resample it
+--clip-db D hard-clips each clip D dB below its own peak (pyadml.data.augment.Clip, no
+gain applied); --rate R resamples to R Hz and writes the clip at R (the scorers resample it
 back, as they do a user's 8 kHz file); --codec encodes with libsndfile's MP3, Opus or Vorbis
 encoder at compression level Q (0 best, 1 smallest). Every clip keeps its relative path (with
 the codec's extension); clips.tsv is written last, and a copy that fails is removed, so no

@@ -146,8 +146,8 @@ class BandLimit(AudioTransform):
 @dataclass
 class Clip(AudioTransform):
     """Hard clipping ``below_peak_db`` dB under the signal's peak: y = min(max(x, -t), t) with
-    t = max|x| * 10^(-below_peak_db / 20). The level is kept (the peak becomes t, not 1), so
-    only the saturation's distortion is added; length and timing are unchanged."""
+    t = max|x| * 10^(-below_peak_db / 20). No gain is applied (the peak becomes t), so the
+    saturation's distortion is added at any recording level; length and timing are unchanged."""
 
     below_peak_db: float
 
