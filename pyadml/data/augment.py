@@ -407,7 +407,7 @@ def _plan_clip(cut: Cut, k: int, setup: "_Setup", seed: int) -> float | None:
     """Clipping level of copy k in dB below its peak (None: not clipped), from its own stream,
     so that turning it on leaves every other draw of the copy as it was. Training copies only."""
     cfg = setup.cfg
-    if not setup.context or cfg["clip_prob"] <= 0:
+    if not setup.training or cfg["clip_prob"] <= 0:
         return None
     rng = random.Random(f"{seed}-{cut.id}-{k}-clip")
     if rng.random() >= cfg["clip_prob"]:
@@ -427,7 +427,7 @@ def _plan_context(cut: Cut, k: int, setup: "_Setup", seed: int) -> dict[str, Any
     """
     ctx = setup.cfg["context"]
     pool = setup.pools.by_kind["noise"]
-    if not setup.context or ctx["prob"] <= 0 or not pool:
+    if not setup.training or ctx["prob"] <= 0 or not pool:
         return None
     rng = random.Random(f"{seed}-{cut.id}-{k}-context")
     if rng.random() >= ctx["prob"]:
@@ -524,7 +524,7 @@ class _Setup:
     kinds: list[str]
     weights: list[float]
     speed_prob: float
-    context: bool = True
+    training: bool = True  # training copies: context and clipping may apply (never eval)
 
 
 def _setup(rirs, noise, music, babble, cfg, copies, speed) -> _Setup:
@@ -536,7 +536,7 @@ def _setup(rirs, noise, music, babble, cfg, copies, speed) -> _Setup:
     if copies and not kinds:
         raise ValueError("augment_cuts: no augmentation kind has both a weight > 0 and a source")
     return _Setup(cfg, pools, kinds, [cfg["weights"][k] for k in kinds],
-                  cfg["speed_prob"] if speed else 0.0, context=speed)
+                  cfg["speed_prob"] if speed else 0.0, training=speed)
 
 
 def _iter(cuts: Iterable[Cut], setup: _Setup, seed: int, copies: int,
@@ -568,8 +568,8 @@ def augment_cuts(cuts: CutSet, *, rirs: RecordingSet | None, noise: RecordingSet
 
     Copy k of cut c is ``<c.id>_aug<k>``, drawn from ``random.Random(f"{seed}-{c.id}-{k}")``:
     one kind among reverb/noise/music/babble by ``cfg["weights"]`` (kinds without a source are
-    skipped), optionally speed perturbation first (not if ``speed`` is False), clipping and band
-    limiting last; the recipe is kept in ``cut.custom["aug"]``. Supervision texts are unchanged, their
+    skipped), optionally speed perturbation first, clipping and band limiting last (``speed``
+    False, for eval copies, also turns off the speed, the context and the clipping); the recipe is kept in ``cut.custom["aug"]``. Supervision texts are unchanged, their
     ids get ``_aug<k>``. Returns the clean cuts (if ``keep_clean``) followed by the copies;
     lazy if ``cuts`` is lazy. ``cfg`` may be partial (defaults fill in); its ``seed`` and
     ``copies`` are not used here.
@@ -589,7 +589,7 @@ def augment_eval_cuts(cuts: CutSet, *, rirs: RecordingSet | None, noise: Recordi
     paper's test condition is reverberation and noise, so those options must not change it.
     """
     return augment_cuts(cuts, rirs=rirs, noise=noise, music=music, babble=babble,
-                        cfg={**cfg, "bandlimit_prob": 0.0, "clip_prob": 0.0}, seed=seed, copies=1,
+                        cfg={**cfg, "bandlimit_prob": 0.0}, seed=seed, copies=1,
                         keep_clean=False, speed=False)
 
 
