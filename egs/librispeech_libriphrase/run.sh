@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # ADML open-vocabulary keyword spotting, trained on LibriSpeech word segments (from its word
-# alignments) and tested on LibriPhrase (LP_E, LP_H), and on WSJ when db.sh declares it.
+# alignments) and tested on LibriPhrase (LP_E, LP_H), and on WSJ when db.sh declares it; stage 9
+# spots keywords in the continuous speech of LibriSpeech test-clean.
 # Corpora whose path in db.sh is empty are synthesised by stage 0. See README.md here.
-# WAKEWORD_DEV in db.sh (real recordings; measured in stage 8, never trained on) is optional.
+# WAKEWORD_DEV in db.sh (real recordings; measured in stages 8-9, never trained on) is optional.
 #   bash run.sh [--stage N] [--stop-stage M] [--nj J] [--synth-size mini|tiny] [--force true]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -28,6 +29,11 @@ if declare -p WSJ > /dev/null 2>&1; then  # WSJ only when db.sh declares it
   aug_test_sets="wsj_test"
 fi
 disjoint_sets="libriphrase_test"  # test sets whose speakers are LibriSpeech's: none may train
+# Stage 9, keyword spotting in continuous speech: these keywords inserted at known times into
+# streams of the utterances of this LibriSpeech subset (set librispeech_<subset>; its speakers
+# may not train either) that say none of them. Empty (--continuous-part ""): no stage 9.
+spot_keywords="alexa,computer,jarvis,smart mirror,snowboy,view glass"
+continuous_part=test-clean
 # Augmentation sources (recordings manifests, named like sets).
 noise_set=musan_noise music_set=musan_music babble_set=musan_speech rir_set=rir_sim_rir
 
@@ -44,6 +50,7 @@ tag=                        # experiment name under exp/; empty: from the traini
 nproc_per_node=1            # training processes (GPUs, or CPU processes with gloo)
 help_message="Usage: $0 [options]
   --train-parts \"S ...\" LibriSpeech subsets to train on (default \"$train_parts\")
+  --continuous-part S LibriSpeech subset of stage 9's continuous speech (default $continuous_part; \"\": none)
   --stage N           first stage to run (default $stage)
   --stop-stage M      last stage to run (default: all)
   --force true|false  redo stages that are already done (default $force)
@@ -56,7 +63,7 @@ help_message="Usage: $0 [options]
 . utils/parse_options.sh
 done_dir=data/.done
 . utils/stage.sh
-last_stage=8
+last_stage=9
 for v in "$stage" "$stop_stage"; do
   [[ $v =~ ^[0-9]+$ ]] || { echo "$0: stage numbers must be integers, got '$v'" >&2; exit 1; }
 done
@@ -70,6 +77,11 @@ wakeword_dev=
 (( stop_stage < 8 )) || . utils/wakeword_dev.sh
 # One run at a time per data directory and per experiment.
 (( stage > 5 )) || hold_lock data/.lock
+continuous_set=
+if [ -n "$continuous_part" ]; then
+  continuous_set=librispeech_${continuous_part//-/_}
+  disjoint_sets+=" $continuous_set"
+fi
 
 synth_dir=data/local/synth
 manifests=data/manifests
@@ -91,7 +103,7 @@ stage_inputs=db.sh run_stage 0 "synthesise embedded corpora ($synth_size) for ev
 stage_inputs=db.sh run_stage 1 "lhotse manifests of every corpus in db.sh (the embedded ones where empty); speakers of $train_set ($train_parts) vs $disjoint_sets" \
   data/log/stage1_manifests.log \
   local/prepare_manifests.sh --train-parts "$train_parts" --train-set $train_set \
-    --disjoint-sets "$disjoint_sets" $synth_dir $manifests
+    --continuous-part "$continuous_part" --disjoint-sets "$disjoint_sets" $synth_dir $manifests
 
 # The speaker check of stage 1 again, on the manifests that later stages read (cheap): a
 # training set that stage 1 wrote before its check failed, or changed by hand, never trains.
@@ -119,7 +131,7 @@ run_stage 5 "trial lists of $dev_set and the test sets" data/log/stage5_trials.l
 
 tag=${tag:-$(basename "$train_config" .yaml | sed 's/^train_//')}
 exp=exp/$tag
-done_dir=$exp/.done   # stages 6-8 are done per experiment, not per data directory
+done_dir=$exp/.done   # stages 6-9 are done per experiment, not per data directory
 (( stop_stage < 6 )) || hold_lock $exp/.lock
 
 # Stage 6 resumes: a re-run after a crash continues from the last checkpoint; a changed config
@@ -165,12 +177,26 @@ score_stage() {
 stage_outputs=RESULTS.md stage_inputs=${wakeword_dev:+$wakeword_dev/clips.tsv} run_stage 8 "score $score_sets${wakeword_dev:+ and the real recordings}: AP, EER, AUC, plots" \
   $exp/log/stage8_score.log score_stage $score_sets
 
-# The closing summary (when stage 8 was asked for): the results, where things are, and how to
+if [ -n "$continuous_set" ]; then
+  run_stage 9 "keyword spotting in continuous $continuous_set speech${wakeword_dev:+ and real recordings}: FRR at 0.5/1/2 false alarms per hour, DET, latency" \
+    $exp/log/stage9_continuous.log \
+    steps/eval_continuous.sh --backend onnx --onnx $exp/onnx --nj "$nj" --keywords "$spot_keywords" \
+      ${wakeword_dev:+--wakeword-dev "$wakeword_dev"} $exp/final.pt $manifests $continuous_set $exp/continuous
+elif (( stage <= 9 && stop_stage >= 9 )); then
+  echo "Stage 9 skipped: no continuous speech to spot keywords in (--continuous-part is empty)"
+fi
+
+# The closing summary (when stage 8 or 9 was asked for): the results, where things are, and how to
 # use the model just trained.
-if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 8 ] && [ -f $exp/results/results.md ]; then
+if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md ]; then
   echo
   echo "== Results of $exp (in $PWD):"
   steps/show_scores.sh $exp "$wakeword_dev"
+  if [ "$stop_stage" -ge 9 ] && [ -f $exp/continuous/results.md ]; then
+    echo
+    echo "== Keyword spotting in continuous speech ($exp/continuous, DET plot det.png):"
+    cat $exp/continuous/results.md
+  fi
   echo
   echo "== Where things are:"
   where() { printf '   %-12s %s\n' "$1" "$2"; }
@@ -181,9 +207,10 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 8 ] && [ -f $exp/results/results.md
   if [ -d $exp/tensorboard ]; then
     where tensorboard "$exp/tensorboard: tensorboard --logdir exp --host 127.0.0.1, then http://127.0.0.1:6006"
   fi
-  where "stage logs" "data/log/stage[0-5]_*.log, $exp/log/stage[6-8]_*.log (progress: *.log.progress)"
+  where "stage logs" "data/log/stage[0-5]_*.log, $exp/log/stage[6-9]_*.log (progress: *.log.progress)"
   echo
   echo "== Score your own audio with this model (pairs.tsv: one 'wav<TAB>keyword' line per pair):"
   echo "   . ./path.sh"
   echo "   python -m pyadml.bin.score_pairs --model $exp/final.pt --pairs pairs.tsv --out scores.tsv"
+  echo "   python -m pyadml.bin.detect --model $exp/final.pt --keywords 'computer,smart mirror' recording.wav   # where in long audio"
 fi

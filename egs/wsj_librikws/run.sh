@@ -203,7 +203,7 @@ if [ "$stop_stage" -ge 8 ] && [ "$stage" -le 9 ] && [ -f $exp/results/results.md
   if [ -d $exp/tensorboard ]; then
     where tensorboard "$exp/tensorboard: tensorboard --logdir exp --host 127.0.0.1, then http://127.0.0.1:6006"
   fi
-  where "stage logs" "data/log/stage[0-5]_*.log, $exp/log/stage[6-8]_*.log (progress: *.log.progress)"
+  where "stage logs" "data/log/stage[0-5]_*.log, $exp/log/stage[6-9]_*.log (progress: *.log.progress)"
   echo
   echo "== Score your own audio with this model (pairs.tsv: one 'wav<TAB>keyword' line per pair):"
   echo "   . ./path.sh"

@@ -36,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("output_dir")
     p.add_argument("--plugin", action="append", default=[], metavar="FILE",
                    help="Python file to import first, for its @register_corpus preparers (repeatable)")
-    p.add_argument("--ctm", default=None, help="word CTM (kaldi, wsj; wsj default <corpus_dir>/data/words.ctm)")
+    p.add_argument("--ctm", default=None, help="word CTM (kaldi, wsj; wsj default <corpus_dir>/data/words.ctm); "
+                   "librispeech: the alignments directory, or none for whole utterances only")
     p.add_argument("--part", default=None, help="part name in the manifest file names (kaldi, wsj, libriphrase)")
     p.add_argument("--name", default=None, help="corpus name in the manifest file names (kaldi)")
     return p

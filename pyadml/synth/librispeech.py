@@ -17,7 +17,9 @@ numbered as LibriSpeech numbers them (a stable number per voice). The training s
 as in LibriSpeech; ``train-other-500``, where LibriPhrase's test pairs come from, is spoken by
 the held-out voices, which also speak the LibriPhrase stand-in: its CSVs' speaker columns are
 rewritten to the same LibriSpeech numbers (:func:`relabel_libriphrase`), so the recipe's
-train/test speaker check sees what it would see on the real corpora.
+train/test speaker check sees what it would see on the real corpora. ``test-clean`` (the
+continuous speech of stage 9) is spoken by the held-out voices too, under numbers of their own:
+in LibriSpeech a speaker belongs to one subset only.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from pyadml.synth.voices import SAMPLE_RATE, Voice
 
 log = logging.getLogger(__name__)
 
-SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500")
+# The order fixes each subset's random stream and the speakers' numbering: new subsets go last.
+SUBSETS = ("train-clean-100", "train-clean-360", "train-other-500", "test-clean")
+HELDOUT_SUBSETS = ("train-other-500", "test-clean")
 _KEYS = {"common", "chapter_utterances", "unknown_share", "alignment_format", "sizes"}
 _SUBSET_KEYS = {"tokens", "max_words"}
 
@@ -83,19 +87,33 @@ def load_librispeech_config(path: str | Path, common: dict[str, Any], size: str)
     return cfg
 
 
-def speaker_number(voice: Voice) -> int:
-    """A LibriSpeech-like speaker number, stable per voice."""
-    return 100 + int(hashlib.sha1(voice.speaker_id.encode()).hexdigest(), 16) % 9800
+def speaker_number(voice: Voice | str) -> int:
+    """A LibriSpeech-like speaker number, stable per voice (or :func:`speaker_key`)."""
+    key = voice if isinstance(voice, str) else voice.speaker_id
+    return 100 + int(hashlib.sha1(key.encode()).hexdigest(), 16) % 9800
+
+
+def speaker_key(voice: Voice, subset: str) -> str:
+    """The key of ``voice`` speaking ``subset`` in :func:`speaker_numbers`: its speaker id, but in
+    test-clean, where the held-out voices speak again as other speakers, ``test-clean/<id>``
+    (never a LibriPhrase speaker column)."""
+    return f"{subset}/{voice.speaker_id}" if subset == "test-clean" else voice.speaker_id
 
 
 def speaker_numbers(cfg: dict[str, Any]) -> dict[str, str]:
-    """Voice speaker id -> LibriSpeech number for every voice of the config (distinct)."""
+    """:func:`speaker_key` -> LibriSpeech number for every voice of the config (distinct), and for
+    the held-out voices again as test-clean's speakers; those come last, so adding them changed
+    no other number."""
     out: dict[str, str] = {}
-    for v in cfg["voices"]["train"] + cfg["voices"]["heldout"]:
-        n = speaker_number(v)
-        while str(n) in out.values():  # a hash collision: the next free number
+    keys = [v.speaker_id for v in cfg["voices"]["train"] + cfg["voices"]["heldout"]]
+    keys += [speaker_key(v, "test-clean") for v in cfg["voices"]["heldout"]]
+    taken: set[str] = set()
+    for key in keys:
+        n = speaker_number(key)
+        while str(n) in taken:  # a hash collision: the next free number
             n += 1
-        out[v.speaker_id] = str(n)
+        out[key] = str(n)
+        taken.add(str(n))
     return out
 
 
@@ -109,9 +127,9 @@ def _sex(voice: Voice) -> str:
 
 
 def subset_voices(cfg: dict[str, Any], subset: str) -> list[Voice]:
-    """The clean subsets share out the training voices (alternately, in the config's order);
-    train-other-500 has the held-out ones."""
-    if subset == "train-other-500":
+    """The clean training subsets share out the training voices (alternately, in the config's
+    order); train-other-500 and test-clean have the held-out ones."""
+    if subset in HELDOUT_SUBSETS:
         return list(cfg["voices"]["heldout"])
     k = SUBSETS.index(subset)
     return [v for i, v in enumerate(cfg["voices"]["train"]) if i % 2 == k]
@@ -174,7 +192,7 @@ def build_subset(cfg: dict[str, Any], vocab, subset: str, root: Path, scratch: P
     spec = ls["subsets"][subset]
     rng = np.random.default_rng([int(cfg["seed"]), 1000 + SUBSETS.index(subset)])
     voices = subset_voices(cfg, subset)
-    heldout = subset == "train-other-500"
+    heldout = subset in HELDOUT_SUBSETS
     sub_cfg = copy.deepcopy(cfg)
     sub_cfg["voices"] = {"train": voices if not heldout else cfg["voices"]["train"],
                          "heldout": voices if heldout else cfg["voices"]["heldout"]}
@@ -186,7 +204,7 @@ def build_subset(cfg: dict[str, Any], vocab, subset: str, root: Path, scratch: P
     per_spk: dict[str, int] = {}
     where: dict[str, tuple[str, str, str]] = {}  # item id -> (spk, chapter, utt id)
     for it in items:
-        spk = numbers[it.voice.speaker_id]
+        spk = numbers[speaker_key(it.voice, subset)]
         k = per_spk[spk] = per_spk.get(spk, -1) + 1
         chapter = f"{spk}{k // ls['chapter_utterances']:02d}"
         utt = f"{spk}-{chapter}-{k % ls['chapter_utterances']:04d}"
@@ -236,7 +254,7 @@ def build_subset(cfg: dict[str, Any], vocab, subset: str, root: Path, scratch: P
             "word_tokens": len(tokens), "unknown_in_alignment": int(n_unk),
             "hours": round(secs / 3600, 4), "minutes_per_speaker": {
                 s: round(sum(rendered[i.id].num_samples for i in items
-                             if numbers[i.voice.speaker_id] == s) / SAMPLE_RATE / 60, 2)
+                             if numbers[speaker_key(i.voice, subset)] == s) / SAMPLE_RATE / 60, 2)
                 for s in sorted(per_spk)}} | dropped
 
 
@@ -245,12 +263,15 @@ def write_speakers(path: Path, cfg: dict[str, Any], numbers: dict[str, str], sta
     lines = ["; Speakers of the synthesised LibriSpeech stand-in (pyadml stage 0); NAME is the TTS voice.",
              ";ID  |SEX| SUBSET           |MINUTES| NAME"]
     # Every voice has its row, in the subset it belongs to (the held-out voices, which speak
-    # the LibriPhrase stand-in, in train-other-500), with 0 minutes where it spoke nothing.
+    # the LibriPhrase stand-in, in train-other-500), with 0 minutes where it spoke nothing;
+    # test-clean's speakers (the held-out voices again) have rows when it was made.
     rows = []
     for subset in SUBSETS:
+        if subset == "test-clean" and subset not in stats:
+            continue
         minutes = stats.get(subset, {}).get("minutes_per_speaker", {})
         for v in subset_voices(cfg, subset):
-            spk = numbers[v.speaker_id]
+            spk = numbers[speaker_key(v, subset)]
             rows.append((int(spk), f"{spk:<5}| {_sex(v)} | {subset:<17}| {minutes.get(spk, 0.0):5.2f} | "
                                    f"{v.engine}:{v.name}"))
     write_lines_atomic(path, lines + [r for _, r in sorted(rows)])

@@ -253,6 +253,21 @@ def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):
     assert st.no_alignment == 1 and st.kept == 2
 
 
+def test_no_alignments_reads_whole_utterances(tmp_path):
+    """ctm="none" (stage 1's continuous speech): the transcripts and audio, no word times, even
+    where alignment files lie beside them; a corpus without alignments is no error then."""
+    root = corpus(tmp_path)
+    with_ali = get_preparer("librispeech")(root, None, part="train-clean-100")
+    m = get_preparer("librispeech")(root, None, part="train-clean-100", ctm="none")
+    assert m["stats"]["unaligned_utterances"] == m["stats"]["utterances"] == 2
+    assert [(s.id, s.text, s.speaker) for s in m["supervisions"]] == [
+        (s.id, s.text, s.speaker) for s in with_ali["supervisions"]]
+    assert all(s.alignment is None for s in m["supervisions"])
+    (root / "train-clean-100/103/1240/103-1240.alignment.txt").unlink()
+    assert get_preparer("librispeech")(root, None, part="train-clean-100", ctm="none")[
+        "stats"]["utterances"] == 2
+
+
 def test_parse_part_and_speakers_file(tmp_path):
     assert parse_part("train-clean-100") == ("train_clean_100", ["train-clean-100"])
     assert parse_part("train=train-clean-100,train-clean-360")[1] == ["train-clean-100", "train-clean-360"]
@@ -282,3 +297,8 @@ def test_speaker_check_names_the_speakers_a_test_set_shares_with_training(tmp_pa
         f.writelines(json.dumps(r) + "\n" for r in rows)
     assert check_disjoint_speakers(out, "librispeech_train", ["libriphrase_test"]) == {
         "librispeech_train": 1, "libriphrase_test": 4}
+    # a LibriSpeech test subset (stage 9's test-clean) that shares a speaker: no LibriPhrase hint
+    prepare_corpus("librispeech", root, out, part="test=train-clean-100", ctm="none")
+    with pytest.raises(SpeakerOverlap, match=r"librispeech_train and test set librispeech_test "
+                                             r"share 1 speaker\(s\): 103\. train without the subset"):
+        check_disjoint_speakers(out, "librispeech_train", ["libriphrase_test", "librispeech_test"])

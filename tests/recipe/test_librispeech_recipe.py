@@ -1,4 +1,4 @@
-"""egs/librispeech_libriphrase/run.sh stages 0-8 on the tiny embedded corpora (a LibriSpeech
+"""egs/librispeech_libriphrase/run.sh stages 0-9 on the tiny embedded corpora (a LibriSpeech
 stand-in in LibriSpeech's layout with word alignments, LibriPhrase, MUSAN, RIRs), on a copy of
 the recipe; and its train/test speaker check failing on an overlapping configuration."""
 
@@ -39,7 +39,7 @@ def test_stage0_librispeech_layout(recipe):
     root = recipe / "data/local/synth/librispeech/LibriSpeech"
     speakers = read_speakers(root / "SPEAKERS.TXT")
     assert {s["subset"] for s in speakers.values()} == {
-        "train-clean-100", "train-clean-360", "train-other-500"}
+        "train-clean-100", "train-clean-360", "train-other-500", "test-clean"}
     flacs = sorted(root.rglob("*.flac"))
     for f in flacs:
         spk, chapter, _ = f.stem.split("-")
@@ -121,10 +121,51 @@ def test_stage8_scores_tnorm_and_the_real_recordings(recipe):
     assert not (exp / "results/wakeword_dev_vad").exists()
 
 
+def test_stage9_spots_keywords_in_test_clean(recipe):
+    """Stage 9 as egs/wsj_librikws's, its streams made of the test-clean stand-in's utterances
+    (held-out voices under speaker numbers of their own, none of them training)."""
+    exp = recipe / "exp/tiny"
+    sups = load_manifest(recipe / "data/manifests/librispeech_supervisions_test_clean.jsonl.gz")
+    speakers = read_speakers(recipe / "data/local/synth/librispeech/LibriSpeech/SPEAKERS.TXT")
+    assert sups and {speakers[s.speaker]["subset"] for s in sups} == {"test-clean"}
+    assert all(s.alignment is None for s in sups)  # stage 9 needs no word times
+    log = (recipe / "data/log/stage1_manifests.log").read_text()
+    assert re.search(r"no speaker in common: librispeech_train \d+ speakers, libriphrase_test \d+ "
+                     r"speakers, librispeech_test_clean [1-9]\d* speakers", log), log
+    cont = json.loads((exp / "continuous/metrics.json").read_text())
+    assert set(cont["sets"]) == {"synth", "real"}
+    assert cont["real_clips"]["clips"] == 6 and cont["sets"]["real"]["occurrences"] == 6
+    # the background is test-clean's speech that says no keyword
+    hours = sum(s.duration for s in sups) / 3600
+    for v in cont["sets"].values():
+        assert 0 < v["background_hours"] <= hours + 1e-6
+        assert [r["fa_per_hour"] for r in v["operating_points"]] == [0.5, 1.0, 2.0]
+    out = (recipe / "run.out").read_text()
+    assert "Keyword spotting in continuous speech" in out and "FRR @1 FA/h" in out
+    assert "exp/tiny/onnx is a whole export of exp/tiny/final.pt" in (
+        exp / "log/stage9_continuous.log").read_text()
+
+
 def test_rerun_skips_every_stage(recipe):
     res = run(recipe, "--synth-size", "tiny", "--train-config", "conf/train_tiny.yaml")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.count("already done") == 9
+    assert res.stdout.count("already done") == 10
+
+
+def test_without_a_continuous_part_stage9_is_skipped_and_a_missing_one_is_named(recipe, tmp_path):
+    res = run(recipe, "--synth-size", "tiny", "--train-config", "conf/train_tiny.yaml",
+              "--stage", "9", "--continuous-part", "")
+    assert res.returncode == 0, res.stderr
+    assert "Stage 9 skipped: no continuous speech" in res.stdout
+    # A corpus without the subset stops stage 1 before any manifest is written, saying what to do.
+    new = copy_recipe(tmp_path / "r", RECIPE)
+    db = (new / "db.sh").read_text()
+    ls = recipe / "data/local/synth/librispeech/LibriSpeech"
+    (new / "db.sh").write_text(re.sub(r"^LIBRISPEECH=$", f"LIBRISPEECH={ls}", db, flags=re.M))
+    res = run(new, "--continuous-part", "test-other", "--stage", "1", "--stop-stage", "1")
+    assert res.returncode != 0 and not (new / "data/manifests").exists()
+    assert "has no test-other/ for stage 9's continuous speech" in res.stderr + (
+        new / "data/log/stage1_manifests.log").read_text()
 
 
 def test_training_on_train_other_500_fails_naming_the_shared_speakers(recipe, tmp_path):

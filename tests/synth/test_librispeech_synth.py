@@ -19,6 +19,8 @@ from pyadml.synth.librispeech import (
     build_librispeech,
     load_librispeech_config,
     relabel_libriphrase,
+    speaker_key,
+    speaker_number,
     speaker_numbers,
     subset_voices,
 )
@@ -55,6 +57,16 @@ def test_voices_speakers_and_subsets():
     assert sorted(v.speaker_id for v in clean) == sorted(v.speaker_id for v in cfg["voices"]["train"])
     assert not set(subset_voices(cfg, "train-clean-100")) & set(subset_voices(cfg, "train-clean-360"))
     assert subset_voices(cfg, "train-other-500") == cfg["voices"]["heldout"]
+    # test-clean: the held-out voices again, as other speakers (one subset per speaker); the
+    # voices' own numbers are their hashes as before test-clean existed (no collision here)
+    assert subset_voices(cfg, "test-clean") == cfg["voices"]["heldout"]
+    heldout = cfg["voices"]["heldout"]
+    test = {numbers[speaker_key(v, "test-clean")] for v in heldout}
+    assert len(test) == len(heldout) and not test & {numbers[v.speaker_id] for v in heldout}
+    assert len(numbers) == len(cfg["voices"]["train"]) + 2 * len(heldout)
+    for v in cfg["voices"]["train"] + heldout:
+        assert speaker_key(v, "train-other-500") == v.speaker_id
+        assert numbers[v.speaker_id] == str(speaker_number(v))
 
 
 @pytest.mark.parametrize("spec, sex", [
@@ -107,9 +119,16 @@ def test_tiny_build_in_librispeech_layout_reads_the_same_in_both_formats(tmp_pat
         spk = read_speakers(root / "SPEAKERS.TXT")
         assert {s["subset"] for s in spk.values()} == set(SUBSETS)
         m = prepare_corpus("librispeech", root, None, part="train=train-clean-100,train-clean-360")
-        assert len(spk) == len(cfg["voices"]["train"]) + len(cfg["voices"]["heldout"])
-        clean = {k for k, s in spk.items() if s["subset"] != "train-other-500"}
+        assert len(spk) == len(cfg["voices"]["train"]) + 2 * len(cfg["voices"]["heldout"])
+        clean = {k for k, s in spk.items() if s["subset"].startswith("train-clean-")}
         assert {s.speaker for s in m["supervisions"]} <= clean
+        # test-clean read without its alignments (--ctm none), as stage 1 reads stage 9's speech
+        t = prepare_corpus("librispeech", root, None, part="test-clean", ctm="none")
+        assert t["stats"]["utterances"] == stats["test-clean"]["utterances"] > 0
+        assert t["stats"]["unaligned_utterances"] == t["stats"]["utterances"]
+        assert {s.speaker for s in t["supervisions"]} == {
+            k for k, s in spk.items() if s["subset"] == "test-clean" and float(s["minutes"]) > 0}
+        assert all(s.alignment is None and s.text for s in t["supervisions"])
         assert m["stats"]["unknown"] == sum(stats[s]["unknown_in_alignment"] for s in SUBSETS[:2])
         results[fmt] = {s.id: [(w.symbol, w.start, w.duration) for w in s.alignment["word"]]
                         for s in m["supervisions"]}

@@ -30,6 +30,9 @@ Every other aligned word must spell the utterance's transcript in order (case as
 Missing audio, a sampling rate other than 16 kHz or a malformed line is an error naming the
 file, never a skipped utterance.
 
+``ctm="none"`` reads no alignments: whole utterances only, each counted as unaligned (the
+continuous speech that stage 9 spots keywords in needs its transcripts, not word times).
+
 A set is ``<name>_<part>`` after its manifests ``<name>_{recordings,supervisions}_<part>.jsonl.gz``:
 ``part="train-clean-100"`` writes part ``train_clean_100``, and
 ``part="train=train-clean-100,train-clean-360"`` writes one set ``train`` of both subsets.
@@ -337,7 +340,7 @@ def _find_alignments(ali_root: Path, subset: str) -> tuple[str, list[Path]]:
         f"Forced Aligner); name the alignments directory with --ctm (LIBRISPEECH_ALIGNMENTS in db.sh)")
 
 
-def _prepare_subset(root: Path, ali_root: Path, subset: str, speakers: dict, nj: int,
+def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: dict, nj: int,
                     sampling_rate: int, stats: Counter):
     from unittest import mock
 
@@ -352,7 +355,7 @@ def _prepare_subset(root: Path, ali_root: Path, subset: str, speakers: dict, nj:
     trans = _transcripts(part_dir)
     if not trans:
         raise CorpusError(f"{part_dir}: no <spk>-<chapter>.trans.txt transcripts")
-    fmt, files = _find_alignments(ali_root, subset)
+    fmt, files = _find_alignments(ali_root, subset) if ali_root is not None else (None, [])
     with tempfile.TemporaryDirectory() as empty:
         # lhotse reads .alignment.txt files itself when they lie in its alignments_dir (checked
         # line by line first); TextGrids are attached below, so lhotse then gets an empty one.
@@ -387,7 +390,9 @@ def _prepare_subset(root: Path, ali_root: Path, subset: str, speakers: dict, nj:
     out = []
     for s in sups:
         words, where, chapter_dir = trans[s.id]
-        if fmt == "txt":
+        if fmt is None:
+            items, ali_where = None, ""
+        elif fmt == "txt":
             items = (s.alignment or {}).get("word")
             ali_where = str(ali_dir / chapter_dir.relative_to(root) /
                             f"{s.id.rsplit('-', 1)[0]}.alignment.txt")
@@ -426,17 +431,21 @@ def prepare_librispeech(
 ) -> dict:
     """LibriSpeech ``part`` (one subset, or ``<set>=<subset>,<subset>``) with word alignments
     from ``ctm`` (the alignments directory, as ``--ctm`` of ``pyadml.bin.prepare_manifests``;
-    default: the corpus itself, where librispeech-alignments unpacks). ``corpus_dir`` is the
+    default: the corpus itself, where librispeech-alignments unpacks; ``"none"``: no alignments,
+    whole utterances only). ``corpus_dir`` is the
     ``LibriSpeech`` directory (or its parent). Writes ``<name>_{recordings,supervisions}_<set
     part>.jsonl.gz``; returns ``dict(recordings, supervisions, stats)``."""
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: LibriSpeech directory does not exist")
     root = _corpus_root(corpus_dir)
-    ali_root = Path(ctm) if ctm is not None else root
-    if not ali_root.is_dir():
-        raise CorpusError(f"{ali_root}: alignments directory does not exist")
-    ali_root = _corpus_root(ali_root)
+    if str(ctm) == "none":
+        ali_root = None
+    else:
+        ali_root = Path(ctm) if ctm is not None else root
+        if not ali_root.is_dir():
+            raise CorpusError(f"{ali_root}: alignments directory does not exist")
+        ali_root = _corpus_root(ali_root)
     set_part, subsets = parse_part(part)
     speakers = read_speakers(root / "SPEAKERS.TXT") if (root / "SPEAKERS.TXT").is_file() else {}
     nj = int(num_jobs or os.environ.get("PYADML_NPROC") or os.cpu_count() or 1)
@@ -508,10 +517,14 @@ def check_disjoint_speakers(manifest_dir: str | os.PathLike, train_set: str,
         both = sorted(train & test, key=lambda s: (len(s), s))
         if both:
             shown = ", ".join(both[:20]) + (f", ... ({len(both)} in all)" if len(both) > 20 else "")
-            raise SpeakerOverlap(
-                f"training set {train_set} and test set {name} share {len(both)} speaker(s): "
-                f"{shown}. LibriPhrase's test pairs are cut from LibriSpeech train-other-500: train "
-                f"without that subset (run.sh --train-parts) while LibriPhrase is a test set")
+            if name.startswith("libriphrase"):
+                why = ("LibriPhrase's test pairs are cut from LibriSpeech train-other-500: train "
+                       "without that subset (run.sh --train-parts) while LibriPhrase is a test set")
+            else:
+                why = ("train without the subset(s) these speakers come from (run.sh "
+                       "--train-parts), or test on another one")
+            raise SpeakerOverlap(f"training set {train_set} and test set {name} share "
+                                 f"{len(both)} speaker(s): {shown}. {why}")
     return counts
 
 
