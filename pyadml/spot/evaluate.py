@@ -137,13 +137,23 @@ def real_occurrences(wakeword_dir, keywords) -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def _inserted_after(n: int, utterances: int, occurrences: int) -> int:
+    """How many occurrences the stream holds after the pause that follows background utterance
+    n: one after every ``utterances // occurrences``-th utterance, or, with more occurrences
+    than utterances, as many per pause as spreads them all evenly (none is left out)."""
+    if utterances >= occurrences:
+        return min(occurrences, (n + 1) // max(1, utterances // max(1, occurrences)))
+    return round((n + 1) * occurrences / utterances)
+
+
 def build_stream(background: list[str], occurrences, source: str, seed: int = 0):
-    """Background utterances in a seeded order with 0.3-1.0 s pauses; each occurrence goes into
-    a pause, spread evenly. Returns (audio, occurrences with times, background seconds)."""
+    """Background utterances in a seeded order with 0.3-1.0 s pauses; the occurrences go into
+    the pauses, spread evenly (several to a pause when there are more of them than utterances),
+    each followed by a pause of its own. Returns (audio, occurrences with times, background
+    seconds)."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(background))
     occ_order = rng.permutation(len(occurrences))
-    every = max(1, len(order) // max(1, len(occurrences)))
     parts, truth, t, bg_samples, k = [], [], 0, 0, 0
     for n, i in enumerate(order):
         x = _load(background[i])
@@ -153,7 +163,7 @@ def build_stream(background: list[str], occurrences, source: str, seed: int = 0)
         gap = np.zeros(int(rng.uniform(0.3, 1.0) * RATE), np.float32)
         parts.append(gap)
         t += gap.size
-        if n % every == every - 1 and k < len(occurrences):
+        while k < _inserted_after(n, len(order), len(occurrences)):
             kw, clip = occurrences[occ_order[k]]
             a, b = trim(clip)
             truth.append(Occurrence(kw, (t + a) / RATE, (t + b) / RATE, source))

@@ -47,6 +47,45 @@ def test_stream_holds_each_occurrence_at_its_time(tmp_path):
         assert np.abs(audio[a + 200 : b - 200]).max() > 0.2  # the clip's tone is there
 
 
+def test_more_occurrences_than_background_utterances_are_all_in_the_stream(tmp_path):
+    """A short background (the LibriSpeech stand-in's test-clean: 289 utterances for 300 real
+    clips) used to drop the occurrences past one per pause; now a pause holds several."""
+    data = kaldi_dir(tmp_path, ["one", "two", "three"], 0.5, 0.1)
+    tok = Tokenizer(PhoneTable(list(G2P().inventory)), {})
+    bg = background_utterances(data, ["computer"], tok)
+    clip = np.zeros(RATE // 2, np.float32)
+    clip[2000:6000] = 0.5
+    occ = [(f"kw{i}", clip * (0.2 + 0.1 * i)) for i in range(7)]
+    audio, truth, bg_s = build_stream(bg, occ, "t", seed=3)
+    assert sorted(o.keyword for o in truth) == sorted(k for k, _ in occ)
+    starts = [o.start for o in truth]
+    assert starts == sorted(starts)
+    assert all(b.start > a.end for a, b in zip(truth, truth[1:]))  # each has a pause after it
+    for o in truth:  # each at its time, at its own level
+        i = int(o.keyword[2:])
+        a, b = int(round(o.start * RATE)), int(round(o.end * RATE))
+        assert np.abs(audio[a + 100 : b - 100]).max() == pytest.approx(0.5 * (0.2 + 0.1 * i))
+
+
+@pytest.mark.parametrize("utterances, occurrences", [(10, 3), (9, 9), (100, 7), (3, 7), (289, 300), (5, 0)])
+def test_occurrences_are_spread_evenly_and_all_inserted(utterances, occurrences):
+    from pyadml.spot.evaluate import _inserted_after
+
+    counts = [_inserted_after(n, utterances, occurrences) for n in range(utterances)]
+    assert counts == sorted(counts) and counts[-1] == occurrences
+    if utterances >= occurrences:  # the old rule: after every (utterances // occurrences)-th one
+        every = max(1, utterances // max(1, occurrences))
+        old, k = [], 0
+        for n in range(utterances):
+            if n % every == every - 1 and k < occurrences:
+                k += 1
+            old.append(k)
+        assert counts == old
+    else:
+        steps = np.diff([0] + counts)
+        assert steps.max() - steps.min() <= 1  # as even as whole numbers allow
+
+
 def test_background_from_a_sets_manifests_skips_utterances_with_a_keyword(tmp_path):
     from lhotse import Recording, RecordingSet, SupervisionSegment, SupervisionSet
 
