@@ -395,7 +395,7 @@ def _plan(cut: Cut, k: int, setup: "_Setup", seed: int) -> dict[str, Any]:
         plan["snr"] = snrs if kind == "babble" else snrs[0]
         plan["sources"] = [r.id for r in picked]
         plan["offsets"] = [s / cut.sampling_rate for s in starts]
-    if rng.random() < cfg["bandlimit_prob"]:
+    if rng.random() < setup.bandlimit_prob:
         plan["bandlimit"] = cfg["bandlimit_cutoff"]
     clip = _plan_clip(cut, k, setup, seed)
     if clip is not None:
@@ -524,6 +524,7 @@ class _Setup:
     kinds: list[str]
     weights: list[float]
     speed_prob: float
+    bandlimit_prob: float
     training: bool = True  # training copies: context and clipping may apply (never eval)
 
 
@@ -536,7 +537,8 @@ def _setup(rirs, noise, music, babble, cfg, copies, speed) -> _Setup:
     if copies and not kinds:
         raise ValueError("augment_cuts: no augmentation kind has both a weight > 0 and a source")
     return _Setup(cfg, pools, kinds, [cfg["weights"][k] for k in kinds],
-                  cfg["speed_prob"] if speed else 0.0, training=speed)
+                  cfg["speed_prob"] if speed else 0.0,
+                  cfg["bandlimit_prob"] if speed else 0.0, training=speed)
 
 
 def _iter(cuts: Iterable[Cut], setup: _Setup, seed: int, copies: int,
@@ -568,8 +570,10 @@ def augment_cuts(cuts: CutSet, *, rirs: RecordingSet | None, noise: RecordingSet
 
     Copy k of cut c is ``<c.id>_aug<k>``, drawn from ``random.Random(f"{seed}-{c.id}-{k}")``:
     one kind among reverb/noise/music/babble by ``cfg["weights"]`` (kinds without a source are
-    skipped), optionally speed perturbation first, clipping and band limiting last (``speed``
-    False, for eval copies, also turns off the speed, the context and the clipping); the recipe is kept in ``cut.custom["aug"]``. Supervision texts are unchanged, their
+    skipped), optionally speed perturbation first, clipping and band limiting last; the recipe is
+    kept in ``cut.custom["aug"]``. ``speed`` False (eval copies) turns off every training-only
+    option: the speed, the context, the clipping and the band limit, and the copies' other
+    draws are the same either way. Supervision texts are unchanged, their
     ids get ``_aug<k>``. Returns the clean cuts (if ``keep_clean``) followed by the copies;
     lazy if ``cuts`` is lazy. ``cfg`` may be partial (defaults fill in); its ``seed`` and
     ``copies`` are not used here.
@@ -589,7 +593,7 @@ def augment_eval_cuts(cuts: CutSet, *, rirs: RecordingSet | None, noise: Recordi
     paper's test condition is reverberation and noise, so those options must not change it.
     """
     return augment_cuts(cuts, rirs=rirs, noise=noise, music=music, babble=babble,
-                        cfg={**cfg, "bandlimit_prob": 0.0}, seed=seed, copies=1,
+                        cfg=cfg, seed=seed, copies=1,
                         keep_clean=False, speed=False)
 
 
