@@ -5,7 +5,9 @@
 # that set (measured only, never trained on). Streamed in 100 ms chunks; FRR at 0.5/1/2 false
 # alarms per hour per keyword, a DET plot and the latency after each keyword's end.
 #   steps/eval_continuous.sh [--keywords "alexa,computer,..."] [--wakeword-dev DIR] \
-#       [--backend torch|onnx] [--onnx DIR] [--nj N] <model> <manifest-dir> <set> <out-dir>
+#       [--backend torch|onnx] [--onnx DIR] [--enrol tts|none] [--nj N] <model> <manifest-dir> <set> <out-dir>
+# --enrol: the keywords enrolled by their text and TTS voices (tts, the spotter's default for
+# detect; pyadml.score.enrol) or by their text alone (none).
 # --nj N: the streams and the real clips are searched in N processes (the same results).
 # With --backend onnx a final.pt is first exported to <out-dir>/onnx, unless --onnx names an
 # export of this very final.pt made before (stage 8's; checked by its sha256), which is used.
@@ -15,8 +17,9 @@ keywords=     # empty: pyadml.spot.evaluate's (the six wake words of wakeword_de
 wakeword_dev=
 backend=
 onnx=
+enrol=        # empty: pyadml.spot.evaluate's (tts)
 nj=1
-help_message="Usage: $0 [--keywords 'a,b'] [--wakeword-dev DIR] [--backend torch|onnx] [--onnx DIR] [--nj N] <model> <manifest-dir> <set> <out-dir>"
+help_message="Usage: $0 [--keywords 'a,b'] [--wakeword-dev DIR] [--backend torch|onnx] [--onnx DIR] [--enrol tts|none] [--nj N] <model> <manifest-dir> <set> <out-dir>"
 . utils/parse_options.sh
 [ $# -eq 4 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
 model=$1
@@ -27,6 +30,7 @@ dir=$4
 [ -d "$manifests" ] || { echo "$0: no manifest directory $manifests" >&2; exit 1; }
 opts=(--model "$model" --data "$manifests" --set "$set_name" --out-dir "$dir" --jobs "$nj")
 [ -z "$keywords" ] || opts+=(--keywords "$keywords")
+[ -z "$enrol" ] || opts+=(--enrol "$enrol")
 if [ -n "$wakeword_dev" ]; then
   [ -f "$wakeword_dev/clips.tsv" ] || { echo "$0: no clips.tsv in $wakeword_dev" >&2; exit 1; }
   opts+=(--wakeword-dev "$wakeword_dev")

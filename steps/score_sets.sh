@@ -10,15 +10,19 @@
 #     words". Word sets are left out: single-word keywords keep the cosine. --words-onnx DIR:
 #     the windows through that ONNX export of the model (python -m pyadml.bin.export_onnx) in
 #     --jobs processes: the same scores to float rounding, about twice as fast on 2 cores.
-# Both need a cosine model. Run from a recipe directory (data/fbank, data/trials).
-#   steps/score_sets.sh [--tnorm true|false] [--words true|false] [--words-onnx DIR --jobs N] \
+#   --enrol true: every set with each keyword also enrolled by TTS voices (pyadml.score.enrol;
+#     its query mixes their acoustic embeddings with the text's) into <exp-dir>/results_enrol,
+#     section "<tag>, TTS enrolment".
+# All three need a cosine model. Run from a recipe directory (data/fbank, data/trials).
+#   steps/score_sets.sh [--tnorm true|false] [--words true|false] [--enrol true|false] [--words-onnx DIR --jobs N] \
 #       <exp-dir> <tag> <set>:<protocol> ...
 set -euo pipefail
 tnorm=false
 words=false
+enrol=false
 words_onnx=
 jobs=1
-help_message="Usage: $0 [--tnorm true|false] [--words true|false] [--words-onnx DIR --jobs N] <exp-dir> <tag> <set>:<protocol> ..."
+help_message="Usage: $0 [--tnorm true|false] [--words true|false] [--enrol true|false] [--words-onnx DIR --jobs N] <exp-dir> <tag> <set>:<protocol> ..."
 . utils/parse_options.sh
 [ $# -ge 3 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
 exp=$1 tag=$2
@@ -35,6 +39,9 @@ for s in "$@"; do
 done
 if [ "$words" = true ] && [ ${#pairs[@]} -gt 0 ]; then
   runs+=(--run "--out-dir $(q "$exp/results_words") --phrase-score words ${words_onnx:+--words-onnx $(q "$words_onnx") --jobs $(q "$jobs")} --tag $(q "$tag, phrase words") ${pairs[*]}")
+fi
+if [ "$enrol" = true ]; then
+  runs+=(--run "--out-dir $(q "$exp/results_enrol") --enrol tts --tag $(q "$tag, TTS enrolment")")
 fi
 exec python -m pyadml.bin.score --exp-dir "$exp" --fbank-dir data/fbank --trials-dir data/trials \
   --results-md RESULTS.md --tag "$tag" "$@" "${runs[@]}"

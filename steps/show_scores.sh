@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage 8's figures for the closing summary of a recipe's run.sh: the results table of
-# <exp-dir>/results, the T-norm and words tables beside it, and the real recordings' rows
+# <exp-dir>/results, the T-norm, words and TTS-enrolment tables beside it, and the real recordings' rows
 # (local/score_wakeword_dev.sh's summaries), each only where stage 8 wrote it.
 #   steps/show_scores.sh <exp-dir> [<wakeword_dev dir>]
 set -euo pipefail
@@ -18,6 +18,11 @@ if [ -f $exp/results_words/results.md ]; then
   echo "Multi-word keywords also scored word by word (--phrase-score words, $exp/results_words):"
   grep '^|' $exp/results_words/results.md
 fi
+if [ -f $exp/results_enrol/results.md ]; then
+  echo
+  echo "Keywords also enrolled by TTS voices (--enrol tts, $exp/results_enrol):"
+  grep '^|' $exp/results_enrol/results.md
+fi
 real=$exp/results/wakeword_dev
 if [ -n "$wakeword_dev" ] && [ -f $real/summary.txt ]; then
   echo
@@ -30,6 +35,7 @@ tnorm|adaptive T-norm (--score-norm tnorm)
 words|the two-word keywords scored word by word (--phrase-score words)
 floor50|the level-relative floor (--floor-db 50)
 floor50_tnorm|the floor and T-norm (--floor-db 50 --score-norm tnorm)
-floor50_tnorm_words|the floor, T-norm and the words (score_pairs' and score_clips' default)
+floor50_tnorm_words|the floor, T-norm and the words
+floor50_tnorm_words_enrol|the floor, T-norm, the words and TTS enrolment (score_pairs' and score_clips' default)
 ROWS
 fi

@@ -158,18 +158,21 @@ score_stage() {
     [ -z "$wakeword_dev" ] || local/score_wakeword_dev.sh --variant "" $exp "$wakeword_dev"
     return 0
   fi
-  # The paper's protocol (the clip cosine) and, beside it, the same trials with adaptive T-norm
-  # and the sets with multi-word keywords (protocol pairs) scored word by word, the words in
-  # order (pyadml.score.phrase), their windows through an ONNX export of final.pt.
+  # The paper's protocol (the clip cosine) and, beside it, the same trials with adaptive T-norm,
+  # the sets with multi-word keywords (protocol pairs) scored word by word, the words in order
+  # (pyadml.score.phrase), their windows through an ONNX export of final.pt, and every set with
+  # the keywords also enrolled by TTS voices (pyadml.score.enrol).
   python -m pyadml.bin.export_onnx --model $exp/final.pt --out-dir $exp/onnx \
     > $exp/log/export_onnx.log 2>&1 || { tail -5 $exp/log/export_onnx.log >&2; return 1; }
   local words=(--words-onnx $exp/onnx --jobs "$nj")
-  steps/score_sets.sh --tnorm true --words true "${words[@]}" $exp "$tag" "$@"
-  # The real recordings (egs/wsj_librikws's local script): as recorded, and as score_clips and
-  # score_pairs score a user's recordings by default (the floor, T-norm and the words).
+  steps/score_sets.sh --tnorm true --words true --enrol true "${words[@]}" $exp "$tag" "$@"
+  # The real recordings (egs/wsj_librikws's local script): as recorded, with the floor, T-norm
+  # and the words, and with TTS enrolment too, as score_clips and score_pairs score a user's
+  # recordings by default.
   if [ -n "$wakeword_dev" ]; then
     local/score_wakeword_dev.sh "${words[@]}" --variant "" \
-      --variant "--floor-db 50 --score-norm tnorm --phrase-score words" $exp "$wakeword_dev"
+      --variant "--floor-db 50 --score-norm tnorm --phrase-score words" \
+      --variant "--floor-db 50 --score-norm tnorm --phrase-score words --enrol tts" $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8. The real

@@ -147,19 +147,21 @@ score_stage() {
   if [ -n "$wakeword_dev" ]; then
     # In one process: as recorded; with the energy VAD front end; T-norm; the words back-end;
     # the level-relative floor on the features (pyadml.score.floor, 50 dB), alone and with
-    # T-norm; and all of floor, words and T-norm, what score_pairs and score_clips give a
-    # user's recordings by default. In the background, beside the test sets: either alone
+    # T-norm; all of floor, words and T-norm; and these with TTS enrolment, what score_pairs and
+    # score_clips give a user's recordings by default. In the background, beside the test sets: either alone
     # leaves part of the cores idle (RESULTS.md, "Benchmark"), and the two write no file in
     # common (results/wakeword_dev*/ here; RESULTS.md and the results*/ tables there).
     local/score_wakeword_dev.sh "${words[@]}" --variant "" --variant "--vad true" \
       --variant "--score-norm tnorm" --variant "--phrase-score words" \
       --variant "--floor-db 50" --variant "--floor-db 50 --score-norm tnorm" \
-      --variant "--floor-db 50 --score-norm tnorm --phrase-score words" $exp "$wakeword_dev" \
+      --variant "--floor-db 50 --score-norm tnorm --phrase-score words" \
+      --variant "--floor-db 50 --score-norm tnorm --phrase-score words --enrol tts" $exp "$wakeword_dev" \
       > "$real_log" 2>&1 &
     real_pid=$!
   fi
-  # The cosine, the same trials with adaptive T-norm, and the phrase sets word by word.
-  steps/score_sets.sh --tnorm true --words true "${words[@]}" $exp "$tag" "$@" || status=$?
+  # The cosine, the same trials with adaptive T-norm, the phrase sets word by word, and every
+  # set with the keywords also enrolled by TTS voices.
+  steps/score_sets.sh --tnorm true --words true --enrol true "${words[@]}" $exp "$tag" "$@" || status=$?
   if [ -n "$real_pid" ]; then
     # Waited for even when the test sets failed: nothing is left running.
     if wait "$real_pid"; then

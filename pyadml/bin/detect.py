@@ -14,6 +14,7 @@ import argparse
 import sys
 
 from pyadml.score.floor import add_floor_args
+from pyadml.score.enrol import DETECT_ENROL, add_enrol_args
 
 
 def main(argv=None) -> int:
@@ -42,6 +43,7 @@ def main(argv=None) -> int:
                    "many lexicon words (0: off; thresholds are then cosine less the cohort mean)")
     p.add_argument("--num-threads", type=int, default=1, help="threads of the encoder (default 1)")
     add_floor_args(p)
+    add_enrol_args(p, default=DETECT_ENROL)
     p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads)")
     args = p.parse_args(argv)
 
@@ -63,7 +65,10 @@ def main(argv=None) -> int:
                                       hop=args.hop,
                                       refractory=args.refractory, scan_step=args.scan_step,
                                       cohort=args.cohort, window_scale=args.window_scale,
-                                      floor_db=args.floor_db)
+                                      floor_db=args.floor_db,
+                                      enrol=args.enrol or DETECT_ENROL,
+                                      enrol_voices=args.enrol_voices,
+                                      enrol_weight=args.enrol_weight)
         spotter.enroll(keywords)
         if args.stdin_pcm:
             n = cli.run_stdin(spotter, sys.stdin.buffer, args.sample_rate, args.format, args.out,

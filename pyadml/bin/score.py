@@ -23,6 +23,7 @@ from pathlib import Path
 from pyadml.bin import parse_run_options
 from pyadml.data.trials import parse_set_specs
 from pyadml.score.evaluate import ScoreError, git_commit, score_test_sets
+from pyadml.score.enrol import add_enrol_args
 from pyadml.score.floor import FloorError, add_floor_args, check_floor_option
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
@@ -56,6 +57,7 @@ def parser(shared: bool = True) -> argparse.ArgumentParser:
     add_floor_args(p)
     add_norm_args(p)
     add_phrase_args(p)
+    add_enrol_args(p)
     return p
 
 
@@ -118,7 +120,9 @@ def main(argv=None) -> int:
                                        sets, batch_size=args.batch_size, device=args.device,
                                        norm=r.score_norm, cohort_size=r.cohort_size,
                                        phrase=r.phrase_score, words_onnx=r.words_onnx,
-                                       jobs=r.jobs, floor_db=r.floor_db, cache=cache)
+                                       jobs=r.jobs, floor_db=r.floor_db, cache=cache,
+                                       enrol=r.enrol, enrol_voices=r.enrol_voices,
+                                       enrol_weight=r.enrol_weight)
         except (ScoreError, ValueError) as e:
             where = f" ({out_dir})" if len(runs) > 1 else ""
             print(f"score{where}: {e}", file=sys.stderr)

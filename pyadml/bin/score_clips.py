@@ -5,8 +5,10 @@ and top-1, e.g. for a real-speech development set such as wake-word recordings.
 
 As for any recording a user scores, every clip's features are floored 50 dB below its loudest
 value, a cosine model scores a multi-word keyword's words as well (pyadml.score.phrase) and its
-scores are adaptive-T-normed (pyadml.score.floor, pyadml.score.norm); ``--floor-db none
---score-norm none --phrase-score clip`` scores the clips as the paper's protocol does.
+scores are adaptive-T-normed (pyadml.score.floor, pyadml.score.norm), and each keyword is
+enrolled by its text and by TTS voices speaking it (pyadml.score.enrol); ``--floor-db none
+--score-norm none --phrase-score clip --enrol none`` scores the clips as the paper's protocol
+does.
 
 --run OPTS (repeatable) scores the same clips again in the same process with other scoring
 options, each run with its own --out-dir: stage 8's back-ends in one start of Python and torch
@@ -25,6 +27,7 @@ import sys
 from pyadml.bin import parse_run_options
 from pyadml.score.clips import score_clips
 from pyadml.score.floor import CLIP_FLOOR_DB, FloorError, add_floor_args, check_floor_option
+from pyadml.score.enrol import CLIP_ENROL, add_enrol_args
 from pyadml.score.norm import CLIP_SCORE_NORM, add_norm_args
 from pyadml.score.phrase import CLIP_PHRASE_SCORE, add_phrase_args
 from pyadml.score.pairs import PairsError
@@ -54,6 +57,7 @@ def parser(shared: bool = True) -> argparse.ArgumentParser:
     add_floor_args(p, default_db=CLIP_FLOOR_DB)
     add_norm_args(p, default=CLIP_SCORE_NORM)
     add_phrase_args(p, default=CLIP_PHRASE_SCORE)
+    add_enrol_args(p, default=CLIP_ENROL)
     return p
 
 
@@ -85,7 +89,9 @@ def main(argv=None) -> int:
                             phrase=r.phrase_score, warp=r.warp,
                             words_onnx=r.words_onnx, jobs=r.jobs, floor_db=r.floor_db,
                             default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM,
-                            default_phrase=CLIP_PHRASE_SCORE)
+                            default_phrase=CLIP_PHRASE_SCORE, enrol=r.enrol,
+                            default_enrol=CLIP_ENROL, enrol_voices=r.enrol_voices,
+                            enrol_weight=r.enrol_weight)
         except PairsError as e:
             where = f" ({r.out_dir})" if len(runs) > 1 else ""
             print(f"score_clips{where}: {e}", file=sys.stderr)

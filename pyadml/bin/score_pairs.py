@@ -6,7 +6,8 @@ each file's features are floored 50 dB below its loudest value first (pyadml.sco
 ``--floor-db none``: without), a cosine model scores a multi-word keyword's words as well, in
 order (pyadml.score.phrase; ``--phrase-score clip``: the clip cosine alone), and its scores are
 adaptive-T-normed with its training keywords as cohort (pyadml.score.norm; ``--score-norm
-none``: the cosines). Any bad line is an error that names it, and then nothing is written.
+none``: the cosines). Each keyword is enrolled by its text and by TTS voices speaking it
+(pyadml.score.enrol; ``--enrol none``: the text alone). Any bad line is an error that names it, and then nothing is written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import sys
 
 from pyadml.score.floor import CLIP_FLOOR_DB, add_floor_args
+from pyadml.score.enrol import CLIP_ENROL, add_enrol_args
 from pyadml.score.norm import CLIP_SCORE_NORM, add_norm_args
 from pyadml.score.phrase import CLIP_PHRASE_SCORE, add_phrase_args
 from pyadml.score.pairs import PairsError, score_pairs_file
@@ -32,6 +34,7 @@ def main(argv=None) -> int:
     add_floor_args(p, default_db=CLIP_FLOOR_DB)
     add_norm_args(p, default=CLIP_SCORE_NORM)
     add_phrase_args(p, default=CLIP_PHRASE_SCORE)
+    add_enrol_args(p, default=CLIP_ENROL)
     args = p.parse_args(argv)
     try:
         res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device,
@@ -39,7 +42,9 @@ def main(argv=None) -> int:
                                phrase=args.phrase_score, words_onnx=args.words_onnx,
                                jobs=args.jobs, floor_db=args.floor_db,
                                default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM,
-                               default_phrase=CLIP_PHRASE_SCORE)
+                               default_phrase=CLIP_PHRASE_SCORE, enrol=args.enrol,
+                               default_enrol=CLIP_ENROL, enrol_voices=args.enrol_voices,
+                               enrol_weight=args.enrol_weight)
     except PairsError as e:
         print(f"score_pairs: {e}", file=sys.stderr)
         return 1
@@ -56,6 +61,13 @@ def main(argv=None) -> int:
                              "--words-onnx DIR --jobs N: the windows through an ONNX export)"
                              if res.phrase == "words"
                              else "the clip cosine alone, for multi-word keywords too"))
+    print("score_pairs: " + (f"keywords enrolled by their text and by TTS voices "
+                             f"(--enrol none: the text alone)" if res.enrol == "tts"
+                             else "keywords enrolled by their text alone"))
+    if res.text_only:
+        print(f"score_pairs: no enrolment voice could speak {len(res.text_only)} keyword(s), "
+              f"scored by their text alone: {', '.join(res.text_only[:5])}"
+              + (" ..." if len(res.text_only) > 5 else ""))
     for line in res.summary():
         print(line if line.startswith(("AP", "EER", "AUC")) else f"score_pairs: {line}")
     return 0

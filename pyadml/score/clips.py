@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pyadml.score import metrics as M
+from pyadml.score.enrol import ENROL_WEIGHT
 from pyadml.score.norm import DEFAULT_COHORT_SIZE
 from pyadml.score.pairs import PairsError, score_pairs_file
 
@@ -39,10 +40,13 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
                 norm: str | None = "none", cohort_size: int = DEFAULT_COHORT_SIZE,
                 phrase: str | None = "clip", warp: float = 1.0, words_onnx=None, jobs: int = 1,
                 floor_db: float | str | None = None, default_floor_db: float | None = None,
-                default_norm: str = "none", default_phrase: str = "clip") -> dict:
+                default_norm: str = "none", default_phrase: str = "clip",
+                enrol: str | None = "none", default_enrol: str = "none", enrol_voices=None,
+                enrol_weight: float = ENROL_WEIGHT) -> dict:
     """Metrics of every clip against every keyword; with ``out_dir``, its scores.tsv too.
     ``floor_db``, ``default_floor_db``, ``norm``, ``default_norm``, ``phrase``,
-    ``default_phrase``: as score_pairs_file's."""
+    ``default_phrase``, ``enrol``, ``default_enrol``, ``enrol_voices``, ``enrol_weight``: as
+    score_pairs_file's."""
     clips = read_clips(clips_tsv)
     keywords = sorted({k for _, k in clips})
     if len(keywords) < 2:
@@ -56,10 +60,13 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
                                cohort_size=cohort_size, phrase=phrase, warp=warp,
                                words_onnx=words_onnx, jobs=jobs, floor_db=floor_db,
                                default_floor_db=default_floor_db, default_norm=default_norm,
-                               default_phrase=default_phrase)
+                               default_phrase=default_phrase, enrol=enrol,
+                               default_enrol=default_enrol, enrol_voices=enrol_voices,
+                               enrol_weight=enrol_weight)
     shape = (len(clips), len(keywords))
     return {"keywords": keywords, "floor_db": res.floor_db, "score_norm": res.norm,
-            "cohort_size": res.cohort_size, "phrase_score": res.phrase,
+            "cohort_size": res.cohort_size, "phrase_score": res.phrase, "enrol": res.enrol,
+            **({"enrol_text_only": res.text_only} if res.text_only else {}),
             **clip_metrics(res.scores.reshape(shape), res.labels.reshape(shape))}
 
 

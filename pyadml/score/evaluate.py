@@ -18,6 +18,7 @@ from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_cuts, embed_texts, score_trials
+from pyadml.score.enrol import ENROL_WEIGHT, EnrolError, model_enrol, torch_enrolment
 from pyadml.score.floor import FloorError, floor_features, model_floor_db
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm
 from pyadml.score.norm import prepare as norm_cohort
@@ -76,7 +77,9 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
                     device: str = "cpu", exp_dir=None, norm: str = "none",
                     cohort_size: int = DEFAULT_COHORT_SIZE, phrase: str = "clip",
                     words_onnx=None, jobs: int = 1,
-                    floor_db: float | None = None, cache: dict | None = None) -> tuple[dict, str]:
+                    floor_db: float | None = None, cache: dict | None = None,
+                    enrol: str = "none", enrol_voices=None,
+                    enrol_weight: float = ENROL_WEIGHT) -> tuple[dict, str]:
     """Score the trial lists of each (set, protocol) in ``sets``: cuts from
     ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
     trial_lists). Returns (metrics per list, the markdown results table). The training curves
@@ -87,7 +90,10 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     multi-word keywords are also scored word by word (pyadml.score.phrase), their windows
     through the ONNX export ``words_onnx`` in ``jobs`` processes when given. ``cache``: a dict
     that several calls in one process share (pyadml.bin.score --run), so the model is loaded and
-    each manifest's cuts (with one floor) and each keyword embedded once for all of them."""
+    each manifest's cuts (with one floor) and each keyword embedded once for all of them.
+    ``enrol="tts"``: every keyword (and a phrase's words) is enrolled by speech synthesis too
+    (pyadml.score.enrol, with ``enrol_voices`` and ``enrol_weight``); "none", the text alone,
+    is the paper's protocol."""
     from lhotse import CutSet
 
     cache = {} if cache is None else cache
@@ -103,7 +109,14 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
         floor_db = model_floor_db(loaded.features, floor_db)
-    except (ScoreNormError, PhraseScoreError, FloorError) as e:
+        enrol = model_enrol(loaded.scorer, enrol)
+        enrolment = None
+        if enrol == "tts":
+            key = ("enrol", str(model_path), floor_db, str(enrol_voices), enrol_weight)
+            if key not in cache:
+                cache[key] = torch_enrolment(loaded, enrol_voices, enrol_weight, floor_db)
+            enrolment = cache[key]
+    except (ScoreNormError, PhraseScoreError, FloorError, EnrolError) as e:
         raise ScoreError(str(e)) from None
     fbank_dir, trials_dir, out_dir = Path(fbank_dir), Path(trials_dir), Path(out_dir)
 
@@ -156,6 +169,16 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
             raise ScoreError(str(e)) from None
         print(f"score: embedded {len(cache[key])} distinct keywords in {time.time() - t0:.1f} s")
     text_cache = cache[key]
+    if enrolment is not None:
+        t0 = time.time()
+        try:
+            text_cache = enrolment.queries({t: text_cache[t] for t in texts})
+        except EnrolError as e:
+            raise ScoreError(str(e)) from None
+        print(f"score: enrolled {len(texts)} keywords by {len(enrolment.voices)} TTS voices in "
+              f"{time.time() - t0:.1f} s" + (f"; {len(enrolment.text_only)} by their text alone "
+                                             f"(no voice could speak them)"
+                                             if enrolment.text_only else ""))
 
     results, curves = {}, {}
     for name, (cuts_path, trials, protocol) in todo.items():
@@ -173,7 +196,7 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
                                 cache=cache.setdefault(("words", str(model_path), cuts_path.resolve(),
                                                         floor_db, str(words_onnx)), {}),
                                 onnx_dir=words_onnx, jobs=jobs, cohort=cohort,
-                                cohort_size=cohort_size)
+                                cohort_size=cohort_size, enrolment=enrolment)
         took = time.time() - t0
         write_lines_atomic(out_dir / name / "scores.tsv",
                            (f"{t.cut_id}\t{t.keyword}\t{t.label}\t{t.tag}\t{s:.6f}"

@@ -24,6 +24,7 @@ from pyadml.fileio import write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
+from pyadml.score.enrol import ENROL_WEIGHT, EnrolError, model_enrol, torch_enrolment
 from pyadml.score.floor import FloorError, check_floor_option, floor_features, model_floor_db
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm, model_norm
 from pyadml.score.norm import prepare as norm_cohort
@@ -109,6 +110,8 @@ class PairScores:
     norm: str = "none"        # the score normalisation the scores got
     cohort_size: int = 0      # T-norm's K (0 without it)
     phrase: str = "clip"      # the phrase score: clip, or words (pyadml.score.phrase)
+    enrol: str = "none"       # keyword enrolment: none (text), or tts (pyadml.score.enrol)
+    text_only: list = None    # with tts: texts no enrolment voice could speak
 
     def summary(self) -> list[str]:
         """AP, EER and AUC lines when the pairs carry labels of both classes."""
@@ -127,7 +130,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      warp: float = 1.0, words_onnx=None, jobs: int = 1,
                      floor_db: float | str | None = None,
                      default_floor_db: float | None = None,
-                     default_norm: str = "none", default_phrase: str = "clip") -> PairScores:
+                     default_norm: str = "none", default_phrase: str = "clip",
+                     enrol: str | None = "none", default_enrol: str = "none",
+                     enrol_voices=None, enrol_weight: float = ENROL_WEIGHT) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
@@ -138,7 +143,10 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     ``warp`` != 1: every file's features frequency-warped (``features_for``), a diagnostic.
     ``floor_db``: the level-relative floor on the features (pyadml.score.floor; NO_FLOOR for
     none); default the model's own, else ``default_floor_db`` (the CLI's CLIP_FLOOR_DB).
-    ``words_onnx``, ``jobs``: the words back-end's windows through that ONNX export."""
+    ``words_onnx``, ``jobs``: the words back-end's windows through that ONNX export.
+    ``enrol="tts"``: keywords (and a phrase's words) enrolled by speech synthesis too
+    (pyadml.score.enrol) with ``enrol_voices`` and ``enrol_weight``; None: ``default_enrol``
+    where the model allows it (the CLI's CLIP_ENROL), else none."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     if not warp > 0:
@@ -164,7 +172,10 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
         phrase = model_phrase(loaded.scorer, phrase, default_phrase)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
         floor_db = model_floor_db(loaded.features, floor_db, default_floor_db)
-    except (ScoreNormError, PhraseScoreError, FloorError) as e:
+        enrol = model_enrol(loaded.scorer, enrol, default_enrol)
+        enrolment = (torch_enrolment(loaded, enrol_voices, enrol_weight, floor_db)
+                     if enrol == "tts" else None)
+    except (ScoreNormError, PhraseScoreError, FloorError, EnrolError) as e:
         raise PairsError(str(e)) from None
     feat_cfg = fbank_options(loaded.features)
     mean_norm = bool(loaded.features.get("mean_norm", True))
@@ -213,6 +224,11 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     emb = embed_features(loaded.model, [feats[w] for w in wavs], batch_size=batch_size)
     audio_emb = {str(w): e for w, e in zip(wavs, emb)}
     text_emb = embed_texts(loaded.model, phones_ok, loaded.tokenizer)
+    if enrolment is not None:
+        try:
+            text_emb = enrolment.queries(text_emb)
+        except EnrolError as e:
+            raise PairsError(str(e)) from None
     trials = [Trial(str(wav), kw, label or 0) for _, _, wav, kw, label in rows]
     scores = score_trials(trials, audio_emb, text_emb, model=loaded.model)
     if cohort is not None:
@@ -222,8 +238,10 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
         # with T-norm, the words' window cosines are T-normed one by one (pyadml.score.phrase)
         scores = fuse_words(loaded, scores, [t.cut_id for t in trials], [t.keyword for t in trials],
                             lambda c: feats[Path(c)], batch_size=batch_size,
-                            onnx_dir=words_onnx, jobs=jobs, cohort=cohort, cohort_size=cohort_size)
+                            onnx_dir=words_onnx, jobs=jobs, cohort=cohort, cohort_size=cohort_size,
+                            enrolment=enrolment)
     write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))
     labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
     return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb), floor_db,
-                      norm, cohort_size if cohort is not None else 0, phrase)
+                      norm, cohort_size if cohort is not None else 0, phrase, enrol,
+                      sorted(enrolment.text_only) if enrolment is not None else [])

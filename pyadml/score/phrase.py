@@ -301,7 +301,7 @@ def fuse_words(loaded, scores: np.ndarray, cut_ids: Sequence[str], keywords: Seq
                feats_of: Callable[[str], np.ndarray], batch_size: int = 256,
                cache: dict | None = None, onnx_dir=None, jobs: int = 1,
                cohort: Mapping[str, np.ndarray] | None = None,
-               cohort_size: int = DEFAULT_COHORT_SIZE) -> np.ndarray:
+               cohort_size: int = DEFAULT_COHORT_SIZE, enrolment=None) -> np.ndarray:
     """``scores`` (the clip cosines of the trials) with every multi-word keyword fused with its
     words in order (``phrase_scores``); ``feats_of(cut id)`` gives a cut's (T, D) features.
     With a ``cohort`` (T-norm), ``scores`` are the clip's T-normed cosines and each word-window
@@ -311,7 +311,9 @@ def fuse_words(loaded, scores: np.ndarray, cut_ids: Sequence[str], keywords: Seq
     ``cache`` (cut id -> window embeddings and spans) is filled and reused: trial lists that
     share cuts (LP_E and LP_H) embed each cut's windows once. ``onnx_dir``: the windows go
     through that ONNX export of the model in ``jobs`` processes (``onnx_window_embeddings``;
-    the caller checks that it is this model's: ``check_phrase``)."""
+    the caller checks that it is this model's: ``check_phrase``). ``enrolment``
+    (pyadml.score.enrol.Enrolment): each word is enrolled by speech synthesis too, as the
+    keyword was."""
     split = {k: loaded.tokenizer.words(k) for k in set(keywords)}
     pairs = {(c, k) for c, k in zip(cut_ids, keywords) if len(split[k]) > 1}
     if not pairs:
@@ -327,6 +329,8 @@ def fuse_words(loaded, scores: np.ndarray, cut_ids: Sequence[str], keywords: Seq
         cache.update(clips_window_embeddings(loaded.model, feats_of, todo, batch_size, mean_norm))
     words = sorted({w for _, k in pairs for w in split[k]})
     word_emb = embed_texts(loaded.model, words, loaded.tokenizer)
+    if enrolment is not None:
+        word_emb = enrolment.queries(word_emb)
     norm = None if cohort is None else window_tnorm(cache, cohort, cohort_size)
     ordered = ordered_scores(cache, word_emb, pairs, split.__getitem__, norm)
     return phrase_scores(scores, cut_ids, keywords, ordered, words_of=split.__getitem__)

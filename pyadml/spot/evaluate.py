@@ -40,6 +40,7 @@ import numpy as np
 from pyadml.data.manifests import SetNotFound
 from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.score.floor import add_floor_args
+from pyadml.score.enrol import DETECT_ENROL, add_enrol_args
 
 from .audio import SpotError, as_mono, load_audio
 from .spotter import Detection, KeywordSpotter
@@ -378,6 +379,7 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
         sets["real"] = real_occurrences(wakeword_dev, keywords)
     refractory = {k: spotter.refractory_of(k) for k in keywords}
     report = {"keywords": list(keywords), "window_scale": spotter.window_scale,
+              "enrol": "tts" if spotter.enrolment is not None else "none",
               "refractory_s": refractory, "floor_db": spotter.floor_db, "sets": {}}
     curves = {}
     if jobs > 1:
@@ -454,7 +456,9 @@ def results_md(report) -> str:
     lines += ["", f"Window scale {report['window_scale']:g}; refractory time "
               + ", ".join(f"{k} {v:.2f} s" for k, v in report["refractory_s"].items()) + "."
               + (f" Features floored {report['floor_db']:g} dB below each window's loudest."
-                 if report.get("floor_db") else "")]
+                 if report.get("floor_db") else "")
+              + (" Keywords enrolled by their text and TTS voices (--enrol tts)."
+                 if report.get("enrol") == "tts" else " Keywords enrolled by their text alone.")]
     return "\n".join(lines) + "\n"
 
 
@@ -499,6 +503,7 @@ def main(argv=None) -> int:
     p.add_argument("--window-scale", type=float, help="KeywordSpotter's window_scale (default its own)")
     p.add_argument("--refractory", type=float, help="seconds (default: each keyword's window length)")
     add_floor_args(p)
+    add_enrol_args(p, default=DETECT_ENROL)
     p.add_argument("--jobs", type=int, default=1, help="processes for the streams and the clips "
                    "(one thread each; the same results)")
     args = p.parse_args(argv)
@@ -509,7 +514,8 @@ def main(argv=None) -> int:
                  args.wakeword_dev, args.backend, args.synth_reps, set_name=args.set,
                  cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop,
                  refractory=args.refractory, window_scale=args.window_scale, jobs=args.jobs,
-                 floor_db=args.floor_db)
+                 floor_db=args.floor_db, enrol=args.enrol or DETECT_ENROL, enrol_voices=args.enrol_voices,
+                 enrol_weight=args.enrol_weight)
     except (SpotError, SetNotFound, PairsError) as e:
         print(f"eval_continuous: {e}", file=sys.stderr)
         return 1

@@ -294,13 +294,17 @@ class KeywordSpotter:
     >>> spotter.enroll(["computer", "turn on the light"])
     >>> spotter.detect("kitchen.wav", threshold=0.6)
     [Detection(keyword='computer', start=3.1, end=3.71, score=0.74), ...]
+
+    ``enrol="tts"`` enrols each keyword by its text and by TTS voices speaking it
+    (pyadml.score.enrol; ``enrol_voices``, ``enrol_weight``), as ``detect`` does by default.
     """
 
     def __init__(self, backend, *, threshold: float = DEFAULT_THRESHOLD, hop: float = 0.1,
                  smooth: int = 3, refractory: float | None = None, batch_size: int = 64,
                  seconds_per_phone: float | None = None, edge_seconds: float | None = None,
                  window_scale: float | None = None, scan_step: int = 1, margin: float = 0.15,
-                 cohort: int = 0, cohort_top: int = 20, floor_db: float | None = None):
+                 cohort: int = 0, cohort_top: int = 20, floor_db: float | None = None,
+                 enrol: str = "none", enrol_voices=None, enrol_weight: float | None = None):
         self.backend = backend
         try:
             self.floor_db = model_floor_db(backend.features, floor_db)
@@ -345,6 +349,35 @@ class KeywordSpotter:
         self.keywords: list[str] = []
         self.thresholds: dict[str, float] = {}
         self._text_emb: dict[str, np.ndarray] = {}
+        self.enrolment = self._enrolment(enrol, enrol_voices, enrol_weight)
+
+    def _enrolment(self, enrol: str, voices, weight):
+        """TTS enrolment (pyadml.score.enrol): each keyword's query mixes its text embedding
+        with its synthesised clips' embeddings, computed as ``score`` computes a clip's."""
+        from pyadml.score.enrol import ENROL_WEIGHT, EnrolError, Enrolment, model_enrol
+
+        try:
+            if model_enrol(getattr(self.backend, "scorer", "cosine"), enrol) == "none":
+                return None
+            if self.rate != 16000:
+                raise EnrolError(f"TTS enrolment speaks at 16 kHz; this model's features are "
+                                 f"at {self.rate} Hz")
+
+            def features(audio: np.ndarray) -> np.ndarray:
+                f = floor_features(compute_fbank(audio, self.backend.features), self.floor_db)
+                return (f - f.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
+
+            def embed(feats: list) -> np.ndarray:
+                lens = np.array([f.shape[0] for f in feats], np.int64)
+                x = np.zeros((len(feats), int(lens.max()), feats[0].shape[1]), np.float32)
+                for i, f in enumerate(feats):
+                    x[i, : f.shape[0]] = f
+                return np.asarray(self.backend.embed_audio(x, lens), np.float32)
+
+            return Enrolment(embed, features, voices, ENROL_WEIGHT if weight is None else weight,
+                             spoken=lambda text: " ".join(self.tokenizer.words(text)))
+        except EnrolError as e:
+            raise SpotError(str(e)) from None
 
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None,
@@ -393,7 +426,15 @@ class KeywordSpotter:
             if getattr(self.backend, "scorer", "cosine") == "cosine":
                 emb = np.asarray(emb, np.float32)
             # A detector's keywords are (L, d) phoneme-state sequences (one array each).
-            self._text_emb.update(zip(new, emb))
+            new_emb = dict(zip(new, emb))
+            if self.enrolment is not None:
+                from pyadml.score.enrol import EnrolError
+
+                try:
+                    new_emb = self.enrolment.queries(new_emb)
+                except EnrolError as e:
+                    raise SpotError(str(e)) from None
+            self._text_emb.update(new_emb)
         for k in ids:
             if k not in self.keywords:
                 self.keywords.append(k)

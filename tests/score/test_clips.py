@@ -120,26 +120,32 @@ def test_score_wakeword_dev_variants_each_get_their_results_dir(tmp_path):
             (["--variant", "", "--variant", "--vad maybe"], "--vad must be true or false, got 'maybe'"),
             (["--variant", "--floor-db x"], "--floor-db must be a positive number of dB, got 'x'"),
             (["--variant", "--tnorm"], "unknown scoring option '--tnorm'"),
+            (["--variant", "--enrol audio"], "--enrol must be none or tts, got 'audio'"),
             (["--vad", "true", "--variant", ""], "inside each --variant, not beside them")):
         res = script_run(*args)
         assert res.returncode == 1 and err in res.stderr, (args, res.stderr)
     assert not (exp / "results").exists()
     res = script_run("--variant", "", "--variant", "--vad true --floor-db 10",
-                     "--variant", "--score-norm tnorm")
+                     "--variant", "--score-norm tnorm", "--variant", "--score-norm tnorm --enrol tts")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.count("score_clips: 6 clips x 3 keywords") == 3
-    # A variant without --floor-db has no floor, one without --score-norm no T-norm and one
-    # without --phrase-score the clip cosine (score_clips' own defaults would put a 50 dB floor,
-    # the words and T-norm).
-    for name, opts in (("wakeword_dev", ["--floor-db", "none", "--score-norm", "none"]),
-                       ("wakeword_dev_vad_floor10", ["--vad", "--floor-db", "10", "--score-norm", "none"]),
-                       ("wakeword_dev_tnorm", ["--score-norm", "tnorm", "--floor-db", "none"])):
+    assert res.stdout.count("score_clips: 6 clips x 3 keywords") == 4
+    # A variant without --floor-db has no floor, one without --score-norm no T-norm, one
+    # without --phrase-score the clip cosine and one without --enrol the text alone (score_clips'
+    # own defaults would put a 50 dB floor, the words, T-norm and TTS enrolment).
+    for name, opts in (("wakeword_dev", ["--floor-db", "none", "--score-norm", "none", "--enrol", "none"]),
+                       ("wakeword_dev_vad_floor10", ["--vad", "--floor-db", "10", "--score-norm", "none",
+                                                     "--enrol", "none"]),
+                       ("wakeword_dev_tnorm", ["--score-norm", "tnorm", "--floor-db", "none", "--enrol", "none"]),
+                       ("wakeword_dev_tnorm_enrol", ["--score-norm", "tnorm", "--floor-db", "none",
+                                                     "--enrol", "tts"])):
         assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
                          "--out-dir", str(tmp_path / name), "--phrase-score", "clip", *opts]) == 0
         got = (exp / "results" / name / "scores.tsv").read_text()
         assert got == (tmp_path / name / "scores.tsv").read_text(), name
     assert sorted(p.name for p in (exp / "results").iterdir()) == [
-        "wakeword_dev", "wakeword_dev_tnorm", "wakeword_dev_vad_floor10"]
+        "wakeword_dev", "wakeword_dev_tnorm", "wakeword_dev_tnorm_enrol", "wakeword_dev_vad_floor10"]
+    tts = (exp / "results" / "wakeword_dev_tnorm_enrol" / "scores.tsv").read_text()
+    assert tts != (exp / "results" / "wakeword_dev_tnorm" / "scores.tsv").read_text()
 
 
 @pytest.mark.slow

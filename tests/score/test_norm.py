@@ -64,7 +64,7 @@ def test_clips_with_tnorm_use_the_models_cohort_and_keep_top1(tmp_path, capsys):
     write_clips(tmp_path)
     # references below are computed without the level-relative floor, from the clip cosines
     base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--floor-db", "none",
-            "--phrase-score", "clip"]
+            "--phrase-score", "clip", "--enrol", "none"]
     assert cli.main(base + ["--out-dir", str(tmp_path / "raw"), "--score-norm", "none"]) == 0
     assert cli.main(base + ["--out-dir", str(tmp_path / "tn"), "--score-norm", "tnorm",
                             "--cohort-size", "5"]) == 0

@@ -125,10 +125,10 @@ def test_score_clips_with_phrase_words_against_a_slow_loop(tmp_path, capsys):
     model = tiny_model_file(tmp_path / "final.pt")
     lines = write_clips(tmp_path)
     # the slow loop's features have no level-relative floor
-    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--enrol", "none",
                            "--out-dir", str(tmp_path / "words"), "--phrase-score", "words",
                            "--floor-db", "none"]) == 0
-    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--enrol", "none",
                            "--out-dir", str(tmp_path / "clip"), "--floor-db", "none",
                            "--phrase-score", "clip"]) == 0
     rows = [r.split("\t") for r in (tmp_path / "words/scores.tsv").read_text().splitlines()]
@@ -194,7 +194,7 @@ def test_score_pairs_and_clips_score_a_users_phrases_word_by_word_by_default(tmp
         assert (d == c) == (i % 2 == 0), (i, d, c)  # "alexa" the same, "smart mirror" not
     for opts, want in (([], "words"), (["--phrase-score", "clip"], "clip")):
         out = tmp_path / f"clips_{want}"
-        assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+        assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--enrol", "none",
                                "--out-dir", str(out), *opts]) == 0
         assert (out / "metrics.json").read_text().count(f'"phrase_score": "{want}"') == 1
     assert score_cli.parser().parse_args(["--exp-dir", "x", "--fbank-dir", "f", "--trials-dir", "t",
@@ -216,7 +216,7 @@ def test_phrase_words_with_tnorm_normalises_the_clip_and_each_word_window(tmp_pa
     cohort = ["alexa", "computer", "jarvis", "snowboy", "hello", "world", "music", "mirror"]
     model = tiny_model_file(tmp_path / "final.pt", cohort=cohort)
     write_clips(tmp_path)
-    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--enrol", "none",
                            "--phrase-score", "words", "--floor-db", "none", "--out-dir",
                            str(tmp_path / "both"), "--score-norm", "tnorm",
                            "--cohort-size", "4"]) == 0
@@ -268,7 +268,7 @@ def test_words_onnx_gives_the_slow_loops_scores_in_two_processes(tmp_path):
     model = tiny_model_file(tmp_path / "final.pt")
     write_clips(tmp_path)
     export_onnx(model, tmp_path / "onnx")
-    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+    assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--enrol", "none",
                            "--out-dir", str(tmp_path / "words"), "--phrase-score", "words",
                            "--words-onnx", str(tmp_path / "onnx"), "--jobs", "2",
                            "--floor-db", "none"]) == 0

@@ -34,7 +34,9 @@ def wavs(tmp_path, n=3):
 
 def test_tsv_and_ctm_hold_the_spotters_detections(tiny_model, tmp_path):
     files = wavs(tmp_path, 2)
-    sp = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0).enroll(KW.split(","))
+    # detect enrols by text and TTS voices by default (pyadml.score.enrol.DETECT_ENROL)
+    sp = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0,
+                             enrol="tts").enroll(KW.split(","))
     want = [(str(f), d) for f in files for d in sp.detect(f)]
     assert want
     tsv, ctm = tmp_path / "d.tsv", tmp_path / "d.ctm"

@@ -2,7 +2,7 @@
 # Score a model on the real-speech wake-word development set (six keywords, crowd-sourced
 # recordings; the protocol of its README: every clip against all six keywords, AP, EER, AUC,
 # top-1). For measuring only: it never trains anything.
-#   local/score_wakeword_dev.sh [--vad true] [--floor-db DB] [--score-norm tnorm] [--phrase-score words] [--words-onnx DIR --jobs N] <exp-dir> [<wakeword_dev dir>]
+#   local/score_wakeword_dev.sh [--vad true] [--floor-db DB] [--score-norm tnorm] [--phrase-score words] [--enrol tts] [--words-onnx DIR --jobs N] <exp-dir> [<wakeword_dev dir>]
 #   local/score_wakeword_dev.sh [--words-onnx DIR --jobs N] --variant "" --variant "--vad true" ... <exp-dir> [<dir>]
 # The set is looked for beside the toolkit (../shared/data/wakeword_dev from its root).
 # --vad true: clips cut to their speech first (energy rule of pyadml.score.vad: frames within
@@ -19,14 +19,18 @@
 # --phrase-score words: the two-word keywords also scored word by word (pyadml.score.phrase),
 # results in .../wakeword_dev_words (or wakeword_dev_vad_words). Without it, --phrase-score clip
 # (the clip cosine), though score_clips alone scores a user's phrases word by word as well.
-# The options combine, in the order VAD, floor, T-norm, words (with T-norm each word's window
-# cosines are T-normed too, pyadml.score.phrase): --vad true --score-norm tnorm
+# --enrol tts: each keyword (and a phrase's word) also spoken by TTS voices, its query mixing
+# their acoustic embeddings with its text's (pyadml.score.enrol), results in .../_enrol. Without
+# it, --enrol none (the text alone), though score_clips alone enrols a user's keywords so.
+# The options combine, in the order VAD, floor, T-norm, words, enrolment (with T-norm each
+# word's window cosines are T-normed too, pyadml.score.phrase): --vad true --score-norm tnorm
 # --phrase-score words gives .../wakeword_dev_vad_tnorm_words, and with --floor-db 50
-# .../wakeword_dev_vad_floor50_tnorm_words.
+# .../wakeword_dev_vad_floor50_tnorm_words; --floor-db 50 --score-norm tnorm --phrase-score
+# words --enrol tts, what score_clips gives a user's recordings, .../wakeword_dev_floor50_tnorm_words_enrol.
 # --words-onnx DIR --jobs N: the words' windows through that ONNX export of the model
 # (python -m pyadml.bin.export_onnx) in N processes; the same scores to float rounding.
 # --variant "OPTS" (repeatable): score once per variant, each with its own options (any of the
-# four above, "" for the clips as recorded) and its own results directory, all in one Python
+# five above, "" for the clips as recorded) and its own results directory, all in one Python
 # process (pyadml.bin.score_clips --run: one start of torch instead of one per variant).
 set -euo pipefail
 words_onnx=
@@ -35,14 +39,14 @@ variants=()
 given=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --vad|--floor-db|--score-norm|--phrase-score) given+=("$1" "${2?$1 needs a value}"); shift 2 ;;
+    --vad|--floor-db|--score-norm|--phrase-score|--enrol) given+=("$1" "${2?$1 needs a value}"); shift 2 ;;
     --words-onnx) words_onnx=${2:?--words-onnx needs a directory}; shift 2 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
     --variant) variants+=("${2?--variant needs its options, "" for none}"); shift 2 ;;
     *) break ;;
   esac
 done
-usage="Usage: $0 [--vad true|false] [--floor-db DB] [--score-norm none|tnorm] [--phrase-score clip|words] [--words-onnx DIR --jobs N] [--variant OPTS]... <exp-dir> [<wakeword_dev dir>]"
+usage="Usage: $0 [--vad true|false] [--floor-db DB] [--score-norm none|tnorm] [--phrase-score clip|words] [--enrol none|tts] [--words-onnx DIR --jobs N] [--variant OPTS]... <exp-dir> [<wakeword_dev dir>]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 1; }
 if [ ${#variants[@]} -eq 0 ]; then
   variants=("${given[*]}")
@@ -58,8 +62,8 @@ fi
 
 # One variant's options -> its results directory in $out and score_clips options in $opts.
 variant() {
-  local vad=false floor_db= norm=none phrase=clip
-  local -; set -f   # the four options take simple values: word splitting (no globbing) is the parse
+  local vad=false floor_db= norm=none phrase=clip enrol=none
+  local -; set -f   # the five options take simple values: word splitting (no globbing) is the parse
   set -- $1
   while [ $# -gt 0 ]; do
     case $1 in
@@ -67,7 +71,8 @@ variant() {
       --floor-db) floor_db=${2:?--floor-db needs a number of dB}; shift 2 ;;
       --score-norm) norm=${2:?--score-norm needs none or tnorm}; shift 2 ;;
       --phrase-score) phrase=${2:?--phrase-score needs clip or words}; shift 2 ;;
-      *) echo "$0: unknown scoring option '$1' (expected --vad, --floor-db, --score-norm or --phrase-score)" >&2; return 1 ;;
+      --enrol) enrol=${2:?--enrol needs none or tts}; shift 2 ;;
+      *) echo "$0: unknown scoring option '$1' (expected --vad, --floor-db, --score-norm, --phrase-score or --enrol)" >&2; return 1 ;;
     esac
   done
   out=$exp/results/wakeword_dev
@@ -94,6 +99,11 @@ variant() {
     words) out=${out}_words; opts+=(--phrase-score words ${words_onnx:+--words-onnx "$words_onnx" --jobs "$jobs"}) ;;
     clip) opts+=(--phrase-score clip) ;;
     *) echo "$0: --phrase-score must be clip or words, got '$phrase'" >&2; return 1 ;;
+  esac
+  case $enrol in
+    tts) out=${out}_enrol; opts+=(--enrol tts) ;;
+    none) opts+=(--enrol none) ;;
+    *) echo "$0: --enrol must be none or tts, got '$enrol'" >&2; return 1 ;;
   esac
 }
 

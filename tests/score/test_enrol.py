@@ -1,0 +1,178 @@
+"""TTS enrolment (pyadml.score.enrol): the query formula on a hand-worked example, the voices'
+failures, and the scoring paths (score_pairs, stage 8's score, the spotter) against it."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyadml.score import enrol as E
+from pyadml.synth.voices import engine_available
+
+from test_score import tiny_model_file, write_noise
+
+needs_tts = pytest.mark.skipif(not engine_available(), reason="espeak-ng/flite/festival missing")
+ESPEAK = "espeak:en-us+m1,espeak:en-gb+f1"
+
+
+def fake_enrolment(monkeypatch, spoken, weight=0.5, voices="espeak:en-us+m1,espeak:en-gb+f1"):
+    """An Enrolment whose 'features' are the voice's index and 'embeddings' a table: voice v
+    saying text t embeds as spoken[(v, t)]; a missing entry is a text the voice cannot speak."""
+    names = voices.split(",")
+    calls = []
+
+    def synthesize(voice, texts, on_failure="raise"):
+        v = f"{voice.engine}:{voice.name}"
+        calls.append((v, list(texts)))
+        return [np.full(1600, names.index(v) + 1.0, np.float32) if (v, t) in spoken else None
+                for t in texts]
+
+    monkeypatch.setattr("pyadml.synth.voices.synthesize", synthesize)
+    monkeypatch.setattr("pyadml.synth.voices.check_engines", lambda voices: None)
+    table = {}
+
+    def features(audio):
+        return np.array([np.abs(audio).max()])  # the clip's voice index (the dither is 1e-4)
+
+    def embed(feats):
+        return np.stack([table[int(round(float(f[0])))] for f in feats])
+
+    enr = E.Enrolment(embed, features, voices, weight)
+
+    def load(text_of_voice):
+        table.clear()
+        table.update(text_of_voice)
+    return enr, load, calls
+
+
+def test_query_is_the_unit_mix_of_the_text_and_the_voices_centroid(monkeypatch):
+    # Hand-worked: t = (2, 0); the two voices embed "go" as (0, 3) and (0, 1), each made unit
+    # first, so c = (0, 1); w = 0.5 gives q = unit(0.5 * (1, 0) + 0.5 * (0, 1)) = (0.7071, 0.7071).
+    enr, load, _ = fake_enrolment(monkeypatch, {("espeak:en-us+m1", "go"), ("espeak:en-gb+f1", "go")})
+    load({1: np.array([0.0, 3.0]), 2: np.array([0.0, 1.0])})
+    q = enr.queries({"go": np.array([2.0, 0.0])})["go"]
+    np.testing.assert_allclose(q, [0.70710678, 0.70710678], atol=1e-6)
+    # w = 0.25 with the voices at (3, 4)/5 and (0, 1): c = unit((0.6, 1.8)) = (0.3162, 0.9487);
+    # q = unit(0.75 * (1, 0) + 0.25 * c) = unit((0.8291, 0.2372)).
+    enr, load, _ = fake_enrolment(monkeypatch, {("espeak:en-us+m1", "go"), ("espeak:en-gb+f1", "go")},
+                                  weight=0.25)
+    load({1: np.array([3.0, 4.0]), 2: np.array([0.0, 7.0])})
+    q = enr.queries({"go": np.array([5.0, 0.0])})["go"]
+    want = np.array([0.75 + 0.25 * 0.31622777, 0.25 * 0.9486833])
+    np.testing.assert_allclose(q, want / np.linalg.norm(want), atol=1e-6)
+
+
+def test_a_text_no_voice_speaks_keeps_its_text_and_is_counted(monkeypatch):
+    enr, load, calls = fake_enrolment(monkeypatch, {("espeak:en-us+m1", "go")})
+    load({1: np.array([0.0, 1.0])})
+    q = enr.queries({"go": np.array([1.0, 0.0]), "xq": np.array([0.0, 5.0])})
+    np.testing.assert_allclose(q["xq"], [0.0, 5.0])          # text embedding unchanged
+    np.testing.assert_allclose(q["go"], [0.70710678, 0.70710678], atol=1e-6)  # one voice only
+    assert enr.text_only == {"xq"}
+    # Each text is spoken once per voice, whatever is asked after it.
+    enr.queries({"go": np.array([1.0, 0.0])})
+    assert calls == [("espeak:en-us+m1", ["go", "xq"]), ("espeak:en-gb+f1", ["go", "xq"])]
+
+
+def test_bad_voices_and_weights_are_refused_by_name():
+    with pytest.raises(E.EnrolError, match="enrolment voice 'espeak'"):
+        E.parse_voices("espeak")
+    with pytest.raises(E.EnrolError, match="no enrolment voices"):
+        E.parse_voices(" , ")
+    with pytest.raises(E.EnrolError, match=r"weight must be in \(0, 1\], got 1.5"):
+        E.check_weight(1.5)
+    with pytest.raises(E.EnrolError, match="one of"):
+        E.model_enrol("cosine", "audio")
+    with pytest.raises(E.EnrolError, match="detector head"):
+        E.model_enrol("phonmatchnet", "tts")
+    assert E.model_enrol("phonmatchnet", None, "tts") == "none"
+
+
+@needs_tts
+def test_a_missing_voice_names_itself_and_the_way_out():
+    with pytest.raises(E.EnrolError, match=r"flite has no voice.*nosuchvoice.*--enrol none"):
+        E.Enrolment(lambda f: None, lambda a: a, "flite:nosuchvoice")
+
+
+@needs_tts
+def test_score_pairs_with_tts_is_the_cosine_with_the_query(tmp_path):
+    """score_pairs --enrol tts against the query built here from the model's own pieces."""
+    from pyadml.models.export import load_model
+    from pyadml.score.embed import embed_texts
+    from pyadml.score.pairs import features_for, score_pairs_file
+    from pyadml.data.features import fbank_extractor, fbank_options
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    wavs = [write_noise(tmp_path / f"{i}.wav", 0.8, seed=i) for i in range(2)]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("".join(f"{w}\t{k}\n" for w in wavs for k in ("water", "hello")))
+    res = score_pairs_file(model, pairs, tmp_path / "out.tsv", norm="none", phrase="clip",
+                           floor_db="none", enrol="tts", enrol_voices=ESPEAK)
+    assert res.enrol == "tts" and res.text_only == []
+    loaded = load_model(model)
+    text = embed_texts(loaded.model, ["water", "hello"], loaded.tokenizer)
+    enr = E.torch_enrolment(loaded, ESPEAK, 0.5, None)
+    q = enr.queries(text)
+    ext = fbank_extractor(fbank_options(loaded.features))
+    from pyadml.score.embed import embed_features
+    a = embed_features(loaded.model, [features_for(w, ext, 16000, True) for w in wavs])
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    want = [float(a[i] @ q[k]) for i in range(2) for k in ("water", "hello")]
+    np.testing.assert_allclose(res.scores, want, atol=1e-5)
+    # and the text alone differs: the voices moved the query
+    plain = score_pairs_file(model, pairs, tmp_path / "out2.tsv", norm="none", phrase="clip",
+                             floor_db="none", enrol="none")
+    assert np.max(np.abs(plain.scores - res.scores)) > 1e-3
+
+
+@needs_tts
+def test_the_spotter_enrols_as_score_pairs_does(tmp_path):
+    """KeywordSpotter(enrol='tts').score of a clip equals score_pairs --enrol tts of the same clip
+    to the fbank implementations' difference (kaldi-native-fbank against lhotse)."""
+    from pyadml.score.pairs import score_pairs_file
+    from pyadml.spot import KeywordSpotter
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    wav = write_noise(tmp_path / "a.wav", 1.0, seed=3)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"{wav}\twater\n{wav}\ttable\n")
+    res = score_pairs_file(model, pairs, tmp_path / "out.tsv", norm="none", phrase="clip",
+                           floor_db="none", enrol="tts", enrol_voices=ESPEAK)
+    sp = KeywordSpotter.load(model, enrol="tts", enrol_voices=ESPEAK).enroll(["water", "table"])
+    got = sp.score(str(wav))
+    np.testing.assert_allclose([got["water"], got["table"]], res.scores, atol=5e-3)
+    plain = KeywordSpotter.load(model).enroll(["water", "table"]).score(str(wav))
+    assert abs(plain["water"] - got["water"]) > 1e-3
+
+
+@needs_tts
+def test_the_users_commands_enrol_by_tts_by_default_and_say_so(tmp_path, capsys):
+    import json
+
+    from pyadml.bin import score_clips, score_pairs
+
+    model = tiny_model_file(tmp_path / "final.pt")
+    wavs = [write_noise(tmp_path / f"{i}.wav", 0.6, seed=i) for i in range(2)]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(f"{wavs[0]}\twater\n{wavs[1]}\tHello!\n")
+
+    def scores(name, *opts):
+        assert score_pairs.main(["--model", str(model), "--pairs", str(pairs),
+                                 "--out", str(tmp_path / name), *opts]) == 0
+        return [float(r.split("\t")[-1]) for r in (tmp_path / name).read_text().splitlines()]
+
+    default = scores("default.tsv")
+    assert "keywords enrolled by their text and by TTS voices" in capsys.readouterr().out
+    assert default == scores("tts.tsv", "--enrol", "tts")
+    assert default != scores("none.tsv", "--enrol", "none")
+    assert "keywords enrolled by their text alone" in capsys.readouterr().out
+    # "Hello!" is spoken as its normalised words, as its phones are: the same query as "hello"
+    pairs.write_text(f"{wavs[1]}\thello\n")
+    assert scores("hello.tsv")[0] == pytest.approx(default[1], abs=1e-6)
+    (tmp_path / "clips.tsv").write_text("0.wav\twater\n1.wav\thello\n")
+    assert score_clips.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                             "--out-dir", str(tmp_path / "c")]) == 0
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["enrol"] == "tts"
+    assert score_pairs.main(["--model", str(model), "--pairs", str(pairs), "--out",
+                             str(tmp_path / "x.tsv"), "--enrol-voices", "flite:nosuchvoice"]) == 1
+    assert "flite has no voice" in capsys.readouterr().err and not (tmp_path / "x.tsv").exists()
