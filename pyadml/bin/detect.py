@@ -66,7 +66,7 @@ def main(argv=None) -> int:
                                       refractory=args.refractory, scan_step=args.scan_step,
                                       cohort=args.cohort, window_scale=args.window_scale,
                                       floor_db=args.floor_db,
-                                      enrol=args.enrol or DETECT_ENROL,
+                                      enrol=args.enrol,
                                       enrol_voices=args.enrol_voices,
                                       enrol_weight=args.enrol_weight)
         spotter.enroll(keywords)

@@ -514,7 +514,7 @@ def main(argv=None) -> int:
                  args.wakeword_dev, args.backend, args.synth_reps, set_name=args.set,
                  cohort=args.cohort, cohort_top=args.cohort_top, hop=args.hop,
                  refractory=args.refractory, window_scale=args.window_scale, jobs=args.jobs,
-                 floor_db=args.floor_db, enrol=args.enrol or DETECT_ENROL, enrol_voices=args.enrol_voices,
+                 floor_db=args.floor_db, enrol=args.enrol, enrol_voices=args.enrol_voices,
                  enrol_weight=args.enrol_weight)
     except (SpotError, SetNotFound, PairsError) as e:
         print(f"eval_continuous: {e}", file=sys.stderr)

@@ -304,7 +304,8 @@ class KeywordSpotter:
                  seconds_per_phone: float | None = None, edge_seconds: float | None = None,
                  window_scale: float | None = None, scan_step: int = 1, margin: float = 0.15,
                  cohort: int = 0, cohort_top: int = 20, floor_db: float | None = None,
-                 enrol: str = "none", enrol_voices=None, enrol_weight: float | None = None):
+                 enrol: str | None = "none", enrol_voices=None,
+                 enrol_weight: float | None = None):
         self.backend = backend
         try:
             self.floor_db = model_floor_db(backend.features, floor_db)
@@ -351,13 +352,16 @@ class KeywordSpotter:
         self._text_emb: dict[str, np.ndarray] = {}
         self.enrolment = self._enrolment(enrol, enrol_voices, enrol_weight)
 
-    def _enrolment(self, enrol: str, voices, weight):
+    def _enrolment(self, enrol: str | None, voices, weight):
         """TTS enrolment (pyadml.score.enrol): each keyword's query mixes its text embedding
-        with its synthesised clips' embeddings, computed as ``score`` computes a clip's."""
-        from pyadml.score.enrol import ENROL_WEIGHT, EnrolError, Enrolment, model_enrol
+        with its synthesised clips' embeddings, computed as ``score`` computes a clip's.
+        ``enrol`` None: detect's default (DETECT_ENROL) where the model allows it."""
+        from pyadml.score.enrol import (DETECT_ENROL, ENROL_WEIGHT, EnrolError, Enrolment,
+                                        model_enrol)
 
         try:
-            if model_enrol(getattr(self.backend, "scorer", "cosine"), enrol) == "none":
+            scorer = getattr(self.backend, "scorer", "cosine")
+            if model_enrol(scorer, enrol, DETECT_ENROL) == "none":
                 return None
             if self.rate != 16000:
                 raise EnrolError(f"TTS enrolment speaks at 16 kHz; this model's features are "

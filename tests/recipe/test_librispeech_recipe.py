@@ -108,14 +108,16 @@ def test_stage8_scores_tnorm_and_the_real_recordings(recipe):
         normed = (exp / "results_tnorm" / name / "scores.tsv").read_text().splitlines()
         assert len(clip) == len(normed) and clip != normed
     assert "adaptive T-norm" in out and "tiny, T-norm" in (recipe / "RESULTS.md").read_text()
-    rows = (("wakeword_dev", None, "none", "clip"),
-            ("wakeword_dev_floor50_tnorm_words", 50.0, "tnorm", "words"))
-    for name, floor, norm, phrase in rows:
+    rows = (("wakeword_dev", None, "none", "clip", "none"),
+            ("wakeword_dev_floor50_tnorm_words", 50.0, "tnorm", "words", "none"),
+            ("wakeword_dev_floor50_tnorm_words_enrol", 50.0, "tnorm", "words", "tts"))
+    for name, floor, norm, phrase, enrol in rows:
         m = json.loads((exp / "results" / name / "metrics.json").read_text())
         assert m["clips"] == 6 and sorted(m["keywords"]) == KEYWORDS
-        assert (m["floor_db"], m["score_norm"], m["phrase_score"]) == (floor, norm, phrase)
+        assert (m["floor_db"], m["score_norm"], m["phrase_score"], m["enrol"]) == (floor, norm, phrase, enrol)
     assert "Real recordings" in out and "6 clips x 6 keywords" in out
-    assert "the words (score_pairs' and score_clips' default)" in out
+    assert "TTS enrolment (score_pairs' and score_clips' default)" in out
+    assert (exp / "results_enrol" / "metrics.json").is_file()
     # the words' windows went through the ONNX export of this final.pt (its parity printed)
     assert "onnxruntime vs torch max abs diff" in (exp / "log/export_onnx.log").read_text()
     assert not (exp / "results/wakeword_dev_vad").exists()

@@ -171,24 +171,33 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     assert ww_words["clips"] == 6
     # the level-relative floor (pyadml.score.floor), alone, with T-norm, and with T-norm and the
     # words (score_clips' default)
-    for name, norm, phrase in (("wakeword_dev_floor50", "none", "clip"),
-                               ("wakeword_dev_floor50_tnorm", "tnorm", "clip"),
-                               ("wakeword_dev_floor50_tnorm_words", "tnorm", "words")):
+    for name, norm, phrase, enrol in (("wakeword_dev_floor50", "none", "clip", "none"),
+                                      ("wakeword_dev_floor50_tnorm", "tnorm", "clip", "none"),
+                                      ("wakeword_dev_floor50_tnorm_words", "tnorm", "words", "none"),
+                                      ("wakeword_dev_floor50_tnorm_words_enrol", "tnorm", "words",
+                                       "tts")):
         floored = json.loads((exp / "results" / name / "metrics.json").read_text())
         assert floored["clips"] == 6 and floored["floor_db"] == 50.0
         assert floored["score_norm"] == norm and floored["phrase_score"] == phrase
+        assert floored["enrol"] == enrol
     # the rows without --floor-db, --score-norm or --phrase-score have none of them, though
     # score_clips alone floors, scores the words of and T-norms a user's clips
     for m in (ww, vad):
         assert m["floor_db"] is None and m["score_norm"] == "none" and m["phrase_score"] == "clip"
+        assert m["enrol"] == "none"
     assert ww_words["phrase_score"] == "words"
     assert "(--floor-db 50 --score-norm tnorm)" in out
-    assert "the words (score_pairs' and score_clips' default)" in out
+    assert "TTS enrolment (score_pairs' and score_clips' default)" in out
+    # the test sets with TTS enrolment beside the cosine (steps/score_sets.sh --enrol true)
+    enrolled = json.loads((exp / "results_enrol" / "metrics.json").read_text())["sets"]
+    assert set(enrolled) == set(json.loads((exp / "results" / "metrics.json").read_text())["sets"])
+    assert "tiny, TTS enrolment" in (recipe / "RESULTS.md").read_text()
     # the words' windows went through the ONNX export of this final.pt (its parity printed)
     assert "onnxruntime vs torch max abs diff" in (exp / "log" / "export_onnx.log").read_text()
     assert "--words-onnx" in (recipe / "RESULTS.md").read_text()
     cont = json.loads((exp / "continuous" / "metrics.json").read_text())
     assert set(cont["sets"]) == {"synth", "real"}
+    assert cont["enrol"] == "tts"  # detect's default
     assert cont["sets"]["real"]["occurrences"] == 6
     assert cont["real_clips"]["clips"] == 6 and cont["real_clips"]["trials"] == 36
     # Every held-out voice says every keyword twice (pyadml.spot.evaluate, synth_reps 2).
@@ -206,7 +215,7 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     # Stage 8 scored the real recordings in the background, beside the test sets: their lines
     # follow the test sets' in its log.
     real = (exp / "log" / "score_wakeword_dev.log").read_text()
-    assert real.count("score_clips: 6 clips x 6 keywords") == 7
+    assert real.count("score_clips: 6 clips x 6 keywords") == 8
     log = (exp / "log" / "stage8_score.log").read_text()
     assert log.index("'tiny, phrase words' of RESULTS.md") < log.index("score_clips: 6 clips")
 

@@ -151,7 +151,7 @@ def test_score_clips_warp_scores_the_warped_features(tmp_path, capsys):
     lines = write_clips(tmp_path)
     assert clips_cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
                            "--out-dir", str(tmp_path / "out"), "--warp", "0.85",
-                           "--floor-db", "none", "--phrase-score", "clip"]) == 0
+                           "--floor-db", "none", "--phrase-score", "clip", "--enrol", "none"]) == 0
     loaded = load_model(model)
     ext = fbank_extractor({k: v for k, v in loaded.features.items() if k != "mean_norm"})
     rows = [r.split("\t") for r in (tmp_path / "out" / "scores.tsv").read_text().splitlines()]
