@@ -127,21 +127,22 @@ class Enrolment:
 
         todo = [t for t in texts if t not in self._centroids]
         if todo:
-            feats: dict[str, list[np.ndarray]] = {t: [] for t in todo}
+            owner, feats = [], []  # every clip of every text, embedded in one call
             for v in self.voices:
                 try:
                     clips = synthesize(Voice.parse(v), todo, on_failure="drop")
                 except SynthesisError as e:
                     raise EnrolError(f"TTS enrolment: voice {v}: {e}") from None
-                for t, a in zip(todo, clips):
+                for i, (t, a) in enumerate(zip(todo, clips)):
                     if a is not None:
-                        feats[t].append(self.features(self.clip(a, t, v)))
-            for t in todo:
-                if not feats[t]:
-                    self._centroids[t] = None
-                    continue
-                emb = _unit(self.embed_audio(feats[t]))
-                self._centroids[t] = _unit(emb.mean(axis=0)).astype(np.float32)
+                        owner.append(i)
+                        feats.append(self.features(self.clip(a, t, v)))
+            emb = _unit(self.embed_audio(feats)) if feats else np.zeros((0, 1))
+            owner = np.asarray(owner, dtype=np.int64)
+            for i, t in enumerate(todo):
+                mine = emb[owner == i]
+                self._centroids[t] = (_unit(mine.mean(axis=0)).astype(np.float32) if len(mine)
+                                      else None)
         return {t: self._centroids[t] for t in texts}
 
     def queries(self, text_emb: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -372,11 +372,17 @@ class KeywordSpotter:
                 return (f - f.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
 
             def embed(feats: list) -> np.ndarray:
-                lens = np.array([f.shape[0] for f in feats], np.int64)
-                x = np.zeros((len(feats), int(lens.max()), feats[0].shape[1]), np.float32)
-                for i, f in enumerate(feats):
-                    x[i, : f.shape[0]] = f
-                return np.asarray(self.backend.embed_audio(x, lens), np.float32)
+                # batches of similar lengths, as pyadml.score.embed.embed_features
+                order = np.argsort([f.shape[0] for f in feats], kind="stable")
+                out = np.zeros((len(feats), self.backend.embed_dim), np.float32)
+                for start in range(0, len(order), self.batch_size):
+                    idx = order[start : start + self.batch_size]
+                    lens = np.array([feats[i].shape[0] for i in idx], np.int64)
+                    x = np.zeros((len(idx), int(lens.max()), feats[0].shape[1]), np.float32)
+                    for row, i in enumerate(idx):
+                        x[row, : lens[row]] = feats[i]
+                    out[idx] = self.backend.embed_audio(x, lens)
+                return out
 
             return Enrolment(embed, features, voices, ENROL_WEIGHT if weight is None else weight,
                              spoken=lambda text: " ".join(self.tokenizer.words(text)))
