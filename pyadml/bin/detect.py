@@ -24,7 +24,9 @@ def main(argv=None) -> int:
                    help="default: onnx for a directory, torch for a file")
     p.add_argument("--keywords", help="comma-separated keyword texts")
     p.add_argument("--keywords-file", help="one keyword text per line")
-    p.add_argument("--threshold", help="cosine threshold, or per keyword: 'computer=0.6,alexa=0.5'")
+    p.add_argument("--threshold", help="cosine threshold, or per keyword: 'computer=0.6,alexa=0.5' "
+                   "(default 0.57 with TTS enrolment, 0.5 with --enrol none: about 1 false alarm "
+                   "per hour on stage 9's streams)")
     p.add_argument("--format", choices=("tsv", "ctm"), default="tsv")
     p.add_argument("--out", help="output file (default: stdout)")
     p.add_argument("--wav-scp", help="Kaldi wav.scp: '<utt-id> <path>' or '<utt-id> <command> |' lines")

@@ -143,6 +143,12 @@ def test_the_spotter_enrols_as_score_pairs_does(tmp_path):
     np.testing.assert_allclose([got["water"], got["table"]], res.scores, atol=5e-3)
     plain = KeywordSpotter.load(model).enroll(["water", "table"]).score(str(wav))
     assert abs(plain["water"] - got["water"]) > 1e-3
+    # each enrolment has its own default operating point; a given threshold is kept
+    from pyadml.spot.spotter import DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_TTS
+    assert sp.default_threshold == DEFAULT_THRESHOLD_TTS != DEFAULT_THRESHOLD
+    assert KeywordSpotter.load(model).default_threshold == DEFAULT_THRESHOLD
+    assert KeywordSpotter.load(model, enrol="tts", enrol_voices=ESPEAK,
+                               threshold=0.3).default_threshold == 0.3
 
 
 @needs_tts
