@@ -7,7 +7,8 @@ each file's features are floored 50 dB below its loudest value first (pyadml.sco
 order (pyadml.score.phrase; ``--phrase-score clip``: the clip cosine alone), and its scores are
 adaptive-T-normed with its training keywords as cohort (pyadml.score.norm; ``--score-norm
 none``: the cosines). Each keyword is enrolled by its text and by TTS voices speaking it
-(pyadml.score.enrol; ``--enrol none``: the text alone). Any bad line is an error that names it, and then nothing is written.
+(pyadml.score.enrol; ``--enrol none``: the text alone). Any bad line is an error that names it,
+and then nothing is written.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def main(argv=None) -> int:
                              "--words-onnx DIR --jobs N: the windows through an ONNX export)"
                              if res.phrase == "words"
                              else "the clip cosine alone, for multi-word keywords too"))
-    print("score_pairs: " + (f"keywords enrolled by their text and by TTS voices "
-                             f"(--enrol none: the text alone)" if res.enrol == "tts"
+    print("score_pairs: " + ("keywords enrolled by their text and by TTS voices "
+                             "(--enrol none: the text alone)" if res.enrol == "tts"
                              else "keywords enrolled by their text alone"))
     if res.text_only:
         print(f"score_pairs: no enrolment voice could speak {len(res.text_only)} keyword(s), "

@@ -111,7 +111,7 @@ class PairScores:
     cohort_size: int = 0      # T-norm's K (0 without it)
     phrase: str = "clip"      # the phrase score: clip, or words (pyadml.score.phrase)
     enrol: str = "none"       # keyword enrolment: none (text), or tts (pyadml.score.enrol)
-    text_only: list = None    # with tts: texts no enrolment voice could speak
+    text_only: list[str] | None = None  # with tts: texts no enrolment voice could speak
 
     def summary(self) -> list[str]:
         """AP, EER and AUC lines when the pairs carry labels of both classes."""

@@ -373,10 +373,6 @@ class KeywordSpotter:
                 raise EnrolError(f"TTS enrolment speaks at 16 kHz; this model's features are "
                                  f"at {self.rate} Hz")
 
-            def features(audio: np.ndarray) -> np.ndarray:
-                f = floor_features(compute_fbank(audio, self.backend.features), self.floor_db)
-                return (f - f.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
-
             def embed(feats: list) -> np.ndarray:
                 # batches of similar lengths, as pyadml.score.embed.embed_features
                 order = np.argsort([f.shape[0] for f in feats], kind="stable")
@@ -390,7 +386,8 @@ class KeywordSpotter:
                     out[idx] = self.backend.embed_audio(x, lens)
                 return out
 
-            return Enrolment(embed, features, voices, ENROL_WEIGHT if weight is None else weight,
+            return Enrolment(embed, self._clip_features, voices,
+                             ENROL_WEIGHT if weight is None else weight,
                              spoken=lambda text: " ".join(self.tokenizer.words(text)))
         except EnrolError as e:
             raise SpotError(str(e)) from None
@@ -514,15 +511,19 @@ class KeywordSpotter:
     def _audio(self, audio: AudioInput) -> np.ndarray:
         return load_audio(audio, self.rate)
 
+    def _clip_features(self, audio: np.ndarray) -> np.ndarray:
+        """One clip's floored, mean-normalised fbank, as ``score`` (and TTS enrolment) embed it."""
+        feats = compute_fbank(audio, self.backend.features)
+        if feats.shape[0] == 0:
+            raise SpotError("audio is shorter than one feature frame; nothing to score")
+        feats = floor_features(feats, self.floor_db)
+        return (feats - feats.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
+
     def score(self, audio: AudioInput) -> dict[str, float]:
         """keyword -> cosine score of the whole clip (one embedding, as score_pairs scores)."""
         if not self.keywords:
             raise SpotError("no keywords enrolled: call enroll([...]) first")
-        feats = compute_fbank(self._audio(audio), self.backend.features)
-        if feats.shape[0] == 0:
-            raise SpotError("audio is shorter than one feature frame; nothing to score")
-        feats = floor_features(feats, self.floor_db)
-        x = (feats - feats.mean(axis=0, dtype=np.float64, keepdims=True)).astype(np.float32)
+        x = self._clip_features(self._audio(audio))
         if getattr(self.backend, "scorer", "cosine") != "cosine":
             p = self.backend.score_windows(x[None], np.array([x.shape[0]]),
                                            [self._text_emb[k] for k in self.keywords])[0]
