@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 TRAIN_WORDS = ["cat", "dog", "fish", "bird", "tree", "road", "lamp", "door"]
 
@@ -13,6 +14,20 @@ def pytest_collection_modifyitems(items):
     # The modules that run a whole recipe first (stable: the rest keep their order): with
     # utils/run_tests.sh's workers, the longest file then starts at once instead of last.
     items.sort(key=lambda item: item.get_closest_marker("recipe_run") is None)
+
+
+# torch's thread count as a fresh process has it, before any test changes it.
+FRESH_TORCH_THREADS = torch.get_num_threads()
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads():
+    """torch's thread count is the process's (KeywordSpotter.load(num_threads=1) sets it): put
+    it back after each test, so that a later test in the same worker computes as a fresh
+    process does, and as the subprocesses it compares with byte for byte do."""
+    yield
+    if torch.get_num_threads() != FRESH_TORCH_THREADS:
+        torch.set_num_threads(FRESH_TORCH_THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -395,7 +395,9 @@ class KeywordSpotter:
     @classmethod
     def load(cls, path: str | os.PathLike, backend: str | None = None,
              num_threads: int | None = None, **options) -> "KeywordSpotter":
-        """``final.pt`` (torch) or a directory written by pyadml.bin.export_onnx (onnx)."""
+        """``final.pt`` (torch) or a directory written by pyadml.bin.export_onnx (onnx).
+        ``num_threads``: the session's threads (onnx); with torch, torch.set_num_threads, which
+        is the whole process's."""
         return cls(open_backend(path, backend, num_threads), **options)
 
     @property
