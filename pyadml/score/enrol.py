@@ -41,6 +41,8 @@ CLIP_ENROL = "tts"
 # The enrolment of the keyword spotter (detect, stage 9; KeywordSpotter's own default is none).
 DETECT_ENROL = "tts"
 PAD_SECONDS = 0.1
+# Voices synthesised at once (each its own engine process).
+MAX_SPEAKERS = 8
 DITHER = 1.0e-4
 
 
@@ -124,16 +126,10 @@ class Enrolment:
         return {t: cents[s] for t, s in spoken.items()}
 
     def _spoken_centroids(self, texts: list[str]) -> dict[str, np.ndarray | None]:
-        from pyadml.synth.voices import SynthesisError, Voice, synthesize
-
         todo = [t for t in texts if t not in self._centroids]
         if todo:
             owner, feats = [], []  # every clip of every text, embedded in one call
-            for v in self.voices:
-                try:
-                    clips = synthesize(Voice.parse(v), todo, on_failure="drop")
-                except SynthesisError as e:
-                    raise EnrolError(f"TTS enrolment: voice {v}: {e}") from None
+            for v, clips in zip(self.voices, self._synthesize(todo)):
                 for i, (t, a) in enumerate(zip(todo, clips)):
                     if a is not None:
                         owner.append(i)
@@ -145,6 +141,28 @@ class Enrolment:
                 self._centroids[t] = (_unit(mine.mean(axis=0)).astype(np.float32) if len(mine)
                                       else None)
         return {t: self._centroids[t] for t in texts}
+
+    def _synthesize(self, texts: list[str]) -> list[list[np.ndarray | None]]:
+        """Each voice's clips of ``texts``, in voice order. The Debian engines run in their own
+        processes (pyadml.synth.voices), so their voices are spoken side by side and the system
+        shares the cores among them: their costs differ (flite's rms takes 4x an espeak voice),
+        and all at once keeps every core busy to the end. The neural engines, in this process,
+        speak one voice at a time."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from pyadml.synth.voices import NEURAL_ENGINES, SynthesisError, Voice, synthesize
+
+        def speak(v: str) -> list[np.ndarray | None]:
+            try:
+                return synthesize(Voice.parse(v), texts, on_failure="drop")
+            except SynthesisError as e:
+                raise EnrolError(f"TTS enrolment: voice {v}: {e}") from None
+
+        apart = [v for v in self.voices if Voice.parse(v).engine not in NEURAL_ENGINES]
+        with ThreadPoolExecutor(max(1, min(len(apart), MAX_SPEAKERS))) as pool:
+            pending = {v: pool.submit(speak, v) for v in apart}
+            here = {v: speak(v) for v in self.voices if v not in pending}
+            return [pending[v].result() if v in pending else here[v] for v in self.voices]
 
     def queries(self, text_emb: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """text -> q_k from its text embedding t_k (the keys of ``text_emb``)."""

@@ -71,7 +71,39 @@ def test_a_text_no_voice_speaks_keeps_its_text_and_is_counted(monkeypatch):
     assert enr.text_only == {"xq"}
     # Each text is spoken once per voice, whatever is asked after it.
     enr.queries({"go": np.array([1.0, 0.0])})
-    assert calls == [("espeak:en-us+m1", ["go", "xq"]), ("espeak:en-gb+f1", ["go", "xq"])]
+    assert sorted(calls) == [("espeak:en-gb+f1", ["go", "xq"]), ("espeak:en-us+m1", ["go", "xq"])]
+
+
+def test_the_voices_speak_at_once_and_keep_their_order(monkeypatch):
+    """The engines' voices are synthesised side by side (each is its own process): both are
+    inside synthesize together, or the barrier breaks; the clips come back in voice order
+    although the first voice finishes last; a voice that fails names itself."""
+    import threading
+
+    from pyadml.synth.voices import SynthesisError
+
+    enr, _, _ = fake_enrolment(monkeypatch, set())
+    both_in = threading.Barrier(2, timeout=30)
+    done = []
+
+    def synthesize(voice, texts, on_failure="raise"):
+        v = f"{voice.engine}:{voice.name}"
+        both_in.wait()
+        if v == "espeak:en-us+m1":
+            threading.Event().wait(0.2)  # finish after the other voice
+        done.append(v)
+        if "bad" in texts:
+            raise SynthesisError("engine crashed")
+        first = {"espeak:en-us+m1": 10.0, "espeak:en-gb+f1": 20.0}[v]
+        return [np.full(4, first + i, np.float32) for i in range(len(texts))]
+
+    monkeypatch.setattr("pyadml.synth.voices.synthesize", synthesize)
+    clips = enr._synthesize(["a", "b"])
+    assert done == ["espeak:en-gb+f1", "espeak:en-us+m1"]
+    assert [[float(c[0]) for c in v] for v in clips] == [[10.0, 11.0], [20.0, 21.0]]
+    both_in.reset()
+    with pytest.raises(E.EnrolError, match=r"voice espeak:en-(us\+m1|gb\+f1): engine crashed"):
+        enr._synthesize(["bad"])
 
 
 def test_bad_voices_and_weights_are_refused_by_name():
