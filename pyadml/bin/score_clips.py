@@ -82,6 +82,7 @@ def main(argv=None) -> int:
         except FloorError as e:
             print(f"score_clips: {'--run %d: ' % i if i else ''}{e}", file=sys.stderr)
             return 1
+    cache: dict = {}  # runs with the same front end share the words back-end's windows
     for r in runs:
         try:
             m = score_clips(args.model, args.clips, r.out_dir, args.batch_size, vad=r.vad,
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
                             default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM,
                             default_phrase=CLIP_PHRASE_SCORE, enrol=r.enrol,
                             default_enrol=CLIP_ENROL, enrol_voices=r.enrol_voices,
-                            enrol_weight=r.enrol_weight)
+                            enrol_weight=r.enrol_weight, cache=cache)
         except PairsError as e:
             where = f" ({r.out_dir})" if len(runs) > 1 else ""
             print(f"score_clips{where}: {e}", file=sys.stderr)

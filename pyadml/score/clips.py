@@ -42,11 +42,11 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
                 floor_db: float | str | None = None, default_floor_db: float | None = None,
                 default_norm: str = "none", default_phrase: str = "clip",
                 enrol: str | None = "none", default_enrol: str = "none", enrol_voices=None,
-                enrol_weight: float = ENROL_WEIGHT) -> dict:
+                enrol_weight: float = ENROL_WEIGHT, cache: dict | None = None) -> dict:
     """Metrics of every clip against every keyword; with ``out_dir``, its scores.tsv too.
     ``floor_db``, ``default_floor_db``, ``norm``, ``default_norm``, ``phrase``,
-    ``default_phrase``, ``enrol``, ``default_enrol``, ``enrol_voices``, ``enrol_weight``: as
-    score_pairs_file's."""
+    ``default_phrase``, ``enrol``, ``default_enrol``, ``enrol_voices``, ``enrol_weight``,
+    ``cache``: as score_pairs_file's."""
     clips = read_clips(clips_tsv)
     keywords = sorted({k for _, k in clips})
     if len(keywords) < 2:
@@ -62,7 +62,7 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
                                default_floor_db=default_floor_db, default_norm=default_norm,
                                default_phrase=default_phrase, enrol=enrol,
                                default_enrol=default_enrol, enrol_voices=enrol_voices,
-                               enrol_weight=enrol_weight)
+                               enrol_weight=enrol_weight, cache=cache)
     shape = (len(clips), len(keywords))
     return {"keywords": keywords, "floor_db": res.floor_db, "score_norm": res.norm,
             "cohort_size": res.cohort_size, "phrase_score": res.phrase, "enrol": res.enrol,

@@ -132,7 +132,8 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      default_floor_db: float | None = None,
                      default_norm: str = "none", default_phrase: str = "clip",
                      enrol: str | None = "none", default_enrol: str = "none",
-                     enrol_voices=None, enrol_weight: float = ENROL_WEIGHT) -> PairScores:
+                     enrol_voices=None, enrol_weight: float = ENROL_WEIGHT,
+                     cache: dict | None = None) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
@@ -146,7 +147,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     ``words_onnx``, ``jobs``: the words back-end's windows through that ONNX export.
     ``enrol="tts"``: keywords (and a phrase's words) enrolled by speech synthesis too
     (pyadml.score.enrol) with ``enrol_voices`` and ``enrol_weight``; None: ``default_enrol``
-    where the model allows it (the CLI's CLIP_ENROL), else none."""
+    where the model allows it (the CLI's CLIP_ENROL), else none. ``cache``: a dict kept between
+    calls that score the same files with the same model (score_clips' runs): the words
+    back-end's window embeddings are computed once per front end (VAD, warp, floor, ONNX)."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     if not warp > 0:
@@ -238,6 +241,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
         # with T-norm, the words' window cosines are T-normed one by one (pyadml.score.phrase)
         scores = fuse_words(loaded, scores, [t.cut_id for t in trials], [t.keyword for t in trials],
                             lambda c: feats[Path(c)], batch_size=batch_size,
+                            cache=None if cache is None else cache.setdefault(
+                                ("windows", str(model_path), vad, warp, floor_db, str(words_onnx)),
+                                {}),
                             onnx_dir=words_onnx, jobs=jobs, cohort=cohort, cohort_size=cohort_size,
                             enrolment=enrolment)
     write_lines_atomic(out_path, (f"{line}\t{s:.6f}" for (_, line, *_), s in zip(rows, scores)))

@@ -57,8 +57,20 @@ def test_a_clip_list_with_one_keyword_or_a_bad_line_is_refused(tmp_path, capsys)
     assert f"gone.tsv:2: no such audio file: {tmp_path / 'b.wav'}" in capsys.readouterr().err
 
 
-def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys):
-    """--run: the same files, scores and metrics as one command per back-end."""
+def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys, monkeypatch):
+    """--run: the same files, scores and metrics as one command per back-end; runs with the
+    same front end (here the default floor) embed the words' windows once between them."""
+    from pyadml.score import phrase
+
+    embedded = []
+    windows = phrase.clips_window_embeddings
+
+    def counted(model, feats_of, cut_ids, *args, **kwargs):
+        if cut_ids:
+            embedded.append(len(cut_ids))
+        return windows(model, feats_of, cut_ids, *args, **kwargs)
+
+    monkeypatch.setattr(phrase, "clips_window_embeddings", counted)
     model = tiny_model_file(tmp_path / "final.pt", cohort=["pocket", "silver", "market", "garden"])
     write_clips(tmp_path)
     base = ["--model", str(model), "--clips", str(tmp_path / "clips.tsv")]
@@ -67,10 +79,13 @@ def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys):
                 ["--score-norm", "tnorm", "--cohort-size", "2"]]
     for i, opts in enumerate(variants):
         assert cli.main(base + opts + ["--out-dir", str(tmp_path / f"one{i}")]) == 0
+    assert embedded == [6, 6, 6]
+    embedded.clear()
     runs = [f"{' '.join(opts)} --out-dir '{tmp_path}/all {i}'" for i, opts in enumerate(variants)]
     assert cli.main(base + ["--out-dir", str(tmp_path / "all 0")]
                     + [a for r in runs[1:] for a in ("--run", r)]) == 0
     assert capsys.readouterr().out.count("score_clips: 6 clips x 3 keywords") == 6
+    assert embedded == [6, 6]  # the first and third runs share the 50 dB floor's windows
     scores = []
     for i in range(3):
         for name in ("scores.tsv", "metrics.json"):
