@@ -144,20 +144,6 @@ def clips_window_embeddings(model, feats_of: Callable[[Any], np.ndarray], cut_id
     return out
 
 
-def _onnx_embed(backend, feats: list[np.ndarray], batch_size: int) -> np.ndarray:
-    """(N, d) embeddings of ``feats`` through an OnnxBackend, in batches of similar length."""
-    out = np.empty((len(feats), backend.embed_dim), dtype=np.float32)
-    order = np.argsort([f.shape[0] for f in feats], kind="stable")
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        lens = np.array([feats[i].shape[0] for i in idx], dtype=np.int64)
-        x = np.zeros((len(idx), int(lens.max()), feats[0].shape[1]), dtype=np.float32)
-        for row, i in enumerate(idx):
-            x[row, : lens[row]] = feats[i]
-        out[idx] = backend.embed_audio(x, lens)
-    return out
-
-
 _WORKER_BACKEND = None
 
 
@@ -170,11 +156,13 @@ def _onnx_worker_init(onnx_dir: str) -> None:
 
 def _onnx_chunk(items: list, mean_norm: bool, batch_size: int, backend=None) -> dict:
     """One chunk's windows through ``backend`` (default: this worker's)."""
+    from pyadml.spot.backend import embed_clips
+
     feats = dict(items)
     backend = backend or _WORKER_BACKEND
     return clips_window_embeddings(
         None, feats.__getitem__, list(feats), mean_norm=mean_norm,
-        embed=lambda wins: _onnx_embed(backend, wins, batch_size))
+        embed=lambda wins: embed_clips(backend, wins, batch_size))
 
 
 def onnx_window_embeddings(onnx_dir, feats_of: Callable[[Any], np.ndarray], cut_ids: Sequence,
@@ -188,12 +176,12 @@ def onnx_window_embeddings(onnx_dir, feats_of: Callable[[Any], np.ndarray], cut_
     The embeddings equal torch's to float rounding (the export's parity check)."""
     cut_ids = list(cut_ids)
     if jobs <= 1:
-        from pyadml.spot.backend import OnnxBackend
+        from pyadml.spot.backend import OnnxBackend, embed_clips
 
         backend = OnnxBackend(onnx_dir)  # this process's threads
         return clips_window_embeddings(None, feats_of, cut_ids, mean_norm=mean_norm,
                                        max_windows=max_windows,
-                                       embed=lambda wins: _onnx_embed(backend, wins, batch_size))
+                                       embed=lambda wins: embed_clips(backend, wins, batch_size))
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

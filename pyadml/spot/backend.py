@@ -29,6 +29,22 @@ def _pad_ids(ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     return x, lens
 
 
+def embed_clips(backend, feats: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+    """(N, d) utterance embeddings of (T_i, D) feature matrices through a backend's
+    ``embed_audio``, in input order; batches hold similar lengths, so little compute goes to
+    padding (as pyadml.score.embed.embed_features does with torch)."""
+    out = np.zeros((len(feats), backend.embed_dim), dtype=np.float32)
+    order = np.argsort([f.shape[0] for f in feats], kind="stable")
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        lens = np.array([feats[i].shape[0] for i in idx], dtype=np.int64)
+        x = np.zeros((len(idx), int(lens.max()), feats[0].shape[1]), dtype=np.float32)
+        for row, i in enumerate(idx):
+            x[row, : lens[row]] = feats[i]
+        out[idx] = backend.embed_audio(x, lens)
+    return out
+
+
 class TorchBackend:
     name = "torch"
 

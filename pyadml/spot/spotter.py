@@ -44,7 +44,7 @@ from pyadml.text import KeywordError
 
 from . import calibrate
 from .audio import AudioInput, SpotError, StreamResampler, file_blocks, load_audio, to_mono
-from .backend import open_backend
+from .backend import embed_clips, open_backend
 from .features import OnlineFeatures, compute_fbank, feature_options
 
 DEFAULT_THRESHOLD = 0.5
@@ -373,20 +373,8 @@ class KeywordSpotter:
                 raise EnrolError(f"TTS enrolment speaks at 16 kHz; this model's features are "
                                  f"at {self.rate} Hz")
 
-            def embed(feats: list) -> np.ndarray:
-                # batches of similar lengths, as pyadml.score.embed.embed_features
-                order = np.argsort([f.shape[0] for f in feats], kind="stable")
-                out = np.zeros((len(feats), self.backend.embed_dim), np.float32)
-                for start in range(0, len(order), self.batch_size):
-                    idx = order[start : start + self.batch_size]
-                    lens = np.array([feats[i].shape[0] for i in idx], np.int64)
-                    x = np.zeros((len(idx), int(lens.max()), feats[0].shape[1]), np.float32)
-                    for row, i in enumerate(idx):
-                        x[row, : lens[row]] = feats[i]
-                    out[idx] = self.backend.embed_audio(x, lens)
-                return out
-
-            return Enrolment(embed, self._clip_features, voices,
+            return Enrolment(lambda feats: embed_clips(self.backend, feats, self.batch_size),
+                             self._clip_features, voices,
                              ENROL_WEIGHT if weight is None else weight,
                              spoken=lambda text: " ".join(self.tokenizer.words(text)))
         except EnrolError as e:
