@@ -310,6 +310,10 @@ def build_wsj(cfg, vocab: Vocabulary, root: Path, final_root: Path, nj: int) -> 
 
 
 def _phrases(words: Sequence[str], n: int, count: int, rng: np.random.Generator) -> list[str]:
+    if count > len(words) ** n:
+        raise ValueError(f"libriphrase: {count} distinct {n}-word phrases asked for, but "
+                         f"{len(words)} words make only {len(words) ** n}; lower "
+                         f"anchors_per_class or pool")
     out: list[str] = []
     seen = set()
     while len(out) < count:
@@ -325,7 +329,9 @@ def plan_libriphrase(cfg, vocab: Vocabulary, lexicon: dict[str, list[str]], rng)
 
     Hard negatives are the nearest phrases by phoneme edit distance (stress removed, as
     LibriPhrase does) among a pool of random phrases plus the anchor with one word replaced by
-    one of its nearest words; ties are broken at random.
+    one of its nearest words; ties are broken at random. A negative never has the anchor's
+    phonemes ("two" / "too"): LibriPhrase keeps edit distances above 0 only, and no score of
+    audio against a pronunciation can tell such a pair apart.
     """
     import kaldialign
 
@@ -358,10 +364,15 @@ def plan_libriphrase(cfg, vocab: Vocabulary, lexicon: dict[str, list[str]], rng)
                     candidates.add(" ".join(parts[:i] + [o] + parts[i + 1 :]))
             candidates.discard(anchor)
             # Sorted: a set's order follows the per-process string hash, and the random tie-break
-            # must meet the candidates in the same order every run.
-            hard = min(sorted(candidates), key=lambda p: (dist(anchor, p), rng.random()))
+            # must meet the candidates in the same order every run. Every candidate draws its
+            # tie-break, homophones too, so that excluding them changes no other row's draw.
+            keyed = [(dist(anchor, p), rng.random(), p) for p in sorted(candidates)]
+            hard = min((k for k in keyed if k[0] > 0), default=(0, 0, None))[2]
+            if hard is None:
+                raise ValueError(f"libriphrase: no phrase of the pool differs from the anchor "
+                                 f"{anchor!r} in its phonemes; the vocabulary is too small")
             easy = pool[int(rng.integers(1, len(pool)))]
-            while easy == anchor or easy == hard:
+            while easy == hard or dist(anchor, easy) == 0:
                 easy = pool[int(rng.integers(len(pool)))]
             rows.append({"n": n, "anchor": anchor, "positive": anchor, "easy": easy, "hard": hard})
     return rows
