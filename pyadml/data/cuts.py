@@ -177,6 +177,35 @@ def is_span(cut) -> bool:
     return bool(sups) and bool((sups[0].custom or {}).get("span"))
 
 
+def homophone_classes(words, encode) -> dict[str, str]:
+    """Each word -> the first, in sorted order, of the words whose phone ids (``encode``) equal
+    its own: "for" and "four" become one keyword class. The text encoder cannot tell them apart,
+    so as two classes they would ask the audio side for a difference no query can use."""
+    first: dict[tuple, str] = {}
+    out = {}
+    for w in sorted(set(words)):
+        out[w] = first.setdefault(tuple(encode(w)), w)
+    return out
+
+
+def merge_homophones(cuts, encode) -> tuple[list, dict[str, str]]:
+    """The single-word cuts with each supervision's text replaced by its homophone class
+    (``homophone_classes``); span cuts unchanged. Returns (cuts, {word: class} for the merged
+    words only)."""
+    from lhotse.utils import fastcopy
+
+    cuts = list(cuts)
+    classes = homophone_classes((c.supervisions[0].text for c in cuts if not is_span(c)), encode)
+    merged = {w: k for w, k in classes.items() if w != k}
+    out = []
+    for c in cuts:
+        sup = c.supervisions[0]
+        if not is_span(c) and sup.text in merged:
+            c = fastcopy(c, supervisions=[fastcopy(sup, text=merged[sup.text]), *c.supervisions[1:]])
+        out.append(c)
+    return out, merged
+
+
 def span_candidates(supervisions: SupervisionSet, *, min_words: int = 2, max_words: int = 4,
                     max_duration: float = 2.5, max_gap: float = 0.5, max_word_duration: float = 2.0,
                     word_filter: WordFilter | None = None):

@@ -114,8 +114,11 @@ DEFAULTS: dict[str, Any] = {
     # neighbours: B >= 2 fills batches with runs of B keywords that are phonetic neighbours (a
     # keyword and B - 1 of its neighbour_pool nearest training words in phoneme edit distance,
     # pyadml.data.sampler); 0: keywords drawn at random.
+    # homophones: keep (each spelling its own keyword class, as in the paper) | merge (words
+    # with the same phone ids form one class: pyadml.data.cuts.homophone_classes).
     "batch": {"keywords": 250, "utts_per_keyword": 2, "few": "skip", "span_rows": 0,
-              "span_every": 0, "context_growth": 0.0, "neighbours": 0, "neighbour_pool": 8},
+              "span_every": 0, "context_growth": 0.0, "neighbours": 0, "neighbour_pool": 8,
+              "homophones": "keep"},
     "optim": {"lr": 1.0e-4, "weight_decay": 1.0e-5, "lr_step_epochs": 20, "lr_gamma": 0.5,
               # grad_clip: max gradient norm, null = none (the paper clips nothing);
               # grad_clip_scope: encoders (audio./text. parameters) | all (every parameter,

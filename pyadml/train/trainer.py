@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from pyadml.data.cuts import merge_homophones
 from pyadml.data.dataset import KeywordDataset, read_keyword_ids
 from pyadml.data.sampler import KeywordBatchSampler, keyword_neighbours
 from pyadml.data.span_sampler import SpanRowsSampler, split_spans
@@ -83,6 +84,13 @@ class Trainer:
             copy_experiment_inputs(d, self.exp, cfg["floor_db"])
         cuts = CutSet.from_file(d["train"]).to_eager()
         b = cfg["batch"]
+        if b["homophones"] not in ("keep", "merge"):
+            raise ValueError(f"batch.homophones must be keep or merge, got {b['homophones']!r}")
+        if b["homophones"] == "merge":
+            merged_cuts, merged = merge_homophones(cuts, self.tokenizer.encode)
+            cuts = CutSet.from_cuts(merged_cuts)
+            log.info("homophones merged: %d spellings join another word's keyword class (%s)",
+                     len(merged), ", ".join(f"{w}->{k}" for w, k in sorted(merged.items())[:8]))
         # The training voices, numbered in sorted order (loss.spk_adv only).
         speaker_ids = ({s: i for i, s in enumerate(sorted({c.supervisions[0].speaker for c in cuts
                                                            if c.supervisions[0].speaker}))}
