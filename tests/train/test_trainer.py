@@ -423,3 +423,15 @@ def test_the_speaker_adversarial_term_trains_over_the_cuts_speakers(data, tmp_pa
     assert steps and all(r["l_spk"] > 0 and 0.0 <= r["spk_acc"] <= 1.0 for r in steps)
     with pytest.raises(ValueError, match="loss.spk_adv.*got 0"):
         Trainer(config(data, epochs=1, **{"loss.spk_adv": 0.5}), tmp_path / "exp2")
+
+
+def test_homophones_option_is_checked_and_logged(data, tmp_path):
+    """batch.homophones: merge builds the trainer over the merged classes (the tiny lexicon
+    has no homophones: the same keywords) and says so; any other value than keep or merge is
+    refused naming the option. The merging itself: tests/data/test_homophones.py."""
+    keep = Trainer(config(data, epochs=1), tmp_path / "keep")
+    merge = Trainer(config(data, epochs=1, **{"batch.homophones": "merge"}), tmp_path / "merge")
+    assert merge.sampler.keywords == keep.sampler.keywords
+    assert "homophones merged: 0 spellings" in (tmp_path / "merge" / "log" / "train.rank0.log").read_text()
+    with pytest.raises(ValueError, match="batch.homophones must be keep or merge, got 'join'"):
+        Trainer(config(data, epochs=1, **{"batch.homophones": "join"}), tmp_path / "bad")
