@@ -322,7 +322,7 @@ LEGACY = {"model.head": "adml", "model.head_opts.*": ANY, "loss.detector.*": ANY
           "loss.phn_opts.beta_min": ANY, "loss.phn_opts.beta_max": ANY,
           "loss.phn_opts.lam_bound": ANY, "optim.grad_clip_scope": "all", "optim.adams_lr": None,
           "batch.span_rows": 0, "batch.span_every": 0, "batch.context_growth": 0.0,
-          "batch.neighbours": 0, "batch.neighbour_pool": ANY,
+          "batch.neighbours": 0, "batch.neighbour_pool": ANY, "batch.homophones": "keep",
           "spec_augment.prob": 0.0, "spec_augment.*": ANY,
           "loss.text_negatives.count": 0, "loss.text_negatives.*": ANY,
           "vtlp.prob": 0.0, "vtlp.*": ANY, "tempo.prob": 0.0, "tempo.*": ANY,

@@ -57,3 +57,11 @@ def test_a_run_from_before_the_training_floor_resumes_unless_it_is_turned_on():
     assert config_changes(old, new) == {}
     new["floor_db"] = 50
     assert config_changes(old, new) == {"floor_db": (None, 50)}
+
+
+def test_a_run_from_before_batch_homophones_resumes_unless_it_merges():
+    new = copy.deepcopy(DEFAULTS)
+    old = _without(new, "batch.homophones")
+    assert config_changes(old, new) == {}
+    new["batch"]["homophones"] = "merge"
+    assert config_changes(old, new) == {"batch.homophones": (None, "merge")}
