@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pyadml.synth.corpora import plan_libriphrase
+import numpy as np
+import pytest
+
+from pyadml.synth.corpora import Vocabulary, plan_libriphrase
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = """
@@ -37,10 +40,6 @@ def test_no_negative_is_a_homophone_of_its_anchor():
     """A hand-made lexicon: "two", "too" and "to" share T UW; "tune" is one phoneme away, and the
     other words are far. LibriPhrase keeps edit distances above 0 only, so the hard negative of
     "two" is "tune" and no negative of a T UW anchor is another T UW word."""
-    import numpy as np
-
-    from pyadml.synth.corpora import Vocabulary
-
     lexicon = {"two": ["T", "UW1"], "too": ["T", "UW1"], "to": ["T", "UW0"],
                "tune": ["T", "UW1", "N"], "cat": ["K", "AE1", "T"], "dog": ["D", "AO1", "G"],
                "fish": ["F", "IH1", "SH"], "lamp": ["L", "AE1", "M", "P"]}
@@ -66,11 +65,6 @@ def test_no_negative_is_a_homophone_of_its_anchor():
 
 
 def test_a_vocabulary_too_small_for_the_plan_is_a_clear_error():
-    import numpy as np
-    import pytest
-
-    from pyadml.synth.corpora import Vocabulary
-
     # Four words that all sound T UW: no phrase can be a negative of another.
     lexicon = {"two": ["T", "UW1"], "too": ["T", "UW1"], "to": ["T", "UW0"], "tew": ["T", "UW1"]}
     vocab = Vocabulary(train=sorted(lexicon), unseen=[])
