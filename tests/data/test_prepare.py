@@ -228,6 +228,20 @@ def test_ctm_missing_and_extra_words(plain):
         prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
 
 
+@pytest.mark.parametrize("oov", ["<SPOKEN_NOISE>", "<unk>", "<OOV>"])
+def test_ctm_oov_symbol_stands_for_its_text_word(plain, oov):
+    # A Kaldi alignment maps text words its lexicon lacks to the OOV symbol (MFA writes <unk>):
+    # that CTM word keeps its own token (stage 2 drops it as a non-word), the text keeps the word.
+    lines(plain / "words.ctm", "u1 1 0.1 0.3 one", f"u1 1 0.5 0.3 {oov}", "u2 1 0.2 0.5 three")
+    sup = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")["supervisions"]["u1"]
+    assert [w.symbol for w in sup.alignment["word"]] == ["one", oov.lower()]
+    assert sup.text == "one two"
+    # Any other angle-bracket token still has to be the text's word.
+    lines(plain / "words.ctm", "u1 1 0.1 0.3 one", "u1 1 0.5 0.3 <NOISE>", "u2 1 0.2 0.5 three")
+    with raises(f"{plain / 'words.ctm'}:2", "'<NOISE>' does not match word 2 'two'"):
+        prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
+
+
 def test_ctm_tolerance_is_clipped(plain):
     # 5 ms past the end is within tolerance; the stored word stops at the end of the audio.
     lines(plain / "words.ctm", "u1 1 0.1 0.3 one", "u1 1 0.5 0.505 two", "u2 1 0.2 0.5 three")
@@ -271,7 +285,8 @@ def test_wsj_ldc_mode(ldc, tmp_path):
     recs, sups = m["recordings"], m["supervisions"]
     assert len(recs) == 1 and len(sups) == 1
     sup = sups["440c0201"]
-    assert sup.text == "the cat period" and sup.speaker == "440"
+    # <uh> is a verbal deletion: said (the text keeps it) and left out by this CTM.
+    assert sup.text == "the cat period uh" and sup.speaker == "440"
     assert len(sup.alignment["word"]) == 3
     assert recs["440c0201"].load_audio().shape == (1, int(1.5 * SR))
     assert sorted(p.name for p in out.iterdir()) == [
@@ -301,8 +316,48 @@ def test_wsj_kaldi_mode(tmp_path):
 
 
 def test_normalise_wsj_text():
-    assert normalise_wsj_text("IT'S [loud_breath] A *TEST* ~ <ah> \\,COMMA") == \
-        ["it's", "a", "test", "comma"]
+    assert normalise_wsj_text("IT'S [loud_breath] A *TEST* ~ <ah> \\,COMMA A:ND [<door_slam] .") == \
+        ["it's", "a", "test", "ah", "comma", "and"]
+
+
+# One LDC .dot line with WSJ's markup, and the CTMs aligners write for it: Kaldi's WSJ recipe
+# (its normalize_transcript.pl: backslashes gone, [noise] -> <NOISE>, <and> -> AND, words its
+# lexicon lacks -> <SPOKEN_NOISE>), and one already in letters that leaves the markers out.
+DOT = ("THE U\\.S\\. [loud_breath] <AND> \\\"DOUBLE-QUOTE *MISSAID* ECONOMY ~ . "
+       "[<door_slam] GREW (440C0204)")
+KALDI_CTM = ["THE", "U.S.", "<NOISE>", "AND", '"DOUBLE-QUOTE', "<SPOKEN_NOISE>", "ECONOMY", "GREW"]
+LETTERS_CTM = ["the", "us", "doublequote", "missaid", "economy", "grew"]
+
+
+def ldc_one(tmp_path, ctm_words):
+    root = tmp_path / "wsj"
+    spk = root / "wsj0" / "si_et_05" / "440"
+    wav(spk / "440c0204.wv1", 0.1 * len(ctm_words) + 0.2, format="NIST", subtype="PCM_16")
+    lines(spk / "440c0200.dot", DOT)
+    ctm = lines(tmp_path / "wsj.ctm", *(f"440c0204 1 {0.1 * k + 0.05:.2f} 0.08 {w}"
+                                        for k, w in enumerate(ctm_words)))
+    return root, ctm
+
+
+@pytest.mark.parametrize("ctm_words", [KALDI_CTM, LETTERS_CTM], ids=["kaldi", "letters"])
+def test_wsj_ldc_mode_reads_the_ctms_aligners_write(tmp_path, ctm_words):
+    root, ctm = ldc_one(tmp_path, ctm_words)
+    sup = prepare_wsj(root, ctm=ctm)["supervisions"]["440c0204"]
+    assert sup.text == "the us and doublequote missaid economy grew"
+    assert [w.symbol for w in sup.alignment["word"]] == [w.lower() for w in ctm_words]
+
+
+@pytest.mark.parametrize("ctm_words,line,expect", [
+    (["THE", "U.K."] + KALDI_CTM[2:], 2, "'U.K.' does not match word 2 'U.S.'"),
+    (["<NOISE>"] + KALDI_CTM, 1, "'<NOISE>' does not match word 1 'THE'"),
+    (KALDI_CTM + ["AGAIN"], 9, "'AGAIN' is word 9 of utterance 440c0204"),
+    (KALDI_CTM[:-1], None, "aligns 7 words to utterance 440c0204, none to its word 11 'GREW'"),
+], ids=["other-word", "extra-noise", "extra-word", "missing-word"])
+def test_wsj_ldc_mode_ctm_mismatch_names_the_words(tmp_path, ctm_words, line, expect):
+    root, ctm = ldc_one(tmp_path, ctm_words)
+    where = f"{ctm}:{line}" if line else "440c0200.dot:1"
+    with raises(where, expect):
+        prepare_wsj(root, ctm=ctm)
 
 
 @pytest.fixture

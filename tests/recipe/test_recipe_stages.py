@@ -269,7 +269,8 @@ WRITTEN = {"MR.": "mister", "2ND": "second", "1990S": "nineteen nineties", "O'CL
 
 def messy_corpus(src, dest):
     """A copy of a Kaldi dir + CTM with real-world transcripts: upper case, every 4th word a
-    non-word token, every 9th a written form; text rewritten to match the CTM."""
+    non-word token, every 9th a written form; text rewritten to match the CTM, but for the
+    words the CTM gives as an OOV symbol."""
     dest.mkdir(parents=True)
     for name in ("wav.scp", "utt2spk", "spk2utt"):
         (dest / name).write_text((src / name).read_text())
@@ -288,7 +289,9 @@ def messy_corpus(src, dest):
             token = word.upper()
             expect["kept"].append(word)
         lines.append(f"{utt} {ch} {start} {dur} {token}")
-        words.setdefault(utt, []).append(token)
+        # An aligner's OOV symbol stands for a word the text has (Kaldi's --map-oov).
+        oov = token in ("<UNK>", "<SPOKEN_NOISE>")
+        words.setdefault(utt, []).append(word.upper() if oov else token)
     (dest / "words.ctm").write_text("\n".join(lines) + "\n")
     (dest / "text").write_text("".join(f"{u} {' '.join(w)}\n" for u, w in words.items()))
     return expect

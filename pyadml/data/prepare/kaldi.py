@@ -76,16 +76,75 @@ def _parse_ctm(path: Path) -> list[_CtmWord]:
     return words
 
 
+# What aligners write for a text word their lexicon lacks (Kaldi's --map-oov symbol, MFA's and
+# ESPnet's <unk>): it stands for the text's word at its place. Stage 2 drops it as a non-word,
+# so that word gives no cut, and the utterance's other words keep theirs.
+OOV_SYMBOLS = frozenset({"<unk>", "<spoken_noise>", "<oov>"})
+
+
+def same_word(text_word: str, ctm_word: str) -> bool:
+    """A Kaldi text word and its CTM word: the same but for case, or the aligner's OOV symbol."""
+    c = ctm_word.lower()
+    return c == text_word.lower() or c in OOV_SYMBOLS
+
+
+def _match_words(path: Path, u: _Utt, got: list[_CtmWord], same, optional) -> None:
+    """CorpusError unless the CTM words ``got`` spell ``u.words`` in order, where each CTM word
+    is ``same`` as its text word and a text word that ``optional`` accepts may have no CTM word
+    (dynamic programming over (text words, CTM words) consumed; no CTM word is skipped)."""
+    text, n, m = u.words, len(u.words), len(got)
+    if optional is None and n == m and all(same(t, w.word) for t, w in zip(text, got)):
+        return  # the common case, without the table
+    opt = [optional is not None and optional(t) for t in text]
+    reach = [[False] * (m + 1) for _ in range(n + 1)]
+    reach[0][0] = True
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if not reach[i][j] or i == n:
+                continue
+            if opt[i]:
+                reach[i + 1][j] = True
+            if j < m and same(text[i], got[j].word):
+                reach[i + 1][j + 1] = True
+    if reach[n][m]:
+        return
+    # Report the first CTM word that no way of reading the text accepts.
+    j = max(jj for ii in range(n + 1) for jj in range(m + 1) if reach[ii][jj])
+    if j == m:
+        i = max(ii for ii in range(n + 1) if reach[ii][m])
+        while opt[i]:
+            i += 1  # the first word after the best reading that the CTM may not leave out
+        if optional is None:
+            raise CorpusError(f"{u.where}: utterance {u.id} has {n} words but {path} aligns {m} "
+                              f"of them (none for word {i + 1} {text[i]!r})")
+        raise CorpusError(f"{u.where}: {path} aligns {m} words to utterance {u.id}, none to "
+                          f"its word {i + 1} {text[i]!r}")
+    w = got[j]
+    i = min(ii for ii in range(n + 1) if reach[ii][j])
+    while i < n and opt[i] and not same(text[i], w.word):
+        i += 1  # skippable text words before the one the CTM word fails to match
+    if i >= n and optional is None:
+        raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} is word {j + 1} of "
+                          f"utterance {u.id}, whose text ({u.where}) has only {n}")
+    if i >= n:
+        raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} is word {j + 1} of "
+                          f"utterance {u.id}, after every word of its text ({u.where})")
+    raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} does not match word "
+                      f"{i + 1} {text[i]!r} of utterance {u.id} in {u.where}")
+
+
 def _attach_ctm(
     path: Path, words: list[_CtmWord], utts: dict[str, _Utt], skip_keys: set[str] = frozenset(),
-    aliases: dict[str, list[str]] | None = None,
+    aliases: dict[str, list[str]] | None = None, same=same_word, optional=None,
 ) -> None:
     """Check CTM words against utterances and store them in ``utt.aligned`` (recording times).
 
     A CTM key is an utterance id (times relative to the utterance, i.e. to its segment), or,
     with segments, a recording id (times relative to the recording; each word goes to the
     segment that holds it). ``skip_keys``: keys whose lines are ignored; ``aliases``: a key
-    naming several utterances (one per microphone).
+    naming several utterances (one per microphone). ``same(text_word, ctm_word)``: whether a CTM
+    word spells its text word (default: case aside, or an OOV symbol); ``optional(text_word)``:
+    a text word the CTM may leave out (default: none). The CTM's own tokens are stored.
     """
     by_rec: dict[str, list[_Utt]] = defaultdict(list)
     for u in utts.values():
@@ -126,16 +185,7 @@ def _attach_ctm(
 
     for u in utts.values():
         got = sorted(per_utt.get(u.id, []), key=lambda w: w.start)
-        for k, w in enumerate(got):
-            if k >= len(u.words):
-                raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} is word {k + 1} of "
-                                  f"utterance {u.id}, whose text ({u.where}) has only {len(u.words)}")
-            if w.word.lower() != u.words[k].lower():
-                raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} does not match word "
-                                  f"{k + 1} {u.words[k]!r} of utterance {u.id} in {u.where}")
-        if len(got) < len(u.words):
-            raise CorpusError(f"{u.where}: utterance {u.id} has {len(u.words)} words but {path} "
-                              f"aligns {len(got)} of them")
+        _match_words(path, u, got, same, optional)
         end = u.start + u.duration
         # Within the tolerance a word may overhang; clip it so cuts stay inside the audio.
         u.aligned = [AlignmentItem(symbol=w.word.lower(), start=round(w.start, 6),

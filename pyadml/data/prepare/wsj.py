@@ -21,7 +21,14 @@ from pyadml.data.prepare.common import (
     _where,
     _write_pair,
 )
-from pyadml.data.prepare.kaldi import _attach_ctm, _parse_ctm, _supervisions, _Utt, prepare_kaldi_dir
+from pyadml.data.prepare.kaldi import (
+    OOV_SYMBOLS,
+    _attach_ctm,
+    _parse_ctm,
+    _supervisions,
+    _Utt,
+    prepare_kaldi_dir,
+)
 from pyadml.data.prepare.registry import register_corpus
 
 log = logging.getLogger(__name__)
@@ -30,20 +37,44 @@ log = logging.getLogger(__name__)
 _DOT_LINE = re.compile(r"^(.*)\(([^()\s]+)\)\s*$")
 
 
+def _letters(tok: str) -> str:
+    return re.sub(r"[^a-z']", "", tok.lower()).strip("'")
+
+
+def _is_noise(tok: str) -> bool:
+    """An LDC noise or event marker: [loud_breath], [<door_slam], [/phone_ring]."""
+    return tok[0] == "[" or tok[-1] == "]"
+
+
 def normalise_wsj_text(text: str) -> list[str]:
-    """LDC transcript words: noise and markup tokens ([...], <...>) dropped, then only letters
-    and apostrophes kept, lower-cased (``\\.PERIOD`` -> ``period``, ``*WORD*`` -> ``word``)."""
-    words = []
-    for tok in text.split():
-        if tok[0] in "[<" or tok[-1] in "]>":
-            continue
-        w = re.sub(r"[^a-z']", "", tok.lower()).strip("'")
-        if w:
-            words.append(w)
-    return words
+    """LDC transcript words as spoken: noise markers ([...]) dropped, verbal deletions (<ah>:
+    said, and marked so) kept, then only letters and apostrophes, lower-cased (``\\.PERIOD``
+    -> ``period``, ``*WORD*`` -> ``word``, ``A:ND`` -> ``and``), as Kaldi's WSJ recipe reads them."""
+    return [w for w in map(_letters, (t for t in text.split() if not _is_noise(t))) if w]
+
+
+def dot_word_optional(tok: str) -> bool:
+    """A .dot token an aligner's CTM may leave out: a noise marker, a verbal deletion, or one
+    with no letters (``~`` truncation, ``.`` pause)."""
+    return _is_noise(tok) or (tok[0] == "<" and tok[-1] == ">") or not _letters(tok)
+
+
+def dot_word_matches(tok: str, ctm_word: str) -> bool:
+    """Whether a CTM word aligns a .dot token, whatever the aligner did to its spelling: the
+    letters agree (``U.S.`` or ``us`` for ``U\\.S\\.``, ``"DOUBLE-QUOTE`` for
+    ``\\"DOUBLE-QUOTE``, ``and`` for ``A:ND`` or ``<and>``); an OOV symbol (``<SPOKEN_NOISE>``)
+    for a word; any other ``<...>``/``[...]`` symbol (Kaldi's ``<NOISE>``) for a noise marker."""
+    c = ctm_word.lower()
+    if _is_noise(tok):
+        return c[0] in "[<" and c[-1] in "]>" and c not in OOV_SYMBOLS
+    if c in OOV_SYMBOLS:
+        return True
+    return bool(_letters(tok)) and _letters(tok) == _letters(c)
 
 
 def _read_dots(dots: list[Path]) -> dict[str, tuple[list[str], str]]:
+    """utterance id -> (its .dot tokens, backslashes removed, as Kaldi's WSJ recipe reads them;
+    where)."""
     transcripts: dict[str, tuple[list[str], str]] = {}
     for dot in dots:
         for n, line in _lines(dot):
@@ -51,11 +82,11 @@ def _read_dots(dots: list[Path]) -> dict[str, tuple[list[str], str]]:
             if not m:
                 raise CorpusError(f"{_where(dot, n)}: expected 'WORDS ... (utterance-id)', "
                                   f"got {line.strip()!r}")
-            utt, words = m.group(2).lower(), normalise_wsj_text(m.group(1))
-            if utt in transcripts and transcripts[utt][0] != words:
+            utt, tokens = m.group(2).lower(), m.group(1).replace("\\", "").split()
+            if utt in transcripts and transcripts[utt][0] != tokens:
                 raise CorpusError(f"{_where(dot, n)}: utterance {utt} has another transcript "
                                   f"in {transcripts[utt][1]}")
-            transcripts.setdefault(utt, (words, _where(dot, n)))
+            transcripts.setdefault(utt, (tokens, _where(dot, n)))
     return transcripts
 
 
@@ -123,7 +154,10 @@ def prepare_wsj(
         words, where = transcripts[stem]
         utts[rec_id] = _Utt(rec_id, rec, 0.0, rec.duration, words, where, speaker=path.parent.name)
         aliases[stem].append(rec_id)
-    _attach_ctm(ctm, ctm_words, utts, skip_keys=no_text, aliases=aliases)
+    _attach_ctm(ctm, ctm_words, utts, skip_keys=no_text, aliases=aliases,
+                same=dot_word_matches, optional=dot_word_optional)
+    for u in utts.values():
+        u.words = normalise_wsj_text(" ".join(u.words))
     rec_set = RecordingSet.from_recordings(u.recording for u in utts.values())
     sup_set = _supervisions(utts.values(), True)
     _lhotse_validate(rec_set, sup_set, str(corpus_dir))
