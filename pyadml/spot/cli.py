@@ -27,7 +27,8 @@ def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]
         out += [k.strip() for k in keywords.split(",")]
     if keywords_file is not None:
         try:
-            lines = Path(keywords_file).read_text(encoding="utf-8").splitlines()
+            # utf-8-sig: a byte-order mark (Windows editors) is not part of the first keyword.
+            lines = Path(keywords_file).read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise SpotError(f"cannot read keywords file {keywords_file}: {e}") from None
         out += [line.strip() for line in lines if line.strip()]
@@ -62,7 +63,7 @@ def parse_threshold(text: str | None):
 def read_wav_scp(path: str) -> list[tuple[str, str]]:
     rows = []
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise SpotError(f"cannot read {path}: {e}") from None
     for n, line in enumerate(lines, 1):

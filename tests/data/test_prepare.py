@@ -228,18 +228,45 @@ def test_ctm_missing_and_extra_words(plain):
         prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
 
 
-@pytest.mark.parametrize("oov", ["<SPOKEN_NOISE>", "<unk>", "<OOV>"])
+@pytest.mark.parametrize("oov", ["<SPOKEN_NOISE>", "<unk>", "<OOV>", "spn"])
 def test_ctm_oov_symbol_stands_for_its_text_word(plain, oov):
     # A Kaldi alignment maps text words its lexicon lacks to the OOV symbol (MFA writes <unk>):
-    # that CTM word keeps its own token (stage 2 drops it as a non-word), the text keeps the word.
+    # that CTM word is stored as <unk> (stage 2 drops it as a non-word), the text keeps the word.
     lines(plain / "words.ctm", "u1 1 0.1 0.3 one", f"u1 1 0.5 0.3 {oov}", "u2 1 0.2 0.5 three")
     sup = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")["supervisions"]["u1"]
-    assert [w.symbol for w in sup.alignment["word"]] == ["one", oov.lower()]
+    assert [w.symbol for w in sup.alignment["word"]] == ["one", "<unk>"]
     assert sup.text == "one two"
     # Any other angle-bracket token still has to be the text's word.
     lines(plain / "words.ctm", "u1 1 0.1 0.3 one", "u1 1 0.5 0.3 <NOISE>", "u2 1 0.2 0.5 three")
     with raises(f"{plain / 'words.ctm'}:2", "'<NOISE>' does not match word 2 'two'"):
         prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
+
+
+def test_ctm_silence_marks_are_gaps(plain):
+    # Kaldi's get_ctm.sh --print-silence true and MFA-style CTMs mark gaps: not words.
+    lines(plain / "words.ctm", "u1 1 0.0 0.1 <eps>", "u1 1 0.1 0.3 one", "u1 1 0.4 0.1 !SIL",
+          "u1 1 0.5 0.3 two", "u2 1 0.0 0.2 sil", "u2 1 0.2 0.5 three")
+    sups = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")["supervisions"]
+    assert [w.symbol for w in sups["u1"].alignment["word"]] == ["one", "two"]
+    assert [w.symbol for w in sups["u2"].alignment["word"]] == ["three"]
+    # A text that says the token keeps it as a word.
+    lines(plain / "text", "u1 one sp", "u2 three")
+    lines(plain / "words.ctm", "u1 1 0.1 0.3 one", "u1 1 0.5 0.3 sp", "u2 1 0.2 0.5 three")
+    sup = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")["supervisions"]["u1"]
+    assert [w.symbol for w in sup.alignment["word"]] == ["one", "sp"]
+
+
+def test_text_files_as_windows_editors_save_them(plain):
+    # A byte-order mark and CRLF line ends: read as if they were not there.
+    (plain / "text").write_bytes(b"\xef\xbb\xbfu1 one two\r\nu2 three\r\n")
+    (plain / "words.ctm").write_bytes(b"\xef\xbb\xbfu1 1 0.1 0.3 one\r\nu1 1 0.5 0.3 two\r\n"
+                                      b"u2 1 0.2 0.5 three\r\n")
+    sups = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")["supervisions"]
+    assert sorted(sups.ids) == ["u1", "u2"] and sups["u1"].text == "one two"
+    # Latin-1 text: the line and the byte, and how to convert it.
+    (plain / "text").write_bytes(b"u1 one two\nu2 caf\xe9\n")
+    with raises(f"{plain / 'text'}:2", "not UTF-8", "\\xe9", "column 7", "iconv"):
+        prepare_kaldi_dir(plain)
 
 
 def test_ctm_tolerance_is_clipped(plain):
@@ -344,7 +371,8 @@ def test_wsj_ldc_mode_reads_the_ctms_aligners_write(tmp_path, ctm_words):
     root, ctm = ldc_one(tmp_path, ctm_words)
     sup = prepare_wsj(root, ctm=ctm)["supervisions"]["440c0204"]
     assert sup.text == "the us and doublequote missaid economy grew"
-    assert [w.symbol for w in sup.alignment["word"]] == [w.lower() for w in ctm_words]
+    assert [w.symbol for w in sup.alignment["word"]] == [
+        "<unk>" if w == "<SPOKEN_NOISE>" else w.lower() for w in ctm_words]
 
 
 @pytest.mark.parametrize("ctm_words,line,expect", [

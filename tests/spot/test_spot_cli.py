@@ -52,6 +52,17 @@ def test_tsv_and_ctm_hold_the_spotters_detections(tiny_model, tmp_path):
                       d.keyword.replace(" ", "_"), f"{d.score:.4f}"] for f, d in want]
 
 
+def test_keyword_and_wav_scp_files_as_windows_editors_save_them(tmp_path):
+    from pyadml.spot.cli import parse_keywords, read_wav_scp
+
+    kw = tmp_path / "keywords.txt"
+    kw.write_bytes(b"\xef\xbb\xbfcomputer\r\nsmart mirror\r\n")
+    assert parse_keywords(None, str(kw)) == ["computer", "smart mirror"]
+    scp = tmp_path / "wav.scp"
+    scp.write_bytes(b"\xef\xbb\xbfutt1 a.wav\r\nutt2 b.wav\r\n")
+    assert read_wav_scp(str(scp)) == [("utt1", "a.wav"), ("utt2", "b.wav")]
+
+
 def test_wav_scp_commands_are_read_as_kaldi_does(tiny_model, tmp_path):
     """'<utt> <command> |' lines: the command's output is the audio, as for Kaldi's sph2pipe
     and ffmpeg lines. A streamed WAV (unknown length, 0xFFFFFFFF in the header, as ffmpeg and

@@ -16,6 +16,12 @@ from pyadml.fileio import atomic_path
 
 SAMPLING_RATE = 16000
 TIME_TOLERANCE = 0.01  # seconds a CTM word or segment may run past the end of its audio
+# What aligners write for the gaps between words (dropped), and for a word their lexicon lacks
+# (Kaldi's --map-oov symbol, MFA's and ESPnet's <unk>; kept in its place, standing for the
+# transcript's word there, and dropped by stage 2 as a non-word).
+SILENCE_MARKS = frozenset({"", "sil", "sp", "<eps>", "<sil>", "!sil"})
+UNKNOWN_MARKS = frozenset({"<unk>", "spn", "<spoken_noise>", "<oov>"})
+UNK = "<unk>"  # the symbol every unknown mark is stored as
 
 
 class CorpusError(ValueError):
@@ -37,13 +43,25 @@ def _number(text: str, what: str, where: str) -> float:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-blank lines with their 1-based numbers."""
+    """Non-blank lines with their 1-based numbers. A byte-order mark (what Windows editors put
+    before UTF-8 text) is not part of the first line."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             for n, line in enumerate(f, 1):
                 if line.strip():
                     yield n, line
     except UnicodeDecodeError as e:
+        # The decoder's position counts bytes of its current buffer, not of the file: find the
+        # first bad line by decoding line by line.
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    raise CorpusError(f"{_where(path, n)}: not UTF-8 text (byte "
+                                      f"{raw[bad.start:bad.start + 1]!r} at column "
+                                      f"{bad.start + 1}); convert the file, e.g. with "
+                                      f"iconv -f latin1 -t utf-8") from None
         raise CorpusError(f"{path}: not UTF-8 text ({e})") from None
 
 

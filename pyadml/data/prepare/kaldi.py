@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import os
 from collections import defaultdict
@@ -16,7 +17,10 @@ from lhotse.supervision import AlignmentItem
 from pyadml.data.prepare.audio import _probe
 from pyadml.data.prepare.common import (
     SAMPLING_RATE,
+    SILENCE_MARKS,
     TIME_TOLERANCE,
+    UNK,
+    UNKNOWN_MARKS,
     CorpusError,
     _kaldi_table,
     _lhotse_validate,
@@ -27,6 +31,8 @@ from pyadml.data.prepare.common import (
     _write_pair,
 )
 from pyadml.data.prepare.registry import register_corpus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -76,16 +82,12 @@ def _parse_ctm(path: Path) -> list[_CtmWord]:
     return words
 
 
-# What aligners write for a text word their lexicon lacks (Kaldi's --map-oov symbol, MFA's and
-# ESPnet's <unk>): it stands for the text's word at its place. Stage 2 drops it as a non-word,
-# so that word gives no cut, and the utterance's other words keep theirs.
-OOV_SYMBOLS = frozenset({"<unk>", "<spoken_noise>", "<oov>"})
-
-
 def same_word(text_word: str, ctm_word: str) -> bool:
-    """A Kaldi text word and its CTM word: the same but for case, or the aligner's OOV symbol."""
+    """A Kaldi text word and its CTM word: the same but for case, or an aligner's OOV symbol
+    (UNKNOWN_MARKS: it stands for the text's word at its place; stage 2 drops it, so that word
+    gives no cut, and the utterance's other words keep theirs)."""
     c = ctm_word.lower()
-    return c == text_word.lower() or c in OOV_SYMBOLS
+    return c == text_word.lower() or c in UNKNOWN_MARKS
 
 
 def _match_words(path: Path, u: _Utt, got: list[_CtmWord], same, optional) -> None:
@@ -144,7 +146,8 @@ def _attach_ctm(
     segment that holds it). ``skip_keys``: keys whose lines are ignored; ``aliases``: a key
     naming several utterances (one per microphone). ``same(text_word, ctm_word)``: whether a CTM
     word spells its text word (default: case aside, or an OOV symbol); ``optional(text_word)``:
-    a text word the CTM may leave out (default: none). The CTM's own tokens are stored.
+    a text word the CTM may leave out (default: none). The CTM's own tokens are stored,
+    lower-cased, an unknown mark as <unk>.
     """
     by_rec: dict[str, list[_Utt]] = defaultdict(list)
     for u in utts.values():
@@ -183,13 +186,24 @@ def _attach_ctm(
             raise CorpusError(f"{_where(path, w.line)}: utterance {w.key!r} is not in the corpus (no such "
                               f"utterance id in its text/transcripts)")
 
+    silences = 0
     for u in utts.values():
         got = sorted(per_utt.get(u.id, []), key=lambda w: w.start)
+        # An aligner that prints its silences (<eps>, sil, !SIL) marks gaps, not words.
+        said = {t.lower() for t in u.words}
+        kept = [w for w in got if w.word.lower() not in SILENCE_MARKS or w.word.lower() in said]
+        silences += len(got) - len(kept)
+        got = kept
         _match_words(path, u, got, same, optional)
         end = u.start + u.duration
         # Within the tolerance a word may overhang; clip it so cuts stay inside the audio.
-        u.aligned = [AlignmentItem(symbol=w.word.lower(), start=round(w.start, 6),
+        # Unknown marks are stored as <unk>, as the LibriSpeech preparer does: stage 2 drops it.
+        u.aligned = [AlignmentItem(symbol=UNK if w.word.lower() in UNKNOWN_MARKS else w.word.lower(),
+                                   start=round(w.start, 6),
                                    duration=round(min(w.duration, end - w.start), 6)) for w in got]
+    if silences:
+        log.info("%s: %d silence marks (%s) left out", path, silences,
+                 ", ".join(sorted(SILENCE_MARKS - {""})))
 
 
 def _supervisions(utts: Iterable[_Utt], with_alignment: bool) -> SupervisionSet:

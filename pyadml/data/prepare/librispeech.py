@@ -57,7 +57,10 @@ from lhotse.supervision import AlignmentItem
 
 from pyadml.data.prepare.common import (
     SAMPLING_RATE,
+    SILENCE_MARKS,
     TIME_TOLERANCE,
+    UNK,
+    UNKNOWN_MARKS,
     CorpusError,
     _lhotse_validate,
     _lines,
@@ -70,10 +73,6 @@ log = logging.getLogger(__name__)
 
 LIBRISPEECH_SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other", "train-clean-100",
                        "train-clean-360", "train-other-500", "dev-clean-2", "train-clean-5")
-# What aligners write for the gaps between words, and for words they could not align.
-SILENCE_MARKS = frozenset({"", "sil", "sp", "<eps>", "<sil>", "!sil"})
-UNKNOWN_MARKS = frozenset({"<unk>", "spn", "<spoken_noise>", "<oov>"})
-UNK = "<unk>"
 
 
 def part_name(subset: str) -> str:

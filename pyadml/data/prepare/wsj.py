@@ -14,6 +14,7 @@ from lhotse import RecordingSet
 from pyadml.data.prepare.audio import _probe
 from pyadml.data.prepare.common import (
     SAMPLING_RATE,
+    UNKNOWN_MARKS,
     CorpusError,
     _find_files,
     _lhotse_validate,
@@ -22,7 +23,6 @@ from pyadml.data.prepare.common import (
     _write_pair,
 )
 from pyadml.data.prepare.kaldi import (
-    OOV_SYMBOLS,
     _attach_ctm,
     _parse_ctm,
     _supervisions,
@@ -66,8 +66,8 @@ def dot_word_matches(tok: str, ctm_word: str) -> bool:
     for a word; any other ``<...>``/``[...]`` symbol (Kaldi's ``<NOISE>``) for a noise marker."""
     c = ctm_word.lower()
     if _is_noise(tok):
-        return c[0] in "[<" and c[-1] in "]>" and c not in OOV_SYMBOLS
-    if c in OOV_SYMBOLS:
+        return c[0] in "[<" and c[-1] in "]>" and c not in UNKNOWN_MARKS
+    if c in UNKNOWN_MARKS:
         return True
     return bool(_letters(tok)) and _letters(tok) == _letters(c)
 
