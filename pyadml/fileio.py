@@ -63,3 +63,16 @@ def write_wav_atomic(
         format = "NIST" if path.suffix.lower() in (".sph", ".wv1", ".wv2") else "WAV"
     with atomic_path(path) as tmp:
         sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, format=format, subtype=subtype)
+
+
+def audio_read_error(path: str | os.PathLike, error: Exception, wav_scp: bool = False) -> str:
+    """``cannot read <path>: <error>``, and what to do when soundfile does not know the format
+    (a phone's .m4a/AAC, a video): convert it (``wav_scp``: or let a wav.scp command do it)."""
+    msg = f"cannot read {path}: {error}"
+    if "format not recognised" in str(error).lower():
+        p = Path(path)
+        msg += (f" (soundfile reads WAV, FLAC, OGG/Opus and MP3; convert other formats first, e.g. "
+                f"ffmpeg -i {p.name} -ac 1 -ar 16000 {p.stem}.wav"
+                + (f", or name the file in a wav.scp line '<id> ffmpeg -i {p.name} -f wav - |'"
+                   if wav_scp else "") + ")")
+    return msg

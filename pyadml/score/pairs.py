@@ -20,7 +20,7 @@ import soundfile as sf
 from pyadml.data.dataset import mean_normalize, warp_mel
 from pyadml.data.features import fbank_extractor, fbank_options, mel_range
 from pyadml.data.trials import Trial
-from pyadml.fileio import write_lines_atomic
+from pyadml.fileio import audio_read_error, write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
@@ -41,7 +41,7 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for corrupt files
-        raise PairsError(f"cannot read {path}: {e}") from None
+        raise PairsError(audio_read_error(path, e)) from None
     if audio.size == 0:
         raise PairsError(f"{path} holds no samples")
     audio = audio.mean(axis=1)

@@ -157,6 +157,8 @@ def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
     as ``as_mono`` checks arrays; errors name the file (and a bad sample's place in it)."""
     import soundfile as sf
 
+    from pyadml.fileio import audio_read_error
+
     path = Path(path)
     if not path.is_file():
         raise SpotError(f"cannot read {path}: no such file")
@@ -164,7 +166,7 @@ def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
     try:
         f = sf.SoundFile(str(path))
     except Exception as e:  # soundfile raises several types for corrupt files
-        raise SpotError(f"cannot read {path}: {e}") from None
+        raise SpotError(audio_read_error(path, e, wav_scp=True)) from None
     with f:
         sr = f.samplerate
         while True:

@@ -281,6 +281,7 @@ def test_score_pairs_without_labels(fixture, tmp_path, capsys):
     ("{missing}\thello", "no such wav file"),
     ("{empty}\thello", "no samples"),
     ("{junk}\thello", "cannot read"),
+    ("{memo}\thello", "ffmpeg -i memo.m4a -ac 1 -ar 16000 memo.wav)"),
     ("{wav}\thello\t2", "label must be 0 or 1"),
     ("{wav}\t!!!", "nothing pronounceable"),
     ("{wav}\tпривет", "keyword"),
@@ -294,10 +295,12 @@ def test_score_pairs_errors_name_the_line(fixture, tmp_path, capsys, bad, messag
     wav = write_noise(tmp_path / "a.wav", 0.5)
     sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), 16000)
     (tmp_path / "junk.wav").write_bytes(b"RIFF not really a wav")
+    (tmp_path / "memo.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(64))
     sf.write(tmp_path / "tiny.wav", np.full(40, 0.1, np.float32), 16000)  # 40 samples
     sf.write(tmp_path / "short.wav", write_noise_array(0.01), 16000)      # 10 ms
     sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan] * 4000, np.float32), 16000, subtype="FLOAT")
     line = bad.format(wav=wav, missing=tmp_path / "nope.wav", empty=tmp_path / "empty.wav",
+                      memo=tmp_path / "memo.m4a",
                       junk=tmp_path / "junk.wav", tiny=tmp_path / "tiny.wav",
                       short=tmp_path / "short.wav", nan=tmp_path / "nan.wav")
     pairs = _pairs(tmp_path, [f"{wav}\tworld", line])  # line 1 is fine, line 2 is not

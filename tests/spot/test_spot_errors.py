@@ -56,6 +56,12 @@ def test_audio_errors(spotter, tmp_path):
         spotter.detect(junk)
     with pytest.raises(SpotError, match="no such file"):
         spotter.detect(tmp_path / "missing.wav")
+    # A phone's voice memo (AAC in .m4a), which libsndfile does not read: what to do instead.
+    memo = tmp_path / "memo.m4a"
+    memo.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00" + bytes(64))
+    with pytest.raises(SpotError, match=r"cannot read .*memo\.m4a.*ffmpeg -i memo\.m4a -ac 1 "
+                                        r"-ar 16000 memo\.wav, or name the file in a wav\.scp"):
+        spotter.detect(memo)
     with pytest.raises(SpotError, match="sample rate must be a positive integer, got 0"):
         spotter.detect((x, 0))
     with pytest.raises(SpotError, match="holds no samples"):
