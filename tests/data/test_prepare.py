@@ -242,6 +242,20 @@ def test_ctm_oov_symbol_stands_for_its_text_word(plain, oov):
         prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
 
 
+def test_ctm_without_an_utterance_keeps_it_unaligned(plain, caplog):
+    # Aligners leave out the utterances they fail on; the others keep their words.
+    lines(plain / "words.ctm", "u2 1 0.2 0.5 three")
+    with caplog.at_level("WARNING"):
+        sups = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")["supervisions"]
+    assert sups["u1"].alignment == {"word": []} and sups["u1"].text == "one two"
+    assert [w.symbol for w in sups["u2"].alignment["word"]] == ["three"]
+    assert "1 of 2 utterances have no word" in caplog.text and "u1" in caplog.text
+    # A CTM that names no utterance of the corpus is not one of its alignments.
+    lines(plain / "words.ctm", "")
+    with raises(plain / "words.ctm", "aligns none of the 2 utterances"):
+        prepare_kaldi_dir(plain, ctm=plain / "words.ctm")
+
+
 def test_ctm_silence_marks_are_gaps(plain):
     # Kaldi's get_ctm.sh --print-silence true and MFA-style CTMs mark gaps: not words.
     lines(plain / "words.ctm", "u1 1 0.0 0.1 <eps>", "u1 1 0.1 0.3 one", "u1 1 0.4 0.1 !SIL",

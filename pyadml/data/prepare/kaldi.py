@@ -147,7 +147,8 @@ def _attach_ctm(
     naming several utterances (one per microphone). ``same(text_word, ctm_word)``: whether a CTM
     word spells its text word (default: case aside, or an OOV symbol); ``optional(text_word)``:
     a text word the CTM may leave out (default: none). The CTM's own tokens are stored,
-    lower-cased, an unknown mark as <unk>.
+    lower-cased, an unknown mark as <unk>. An utterance the CTM does not name at all (its
+    aligner failed on it) keeps no word alignment; a CTM that names none is an error.
     """
     by_rec: dict[str, list[_Utt]] = defaultdict(list)
     for u in utts.values():
@@ -186,9 +187,14 @@ def _attach_ctm(
             raise CorpusError(f"{_where(path, w.line)}: utterance {w.key!r} is not in the corpus (no such "
                               f"utterance id in its text/transcripts)")
 
-    silences = 0
+    silences, unaligned = 0, []
     for u in utts.values():
-        got = sorted(per_utt.get(u.id, []), key=lambda w: w.start)
+        if u.id not in per_utt:
+            # No CTM line at all: the aligner failed on it (Kaldi and MFA leave such utterances
+            # out). It stays, without word alignment; stage 2 counts it as no_alignment.
+            unaligned.append(u.id)
+            continue
+        got = sorted(per_utt[u.id], key=lambda w: w.start)
         # An aligner that prints its silences (<eps>, sil, !SIL) marks gaps, not words.
         said = {t.lower() for t in u.words}
         kept = [w for w in got if w.word.lower() not in SILENCE_MARKS or w.word.lower() in said]
@@ -201,6 +207,14 @@ def _attach_ctm(
         u.aligned = [AlignmentItem(symbol=UNK if w.word.lower() in UNKNOWN_MARKS else w.word.lower(),
                                    start=round(w.start, 6),
                                    duration=round(min(w.duration, end - w.start), 6)) for w in got]
+    if unaligned and len(unaligned) == len(utts):
+        raise CorpusError(f"{path}: aligns none of the {len(utts)} utterances (e.g. "
+                          f"{sorted(unaligned)[0]!r}); its first field must be an utterance id "
+                          f"(or, with segments, a recording id)")
+    if unaligned:
+        log.warning("%s: %d of %d utterances have no word in it (e.g. %s; the aligner failed on "
+                    "them?): kept without word alignment, so they give no word cuts",
+                    path, len(unaligned), len(utts), sorted(unaligned)[0])
     if silences:
         log.info("%s: %d silence marks (%s) left out", path, silences,
                  ", ".join(sorted(SILENCE_MARKS - {""})))
@@ -233,7 +247,9 @@ def prepare_kaldi_dir(
     Kaldi, and stored absolute) or commands ending in ``|``. Every recording is opened and must
     be non-empty at ``sampling_rate``. Supervision text is lower-cased; with a CTM each
     supervision carries ``alignment["word"]`` with times relative to the recording, and the CTM
-    words of each utterance must spell its text (case-insensitively). The CTM may be keyed by
+    words of each utterance must spell its text (case-insensitively; an aligner's OOV mark
+    stands for any word, silence marks are left out). An utterance the CTM does not name (its
+    aligner failed on it) keeps an empty word alignment, with a warning. The CTM may be keyed by
     utterance (segment) ids, times relative to the segment, or by recording ids.
     """
     data_dir = Path(data_dir)
