@@ -249,7 +249,7 @@ def test_ctm_without_an_utterance_keeps_it_unaligned(plain, caplog):
         sups = prepare_kaldi_dir(plain, ctm=plain / "words.ctm")["supervisions"]
     assert sups["u1"].alignment == {"word": []} and sups["u1"].text == "one two"
     assert [w.symbol for w in sups["u2"].alignment["word"]] == ["three"]
-    assert "1 of 2 utterances have no word" in caplog.text and "u1" in caplog.text
+    assert "1 of 2 transcribed utterances have no word" in caplog.text and "u1" in caplog.text
     # A CTM that names no utterance of the corpus is not one of its alignments.
     lines(plain / "words.ctm", "")
     with raises(plain / "words.ctm", "aligns none of the 2 utterances"):

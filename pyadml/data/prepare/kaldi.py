@@ -191,8 +191,10 @@ def _attach_ctm(
     for u in utts.values():
         if u.id not in per_utt:
             # No CTM line at all: the aligner failed on it (Kaldi and MFA leave such utterances
-            # out). It stays, without word alignment; stage 2 counts it as no_alignment.
-            unaligned.append(u.id)
+            # out), or its text is empty. It stays, without word alignment; stage 2 counts it as
+            # no_alignment.
+            if u.words:
+                unaligned.append(u.id)
             continue
         got = sorted(per_utt[u.id], key=lambda w: w.start)
         # An aligner that prints its silences (<eps>, sil, !SIL) marks gaps, not words.
@@ -207,14 +209,16 @@ def _attach_ctm(
         u.aligned = [AlignmentItem(symbol=UNK if w.word.lower() in UNKNOWN_MARKS else w.word.lower(),
                                    start=round(w.start, 6),
                                    duration=round(min(w.duration, end - w.start), 6)) for w in got]
-    if unaligned and len(unaligned) == len(utts):
-        raise CorpusError(f"{path}: aligns none of the {len(utts)} utterances (e.g. "
+    with_words = sum(bool(u.words) for u in utts.values())
+    if unaligned and len(unaligned) == with_words:
+        raise CorpusError(f"{path}: aligns none of the {with_words} utterances (e.g. "
                           f"{sorted(unaligned)[0]!r}); its first field must be an utterance id "
                           f"(or, with segments, a recording id)")
     if unaligned:
-        log.warning("%s: %d of %d utterances have no word in it (e.g. %s; the aligner failed on "
-                    "them?): kept without word alignment, so they give no word cuts",
-                    path, len(unaligned), len(utts), sorted(unaligned)[0])
+        log.warning("%s: %d of %d transcribed utterances have no word in it (e.g. %s; the "
+                    "aligner failed on them?): kept without word alignment, so they give no word "
+                    "cuts",
+                    path, len(unaligned), with_words, sorted(unaligned)[0])
     if silences:
         log.info("%s: %d silence marks (%s) left out", path, silences,
                  ", ".join(sorted(SILENCE_MARKS - {""})))
