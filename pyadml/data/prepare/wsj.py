@@ -48,8 +48,9 @@ def _is_noise(tok: str) -> bool:
 
 def normalise_wsj_text(text: str) -> list[str]:
     """LDC transcript words as spoken: noise markers ([...]) dropped, verbal deletions (<ah>:
-    said, and marked so) kept, then only letters and apostrophes, lower-cased (``\\.PERIOD``
-    -> ``period``, ``*WORD*`` -> ``word``, ``A:ND`` -> ``and``), as Kaldi's WSJ recipe reads them."""
+    said, and marked so) kept as Kaldi's WSJ recipe keeps them, then only letters and
+    apostrophes, lower-cased (``\\.PERIOD`` -> ``period``, ``*WORD*`` -> ``word``, ``A:ND`` ->
+    ``and``)."""
     return [w for w in map(_letters, (t for t in text.split() if not _is_noise(t))) if w]
 
 
