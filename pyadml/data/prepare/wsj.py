@@ -70,7 +70,8 @@ def dot_word_matches(tok: str, ctm_word: str) -> bool:
         return c[0] in "[<" and c[-1] in "]>" and c not in UNKNOWN_MARKS
     if c in UNKNOWN_MARKS:
         return True
-    return bool(_letters(tok)) and _letters(tok) == _letters(c)
+    letters = _letters(tok)
+    return bool(letters) and letters == _letters(c)
 
 
 def _read_dots(dots: list[Path]) -> dict[str, tuple[list[str], str]]:
