@@ -216,9 +216,8 @@ def _attach_ctm(
                           f"(or, with segments, a recording id)")
     if unaligned:
         log.warning("%s: %d of %d transcribed utterances have no word in it (e.g. %s; the "
-                    "aligner failed on them?): kept without word alignment, so they give no word "
-                    "cuts",
-                    path, len(unaligned), with_words, sorted(unaligned)[0])
+                    "aligner failed on them?): kept without word alignment, so they give no "
+                    "word cuts", path, len(unaligned), with_words, sorted(unaligned)[0])
     if silences:
         log.info("%s: %d silence marks (%s) left out", path, silences,
                  ", ".join(sorted(SILENCE_MARKS - {""})))
