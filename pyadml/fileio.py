@@ -65,6 +65,18 @@ def write_wav_atomic(
         sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, format=format, subtype=subtype)
 
 
+def read_shorten_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:
+    """float32 samples (N, channels) and the rate of a Shorten-compressed SPHERE file (the LDC's
+    WSJ), which soundfile cannot read; None for any other file. A damaged stream raises
+    pyadml.sphere.SphereError naming the file."""
+    from pyadml import sphere
+
+    if not sphere.is_shorten_sphere(path):
+        return None
+    samples, rate = sphere.read_shorten_sphere(path)
+    return samples.astype(np.float32) / 32768.0, rate
+
+
 def audio_read_error(path: str | os.PathLike, error: Exception, wav_scp: bool = False) -> str:
     """``cannot read <path>: <error>``, and what to do when soundfile does not know the format
     (a phone's .m4a/AAC, a video): convert it (``wav_scp``: or let a wav.scp command do it)."""

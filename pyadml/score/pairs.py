@@ -20,7 +20,7 @@ import soundfile as sf
 from pyadml.data.dataset import mean_normalize, warp_mel
 from pyadml.data.features import fbank_extractor, fbank_options, mel_range
 from pyadml.data.trials import Trial
-from pyadml.fileio import audio_read_error, write_lines_atomic
+from pyadml.fileio import audio_read_error, read_shorten_sphere, write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
@@ -29,6 +29,7 @@ from pyadml.score.floor import FloorError, check_floor_option, floor_features, m
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm, model_norm
 from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words, model_phrase
+from pyadml.sphere import SphereError
 from pyadml.text import KeywordError
 
 
@@ -41,7 +42,13 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for corrupt files
-        raise PairsError(audio_read_error(path, e)) from None
+        try:
+            shorten = read_shorten_sphere(path)  # the LDC's WSJ, which soundfile cannot read
+        except SphereError as bad:
+            raise PairsError(f"cannot read {bad}") from None
+        if shorten is None:
+            raise PairsError(audio_read_error(path, e)) from None
+        audio, sr = shorten
     if audio.size == 0:
         raise PairsError(f"{path} holds no samples")
     audio = audio.mean(axis=1)

@@ -166,7 +166,15 @@ def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
     try:
         f = sf.SoundFile(str(path))
     except Exception as e:  # soundfile raises several types for corrupt files
-        raise SpotError(audio_read_error(path, e, wav_scp=True)) from None
+        shorten = _shorten_or_none(path)
+        if shorten is None:
+            raise SpotError(audio_read_error(path, e, wav_scp=True)) from None
+        samples, sr = shorten
+        for at in range(0, len(samples), BLOCK_SECONDS * sr):
+            yield to_mono(samples[at:at + BLOCK_SECONDS * sr], sr, str(path), offset=at), sr
+        if not len(samples):
+            raise SpotError(f"{path} holds no samples")
+        return
     with f:
         sr = f.samplerate
         while True:
@@ -184,6 +192,17 @@ def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
 
 
 BLOCK_SECONDS = 60
+
+
+def _shorten_or_none(path: Path):
+    """A Shorten-compressed SPHERE file decoded (pyadml.fileio.read_shorten_sphere), or None."""
+    from pyadml.fileio import read_shorten_sphere
+    from pyadml.sphere import SphereError
+
+    try:
+        return read_shorten_sphere(path)
+    except SphereError as e:
+        raise SpotError(f"cannot read {e}") from None
 
 
 def read_pcm_chunks(stream: BinaryIO, sample_rate: int, rate: int, chunk_seconds: float = 0.1,

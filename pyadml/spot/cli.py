@@ -94,8 +94,13 @@ def read_piped(entry: str) -> tuple:
         raise SpotError(f"cannot run {command!r}: {e}") from None
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        hint = ""
+        if proc.returncode == 127 and "sph2pipe" in command:
+            # Kaldi's tools are not installed: the SPHERE file can be named itself.
+            hint = ("; without sph2pipe, name the SPHERE file itself ('<id> <file.wv1>'): "
+                    "Shorten-compressed SPHERE is decoded by pyadml")
         raise SpotError(f"command {command!r} exited with status {proc.returncode}"
-                        + (f": {err[-1]}" if err else ""))
+                        + (f": {err[-1]}" if err else "") + hint)
     try:
         audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for a stream it cannot parse

@@ -15,6 +15,8 @@ import pytest
 import soundfile as sf
 from lhotse import load_manifest
 
+import shorten_writer  # tests/data is on sys.path under pytest
+
 from pyadml.bin import prepare_manifests
 from pyadml.data.prepare import (
     CorpusError,
@@ -296,12 +298,15 @@ def test_ctm_tolerance_is_clipped(plain):
 
 
 def shorten_sphere(path: Path, samples: int = SR) -> Path:
-    header = (f"NIST_1A\n   1024\nsample_count -i {samples}\nsample_rate -i {SR}\n"
-              "channel_count -i 1\nsample_n_bytes -i 2\n"
-              "sample_coding -s26 pcm,embedded-shorten-v2.00\nend_head\n")
+    """A SPHERE file whose samples are a Shorten stream, as the LDC's WSJ files are
+    (tests/data/shorten_writer.py; its samples: ``shorten_samples``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header.encode().ljust(1024, b" ") + np.random.default_rng(1).bytes(3000))
+    path.write_bytes(shorten_writer.sphere(shorten_writer.encode(shorten_samples(samples)), samples))
     return path
+
+
+def shorten_samples(samples: int) -> np.ndarray:
+    return np.round(tone(samples / SR, SR) * 32767).astype(np.int64)[:samples, None]
 
 
 @pytest.fixture
@@ -428,8 +433,14 @@ def test_shorten_sphere(ldc, tmp_path, no_sph2pipe_path):
     sph = root / "wsj0" / "si_et_05" / "440" / "440c0201.wv1"
     shorten_sphere(sph, samples=int(1.5 * SR))
     assert read_sphere_header(sph)["sample_coding"] == "pcm,embedded-shorten-v2.00"
-    with raises(sph, "shorten-compressed SPHERE", "sph2pipe"):
-        prepare_wsj(root, ctm=ctm)
+    # Without sph2pipe, the built-in decoder reads it (pyadml.bin.sph2wav).
+    rec = prepare_wsj(root, ctm=ctm)["recordings"]["440c0201"]
+    assert rec.sources[0].type == "command" and " -m pyadml.bin.sph2wav " in rec.sources[0].source
+    assert rec.num_samples == int(1.5 * SR)
+    audio = rec.load_audio()
+    assert audio.shape == (1, int(1.5 * SR))
+    np.testing.assert_allclose(audio[0] * 32768, shorten_samples(int(1.5 * SR))[:, 0], atol=0.5)
+    # With sph2pipe on PATH, it is named instead, as Kaldi's recipes do.
     fake_sph2pipe(tmp_path, no_sph2pipe_path, samples=int(1.5 * SR))
     rec = prepare_wsj(root, ctm=ctm)["recordings"]["440c0201"]
     assert rec.sources[0].type == "command" and rec.sources[0].source.startswith("sph2pipe -f wav ")
@@ -437,16 +448,29 @@ def test_shorten_sphere(ldc, tmp_path, no_sph2pipe_path):
     assert rec.load_audio().shape == (1, int(1.5 * SR))
 
 
-def test_kaldi_sph2pipe_pipe(tmp_path, no_sph2pipe_path):
+def test_kaldi_sph2pipe_pipe(tmp_path, no_sph2pipe_path, caplog):
     d = tmp_path / "data"
     sph = shorten_sphere(tmp_path / "u1.wv1", samples=SR)
-    lines(d / "wav.scp", f"u1 sph2pipe -f wav {sph} |")
-    lines(d / "text", "u1 hi")
-    lines(d / "utt2spk", "u1 s")
+    # A Kaldi data directory made on a machine with Kaldi's tools, read on one without them.
+    lines(d / "wav.scp", f"u1 /opt/kaldi/tools/sph2pipe_v2.5/sph2pipe -f wav -p -c 1 {sph} |",
+          f"u2 sph2pipe -f wav {sph} |")
+    lines(d / "text", "u1 hi", "u2 ho")
+    lines(d / "utt2spk", "u1 s", "u2 s")
+    with caplog.at_level("WARNING"):
+        recs = prepare_kaldi_dir(d)["recordings"]
+    assert f"{d / 'wav.scp'}: sph2pipe is not on PATH" in caplog.text
+    assert caplog.text.count("sph2pipe is not on PATH") == 1
+    assert " -m pyadml.bin.sph2wav -c 1 " in recs["u1"].sources[0].source
+    for rec in recs:
+        assert rec.num_samples == SR
+        np.testing.assert_allclose(rec.load_audio()[0] * 32768, shorten_samples(SR)[:, 0], atol=0.5)
+    # What the built-in decoder does not stand in for still needs sph2pipe itself.
+    lines(d / "wav.scp", f"u1 sph2pipe -f raw {sph} |", f"u2 sph2pipe -f wav {sph} |")
     with raises(f"{d / 'wav.scp'}:1", "'sph2pipe' is not on PATH"):
         prepare_kaldi_dir(d)
     fake_sph2pipe(tmp_path, no_sph2pipe_path)
-    rec = prepare_kaldi_dir(d)["recordings"]["u1"]
+    rec = prepare_kaldi_dir(d)["recordings"]["u2"]
+    assert rec.sources[0].source.startswith("sph2pipe -f wav ")
     assert rec.num_samples == SR and rec.load_audio().shape == (1, SR)
 
 

@@ -89,12 +89,36 @@ def test_wav_scp_commands_are_read_as_kaldi_does(tiny_model, tmp_path):
     assert names[0] == "a" and set(names) == {"a", "b", "c"}
 
 
+def test_a_wsj_sphere_file_gives_the_detections_of_its_wav(tiny_model, tmp_path, monkeypatch):
+    """The LDC's WSJ audio (Shorten-compressed SPHERE, which soundfile cannot read), named as a
+    file or in a wav.scp, without sph2pipe."""
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "data"))
+    from shorten_writer import encode, sphere
+
+    wav = wavs(tmp_path, 1)[0]
+    x = sf.read(wav, dtype="int16")[0].astype(np.int64)
+    sph = tmp_path / "440c0201.wv1"
+    sph.write_bytes(sphere(encode(x), len(x)))
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"w {sph}\n")
+    out, ref, viascp = tmp_path / "d.tsv", tmp_path / "r.tsv", tmp_path / "s.tsv"
+    base = ["--model", str(tiny_model), "--keywords", KW, "--threshold", "-1"]
+    assert detect_cli.main(base + ["--out", str(out), str(sph)]) == 0
+    assert detect_cli.main(base + ["--out", str(ref), str(wav)]) == 0
+    assert detect_cli.main(base + ["--out", str(viascp), "--wav-scp", str(scp)]) == 0
+    rows = lambda p: [r.split("\t")[1:] for r in p.read_text().splitlines()[1:]]  # noqa: E731
+    assert rows(out) == rows(ref) == rows(viascp) and rows(out)
+
+
 def test_wav_scp_command_errors(tiny_model, tmp_path, capsys):
     base = ["--model", str(tiny_model), "--keywords", KW]
     for line, want in [("u1 echo oops >&2; exit 3 |", "u1: command 'echo oops >&2; exit 3' exited "
                         "with status 3: oops"),
                        ("u2 echo hello |", "u2: the output of 'echo hello' (6 bytes) is not audio"),
-                       ("u3 |", "wav.scp:1: expected '<utt-id> <wav path>' or '<utt-id> <command> |'")]:
+                       ("u3 |", "wav.scp:1: expected '<utt-id> <wav path>' or '<utt-id> <command> |'"),
+                       ("u4 /nowhere/sph2pipe -f wav a.wv1 |", "exited with status 127: "),
+                       ("u4 /nowhere/sph2pipe -f wav a.wv1 |", "without sph2pipe, name the SPHERE "
+                        "file itself ('<id> <file.wv1>'): Shorten-compressed SPHERE is decoded")]:
         scp = tmp_path / "wav.scp"
         scp.write_text(line + "\n")
         out = tmp_path / "d.tsv"

@@ -1,13 +1,16 @@
-"""Audio probing of wav.scp entries and files, NIST SPHERE headers, sph2pipe commands."""
+"""Audio probing of wav.scp entries and files, NIST SPHERE headers, sph2pipe commands (or the
+built-in Shorten decoder, pyadml.bin.sph2wav, where sph2pipe is not installed)."""
 
 from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,37 +18,18 @@ import soundfile as sf
 from lhotse import Recording
 from lhotse.audio import AudioSource
 
+from pyadml import sphere
 from pyadml.data.prepare.common import CorpusError
+
+log = logging.getLogger(__name__)
 
 
 def read_sphere_header(path: str | os.PathLike) -> dict[str, int | float | str]:
-    """The fields of a NIST SPHERE header (``name -i 1``, ``-r 1.0``, ``-sN text``)."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(1024)
-        if not head.startswith(b"NIST_1A"):
-            raise CorpusError(f"{path}: not a NIST SPHERE file (no NIST_1A magic)")
-        lines = head.split(b"\n")
-        try:
-            size = int(lines[1])
-        except (IndexError, ValueError):
-            raise CorpusError(f"{path}: SPHERE header size is not a number") from None
-        if size > len(head):
-            head += f.read(size - len(head))
-    fields: dict[str, int | float | str] = {}
-    for raw in head[:size].split(b"\n")[2:]:
-        line = raw.decode("ascii", "replace").strip()
-        if line == "end_head":
-            return fields
-        parts = line.split(maxsplit=2)
-        if len(parts) < 3:
-            continue
-        name, kind, value = parts
-        try:
-            fields[name] = int(value) if kind == "-i" else float(value) if kind == "-r" else value
-        except ValueError:
-            raise CorpusError(f"{path}: SPHERE header field {name} has a bad value {value!r}") from None
-    raise CorpusError(f"{path}: SPHERE header has no end_head within {size} bytes")
+    """The fields of a NIST SPHERE header (``pyadml.sphere``), errors as CorpusError."""
+    try:
+        return sphere.read_sphere_header(path)
+    except sphere.SphereError as e:
+        raise CorpusError(str(e)) from None
 
 
 @dataclass
@@ -73,30 +57,33 @@ def _on_path(name: str) -> bool:
     return _which(name, os.environ.get("PATH")) is not None
 
 
-def _sphere_pipe(path: str, where: str) -> _Audio:
-    """A sph2pipe command source for a SPHERE file soundfile cannot decode (shorten)."""
+def sph2wav_command(path: str, channel: int | None = None) -> str:
+    """The built-in stand-in for ``sph2pipe -f wav [-c N] FILE``: this interpreter running
+    pyadml.bin.sph2wav (which decodes Shorten itself)."""
+    opt = f" -c {channel}" if channel is not None else ""
+    return f"{shlex.quote(sys.executable)} -m {SPH2WAV_MODULE}{opt} {shlex.quote(path)}"
+
+
+def _sphere_size(path: str, where: str, channel: bool) -> tuple[int, int, int]:
+    """(rate, samples, channels) of a SPHERE file from its header."""
+    if not os.path.isfile(path):
+        raise CorpusError(f"{where}: audio file {path} does not exist")
     hdr = read_sphere_header(path)
-    if not _on_path("sph2pipe"):
-        raise CorpusError(f"{where}: {path} is shorten-compressed SPHERE "
-                          f"(sample_coding {hdr.get('sample_coding')}); put sph2pipe on PATH to read it")
-    missing = [k for k in ("sample_count", "sample_rate", "channel_count") if k not in hdr]
+    missing = [k for k in ("sample_count", "sample_rate") if k not in hdr]
     if missing:
         raise CorpusError(f"{where}: {path}: SPHERE header lacks {', '.join(missing)}")
+    n_ch = 1 if channel else int(hdr.get("channel_count", 1))
+    return int(hdr["sample_rate"]), int(hdr["sample_count"]), n_ch
+
+
+def _sphere_pipe(path: str, where: str) -> _Audio:
+    """A command source for a SPHERE file soundfile cannot decode (Shorten): sph2pipe when it is
+    on PATH, else the built-in decoder (``python -m pyadml.bin.sph2wav``)."""
     # The name, not sph2pipe's absolute path, keeps the manifest usable on another machine.
-    cmd = f"sph2pipe -f wav {shlex.quote(path)}"
-    n_ch = int(hdr["channel_count"])
+    cmd = f"sph2pipe -f wav {shlex.quote(path)}" if _on_path("sph2pipe") else sph2wav_command(path)
+    rate, count, n_ch = _sphere_size(path, where, channel=False)
     return _Audio(AudioSource(type="command", channels=list(range(n_ch)), source=cmd),
-                  int(hdr["sample_rate"]), int(hdr["sample_count"]), n_ch)
-
-
-def _is_shorten(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            if f.read(7) != b"NIST_1A":
-                return False
-        return "shorten" in str(read_sphere_header(path).get("sample_coding", ""))
-    except (OSError, CorpusError):
-        return False
+                  rate, count, n_ch)
 
 
 def _probe_file(path: str, where: str) -> _Audio:
@@ -105,7 +92,7 @@ def _probe_file(path: str, where: str) -> _Audio:
     except Exception as e:  # libsndfile raises several types for unreadable input
         if not os.path.isfile(path):
             raise CorpusError(f"{where}: audio file {path} does not exist") from None
-        if _is_shorten(path):
+        if sphere.is_shorten_sphere(path):
             return _sphere_pipe(path, where)
         raise CorpusError(f"{where}: {path} is not readable audio ({e})") from None
     return _Audio(AudioSource(type="file", channels=list(range(info.channels)), source=path),
@@ -113,41 +100,60 @@ def _probe_file(path: str, where: str) -> _Audio:
 
 
 _SPH2PIPE_VALUED = {"-h", "-f", "-c", "-t", "-s"}
+SPH2WAV_MODULE = "pyadml.bin.sph2wav"
+
+
+def _sph2pipe_args(tokens: list[str]) -> tuple[dict[str, str], list[str]]:
+    """sph2pipe's options and file arguments (the tokens after the program)."""
+    opts, files, i = {}, [], 0
+    while i < len(tokens):
+        if tokens[i] in _SPH2PIPE_VALUED and i + 1 < len(tokens):
+            opts[tokens[i]] = tokens[i + 1]
+            i += 2
+        else:
+            if not tokens[i].startswith("-"):
+                files.append(tokens[i])
+            i += 1
+    return opts, files
+
+
+@functools.lru_cache(maxsize=None)
+def _note_sph2pipe_stand_in(file: str) -> None:
+    log.warning("%s: sph2pipe is not on PATH; its lines are read with the built-in Shorten "
+                "decoder instead (python -m %s)", file, SPH2WAV_MODULE)
 
 
 def _probe_pipe(cmd: str, where: str) -> _Audio:
-    """A Kaldi ``... |`` command; sph2pipe of one file is sized from its SPHERE header,
-    anything else is run once and its wav output inspected."""
+    """A Kaldi ``... |`` command; a sph2pipe (or sph2wav) command of one whole file is sized from
+    its SPHERE header. Where sph2pipe is not on PATH, such a command is rewritten to the
+    built-in decoder. Anything else is run once and its wav output inspected."""
     try:
         tokens = shlex.split(cmd)
     except ValueError as e:
         raise CorpusError(f"{where}: cannot parse the command {cmd!r} ({e})") from None
     if not tokens:
         raise CorpusError(f"{where}: empty command before '|'")
+    simple = not any(c in cmd for c in "|;&<>`$")
+    is_sph2pipe = os.path.basename(tokens[0]) == "sph2pipe"
+    is_sph2wav = len(tokens) > 2 and tokens[1:3] == ["-m", SPH2WAV_MODULE]
+    if simple and (is_sph2pipe or is_sph2wav):
+        opts, files = _sph2pipe_args(tokens[3:] if is_sph2wav else tokens[1:])
+        whole = len(files) == 1 and not ({"-t", "-s"} & opts.keys())
+        wav = opts.get("-f", "wav") == "wav"
+        if is_sph2pipe and not _on_path(tokens[0]) and whole and wav:
+            channel = opts.get("-c")
+            if channel is not None and not channel.isdigit():
+                raise CorpusError(f"{where}: sph2pipe -c {channel!r}: expected a channel number")
+            _note_sph2pipe_stand_in(where.rsplit(":", 1)[0])
+            cmd = sph2wav_command(files[0], None if channel is None else int(channel))
+            tokens, is_sph2wav = shlex.split(cmd), True
+        if whole and (is_sph2wav or _on_path(tokens[0])):
+            rate, count, n_ch = _sphere_size(files[0], where, channel="-c" in opts)
+            return _Audio(AudioSource(type="command", channels=list(range(n_ch)), source=cmd),
+                          rate, count, n_ch)
     if not _on_path(tokens[0]):
         raise CorpusError(f"{where}: command {tokens[0]!r} is not on PATH")
     source = AudioSource(type="command", channels=[0], source=cmd)
-    simple = not any(c in cmd for c in "|;&<>`$")
-    if simple and os.path.basename(tokens[0]) == "sph2pipe":
-        opts, files, i = {}, [], 1
-        while i < len(tokens):
-            if tokens[i] in _SPH2PIPE_VALUED and i + 1 < len(tokens):
-                opts[tokens[i]] = tokens[i + 1]
-                i += 2
-            else:
-                if not tokens[i].startswith("-"):
-                    files.append(tokens[i])
-                i += 1
-        if len(files) == 1 and not ({"-t", "-s"} & opts.keys()):
-            if not os.path.isfile(files[0]):
-                raise CorpusError(f"{where}: audio file {files[0]} does not exist")
-            hdr = read_sphere_header(files[0])
-            n_ch = 1 if "-c" in opts else int(hdr.get("channel_count", 1))
-            try:
-                return _Audio(AudioSource(type="command", channels=list(range(n_ch)), source=cmd),
-                              int(hdr["sample_rate"]), int(hdr["sample_count"]), n_ch)
-            except KeyError as e:
-                raise CorpusError(f"{where}: {files[0]}: SPHERE header lacks {e}") from None
     proc = subprocess.run(cmd, shell=True, capture_output=True)
     if proc.returncode != 0 or not proc.stdout:
         tail = proc.stderr.decode(errors="replace").strip()[-300:]

@@ -108,7 +108,8 @@ def prepare_wsj(
     stem in lower case, speaker = its directory), with its transcript from the ``.dot`` files.
     The CTM is required and selects the utterances: those it does not name, and those without a
     transcript, are skipped with a warning. With more than one channel, ids become
-    ``<stem>_<channel>``. Shorten-compressed SPHERE is read through ``sph2pipe``.
+    ``<stem>_<channel>``. Shorten-compressed SPHERE is read through ``sph2pipe`` when it is on PATH,
+    else with the built-in decoder (``python -m pyadml.bin.sph2wav``, :mod:`pyadml.sphere`).
     """
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():

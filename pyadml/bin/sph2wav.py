@@ -1,0 +1,68 @@
+"""NIST SPHERE (plain or Shorten-compressed, as the LDC ships WSJ) to 16-bit WAV, without sph2pipe.
+
+    python -m pyadml.bin.sph2wav [-f wav] [-p] [-c CHANNEL] FILE [OUT]
+
+writes FILE as WAV to OUT, or to standard output when OUT is not given, so that it can stand
+where Kaldi's ``sph2pipe -f wav FILE |`` does in a wav.scp. ``-c`` keeps one channel (1-based,
+as sph2pipe's); ``-f wav`` and ``-p`` (16-bit PCM) are accepted for sph2pipe's command lines and
+are what this command always writes. Stage 1 names this command in its manifests when
+``sph2pipe`` is not on PATH (``pyadml.data.prepare.audio``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pyadml.bin.sph2wav", description=__doc__.split("\n")[0])
+    p.add_argument("-f", dest="fmt", default="wav", help="output format: wav (the only one)")
+    p.add_argument("-p", action="store_true", help="16-bit PCM (always)")
+    p.add_argument("-c", dest="channel", type=int, default=None, help="keep this channel (1-based)")
+    p.add_argument("file")
+    p.add_argument("out", nargs="?", default=None)
+    args = p.parse_args(argv)
+    if args.fmt != "wav":
+        p.error(f"-f {args.fmt}: only wav output is written")
+    from pyadml.sphere import SphereError, read_sphere  # numpy only: one process per file
+
+    try:
+        samples, rate = read_sphere(args.file)
+    except (OSError, SphereError) as e:
+        print(f"sph2wav: {e}", file=sys.stderr)
+        return 1
+    if args.channel is not None:
+        if not 1 <= args.channel <= samples.shape[1]:
+            print(f"sph2wav: {args.file}: -c {args.channel}, but the file has "
+                  f"{samples.shape[1]} channel(s)", file=sys.stderr)
+            return 1
+        samples = samples[:, args.channel - 1:args.channel]
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
+    if args.out is None:
+        sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.buffer.flush()
+        return 0
+    # A temporary name, then a rename: an interrupted run leaves no half-written OUT.
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    fd, tmp = tempfile.mkstemp(prefix=".sph2wav.", suffix=".wav", dir=out_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(buf.getvalue())
+        os.replace(tmp, args.out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
