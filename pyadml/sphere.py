@@ -5,8 +5,9 @@ LDC corpora such as WSJ ship their audio as SPHERE files whose samples are a Sho
 reads them through ``sph2pipe``, which neither Debian nor PyPI packages. This module decodes
 such files itself, so that stage 1 reads an LDC tree on a machine without Kaldi's tools
 (``python -m pyadml.bin.sph2wav``, the command the manifests then name), and ``detect``,
-``score_pairs`` and ``score_clips`` read such files as they read any other. Only numpy is
-imported here: the decoder runs once per file in stage 4.
+``score_pairs`` and ``score_clips`` read such files as they read any other. The command's path
+(``shorten_sphere_pcm16``) imports nothing beyond the standard library: it runs once per
+recording in stage 4, where numpy's import would double its time.
 
 The Shorten stream (T. Robinson, "SHORTEN: Simple lossless and near-lossless waveform
 compression", CUED/F-INFENG/TR.156, 1994; versions 0-3) is a bit stream, most significant bit
@@ -27,9 +28,10 @@ toward zero, version 2's rounded means, the bit shift applied after the means).
 from __future__ import annotations
 
 import os
+import sys
+from array import array
+from itertools import accumulate
 from pathlib import Path
-
-import numpy as np
 
 MAGIC = b"ajkg"
 FN_DIFF0, FN_DIFF1, FN_DIFF2, FN_DIFF3, FN_QUIT, FN_BLOCKSIZE, FN_BITSHIFT, FN_QLPC, FN_ZERO, \
@@ -148,9 +150,9 @@ class _Bits:
         u = self.uvar(k + 1)
         return ~(u >> 1) if u & 1 else u >> 1
 
-    def svars(self, k: int, count: int) -> np.ndarray:
+    def svars(self, k: int, count: int) -> list[int]:
         """``count`` svar(k) codes: the residuals of one block (the decoder's inner loop)."""
-        out = np.empty(count, dtype=np.int64)
+        out = [0] * count
         data, pos, cache, n = self.data, self.pos, self.cache, self.n
         k1 = k + 1
         for i in range(count):
@@ -182,24 +184,33 @@ class _Bits:
         return out
 
 
-def _fixed_prediction(order: int, res: np.ndarray, hist: np.ndarray, coffset: int) -> np.ndarray:
+def _fixed_prediction(order: int, res: list[int], hist: list[int], coffset: int) -> list[int]:
     """Samples of a DIFF<order> block: the residuals summed ``order`` times, each sum starting
     from the matching difference of the previous samples ``hist`` (oldest first)."""
     if order == 0:
-        return res + coffset
+        return [r + coffset for r in res]
     # Differences of the history: level j holds the j-th difference of its last samples.
-    levels = [hist.astype(np.int64)]
+    levels = [hist]
     for _ in range(order - 1):
-        levels.append(np.diff(levels[-1]))
+        last = levels[-1]
+        levels.append([b - a for a, b in zip(last, last[1:])])
     x = res
     for j in range(order - 1, -1, -1):
-        x = np.cumsum(x) + levels[j][-1]
+        x = list(accumulate(x, initial=levels[j][-1]))[1:]
     return x
 
 
-def decode_shorten(data: bytes, offset: int = 0, where: str = "shorten stream") -> tuple[np.ndarray, str]:
+def decode_shorten(data: bytes, offset: int = 0, where: str = "shorten stream"):
     """The samples of the Shorten stream at ``data[offset:]``: an (N, channels) int64 array of
     the coded integer values, and the sample type ("s16", "u16", "s8" or "u8")."""
+    import numpy as np
+
+    channels, kind = _decode(data, offset, where)
+    return np.array(channels, dtype=np.int64).T.reshape(-1, len(channels)), kind
+
+
+def _decode(data: bytes, offset: int, where: str) -> tuple[list[list[int]], str]:
+    """decode_shorten's work on Python lists (one per channel): the command line needs no numpy."""
     if data[offset:offset + 4] != MAGIC:
         raise SphereError(f"{where}: no Shorten magic 'ajkg' at byte {offset} "
                           f"(found {data[offset:offset + 4]!r})")
@@ -218,7 +229,7 @@ def decode_shorten(data: bytes, offset: int = 0, where: str = "shorten stream") 
         channels = ulong(CHANSIZE)
         blocksize, maxnlpc, nmean = DEFAULT_BLOCK_SIZE, 0, (4 if version >= 2 else 0)
         if version:
-            blocksize = ulong(int(np.log2(DEFAULT_BLOCK_SIZE)))
+            blocksize = ulong(DEFAULT_BLOCK_SIZE.bit_length() - 1)
             maxnlpc = ulong(LPCQSIZE)
             nmean = ulong(0)
             for _ in range(ulong(NSKIPSIZE)):
@@ -237,8 +248,8 @@ def decode_shorten(data: bytes, offset: int = 0, where: str = "shorten stream") 
     lpcqoffset = (1 << LPCQUANT) if version > 1 else 0
     mean0 = 0x80 if kind == "u8" else 0x8000 if kind == "u16" else 0
     offsets = [[mean0] * max(1, nmean) for _ in range(channels)]
-    hist = [np.zeros(nwrap, dtype=np.int64) for _ in range(channels)]
-    out: list[list[np.ndarray]] = [[] for _ in range(channels)]
+    hist = [[0] * nwrap for _ in range(channels)]
+    out: list[list[int]] = [[] for _ in range(channels)]
     bitshift, chan = 0, 0
     try:
         while True:
@@ -258,9 +269,8 @@ def decode_shorten(data: bytes, offset: int = 0, where: str = "shorten stream") 
                     raise SphereError(f"block size {new}; expected 1-{MAX_BLOCK_SIZE}")
                 blocksize = new
             elif cmd in (FN_DIFF0, FN_DIFF1, FN_DIFF2, FN_DIFF3, FN_QLPC, FN_ZERO):
-                samples = _audio_block(bits, cmd, version, blocksize, nmean, bitshift, lpcqoffset,
-                                       offsets[chan], hist[chan], nwrap)
-                out[chan].append(samples)
+                out[chan] += _audio_block(bits, cmd, version, blocksize, nmean, bitshift,
+                                          lpcqoffset, offsets[chan], hist[chan], nwrap)
                 chan = (chan + 1) % channels
             else:
                 raise SphereError(f"unknown command {cmd} at byte {bits.pos}")
@@ -268,13 +278,11 @@ def decode_shorten(data: bytes, offset: int = 0, where: str = "shorten stream") 
         raise SphereError(f"{where}: {e}") from None
     if chan:
         raise SphereError(f"{where}: the stream stops after channel {chan - 1} of a block")
-    if not out[0]:
-        return np.zeros((0, channels), dtype=np.int64), kind
-    return np.stack([np.concatenate(c) for c in out], axis=1), kind
+    return out, kind
 
 
 def _audio_block(bits: _Bits, cmd: int, version: int, blocksize: int, nmean: int, bitshift: int,
-                 lpcqoffset: int, offset: list[int], hist: np.ndarray, nwrap: int) -> np.ndarray:
+                 lpcqoffset: int, offset: list[int], hist: list[int], nwrap: int) -> list[int]:
     """One channel's block: decode, update the running means and the history (in place), and
     return the samples with the bit shift applied."""
     k = 0
@@ -292,42 +300,43 @@ def _audio_block(bits: _Bits, cmd: int, version: int, blocksize: int, nmean: int
         if version >= 2 and bitshift:
             coffset = (coffset >> (bitshift - 1)) >> 1
     if cmd == FN_ZERO:
-        s = np.zeros(blocksize, dtype=np.int64)
+        s = [0] * blocksize
     elif cmd == FN_QLPC:
         order = bits.uvar(LPCQSIZE)
         if order > nwrap:
             raise SphereError(f"LPC order {order} above the header's maximum {nwrap}")
         coeffs = [bits.svar(LPCQUANT) for _ in range(order)]
         res = bits.svars(k, blocksize)
-        prev = [int(v) - coffset for v in hist[nwrap - order:]] if order else []
-        s_list = []
-        for r in res.tolist():
+        # The history is moved by the mean in place, and stays so: shorten's and ffmpeg's
+        # decoders do this, which matters when a block is shorter than the history.
+        for i in range(nwrap - order, nwrap):
+            hist[i] -= coffset
+        prev = hist[nwrap - order:]
+        e = []
+        for r in res:
             acc = lpcqoffset
             for j in range(order):
                 acc += coeffs[j] * prev[order - 1 - j]
             v = r + (acc >> LPCQUANT)
-            s_list.append(v)
+            e.append(v)
             if order:
                 prev.append(v)
                 prev.pop(0)
-        s = np.asarray(s_list, dtype=np.int64) + coffset
+        s = [v + coffset for v in e]
     else:
         s = _fixed_prediction(cmd, bits.svars(k, blocksize), hist, coffset)
     if nmean > 0:
-        total = (blocksize // 2 if version >= 2 else 0) + int(s.sum())
+        total = (blocksize // 2 if version >= 2 else 0) + sum(s)
         offset.pop(0)
         mean = _trunc_div(total, blocksize)
         offset.append(mean << bitshift if version >= 2 else mean)
-    if blocksize >= nwrap:
-        hist[:] = s[-nwrap:]
-    else:
-        hist[:] = np.concatenate([hist[blocksize:], s])
-    return s << bitshift if bitshift else s
+    hist[:] = (hist + s)[-nwrap:]
+    return [v << bitshift for v in s] if bitshift else s
 
 
-def read_shorten_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """(samples, rate) of an embedded-Shorten SPHERE file: int16 (N, channels) for 16-bit
-    audio, checked against the header's sample_count and channel_count."""
+def _shorten_sphere_samples(path: str | os.PathLike) -> tuple[list[list[int]], str, int]:
+    """(per-channel sample lists, sample type, rate) of an embedded-Shorten SPHERE file,
+    checked against the header's sample_count and channel_count."""
     path = Path(path)
     hdr = read_sphere_header(path)
     coding = str(hdr.get("sample_coding", ""))
@@ -337,30 +346,58 @@ def read_shorten_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         raise SphereError(f"{path}: sample_coding {coding!r}: only linear PCM under Shorten "
                           f"is supported")
     data = path.read_bytes()
-    samples, kind = decode_shorten(data, int(data.split(b"\n", 2)[1]), where=str(path))
-    n_ch = int(hdr.get("channel_count", samples.shape[1]))
-    if samples.shape[1] != n_ch:
-        raise SphereError(f"{path}: the stream has {samples.shape[1]} channels, the header "
+    channels, kind = _decode(data, int(data.split(b"\n", 2)[1]), str(path))
+    n_ch = int(hdr.get("channel_count", len(channels)))
+    if len(channels) != n_ch:
+        raise SphereError(f"{path}: the stream has {len(channels)} channels, the header "
                           f"channel_count {n_ch}")
     count = hdr.get("sample_count")
     if count is not None:
-        if samples.shape[0] < int(count):
-            raise SphereError(f"{path}: the stream holds {samples.shape[0]} samples per "
+        if len(channels[0]) < int(count):
+            raise SphereError(f"{path}: the stream holds {len(channels[0])} samples per "
                               f"channel, the header's sample_count {count}: truncated file?")
-        samples = samples[:int(count)]
+        channels = [c[:int(count)] for c in channels]
     rate = int(hdr.get("sample_rate", 0))
     if rate <= 0:
         raise SphereError(f"{path}: SPHERE header has no sample_rate")
+    return channels, kind, rate
+
+
+def _to_int16(v: int, kind: str) -> int:
     if kind == "s16":
-        return np.clip(samples, -32768, 32767).astype(np.int16), rate
+        return -32768 if v < -32768 else 32767 if v > 32767 else v
     if kind == "u16":
-        return (np.clip(samples, 0, 65535) - 32768).astype(np.int16), rate
+        return (0 if v < 0 else 65535 if v > 65535 else v) - 32768
     if kind == "u8":
-        return ((np.clip(samples, 0, 255) - 128) << 8).astype(np.int16), rate
-    return (np.clip(samples, -128, 127) << 8).astype(np.int16), rate
+        return ((0 if v < 0 else 255 if v > 255 else v) - 128) << 8
+    return (-128 if v < -128 else 127 if v > 127 else v) << 8
 
 
-def read_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+def shorten_sphere_pcm16(path: str | os.PathLike, channel: int | None = None
+                         ) -> tuple[bytes, int, int]:
+    """(interleaved little-endian 16-bit PCM, rate, channels) of an embedded-Shorten SPHERE
+    file, or of its channel ``channel`` (0-based) alone; without numpy."""
+    channels, kind, rate = _shorten_sphere_samples(path)
+    if channel is not None:
+        if not 0 <= channel < len(channels):
+            raise SphereError(f"{path}: channel {channel + 1} asked, the file has "
+                              f"{len(channels)} channel(s)")
+        channels = [channels[channel]]
+    pcm = array("h", (_to_int16(v, kind) for frame in zip(*channels) for v in frame))
+    if sys.byteorder == "big":
+        pcm.byteswap()
+    return pcm.tobytes(), rate, len(channels)
+
+
+def read_shorten_sphere(path: str | os.PathLike):
+    """(samples, rate) of an embedded-Shorten SPHERE file: int16 (N, channels)."""
+    import numpy as np
+
+    pcm, rate, n_ch = shorten_sphere_pcm16(path)
+    return np.frombuffer(pcm, dtype="<i2").astype(np.int16).reshape(-1, n_ch), rate
+
+
+def read_sphere(path: str | os.PathLike):
     """(int16 samples (N, channels), rate) of a SPHERE file, Shorten-compressed or not."""
     if is_shorten_sphere(path):
         return read_shorten_sphere(path)

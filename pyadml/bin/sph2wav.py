@@ -12,13 +12,42 @@ are what this command always writes. Stage 1 names this command in its manifests
 from __future__ import annotations
 
 import argparse
-import io
 import os
+import struct
 import sys
 import tempfile
 
-import numpy as np
-import soundfile as sf
+
+def wav_bytes(pcm: bytes, rate: int, channels: int) -> bytes:
+    """A 16-bit PCM WAV file of interleaved little-endian samples."""
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * 2, channels * 2, 16)
+    return (b"RIFF" + struct.pack("<I", 36 + len(pcm)) + b"WAVEfmt " + struct.pack("<I", 16) + fmt
+            + b"data" + struct.pack("<I", len(pcm)) + pcm)
+
+
+def sphere_wav(path: str, channel: int | None) -> bytes:
+    """The WAV file of a SPHERE file (``channel``: that one alone, 1-based); SphereError
+    names the file when it cannot be read."""
+    from pyadml.sphere import is_shorten_sphere, read_sphere, shorten_sphere_pcm16
+
+    if is_shorten_sphere(path):  # the standard library alone: the common, per-recording case
+        pcm, rate, n_ch = shorten_sphere_pcm16(path, None if channel is None else channel - 1)
+        return wav_bytes(pcm, rate, n_ch)
+    import io
+
+    import soundfile as sf
+
+    from pyadml.sphere import SphereError
+
+    samples, rate = read_sphere(path)
+    if channel is not None:
+        if not 1 <= channel <= samples.shape[1]:
+            raise SphereError(f"{path}: channel {channel} asked, the file has "
+                              f"{samples.shape[1]} channel(s)")
+        samples = samples[:, channel - 1:channel]
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
 
 
 def main(argv=None) -> int:
@@ -31,23 +60,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.fmt != "wav":
         p.error(f"-f {args.fmt}: only wav output is written")
-    from pyadml.sphere import SphereError, read_sphere  # numpy only: one process per file
+    from pyadml.sphere import SphereError
 
     try:
-        samples, rate = read_sphere(args.file)
+        data = sphere_wav(args.file, args.channel)
     except (OSError, SphereError) as e:
         print(f"sph2wav: {e}", file=sys.stderr)
         return 1
-    if args.channel is not None:
-        if not 1 <= args.channel <= samples.shape[1]:
-            print(f"sph2wav: {args.file}: -c {args.channel}, but the file has "
-                  f"{samples.shape[1]} channel(s)", file=sys.stderr)
-            return 1
-        samples = samples[:, args.channel - 1:args.channel]
-    buf = io.BytesIO()
-    sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
     if args.out is None:
-        sys.stdout.buffer.write(buf.getvalue())
+        sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return 0
     # A temporary name, then a rename: an interrupted run leaves no half-written OUT.
@@ -55,7 +76,7 @@ def main(argv=None) -> int:
     fd, tmp = tempfile.mkstemp(prefix=".sph2wav.", suffix=".wav", dir=out_dir)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
+            f.write(data)
         os.replace(tmp, args.out)
     except BaseException:
         if os.path.exists(tmp):

@@ -114,10 +114,14 @@ def compute_fbank(
     and never a manifest pointing at a partial archive.
     """
     from lhotse import CutSet, LilcomChunkyWriter
+    from lhotse.caching import AudioCache
     from lhotse.utils import fastcopy
 
     import pyadml.data.augment  # noqa: F401  registers SpeedPerturb/BandLimit with lhotse
 
+    # A recording read through a command (sph2pipe, sph2wav) is decoded whole for every word cut
+    # of it; lhotse's cache keeps the last 100 outputs (500 MB at most), so once per recording.
+    AudioCache.enable()
     cuts = CutSet.from_file(cuts_path)
     storage_path = Path(storage_path).resolve()  # manifests must load from any directory
     storage_path.parent.mkdir(parents=True, exist_ok=True)

@@ -161,6 +161,10 @@ def encode(samples: np.ndarray, version: int = 2, blocksize: int = 256, nmean: i
                         w.svar(c_, 5)
                 for r in res:
                     w.svar(r, k)
+                if cmd == QLPC:
+                    # The decoders move the history by the mean in place and leave it so; it
+                    # shows when a block is shorter than the history.
+                    h = h[:nwrap - lpc_order] + [v - coffset for v in h[nwrap - lpc_order:]]
             if nmean > 0:
                 total = (size // 2 if version >= 2 else 0) + sum(x)
                 mean = trunc_div(total, size)

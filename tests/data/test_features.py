@@ -103,3 +103,39 @@ def test_make_fbank_sh_runs_jobs_through_cmd(cuts_path, tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True)
     assert res.returncode != 0 and "fbank_bad.1.log" in res.stderr
     assert not (tmp_path / "out2.jsonl.gz").exists()
+
+
+def test_word_cuts_of_a_piped_recording_decode_it_once(tmp_path):
+    """A recording read through a command (sph2pipe, or sph2wav for the LDC's Shorten SPHERE)
+    is decoded whole for each word cut of it unless lhotse's command cache is on: one run per
+    recording, and the features of the same audio as a plain file."""
+    import sys
+
+    from lhotse import RecordingSet, SupervisionSegment, SupervisionSet
+    from lhotse.audio import AudioSource
+    from shorten_writer import encode, sphere
+
+    x = np.round(3000 * np.sin(np.arange(32000) / 7.0)).astype(np.int64)
+    sph = tmp_path / "a.wv1"
+    sph.write_bytes(sphere(encode(x), len(x)))
+    wav = tmp_path / "a.wav"
+    sf.write(wav, x.astype(np.int16), 16000, subtype="PCM_16")
+    runs = tmp_path / "runs.log"
+    cmd = f"echo run >> {runs}; {sys.executable} -m pyadml.bin.sph2wav {sph}"
+    piped = Recording(id="a", sources=[AudioSource(type="command", channels=[0], source=cmd)],
+                      sampling_rate=16000, num_samples=len(x), duration=2.0)
+    words = [SupervisionSegment(id=f"a-{i}", recording_id="a", start=0.4 * i, duration=0.35)
+             for i in range(4)]
+    feats = {}
+    for name, rec in [("piped", piped), ("file", Recording.from_file(wav, recording_id="a"))]:
+        cuts = CutSet.from_manifests(recordings=RecordingSet.from_recordings([rec]),
+                                     supervisions=SupervisionSet.from_segments(words))
+        cuts = cuts.trim_to_supervisions()
+        save_cuts(cuts, tmp_path / f"{name}.jsonl.gz")
+        out = compute_fbank(tmp_path / f"{name}.jsonl.gz", tmp_path / f"{name}_feats",
+                            tmp_path / f"{name}_out.jsonl.gz")
+        feats[name] = {c.id: c.load_features() for c in out}
+    assert runs.read_text().split() == ["run"]
+    assert feats["piped"].keys() == feats["file"].keys() and len(feats["file"]) == 4
+    for k in feats["file"]:
+        np.testing.assert_array_equal(feats["piped"][k], feats["file"][k])

@@ -3,7 +3,8 @@
 The streams come from tests/data/shorten_writer.py, an encoder written from the format
 description. That the encoder writes the format others read was checked with ffmpeg's Shorten
 decoder (FFmpeg 5.1, Debian bookworm's ``ffmpeg``): versions 1-3, one and two channels, the
-fixed and LPC predictors, with and without running means, each decoded to the input samples
+fixed and LPC predictors, with and without running means, blocks of 1, 2, 3, 5 and 256 samples,
+each decoded to the input samples
 (``test_ffmpeg_reads_the_writers_streams`` repeats it wherever ffmpeg is installed), and
 ``test_a_stream_ffmpeg_decoded`` pins one such stream byte for byte.
 """
@@ -90,6 +91,14 @@ def test_streams_decode_to_their_samples(version, channels, lpc, monkeypatch):
     assert used[S.FN_QLPC] > 0 if lpc else {S.FN_DIFF0, S.FN_DIFF2} <= set(used)
 
 
+@pytest.mark.parametrize("blocksize", [1, 2, 5])
+def test_blocks_shorter_than_the_predictors_history(blocksize):
+    # DIFF3 reads three samples back, across two blocks of 2 or three of 1.
+    x = signal(300, 2, seed=blocksize)
+    np.testing.assert_array_equal(S.decode_shorten(encode(x, blocksize=blocksize, lpc_order=3))[0], x)
+    np.testing.assert_array_equal(S.decode_shorten(encode(x, blocksize=blocksize))[0], x)
+
+
 def test_the_bit_shift_and_a_short_last_block_are_read(monkeypatch):
     x = signal(1000)  # 3 blocks of 256 and one of 232
     x[256:512] = (x[256:512] // 16) * 16
@@ -129,10 +138,12 @@ def test_a_stream_ffmpeg_decoded():
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 @pytest.mark.parametrize("version", [1, 2, 3])
 def test_ffmpeg_reads_the_writers_streams(tmp_path, version):
-    for channels, lpc, nmean in [(1, 0, None), (2, 3, None), (1, 2, 0)]:
-        x = signal(4000, channels, seed=version)
+    for channels, lpc, nmean, blocksize in [(1, 0, None, 256), (2, 3, None, 256), (1, 2, 0, 256),
+                                            (2, 3, None, 2)]:
+        x = signal(4000 if blocksize > 100 else 300, channels, seed=version)
         path = tmp_path / "x.shn"
-        path.write_bytes(encode(x, version=version, lpc_order=lpc, nmean=nmean, wav_verbatim=True))
+        path.write_bytes(encode(x, version=version, lpc_order=lpc, nmean=nmean, blocksize=blocksize,
+                                wav_verbatim=True))
         out = subprocess.run(["ffmpeg", "-v", "error", "-f", "shn", "-i", str(path), "-f", "s16le",
                               "-"], capture_output=True, check=True).stdout
         np.testing.assert_array_equal(np.frombuffer(out, np.int16).reshape(-1, channels), x)
@@ -204,7 +215,7 @@ def test_sph2wav_writes_wav_to_stdout_or_a_file(tmp_path):
     assert run_sph2wav("-c", 2, path, out).returncode == 0
     np.testing.assert_array_equal(sf.read(out, dtype="int16", always_2d=True)[0], x[:, 1:])
     bad = run_sph2wav("-c", 3, path, tmp_path / "no.wav")
-    assert bad.returncode == 1 and b"-c 3, but the file has 2 channel(s)" in bad.stderr
+    assert bad.returncode == 1 and b"a.wv1: channel 3 asked, the file has 2 channel(s)" in bad.stderr
     assert not (tmp_path / "no.wav").exists()
     cut = tmp_path / "cut.wv1"
     cut.write_bytes(path.read_bytes()[:1500])
@@ -213,12 +224,16 @@ def test_sph2wav_writes_wav_to_stdout_or_a_file(tmp_path):
     assert bad.stdout == b""
 
 
-def test_sph2wav_imports_neither_torch_nor_lhotse():
-    # Stage 4 starts it once per recording.
-    code = ("import sys\nfrom pyadml.bin import sph2wav\nimport pyadml.sphere\n"
-            "print(' '.join(m for m in ('torch', 'lhotse', 'scipy') if m in sys.modules))")
+def test_sph2wav_imports_nothing_beyond_the_standard_library(tmp_path):
+    # Stage 4 starts it once per recording; numpy's import alone would double its time.
+    path = write_sphere(tmp_path / "a.wv1", signal(1000))
+    code = ("import sys\nfrom pyadml.bin import sph2wav\n"
+            f"assert sph2wav.main([{str(path)!r}, {str(tmp_path / 'a.wav')!r}]) == 0\n"
+            "print(' '.join(m for m in ('numpy', 'soundfile', 'torch', 'lhotse') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.split() == []
+    np.testing.assert_array_equal(sf.read(tmp_path / "a.wav", dtype="int16", always_2d=True)[0],
+                                  signal(1000))
 
 
 def test_the_users_commands_read_shorten_sphere_as_its_wav(tmp_path):
