@@ -54,12 +54,13 @@ fbank_prepare() {
   # would otherwise pair a new <out> with the old signature).
   rm -f "$out.sig"
   mkdir -p "$split" "$dir/log"
-  # Parts take every nj-th cut: stage 3 writes clean cuts first and augmented ones after, so
-  # contiguous parts were uneven (48 s against 76 s for two). The tag names the scheme, so a
-  # split of the older contiguous kind is made again, never merged the wrong way.
-  tag=$(echo "$sig nj=$nj interleave" | sha | cut -c1-12)
+  # Parts take every nj-th run of one recording's cuts: stage 3 writes clean cuts first and
+  # augmented ones after, so contiguous parts were uneven (48 s against 76 s for two), and a
+  # recording read through a command is then decoded by one job. The tag names the scheme, so
+  # a split of an older kind is made again, never merged the wrong way.
+  tag=$(echo "$sig nj=$nj interleave-recordings" | sha | cut -c1-12)
   if [ "$(cat "$split/.sig" 2>/dev/null)" != "$tag" ] || [ ! -f "$split/cuts.1.jsonl.gz" ]; then
-    rm -f "$split/.sig" "$split"/cuts.*.jsonl.gz "$split"/feats.*.jsonl.gz
+    rm -f "$split/.sig" "$split"/cuts.*.jsonl.gz "$split"/feats.*.jsonl.gz "$split/runs.txt.gz"
     python -m pyadml.bin.fbank split --interleave "$cuts" "$nj" "$split"
     echo "$tag" >"$split/.sig.tmp.$$"
     mv -f "$split/.sig.tmp.$$" "$split/.sig"   # last: only a complete split is reused
@@ -89,7 +90,7 @@ fbank_merge() {
   local dir=$1 k=$2 out=${fb_outs[$2]} old here i parts=()
   old=$(fbank_archives "$out")
   for i in $(seq 1 "${fb_ns[k]}"); do parts+=("${fb_splits[k]}/feats.$i.jsonl.gz"); done
-  python -m pyadml.bin.fbank merge --interleave "$out" "${parts[@]}"
+  python -m pyadml.bin.fbank merge --interleave --runs "${fb_splits[k]}/runs.txt.gz" "$out" "${parts[@]}"
   echo "${fb_sigs[k]}" >"$out.sig.tmp.$$"
   mv -f "$out.sig.tmp.$$" "$out.sig"
   [ -n "$old" ] || return 0

@@ -64,7 +64,9 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("split", help="split cuts into N contiguous parts")
     s.add_argument("--interleave", action="store_true",
-                   help="cut k to part k mod N (an even share of every stretch of the manifest)")
+                   help="run k of consecutive cuts of one recording to part k mod N (an even share "
+                        "of every stretch of the manifest; a recording in one part); writes "
+                        "OUT_DIR/runs.txt.gz for merge --runs")
     s.add_argument("cuts")
     s.add_argument("num_splits", type=int)
     s.add_argument("out_dir")
@@ -80,7 +82,9 @@ def main(argv=None) -> int:
                          "PARTS or OUT exists; repeated for each set")
     m = sub.add_parser("merge", help="merge parts in the order given")
     m.add_argument("--interleave", action="store_true",
-                   help="one cut of each part in turn: the inverse of split --interleave")
+                   help="one cut (with --runs: one run) of each part in turn: the inverse of "
+                        "split --interleave")
+    m.add_argument("--runs", default=None, help="split --interleave's runs.txt.gz")
     m.add_argument("out")
     m.add_argument("parts", nargs="+")
     args = p.parse_args(argv)
@@ -101,7 +105,7 @@ def main(argv=None) -> int:
         return compute_many(args.job, args.sets, args.config)
     else:
         try:
-            n = merge_cuts(args.parts, args.out, args.interleave)
+            n = merge_cuts(args.parts, args.out, args.interleave, args.runs)
         except ValueError as e:
             print(f"fbank merge: {e}", file=sys.stderr)
             return 1

@@ -83,22 +83,45 @@ def _write_lines(path: Path, lines: Sequence[str]) -> None:
             raw.write("".join(lines).encode("utf-8"))
 
 
+RUNS_FILE = "runs.txt.gz"
+
+
+def _recording_key(line: str) -> str:
+    cut = json.loads(line)
+    rec = cut.get("recording")
+    return rec["id"] if isinstance(rec, dict) and "id" in rec else cut["id"]
+
+
 def split_cuts(cuts_path: str | os.PathLike, num_splits: int, out_dir: str | os.PathLike,
                interleave: bool = False) -> list[Path]:
     """``out_dir/cuts.{1..N}.jsonl.gz``, contiguous and in order, so that merging restores it.
-    ``interleave``: cut k goes to part k mod N instead (``merge_cuts(interleave=True)`` restores
-    the order), so every part gets an even share of a manifest whose parts differ in cost: stage
-    3 writes the clean cuts first and the augmented ones after, and the contiguous second half
-    took 76 s against 48 s for the first (RESULTS.md)."""
+    ``interleave``: run k of consecutive cuts of one recording goes to part k mod N instead, so
+    every part gets an even share of a manifest whose parts differ in cost (stage 3 writes the
+    clean cuts first and the augmented ones after: the contiguous second half took 76 s against
+    48 s for the first, RESULTS.md), while a recording's word cuts stay in one part: a recording
+    read through a command (sph2pipe, sph2wav, ffmpeg) is then decoded by one job, not by up to
+    N. ``out_dir/runs.txt.gz`` lists each run's part and length, in order, for ``merge_cuts``."""
     lines = _read_lines(cuts_path)
     if not lines:
         raise ValueError(f"{cuts_path} holds no cuts")
-    num_splits = max(1, min(num_splits, len(lines)))
-    bounds = [round(i * len(lines) / num_splits) for i in range(num_splits + 1)]
+    if not interleave:
+        num_splits = max(1, min(num_splits, len(lines)))
+        bounds = [round(i * len(lines) / num_splits) for i in range(num_splits + 1)]
+        chunks = [lines[bounds[i]:bounds[i + 1]] for i in range(num_splits)]
+    else:
+        keys = [_recording_key(x) for x in lines]
+        starts = [i for i in range(len(lines)) if i == 0 or keys[i] != keys[i - 1]]
+        runs = list(zip(starts, starts[1:] + [len(lines)]))
+        num_splits = max(1, min(num_splits, len(runs)))
+        chunks = [[] for _ in range(num_splits)]
+        for k, (a, b) in enumerate(runs):
+            chunks[k % num_splits] += lines[a:b]
+        _write_lines(Path(out_dir) / RUNS_FILE,
+                     [f"{k % num_splits + 1} {b - a}\n" for k, (a, b) in enumerate(runs)])
     paths = []
-    for i in range(num_splits):
+    for i, chunk in enumerate(chunks):
         p = Path(out_dir) / f"cuts.{i + 1}.jsonl.gz"
-        _write_lines(p, lines[i::num_splits] if interleave else lines[bounds[i] : bounds[i + 1]])
+        _write_lines(p, chunk)
         paths.append(p)
     return paths
 
@@ -157,12 +180,28 @@ def compute_fbank(
 
 
 def merge_cuts(parts: Sequence[str | os.PathLike], out_path: str | os.PathLike,
-               interleave: bool = False) -> int:
+               interleave: bool = False, runs: str | os.PathLike | None = None) -> int:
     """Concatenate manifests in the order given, or with ``interleave`` take one cut of each
-    part in turn (the inverse of ``split_cuts(interleave=True)``); returns the number of cuts."""
+    part in turn (a split of single cuts), or, given the split's ``runs`` file, each run from
+    its part in turn: the inverse of ``split_cuts(interleave=True)``. Returns the cut count."""
     per_part = [_read_lines(p) for p in parts]
     sizes = [len(x) for x in per_part]
-    if interleave:
+    if interleave and runs is not None:
+        order, taken = [], [0] * len(parts)
+        for n, line in enumerate(_read_lines(runs), 1):
+            try:
+                part, count = (int(v) for v in line.split())
+            except ValueError:
+                raise ValueError(f"{runs}:{n}: expected '<part> <cuts>', got {line!r}") from None
+            if not 1 <= part <= len(parts) or count < 1 or taken[part - 1] + count > sizes[part - 1]:
+                raise ValueError(f"{runs}:{n}: {count} cuts of part {part} do not match parts of "
+                                 f"{sizes} cuts: {', '.join(map(str, parts))}")
+            order += [(part - 1, taken[part - 1] + j) for j in range(count)]
+            taken[part - 1] += count
+        if taken != sizes:
+            raise ValueError(f"{runs} covers {taken} cuts of parts of {sizes}: "
+                             f"{', '.join(map(str, parts))}")
+    elif interleave:
         # split_cuts gives the first len % N parts one cut more than the others.
         if sizes and (sizes != sorted(sizes, reverse=True) or sizes[0] - sizes[-1] > 1):
             raise ValueError(f"parts of {sizes} cuts are not an interleaved split: "

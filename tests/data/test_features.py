@@ -83,6 +83,32 @@ def test_interleaved_split_and_merge_restore_the_manifest(cuts_path, tmp_path):
         merge_cuts(parts[::-1], tmp_path / "bad.jsonl.gz", interleave=True)
 
 
+def test_an_interleaved_split_keeps_a_recordings_cuts_in_one_part(tmp_path):
+    """Runs of consecutive cuts of one recording go to the parts in turn (a recording read
+    through a command is decoded by one job), recording A coming back after B included; the
+    runs file puts them back in order, and a wrong one is refused."""
+    recs = {}
+    for name, seconds in [("A", 2.0), ("B", 1.5), ("C", 1.0)]:
+        sf.write(tmp_path / f"{name}.wav", np.zeros(int(seconds * 16000)), 16000)
+        recs[name] = Recording.from_file(tmp_path / f"{name}.wav", recording_id=name)
+    layout = ["A", "A", "A", "B", "B", "A", "C", "C", "C", "C", "B"]
+    cuts = CutSet.from_cuts(recs[r].to_cut().truncate(offset=0.1 * i, duration=0.1)
+                            .with_id(f"{r}-{i}") for i, r in enumerate(layout))
+    save_cuts(cuts, tmp_path / "cuts.jsonl.gz")
+    parts = split_cuts(tmp_path / "cuts.jsonl.gz", 2, tmp_path / "split", interleave=True)
+    got = [[c.id for c in CutSet.from_file(p)] for p in parts]
+    # runs: AAA BB A CCCC B -> part 1 takes runs 1, 3, 5; part 2 runs 2, 4
+    assert got == [["A-0", "A-1", "A-2", "A-5", "B-10"], ["B-3", "B-4", "C-6", "C-7", "C-8", "C-9"]]
+    runs = tmp_path / "split" / "runs.txt.gz"
+    assert gzip.open(runs, "rt").read().split("\n")[:-1] == ["1 3", "2 2", "1 1", "2 4", "1 1"]
+    read = lambda p: gzip.open(p, "rt").read()  # noqa: E731
+    assert merge_cuts(parts, tmp_path / "merged.jsonl.gz", interleave=True, runs=runs) == 11
+    assert read(tmp_path / "merged.jsonl.gz") == read(tmp_path / "cuts.jsonl.gz")
+    with pytest.raises(ValueError, match=r"runs\.txt\.gz:4: 4 cuts of part 2 do not match parts of \[6, 5\]"):
+        merge_cuts(parts[::-1], tmp_path / "bad.jsonl.gz", interleave=True, runs=runs)
+    assert len(split_cuts(tmp_path / "cuts.jsonl.gz", 9, tmp_path / "many", interleave=True)) == 5
+
+
 def test_make_fbank_sh_runs_jobs_through_cmd(cuts_path, tmp_path):
     env = dict(os.environ, PATH=f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}")
     res = subprocess.run(
