@@ -79,7 +79,8 @@ def _sphere_size(path: str, where: str, channel: bool) -> tuple[int, int, int]:
 def _sphere_pipe(path: str, where: str) -> _Audio:
     """A command source for a SPHERE file soundfile cannot decode (Shorten): sph2pipe when it is
     on PATH, else the built-in decoder (``python -m pyadml.bin.sph2wav``)."""
-    # The name, not sph2pipe's absolute path, keeps the manifest usable on another machine.
+    # sph2pipe by name, not its absolute path, keeps the manifest usable on another machine;
+    # sph2wav runs under this interpreter, since a `python` on PATH may lack pyadml.
     cmd = f"sph2pipe -f wav {shlex.quote(path)}" if _on_path("sph2pipe") else sph2wav_command(path)
     rate, count, n_ch = _sphere_size(path, where, channel=False)
     return _Audio(AudioSource(type="command", channels=list(range(n_ch)), source=cmd),
