@@ -178,6 +178,14 @@ class Enrolment:
         return out
 
 
+def spoken_by(tokenizer) -> Callable[[str], str]:
+    """What the voices say for a keyword: its normalised words as a synthesiser's text
+    (pyadml.text.normalize.spoken_text: "Hey A.I." -> "hey A.I.")."""
+    from pyadml.text.normalize import spoken_text
+
+    return lambda text: spoken_text(tokenizer.words(text))
+
+
 def model_enrol(scorer: str, enrol: str | None, default: str = "none") -> str:
     """The enrolment to score a model with: ``enrol`` when given (a detector refuses tts),
     else ``default`` where the model allows it, else none with a note."""
@@ -219,7 +227,7 @@ def torch_enrolment(loaded, voices=None, weight: float = ENROL_WEIGHT,
         return mean_normalize(f) if mean_norm else f
 
     return Enrolment(lambda feats: embed_features(loaded.model, feats), features, voices, weight,
-                     spoken=lambda text: " ".join(loaded.tokenizer.words(text)))
+                     spoken=spoken_by(loaded.tokenizer))
 
 
 def add_enrol_args(parser, default: str | None = None) -> None:

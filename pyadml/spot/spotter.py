@@ -363,7 +363,7 @@ class KeywordSpotter:
         with its synthesised clips' embeddings, computed as ``score`` computes a clip's.
         ``enrol`` None: detect's default (DETECT_ENROL) where the model allows it."""
         from pyadml.score.enrol import (DETECT_ENROL, ENROL_WEIGHT, EnrolError, Enrolment,
-                                        model_enrol)
+                                        model_enrol, spoken_by)
 
         try:
             scorer = getattr(self.backend, "scorer", "cosine")
@@ -376,7 +376,7 @@ class KeywordSpotter:
             return Enrolment(lambda feats: embed_clips(self.backend, feats, self.batch_size),
                              self._clip_features, voices,
                              ENROL_WEIGHT if weight is None else weight,
-                             spoken=lambda text: " ".join(self.tokenizer.words(text)))
+                             spoken=spoken_by(self.tokenizer))
         except EnrolError as e:
             raise SpotError(str(e)) from None
 

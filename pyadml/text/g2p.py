@@ -22,6 +22,10 @@ CONSONANTS = (
 # Every unit g2p_en emits (stress digits kept): 15 vowels x 3 stresses + 24 consonants = 69.
 PHONES_WITH_STRESS = tuple(sorted([v + s for v in VOWELS for s in "012"] + list(CONSONANTS)))
 PHONES_NO_STRESS = tuple(sorted(VOWELS + CONSONANTS))
+# Words spelled as letters when CMUdict lacks them: an initialism's dotted letters ("u.s.a."),
+# or letters with no vowel among them ("gpt"), either with a possessive "'s".
+DOTTED = re.compile(r"((?:[a-z]\.)+)('s)?")
+NO_VOWEL = re.compile(r"([b-df-hj-np-tv-xz]+)('s)?")
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,12 +74,23 @@ class G2P:
         return word in cmu_dictionary()
 
     def word(self, word: str) -> list[str]:
-        """Pronunciation of one normalised word (lower case, a-z and inner apostrophes)."""
-        if not re.fullmatch(r"[a-z]+('[a-z]+)*", word):
+        """Pronunciation of one normalised word (lower case, a-z and inner apostrophes, or an
+        initialism's dotted letters). An initialism is spelled letter by letter: dotted ones
+        always, and a word CMUdict lacks when it has no vowel letter ("gpt", "nlp"; CMUdict's own
+        "bbc" and "html" are spelled so). Other words: CMUdict, else the neural model."""
+        if not (re.fullmatch(r"[a-z]+('[a-z]+)*", word) or DOTTED.fullmatch(word)):
             raise KeywordError(f"not a normalised word: {word!r} (expected a-z and apostrophes)")
-        prons = cmu_dictionary().get(word)
+        dotted = DOTTED.fullmatch(word)
+        # dotted: always the letters (CMUdict's few dotted entries disagree: "e.g." IY2 G IY1)
+        prons = None if dotted else cmu_dictionary().get(word)
+        spelled = dotted or NO_VOWEL.fullmatch(word)
         if prons:
             phones = list(prons[0])
+        elif spelled:
+            letters = spelled.group(1).replace(".", "")
+            # CMUdict's "b." etc. are the letters' names ("a" alone is the article)
+            phones = [p for c in letters for p in cmu_dictionary()[c + "."][0]]
+            phones += ["Z"] if spelled.group(2) else []
         else:
             phones = self._neural(word)
         phones = [_clean_unit(p) for p in phones]

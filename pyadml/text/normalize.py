@@ -1,4 +1,5 @@
-"""Text normalisation for keywords and transcripts: case, punctuation, apostrophes, numbers."""
+"""Text normalisation for keywords and transcripts: case, punctuation, apostrophes, numbers,
+currency and initialisms."""
 
 from __future__ import annotations
 
@@ -99,6 +100,39 @@ _DECADE = re.compile(r"(?<![a-z\d])'?(\d{2}|\d{4})'?s(?![a-z\d])")
 _NUMBER = re.compile(r"(?<![a-z])(\d[\d,]*)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])")
 
 
+# Currency before its amount: "$5" -> five dollars, "$2.50" -> two dollars fifty cents, "$3.5
+# million" -> three point five million dollars (as TTS text normalisers read them).
+_CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
+               "€": ("euro", "euros", "cent", "cents"), "¥": ("yen", "yen", None, None)}
+_CURRENCY = re.compile(r"([$£€¥]) ?(\d[\d,]*)(?:\.(\d+))?(?: (thousand|million|billion|trillion))?"
+                       r"(?![\d,]*\d)")
+# An initialism written with periods ("U.S.A.", "a.m.", "A.I"): one word of dotted letters,
+# spelled by the G2P (the word "a" is the article, AH0; the letter is EY1). A run of two or more
+# capitals after a lower-case letter ("ChatGPT", "iOS") is spelled the same way.
+_INITIALISM = re.compile(r"(?<![a-z\d'.])((?:[a-z]\.)+[a-z])\.?(?![a-z\d])")
+_CAPITALS_RUN = re.compile(r"(?<=[a-z])([A-Z]{2,})(?![A-Za-z])")
+_DOT = "\x01"  # an initialism's period while the other punctuation is removed
+
+
+def _spell_currency(m: re.Match) -> str:
+    symbol, integer, fraction, scale = m.groups()
+    one, many, sub_one, sub_many = _CURRENCIES[symbol]
+    value = int(integer.replace(",", ""))
+    decimals = ["point"] + [_ONES[int(d)] for d in fraction] if fraction else []
+    if scale or (fraction and (sub_one is None or len(fraction) > 2)):
+        words = number_to_words(value) + decimals + ([scale] if scale else []) + [many]
+    else:
+        words = number_to_words(value) + [one if value == 1 else many]
+        cents = int(fraction.ljust(2, "0")) if fraction else 0
+        if cents:
+            words = (words if value else []) + number_to_words(cents) + [sub_one if cents == 1 else sub_many]
+    return " " + " ".join(words) + " "
+
+
+def _spell_initialism(m: re.Match) -> str:
+    return " " + _DOT.join(m.group(1).split(".")) + _DOT + " "
+
+
 def _spell_decade(m: re.Match) -> str:
     value = int(m.group(1))
     words = year_to_words(value) if len(m.group(1)) == 4 else number_to_words(value)
@@ -128,6 +162,10 @@ def normalize_text(text: str) -> list[str]:
     and decades read as years ("1990" -> "nineteen ninety", "1990s" -> "nineteen nineties"),
     ordinals as ordinals ("2nd" -> "second").
 
+    Currency is read with its unit ("$5" -> "five dollars"). An initialism written with periods
+    is one word of dotted letters ("U.S.A." -> "u.s.a.", "a.m." -> "a.m."), as is a run of
+    capitals inside a mixed-case word ("ChatGPT" -> "chat g.p.t."); the G2P spells them.
+
     Apostrophes inside a word are kept ("don't", "o'clock"); leading and trailing ones are
     dropped ("students'" -> "students"). Accents are folded ("café" -> "cafe"). Letters outside
     the Latin alphabet raise KeywordError, since no English G2P can pronounce them.
@@ -135,9 +173,12 @@ def normalize_text(text: str) -> list[str]:
     if not isinstance(text, str):
         raise KeywordError(f"expected a keyword string, got {type(text).__name__}")
     s = unicodedata.normalize("NFKD", text)
-    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    s = "".join(c for c in s if not unicodedata.combining(c))
+    s = _CAPITALS_RUN.sub(lambda m: " " + ".".join(m.group(1)) + ". ", s).lower()
     s = s.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
+    s = _INITIALISM.sub(_spell_initialism, s)
     s = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1)] + " ", s)
+    s = _CURRENCY.sub(_spell_currency, s)
     s = _DECADE.sub(_spell_decade, s)
     for sym, word in _SYMBOLS.items():
         s = s.replace(sym, word)
@@ -147,7 +188,7 @@ def normalize_text(text: str) -> list[str]:
     out = []
     bad = []
     for c in s:
-        if "a" <= c <= "z" or c == "'":
+        if "a" <= c <= "z" or c == "'" or c == _DOT:
             out.append(c)
         elif c.isalpha() or c.isdigit():
             bad.append(c)
@@ -160,7 +201,14 @@ def normalize_text(text: str) -> list[str]:
         )
     words = []
     for token in "".join(out).split():
-        token = re.sub(r"'+", "'", token).strip("'")
+        token = re.sub(r"'+", "'", token).strip("'").replace(_DOT, ".")
         if token:
             words.append(token)
     return words
+
+
+def spoken_text(words) -> str:
+    """Normalised words as a text for a speech synthesiser: initialisms in capitals ("a.i." ->
+    "A.I."), which the Debian engines read as letters (the word "a" alone they read as the
+    article)."""
+    return " ".join(w.upper() if "." in w else w for w in words)

@@ -218,3 +218,22 @@ def test_the_users_commands_enrol_by_tts_by_default_and_say_so(tmp_path, capsys)
     assert score_pairs.main(["--model", str(model), "--pairs", str(pairs), "--out",
                              str(tmp_path / "x.tsv"), "--enrol-voices", "flite:nosuchvoice"]) == 1
     assert "flite has no voice" in capsys.readouterr().err and not (tmp_path / "x.tsv").exists()
+
+
+@needs_tts
+def test_initialisms_reach_the_voices_as_letters():
+    import shutil
+    import subprocess
+
+    from pyadml.text import G2P
+
+    spoken = E.spoken_by(G2P())
+    assert spoken("Hey A.I.!") == "hey A.I."
+    assert spoken("ChatGPT, $5") == "chat G.P.T. five dollars"
+    if not shutil.which("espeak-ng"):
+        pytest.skip("espeak-ng missing")
+    # espeak-ng's phonemes: the letter's name (eI) after "hey" (h'eI); "hey a i", what the
+    # voices were given before, reads the article (a#).
+    said = subprocess.run(["espeak-ng", "-q", "-x", spoken("Hey A.I.")], capture_output=True,
+                          text=True, check=True).stdout
+    assert "eI" in said.replace("h'eI", "") and "a#" not in said

