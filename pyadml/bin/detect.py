@@ -22,7 +22,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, help="final.pt (torch) or an export_onnx directory")
     p.add_argument("--backend", choices=("torch", "onnx"), default=None,
                    help="default: onnx for a directory, torch for a file")
-    p.add_argument("--keywords", help="comma-separated keyword texts")
+    p.add_argument("--keywords", help="comma-separated keyword texts (the comma of a number such "
+                   "as 5,000 is kept; other texts with commas: --keywords-file)")
     p.add_argument("--keywords-file", help="one keyword text per line")
     p.add_argument("--threshold", help="cosine threshold, or per keyword: 'computer=0.6,alexa=0.5' "
                    "(default 0.57 with TTS enrolment, 0.5 with --enrol none: about 1 false alarm "

@@ -8,6 +8,7 @@ written atomically once every input is done, so a bad input leaves no partial ou
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Iterable, TextIO
@@ -21,10 +22,17 @@ FORMATS = ("tsv", "ctm")
 TSV_HEADER = "file\tkeyword\tstart\tend\tscore"
 
 
+# A comma between a digit and three more is a thousands separator ("$5,000"), not a keyword
+# boundary.
+KEYWORD_COMMA = re.compile(r"(?<!\d),|,(?!\d{3}(?!\d))")
+
+
 def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]:
+    """--keywords (comma-separated, a number's thousands separator kept) and --keywords-file
+    (one keyword per line) as one list in order, duplicates dropped."""
     out: list[str] = []
     if keywords is not None:
-        out += [k.strip() for k in keywords.split(",")]
+        out += [k.strip() for k in KEYWORD_COMMA.split(keywords)]
     if keywords_file is not None:
         try:
             # utf-8-sig: a byte-order mark (Windows editors) is not part of the first keyword.

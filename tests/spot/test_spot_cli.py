@@ -63,6 +63,13 @@ def test_keyword_and_wav_scp_files_as_windows_editors_save_them(tmp_path):
     assert read_wav_scp(str(scp)) == [("utt1", "a.wav"), ("utt2", "b.wav")]
 
 
+def test_keyword_lists_keep_a_numbers_thousands_separator():
+    from pyadml.spot.cli import parse_keywords
+
+    assert parse_keywords("win $5,000, alexa,100 points,7,8, 1,000,000 stars", None) == [
+        "win $5,000", "alexa", "100 points", "7", "8", "1,000,000 stars"]
+
+
 def test_wav_scp_commands_are_read_as_kaldi_does(tiny_model, tmp_path):
     """'<utt> <command> |' lines: the command's output is the audio, as for Kaldi's sph2pipe
     and ffmpeg lines. A streamed WAV (unknown length, 0xFFFFFFFF in the header, as ffmpeg and
