@@ -114,6 +114,21 @@ _CAPITALS_RUN = re.compile(r"(?<=[a-z])([A-Z]{2,})(?![A-Za-z])")
 _DOT = "\x01"  # an initialism's period while the other punctuation is removed
 
 
+# Latin letters that Unicode does not decompose into a base letter and an accent, as English
+# spells them in names and loanwords ("Straße", "Encyclopædia", "Øresund", "Łódź").
+_LATIN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ø": "o",
+                                "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "th",
+                                "Ð": "Th", "þ": "th", "Þ": "Th", "ı": "i", "ħ": "h", "Ħ": "H"})
+# Fraction characters (before NFKD, which would make "½" into "1/2", read "one two").
+_FRACTIONS = {"½": "one half", "⅓": "one third", "⅔": "two thirds", "¼": "one quarter",
+              "¾": "three quarters", "⅕": "one fifth", "⅛": "one eighth"}
+_FRACTION = re.compile(r"(\d*)\s*([" + "".join(_FRACTIONS) + "])")
+
+
+def _spell_fraction(m: re.Match) -> str:
+    return f" {m.group(1)} and {_FRACTIONS[m.group(2)]} " if m.group(1) else f" {_FRACTIONS[m.group(2)]} "
+
+
 def _spell_currency(m: re.Match) -> str:
     symbol, integer, fraction, scale = m.groups()
     one, many, sub_one, sub_many = _CURRENCIES[symbol]
@@ -167,12 +182,15 @@ def normalize_text(text: str) -> list[str]:
     capitals inside a mixed-case word ("ChatGPT" -> "chat g.p.t."); the G2P spells them.
 
     Apostrophes inside a word are kept ("don't", "o'clock"); leading and trailing ones are
-    dropped ("students'" -> "students"). Accents are folded ("café" -> "cafe"). Letters outside
-    the Latin alphabet raise KeywordError, since no English G2P can pronounce them.
+    dropped ("students'" -> "students"). Accents are folded ("café" -> "cafe"), and the Latin
+    letters that carry none are spelled as English writes them ("Straße" -> "strasse", "æ" ->
+    "ae"); "½" is "one half". Letters outside the Latin alphabet raise KeywordError, since no
+    English G2P can pronounce them.
     """
     if not isinstance(text, str):
         raise KeywordError(f"expected a keyword string, got {type(text).__name__}")
-    s = unicodedata.normalize("NFKD", text)
+    s = _FRACTION.sub(_spell_fraction, text.translate(_LATIN_LETTERS))
+    s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not unicodedata.combining(c))
     s = _CAPITALS_RUN.sub(lambda m: " " + ".".join(m.group(1)) + ". ", s).lower()
     s = s.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")

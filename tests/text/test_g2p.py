@@ -77,6 +77,10 @@ def test_word_boundary_and_strip_stress():
     ("YouTube McDonald's iPhone", ["youtube", "mcdonald's", "iphone"]),  # one capital: a word
     ("Plan A.", ["plan", "a"]),  # one letter and a full stop: not an initialism
     ("www.example.com", ["www", "example", "com"]),
+    ("Straße, Encyclopædia, œuvre", ["strasse", "encyclopaedia", "oeuvre"]),
+    ("Øresund Łódź Þór Đorđević", ["oresund", "lodz", "thor", "dordevic"]),
+    ("2½ hours at ¾ speed", ["two", "and", "one", "half", "hours", "at", "three", "quarters",
+                             "speed"]),  # NFKD alone gives "2 1/2": "two one two"
 ])
 def test_normalisation(text, words):
     assert normalize_text(text) == words
