@@ -111,6 +111,8 @@ _CURRENCY = re.compile(r"([$£€¥]) ?(\d[\d,]*)(?:\.(\d+))?(?: (thousand|milli
 # capitals after a lower-case letter ("ChatGPT", "iOS") is spelled the same way.
 _INITIALISM = re.compile(r"(?<![a-z\d'.])((?:[a-z]\.)+[a-z])\.?(?![a-z\d])")
 _CAPITALS_RUN = re.compile(r"(?<=[a-z])([A-Z]{2,})(?![A-Za-z])")
+# "#1" and "No. 5" are read "number one", "number five".
+_NUMBER_SIGN = re.compile(r"(?:#|(?<![a-z'])no\.) ?(?=\d)")
 # "am"/"pm" after a time are the initialisms ("10am", "7:30 PM"), not the verb "am".
 _CLOCK = re.compile(r"(?<=\d) ?([ap])\.?m\b\.?")
 _DOT = "\x01"  # an initialism's period while the other punctuation is removed
@@ -197,6 +199,7 @@ def normalize_text(text: str) -> list[str]:
     s = _CAPITALS_RUN.sub(lambda m: " " + ".".join(m.group(1)) + ". ", s).lower()
     s = s.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
     s = _CLOCK.sub(lambda m: f" {m.group(1)}.m. ", s)
+    s = _NUMBER_SIGN.sub(" number ", s)
     s = _INITIALISM.sub(_spell_initialism, s)
     s = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1)] + " ", s)
     s = _CURRENCY.sub(_spell_currency, s)

@@ -73,6 +73,7 @@ def test_word_boundary_and_strip_stress():
     ("Hey A.I", ["hey", "a.i."]),
     ("7 a.m., e.g.", ["seven", "a.m.", "e.g."]),
     ("10am to 7:30 PM, I am", ["ten", "a.m.", "to", "seven", "thirty", "p.m.", "i", "am"]),
+    ("#1 hit, No. 5. No.", ["number", "one", "hit", "number", "five", "no"]),
     ("ChatGPT", ["chat", "g.p.t."]),
     ("iOS and macOS", ["i", "o.s.", "and", "mac", "o.s."]),
     ("YouTube McDonald's iPhone", ["youtube", "mcdonald's", "iphone"]),  # one capital: a word
