@@ -78,9 +78,9 @@ class G2P:
         initialism's dotted letters). An initialism is spelled letter by letter: dotted ones
         always, and a word CMUdict lacks when it has no vowel letter ("gpt", "nlp"; CMUdict's own
         "bbc" and "html" are spelled so). Other words: CMUdict, else the neural model."""
-        if not (re.fullmatch(r"[a-z]+('[a-z]+)*", word) or DOTTED.fullmatch(word)):
-            raise KeywordError(f"not a normalised word: {word!r} (expected a-z and apostrophes)")
         dotted = DOTTED.fullmatch(word)
+        if not (dotted or re.fullmatch(r"[a-z]+('[a-z]+)*", word)):
+            raise KeywordError(f"not a normalised word: {word!r} (expected a-z and apostrophes)")
         # dotted: always the letters (CMUdict's few dotted entries disagree: "e.g." IY2 G IY1)
         prons = None if dotted else cmu_dictionary().get(word)
         spelled = dotted or NO_VOWEL.fullmatch(word)

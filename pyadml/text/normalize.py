@@ -102,10 +102,11 @@ _NUMBER = re.compile(r"(?<![a-z])(\d[\d,]*)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])
 
 # Currency before its amount: "$5" -> five dollars, "$2.50" -> two dollars fifty cents, "$3.5
 # million" -> three point five million dollars (as TTS text normalisers read them).
-_CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
+_CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
+               "£": ("pound", "pounds", "penny", "pence"),
                "€": ("euro", "euros", "cent", "cents"), "¥": ("yen", "yen", None, None)}
-_CURRENCY = re.compile(r"([$£€¥]) ?(\d[\d,]*)(?:\.(\d+))?(?: (thousand|million|billion|trillion))?"
-                       r"(?![\d,]*\d)")
+_CURRENCY = re.compile(r"([$£€¥]) ?(\d[\d,]*)(?:\.(\d+))?"
+                       r"(?: (thousand|million|billion|trillion))?(?![\d,]*\d)")
 # An initialism written with periods ("U.S.A.", "a.m.", "A.I"): one word of dotted letters,
 # spelled by the G2P (the word "a" is the article, AH0; the letter is EY1). A run of two or more
 # capitals after a lower-case letter ("ChatGPT", "iOS") is spelled the same way.
@@ -120,9 +121,9 @@ _DOT = "\x01"  # an initialism's period while the other punctuation is removed
 
 # Latin letters that Unicode does not decompose into a base letter and an accent, as English
 # spells them in names and loanwords ("Straße", "Encyclopædia", "Øresund", "Łódź").
-_LATIN_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ø": "o",
-                                "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "th",
-                                "Ð": "Th", "þ": "th", "Þ": "Th", "ı": "i", "ħ": "h", "Ħ": "H"})
+_LATIN_LETTERS = str.maketrans({
+    "ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L",
+    "đ": "d", "Đ": "D", "ð": "th", "Ð": "Th", "þ": "th", "Þ": "Th", "ı": "i", "ħ": "h", "Ħ": "H"})
 # Fraction characters (before NFKD, which would make "½" into "1/2", read "one two").
 _FRACTIONS = {"½": "one half", "⅓": "one third", "⅔": "two thirds", "¼": "one quarter",
               "¾": "three quarters", "⅕": "one fifth", "⅛": "one eighth"}
@@ -130,7 +131,8 @@ _FRACTION = re.compile(r"(\d*)\s*([" + "".join(_FRACTIONS) + "])")
 
 
 def _spell_fraction(m: re.Match) -> str:
-    return f" {m.group(1)} and {_FRACTIONS[m.group(2)]} " if m.group(1) else f" {_FRACTIONS[m.group(2)]} "
+    whole = f"{m.group(1)} and " if m.group(1) else ""
+    return f" {whole}{_FRACTIONS[m.group(2)]} "
 
 
 def _spell_currency(m: re.Match) -> str:
@@ -144,7 +146,8 @@ def _spell_currency(m: re.Match) -> str:
         words = number_to_words(value) + [one if value == 1 else many]
         cents = int(fraction.ljust(2, "0")) if fraction else 0
         if cents:
-            words = (words if value else []) + number_to_words(cents) + [sub_one if cents == 1 else sub_many]
+            words = ((words if value else []) + number_to_words(cents)
+                     + [sub_one if cents == 1 else sub_many])
     return " " + " ".join(words) + " "
 
 
