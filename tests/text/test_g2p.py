@@ -246,3 +246,24 @@ def test_numpy_g2p_without_g2p_en_names_the_package(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(g2p_neural.G2pWeightsError, match="pip install g2p_en"):
         g2p_neural.NeuralG2p()
+
+
+def test_every_normalised_word_is_one_the_g2p_reads(g2p):
+    # Seeded random texts mixing the pieces the rules look for: whatever the normaliser makes of
+    # them (dotted initialisms, currency, times, fractions), the G2P pronounces every word.
+    import random
+
+    pieces = list("aAbBcgimpsTtXxz0123456789.,'$#£½ -:/&%@") + [
+        "No.", "am", "PM", "U.S.", "GPT", "'s", "ß", "e.g.", "iOS"]
+    rng = random.Random(0)
+    made = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        try:
+            words = normalize_text(text)
+        except KeywordError:
+            continue
+        for w in words:
+            assert g2p.word(w), (text, w)
+            made += "." in w
+    assert made > 100  # the dotted words were met
