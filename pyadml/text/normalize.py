@@ -108,10 +108,11 @@ _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
 _CURRENCY = re.compile(r"([$£€¥]) ?(\d[\d,]*)(?:\.(\d+))?"
                        r"(?: (thousand|million|billion|trillion))?(?![\d,]*\d)")
 # An initialism written with periods ("U.S.A.", "a.m.", "A.I"): one word of dotted letters,
-# spelled by the G2P (the word "a" is the article, AH0; the letter is EY1). A run of two or more
-# capitals after a lower-case letter ("ChatGPT", "iOS") is spelled the same way.
+# spelled by the G2P (the word "a" is the article, AH0; the letter is EY1). A run of two to four
+# capitals ending a mixed-case word ("ChatGPT", "iOS") is spelled the same way; longer runs are
+# a word in capitals ("McDONALD").
 _INITIALISM = re.compile(r"(?<![a-z\d'.])((?:[a-z]\.)+[a-z])\.?(?![a-z\d])")
-_CAPITALS_RUN = re.compile(r"(?<=[a-z])([A-Z]{2,})(?![A-Za-z])")
+_CAPITALS_RUN = re.compile(r"(?<=[a-z])([A-Z]{2,4})(?![A-Za-z])")
 # "#1" and "No. 5" are read "number one", "number five".
 _NUMBER_SIGN = re.compile(r"(?:#|(?<![a-z'])no\.) ?(?=\d)")
 # "am"/"pm" after a time are the initialisms ("10am", "7:30 PM"), not the verb "am".

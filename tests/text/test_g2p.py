@@ -77,6 +77,7 @@ def test_word_boundary_and_strip_stress():
     ("ChatGPT", ["chat", "g.p.t."]),
     ("iOS and macOS", ["i", "o.s.", "and", "mac", "o.s."]),
     ("YouTube McDonald's iPhone", ["youtube", "mcdonald's", "iphone"]),  # one capital: a word
+    ("McDONALD", ["mcdonald"]),  # five capitals and more: a word
     ("Plan A.", ["plan", "a"]),  # one letter and a full stop: not an initialism
     ("www.example.com", ["www", "example", "com"]),
     ("Straße, Encyclopædia, œuvre", ["strasse", "encyclopaedia", "oeuvre"]),
