@@ -177,3 +177,20 @@ def test_steps_detect_sh_over_a_data_dir(onnx_dir, tmp_path):
                          env=env(), capture_output=True, text=True, timeout=300)
     assert res.returncode != 0
     assert not (tmp_path / "out" / "detections.tsv").exists()
+
+
+def test_detect_prints_what_each_keyword_is_heard_as(tiny_model, tmp_path, capsys):
+    """stderr names each keyword's words and phones, and the words the neural G2P guessed."""
+    from pyadml.spot.cli import pronunciations
+
+    wav = wavs(tmp_path, 1)[0]
+    args = ["--model", str(tiny_model), "--keywords", "computer,GPT,zorblaxify", str(wav)]
+    assert detect_cli.main(args) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "detect: keyword 'computer': computer = K AH0 M P Y UW1 T ER0" in err
+    assert "detect: keyword 'GPT': gpt = JH IY1 P IY1 T IY1" in err  # spelled, not guessed
+    guessed = [line for line in err if "zorblaxify" in line]
+    assert len(guessed) == 1 and guessed[0].endswith("(guessed by the neural G2P: zorblaxify)")
+    tok = KeywordSpotter.load(tiny_model).tokenizer
+    lines = pronunciations(tok, ["computer", "GPT", "zorblaxify"], limit=2)
+    assert len(lines) == 3 and lines[-1] == "... and 1 more keyword(s)"
