@@ -97,7 +97,8 @@ ABBREVIATIONS = {
 _ABBREVIATION = re.compile(r"(?<![a-z'])(" + "|".join(ABBREVIATIONS) + r")\.")
 # Decades: 1990s, '80s, 1990's -> nineteen nineties, eighties.
 _DECADE = re.compile(r"(?<![a-z\d])'?(\d{2}|\d{4})'?s(?![a-z\d])")
-_NUMBER = re.compile(r"(?<![a-z])(\d[\d,]*)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])")
+# A number's commas are inside it: "In 1990, the" ends the year at its digits.
+_NUMBER = re.compile(r"(?<![a-z])(\d(?:[\d,]*\d)?)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])")
 
 
 # Currency before its amount: "$5" -> five dollars, "$2.50" -> two dollars fifty cents, "$3.5
@@ -105,7 +106,7 @@ _NUMBER = re.compile(r"(?<![a-z])(\d[\d,]*)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])
 _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
                "£": ("pound", "pounds", "penny", "pence"),
                "€": ("euro", "euros", "cent", "cents"), "¥": ("yen", "yen", None, None)}
-_CURRENCY = re.compile(r"([$£€¥]) ?(\d[\d,]*)(?:\.(\d+))?"
+_CURRENCY = re.compile(r"([$£€¥]) ?(\d(?:[\d,]*\d)?)(?:\.(\d+))?"
                        r"(?: (thousand|million|billion|trillion))?(?![\d,]*\d)")
 # An initialism written with periods ("U.S.A.", "a.m.", "A.I"): one word of dotted letters,
 # spelled by the G2P (the word "a" is the article, AH0; the letter is EY1). A run of two to four
@@ -169,6 +170,8 @@ def _spell_number(m: re.Match) -> str:
     value = int(integer.replace(",", ""))
     if suffix and fraction is None:
         words = ordinal_to_words(value)
+    elif len(integer) > 1 and integer[0] == "0" and integer.isdigit():
+        words = [_ONES[int(d)] for d in integer]  # a code, read digit by digit: "007", "0800"
     elif fraction is None and "," not in integer and len(integer) == 4 and 1100 <= value <= 2099:
         words = year_to_words(value)  # a bare four-digit number in running text is a year
     else:

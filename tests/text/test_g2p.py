@@ -74,6 +74,9 @@ def test_word_boundary_and_strip_stress():
     ("7 a.m., e.g.", ["seven", "a.m.", "e.g."]),
     ("10am to 7:30 PM, I am", ["ten", "a.m.", "to", "seven", "thirty", "p.m.", "i", "am"]),
     ("#1 hit, No. 5. No.", ["number", "one", "hit", "number", "five", "no"]),
+    ("agent 007, 0.5", ["agent", "zero", "zero", "seven", "zero", "point", "five"]),
+    ("In 1990, the 21st, $5, 1,000,", ["in", "nineteen", "ninety", "the", "twenty", "first", "five",
+                                      "dollars", "one", "thousand"]),  # a comma after a number
     ("ChatGPT", ["chat", "g.p.t."]),
     ("iOS and macOS", ["i", "o.s.", "and", "mac", "o.s."]),
     ("YouTube McDonald's iPhone", ["youtube", "mcdonald's", "iphone"]),  # one capital: a word
