@@ -57,14 +57,10 @@ def pronunciations(tokenizer, keywords: list[str], limit: int = SHOWN_PRONUNCIAT
     """What the model listens for, one line per keyword: its normalised words and phones, and
     the words whose phones the neural G2P guessed (in neither the model's lexicon nor CMUdict,
     nor spelled as an initialism), so that a user can check a name or a made-up word."""
-    from pyadml.text.g2p import DOTTED, NO_VOWEL
-
     lines = []
     for k in keywords[:limit]:
         words = tokenizer.words(k)
-        guessed = [w for w in words if w not in tokenizer.lexicon
-                   and not tokenizer.g2p.in_dictionary(w)
-                   and not (DOTTED.fullmatch(w) or NO_VOWEL.fullmatch(w))]
+        guessed = [w for w in words if w not in tokenizer.lexicon and tokenizer.g2p.guesses(w)]
         lines.append(f"keyword {k!r}: {' '.join(words)} = {' '.join(tokenizer.phones(k))}"
                      + (f" (guessed by the neural G2P: {', '.join(guessed)})" if guessed else ""))
     if len(keywords) > limit:

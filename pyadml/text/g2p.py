@@ -73,6 +73,12 @@ class G2P:
     def in_dictionary(self, word: str) -> bool:
         return word in cmu_dictionary()
 
+    def guesses(self, word: str) -> bool:
+        """Whether ``word`` (normalised) is pronounced by the neural model's guess: neither in
+        CMUdict nor an initialism that ``word`` spells."""
+        return not (DOTTED.fullmatch(word) or self.in_dictionary(word)
+                    or NO_VOWEL.fullmatch(word))
+
     def word(self, word: str) -> list[str]:
         """Pronunciation of one normalised word (lower case, a-z and inner apostrophes, or an
         initialism's dotted letters). An initialism is spelled letter by letter: dotted ones

@@ -132,6 +132,10 @@ _FRACTIONS = {"½": "one half", "⅓": "one third", "⅔": "two thirds", "¼": "
 _FRACTION = re.compile(r"(\d*)\s*([" + "".join(_FRACTIONS) + "])")
 
 
+def _digits(digits: str) -> list[str]:
+    return [_ONES[int(d)] for d in digits]
+
+
 def _spell_fraction(m: re.Match) -> str:
     whole = f"{m.group(1)} and " if m.group(1) else ""
     return f" {whole}{_FRACTIONS[m.group(2)]} "
@@ -141,7 +145,7 @@ def _spell_currency(m: re.Match) -> str:
     symbol, integer, fraction, scale = m.groups()
     one, many, sub_one, sub_many = _CURRENCIES[symbol]
     value = int(integer.replace(",", ""))
-    decimals = ["point"] + [_ONES[int(d)] for d in fraction] if fraction else []
+    decimals = ["point"] + _digits(fraction) if fraction else []
     if scale or (fraction and (sub_one is None or len(fraction) > 2)):
         words = number_to_words(value) + decimals + ([scale] if scale else []) + [many]
     else:
@@ -171,13 +175,13 @@ def _spell_number(m: re.Match) -> str:
     if suffix and fraction is None:
         words = ordinal_to_words(value)
     elif len(integer) > 1 and integer[0] == "0" and integer.isdigit():
-        words = [_ONES[int(d)] for d in integer]  # a code, read digit by digit: "007", "0800"
+        words = _digits(integer)  # a code, read digit by digit: "007", "0800"
     elif fraction is None and "," not in integer and len(integer) == 4 and 1100 <= value <= 2099:
         words = year_to_words(value)  # a bare four-digit number in running text is a year
     else:
         words = number_to_words(value)
         if fraction is not None:
-            words += ["point"] + [_ONES[int(d)] for d in fraction]
+            words += ["point"] + _digits(fraction)
     return " " + " ".join(words) + " "
 
 
@@ -189,8 +193,8 @@ def normalize_text(text: str) -> list[str]:
     ordinals as ordinals ("2nd" -> "second").
 
     Currency is read with its unit ("$5" -> "five dollars"). An initialism written with periods
-    is one word of dotted letters ("U.S.A." -> "u.s.a.", "a.m." -> "a.m."), as is a run of
-    capitals inside a mixed-case word ("ChatGPT" -> "chat g.p.t."); the G2P spells them.
+    is one word of dotted letters ("U.S.A." -> "u.s.a.", "a.m." -> "a.m."), as are two to four
+    capitals ending a mixed-case word ("ChatGPT" -> "chat g.p.t."); the G2P spells them.
 
     Apostrophes inside a word are kept ("don't", "o'clock"); leading and trailing ones are
     dropped ("students'" -> "students"). Accents are folded ("café" -> "cafe"), and the Latin

@@ -120,6 +120,9 @@ def test_initialisms_are_spelled(g2p, text, phones):
 def test_dictionary_initialisms_and_vowelless_words_keep_cmudict(g2p):
     for word in ["bbc", "html", "hmm", "tv"]:
         assert g2p(word) == CMU[word][0]
+    # only words in neither CMUdict nor an initialism's spelling are the neural model's guesses
+    assert [w for w in ["hello", "gpt", "u.s.", "bbc", "zorblaxify"] if g2p.guesses(w)] == [
+        "zorblaxify"]
 
 
 def test_spoken_text_capitalises_initialisms_for_the_synthesisers():
