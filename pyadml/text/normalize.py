@@ -1,5 +1,5 @@
 """Text normalisation for keywords and transcripts: case, punctuation, apostrophes, numbers,
-currency and initialisms."""
+currency, units, Roman numerals and initialisms."""
 
 from __future__ import annotations
 
@@ -119,6 +119,47 @@ _NUMBER_SIGN = re.compile(r"(?:#|(?<![a-z'])no\.) ?(?=\d)")
 # "am"/"pm" after a time are the initialisms ("10am", "7:30 PM"), not the verb "am".
 _CLOCK = re.compile(r"(?<=\d) ?([ap])\.?m\b\.?")
 _DOT = "\x01"  # an initialism's period while the other punctuation is removed
+# A sharp or flat after a note name: "C#", "F# minor", "B♭" (before "#" as "number").
+_ACCIDENTAL = re.compile(r"(?<![a-z\d'])([a-g])([#♯♭])(?![a-z\d#])")
+# A minus sign before a number (not a hyphen between words or numbers): "-5", "(−3)".
+_MINUS = re.compile(r"(?<![\w.,\-−)])[-−](?=\d)")
+# Degrees after a number: "100°F", "20 °C", "90°".
+_DEGREES = re.compile(r"(?<=\d) ?° ?([cf](?![a-z]))?")
+# A fraction written with a slash, a digit over 2..10 ("1/2", "3/4", "5 1/2"); "24/7", "9/11"
+# and dates ("1/2/2024") stay numbers.
+_SLASH_FRACTION = re.compile(r"(?<![\d/.,])(?:(\d+) )?(\d)/(\d{1,2})(?![\d/]|[.,]\d)")
+_DENOMINATORS = {2: ("half", "halves"), 3: ("third", "thirds"), 4: ("quarter", "quarters"),
+                 5: ("fifth", "fifths"), 6: ("sixth", "sixths"), 7: ("seventh", "sevenths"),
+                 8: ("eighth", "eighths"), 9: ("ninth", "ninths"), 10: ("tenth", "tenths")}
+# Units after a number, as text normalisers read them: "5 km" -> five kilometers, "1 ft" -> one
+# foot. Only units that cannot be mistaken for a word or a letter after a number ("5G", "4K",
+# "m", "in" and "s" stay as they are).
+_UNITS = {
+    "km": ("kilometer", "kilometers"), "cm": ("centimeter", "centimeters"),
+    "mm": ("millimeter", "millimeters"), "kg": ("kilogram", "kilograms"),
+    "mg": ("milligram", "milligrams"), "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"),
+    "oz": ("ounce", "ounces"), "ft": ("foot", "feet"), "mi": ("mile", "miles"),
+    "mph": ("mile per hour", "miles per hour"), "kph": ("kilometer per hour", "kilometers per hour"),
+    "km/h": ("kilometer per hour", "kilometers per hour"), "ml": ("milliliter", "milliliters"),
+    "kb": ("kilobyte", "kilobytes"), "mb": ("megabyte", "megabytes"),
+    "gb": ("gigabyte", "gigabytes"), "tb": ("terabyte", "terabytes"), "hz": ("hertz", "hertz"),
+    "khz": ("kilohertz", "kilohertz"), "mhz": ("megahertz", "megahertz"),
+    "ghz": ("gigahertz", "gigahertz"), "kw": ("kilowatt", "kilowatts"),
+    "kwh": ("kilowatt hour", "kilowatt hours"), "mah": ("milliamp hour", "milliamp hours"),
+    "min": ("minute", "minutes"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
+    "sec": ("second", "seconds")}
+_UNIT = re.compile(r"(?<![\w.,])(\d(?:[\d,]*\d)?(?:\.\d+)?) ?("
+                   + "|".join(sorted(map(re.escape, _UNITS), key=len, reverse=True))
+                   + r")(?![a-z\d/])\.?")
+# Roman numerals II-XXXIX after a capitalised word: "World War II" -> two, "Final Fantasy VII"
+# -> seven; after a monarch's or pope's name the ordinal, "Henry VIII" -> the eighth. One
+# letter ("I", "V", "X") is left alone: "When I" is the pronoun.
+_ROMAN = re.compile(r"\b([A-Z][A-Za-z]*)(\s+)([IVX]{2,6})(?![A-Za-z\d])")
+_REGNAL_NAMES = frozenset("""alexander benedict catherine charles clement edward elizabeth
+    ferdinand francis frederick george gregory henry innocent james john leo louis mary nicholas
+    paul peter philip pius richard victor william""".split())
+# Emergency and service numbers are said digit by digit ("911" -> nine one one).
+_SPOKEN_CODES = frozenset({"311", "411", "911"})
 
 
 # Latin letters that Unicode does not decompose into a base letter and an accent, as English
@@ -166,6 +207,47 @@ def _spell_decade(m: re.Match) -> str:
     words = year_to_words(value) if len(m.group(1)) == 4 else number_to_words(value)
     return " " + " ".join(words[:-1] + [_plural(words[-1])]) + " "
 
+def _roman_value(token: str) -> int | None:
+    """The value of a Roman numeral written the standard way (I, V, X only), else None."""
+    values = {"I": 1, "V": 5, "X": 10}
+    total = 0
+    for i, c in enumerate(token):
+        v = values[c]
+        total += -v if i + 1 < len(token) and values[token[i + 1]] > v else v
+    # Only the standard spelling of that value ("IIII", "VX" and "IIV" are not numerals).
+    tens, ones = divmod(total, 10)
+    ones_spelled = ["", "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX"][ones]
+    return total if 0 < total < 40 and "X" * tens + ones_spelled == token else None
+
+
+def _spell_roman(m: re.Match) -> str:
+    word, space, token = m.groups()
+    value = _roman_value(token)
+    if value is None:
+        return m.group(0)
+    if word.lower() in _REGNAL_NAMES:
+        return f"{word}{space}the {' '.join(ordinal_to_words(value))}"
+    return f"{word}{space}{' '.join(number_to_words(value))}"
+
+
+def _spell_slash_fraction(m: re.Match) -> str:
+    whole, num, den = m.group(1), int(m.group(2)), int(m.group(3))
+    if not 0 < num < den <= 10:
+        return m.group(0)
+    name = _DENOMINATORS[den][num > 1]
+    return f" {whole + ' and ' if whole else ''}{_ONES[num]} {name} "
+
+
+def _spell_unit(m: re.Match) -> str:
+    one, many = _UNITS[m.group(2)]
+    return f" {m.group(1)} {one if m.group(1) == '1' else many} "
+
+
+def _spell_degrees(m: re.Match) -> str:
+    scale = {"c": " celsius", "f": " fahrenheit"}.get(m.group(1) or "", "")
+    return f" degrees{scale} "
+
+
 _SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
 
 
@@ -174,8 +256,9 @@ def _spell_number(m: re.Match) -> str:
     value = int(integer.replace(",", ""))
     if suffix and fraction is None:
         words = ordinal_to_words(value)
-    elif len(integer) > 1 and integer[0] == "0" and integer.isdigit():
-        words = _digits(integer)  # a code, read digit by digit: "007", "0800"
+    elif (len(integer) > 1 and integer[0] == "0" and integer.isdigit()) or (
+            fraction is None and integer in _SPOKEN_CODES):
+        words = _digits(integer)  # a code, read digit by digit: "007", "0800", "911"
     elif fraction is None and "," not in integer and len(integer) == 4 and 1100 <= value <= 2099:
         words = year_to_words(value)  # a bare four-digit number in running text is a year
     else:
@@ -192,7 +275,10 @@ def normalize_text(text: str) -> list[str]:
     and decades read as years ("1990" -> "nineteen ninety", "1990s" -> "nineteen nineties"),
     ordinals as ordinals ("2nd" -> "second").
 
-    Currency is read with its unit ("$5" -> "five dollars"). An initialism written with periods
+    Currency is read with its unit ("$5" -> "five dollars"), and so are degrees and the common
+    units after a number ("100°F", "5 km", "128GB"); "-5" is "minus five", "1/2" "one half", "C#"
+    "c sharp", "911" "nine one one", and Roman numerals after a capitalised word are numbers
+    ("World War II" -> "two", "Henry VIII" -> "the eighth"). An initialism written with periods
     is one word of dotted letters ("U.S.A." -> "u.s.a.", "a.m." -> "a.m."), as are two to four
     capitals ending a mixed-case word ("ChatGPT" -> "chat g.p.t."); the G2P spells them.
 
@@ -207,14 +293,20 @@ def normalize_text(text: str) -> list[str]:
     s = _FRACTION.sub(_spell_fraction, text.translate(_LATIN_LETTERS))
     s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not unicodedata.combining(c))
+    s = _ROMAN.sub(_spell_roman, s)
     s = _CAPITALS_RUN.sub(lambda m: " " + ".".join(m.group(1)) + ". ", s).lower()
     s = s.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
     s = _CLOCK.sub(lambda m: f" {m.group(1)}.m. ", s)
+    s = _ACCIDENTAL.sub(lambda m: f" {m.group(1)} {'flat' if m.group(2) == '♭' else 'sharp'} ", s)
     s = _NUMBER_SIGN.sub(" number ", s)
     s = _INITIALISM.sub(_spell_initialism, s)
+    s = _UNIT.sub(_spell_unit, s)  # before the abbreviations: "5 ft." is feet, not "fort"
     s = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1)] + " ", s)
     s = _CURRENCY.sub(_spell_currency, s)
     s = _DECADE.sub(_spell_decade, s)
+    s = _DEGREES.sub(_spell_degrees, s)
+    s = _SLASH_FRACTION.sub(_spell_slash_fraction, s)
+    s = _MINUS.sub(" minus ", s)
     for sym, word in _SYMBOLS.items():
         s = s.replace(sym, word)
     # "r2d2" -> "r 2 d 2", but keep ordinal suffixes on their digits ("21st").

@@ -87,6 +87,25 @@ def test_word_boundary_and_strip_stress():
     ("Øresund Łódź Þór Đorđević", ["oresund", "lodz", "thor", "dordevic"]),
     ("2½ hours at ¾ speed", ["two", "and", "one", "half", "hours", "at", "three", "quarters",
                              "speed"]),  # NFKD alone gives "2 1/2": "two one two"
+    ("call 911 or 411", ["call", "nine", "one", "one", "or", "four", "one", "one"]),
+    ("C# and F# minor, B♭", ["c", "sharp", "and", "f", "sharp", "minor", "b", "flat"]),
+    ("c#1", ["c", "number", "one"]),  # "#" before a number is still "number"
+    ("100°F, 20 °C, a 90° turn", ["one", "hundred", "degrees", "fahrenheit", "twenty", "degrees",
+                                  "celsius", "a", "ninety", "degrees", "turn"]),
+    ("-5 and (−3), covid-19, 5-10", ["minus", "five", "and", "minus", "three", "covid",
+                                     "nineteen", "five", "ten"]),  # hyphens stay separators
+    ("5 km at 60 mph, 1 ft, 128GB, 5 ft.", ["five", "kilometers", "at", "sixty", "miles", "per",
+                                            "hour", "one", "foot", "one", "hundred", "twenty",
+                                            "eight", "gigabytes", "five", "feet"]),
+    ("5G, 4K, 5 m", ["five", "g", "four", "k", "five", "m"]),  # not units: letters
+    ("1/2 off, 3/4, 5 1/2 hours", ["one", "half", "off", "three", "quarters", "five", "and", "one",
+                                   "half", "hours"]),
+    ("24/7, 9/11, 1/2/2024", ["twenty", "four", "seven", "nine", "eleven", "one", "two", "twenty",
+                              "twenty", "four"]),  # not fractions
+    ("World War II, Final Fantasy VII", ["world", "war", "two", "final", "fantasy", "seven"]),
+    ("Henry VIII, Pope John Paul II", ["henry", "the", "eighth", "pope", "john", "paul", "the",
+                                       "second"]),
+    ("an IV drip, When I, IIII", ["an", "iv", "drip", "when", "i", "iiii"]),  # not numerals
 ])
 def test_normalisation(text, words):
     assert normalize_text(text) == words
@@ -257,11 +276,13 @@ def test_numpy_g2p_without_g2p_en_names_the_package(monkeypatch):
 
 def test_every_normalised_word_is_one_the_g2p_reads(g2p):
     # Seeded random texts mixing the pieces the rules look for: whatever the normaliser makes of
-    # them (dotted initialisms, currency, times, fractions), the G2P pronounces every word.
+    # them (dotted initialisms, currency, times, fractions, units, Roman numerals), the G2P
+    # pronounces every word.
     import random
 
-    pieces = list("aAbBcgimpsTtXxz0123456789.,'$#£½ -:/&%@") + [
-        "No.", "am", "PM", "U.S.", "GPT", "'s", "ß", "e.g.", "iOS"]
+    pieces = list("aAbBcgimpsTtXxz0123456789.,'$#£½ -:/&%@°♭−") + [
+        "No.", "am", "PM", "U.S.", "GPT", "'s", "ß", "e.g.", "iOS", "Henry ", "War ", "II", "IV",
+        "XIV", "km", "mph", "GB", "ft"]
     rng = random.Random(0)
     made = 0
     for _ in range(3000):
