@@ -122,9 +122,9 @@ _DOT = "\x01"  # an initialism's period while the other punctuation is removed
 # A sharp or flat after a note name: "C#", "F# minor", "B♭" (before "#" as "number").
 _ACCIDENTAL = re.compile(r"(?<![a-z\d'])([a-g])([#♯♭])(?![a-z\d#])")
 # A minus sign before a number (not a hyphen between words or numbers): "-5", "(−3)".
-_MINUS = re.compile(r"(?<![\w.,\-−)])[-−](?=\d)")
+_MINUS = re.compile(r"(?<![\w.,\-−)])[-−](?=\.?\d)")
 # Degrees after a number: "100°F", "20 °C", "90°".
-_DEGREES = re.compile(r"(?<=\d) ?° ?([cf](?![a-z]))?")
+_DEGREES = re.compile(r"(?<=\d) ?° ?([cf](?![a-z" + _DOT + "]))?")
 # A fraction written with a slash, a digit over 2..10 ("1/2", "3/4", "5 1/2"); "24/7", "9/11"
 # and dates ("1/2/2024") stay numbers.
 _SLASH_FRACTION = re.compile(r"(?<![\d/.,])(?:(\d+) )?(\d)/(\d{1,2})(?![\d/]|[.,]\d)")
@@ -158,6 +158,13 @@ _ROMAN = re.compile(r"\b([A-Z][A-Za-z]*)(\s+)([IVX]{2,6})(?![A-Za-z\d])")
 _REGNAL_NAMES = frozenset("""alexander benedict catherine charles clement edward elizabeth
     ferdinand francis frederick george gregory henry innocent james john leo louis mary nicholas
     paul peter philip pius richard victor william""".split())
+# A clock time: "10:05" -> ten oh five, "10:00" -> ten o'clock, "10:00 p.m." -> ten p.m., "14:00"
+# -> fourteen hundred. "3:45:10" and "16:9" are not times and stay numbers.
+_TIME = re.compile(r"(?<![\d:.,])(\d{1,2}):([0-5]\d)(?![\d:]|[.,]\d)(?=\s*([ap]" + _DOT + "m" + _DOT
+                   + ")?)")
+# A decimal without its leading zero: ".5" -> point five, "$.50" -> fifty cents.
+_LEADING_POINT = re.compile(r"(?<![\w.$£€¥])\.(\d+)(?![\d.])")
+_CURRENCY_POINT = re.compile(r"([$£€¥]) ?\.(?=\d)")
 # Emergency and service numbers are said digit by digit ("911" -> nine one one).
 _SPOKEN_CODES = frozenset({"311", "411", "911"})
 
@@ -230,6 +237,23 @@ def _spell_roman(m: re.Match) -> str:
     return f"{word}{space}{' '.join(number_to_words(value))}"
 
 
+def _spell_time(m: re.Match) -> str:
+    hour, minute = int(m.group(1)), int(m.group(2))
+    if hour > 24:
+        return m.group(0)
+    words = number_to_words(hour)
+    if minute == 0:
+        if m.group(3):
+            pass  # "ten p.m."
+        elif 1 <= hour <= 12:
+            words.append("o'clock")
+        else:
+            words.append("hundred")
+    else:
+        words += (["oh"] if minute < 10 else []) + number_to_words(minute)
+    return " " + " ".join(words) + " "
+
+
 def _spell_slash_fraction(m: re.Match) -> str:
     whole, num, den = m.group(1), int(m.group(2)), int(m.group(3))
     if not 0 < num < den <= 10:
@@ -277,7 +301,7 @@ def normalize_text(text: str) -> list[str]:
 
     Currency is read with its unit ("$5" -> "five dollars"), and so are degrees and the common
     units after a number ("100°F", "5 km", "128GB"); "-5" is "minus five", "1/2" "one half", "C#"
-    "c sharp", "911" "nine one one", and Roman numerals after a capitalised word are numbers
+    "c sharp", "911" "nine one one", "10:05" "ten oh five", "10:00" "ten o'clock", and Roman numerals after a capitalised word are numbers
     ("World War II" -> "two", "Henry VIII" -> "the eighth"). An initialism written with periods
     is one word of dotted letters ("U.S.A." -> "u.s.a.", "a.m." -> "a.m."), as are two to four
     capitals ending a mixed-case word ("ChatGPT" -> "chat g.p.t."); the G2P spells them.
@@ -302,11 +326,13 @@ def normalize_text(text: str) -> list[str]:
     s = _INITIALISM.sub(_spell_initialism, s)
     s = _UNIT.sub(_spell_unit, s)  # before the abbreviations: "5 ft." is feet, not "fort"
     s = _ABBREVIATION.sub(lambda m: ABBREVIATIONS[m.group(1)] + " ", s)
-    s = _CURRENCY.sub(_spell_currency, s)
+    s = _CURRENCY.sub(_spell_currency, _CURRENCY_POINT.sub(r"\g<1>0.", s))
     s = _DECADE.sub(_spell_decade, s)
+    s = _TIME.sub(_spell_time, s)
     s = _DEGREES.sub(_spell_degrees, s)
     s = _SLASH_FRACTION.sub(_spell_slash_fraction, s)
     s = _MINUS.sub(" minus ", s)
+    s = _LEADING_POINT.sub(lambda m: " point " + " ".join(_digits(m.group(1))) + " ", s)
     for sym, word in _SYMBOLS.items():
         s = s.replace(sym, word)
     # "r2d2" -> "r 2 d 2", but keep ordinal suffixes on their digits ("21st").

@@ -106,6 +106,11 @@ def test_word_boundary_and_strip_stress():
     ("Henry VIII, Pope John Paul II", ["henry", "the", "eighth", "pope", "john", "paul", "the",
                                        "second"]),
     ("an IV drip, When I, IIII", ["an", "iv", "drip", "when", "i", "iiii"]),  # not numerals
+    ("at 5:07am, 10:00, 12:00 PM, 14:00", ["at", "five", "oh", "seven", "a.m.", "ten", "o'clock",
+                                           "twelve", "p.m.", "fourteen", "hundred"]),
+    ("3:45:10, 16:9", ["three", "forty", "five", "ten", "sixteen", "nine"]),  # not clock times
+    (".45 caliber, $.50, -.5", ["point", "four", "five", "caliber", "fifty", "cents", "minus",
+                                "point", "five"]),
 ])
 def test_normalisation(text, words):
     assert normalize_text(text) == words
@@ -282,7 +287,7 @@ def test_every_normalised_word_is_one_the_g2p_reads(g2p):
 
     pieces = list("aAbBcgimpsTtXxz0123456789.,'$#£½ -:/&%@°♭−") + [
         "No.", "am", "PM", "U.S.", "GPT", "'s", "ß", "e.g.", "iOS", "Henry ", "War ", "II", "IV",
-        "XIV", "km", "mph", "GB", "ft"]
+        "XIV", "km", "mph", "GB", "ft", "10:00", ":05"]
     rng = random.Random(0)
     made = 0
     for _ in range(3000):
