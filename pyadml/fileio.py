@@ -77,6 +77,52 @@ def read_shorten_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int] | Non
     return samples.astype(np.float32) / 32768.0, rate
 
 
+# A WAV data size that promises nothing: written to a pipe before the length was known.
+_STREAMED_SIZES = (0, 0xFFFFFFFF)
+
+
+def wav_truncation(path: str | os.PathLike) -> str | None:
+    """``<path> is truncated: ...`` for a RIFF/WAVE file whose header promises more audio than
+    the file holds (an interrupted copy, download or recording), else None. libsndfile reads
+    such a file without a word, as if the audio ended there; Kaldi's readers refuse it. A
+    streamed header (data size 0 or 0xFFFFFFFF, as ffmpeg and sox write to a pipe) promises
+    nothing and is not truncated."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            size = os.fstat(f.fileno()).st_size
+            byte_rate = 0
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, n = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if cid == b"data":
+                    have = size - f.tell()
+                    if n in _STREAMED_SIZES or n <= have:
+                        return None
+                    break
+                if cid == b"fmt ":
+                    body = f.read(n)
+                    if len(body) >= 12:
+                        byte_rate = int.from_bytes(body[8:12], "little")
+                else:
+                    f.seek(n, 1)
+                f.seek(n & 1, 1)  # chunks are word-aligned
+    except OSError:
+        return None
+    p = Path(path)
+
+    def amount(b: int) -> str:
+        return f"{b} bytes" + (f" ({b / byte_rate:.2f} s)" if byte_rate else "")
+
+    return (f"{path} is truncated: its header promises {amount(n)} of audio, the file holds "
+            f"{amount(have)} (an interrupted copy or recording?); copy it again, or keep what it "
+            f"holds by rewriting its header: ffmpeg -i {p.name} {p.stem}_fixed.wav")
+
+
 def audio_read_error(path: str | os.PathLike, error: Exception, wav_scp: bool = False) -> str:
     """``cannot read <path>: <error>``, and what to do when soundfile does not know the format
     (a phone's .m4a/AAC, a video): convert it (``wav_scp``: or let a wav.scp command do it)."""

@@ -20,7 +20,7 @@ import soundfile as sf
 from pyadml.data.dataset import mean_normalize, warp_mel
 from pyadml.data.features import fbank_extractor, fbank_options, mel_range
 from pyadml.data.trials import Trial
-from pyadml.fileio import audio_read_error, read_shorten_sphere, write_lines_atomic
+from pyadml.fileio import audio_read_error, read_shorten_sphere, wav_truncation, write_lines_atomic
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
@@ -39,6 +39,9 @@ class PairsError(ValueError):
 
 def read_audio(path: Path, rate: int) -> np.ndarray:
     """Mono float32 at ``rate``: channels averaged, polyphase resampling."""
+    truncated = wav_truncation(path)
+    if truncated:
+        raise PairsError(truncated)
     try:
         audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for corrupt files

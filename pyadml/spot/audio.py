@@ -157,11 +157,19 @@ def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
     as ``as_mono`` checks arrays; errors name the file (and a bad sample's place in it)."""
     import soundfile as sf
 
-    from pyadml.fileio import audio_read_error
+    from pyadml.fileio import audio_read_error, wav_truncation
 
     path = Path(path)
+    if path.is_dir():
+        raise SpotError(f"cannot read {path}: it is a directory; name its audio files "
+                        f"({path}/*.wav) or list them in a wav.scp (--wav-scp)")
     if not path.is_file():
         raise SpotError(f"cannot read {path}: no such file")
+    if path.stat().st_size == 0:
+        raise SpotError(f"cannot read {path}: the file is empty (0 bytes)")
+    truncated = wav_truncation(path)
+    if truncated:
+        raise SpotError(truncated)
     at = 0
     try:
         f = sf.SoundFile(str(path))

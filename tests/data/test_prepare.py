@@ -200,6 +200,11 @@ def test_bad_audio(plain):
     path.write_bytes(np.random.default_rng(0).bytes(4000))
     with raises(where, str(path), "not readable audio"):
         prepare_kaldi_dir(plain)
+    wav(path, 1.0)  # then cut short, as an interrupted copy leaves it: 16000 samples promised
+    path.write_bytes(path.read_bytes()[:44 + 2 * 4000])
+    with raises(where, str(path), "is truncated: its header promises 32000 bytes (1.00 s) of "
+                "audio, the file holds 8000 bytes (0.25 s)"):
+        prepare_kaldi_dir(plain)
     wav(path, 1.0, sr=8000)
     with raises(where, str(path), "8000 Hz", "expected 16000 Hz"):
         prepare_kaldi_dir(plain)

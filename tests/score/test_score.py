@@ -282,6 +282,7 @@ def test_score_pairs_without_labels(fixture, tmp_path, capsys):
     ("{empty}\thello", "no samples"),
     ("{junk}\thello", "cannot read"),
     ("{memo}\thello", "ffmpeg -i memo.m4a -ac 1 -ar 16000 memo.wav)"),
+    ("{trunc}\thello", "trunc.wav is truncated: its header promises 16000 bytes (0.50 s)"),
     ("{wav}\thello\t2", "label must be 0 or 1"),
     ("{wav}\t!!!", "nothing pronounceable"),
     ("{wav}\tпривет", "keyword"),
@@ -299,8 +300,11 @@ def test_score_pairs_errors_name_the_line(fixture, tmp_path, capsys, bad, messag
     sf.write(tmp_path / "tiny.wav", np.full(40, 0.1, np.float32), 16000)  # 40 samples
     sf.write(tmp_path / "short.wav", write_noise_array(0.01), 16000)      # 10 ms
     sf.write(tmp_path / "nan.wav", np.array([0.1, np.nan] * 4000, np.float32), 16000, subtype="FLOAT")
+    # 0.5 s of 16-bit audio cut to 0.1 s: libsndfile would read the 0.1 s without a word
+    sf.write(tmp_path / "trunc.wav", write_noise_array(0.5), 16000, subtype="PCM_16")
+    (tmp_path / "trunc.wav").write_bytes((tmp_path / "trunc.wav").read_bytes()[:44 + 3200])
     line = bad.format(wav=wav, missing=tmp_path / "nope.wav", empty=tmp_path / "empty.wav",
-                      memo=tmp_path / "memo.m4a",
+                      memo=tmp_path / "memo.m4a", trunc=tmp_path / "trunc.wav",
                       junk=tmp_path / "junk.wav", tiny=tmp_path / "tiny.wav",
                       short=tmp_path / "short.wav", nan=tmp_path / "nan.wav")
     pairs = _pairs(tmp_path, [f"{wav}\tworld", line])  # line 1 is fine, line 2 is not

@@ -56,6 +56,13 @@ def test_audio_errors(spotter, tmp_path):
         spotter.detect(junk)
     with pytest.raises(SpotError, match="no such file"):
         spotter.detect(tmp_path / "missing.wav")
+    with pytest.raises(SpotError, match=f"cannot read {tmp_path}: it is a directory; name its "
+                                        f"audio files"):
+        spotter.detect(tmp_path)
+    zero = tmp_path / "zero.wav"
+    zero.write_bytes(b"")
+    with pytest.raises(SpotError, match=f"cannot read {zero}: the file is empty \\(0 bytes\\)"):
+        spotter.detect(zero)
     # A phone's voice memo (AAC in .m4a), which libsndfile does not read: what to do instead.
     memo = tmp_path / "memo.m4a"
     memo.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00" + bytes(64))

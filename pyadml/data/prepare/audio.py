@@ -19,6 +19,7 @@ from lhotse import Recording
 from lhotse.audio import AudioSource
 
 from pyadml import sphere
+from pyadml.fileio import wav_truncation
 from pyadml.data.prepare.common import CorpusError
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ def _probe_file(path: str, where: str) -> _Audio:
         if sphere.is_shorten_sphere(path):
             return _sphere_pipe(path, where)
         raise CorpusError(f"{where}: {path} is not readable audio ({e})") from None
+    truncated = wav_truncation(path)
+    if truncated:
+        raise CorpusError(f"{where}: {truncated}")
     return _Audio(AudioSource(type="file", channels=list(range(info.channels)), source=path),
                   int(info.samplerate), int(info.frames), int(info.channels))
 
