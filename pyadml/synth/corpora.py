@@ -28,7 +28,7 @@ import yaml
 
 from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.synth.render import HOP, AudioConfig, Item, Rendered, drop_report, render
-from pyadml.synth.voices import SAMPLE_RATE, Prosody, Voice, check_engines
+from pyadml.synth.voices import SAMPLE_RATE, TIMED_ENGINES, Prosody, Voice, check_engines
 from pyadml.synth.vocabulary import frequent_words
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ LIBRIPHRASE_COLUMNS = (
 )
 LIBRIPHRASE_TYPES = ("diffspk_positive", "diffspk_easyneg", "diffspk_hardneg")
 _COMMON_KEYS = {"seed", "voices", "engine_weights", "heldout_engine_weights", "audio", "prosody",
-                "sizes"}
+                "sizes", "connected"}
 _SIZE_KEYS = {"vocabulary", "king_asr_066", "wsj", "libriphrase", "musan", "rirs_noises"}
 
 
@@ -72,6 +72,16 @@ def load_config(path: str | Path, size: str, seed: int | None = None) -> dict[st
         cfg["seed"] = seed
     for group in ("train", "heldout"):
         cfg["voices"][group] = [Voice.parse(s) for s in cfg["voices"][group]]
+    connected = cfg.setdefault("connected", {}) or {}
+    if not isinstance(connected, dict):
+        raise ValueError(f"{path}: connected must map engines to shares, e.g. {{espeak: 0.5}}")
+    for engine, share in connected.items():
+        if engine not in TIMED_ENGINES:
+            raise ValueError(f"{path}: connected.{engine}: only {', '.join(TIMED_ENGINES)} can "
+                             f"speak connected utterances with word times")
+        if not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise ValueError(f"{path}: connected.{engine} must be a share in [0, 1], got {share!r}")
+    cfg["connected"] = connected
     train_ids = {v.speaker_id for v in cfg["voices"]["train"]}
     overlap = train_ids & {v.speaker_id for v in cfg["voices"]["heldout"]}
     if overlap:
@@ -83,6 +93,9 @@ def _digest(cfg: dict[str, Any], name: str) -> str:
     keys = {"seed", "voices", "engine_weights", "heldout_engine_weights", "audio", "prosody",
             "vocabulary", name}
     settings = {k: cfg.get(k) for k in sorted(keys)}
+    if cfg.get("connected") and name == "king_asr_066":
+        # Connected speech is for training utterances only: the test sets do not change.
+        settings["connected"] = cfg["connected"]
     if name != "king_asr_066" and settings["vocabulary"]:
         # Training-only words change no other corpus: trying them must not re-synthesise the
         # test sets.
@@ -211,6 +224,13 @@ def word_utterances(
             prosody=_prosody(cfg, voice, rng), pauses=pauses,
             peak_dbfs=float(rng.uniform(d_lo, d_hi)), seed=int(rng.integers(2**31)),
         ))
+    # Training utterances spoken as connected speech (conf/synth.yaml ``connected``), by a draw
+    # of each item's own seed: the plan's other draws, and so every other file, stay as they were.
+    shares = {} if heldout else (cfg.get("connected") or {})
+    for item in items:
+        share = float(shares.get(item.voice.engine, 0.0))
+        if share and np.random.default_rng([item.seed, 1]).random() < share:
+            item.connected = True
     return items
 
 

@@ -55,8 +55,12 @@ def available(engine: str, voice: str) -> bool:
     return hasattr(os, "fork") and _libraries(engine, voice) is not None
 
 
-def speak(engine: str, voice: str, jobs: Sequence[tuple]) -> bool:
+def speak(engine: str, voice: str, jobs: Sequence[tuple], timed: bool = False) -> bool:
     """Write each job's wav as the program would; False (nothing done) without the library.
+    ``timed`` (espeak-ng only): also write ``<wav>.words``, JSON ``{"words": [[text position
+    (1-based character), sample], ...], "end": sample}``: where espeak-ng starts each word it
+    speaks (its word events; an unstressed word it joins to the next, such as "the" in "in the
+    navy", has none) and where the speech ends, in samples of the wav.
 
     espeak jobs are (text, speed in words per minute, pitch 0-99, path), as ``espeak-ng -v
     voice -s speed -p pitch -w path text``; flite jobs (text, duration_stretch,
@@ -65,8 +69,10 @@ def speak(engine: str, voice: str, jobs: Sequence[tuple]) -> bool:
     the helper's message when a text fails."""
     if not jobs or not available(engine, voice):
         return False
+    if timed and engine != "espeak":
+        raise ValueError(f"only espeak-ng reports word times, not {engine}")
     request = {"engine": engine, "voice": voice, "libraries": _libraries(engine, voice),
-               "jobs": [[*job[:-1], str(job[-1])] for job in jobs]}
+               "jobs": [[*job[:-1], str(job[-1])] for job in jobs], "timed": timed}
     res = subprocess.run([sys.executable, "-I", os.path.abspath(__file__)],
                          input=json.dumps(request).encode(), capture_output=True)
     if res.returncode != 0:
@@ -87,8 +93,16 @@ class _EspeakVoice(ctypes.Structure):
                 ("score", ctypes.c_int), ("spare", ctypes.c_void_p)]
 
 
+class _EspeakEvent(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
+                ("text_position", ctypes.c_int), ("length", ctypes.c_int),
+                ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
 _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                                   ctypes.c_void_p)
+                                   ctypes.POINTER(_EspeakEvent))
+_EVENT_END_OF_LIST, _EVENT_WORD, _EVENT_END = 0, 1, 5
 
 
 def _espeak_setup(libraries, voice):
@@ -104,15 +118,24 @@ def _espeak_setup(libraries, voice):
     return lib, rate
 
 
-def _espeak_speak(state, job) -> None:
+def _espeak_speak(state, job, timed: bool = False) -> None:
     lib, rate = state
     text, speed, pitch, path = job
     chunks: list[bytes] = []
+    words: list[list[int]] = []
+    end: list[int] = []
 
     @_SYNTH_CALLBACK
     def collect(samples, n, events):
         if n > 0 and samples:
             chunks.append(ctypes.string_at(samples, 2 * n))
+        i = 0
+        while events and events[i].type != _EVENT_END_OF_LIST:
+            if events[i].type == _EVENT_WORD:
+                words.append([events[i].text_position, events[i].sample])
+            elif events[i].type == _EVENT_END:
+                end.append(events[i].sample)
+            i += 1
         return 0
 
     lib.espeak_SetSynthCallback(collect)
@@ -126,6 +149,10 @@ def _espeak_speak(state, job) -> None:
         f.setsampwidth(2)
         f.setframerate(rate)
         f.writeframes(b"".join(chunks))
+    if timed:
+        n = sum(len(c) for c in chunks) // 2
+        with open(path + ".words", "w") as f:
+            json.dump({"words": words, "end": min(end[-1], n) if end else n}, f)
 
 
 def _flite_setup(libraries, voice):
@@ -144,7 +171,7 @@ def _flite_setup(libraries, voice):
     return core, v, features
 
 
-def _flite_speak(state, job) -> None:
+def _flite_speak(state, job, timed: bool = False) -> None:
     core, v, features = state
     text, stretch, f0, path = job
     if f0 is not None:
@@ -167,7 +194,7 @@ def _helper() -> int:
         if child == 0:
             code = 1
             try:
-                speak_one(state, job)
+                speak_one(state, job, req.get("timed", False))
                 code = 0
             except BaseException as e:
                 print(f"{type(e).__name__}: {e}", file=sys.stderr)

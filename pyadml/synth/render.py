@@ -15,8 +15,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from pyadml.fileio import write_wav_atomic
-from pyadml.synth.voices import (SAMPLE_RATE, UTTERANCE_ENGINES, Prosody, Voice, synthesize,
-                                  synthesize_utterance)
+from pyadml.synth.voices import (SAMPLE_RATE, TIMED_ENGINES, UTTERANCE_ENGINES, Prosody, Voice,
+                                  synthesize, synthesize_utterance)
 
 # CTM times are written with two decimals; keeping every boundary on a 10 ms grid makes them exact.
 HOP = SAMPLE_RATE // 100
@@ -37,7 +37,9 @@ class Item:
     call (natural phrase prosody, no word boundaries). Otherwise each word is synthesised alone
     and placed on the 10 ms grid, so the CTM is exact; an engine of UTTERANCE_ENGINES instead
     speaks the words as one utterance (its own pauses between them, the planned ones only at
-    the edges) and the CTM gives the model's own word times on the 10 ms grid."""
+    the edges) and the CTM gives the model's own word times on the 10 ms grid. With
+    ``connected`` an engine of TIMED_ENGINES does the same (connected speech, timed by its word
+    events)."""
 
     id: str
     rel_path: str
@@ -48,6 +50,7 @@ class Item:
     peak_dbfs: float
     seed: int
     joined: bool = False
+    connected: bool = False
     # Set by render(): the words the voice could not speak (removed from ``words``).
     dropped: list[str] = field(default_factory=list)
 
@@ -117,10 +120,14 @@ def _place_utterance(item: Item, spoken):
 def _render_chunk(args) -> list[Rendered]:
     items, out_root, audio_cfg = args
     voice = items[0].voice
-    whole = voice.engine in UTTERANCE_ENGINES
+
+    def whole(item: Item) -> bool:
+        return not item.joined and (voice.engine in UTTERANCE_ENGINES
+                                    or (item.connected and voice.engine in TIMED_ENGINES))
+
     texts, prosodies, owners = [], [], []
     for k, item in enumerate(items):
-        if whole and not item.joined:
+        if whole(item):
             continue
         units = [" ".join(item.words)] if item.joined else list(item.words)
         texts += units
@@ -134,7 +141,7 @@ def _render_chunk(args) -> list[Rendered]:
 
     out = []
     for item, segs in zip(items, per_item):
-        if whole and not item.joined:
+        if whole(item):
             spoken = synthesize_utterance(voice, item.words, item.prosody,
                                           trim_db=audio_cfg.trim_db, margin=audio_cfg.trim_margin)
             audio, words, dropped = _place_utterance(item, spoken)

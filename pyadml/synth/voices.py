@@ -9,6 +9,7 @@ UnspeakableError, or with ``on_failure="drop"`` comes back as None for the calle
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +28,9 @@ NEURAL_ENGINES = ("piper", "kokoro")
 # Engines that speak a whole utterance and time each word from their own phone durations
 # (synthesize_utterance): half of Kokoro's CPU per word, and connected speech as in a real corpus.
 UTTERANCE_ENGINES = ("kokoro",)
+# Engines that speak an utterance with each word's time when a planned utterance asks for it
+# (render.Item.connected): espeak-ng's word events. Their words are otherwise spoken alone.
+TIMED_ENGINES = ("espeak",)
 _BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
 # Debian packages that provide each festival voice, for error messages.
 FESTIVAL_VOICE_PACKAGES = {
@@ -275,8 +279,9 @@ def synthesize_utterance(
     voice: Voice, words: Sequence[str], prosody: Prosody | None = None, trim_db: float = 40.0,
     margin: float = 0.02,
 ) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
-    """``words`` spoken as one utterance by a voice whose model times its own phones (Kokoro:
-    ``UTTERANCE_ENGINES``): the 16 kHz audio with its edges trimmed as ``synthesize`` trims a
+    """``words`` spoken as one utterance by a voice that times its own words (Kokoro from its
+    phone durations, ``UTTERANCE_ENGINES``; espeak-ng from its word events, ``TIMED_ENGINES``):
+    the 16 kHz audio with its edges trimmed as ``synthesize`` trims a
     word, each spoken word's (start, end) sample in it (the first from sample 0, the last to the
     end), and the indices of the words spoken.
 
@@ -284,20 +289,30 @@ def synthesize_utterance(
     out and the rest spoken again without it; None when no word is left or the whole utterance
     fails ``check_clip`` (also when it is too long for one call: over 508 IPA symbols, about 60
     words)."""
-    from pyadml.synth.neural import kokoro_utterance, speakable_ipa
-
-    if voice.engine not in UTTERANCE_ENGINES:
-        raise ValueError(f"{voice.speaker_id}: only {UTTERANCE_ENGINES} speak timed utterances")
+    if voice.engine not in UTTERANCE_ENGINES + TIMED_ENGINES:
+        raise ValueError(f"{voice.speaker_id}: only {UTTERANCE_ENGINES + TIMED_ENGINES} speak "
+                         f"timed utterances")
     prosody = prosody or Prosody()
-    kept = []
-    for i, w in enumerate(words):
-        try:
-            speakable_ipa(w)
-            kept.append(i)
-        except UnspeakableError:
-            pass
+    if voice.engine == "kokoro":
+        from pyadml.synth.neural import kokoro_utterance, speakable_ipa
+
+        def speak(ws):
+            return kokoro_utterance(voice.name, ws, prosody.speed)
+
+        kept = []
+        for i, w in enumerate(words):
+            try:
+                speakable_ipa(w)
+                kept.append(i)
+            except UnspeakableError:
+                pass
+    else:
+        def speak(ws):
+            return espeak_utterance(voice, ws, prosody)
+
+        kept = list(range(len(words)))
     while kept:
-        raw, sr, spans = kokoro_utterance(voice.name, [words[i] for i in kept], prosody.speed)
+        raw, sr, spans = speak([words[i] for i in kept])
         audio = to_16k(raw, sr)
         spans = np.round(spans * (SAMPLE_RATE / sr)).astype(np.int64)
         try:
@@ -321,6 +336,54 @@ def synthesize_utterance(
     return None
 
 
+def _espeak_prosody(pros: Prosody) -> tuple[int, int]:
+    """espeak-ng's speed (words per minute) and pitch (0-99) for a prosody."""
+    return int(round(165 * pros.speed)), int(np.clip(50 + pros.pitch, 0, 99))
+
+
+def espeak_utterance(voice: Voice, words: Sequence[str], prosody: Prosody
+                     ) -> tuple[np.ndarray, int, np.ndarray]:
+    """``words`` spoken as one utterance by espeak-ng (connected speech: its own coarticulation
+    and timing, no pauses between words): raw audio, its rate, and each word's (start, end)
+    sample. A word runs from its word event to the next word's (the last to the end of the
+    speech). espeak-ng joins some unstressed words to the next and reports no event for them
+    ("the" in "in the navy"); such a group's span is shared in proportion to the words'
+    letters. Needs libespeak-ng (pyadml.synth.native) for the events."""
+    from pyadml.synth import native
+
+    speed, pitch = _espeak_prosody(prosody)
+    with tempfile.TemporaryDirectory(prefix="pyadml-tts-") as tmp:
+        path = Path(tmp) / "utt.wav"
+        try:
+            ok = native.speak("espeak", voice.name, [(" ".join(words), speed, pitch, str(path))],
+                              timed=True)
+        except RuntimeError as e:
+            raise SynthesisError(str(e)) from None
+        if not ok:
+            raise SynthesisError(f"{voice.speaker_id}: speaking an utterance with word times "
+                                 f"needs espeak-ng's library (Debian package libespeak-ng1)")
+        raw, sr = sf.read(str(path), dtype="float32")
+        events = json.loads(Path(str(path) + ".words").read_text())
+    first_char, pos = {}, 1
+    for k, w in enumerate(words):
+        first_char[pos] = k
+        pos += len(w) + 1
+    starts = {}
+    for text_pos, sample in events["words"]:
+        if text_pos in first_char:
+            starts.setdefault(first_char[text_pos], int(sample))
+    starts[0] = 0  # the first word from the start, as a word alone is its whole clip
+    heads = sorted(starts) + [len(words)]
+    spans = np.zeros((len(words), 2), np.float64)
+    for h, nxt in zip(heads[:-1], heads[1:]):
+        a = starts[h]
+        b = starts[nxt] if nxt < len(words) else int(events["end"])
+        letters = np.cumsum([0] + [len(w) for w in words[h:nxt]], dtype=np.float64)
+        cut = a + (b - a) * letters / letters[-1]
+        spans[h:nxt, 0], spans[h:nxt, 1] = cut[:-1], cut[1:]
+    return raw, sr, np.round(spans).astype(np.int64)
+
+
 def _flite_f0(name: str) -> float:
     return {"slt": 160.0}.get(name, 105.0)
 
@@ -333,7 +396,7 @@ def run_programs(voice: Voice, texts: Sequence[str], prosodies: Sequence[Prosody
     jobs, cmds = [], []
     for text, pros, path in zip(texts, prosodies, paths):
         if voice.engine == "espeak":
-            speed, pitch = int(round(165 * pros.speed)), int(np.clip(50 + pros.pitch, 0, 99))
+            speed, pitch = _espeak_prosody(pros)
             jobs.append((text, speed, pitch, path))
             cmds.append(["espeak-ng", "-v", voice.name, "-s", str(speed), "-p", str(pitch),
                          "-w", str(path), text])
@@ -378,6 +441,6 @@ def neural_available(engine: str) -> bool:
 __all__ = [
     "ENGINES", "NEURAL_ENGINES", "Prosody", "SAMPLE_RATE", "SynthesisError", "UnspeakableError",
     "Voice", "check_clip", "check_engines", "engine_available", "neural_available", "synthesize",
-    "synthesize_utterance",
+    "synthesize_utterance", "espeak_utterance", "TIMED_ENGINES", "UTTERANCE_ENGINES",
     "to_16k", "trim_silence",
 ]
