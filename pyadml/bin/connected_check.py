@@ -1,0 +1,48 @@
+"""Score the words of a test set's held-out espeak-ng utterances spoken alone and spoken as
+connected speech, by the same voice (pyadml.score.connected):
+
+    python -m pyadml.bin.connected_check --model exp/<tag>/final.pt \\
+        --cuts data/cuts/wsj_test.jsonl.gz --synth-config conf/synth.yaml \\
+        --out-dir exp/<tag>/connected
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pyadml.score.connected import connected_check
+from pyadml.score.floor import FloorError, add_floor_args
+from pyadml.score.pairs import PairsError
+from pyadml.synth.voices import SynthesisError
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="final.pt")
+    p.add_argument("--cuts", required=True, help="word cuts of stage 2 (.jsonl.gz)")
+    p.add_argument("--synth-config", required=True, help="stage 0's conf/synth.yaml (its voices)")
+    p.add_argument("--out-dir", required=True, help="clips, scores and metrics.json go here")
+    p.add_argument("--max-utts", type=int, default=None, help="utterances per voice (default all)")
+    p.add_argument("--seed", type=int, default=0)
+    add_floor_args(p)
+    args = p.parse_args(argv)
+    try:
+        from pyadml.synth.corpora import load_config
+
+        cfg = load_config(args.synth_config, "mini")
+        voices = cfg["voices"]["train"] + cfg["voices"]["heldout"]
+        rows = connected_check(args.model, args.cuts, args.out_dir, voices, args.max_utts,
+                               args.seed, floor_db=args.floor_db)
+    except (PairsError, FloorError, SynthesisError, ValueError, OSError) as e:
+        print(f"connected_check: {e}", file=sys.stderr)
+        return 1
+    print(f"{'speaker':<24} {'mode':<10} {'clips':>6} {'AP %':>7} {'EER %':>7} {'AUC %':>7} {'top-1 %':>8}")
+    for r in rows:
+        print(f"{r['speaker']:<24} {r['mode']:<10} {r['clips']:>6} {100 * r['AP']:7.2f} "
+              f"{100 * r['EER']:7.2f} {100 * r['AUC']:7.2f} {100 * r['top1']:8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Connected speech from espeak-ng: an utterance spoken at once, its words timed by espeak-ng's
+word events (pyadml.synth.voices.espeak_utterance), planned for a share of training utterances
+(conf/synth.yaml ``connected``), and the check that scores words spoken alone and connected."""
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pyadml.synth import native
+from pyadml.synth.corpora import load_config, word_utterances
+from pyadml.synth.render import AudioConfig, render
+from pyadml.synth.voices import Prosody, Voice, engine_available, espeak_utterance
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "egs" / "wsj_librikws" / "conf" / "synth.yaml"
+VOICE = Voice("espeak", "en-us+m7")
+
+needs_espeak = pytest.mark.skipif(
+    not engine_available() or not native.available("espeak", "en-us+m7"),
+    reason="espeak-ng or its library missing")
+
+
+@needs_espeak
+def test_the_utterance_is_the_programs_audio_and_its_words_start_after_the_pauses(tmp_path):
+    words = ["one,", "two,", "three"]  # espeak-ng pauses at each comma
+    raw, rate, spans = espeak_utterance(VOICE, words, Prosody(1.0, 0.0))
+    # The audio is what `espeak-ng -w` writes for the text at the same speed and pitch.
+    prog = tmp_path / "prog.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us+m7", "-s", "165", "-p", "50", "-w", str(prog),
+                    "one, two, three"], check=True)
+    ref, ref_rate = sf.read(str(prog), dtype="float32")
+    assert rate == ref_rate and np.array_equal(raw, ref)
+    # The spans tile the speech from the first sample, in order.
+    assert spans[0, 0] == 0 and np.all(spans[1:, 0] == spans[:-1, 1]) and spans[-1, 1] <= raw.size
+    assert np.all(spans[:, 1] > spans[:, 0])
+
+    def rms(a, b):
+        return float(np.sqrt(np.mean(raw[max(a, 0):b].astype(np.float64) ** 2)))
+
+    # Each later word starts at the end of the comma's pause: 40-10 ms before it is near
+    # silence, the 100 ms after it is speech.
+    ms = rate // 1000
+    for start in spans[1:, 0]:
+        assert rms(start - 40 * ms, start - 10 * ms) < 0.05 * rms(start, start + 100 * ms)
+
+
+@needs_espeak
+def test_a_word_espeak_joins_to_the_next_shares_the_span_by_letters():
+    words = ["in", "the", "navy"]
+    raw, rate, spans = espeak_utterance(VOICE, words, Prosody(1.0, 0.0))
+    # espeak-ng reports no word event for the unstressed "the": "in" and "the" share the span
+    # from "in"'s start to "navy"'s, 2 : 3 by their letters.
+    a, b = spans[0, 0], spans[2, 0]
+    assert spans[0, 1] == spans[1, 0] == round(a + (b - a) * 2 / 5)
+    assert spans[1, 1] == b
+
+
+def test_a_share_of_training_utterances_is_planned_connected_and_nothing_else_moves():
+    cfg = load_config(CONFIG, "tiny")
+    tokens = [f"w{i}" for i in range(400)]
+    plain = word_utterances(cfg, tokens, None, False, 4, np.random.default_rng(3), "", "{utt}.wav")
+    cfg["connected"] = {"espeak": 0.5}
+    mixed = word_utterances(cfg, tokens, None, False, 4, np.random.default_rng(3), "", "{utt}.wav")
+    held = word_utterances(cfg, tokens, None, True, 4, np.random.default_rng(3), "", "{utt}.wav")
+    assert [i.connected for i in plain] == [False] * len(plain)
+    assert not any(i.connected for i in held)  # test sets never
+    for p, m in zip(plain, mixed):
+        assert (p.id, p.words, p.prosody, p.pauses, p.peak_dbfs, p.seed) == \
+               (m.id, m.words, m.prosody, m.pauses, m.peak_dbfs, m.seed)
+    espeak = [m for m in mixed if m.voice.engine == "espeak"]
+    assert not any(m.connected for m in mixed if m.voice.engine != "espeak")
+    share = np.mean([m.connected for m in espeak])
+    assert len(espeak) > 40 and 0.3 < share < 0.7
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{flite: 0.5}", "connected.flite: only espeak can speak connected utterances"),
+    ("{espeak: 1.5}", "connected.espeak must be a share in \\[0, 1\\], got 1.5"),
+    ("[espeak]", "connected must map engines to shares"),
+])
+def test_bad_connected_settings_name_the_key(tmp_path, value, message):
+    raw = CONFIG.read_text().replace("engine_weights: {", f"connected: {value}\nengine_weights: {{", 1)
+    path = tmp_path / "synth.yaml"
+    path.write_text(raw)
+    with pytest.raises(ValueError, match=message):
+        load_config(path, "tiny")
+
+
+@needs_espeak
+def test_a_connected_item_is_rendered_with_its_words_timed_back_to_back(tmp_path):
+    cfg = load_config(CONFIG, "tiny")
+    cfg["voices"]["train"] = [VOICE]
+    cfg["connected"] = {"espeak": 1.0}
+    items = word_utterances(cfg, ["turn", "on", "the", "kitchen", "light"], None, False, 5,
+                            np.random.default_rng(0), "", "{utt}.wav")
+    assert len(items) >= 1 and all(i.connected for i in items)
+    out = render(items, tmp_path, AudioConfig())
+    for item in items:
+        r = out[item.id]
+        assert [w for w, _, _ in r.words] == list(item.words)
+        starts = [s for _, s, _ in r.words]
+        ends = [s + n for _, s, n in r.words]
+        # connected: each word ends where the next starts (no planned pause between them)
+        assert all(e == s for e, s in zip(ends[:-1], starts[1:]))
+        assert starts[0] % 160 == 0 and ends[-1] <= r.num_samples
+        audio, sr = sf.read(str(tmp_path / item.rel_path))
+        assert sr == 16000 and audio.size == r.num_samples
