@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pyadml.score.clips import metrics_table
 from pyadml.score.connected import connected_check
 from pyadml.score.floor import FloorError, add_floor_args
 from pyadml.score.pairs import PairsError
@@ -37,10 +38,8 @@ def main(argv=None) -> int:
     except (PairsError, FloorError, SynthesisError, ValueError, OSError) as e:
         print(f"connected_check: {e}", file=sys.stderr)
         return 1
-    print(f"{'speaker':<24} {'mode':<10} {'clips':>6} {'AP %':>7} {'EER %':>7} {'AUC %':>7} {'top-1 %':>8}")
-    for r in rows:
-        print(f"{r['speaker']:<24} {r['mode']:<10} {r['clips']:>6} {100 * r['AP']:7.2f} "
-              f"{100 * r['EER']:7.2f} {100 * r['AUC']:7.2f} {100 * r['top1']:8.2f}")
+    lead = [("speaker", "<24", lambda r: r["speaker"]), ("mode", "<10", lambda r: r["mode"])]
+    print("\n".join(metrics_table(rows, lead)))
     return 0
 
 

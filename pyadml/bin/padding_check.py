@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pyadml.score.clips import metrics_table
 from pyadml.score.floor import FloorError, add_floor_args
 from pyadml.score.pairs import PairsError
 from pyadml.score.padding import padding_check
@@ -38,10 +39,9 @@ def main(argv=None) -> int:
     except (PairsError, FloorError, ValueError, OSError) as e:
         print(f"padding_check: {e}", file=sys.stderr)
         return 1
-    print(f"{'pad (s)':>8} {'VAD':>4} {'clips':>6} {'AP %':>7} {'EER %':>7} {'AUC %':>7} {'top-1 %':>8}")
-    for r in rows:
-        print(f"{r['pad']:>8g} {'on' if r['vad'] else 'off':>4} {r['clips']:>6} {100 * r['AP']:7.2f} "
-              f"{100 * r['EER']:7.2f} {100 * r['AUC']:7.2f} {100 * r['top1']:8.2f}")
+    lead = [("pad (s)", ">8", lambda r: f"{r['pad']:g}"),
+            ("VAD", ">4", lambda r: "on" if r["vad"] else "off")]
+    print("\n".join(metrics_table(rows, lead)))
     return 0
 
 

@@ -76,3 +76,15 @@ def clip_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:
     return {"clips": len(scores), "trials": int(labels.size),
             "AP": M.average_precision(scores, labels), "EER": M.eer(scores, labels),
             "AUC": M.auc(scores, labels), "top1": top1}
+
+
+def metrics_table(rows: list[dict], lead: list[tuple[str, str, object]]) -> list[str]:
+    """A printed table of clip metrics: the ``lead`` columns (header, format spec such as
+    ``">8"``, a function of the row giving its value), then clips, AP, EER, AUC and top-1 (%)."""
+    head = " ".join(f"{h:{spec}}" for h, spec, _ in lead)
+    lines = [f"{head} {'clips':>6} {'AP %':>7} {'EER %':>7} {'AUC %':>7} {'top-1 %':>8}"]
+    for r in rows:
+        cells = " ".join(f"{get(r):{spec}}" for _, spec, get in lead)
+        lines.append(f"{cells} {r['clips']:>6} {100 * r['AP']:7.2f} {100 * r['EER']:7.2f} "
+                     f"{100 * r['AUC']:7.2f} {100 * r['top1']:8.2f}")
+    return lines
