@@ -1,5 +1,5 @@
-"""Score the words of a test set's held-out espeak-ng utterances spoken alone and spoken as
-connected speech, by the same voice (pyadml.score.connected):
+"""Score the words of a test set's held-out espeak-ng and festival utterances spoken alone and
+spoken as connected speech, by the same voice (pyadml.score.connected):
 
     python -m pyadml.bin.connected_check --model exp/<tag>/final.pt \\
         --cuts data/cuts/wsj_test.jsonl.gz --synth-config conf/synth.yaml \\

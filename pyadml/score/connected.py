@@ -2,10 +2,10 @@
 
 The embedded corpora speak most words one at a time, with pauses between them; people run
 their words together. Here the utterances of a words test set (stage 2's
-``data/cuts/<set>.jsonl.gz``) that held-out voices of a timed engine (espeak-ng:
+``data/cuts/<set>.jsonl.gz``) that held-out voices of a timed engine (espeak-ng, festival:
 pyadml.synth.voices.TIMED_ENGINES) speak are spoken again twice by the same voice, with the
 default prosody: every word alone (as stage 0 speaks it), and the whole utterance at once
-(connected speech, cut at espeak-ng's own word times). Each word's clip keeps ``CONTEXT``
+(connected speech, cut at the engine's own word times). Each word's clip keeps ``CONTEXT``
 seconds either side, as stage 2's cuts do: silence around a word spoken alone, the neighbouring
 words' sound in connected speech. Both lists are scored with the ``score_clips`` protocol
 (every clip against every word of the list: AP, EER, AUC, top-1), per voice.
@@ -60,7 +60,8 @@ def _voice(speaker: str, voices):
 def write_connected_clips(cuts_path, out_dir, voices, max_utts: int | None = None,
                           seed: int = 0, rate: int = 16000) -> dict[tuple[str, str], Path]:
     """``<out_dir>/<speaker>/<mode>/clips.tsv`` for each timed-engine speaker and mode."""
-    from pyadml.synth.voices import Prosody, synthesize, synthesize_utterance
+    from pyadml.synth.voices import (Prosody, UnspeakableError, synthesize,
+                                      synthesize_utterance)
 
     by_voice = utterances_by_voice(cuts_path)
     if not by_voice:
@@ -73,7 +74,10 @@ def write_connected_clips(cuts_path, out_dir, voices, max_utts: int | None = Non
         utts = utts[:max_utts] if max_utts else utts
         lines = {m: [] for m in MODES}
         for u, words in enumerate(utts):
-            spoken = synthesize_utterance(voice, words, Prosody())
+            try:
+                spoken = synthesize_utterance(voice, words, Prosody())
+            except UnspeakableError:  # festival read another number of words
+                continue
             alone = synthesize(voice, words, on_failure="drop")
             if spoken is None:
                 continue

@@ -29,8 +29,9 @@ NEURAL_ENGINES = ("piper", "kokoro")
 # (synthesize_utterance): half of Kokoro's CPU per word, and connected speech as in a real corpus.
 UTTERANCE_ENGINES = ("kokoro",)
 # Engines that speak an utterance with each word's time when a planned utterance asks for it
-# (render.Item.connected): espeak-ng's word events. Their words are otherwise spoken alone.
-TIMED_ENGINES = ("espeak",)
+# (render.Item.connected): espeak-ng's word events, festival's word segments. Their words are
+# otherwise spoken alone.
+TIMED_ENGINES = ("espeak", "festival")
 _BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}
 # Debian packages that provide each festival voice, for error messages.
 FESTIVAL_VOICE_PACKAGES = {
@@ -307,8 +308,10 @@ def synthesize_utterance(
             except UnspeakableError:
                 pass
     else:
+        timed = espeak_utterance if voice.engine == "espeak" else festival_utterance
+
         def speak(ws):
-            return espeak_utterance(voice, ws, prosody)
+            return timed(voice, ws, prosody)
 
         kept = list(range(len(words)))
     while kept:
@@ -384,6 +387,37 @@ def espeak_utterance(voice: Voice, words: Sequence[str], prosody: Prosody
     return raw, sr, np.round(spans).astype(np.int64)
 
 
+def festival_utterance(voice: Voice, words: Sequence[str], prosody: Prosody
+                       ) -> tuple[np.ndarray, int, np.ndarray]:
+    """``words`` spoken as one utterance by festival (connected speech): raw audio, its rate,
+    and each word's (start, end) sample, from the first segment of its first syllable to the
+    last of its last (festival's own Word relation; pauses belong to no word). Raises
+    UnspeakableError when festival reads another number of words than it was given (its
+    tokeniser splits or joins some tokens)."""
+    with tempfile.TemporaryDirectory(prefix="pyadml-tts-") as tmp:
+        wav, times, script = Path(tmp) / "utt.wav", Path(tmp) / "utt.words", Path(tmp) / "utt.scm"
+        word_times = ('(mapcar (lambda (w) (format fd "%s %s %s\\n" (item.name w) '
+                      '(item.feat w "R:SylStructure.daughter1.daughter1.segment_start") '
+                      '(item.feat w "R:SylStructure.daughtern.daughtern.segment_end"))) '
+                      "(utt.relation.items utt 'Word))")
+        script.write_text("\n".join([
+            f"(voice_{voice.name})",
+            f"(Parameter.set 'Duration_Stretch {1.0 / prosody.speed:.4f})",
+            f"(set! utt (SynthText {_festival_string(' '.join(words))}))",
+            f"(utt.save.wave utt \"{wav}\" 'riff)",
+            f"(set! fd (fopen \"{times}\" \"w\"))", word_times, "(fclose fd)"]) + "\n")
+        _run(["festival", "-b", str(script)], f"festival voice {voice.name}")
+        if not wav.exists():
+            raise UnspeakableError(f"festival wrote no audio for {' '.join(words)!r}")
+        raw, sr = sf.read(str(wav), dtype="float32")
+        rows = [line.split() for line in times.read_text().splitlines() if line.strip()]
+    if len(rows) != len(words):
+        raise UnspeakableError(f"festival read {len(rows)} words in {' '.join(words)!r}, "
+                               f"not {len(words)}")
+    spans = np.array([[float(a), float(b)] for _, a, b in rows]) * sr
+    return raw, sr, np.round(spans).astype(np.int64)
+
+
 def _flite_f0(name: str) -> float:
     return {"slt": 160.0}.get(name, 105.0)
 
@@ -441,6 +475,7 @@ def neural_available(engine: str) -> bool:
 __all__ = [
     "ENGINES", "NEURAL_ENGINES", "Prosody", "SAMPLE_RATE", "SynthesisError", "UnspeakableError",
     "Voice", "check_clip", "check_engines", "engine_available", "neural_available", "synthesize",
-    "synthesize_utterance", "espeak_utterance", "TIMED_ENGINES", "UTTERANCE_ENGINES",
+    "synthesize_utterance", "espeak_utterance", "festival_utterance", "TIMED_ENGINES",
+    "UTTERANCE_ENGINES",
     "to_16k", "trim_silence",
 ]

@@ -12,7 +12,8 @@ import soundfile as sf
 from pyadml.synth import native
 from pyadml.synth.corpora import load_config, word_utterances
 from pyadml.synth.render import AudioConfig, render
-from pyadml.synth.voices import Prosody, Voice, engine_available, espeak_utterance
+from pyadml.synth.voices import (Prosody, Voice, engine_available, espeak_utterance,
+                                  festival_utterance)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "egs" / "wsj_librikws" / "conf" / "synth.yaml"
@@ -58,6 +59,28 @@ def test_a_word_espeak_joins_to_the_next_shares_the_span_by_letters():
     assert spans[1, 1] == b
 
 
+@pytest.mark.skipif(not engine_available(), reason="festival missing")
+def test_festival_times_the_words_of_its_own_audio(tmp_path):
+    words = ["turn", "on", "the", "kitchen", "light"]
+    raw, rate, spans = festival_utterance(Voice("festival", "kal_diphone"), words, Prosody())
+    # The audio is what festival writes for the text on its own.
+    ref = tmp_path / "ref.wav"
+    (tmp_path / "ref.scm").write_text(
+        "(voice_kal_diphone)\n(Parameter.set 'Duration_Stretch 1.0000)\n"
+        f"(utt.save.wave (SynthText \"turn on the kitchen light\") \"{ref}\" 'riff)\n")
+    subprocess.run(["festival", "-b", str(tmp_path / "ref.scm")], check=True)
+    audio, ref_rate = sf.read(str(ref), dtype="float32")
+    assert rate == ref_rate and np.array_equal(raw, audio)
+    # In order, inside the audio, after its leading pause; back to back without a pause.
+    assert 0 < spans[0, 0] and np.all(spans[1:, 0] == spans[:-1, 1]) and spans[-1, 1] < raw.size
+    length = spans[:, 1] - spans[:, 0]
+    assert length[2] < length[3]  # "the" is shorter than "kitchen"
+    # Each word's span holds speech: its RMS is far above the leading pause's.
+    lead = np.sqrt(np.mean(raw[: spans[0, 0]].astype(np.float64) ** 2))
+    for a, b in spans:
+        assert np.sqrt(np.mean(raw[a:b].astype(np.float64) ** 2)) > 10 * lead + 1e-4
+
+
 def test_a_share_of_training_utterances_is_planned_connected_and_nothing_else_moves():
     cfg = load_config(CONFIG, "tiny")
     tokens = [f"w{i}" for i in range(400)]
@@ -77,7 +100,7 @@ def test_a_share_of_training_utterances_is_planned_connected_and_nothing_else_mo
 
 
 @pytest.mark.parametrize("value, message", [
-    ("{flite: 0.5}", "connected.flite: only espeak can speak connected utterances"),
+    ("{flite: 0.5}", "connected.flite: only espeak, festival can speak connected utterances"),
     ("{espeak: 1.5}", "connected.espeak must be a share in \\[0, 1\\], got 1.5"),
     ("[espeak]", "connected must map engines to shares"),
 ])
