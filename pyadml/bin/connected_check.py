@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     except (PairsError, FloorError, SynthesisError, ValueError, OSError) as e:
         print(f"connected_check: {e}", file=sys.stderr)
         return 1
-    lead = [("speaker", "<24", lambda r: r["speaker"]), ("mode", "<10", lambda r: r["mode"])]
+    lead = [("speaker", "<30", lambda r: r["speaker"]), ("mode", "<10", lambda r: r["mode"])]
     print("\n".join(metrics_table(rows, lead)))
     return 0
 
