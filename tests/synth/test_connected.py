@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from pyadml.synth import native
 from pyadml.synth.corpora import load_config, word_utterances
@@ -83,6 +84,7 @@ def test_festival_times_the_words_of_its_own_audio(tmp_path):
 
 def test_a_share_of_training_utterances_is_planned_connected_and_nothing_else_moves():
     cfg = load_config(CONFIG, "tiny")
+    cfg["connected"] = {}
     tokens = [f"w{i}" for i in range(400)]
     plain = word_utterances(cfg, tokens, None, False, 4, np.random.default_rng(3), "", "{utt}.wav")
     cfg["connected"] = {"espeak": 0.5}
@@ -105,9 +107,10 @@ def test_a_share_of_training_utterances_is_planned_connected_and_nothing_else_mo
     ("[espeak]", "connected must map engines to shares"),
 ])
 def test_bad_connected_settings_name_the_key(tmp_path, value, message):
-    raw = CONFIG.read_text().replace("engine_weights: {", f"connected: {value}\nengine_weights: {{", 1)
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["connected"] = yaml.safe_load(value)
     path = tmp_path / "synth.yaml"
-    path.write_text(raw)
+    path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match=message):
         load_config(path, "tiny")
 
