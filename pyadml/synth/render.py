@@ -16,7 +16,7 @@ import numpy as np
 
 from pyadml.fileio import write_wav_atomic
 from pyadml.synth.voices import (SAMPLE_RATE, TIMED_ENGINES, UTTERANCE_ENGINES, Prosody, Voice,
-                                  synthesize, synthesize_utterance)
+                                  espeak_utterances, synthesize, synthesize_utterance)
 
 # CTM times are written with two decimals; keeping every boundary on a 10 ms grid makes them exact.
 HOP = SAMPLE_RATE // 100
@@ -138,12 +138,20 @@ def _render_chunk(args) -> list[Rendered]:
     per_item: list[list[np.ndarray | None]] = [[] for _ in items]
     for k, clip in zip(owners, clips):
         per_item[k].append(clip)
+    # espeak-ng's connected utterances in one helper process, as its words are (a helper per
+    # utterance cost stage 0 about a minute).
+    timed = [k for k, item in enumerate(items) if whole(item)]
+    first = {}
+    if voice.engine == "espeak" and timed:
+        first = dict(zip(timed, espeak_utterances(voice, [items[k].words for k in timed],
+                                                  [items[k].prosody for k in timed])))
 
     out = []
-    for item, segs in zip(items, per_item):
+    for k, (item, segs) in enumerate(zip(items, per_item)):
         if whole(item):
             spoken = synthesize_utterance(voice, item.words, item.prosody,
-                                          trim_db=audio_cfg.trim_db, margin=audio_cfg.trim_margin)
+                                          trim_db=audio_cfg.trim_db, margin=audio_cfg.trim_margin,
+                                          spoken=first.get(k))
             audio, words, dropped = _place_utterance(item, spoken)
         else:
             labels = [" ".join(item.words)] if item.joined else list(item.words)

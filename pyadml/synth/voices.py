@@ -278,7 +278,7 @@ def synthesize(
 
 def synthesize_utterance(
     voice: Voice, words: Sequence[str], prosody: Prosody | None = None, trim_db: float = 40.0,
-    margin: float = 0.02,
+    margin: float = 0.02, spoken: tuple[np.ndarray, int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
     """``words`` spoken as one utterance by a voice that times its own words (Kokoro from its
     phone durations, ``UTTERANCE_ENGINES``; espeak-ng from its word events, ``TIMED_ENGINES``):
@@ -289,7 +289,8 @@ def synthesize_utterance(
     A word without a pronunciation, or whose stretch of the audio fails ``check_clip``, is left
     out and the rest spoken again without it; None when no word is left or the whole utterance
     fails ``check_clip`` (also when it is too long for one call: over 508 IPA symbols, about 60
-    words)."""
+    words). ``spoken``: the engine's (raw audio, rate, spans) of all ``words``, when the caller
+    spoke a batch at once."""
     if voice.engine not in UTTERANCE_ENGINES + TIMED_ENGINES:
         raise ValueError(f"{voice.speaker_id}: only {UTTERANCE_ENGINES + TIMED_ENGINES} speak "
                          f"timed utterances")
@@ -315,7 +316,10 @@ def synthesize_utterance(
 
         kept = list(range(len(words)))
     while kept:
-        raw, sr, spans = speak([words[i] for i in kept])
+        if spoken is not None and len(kept) == len(words):
+            raw, sr, spans = spoken  # all the words, already spoken (espeak_utterances)
+        else:
+            raw, sr, spans = speak([words[i] for i in kept])
         audio = to_16k(raw, sr)
         spans = np.round(spans * (SAMPLE_RATE / sr)).astype(np.int64)
         try:
@@ -352,21 +356,36 @@ def espeak_utterance(voice: Voice, words: Sequence[str], prosody: Prosody
     speech). espeak-ng joins some unstressed words to the next and reports no event for them
     ("the" in "in the navy"); such a group's span is shared in proportion to the words'
     letters. Needs libespeak-ng (pyadml.synth.native) for the events."""
+    return espeak_utterances(voice, [words], [prosody])[0]
+
+
+def espeak_utterances(voice: Voice, utterances: Sequence[Sequence[str]],
+                      prosodies: Sequence[Prosody]) -> list[tuple[np.ndarray, int, np.ndarray]]:
+    """``espeak_utterance`` for many utterances through one helper process (the same audio:
+    each is spoken from the state a fresh program has)."""
     from pyadml.synth import native
 
-    speed, pitch = _espeak_prosody(prosody)
     with tempfile.TemporaryDirectory(prefix="pyadml-tts-") as tmp:
-        path = Path(tmp) / "utt.wav"
+        paths = [Path(tmp) / f"{i:05d}.wav" for i in range(len(utterances))]
+        jobs = [(" ".join(words), *_espeak_prosody(pros), str(path))
+                for words, pros, path in zip(utterances, prosodies, paths)]
         try:
-            ok = native.speak("espeak", voice.name, [(" ".join(words), speed, pitch, str(path))],
-                              timed=True)
+            ok = native.speak("espeak", voice.name, jobs, timed=True)
         except RuntimeError as e:
             raise SynthesisError(str(e)) from None
         if not ok:
             raise SynthesisError(f"{voice.speaker_id}: speaking an utterance with word times "
                                  f"needs espeak-ng's library (Debian package libespeak-ng1)")
-        raw, sr = sf.read(str(path), dtype="float32")
-        events = json.loads(Path(str(path) + ".words").read_text())
+        out = []
+        for words, path in zip(utterances, paths):
+            raw, sr = sf.read(str(path), dtype="float32")
+            events = json.loads(Path(str(path) + ".words").read_text())
+            out.append((raw, sr, _word_spans(words, events)))
+    return out
+
+
+def _word_spans(words: Sequence[str], events: dict) -> np.ndarray:
+    """(start, end) samples of each word from espeak-ng's word events (see espeak_utterance)."""
     first_char, pos = {}, 1
     for k, w in enumerate(words):
         first_char[pos] = k
@@ -384,7 +403,7 @@ def espeak_utterance(voice: Voice, words: Sequence[str], prosody: Prosody
         letters = np.cumsum([0] + [len(w) for w in words[h:nxt]], dtype=np.float64)
         cut = a + (b - a) * letters / letters[-1]
         spans[h:nxt, 0], spans[h:nxt, 1] = cut[:-1], cut[1:]
-    return raw, sr, np.round(spans).astype(np.int64)
+    return np.round(spans).astype(np.int64)
 
 
 def festival_utterance(voice: Voice, words: Sequence[str], prosody: Prosody
@@ -475,7 +494,8 @@ def neural_available(engine: str) -> bool:
 __all__ = [
     "ENGINES", "NEURAL_ENGINES", "Prosody", "SAMPLE_RATE", "SynthesisError", "UnspeakableError",
     "Voice", "check_clip", "check_engines", "engine_available", "neural_available", "synthesize",
-    "synthesize_utterance", "espeak_utterance", "festival_utterance", "TIMED_ENGINES",
+    "synthesize_utterance", "espeak_utterance", "espeak_utterances", "festival_utterance",
+    "TIMED_ENGINES",
     "UTTERANCE_ENGINES",
     "to_16k", "trim_silence",
 ]

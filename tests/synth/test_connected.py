@@ -14,7 +14,7 @@ from pyadml.synth import native
 from pyadml.synth.corpora import load_config, word_utterances
 from pyadml.synth.render import AudioConfig, render
 from pyadml.synth.voices import (Prosody, Voice, engine_available, espeak_utterance,
-                                  festival_utterance)
+                                  espeak_utterances, festival_utterance)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "egs" / "wsj_librikws" / "conf" / "synth.yaml"
@@ -58,6 +58,20 @@ def test_a_word_espeak_joins_to_the_next_shares_the_span_by_letters():
     a, b = spans[0, 0], spans[2, 0]
     assert spans[0, 1] == spans[1, 0] == round(a + (b - a) * 2 / 5)
     assert spans[1, 1] == b
+
+
+@needs_espeak
+def test_a_batch_of_utterances_is_each_spoken_as_alone():
+    # One helper process for the batch; each utterance from a fresh program's state (espeak-ng
+    # keeps state between texts, so a shared process would change the audio).
+    utts = [["water", "water"], ["in", "the", "navy"], ["water", "water"]]
+    pros = [Prosody(1.0, 0.0), Prosody(0.9, 5.0), Prosody(1.0, 0.0)]
+    batch = espeak_utterances(VOICE, utts, pros)
+    for (raw, rate, spans), words, p in zip(batch, utts, pros):
+        one_raw, one_rate, one_spans = espeak_utterance(VOICE, words, p)
+        assert rate == one_rate and np.array_equal(raw, one_raw)
+        assert np.array_equal(spans, one_spans)
+    assert np.array_equal(batch[0][0], batch[2][0])
 
 
 @pytest.mark.skipif(not engine_available(), reason="festival missing")
