@@ -373,7 +373,7 @@ def test_whole_utterances_are_placed_with_the_model_times(monkeypatch, tmp_path)
 
     seg = np.full(16000, 0.1, np.float32)
 
-    def fake(voice, words, prosody, trim_db, margin):
+    def fake(voice, words, prosody, trim_db, margin, spoken=None):
         assert list(words) == ["one", "bad", "two"]
         return seg, np.array([[1000, 5000], [6030, 15000]]), [0, 2]
 
