@@ -2,7 +2,7 @@
 spoken as connected speech, by the same voice (pyadml.score.connected):
 
     python -m pyadml.bin.connected_check --model exp/<tag>/final.pt \\
-        --cuts data/cuts/wsj_test.jsonl.gz --synth-config conf/synth.yaml \\
+        --cuts data/cuts/<set>.jsonl.gz --synth-config conf/synth.yaml \\
         --out-dir exp/<tag>/connected
 """
 
