@@ -72,7 +72,7 @@ def load_config(path: str | Path, size: str, seed: int | None = None) -> dict[st
         cfg["seed"] = seed
     for group in ("train", "heldout"):
         cfg["voices"][group] = [Voice.parse(s) for s in cfg["voices"][group]]
-    connected = cfg.setdefault("connected", {}) or {}
+    connected = cfg.get("connected") or {}
     if not isinstance(connected, dict):
         raise ValueError(f"{path}: connected must map engines to shares, e.g. {{espeak: 0.5}}")
     for engine, share in connected.items():
