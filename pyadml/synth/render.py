@@ -15,8 +15,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from pyadml.fileio import write_wav_atomic
-from pyadml.synth.voices import (SAMPLE_RATE, TIMED_ENGINES, UTTERANCE_ENGINES, Prosody, Voice,
-                                  espeak_utterances, synthesize, synthesize_utterance)
+from pyadml.synth.voices import (SAMPLE_RATE, TIMED_ENGINES, UTTERANCE_ENGINES, Prosody,
+                                  UnspeakableError, Voice, espeak_utterances,
+                                  festival_utterances, synthesize, synthesize_utterance)
 
 # CTM times are written with two decimals; keeping every boundary on a 10 ms grid makes them exact.
 HOP = SAMPLE_RATE // 100
@@ -121,13 +122,28 @@ def _render_chunk(args) -> list[Rendered]:
     items, out_root, audio_cfg = args
     voice = items[0].voice
 
-    def whole(item: Item) -> bool:
+    def timed(item: Item) -> bool:
         return not item.joined and (voice.engine in UTTERANCE_ENGINES
                                     or (item.connected and voice.engine in TIMED_ENGINES))
 
+    # Connected utterances of espeak-ng and festival in one process per chunk, as their words
+    # are (a process per utterance cost stage 0 about a minute for espeak-ng).
+    timed_ks = [k for k, item in enumerate(items) if timed(item) and voice.engine in TIMED_ENGINES]
+    first = {}
+    if timed_ks:
+        speak = espeak_utterances if voice.engine == "espeak" else festival_utterances
+        first = dict(zip(timed_ks, speak(voice, [items[k].words for k in timed_ks],
+                                         [items[k].prosody for k in timed_ks])))
+    # An utterance festival reads as another number of words cannot be timed: its words are
+    # spoken alone instead.
+    alone = {k for k, spoken in first.items() if isinstance(spoken, UnspeakableError)}
+
+    def whole(k: int, item: Item) -> bool:
+        return timed(item) and k not in alone
+
     texts, prosodies, owners = [], [], []
     for k, item in enumerate(items):
-        if whole(item):
+        if whole(k, item):
             continue
         units = [" ".join(item.words)] if item.joined else list(item.words)
         texts += units
@@ -138,17 +154,10 @@ def _render_chunk(args) -> list[Rendered]:
     per_item: list[list[np.ndarray | None]] = [[] for _ in items]
     for k, clip in zip(owners, clips):
         per_item[k].append(clip)
-    # espeak-ng's connected utterances in one helper process, as its words are (a helper per
-    # utterance cost stage 0 about a minute).
-    timed = [k for k, item in enumerate(items) if whole(item)]
-    first = {}
-    if voice.engine == "espeak" and timed:
-        first = dict(zip(timed, espeak_utterances(voice, [items[k].words for k in timed],
-                                                  [items[k].prosody for k in timed])))
 
     out = []
     for k, (item, segs) in enumerate(zip(items, per_item)):
-        if whole(item):
+        if whole(k, item):
             spoken = synthesize_utterance(voice, item.words, item.prosody,
                                           trim_db=audio_cfg.trim_db, margin=audio_cfg.trim_margin,
                                           spoken=first.get(k))

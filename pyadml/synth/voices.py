@@ -319,7 +319,10 @@ def synthesize_utterance(
         if spoken is not None and len(kept) == len(words):
             raw, sr, spans = spoken  # all the words, already spoken (espeak_utterances)
         else:
-            raw, sr, spans = speak([words[i] for i in kept])
+            try:
+                raw, sr, spans = speak([words[i] for i in kept])
+            except UnspeakableError:  # festival read another number of words
+                return None
         audio = to_16k(raw, sr)
         spans = np.round(spans * (SAMPLE_RATE / sr)).astype(np.int64)
         try:
@@ -413,28 +416,49 @@ def festival_utterance(voice: Voice, words: Sequence[str], prosody: Prosody
     last of its last (festival's own Word relation; pauses belong to no word). Raises
     UnspeakableError when festival reads another number of words than it was given (its
     tokeniser splits or joins some tokens)."""
+    spoken = festival_utterances(voice, [words], [prosody])[0]
+    if isinstance(spoken, UnspeakableError):
+        raise spoken
+    return spoken
+
+
+def festival_utterances(voice: Voice, utterances: Sequence[Sequence[str]],
+                        prosodies: Sequence[Prosody]
+                        ) -> list[tuple[np.ndarray, int, np.ndarray] | UnspeakableError]:
+    """``festival_utterance`` for many utterances in one festival process (its start-up and
+    voice loading cost more than a short utterance); an utterance festival cannot time word by
+    word gives its UnspeakableError in its place."""
+    word_times = ('(mapcar (lambda (w) (format fd "%s %s %s\\n" (item.name w) '
+                  '(item.feat w "R:SylStructure.daughter1.daughter1.segment_start") '
+                  '(item.feat w "R:SylStructure.daughtern.daughtern.segment_end"))) '
+                  "(utt.relation.items utt 'Word))")
     with tempfile.TemporaryDirectory(prefix="pyadml-tts-") as tmp:
-        wav, times, script = Path(tmp) / "utt.wav", Path(tmp) / "utt.words", Path(tmp) / "utt.scm"
-        word_times = ('(mapcar (lambda (w) (format fd "%s %s %s\\n" (item.name w) '
-                      '(item.feat w "R:SylStructure.daughter1.daughter1.segment_start") '
-                      '(item.feat w "R:SylStructure.daughtern.daughtern.segment_end"))) '
-                      "(utt.relation.items utt 'Word))")
-        script.write_text("\n".join([
-            f"(voice_{voice.name})",
-            f"(Parameter.set 'Duration_Stretch {1.0 / prosody.speed:.4f})",
-            f"(set! utt (SynthText {_festival_string(' '.join(words))}))",
-            f"(utt.save.wave utt \"{wav}\" 'riff)",
-            f"(set! fd (fopen \"{times}\" \"w\"))", word_times, "(fclose fd)"]) + "\n")
-        _run(["festival", "-b", str(script)], f"festival voice {voice.name}")
-        if not wav.exists():
-            raise UnspeakableError(f"festival wrote no audio for {' '.join(words)!r}")
-        raw, sr = sf.read(str(wav), dtype="float32")
-        rows = [line.split() for line in times.read_text().splitlines() if line.strip()]
-    if len(rows) != len(words):
-        raise UnspeakableError(f"festival read {len(rows)} words in {' '.join(words)!r}, "
-                               f"not {len(words)}")
-    spans = np.array([[float(a), float(b)] for _, a, b in rows]) * sr
-    return raw, sr, np.round(spans).astype(np.int64)
+        tmp = Path(tmp)
+        lines = [f"(voice_{voice.name})"]
+        for i, (words, prosody) in enumerate(zip(utterances, prosodies)):
+            wav, times = tmp / f"{i:05d}.wav", tmp / f"{i:05d}.words"
+            lines += [f"(Parameter.set 'Duration_Stretch {1.0 / prosody.speed:.4f})",
+                      f"(set! utt (SynthText {_festival_string(' '.join(words))}))",
+                      f"(utt.save.wave utt \"{wav}\" 'riff)",
+                      f"(set! fd (fopen \"{times}\" \"w\"))", word_times, "(fclose fd)"]
+        (tmp / "utt.scm").write_text("\n".join(lines) + "\n")
+        _run(["festival", "-b", str(tmp / "utt.scm")], f"festival voice {voice.name}")
+        out = []
+        for i, words in enumerate(utterances):
+            wav, times = tmp / f"{i:05d}.wav", tmp / f"{i:05d}.words"
+            text = " ".join(words)
+            if not wav.exists() or not times.exists():
+                out.append(UnspeakableError(f"festival wrote no audio for {text!r}"))
+                continue
+            raw, sr = sf.read(str(wav), dtype="float32")
+            rows = [line.split() for line in times.read_text().splitlines() if line.strip()]
+            if len(rows) != len(words):
+                out.append(UnspeakableError(f"festival read {len(rows)} words in {text!r}, "
+                                            f"not {len(words)}"))
+                continue
+            spans = np.array([[float(a), float(b)] for _, a, b in rows]) * sr
+            out.append((raw, sr, np.round(spans).astype(np.int64)))
+    return out
 
 
 def _flite_f0(name: str) -> float:
@@ -495,6 +519,7 @@ __all__ = [
     "ENGINES", "NEURAL_ENGINES", "Prosody", "SAMPLE_RATE", "SynthesisError", "UnspeakableError",
     "Voice", "check_clip", "check_engines", "engine_available", "neural_available", "synthesize",
     "synthesize_utterance", "espeak_utterance", "espeak_utterances", "festival_utterance",
+    "festival_utterances",
     "TIMED_ENGINES",
     "UTTERANCE_ENGINES",
     "to_16k", "trim_silence",

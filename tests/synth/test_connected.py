@@ -1,7 +1,9 @@
-"""Connected speech from espeak-ng: an utterance spoken at once, its words timed by espeak-ng's
-word events (pyadml.synth.voices.espeak_utterance), planned for a share of training utterances
-(conf/synth.yaml ``connected``), and the check that scores words spoken alone and connected."""
+"""Connected speech from espeak-ng and festival: an utterance spoken at once, its words timed
+by the engine (espeak-ng's word events, festival's Word relation; pyadml.synth.voices), planned
+for a share of training utterances (conf/synth.yaml ``connected``), and the check that scores
+words spoken alone and connected."""
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -13,8 +15,8 @@ import yaml
 from pyadml.synth import native
 from pyadml.synth.corpora import load_config, word_utterances
 from pyadml.synth.render import AudioConfig, render
-from pyadml.synth.voices import (Prosody, Voice, engine_available, espeak_utterance,
-                                  espeak_utterances, festival_utterance)
+from pyadml.synth.voices import (Prosody, UnspeakableError, Voice, engine_available, espeak_utterance,
+                                  espeak_utterances, festival_utterance, festival_utterances)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "egs" / "wsj_librikws" / "conf" / "synth.yaml"
@@ -96,6 +98,28 @@ def test_festival_times_the_words_of_its_own_audio(tmp_path):
         assert np.sqrt(np.mean(raw[a:b].astype(np.float64) ** 2)) > 10 * lead + 1e-4
 
 
+
+@pytest.mark.skipif(not engine_available(), reason="festival missing")
+def test_a_festival_batch_is_each_utterance_spoken_alone_and_an_untimed_one_named():
+    voice = Voice("festival", "ked_diphone")
+    utts = [["world", "war", "two"], ["co-op", "store"], ["turn", "on", "the", "light"]]
+    pros = [Prosody(1.0, 0.0), Prosody(1.0, 0.0), Prosody(0.85, 0.0)]
+    batch = festival_utterances(voice, utts, pros)
+    # festival's tokeniser reads "co-op" as two words: that utterance cannot be timed.
+    assert isinstance(batch[1], UnspeakableError)
+    assert "festival read 3 words in 'co-op store', not 2" in str(batch[1])
+    with pytest.raises(UnspeakableError, match="read 3 words"):
+        festival_utterance(voice, utts[1], pros[1])
+    for k in (0, 2):  # one process, the same audio and times as a process per utterance
+        raw, rate, spans = batch[k]
+        one_raw, one_rate, one_spans = festival_utterance(voice, utts[k], pros[k])
+        assert rate == one_rate and np.array_equal(raw, one_raw)
+        assert np.array_equal(spans, one_spans) and len(spans) == len(utts[k])
+    # The slower prosody stretches the words (0.85 speed: durations 1/0.85 of festival's own).
+    normal = festival_utterance(voice, utts[2], Prosody(1.0, 0.0))[2]
+    ratio = np.diff(batch[2][2], axis=1).sum() / np.diff(normal, axis=1).sum()
+    assert 1.1 < ratio < 1.25
+
 def test_a_share_of_training_utterances_is_planned_connected_and_nothing_else_moves():
     cfg = load_config(CONFIG, "tiny")
     cfg["connected"] = {}
@@ -148,3 +172,25 @@ def test_a_connected_item_is_rendered_with_its_words_timed_back_to_back(tmp_path
         assert starts[0] % 160 == 0 and ends[-1] <= r.num_samples
         audio, sr = sf.read(str(tmp_path / item.rel_path))
         assert sr == 16000 and audio.size == r.num_samples
+
+
+@pytest.mark.skipif(not engine_available(), reason="festival missing")
+def test_a_connected_festival_utterance_it_cannot_time_is_spoken_word_by_word(tmp_path):
+    cfg = load_config(CONFIG, "tiny")
+    cfg["voices"]["train"] = [Voice("festival", "ked_diphone")]
+    cfg["connected"] = {"festival": 1.0}
+    base = word_utterances(cfg, ["x"], None, False, 1, np.random.default_rng(0), "", "{utt}.wav")[0]
+    items = [dataclasses.replace(base, id=f"u{k}", rel_path=f"u{k}.wav", words=words,
+                                 pauses=[0.1] * (len(words) + 1))
+             for k, words in enumerate([["turn", "on", "the", "light"], ["the", "co-op", "store"]])]
+    assert len(items) == 2 and all(i.connected for i in items)
+    out = render(items, tmp_path, AudioConfig())
+    gaps = []
+    for item in items:
+        r = out[item.id]
+        assert [w for w, _, _ in r.words] == list(item.words) and not r.dropped
+        starts = [s for _, s, _ in r.words]
+        ends = [s + n for _, s, n in r.words]
+        gaps.append([s - e for e, s in zip(ends[:-1], starts[1:])])
+    assert gaps[0] == [0, 0, 0]  # timed: back to back
+    assert all(g > 0 for g in gaps[1])  # "co-op" reads as two words: spoken alone, with pauses
