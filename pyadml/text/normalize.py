@@ -95,6 +95,13 @@ ABBREVIATIONS = {
     "ft": "fort", "ave": "avenue", "blvd": "boulevard", "dept": "department", "messrs": "messieurs",
 }
 _ABBREVIATION = re.compile(r"(?<![a-z'])(" + "|".join(ABBREVIATIONS) + r")\.")
+# "St", "Dr" and "Ft", with or without their period, read by their neighbours as TTS front ends
+# read them: after a capitalised name and before no capitalised word, a street ("Baker St.",
+# "Mulholland Dr"); before a capitalised word, a title ("St Albans", "Dr Who", "Ft Worth").
+# Elsewhere the period decides (ABBREVIATIONS), and without one CMUdict's "street", "drive".
+_STREET = re.compile(r"\b([A-Z][a-z]+ )(St|Dr)\b\.?(?!\s*[A-Z])")
+_TITLE = re.compile(r"(?<![A-Za-z\d])(?<!\d )(St|Dr|Ft)\b\.?(?=\s+[A-Z])")
+_STREETS, _TITLES = {"St": "Street", "Dr": "Drive"}, {"St": "Saint", "Dr": "Doctor", "Ft": "Fort"}
 # Decades: 1990s, '80s, 1990's -> nineteen nineties, eighties.
 _DECADE = re.compile(r"(?<![a-z\d])'?(\d{2}|\d{4})'?s(?![a-z\d])")
 # A number's commas are inside it: "In 1990, the" ends the year at its digits.
@@ -112,8 +119,16 @@ _CURRENCY = re.compile(r"([$£€¥]) ?(\d(?:[\d,]*\d)?)(?:\.(\d+))?"
 # spelled by the G2P (the word "a" is the article, AH0; the letter is EY1). A run of two to four
 # capitals ending a mixed-case word ("ChatGPT", "iOS") is spelled the same way; longer runs are
 # a word in capitals ("McDONALD").
-_INITIALISM = re.compile(r"(?<![a-z\d'.])((?:[a-z]\.)+[a-z])\.?(?![a-z\d])")
+# Its possessive stays on it ("U.S.'s" -> "u.s.'s", which the G2P spells, then adds Z).
+_INITIALISM = re.compile(r"(?<![a-z\d'.])((?:[a-z]\.)+[a-z])\.?('s)?(?![a-z\d])")
 _CAPITALS_RUN = re.compile(r"(?<=[a-z])([A-Z]{2,4})(?![A-Za-z])")
+# Initialisms that CMUdict reads first as a word ("ai" AY1, "us" AH1 S, "id" IH1 D): in capitals
+# among lower-case words ("Hey AI", "the US army", "IT support") they are spelled as if written
+# with periods. In a text all in capitals (as transcripts are written) only "AI" is, since
+# CMUdict's "ai" is no English word.
+_CAPITAL_INITIALISMS = ("AI", "AR", "ID", "IT", "OS", "UN", "US")
+_CAPITAL_INITIALISM = re.compile(r"(?<![A-Za-z'.])(" + "|".join(_CAPITAL_INITIALISMS)
+                                 + r")(?![A-Za-z\d.])")
 # "#1" and "No. 5" are read "number one", "number five".
 _NUMBER_SIGN = re.compile(r"(?:#|(?<![a-z'])no\.) ?(?=\d)")
 # "am"/"pm" after a time are the initialisms ("10am", "7:30 PM"), not the verb "am".
@@ -206,7 +221,13 @@ def _spell_currency(m: re.Match) -> str:
 
 
 def _spell_initialism(m: re.Match) -> str:
-    return " " + _DOT.join(m.group(1).split(".")) + _DOT + " "
+    return " " + _DOT.join(m.group(1).split(".")) + _DOT + (m.group(2) or "") + " "
+
+
+def _spell_capital_initialisms(s: str) -> str:
+    mixed = any(c.islower() for c in s)
+    return _CAPITAL_INITIALISM.sub(
+        lambda m: ".".join(m.group(1)) + "." if mixed or m.group(1) == "AI" else m.group(1), s)
 
 
 def _spell_decade(m: re.Match) -> str:
@@ -300,11 +321,14 @@ def normalize_text(text: str) -> list[str]:
     ordinals as ordinals ("2nd" -> "second").
 
     Currency is read with its unit ("$5" -> "five dollars"), and so are degrees and the common
-    units after a number ("100°F", "5 km", "128GB"); "-5" is "minus five", "1/2" "one half", "C#"
-    "c sharp", "911" "nine one one", "10:05" "ten oh five", "10:00" "ten o'clock", and Roman numerals after a capitalised word are numbers
-    ("World War II" -> "two", "Henry VIII" -> "the eighth"). An initialism written with periods
-    is one word of dotted letters ("U.S.A." -> "u.s.a.", "a.m." -> "a.m."), as are two to four
-    capitals ending a mixed-case word ("ChatGPT" -> "chat g.p.t."); the G2P spells them.
+    units after a number ("100°F", "5 km", "128GB"); "-5" is "minus five", "1/2" "one half",
+    "C#" "c sharp", "911" "nine one one", "10:05" "ten oh five", "10:00" "ten o'clock", and
+    Roman numerals after a capitalised word are numbers ("World War II" -> "two", "Henry VIII"
+    -> "the eighth"). An initialism written with periods is one word of dotted letters
+    ("U.S.A." -> "u.s.a.", "a.m." -> "a.m.", "U.S.'s" -> "u.s.'s"), as are two to four capitals
+    ending a mixed-case word ("ChatGPT" -> "chat g.p.t.") and the initialisms that CMUdict
+    reads as words, in capitals among lower-case words ("Hey AI" -> "a.i.", "the US" ->
+    "u.s.", "IT", "ID"; "AI" in any text); the G2P spells them.
 
     Apostrophes inside a word are kept ("don't", "o'clock"); leading and trailing ones are
     dropped ("students'" -> "students"). Accents are folded ("café" -> "cafe"), and the Latin
@@ -317,7 +341,10 @@ def normalize_text(text: str) -> list[str]:
     s = _FRACTION.sub(_spell_fraction, text.translate(_LATIN_LETTERS))
     s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not unicodedata.combining(c))
+    s = _STREET.sub(lambda m: m.group(1) + _STREETS[m.group(2)], s)
+    s = _TITLE.sub(lambda m: _TITLES[m.group(1)], s)
     s = _ROMAN.sub(_spell_roman, s)
+    s = _spell_capital_initialisms(s)
     s = _CAPITALS_RUN.sub(lambda m: " " + ".".join(m.group(1)) + ". ", s).lower()
     s = s.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
     s = _CLOCK.sub(lambda m: f" {m.group(1)}.m. ", s)
@@ -364,4 +391,8 @@ def spoken_text(words) -> str:
     """Normalised words as a text for a speech synthesiser: initialisms in capitals ("a.i." ->
     "A.I."), which the Debian engines read as letters (the word "a" alone they read as the
     article)."""
-    return " ".join(w.upper() if "." in w else w for w in words)
+    def spoken(w: str) -> str:
+        cut = w.rfind(".") + 1  # a possessive after the letters stays lower case ("U.S.'s")
+        return w[:cut].upper() + w[cut:]
+
+    return " ".join(spoken(w) for w in words)

@@ -111,6 +111,19 @@ def test_word_boundary_and_strip_stress():
     ("3:45:10, 16:9", ["three", "forty", "five", "ten", "sixteen", "nine"]),  # not clock times
     (".45 caliber, $.50, -.5", ["point", "four", "five", "caliber", "fifty", "cents", "minus",
                                 "point", "five"]),
+    # Initialisms CMUdict reads as words, in capitals among lower-case words: spelled
+    ("Hey AI, the US army, IT support, my ID", ["hey", "a.i.", "the", "u.s.", "army", "i.t.",
+                                                "support", "my", "i.d."]),
+    ("HEY AI, AI-powered", ["hey", "a.i.", "a.i.", "powered"]),  # "AI" in capitals always
+    ("THE US ARMY IS IT", ["the", "us", "army", "is", "it"]),  # a text all in capitals
+    ("hey ai, Ai Weiwei, UNICEF", ["hey", "ai", "ai", "weiwei", "unicef"]),
+    ("AI's future, the U.S.'s", ["a.i.'s", "future", "the", "u.s.'s"]),  # the possessive stays
+    # "St", "Dr", "Ft" by their neighbours, with or without the period
+    ("Dr Who at St Albans, Ft Worth", ["doctor", "who", "at", "saint", "albans", "fort", "worth"]),
+    ("Baker St., Mulholland Dr is", ["baker", "street", "mulholland", "drive", "is"]),
+    ("Dr. Pepper, St. John Paul II", ["doctor", "pepper", "saint", "john", "paul", "the",
+                                      "second"]),
+    ("the st, DR SMITH, 5 Ft Tall", ["the", "st", "dr", "smith", "five", "feet", "tall"]),
 ])
 def test_normalisation(text, words):
     assert normalize_text(text) == words
@@ -136,6 +149,9 @@ def spelled(letters):
     ("ChatGPT", CMU["chat"][0] + spelled("gpt")),
     ("iOS", spelled("ios")),
     ("MP3", spelled("mp") + CMU["three"][0]),
+    ("Hey AI", CMU["hey"][0] + spelled("ai")),  # not CMUdict's "ai" (AY1)
+    ("the US", CMU["the"][0] + spelled("us")),  # not "us" (AH1 S)
+    ("U.S.'s", spelled("us") + ["Z"]),
 ])
 def test_initialisms_are_spelled(g2p, text, phones):
     assert g2p(text) == phones
@@ -152,6 +168,7 @@ def test_dictionary_initialisms_and_vowelless_words_keep_cmudict(g2p):
 def test_spoken_text_capitalises_initialisms_for_the_synthesisers():
     assert spoken_text(normalize_text("Hey A.I. on iOS, $5")) == "hey A.I. on i O.S. five dollars"
     assert spoken_text(["turn", "it", "on"]) == "turn it on"
+    assert spoken_text(normalize_text("the US's army")) == "the U.S.'s army"
 
 
 @pytest.mark.parametrize("n, words", [
@@ -287,7 +304,7 @@ def test_every_normalised_word_is_one_the_g2p_reads(g2p):
 
     pieces = list("aAbBcgimpsTtXxz0123456789.,'$#£½ -:/&%@°♭−") + [
         "No.", "am", "PM", "U.S.", "GPT", "'s", "ß", "e.g.", "iOS", "Henry ", "War ", "II", "IV",
-        "XIV", "km", "mph", "GB", "ft", "10:00", ":05"]
+        "XIV", "km", "mph", "GB", "ft", "10:00", ":05", "AI", "US", "ID", "A.I."]
     rng = random.Random(0)
     made = 0
     for _ in range(3000):
