@@ -17,6 +17,19 @@ from pyadml.score.floor import add_floor_args
 from pyadml.score.enrol import DETECT_ENROL, add_enrol_args
 
 
+def _keywords_joined(argv: list[str], options) -> list[str]:
+    """argparse takes a value that starts with '-' ("-5°", "-40 degrees") for an option and
+    stops with "expected one argument"; such a value after --keywords, when it is no option of
+    ``options``, is joined to it, as if written --keywords=-5°."""
+    out = []
+    for arg in argv:
+        if out and out[-1] == "--keywords" and arg.startswith("-") and arg not in options:
+            out[-1] = f"--keywords={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="final.pt (torch) or an export_onnx directory")
@@ -48,7 +61,8 @@ def main(argv=None) -> int:
     add_floor_args(p)
     add_enrol_args(p, default=DETECT_ENROL)
     p.add_argument("audio", nargs="*", help="audio files (any format soundfile reads)")
-    args = p.parse_args(argv)
+    args = p.parse_args(_keywords_joined(list(sys.argv[1:] if argv is None else argv),
+                                         p._option_string_actions))
 
     from pyadml.spot.audio import SpotError
     from pyadml.spot import cli

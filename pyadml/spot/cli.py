@@ -144,8 +144,9 @@ def format_detection(name: str, d: Detection, fmt: str) -> str:
 
 
 def run_files(spotter: KeywordSpotter, inputs: Iterable[tuple[str, str]], fmt: str,
-              out: str | None, threshold=None, log: TextIO = sys.stderr) -> int:
+              out: str | None, threshold=None, log: TextIO | None = None) -> int:
     """Detect in every input; write all rows once every input is done. Returns the count."""
+    log = sys.stderr if log is None else log  # the stderr of the call, not of the import
     rows = [TSV_HEADER] if fmt == "tsv" else []
     count = 0
     for name, path in inputs:

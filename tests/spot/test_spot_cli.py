@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from conftest import RATE, speechlike
 
@@ -194,3 +195,16 @@ def test_detect_prints_what_each_keyword_is_heard_as(tiny_model, tmp_path, capsy
     tok = KeywordSpotter.load(tiny_model).tokenizer
     lines = pronunciations(tok, ["computer", "GPT", "zorblaxify"], limit=2)
     assert len(lines) == 3 and lines[-1] == "... and 1 more keyword(s)"
+
+
+def test_a_keyword_that_starts_with_a_minus_is_a_keyword_not_an_option(tiny_model, tmp_path,
+                                                                       capsys):
+    wav = wavs(tmp_path, 1)[0]
+    args = ["--model", str(tiny_model), "--keywords", "-40 degrees", str(wav)]
+    assert detect_cli.main(args) == 0  # argparse alone: "expected one argument"
+    err = capsys.readouterr().err
+    assert "keyword '-40 degrees': minus forty degrees" in err
+    # an option after --keywords is still an option: the missing value is argparse's error
+    with pytest.raises(SystemExit):
+        detect_cli.main(["--model", str(tiny_model), "--keywords", "--out", "x.tsv", str(wav)])
+    assert "--keywords: expected one argument" in capsys.readouterr().err
