@@ -105,6 +105,7 @@ _STREETS, _TITLES = {"St": "Street", "Dr": "Drive"}, {"St": "Saint", "Dr": "Doct
 # Decades: 1990s, '80s, 1990's -> nineteen nineties, eighties.
 _DECADE = re.compile(r"(?<![a-z\d])'?(\d{2}|\d{4})'?s(?![a-z\d])")
 # A number's commas are inside it: "In 1990, the" ends the year at its digits.
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
 _NUMBER = re.compile(r"(?<![a-z])(\d(?:[\d,]*\d)?)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])")
 
 
@@ -298,6 +299,16 @@ _SYMBOLS = {"%": " percent ", "&": " and ", "+": " plus ", "@": " at "}
 
 def _spell_number(m: re.Match) -> str:
     integer, fraction, suffix = m.group(1), m.group(2), m.group(3)
+    if "," in integer and not _THOUSANDS.fullmatch(integer):
+        # Commas that do not group the digits in threes separate numbers, each read alone as
+        # espeak-ng reads them: "1,2,3" -> one two three, "1,5" -> one five (not "fifteen").
+        *first, last = integer.split(",")
+        return " ".join([_number_words(n, None, None) for n in first]
+                        + [_number_words(last, fraction, suffix)])
+    return _number_words(integer, fraction, suffix)
+
+
+def _number_words(integer: str, fraction: str | None, suffix: str | None) -> str:
     value = int(integer.replace(",", ""))
     if suffix and fraction is None:
         words = ordinal_to_words(value)

@@ -58,6 +58,9 @@ def test_word_boundary_and_strip_stress():
     ("Café Noël", ["cafe", "noel"]),
     ("the 21st of May", ["the", "twenty", "first", "of", "may"]),
     ("1,984 cats", ["one", "thousand", "nine", "hundred", "eighty", "four", "cats"]),
+    ("1,2,3 and 1,5 liters, 3,14", ["one", "two", "three", "and", "one", "five", "liters",
+                                    "three", "fourteen"]),  # commas not in threes: separators
+    ("1,000,000 or 1,000.5", ["one", "million", "or", "one", "thousand", "point", "five"]),
     ("3.05%", ["three", "point", "zero", "five", "percent"]),
     ("R2D2", ["r", "two", "d", "two"]),
     ("rock & roll", ["rock", "and", "roll"]),
@@ -304,7 +307,7 @@ def test_every_normalised_word_is_one_the_g2p_reads(g2p):
 
     pieces = list("aAbBcgimpsTtXxz0123456789.,'$#£½ -:/&%@°♭−") + [
         "No.", "am", "PM", "U.S.", "GPT", "'s", "ß", "e.g.", "iOS", "Henry ", "War ", "II", "IV",
-        "XIV", "km", "mph", "GB", "ft", "10:00", ":05", "AI", "US", "ID", "A.I."]
+        "XIV", "km", "mph", "GB", "ft", "10:00", ":05", "AI", "US", "ID", "A.I.", ",5", "1,000"]
     rng = random.Random(0)
     made = 0
     for _ in range(3000):
