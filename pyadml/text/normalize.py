@@ -104,8 +104,9 @@ _TITLE = re.compile(r"(?<![A-Za-z\d])(?<!\d )(St|Dr|Ft)\b\.?(?=\s+[A-Z])")
 _STREETS, _TITLES = {"St": "Street", "Dr": "Drive"}, {"St": "Saint", "Dr": "Doctor", "Ft": "Fort"}
 # Decades: 1990s, '80s, 1990's -> nineteen nineties, eighties.
 _DECADE = re.compile(r"(?<![a-z\d])'?(\d{2}|\d{4})'?s(?![a-z\d])")
-# A number's commas are inside it: "In 1990, the" ends the year at its digits.
+# A number's thousands separators: other commas between digits separate numbers.
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")
+# A number's commas are inside it: "In 1990, the" ends the year at its digits.
 _NUMBER = re.compile(r"(?<![a-z])(\d(?:[\d,]*\d)?)(?:\.(\d+))?(st|nd|rd|th)?(?![a-z\d])")
 
 
