@@ -281,7 +281,8 @@ def synthesize_utterance(
     margin: float = 0.02, spoken: tuple[np.ndarray, int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int]] | None:
     """``words`` spoken as one utterance by a voice that times its own words (Kokoro from its
-    phone durations, ``UTTERANCE_ENGINES``; espeak-ng from its word events, ``TIMED_ENGINES``):
+    phone durations, ``UTTERANCE_ENGINES``; espeak-ng from its word events and festival from its
+    Word relation, ``TIMED_ENGINES``):
     the 16 kHz audio with its edges trimmed as ``synthesize`` trims a
     word, each spoken word's (start, end) sample in it (the first from sample 0, the last to the
     end), and the indices of the words spoken.
@@ -317,7 +318,7 @@ def synthesize_utterance(
         kept = list(range(len(words)))
     while kept:
         if spoken is not None and len(kept) == len(words):
-            raw, sr, spans = spoken  # all the words, already spoken (espeak_utterances)
+            raw, sr, spans = spoken  # all the words, spoken in the caller's batch
         else:
             try:
                 raw, sr, spans = speak([words[i] for i in kept])
