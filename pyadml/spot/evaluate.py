@@ -43,6 +43,7 @@ from pyadml.score.floor import add_floor_args
 from pyadml.score.enrol import DETECT_ENROL, add_enrol_args
 
 from .audio import SpotError, as_mono, load_audio
+from .bootstrap import StreamRun, intervals
 from .spotter import Detection, KeywordSpotter
 
 RATE = 16000
@@ -151,14 +152,17 @@ def build_stream(background: list[str], occurrences, source: str, seed: int = 0)
     """Background utterances in a seeded order with 0.3-1.0 s pauses; the occurrences go into
     the pauses, spread evenly (several to a pause when there are more of them than utterances),
     each followed by a pause of its own. Returns (audio, occurrences with times, background
-    seconds)."""
+    seconds, blocks): ``blocks`` is (utterances, 2), each background utterance's start and
+    length in seconds, in stream order; a block runs from its start to the next one's, with
+    its pause and the occurrences after it (pyadml.spot.bootstrap resamples them)."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(background))
     occ_order = rng.permutation(len(occurrences))
-    parts, truth, t, bg_samples, k = [], [], 0, 0, 0
+    parts, truth, blocks, t, bg_samples, k = [], [], [], 0, 0, 0
     for n, i in enumerate(order):
         x = _load(background[i])
         parts.append(x)
+        blocks.append((t / RATE, x.size / RATE))
         t += x.size
         bg_samples += x.size
         gap = np.zeros(int(rng.uniform(0.3, 1.0) * RATE), np.float32)
@@ -171,7 +175,8 @@ def build_stream(background: list[str], occurrences, source: str, seed: int = 0)
             parts += [clip.astype(np.float32), gap]
             t += clip.size + gap.size
             k += 1
-    return np.concatenate(parts), truth, bg_samples / RATE
+    return (np.concatenate(parts), truth, bg_samples / RATE,
+            np.array(blocks, dtype=np.float64).reshape(-1, 2))
 
 
 @contextmanager
@@ -232,20 +237,32 @@ def sweep(peaks: list[Detection], truth: list[Occurrence], hours: float, num_key
     with the miss rate and FA/h per keyword of the detections emitted at each. Each threshold's
     refractory suppression is its own (a peak below it suppresses nothing), as in a run of the
     spotter at that threshold."""
+    thr, hits, fa = sweep_counts(peaks, truth, refractory, max_thresholds=max_thresholds)
+    return thr, 1.0 - hits.sum(axis=1) / len(truth), fa.sum(axis=1) / (hours * num_keywords)
+
+
+def sweep_counts(peaks: list[Detection], truth: list[Occurrence], refractory: dict[str, float],
+                 peak_block=None, num_blocks: int = 1, max_thresholds: int = 4000):
+    """``sweep``'s thresholds with, at each, which occurrences are hit ((T, occurrences) bool)
+    and the false alarms in each block ((T, num_blocks) counts; ``peak_block``: each peak's
+    block, all in block 0 by default)."""
     by_score = sorted(range(len(peaks)), key=lambda i: -peaks[i].score)
     thr = np.unique([peaks[i].score for i in by_score[: max_thresholds]])[::-1]
     over = overlaps(peaks, truth)  # computed once for every threshold
-    miss, fah = [1.0], [0.0]
+    block = np.zeros(len(peaks), np.int64) if peak_block is None else np.asarray(peak_block)
+    hits = np.zeros((thr.size + 1, len(truth)), bool)
+    fa = np.zeros((thr.size + 1, num_blocks), np.int32)
     above, n = [], 0  # indices of the peaks above the threshold, in time order
-    for t in thr:
+    for row, t in enumerate(thr, start=1):
         while n < len(by_score) and peaks[by_score[n]].score >= t:
             bisect.insort(above, by_score[n])
             n += 1
         fired = emitted_indices(peaks, above, refractory)
         best = best_per_occurrence(fired, peaks, over)
-        miss.append(1.0 - len(best) / len(truth))
-        fah.append((len(fired) - len(set(best.values()))) / (hours * num_keywords))
-    return np.r_[1.01, thr], np.array(miss), np.array(fah)
+        hits[row, list(best)] = True
+        used = set(best.values())
+        fa[row] = np.bincount(block[[i for i in fired if i not in used]], minlength=num_blocks)
+    return np.r_[1.01, thr], hits, fa
 
 
 def emitted_indices(peaks: list[Detection], order: list[int], refractory: dict[str, float]) -> list[int]:
@@ -333,8 +350,8 @@ def _spotter(spec) -> KeywordSpotter:
 
 def _search_job(spec, background, occurrences, name, seed):
     """One stream built and searched."""
-    audio, truth, bg_seconds = build_stream(background, occurrences, name, seed)
-    return run_stream(_spotter(spec), audio), truth, bg_seconds, audio.size / RATE
+    audio, truth, bg_seconds, blocks = build_stream(background, occurrences, name, seed)
+    return run_stream(_spotter(spec), audio), truth, bg_seconds, audio.size / RATE, blocks
 
 
 def _clips_job(spec, rows):
@@ -398,11 +415,15 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
         searched = {name: f.result() for name, f in searched.items()}
         clips = (_clip_metrics(rows, spotter.keywords, np.concatenate([f.result() for f in peaks]))
                  if wakeword_dev else None)
-    for name, (peaks, truth, bg_seconds, audio_seconds) in searched.items():
+    for name, (peaks, truth, bg_seconds, audio_seconds, blocks) in searched.items():
         hours = bg_seconds / 3600
-        thr, miss, fah = sweep(peaks, truth, hours, len(keywords), refractory)
+        run = StreamRun(peaks, truth, blocks, refractory, len(keywords))
+        thr, miss, fah = run.curve()
         curves[name] = (miss, fah)
         ops = operating_points(thr, miss, fah, peaks, truth, refractory)
+        for r, ci in zip(ops, intervals(run, TARGETS)):
+            r["frr_ci95"] = list(ci)
+            r["false_alarms"] = int(round(r["fa_per_hour_actual"] * hours * len(keywords)))
         per_kw = {}
         for k in keywords:
             idx = [j for j, o in enumerate(truth) if o.keyword == k]
@@ -415,6 +436,8 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
                                 "per_keyword": per_kw}
         write_lines_atomic(out_dir / f"truth_{name}.tsv",
                            [f"{o.keyword}\t{o.start:.3f}\t{o.end:.3f}" for o in truth])
+        write_lines_atomic(out_dir / f"blocks_{name}.tsv",
+                           [f"{a:.5f}\t{h:.5f}" for a, h in blocks])
         write_lines_atomic(out_dir / f"peaks_{name}.tsv",
                            [f"{d.keyword}\t{d.start:.2f}\t{d.end:.2f}\t{d.score:.4f}\t{d.emitted:.2f}"
                             for d in peaks])
@@ -438,7 +461,13 @@ def results_md(report) -> str:
     for name, s in report["sets"].items():
         ops = s["operating_points"]
         lines.append(f"| {name} | {s['occurrences']} | {s['background_hours']:.2f} | "
-                     + " | ".join(f"{100 * r['frr']:.1f}%" for r in ops) + " |")
+                     + " | ".join(f"{100 * r['frr']:.1f}%" + _ci(r) for r in ops) + " |")
+    if any("frr_ci95" in r for s in report["sets"].values() for r in s["operating_points"]):
+        lines += ["", "In brackets: the 95% interval over the streams' background utterances "
+                  "(pyadml.spot.bootstrap). False alarms that set each operating point: "
+                  + "; ".join(f"{name} " + " / ".join(str(r.get("false_alarms", "-"))
+                                                        for r in s["operating_points"])
+                              for name, s in report["sets"].items()) + "."]
     lines += ["", "Latency after the keyword's end (hits at the operating point), median / p90:", "",
               "| set | @0.5 FA/h | @1 FA/h | @2 FA/h |", "|---|---|---|---|"]
     for name, s in report["sets"].items():
@@ -460,6 +489,13 @@ def results_md(report) -> str:
               + (" Keywords enrolled by their text and TTS voices (--enrol tts)."
                  if report.get("enrol") == "tts" else " Keywords enrolled by their text alone.")]
     return "\n".join(lines) + "\n"
+
+
+def _ci(r) -> str:
+    if "frr_ci95" not in r:
+        return ""
+    lo, hi = r["frr_ci95"]
+    return f" ({100 * lo:.1f}-{100 * hi:.1f})"
 
 
 def _plot(curves, path):

@@ -38,9 +38,21 @@ def test_stream_holds_each_occurrence_at_its_time(tmp_path):
     assert len(bg) == 4 and not any("u1.wav" in p for p in bg)  # the one saying 'computer'
     clip = np.zeros(RATE, np.float32)
     clip[4000:9000] = 0.5 * np.sin(np.arange(5000) / 3)
-    audio, truth, bg_s = build_stream(bg, [("computer", clip), ("alexa", clip * 0.5)], "t", seed=1)
+    audio, truth, bg_s, blocks = build_stream(bg, [("computer", clip), ("alexa", clip * 0.5)],
+                                              "t", seed=1)
     assert [o.keyword for o in truth] and len(truth) == 2
     assert bg_s == pytest.approx(sum(sf.info(p).duration for p in bg))
+    # One block per background utterance: its start and length, the utterance's audio there.
+    assert blocks.shape == (4, 2) and blocks[:, 1].sum() == pytest.approx(bg_s)
+    assert sorted(np.round(blocks[:, 1], 3)) == sorted(round(sf.info(p).duration, 3) for p in bg)
+    for (start, length), nxt in zip(blocks, list(blocks[1:, 0]) + [audio.size / RATE]):
+        a = int(round(start * RATE))
+        x = sf.read(next(p for p in bg if abs(sf.info(p).duration - length) < 1e-3))[0]
+        assert np.allclose(audio[a : a + x.size], x, atol=1e-4)
+        assert start + length < nxt  # a pause (and maybe occurrences) before the next block
+    for o in truth:  # in a block's pause, after its utterance
+        start, length = blocks[np.searchsorted(blocks[:, 0], o.start) - 1]
+        assert o.start > start + length
     for o in truth:
         a, b = int(round(o.start * RATE)), int(round(o.end * RATE))
         assert abs((b - a) - 5000) <= 320
@@ -56,7 +68,7 @@ def test_more_occurrences_than_background_utterances_are_all_in_the_stream(tmp_p
     clip = np.zeros(RATE // 2, np.float32)
     clip[2000:6000] = 0.5
     occ = [(f"kw{i}", clip * (0.2 + 0.1 * i)) for i in range(7)]
-    audio, truth, bg_s = build_stream(bg, occ, "t", seed=3)
+    audio, truth, bg_s, _ = build_stream(bg, occ, "t", seed=3)
     assert sorted(o.keyword for o in truth) == sorted(k for k, _ in occ)
     starts = [o.start for o in truth]
     assert starts == sorted(starts)
@@ -105,7 +117,7 @@ def test_background_from_a_sets_manifests_skips_utterances_with_a_keyword(tmp_pa
     x = bg[1].load()
     want = sf.read(tmp_path / "u2.wav", dtype="float32")[0][int(0.2 * RATE) : int(0.7 * RATE)]
     assert x.shape == want.shape and np.allclose(x, want, atol=1e-4)
-    audio, truth, bg_s = build_stream(bg, [("computer", np.ones(800, np.float32))], "t", seed=0)
+    audio, truth, bg_s, _ = build_stream(bg, [("computer", np.ones(800, np.float32))], "t", seed=0)
     assert bg_s == pytest.approx(1.0) and len(truth) == 1
 
 
