@@ -3,7 +3,9 @@
 # say no enrolled keyword, concatenated into long streams, with keyword occurrences inserted at
 # known times: spoken by the held-out TTS voices and, with --wakeword-dev, the real recordings of
 # that set (measured only, never trained on). Streamed in 100 ms chunks; FRR at 0.5/1/2 false
-# alarms per hour per keyword, a DET plot and the latency after each keyword's end.
+# alarms per hour per keyword, each with a 95% bootstrap interval over the background utterances
+# (pyadml.spot.bootstrap; two runs on the same streams: python -m pyadml.spot.bootstrap <a> <b>),
+# a DET plot and the latency after each keyword's end.
 #   steps/eval_continuous.sh [--keywords "alexa,computer,..."] [--wakeword-dev DIR] \
 #       [--backend torch|onnx] [--onnx DIR] [--enrol tts|none] [--nj N] <model> <manifest-dir> <set> <out-dir>
 # --enrol: the keywords enrolled by their text and TTS voices (tts, the spotter's default for

@@ -13,11 +13,12 @@ hit (the best-scoring one per occurrence; any further one is a false alarm), eve
 detection is a false alarm. Sweeping the threshold gives the miss rate (FRR) against false
 alarms per hour per keyword (FA/h = false alarms / (background hours x keywords)); reported:
 FRR at 0.5, 1 and 2 FA/h, a DET plot, and the latency (emission time after the occurrence's end)
-at each operating point. The sweep is exact: the stream is searched once for every peak (no
-threshold, no refractory time) and each threshold's detections are those the spotter would emit
-at it, refractory time included (``emitted``). With ``--wakeword-dev`` the spotter also scores
-each real clip as recorded (``real_clips``: its best detection per keyword; AP, EER, AUC,
-top-1).
+at each operating point, each FRR with a 95% bootstrap interval over the stream's background
+utterances (pyadml.spot.bootstrap). The sweep is exact: the stream is searched once for every
+peak (no threshold, no refractory time) and each threshold's detections are those the spotter
+would emit at it, refractory time included (``emitted``). With ``--wakeword-dev`` the spotter
+also scores each real clip as recorded (``real_clips``: its best detection per keyword; AP, EER,
+AUC, top-1).
 
     python -m pyadml.spot.evaluate --model exp/<tag>/final.pt --data data/manifests \
         --set <corpus>_<part> --wakeword-dev /path/to/wakeword_dev --out-dir exp/<tag>/continuous
