@@ -1,5 +1,6 @@
 """Score keyword clips against every keyword of their set (pyadml.score.clips): AP, EER, AUC
-and top-1, e.g. for a real-speech development set such as wake-word recordings.
+and top-1, e.g. for a real-speech development set such as wake-word recordings. AP and EER are
+printed with their 95% intervals in brackets (the clips resampled; metrics.json holds all four).
 
     python -m pyadml.bin.score_clips --model exp/<tag>/final.pt --clips clips.tsv [--out-dir D]
 
@@ -97,8 +98,10 @@ def main(argv=None) -> int:
             where = f" ({r.out_dir})" if len(runs) > 1 else ""
             print(f"score_clips{where}: {e}", file=sys.stderr)
             return 1
-        line = (f"{m['clips']} clips x {len(m['keywords'])} keywords: AP {100 * m['AP']:.2f}%  "
-                f"EER {100 * m['EER']:.2f}%  AUC {100 * m['AUC']:.2f}%  top-1 {100 * m['top1']:.2f}%")
+        ci = {k: f" ({100 * lo:.1f}-{100 * hi:.1f})" for k, (lo, hi) in m["ci95"].items()}
+        line = (f"{m['clips']} clips x {len(m['keywords'])} keywords: AP {100 * m['AP']:.2f}%"
+                f"{ci['AP']}  EER {100 * m['EER']:.2f}%{ci['EER']}  AUC {100 * m['AUC']:.2f}%  "
+                f"top-1 {100 * m['top1']:.2f}%")
         print(f"score_clips: {line}" + (f"  ({r.out_dir})" if len(runs) > 1 and r.out_dir else ""))
         if r.out_dir:
             from pyadml.fileio import write_text_atomic

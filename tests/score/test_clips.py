@@ -169,3 +169,25 @@ def test_the_wake_word_development_set_is_read_as_its_readme_says(tmp_path, caps
     model = tiny_model_file(tmp_path / "final.pt")
     assert cli.main(["--model", str(model), "--clips", str(SHARED / "clips.tsv")]) == 0
     assert "300 clips x 6 keywords" in capsys.readouterr().out
+
+
+def test_clip_intervals():
+    """Perfectly separated clips: every resample is perfect. Noisy clips: the interval holds the
+    figure, and four times the clips (the same ones, four times) narrow it about twofold."""
+    from pyadml.score.clips import clip_intervals, clip_metrics
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((300, 6), np.int64)
+    labels[np.arange(300), rng.integers(0, 6, 300)] = 1
+    ci = clip_intervals(labels + 0.1 * rng.random((300, 6)), labels, draws=200)
+    assert {k: pytest.approx(v) for k, v in ci.items()} == {
+        "AP": [1, 1], "EER": [0, 0], "AUC": [1, 1], "top1": [1, 1]}
+    scores = rng.standard_normal((300, 6)) + 1.5 * labels
+    m, ci = clip_metrics(scores, labels), clip_intervals(scores, labels, draws=400)
+    for k, (lo, hi) in ci.items():
+        assert lo < m[k] < hi, k
+    ci4 = clip_intervals(np.tile(scores, (4, 1)), np.tile(labels, (4, 1)), draws=400)
+    for k in ci:
+        ratio = (ci[k][1] - ci[k][0]) / (ci4[k][1] - ci4[k][0])
+        assert 1.6 < ratio < 2.5, (k, ratio)
+    assert clip_intervals(scores, labels, draws=50) == clip_intervals(scores, labels, draws=50)
