@@ -191,3 +191,47 @@ def test_clip_intervals():
         ratio = (ci[k][1] - ci[k][0]) / (ci4[k][1] - ci4[k][0])
         assert 1.6 < ratio < 2.5, (k, ratio)
     assert clip_intervals(scores, labels, draws=50) == clip_intervals(scores, labels, draws=50)
+
+
+def test_paired_intervals_and_compare_clips(tmp_path, capsys):
+    """A monotone rescaling of the same scores changes no metric in any draw: b - a is 0 with a
+    0-wide interval. Raising every positive's score helps in every draw. compare_clips reads
+    score_clips' files and refuses lists of other clips."""
+    from pyadml.bin import compare_clips
+    from pyadml.score.clips import paired_intervals, read_scores
+
+    rng = np.random.default_rng(1)
+    labels = np.zeros((120, 4), np.int64)
+    labels[np.arange(120), rng.integers(0, 4, 120)] = 1
+    a = rng.standard_normal((120, 4)) + labels
+    same = paired_intervals(a, 3 * a + 1, labels, draws=100)
+    for k in ("AP", "EER", "AUC", "top1"):
+        assert same[k]["diff"] == pytest.approx(0) and same[k]["diff_ci95"] == pytest.approx([0, 0])
+        assert same[k]["b_better"] == 0
+    up = paired_intervals(a, a + 0.8 * labels, labels, draws=100)
+    assert up["AP"]["diff"] > 0 and up["AP"]["diff_ci95"][0] > 0 and up["AP"]["b_better"] == 1
+    assert up["EER"]["diff"] < 0 and up["EER"]["diff_ci95"][1] < 0 and up["EER"]["b_better"] == 1
+
+    def write(d, scores, root):
+        d.mkdir()
+        kws = ["alexa", "computer", "jarvis", "snowboy"]
+        (d / "scores.tsv").write_text("".join(
+            f"{root}/audio/{kws[int(np.argmax(lab))]}/{i}.flac\t{k}\t{lab[j]}\t{scores[i, j]:.6f}\n"
+            for i, lab in enumerate(labels) for j, k in enumerate(kws)))
+
+    write(tmp_path / "a", a, "/x/wakeword_dev")
+    write(tmp_path / "b", a + 0.8 * labels, "/elsewhere/../wakeword_dev")  # another tree
+    keys, lab, sc = read_scores(tmp_path / "a" / "scores.tsv")
+    assert lab.tolist() == labels.tolist() and np.allclose(sc, a, atol=1e-6)
+    assert compare_clips.main([str(tmp_path / "a"), str(tmp_path / "b"), "--draws", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "120 clips x 4 keywords" in out and "| AP |" in out and "| 100% |" in out
+    lines = (tmp_path / "b" / "scores.tsv").read_text().splitlines()
+    (tmp_path / "b" / "scores.tsv").write_text("\n".join(lines[4:]) + "\n")
+    assert compare_clips.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+    assert "other clips or keywords (first difference at line 1)" in capsys.readouterr().err
+    (tmp_path / "b" / "scores.tsv").write_text("a.flac\talexa\tyes\t0.5\n")
+    assert compare_clips.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+    assert "scores.tsv:1: expected" in capsys.readouterr().err
+    assert compare_clips.main([str(tmp_path / "a"), str(tmp_path / "nothing")]) == 1
+    assert "no such scores file" in capsys.readouterr().err
