@@ -83,71 +83,19 @@ def clip_metrics(scores: np.ndarray, labels: np.ndarray) -> dict:
 INTERVAL_DRAWS = 1000
 
 
-def _draws(score_sets: list[np.ndarray], labels: np.ndarray, draws: int,
-           seed: int) -> dict[str, np.ndarray]:
-    """metric -> (sets, draws): each score set's clip metrics on the same ``draws`` resamples
-    of the clips (rows) with replacement, each clip with all its trials."""
-    rng = np.random.default_rng(seed)
-    n = len(labels)
-    out = {k: np.empty((len(score_sets), draws)) for k in ("AP", "EER", "AUC", "top1")}
-    for d, idx in enumerate(rng.integers(0, n, size=(draws, n))):
-        for i, scores in enumerate(score_sets):
-            m = clip_metrics(scores[idx], labels[idx])
-            for k in out:
-                out[k][i, d] = m[k]
-    return out
-
-
 def clip_intervals(scores: np.ndarray, labels: np.ndarray, draws: int = INTERVAL_DRAWS,
                    seed: int = 0) -> dict[str, list[float]]:
     """95% intervals of AP, EER, AUC and top-1: the 2.5 and 97.5 percentiles over ``draws``
     resamples of the clips with replacement, each with all its trials (a clip's trials share
-    its recording and speaker)."""
-    got = _draws([scores], labels, draws, seed)
-    return {k: [float(x) for x in np.percentile(v[0], [2.5, 97.5])] for k, v in got.items()}
-
-
-def paired_intervals(scores_a: np.ndarray, scores_b: np.ndarray, labels: np.ndarray,
-                     draws: int = INTERVAL_DRAWS, seed: int = 0) -> dict[str, dict]:
-    """Two scorings of the same clips (two models, or two back-ends): per metric, a's and b's
-    figures, b - a, its 95% interval over the same resamples of the clips, and the share of
-    draws where b is better (higher; lower for EER)."""
-    ma, mb = clip_metrics(scores_a, labels), clip_metrics(scores_b, labels)
-    got = _draws([scores_a, scores_b], labels, draws, seed)
-    out = {}
-    for k, v in got.items():
-        diff = v[1] - v[0]
-        better = diff < 0 if k == "EER" else diff > 0
-        out[k] = {"a": ma[k], "b": mb[k], "diff": mb[k] - ma[k],
-                  "diff_ci95": [float(x) for x in np.percentile(diff, [2.5, 97.5])],
-                  "b_better": float(np.mean(better))}
-    return out
-
-
-def read_scores(path: str | os.PathLike) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
-    """A score_clips scores.tsv (``<audio>\t<keyword>\t<label>\t<score>`` for every clip and
-    keyword, clip by clip): ((clip, keyword) per trial, (clips, keywords) labels and scores).
-    A clip is named by its file and the folder above it, so two runs' lists match wherever the
-    set was read from."""
-    path = Path(path)
-    keys, labels, scores = [], [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split("\t")
-        try:
-            labels.append(int(parts[2]))
-            scores.append(float(parts[3]))
-        except (IndexError, ValueError):
-            raise PairsError(f"{path}:{n}: expected '<audio>\\t<keyword>\\t<label>\\t<score>', "
-                             f"got {line!r}") from None
-        audio = Path(parts[0])
-        keys.append((f"{audio.parent.name}/{audio.name}", parts[1]))
-    kws = list(dict.fromkeys(k for _, k in keys))
-    if not keys or len(keys) % len(kws) or any(
-            k != kws[i % len(kws)] for i, (_, k) in enumerate(keys)):
-        raise PairsError(f"{path}: expected every clip scored against the same keywords in the "
-                         "same order, as score_clips writes them")
-    shape = (len(keys) // len(kws), len(kws))
-    return keys, np.array(labels).reshape(shape), np.array(scores).reshape(shape)
+    its recording and speaker). Two scorings of the same clips: pyadml.score.compare."""
+    rng = np.random.default_rng(seed)
+    n = len(scores)
+    got = {k: [] for k in ("AP", "EER", "AUC", "top1")}
+    for idx in rng.integers(0, n, size=(draws, n)):
+        m = clip_metrics(scores[idx], labels[idx])
+        for k in got:
+            got[k].append(m[k])
+    return {k: [float(x) for x in np.percentile(v, [2.5, 97.5])] for k, v in got.items()}
 
 
 def metrics_table(rows: list[dict], lead: list[tuple[str, str, object]]) -> list[str]:
