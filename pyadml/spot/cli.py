@@ -44,8 +44,10 @@ def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]
         raise SpotError("no keywords given: use --keywords 'a,b' or --keywords-file")
     empty = [i for i, k in enumerate(out) if not k]
     if empty or not out:
+        given = " and ".join(x for x in (keywords is not None and f"--keywords {keywords!r}",
+                                         keywords_file and f"keywords file {keywords_file}") if x)
         raise SpotError(f"empty keyword in the keyword list {keywords!r}" if out else
-                        "the keyword list is empty")
+                        f"the keyword list is empty ({given} holds no keyword)")
     return list(dict.fromkeys(out))
 
 

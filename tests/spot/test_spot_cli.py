@@ -64,6 +64,18 @@ def test_keyword_and_wav_scp_files_as_windows_editors_save_them(tmp_path):
     assert read_wav_scp(str(scp)) == [("utt1", "a.wav"), ("utt2", "b.wav")]
 
 
+def test_an_empty_keyword_list_names_where_it_came_from(tmp_path):
+    from pyadml.spot.audio import SpotError
+    from pyadml.spot.cli import parse_keywords
+
+    blank = tmp_path / "keywords.txt"
+    blank.write_text("\n   \n")
+    with pytest.raises(SpotError, match=f"keywords file {blank} holds no keyword"):
+        parse_keywords(None, str(blank))
+    with pytest.raises(SpotError, match="empty keyword in the keyword list ' , '"):
+        parse_keywords(" , ", str(blank))
+
+
 def test_keyword_lists_keep_a_numbers_thousands_separator():
     from pyadml.spot.cli import parse_keywords
 
