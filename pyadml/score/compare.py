@@ -9,7 +9,7 @@ runs share (the same recordings drawn) cancels, so a difference well inside one 
 interval can still be clear.
 
     python -m pyadml.bin.compare_scores exp/<a>/results/wakeword_dev exp/<b>/results/wakeword_dev
-    python -m pyadml.bin.compare_scores exp/<a>/results/wsj_test exp/<b>/results/wsj_test
+    python -m pyadml.bin.compare_scores exp/<a>/results/<list> exp/<b>/results/<list>
 """
 
 from __future__ import annotations
