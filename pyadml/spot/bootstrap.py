@@ -93,8 +93,9 @@ class StreamRun:
 
     def curve(self):
         """``sweep``'s (thresholds, miss rate, FA/h per keyword) of the whole stream."""
-        miss = 1.0 - self.hits.sum(axis=1) / max(self.hits.shape[1], 1)
-        return self.thr, miss, self.fa.sum(axis=1) / (self.block_hours.sum() * self.num_keywords)
+        from .evaluate import rates
+
+        return (self.thr, *rates(self.hits, self.fa, self.block_hours.sum(), self.num_keywords))
 
     def frr(self, counts: np.ndarray, targets) -> np.ndarray:
         return frr_draws(self.hits, self.fa, self.occ_block, self.block_hours, self.num_keywords,

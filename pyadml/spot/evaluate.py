@@ -239,7 +239,14 @@ def sweep(peaks: list[Detection], truth: list[Occurrence], hours: float, num_key
     refractory suppression is its own (a peak below it suppresses nothing), as in a run of the
     spotter at that threshold."""
     thr, hits, fa = sweep_counts(peaks, truth, refractory, max_thresholds=max_thresholds)
-    return thr, 1.0 - hits.sum(axis=1) / len(truth), fa.sum(axis=1) / (hours * num_keywords)
+    return (thr, *rates(hits, fa, hours, num_keywords))
+
+
+def rates(hits: np.ndarray, fa: np.ndarray, hours: float, num_keywords: int):
+    """(miss rate, FA/h per keyword) at each threshold from ``sweep_counts``' hits and false
+    alarms."""
+    return (1.0 - hits.sum(axis=1) / max(hits.shape[1], 1),
+            fa.sum(axis=1) / (hours * num_keywords))
 
 
 def sweep_counts(peaks: list[Detection], truth: list[Occurrence], refractory: dict[str, float],
