@@ -13,16 +13,21 @@
 #   --enrol true: every set with each keyword also enrolled by TTS voices (pyadml.score.enrol;
 #     its query mixes their acoustic embeddings with the text's) into <exp-dir>/results_enrol,
 #     section "<tag>, TTS enrolment".
-# All three need a cosine model. Run from a recipe directory (data/fbank, data/trials).
-#   steps/score_sets.sh [--tnorm true|false] [--words true|false] [--enrol true|false] [--words-onnx DIR --jobs N] \
+#   --spkmean true: the same trials T-normed after each clip's embedding loses the shrunk mean
+#     of its speaker's other clips in the set (pyadml.score.speaker_mean: the held-out voices'
+#     offset, known here from the cuts' speakers) into <exp-dir>/results_tnorm_spkmean, section
+#     "<tag>, T-norm, speaker mean".
+# All four need a cosine model. Run from a recipe directory (data/fbank, data/trials).
+#   steps/score_sets.sh [--tnorm true|false] [--words true|false] [--enrol true|false] [--spkmean true|false] [--words-onnx DIR --jobs N] \
 #       <exp-dir> <tag> <set>:<protocol> ...
 set -euo pipefail
 tnorm=false
 words=false
 enrol=false
+spkmean=false
 words_onnx=
 jobs=1
-help_message="Usage: $0 [--tnorm true|false] [--words true|false] [--enrol true|false] [--words-onnx DIR --jobs N] <exp-dir> <tag> <set>:<protocol> ..."
+help_message="Usage: $0 [--tnorm true|false] [--words true|false] [--enrol true|false] [--spkmean true|false] [--words-onnx DIR --jobs N] <exp-dir> <tag> <set>:<protocol> ..."
 . utils/parse_options.sh
 [ $# -ge 3 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
 exp=$1 tag=$2
@@ -42,6 +47,9 @@ if [ "$words" = true ] && [ ${#pairs[@]} -gt 0 ]; then
 fi
 if [ "$enrol" = true ]; then
   runs+=(--run "--out-dir $(q "$exp/results_enrol") --enrol tts --tag $(q "$tag, TTS enrolment")")
+fi
+if [ "$spkmean" = true ]; then
+  runs+=(--run "--out-dir $(q "$exp/results_tnorm_spkmean") --score-norm tnorm --speaker-mean --tag $(q "$tag, T-norm, speaker mean")")
 fi
 exec python -m pyadml.bin.score --exp-dir "$exp" --fbank-dir data/fbank --trials-dir data/trials \
   --results-md RESULTS.md --tag "$tag" "$@" "${runs[@]}"

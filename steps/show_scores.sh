@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stage 8's figures for the closing summary of a recipe's run.sh: the results table of
-# <exp-dir>/results, the T-norm, words and TTS-enrolment tables beside it, and the real recordings' rows
+# <exp-dir>/results, the T-norm, words, TTS-enrolment and speaker-mean tables beside it, and the real recordings' rows
 # (local/score_wakeword_dev.sh's summaries), each only where stage 8 wrote it.
 #   steps/show_scores.sh <exp-dir> [<wakeword_dev dir>]
 set -euo pipefail
@@ -22,6 +22,11 @@ if [ -f $exp/results_enrol/results.md ]; then
   echo
   echo "Keywords also enrolled by TTS voices (--enrol tts, $exp/results_enrol):"
   grep '^|' $exp/results_enrol/results.md
+fi
+if [ -f $exp/results_tnorm_spkmean/results.md ]; then
+  echo
+  echo "T-norm after each clip loses its speaker's mean (--score-norm tnorm --speaker-mean, $exp/results_tnorm_spkmean):"
+  grep '^|' $exp/results_tnorm_spkmean/results.md
 fi
 real=$exp/results/wakeword_dev
 if [ -n "$wakeword_dev" ] && [ -f $real/summary.txt ]; then

@@ -161,11 +161,12 @@ score_stage() {
   # The paper's protocol (the clip cosine) and, beside it, the same trials with adaptive T-norm,
   # the sets with multi-word keywords (protocol pairs) scored word by word, the words in order
   # (pyadml.score.phrase), their windows through an ONNX export of final.pt, and every set with
-  # the keywords also enrolled by TTS voices (pyadml.score.enrol).
+  # the keywords also enrolled by TTS voices (pyadml.score.enrol), and T-norm after each clip
+  # loses its speaker's mean (pyadml.score.speaker_mean).
   python -m pyadml.bin.export_onnx --model $exp/final.pt --out-dir $exp/onnx \
     > $exp/log/export_onnx.log 2>&1 || { tail -5 $exp/log/export_onnx.log >&2; return 1; }
   local words=(--words-onnx $exp/onnx --jobs "$nj")
-  steps/score_sets.sh --tnorm true --words true --enrol true "${words[@]}" $exp "$tag" "$@"
+  steps/score_sets.sh --tnorm true --words true --enrol true --spkmean true "${words[@]}" $exp "$tag" "$@"
   # The real recordings (egs/wsj_librikws's local script): as recorded, with the floor, T-norm
   # and the words, and with TTS enrolment too, as score_clips and score_pairs score a user's
   # recordings by default.

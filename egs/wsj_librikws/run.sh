@@ -160,8 +160,9 @@ score_stage() {
     real_pid=$!
   fi
   # The cosine, the same trials with adaptive T-norm, the phrase sets word by word, and every
-  # set with the keywords also enrolled by TTS voices.
-  steps/score_sets.sh --tnorm true --words true --enrol true "${words[@]}" $exp "$tag" "$@" || status=$?
+  # set with the keywords also enrolled by TTS voices; and T-norm after each clip loses its
+  # speaker's mean.
+  steps/score_sets.sh --tnorm true --words true --enrol true --spkmean true "${words[@]}" $exp "$tag" "$@" || status=$?
   if [ -n "$real_pid" ]; then
     # Waited for even when the test sets failed: nothing is left running.
     if wait "$real_pid"; then

@@ -11,6 +11,9 @@ torch, the model loaded and each cut and keyword embedded once for all runs that
     python -m pyadml.bin.score ... --out-dir exp/t/results <words-set>:words <phrase-set>:pairs \\
       --run "--out-dir exp/t/results_tnorm --score-norm tnorm --tag 't, T-norm'" \\
       --run "--out-dir exp/t/results_words --phrase-score words <phrase-set>:pairs"
+
+--speaker-mean: each clip's embedding less the shrunk mean of its speaker's other clips in the
+set (pyadml.score.speaker_mean), a back-end for test sets whose speakers are known.
 """
 
 from __future__ import annotations
@@ -58,6 +61,10 @@ def parser(shared: bool = True) -> argparse.ArgumentParser:
     add_norm_args(p)
     add_phrase_args(p)
     add_enrol_args(p)
+    p.add_argument("--speaker-mean", action="store_true",
+                   help="each clip's embedding less the shrunk mean of its speaker's other clips "
+                   "in the set, before T-norm (pyadml.score.speaker_mean; the cuts' supervision "
+                   "speakers); off in the paper's protocol")
     return p
 
 
@@ -122,7 +129,8 @@ def main(argv=None) -> int:
                                        phrase=r.phrase_score, words_onnx=r.words_onnx,
                                        jobs=r.jobs, floor_db=r.floor_db, cache=cache,
                                        enrol=r.enrol, enrol_voices=r.enrol_voices,
-                                       enrol_weight=r.enrol_weight)
+                                       enrol_weight=r.enrol_weight,
+                                       speaker_mean=r.speaker_mean)
         except (ScoreError, ValueError) as e:
             where = f" ({out_dir})" if len(runs) > 1 else ""
             print(f"score{where}: {e}", file=sys.stderr)

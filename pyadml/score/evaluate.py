@@ -25,6 +25,7 @@ from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
 from pyadml.score.plots import plot_experiment_curves, plot_roc_det_pr
 from pyadml.score.report import plots_line, results_table
+from pyadml.score.speaker_mean import speaker_mean_normalised
 from pyadml.text import KeywordError
 
 
@@ -79,7 +80,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
                     words_onnx=None, jobs: int = 1,
                     floor_db: float | None = None, cache: dict | None = None,
                     enrol: str = "none", enrol_voices=None,
-                    enrol_weight: float = ENROL_WEIGHT) -> tuple[dict, str]:
+                    enrol_weight: float = ENROL_WEIGHT,
+                    speaker_mean: bool = False) -> tuple[dict, str]:
     """Score the trial lists of each (set, protocol) in ``sets``: cuts from
     ``<fbank_dir>/<set>.jsonl.gz``, lists ``<trials_dir>/<list>.tsv`` (pyadml.data.trials.
     trial_lists). Returns (metrics per list, the markdown results table). The training curves
@@ -93,7 +95,9 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
     each manifest's cuts (with one floor) and each keyword embedded once for all of them.
     ``enrol="tts"``: every keyword (and a phrase's words) is enrolled by speech synthesis too
     (pyadml.score.enrol, with ``enrol_voices`` and ``enrol_weight``); "none", the text alone,
-    is the paper's protocol."""
+    is the paper's protocol. ``speaker_mean``: each clip's embedding less the shrunk mean of
+    its speaker's other clips in the set (pyadml.score.speaker_mean; cosine models only), before
+    T-norm; off in the paper's protocol."""
     from lhotse import CutSet
 
     cache = {} if cache is None else cache
@@ -105,6 +109,9 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
         raise ScoreError(str(e)) from None
     model = loaded.model
     mean_norm = bool(loaded.features.get("mean_norm", True))
+    if speaker_mean and loaded.scorer != "cosine":
+        raise ScoreError(f"{model_path}: the speaker mean needs a cosine model; this model's "
+                         f"scorer is {loaded.scorer!r}")
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)
@@ -157,6 +164,12 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
                           "speakers": {c.id: (c.supervisions[0].speaker if c.supervisions
                                               else None) for c in cuts}}
         audio_cache[cuts_path] = cache[key]["emb"]
+        if speaker_mean:
+            audio_cache[cuts_path], alone = speaker_mean_normalised(
+                {c: audio_cache[cuts_path][c] for c in needed}, cache[key]["speakers"])
+            print(f"score: {cuts_path.name}: each clip less its speaker's mean"
+                  + (f"; {alone} of {len(needed)} clips share their speaker with no other, kept "
+                     f"as they are" if alone else ""))
         speakers[cuts_path] = cache[key]["speakers"]
         cut_cache[cuts_path] = cache[key]["cuts"]
     texts = dict.fromkeys(t.keyword for _, trials, _ in todo.values() for t in trials)

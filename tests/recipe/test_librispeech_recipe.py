@@ -108,6 +108,8 @@ def test_stage8_scores_tnorm_and_the_real_recordings(recipe):
         normed = (exp / "results_tnorm" / name / "scores.tsv").read_text().splitlines()
         assert len(clip) == len(normed) and clip != normed
     assert "adaptive T-norm" in out and "tiny, T-norm" in (recipe / "RESULTS.md").read_text()
+    spk = json.loads((exp / "results_tnorm_spkmean/metrics.json").read_text())["sets"]
+    assert set(spk) == set(cosine) and "tiny, T-norm, speaker mean" in (recipe / "RESULTS.md").read_text()
     rows = (("wakeword_dev", None, "none", "clip", "none"),
             ("wakeword_dev_floor50_tnorm_words", 50.0, "tnorm", "words", "none"),
             ("wakeword_dev_floor50_tnorm_words_enrol", 50.0, "tnorm", "words", "tts"))

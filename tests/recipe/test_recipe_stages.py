@@ -151,6 +151,15 @@ def test_stages_6_to_8_train_export_and_score(recipe):
         assert (exp / "results" / png).stat().st_size > 0
     assert "tiny" in (recipe / "RESULTS.md").read_text()
     assert "AP" in (recipe / "run.out").read_text()  # the results table is printed at the end
+    # The same trials T-normed after each clip loses its speaker's mean: the WSJ-like speakers
+    # hold several clips each, so their scores move from T-norm's.
+    spk = json.loads((exp / "results_tnorm_spkmean" / "metrics.json").read_text())["sets"]
+    assert set(spk) == set(metrics)
+    for name in ("wsj_test", "wsj_test_aug"):
+        assert ((exp / "results_tnorm_spkmean" / name / "scores.tsv").read_text()
+                != (exp / "results_tnorm" / name / "scores.tsv").read_text())
+    assert "tiny, T-norm, speaker mean" in (recipe / "RESULTS.md").read_text()
+    assert "loses its speaker's mean (--score-norm tnorm --speaker-mean" in (recipe / "run.out").read_text()
 
 
 def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech(recipe):

@@ -106,6 +106,12 @@ def test_score_pairs_and_stage_8_score_a_detector_unchanged(trained, tiny_traini
     results, table = score_test_sets(model, fbank, trials, tmp_path / "results",
                                      [("devset", "words")])
     assert 0.0 < results["devset"]["AP"] <= 1.0
+    # The speaker mean moves cosine embeddings; a detector's is refused, naming the model.
+    from pyadml.score.evaluate import ScoreError
+    with pytest.raises(ScoreError, match=r"final\.pt: the speaker mean needs a cosine model"):
+        score_test_sets(model, fbank, trials, tmp_path / "spk", [("devset", "words")],
+                        speaker_mean=True)
+    assert not (tmp_path / "spk").exists()
 
 
 def test_the_spotter_scores_windows_with_the_head(trained, tiny_training_data):
