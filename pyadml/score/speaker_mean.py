@@ -12,8 +12,8 @@ speaker s, with u_i = E_a^utt(i) / |E_a^utt(i)| and S(i) the speaker's other cli
 and the trial's score is cos(a'_i, E_t^utt(k)), T-normed after when asked. Leaving the clip
 itself out keeps its own words out of the mean. The weight n / (n + TAU) shrinks a mean of few
 clips, which holds as much of their words as of the voice: subtracted whole, one other clip
-cost the WSJ-like test 14 points of AP (egs/wsj_librikws/RESULTS.md, "Per-speaker mean
-normalisation"). A clip whose speaker has no other clip, or that names no speaker, keeps u_i.
+cost the WSJ-like test 11 points of AP under T-norm (egs/wsj_librikws/RESULTS.md, "Per-speaker
+mean normalisation"). A clip whose speaker has no other clip, or that names no speaker, keeps u_i.
 Only the clip embeddings move; the words back-end's windows (pyadml.score.phrase) are scored
 as they are. It is off in the paper's protocol.
 """
