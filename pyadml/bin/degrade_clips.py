@@ -39,21 +39,23 @@ class DegradeError(ValueError):
 
 
 def read_list(clips_tsv: Path) -> list[tuple[int, str, str]]:
-    """(line number, relative audio path, keyword) of every clip line."""
+    """(line number, relative audio path, the rest of the line: keyword[\\tspeaker]) of every
+    clip line."""
     if not clips_tsv.is_file():
         raise DegradeError(f"{clips_tsv}: no such file; --in must hold clips.tsv "
-                           "(<audio path relative to it>\\t<keyword> lines)")
+                           "(<audio path relative to it>\\t<keyword>[\\t<speaker>] lines)")
     out = []
     for n, line in enumerate(clips_tsv.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split("\t")
-        if len(parts) != 2 or not parts[0] or not parts[1].strip():
-            raise DegradeError(f"{clips_tsv}:{n}: expected '<audio>\\t<keyword>', got {line!r}")
+        if len(parts) not in (2, 3) or not parts[0] or not all(x.strip() for x in parts[1:]):
+            raise DegradeError(f"{clips_tsv}:{n}: expected '<audio>\\t<keyword>[\\t<speaker>]', "
+                               f"got {line!r}")
         if Path(parts[0]).is_absolute() or ".." in Path(parts[0]).parts:
             raise DegradeError(f"{clips_tsv}:{n}: the audio path {parts[0]!r} must be relative "
                                "and inside the directory, so that the copy can keep it")
-        out.append((n, parts[0], parts[1]))
+        out.append((n, parts[0], "\t".join(parts[1:])))
     if not out:
         raise DegradeError(f"{clips_tsv} lists no clips")
     return out
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
 def copy_clips(src: Path, out: Path, clips, a) -> list[str]:
     """Every clip of ``clips`` through the channel of the options ``a``, then clips.tsv."""
     lines = []
-    for n, rel, keyword in clips:
+    for n, rel, rest in clips:  # rest: the keyword, and the speaker where the list has one
         where = f"{src / 'clips.tsv'}:{n}"
         try:
             info = sf.info(str(src / rel))
@@ -138,7 +140,7 @@ def copy_clips(src: Path, out: Path, clips, a) -> list[str]:
                 sf.write(str(tmp), audio, rate, format=fmt, subtype=sub, **kwargs)
             except Exception as e:
                 raise DegradeError(f"{where}: cannot write {dest}: {e}") from None
-        lines.append(f"{dest.relative_to(out).as_posix()}\t{keyword}")
+        lines.append(f"{dest.relative_to(out).as_posix()}\t{rest}")
     write_lines_atomic(out / "clips.tsv", lines)
     return lines
 

@@ -11,6 +11,10 @@ enrolled by its text and by TTS voices speaking it (pyadml.score.enrol); ``--flo
 --score-norm none --phrase-score clip --enrol none`` scores the clips as the paper's protocol
 does.
 
+--speaker-mean: each clip's embedding less the shrunk mean of its speaker's other clips, before
+T-norm (pyadml.score.speaker_mean), the speakers from a third column of the list
+(``<audio>\\t<keyword>\\t<speaker>``). Off by default.
+
 --run OPTS (repeatable) scores the same clips again in the same process with other scoring
 options, each run with its own --out-dir: stage 8's back-ends in one start of Python and torch
 instead of one each.
@@ -43,7 +47,8 @@ def parser(shared: bool = True) -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     if shared:
         p.add_argument("--model", required=True, help="final.pt")
-        p.add_argument("--clips", required=True, help="TSV: <audio path relative to it>\\t<keyword>")
+        p.add_argument("--clips", required=True,
+                       help="TSV: <audio path relative to it>\\t<keyword>[\\t<speaker>]")
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--run", action="append", default=[], metavar="OPTS",
                        help="after the command line's scoring, another of the same clips in this "
@@ -59,6 +64,9 @@ def parser(shared: bool = True) -> argparse.ArgumentParser:
     add_norm_args(p, default=CLIP_SCORE_NORM)
     add_phrase_args(p, default=CLIP_PHRASE_SCORE)
     add_enrol_args(p, default=CLIP_ENROL)
+    p.add_argument("--speaker-mean", action="store_true",
+                   help="each clip's embedding less the shrunk mean of its speaker's other clips "
+                   "(the list's third column), before T-norm (cosine models; default off)")
     return p
 
 
@@ -93,7 +101,8 @@ def main(argv=None) -> int:
                             default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM,
                             default_phrase=CLIP_PHRASE_SCORE, enrol=r.enrol,
                             default_enrol=CLIP_ENROL, enrol_voices=r.enrol_voices,
-                            enrol_weight=r.enrol_weight, cache=cache)
+                            enrol_weight=r.enrol_weight, cache=cache,
+                            speaker_mean=r.speaker_mean)
         except PairsError as e:
             where = f" ({r.out_dir})" if len(runs) > 1 else ""
             print(f"score_clips{where}: {e}", file=sys.stderr)

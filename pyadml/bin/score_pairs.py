@@ -9,6 +9,11 @@ adaptive-T-normed with its training keywords as cohort (pyadml.score.norm; ``--s
 none``: the cosines). Each keyword is enrolled by its text and by TTS voices speaking it
 (pyadml.score.enrol; ``--enrol none``: the text alone). Any bad line is an error that names it,
 and then nothing is written.
+
+``--speaker-mean UTT2SPK`` (``<wav>\\t<speaker>`` lines, the wav as the pairs give it): each
+file's embedding less the shrunk mean of its speaker's other files, before T-norm
+(pyadml.score.speaker_mean). Off by default: it needs the speakers, and a speaker's gain grows
+with their files (egs/wsj_librikws/RESULTS.md, "Per-speaker mean normalisation").
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ def main(argv=None) -> int:
     add_norm_args(p, default=CLIP_SCORE_NORM)
     add_phrase_args(p, default=CLIP_PHRASE_SCORE)
     add_enrol_args(p, default=CLIP_ENROL)
+    p.add_argument("--speaker-mean", metavar="UTT2SPK", default=None,
+                   help="TSV <wav>\\t<speaker>: each file's embedding less the shrunk mean of its "
+                   "speaker's other files, before T-norm (cosine models; default off)")
     args = p.parse_args(argv)
     try:
         res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device,
@@ -45,7 +53,7 @@ def main(argv=None) -> int:
                                default_floor_db=CLIP_FLOOR_DB, default_norm=CLIP_SCORE_NORM,
                                default_phrase=CLIP_PHRASE_SCORE, enrol=args.enrol,
                                default_enrol=CLIP_ENROL, enrol_voices=args.enrol_voices,
-                               enrol_weight=args.enrol_weight)
+                               enrol_weight=args.enrol_weight, speakers=args.speaker_mean)
     except PairsError as e:
         print(f"score_pairs: {e}", file=sys.stderr)
         return 1
@@ -65,6 +73,10 @@ def main(argv=None) -> int:
     print("score_pairs: " + ("keywords enrolled by their text and by TTS voices "
                              "(--enrol none: the text alone)" if res.enrol == "tts"
                              else "keywords enrolled by their text alone"))
+    if res.speakers:
+        print(f"score_pairs: each file less the shrunk mean of its speaker's other files "
+              f"({res.speakers} speakers" + (f"; {res.alone} file(s) alone in theirs, kept as they "
+                                             f"are)" if res.alone else ")"))
     if res.text_only:
         print(f"score_pairs: no enrolment voice could speak {len(res.text_only)} keyword(s), "
               f"scored by their text alone: {', '.join(res.text_only[:5])}"

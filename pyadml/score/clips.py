@@ -17,20 +17,26 @@ from pyadml.score.norm import DEFAULT_COHORT_SIZE
 from pyadml.score.pairs import PairsError, score_pairs_file
 
 
-def read_clips(path: str | os.PathLike) -> list[tuple[Path, str]]:
-    """``<audio path relative to the list>\\t<keyword>`` lines."""
+def read_clips(path: str | os.PathLike, need_speakers: bool = False
+               ) -> list[tuple[Path, str, str | None]]:
+    """``<audio path relative to the list>\\t<keyword>[\\t<speaker>]`` lines; with
+    ``need_speakers`` every line must name its speaker."""
     path = Path(path)
     clips = []
     for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split("\t")
-        if len(parts) != 2 or not parts[1].strip():
-            raise PairsError(f"{path}:{n}: expected '<audio>\\t<keyword>', got {line!r}")
+        if len(parts) not in (2, 3) or not parts[1].strip() or (len(parts) == 3
+                                                                 and not parts[2].strip()):
+            raise PairsError(f"{path}:{n}: expected '<audio>\\t<keyword>[\\t<speaker>]', got {line!r}")
+        if need_speakers and len(parts) == 2:
+            raise PairsError(f"{path}:{n}: the speaker mean needs a third column, the clip's "
+                             f"speaker: '<audio>\\t<keyword>\\t<speaker>', got {line!r}")
         audio = path.parent / parts[0]
         if not audio.is_file():  # named here, not at a line of the pairs made from this list
             raise PairsError(f"{path}:{n}: no such audio file: {audio}")
-        clips.append((audio, parts[1]))
+        clips.append((audio, parts[1], parts[2].strip() if len(parts) == 3 else None))
     if not clips:
         raise PairsError(f"{path} lists no clips")
     return clips
@@ -42,18 +48,20 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
                 floor_db: float | str | None = None, default_floor_db: float | None = None,
                 default_norm: str = "none", default_phrase: str = "clip",
                 enrol: str | None = "none", default_enrol: str = "none", enrol_voices=None,
-                enrol_weight: float = ENROL_WEIGHT, cache: dict | None = None) -> dict:
+                enrol_weight: float = ENROL_WEIGHT, cache: dict | None = None,
+                speaker_mean: bool = False) -> dict:
     """Metrics of every clip against every keyword; with ``out_dir``, its scores.tsv too.
     ``floor_db``, ``default_floor_db``, ``norm``, ``default_norm``, ``phrase``,
     ``default_phrase``, ``enrol``, ``default_enrol``, ``enrol_voices``, ``enrol_weight``,
-    ``cache``: as score_pairs_file's."""
-    clips = read_clips(clips_tsv)
-    keywords = sorted({k for _, k in clips})
+    ``cache``: as score_pairs_file's. ``speaker_mean``: the per-speaker mean normalisation
+    (pyadml.score.speaker_mean), the speakers from the list's third column."""
+    clips = read_clips(clips_tsv, need_speakers=speaker_mean)
+    keywords = sorted({k for _, k, _ in clips})
     if len(keywords) < 2:
         raise PairsError(f"{clips_tsv}: the protocol needs at least two keywords")
     with tempfile.TemporaryDirectory() as tmp:
         pairs = Path(tmp) / "pairs.tsv"
-        pairs.write_text("".join(f"{wav}\t{k}\t{int(k == kw)}\n" for wav, kw in clips
+        pairs.write_text("".join(f"{wav}\t{k}\t{int(k == kw)}\n" for wav, kw, _ in clips
                                  for k in keywords), encoding="utf-8")
         out = Path(out_dir) / "scores.tsv" if out_dir else Path(tmp) / "scores.tsv"
         res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad, norm=norm,
@@ -62,11 +70,15 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
                                default_floor_db=default_floor_db, default_norm=default_norm,
                                default_phrase=default_phrase, enrol=enrol,
                                default_enrol=default_enrol, enrol_voices=enrol_voices,
-                               enrol_weight=enrol_weight, cache=cache)
+                               enrol_weight=enrol_weight, cache=cache,
+                               speakers={wav.resolve(): spk for wav, _, spk in clips}
+                               if speaker_mean else None)
     shape = (len(clips), len(keywords))
     return {"keywords": keywords, "floor_db": res.floor_db, "score_norm": res.norm,
             "cohort_size": res.cohort_size, "phrase_score": res.phrase, "enrol": res.enrol,
             **({"enrol_text_only": res.text_only} if res.text_only else {}),
+            **({"speaker_mean": {"speakers": res.speakers, "alone": res.alone}}
+               if speaker_mean else {}),
             **clip_metrics(res.scores.reshape(shape), res.labels.reshape(shape)),
             "ci95": clip_intervals(res.scores.reshape(shape), res.labels.reshape(shape))}
 

@@ -29,6 +29,7 @@ from pyadml.score.floor import FloorError, check_floor_option, floor_features, m
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm, model_norm
 from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words, model_phrase
+from pyadml.score.speaker_mean import speaker_mean_normalised
 from pyadml.sphere import SphereError
 from pyadml.text import KeywordError
 
@@ -109,6 +110,33 @@ def check_output_path(out: str | os.PathLike, inputs: list[str | os.PathLike]) -
     return out
 
 
+def read_utt2spk(path: str | os.PathLike) -> dict[Path, str]:
+    """``<wav>\t<speaker>`` lines (Kaldi's utt2spk, with the wav path as the key, as the pairs
+    file writes it) -> {resolved wav path: speaker}. A wav given twice must name one speaker."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise PairsError(f"cannot read the speaker list {path}: {e}") from None
+    out: dict[Path, str] = {}
+    first: dict[Path, int] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[1].strip():
+            raise PairsError(f"{path}:{n}: expected '<wav>\\t<speaker>', got {line!r}")
+        wav, spk = Path(parts[0]).resolve(), parts[1].strip()
+        if wav in out and out[wav] != spk:
+            raise PairsError(f"{path}:{n}: {parts[0]} is speaker {spk!r} here and "
+                             f"{out[wav]!r} at line {first[wav]}")
+        out[wav] = spk
+        first.setdefault(wav, n)
+    if not out:
+        raise PairsError(f"the speaker list {path} names no wav")
+    return out
+
+
 @dataclass
 class PairScores:
     lines: list[str]          # the input lines that hold pairs
@@ -122,6 +150,8 @@ class PairScores:
     phrase: str = "clip"      # the phrase score: clip, or words (pyadml.score.phrase)
     enrol: str = "none"       # keyword enrolment: none (text), or tts (pyadml.score.enrol)
     text_only: list[str] | None = None  # with tts: texts no enrolment voice could speak
+    speakers: int = 0         # with the speaker mean: the speakers of the files (0: off)
+    alone: int = 0            # with it: files whose speaker has no other file, kept as they are
 
     def summary(self) -> list[str]:
         """AP, EER and AUC lines when the pairs carry labels of both classes."""
@@ -143,7 +173,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      default_norm: str = "none", default_phrase: str = "clip",
                      enrol: str | None = "none", default_enrol: str = "none",
                      enrol_voices=None, enrol_weight: float = ENROL_WEIGHT,
-                     cache: dict | None = None) -> PairScores:
+                     cache: dict | None = None, speakers=None) -> PairScores:
     """Score every pair of ``pairs_path`` and write its lines with a score column to
     ``out_path`` (atomically, only when every line is good); PairsError names a bad line.
     ``vad``: the energy voice-activity front end (``features_for``); off by default.
@@ -159,7 +189,10 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     (pyadml.score.enrol) with ``enrol_voices`` and ``enrol_weight``; None: ``default_enrol``
     where the model allows it (the CLI's CLIP_ENROL), else none. ``cache``: a dict kept between
     calls that score the same files with the same model (score_clips' runs): the words
-    back-end's window embeddings are computed once per front end (VAD, warp, floor, ONNX)."""
+    back-end's window embeddings are computed once per front end (VAD, warp, floor, ONNX).
+    ``speakers``: the per-speaker mean normalisation (pyadml.score.speaker_mean; cosine models
+    only), with each file's speaker from a utt2spk file (its path, ``read_utt2spk``) or a
+    {resolved wav path: speaker} mapping that must name every file of the pairs."""
     if batch_size < 1:
         raise PairsError(f"--batch-size must be >= 1, got {batch_size}")
     if not warp > 0:
@@ -169,7 +202,12 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     except FloorError as e:
         raise PairsError(str(e)) from None
     pairs_path = Path(pairs_path)
-    check_output_path(out_path, [pairs_path, model_path])
+    inputs = [pairs_path, model_path]
+    spk_file = None
+    if speakers is not None and not isinstance(speakers, dict):
+        spk_file, speakers = Path(speakers), read_utt2spk(speakers)
+        inputs.append(spk_file)
+    check_output_path(out_path, inputs)
     try:
         # utf-8-sig: a byte-order mark (Windows editors) is not part of the first wav path.
         lines = pairs_path.read_text(encoding="utf-8-sig").splitlines()
@@ -190,6 +228,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      if enrol == "tts" else None)
     except (ScoreNormError, PhraseScoreError, FloorError, EnrolError) as e:
         raise PairsError(str(e)) from None
+    if speakers is not None and loaded.scorer != "cosine":
+        raise PairsError(f"{model_path}: the speaker mean needs a cosine model; this model's "
+                         f"scorer is {loaded.scorer!r}")
     feat_cfg = fbank_options(loaded.features)
     mean_norm = bool(loaded.features.get("mean_norm", True))
     rate = int(feat_cfg.get("sampling_rate", 16000))
@@ -217,6 +258,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
             raise PairsError(f"{where}: some lines have a label and some do not")
         if not wav.is_file():
             raise PairsError(f"{where}: no such wav file: {wav}")
+        if speakers is not None and wav.resolve() not in speakers:
+            raise PairsError(f"{where}: {wav} has no speaker in "
+                             f"{spk_file or 'the speaker list'}")
         if keyword not in phones_ok:
             try:
                 loaded.tokenizer.encode(keyword)
@@ -236,6 +280,11 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     wavs = list(feats)
     emb = embed_features(loaded.model, [feats[w] for w in wavs], batch_size=batch_size)
     audio_emb = {str(w): e for w, e in zip(wavs, emb)}
+    alone = 0
+    if speakers is not None:
+        # before T-norm, so that the cohort's statistics are the normalised clip's
+        audio_emb, alone = speaker_mean_normalised(
+            audio_emb, {str(w): speakers[w.resolve()] for w in wavs})
     text_emb = embed_texts(loaded.model, phones_ok, loaded.tokenizer)
     if enrolment is not None:
         try:
@@ -260,4 +309,6 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     labels = np.array([r[4] for r in rows]) if rows[0][4] is not None else None
     return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb), floor_db,
                       norm, cohort_size if cohort is not None else 0, phrase, enrol,
-                      sorted(enrolment.text_only) if enrolment is not None else [])
+                      sorted(enrolment.text_only) if enrolment is not None else [],
+                      len({speakers[w.resolve()] for w in wavs}) if speakers is not None else 0,
+                      alone)

@@ -129,14 +129,11 @@ def synth_occurrences(keywords, reps: int = 2, seed: int = 0) -> list[tuple[str,
 
 
 def real_occurrences(wakeword_dir, keywords) -> list[tuple[str, np.ndarray]]:
-    d = Path(wakeword_dir)
     out = []
-    for line in (d / "clips.tsv").read_text(encoding="utf-8").splitlines():
-        rel, _, kw = line.partition("\t")
-        if kw.strip() in keywords:
-            x = load_audio(d / rel, RATE)
-            a, b = trim(x)
-            out.append((kw.strip(), x[max(0, a - 800) : b + 800]))
+    for path, kw in clip_rows(wakeword_dir, keywords):  # a speaker column is allowed
+        x = load_audio(path, RATE)
+        a, b = trim(x)
+        out.append((kw, x[max(0, a - 800) : b + 800]))
     return out
 
 
@@ -306,7 +303,7 @@ def clip_rows(wakeword_dir, keywords) -> list[tuple[Path, str]]:
     """(audio path, keyword) of each clip of the development set whose keyword is enrolled."""
     from pyadml.score.clips import read_clips  # imports torch: only when asked
 
-    return [(path, kw.strip()) for path, kw in read_clips(Path(wakeword_dir) / "clips.tsv")
+    return [(path, kw.strip()) for path, kw, _ in read_clips(Path(wakeword_dir) / "clips.tsv")
             if kw.strip() in keywords]
 
 

@@ -9,7 +9,7 @@ from pyadml.bin.degrade_clips import main
 SR = 16000
 
 
-def clips_dir(tmp_path, n=3):
+def clips_dir(tmp_path, n=3, speakers=False):
     d = tmp_path / "in"
     t = np.arange(SR) / SR
     lines = []
@@ -18,13 +18,14 @@ def clips_dir(tmp_path, n=3):
         rel = f"audio/kw{i % 2}/c{i}.flac"
         (d / rel).parent.mkdir(parents=True, exist_ok=True)
         sf.write(d / rel, x, SR, subtype="PCM_16")
-        lines.append(f"{rel}\tkw{i % 2}")
+        lines.append(f"{rel}\tkw{i % 2}" + (f"\tspk{i}" if speakers else ""))
     (d / "clips.tsv").write_text("\n".join(lines) + "\n")
     return d
 
 
-def test_clipping_and_rate_keep_paths_and_apply_in_order(tmp_path):
-    src = clips_dir(tmp_path)
+@pytest.mark.parametrize("speakers", [False, True])
+def test_clipping_and_rate_keep_paths_and_apply_in_order(tmp_path, speakers):
+    src = clips_dir(tmp_path, speakers=speakers)  # a speaker column (score_clips --speaker-mean) stays
     out = tmp_path / "out"
     assert main(["--in", str(src), "--out", str(out), "--clip-db", "6", "--rate", "8000"]) == 0
     assert (out / "clips.tsv").read_text() == (src / "clips.tsv").read_text()
@@ -72,6 +73,9 @@ def test_bad_input_is_named_and_leaves_no_list(tmp_path, capsys):
     (src / "clips.tsv").write_text("audio/kw0/c0.flac\n")
     assert main(["--in", str(src), "--out", str(tmp_path / "o2"), "--clip-db", "6"]) == 1
     assert "clips.tsv:1: expected" in capsys.readouterr().err
+    (src / "clips.tsv").write_text("audio/kw0/c0.flac\tkw0\tspk0\textra\n")
+    assert main(["--in", str(src), "--out", str(tmp_path / "o2"), "--clip-db", "6"]) == 1
+    assert "clips.tsv:1: expected '<audio>\\t<keyword>[\\t<speaker>]'" in capsys.readouterr().err
     for bad in (["--clip-db", "0"], ["--rate", "10"], ["--codec", "mp3", "--quality", "2"],
                 ["--codec", "opus", "--rate", "44100"]):
         assert main(["--in", str(src), "--out", str(tmp_path / "o3")] + bad) == 1

@@ -222,8 +222,11 @@ def test_clip_scores_use_each_clips_best_detection(tmp_path):
     # Positives 0.9, 0.4, -1 among negatives 0.6, 0.3, 0.2: precision 1, 2/3, 3/6 at each hit.
     assert m["AP"] == pytest.approx((1 + 2 / 3 + 3 / 6) / 3)
     assert m["AUC"] == pytest.approx((3 + 2 + 0) / 9)
+    # A speaker column (score_clips --speaker-mean) changes nothing here.
+    (tmp_path / "clips.tsv").write_text("".join(ln.rstrip("\n") + "\tspk\n" for ln in lines))
+    assert clip_scores(_Prescribed(dets), tmp_path) == m
     (tmp_path / "clips.tsv").write_text("0.wav\ta\n1.wav b\n")
-    with pytest.raises(PairsError, match=r"clips.tsv:2: expected '<audio>\\t<keyword>'"):
+    with pytest.raises(PairsError, match=r"clips.tsv:2: expected '<audio>\\t<keyword>\[\\t<speaker>\]'"):
         clip_scores(sp, tmp_path)
 
 

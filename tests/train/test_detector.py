@@ -112,6 +112,12 @@ def test_score_pairs_and_stage_8_score_a_detector_unchanged(trained, tiny_traini
         score_test_sets(model, fbank, trials, tmp_path / "spk", [("devset", "words")],
                         speaker_mean=True)
     assert not (tmp_path / "spk").exists()
+    from pyadml.score.pairs import PairsError
+    utt2spk = tmp_path / "utt2spk"
+    utt2spk.write_text("".join(f"{tiny_training_data / f'{w}4.wav'}\tA\n" for w in ("cat", "dog")))
+    with pytest.raises(PairsError, match=r"final\.pt: the speaker mean needs a cosine model"):
+        score_pairs_file(model, pairs, tmp_path / "spk.tsv", speakers=utt2spk)
+    assert not (tmp_path / "spk.tsv").exists()
 
 
 def test_the_spotter_scores_windows_with_the_head(trained, tiny_training_data):
