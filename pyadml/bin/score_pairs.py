@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     add_phrase_args(p, default=CLIP_PHRASE_SCORE)
     add_enrol_args(p, default=CLIP_ENROL)
     p.add_argument("--speaker-mean", metavar="UTT2SPK", default=None,
-                   help="TSV <wav>\\t<speaker>: each file's embedding less the shrunk mean of its "
+                   help="<wav>\\t<speaker> lines (or spaces, as Kaldi's utt2spk): each file's embedding less the shrunk mean of its "
                    "speaker's other files, before T-norm (cosine models; default off)")
     args = p.parse_args(argv)
     try:

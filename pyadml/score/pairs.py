@@ -112,7 +112,8 @@ def check_output_path(out: str | os.PathLike, inputs: list[str | os.PathLike]) -
 
 def read_utt2spk(path: str | os.PathLike) -> dict[Path, str]:
     """``<wav>\t<speaker>`` lines (Kaldi's utt2spk, with the wav path as the key, as the pairs
-    file writes it) -> {resolved wav path: speaker}. A wav given twice must name one speaker."""
+    file writes it) -> {resolved wav path: speaker}; a line without a tab may separate the two
+    by spaces, as Kaldi's own files do. A wav given twice must name one speaker."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
@@ -123,9 +124,10 @@ def read_utt2spk(path: str | os.PathLike) -> dict[Path, str]:
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        parts = line.split("\t")
+        parts = line.split("\t") if "\t" in line else line.split()
         if len(parts) != 2 or not parts[1].strip():
-            raise PairsError(f"{path}:{n}: expected '<wav>\\t<speaker>', got {line!r}")
+            raise PairsError(f"{path}:{n}: expected '<wav>\\t<speaker>' (or '<wav> <speaker>'), "
+                             f"got {line!r}")
         wav, spk = Path(parts[0]).resolve(), parts[1].strip()
         if wav in out and out[wav] != spk:
             raise PairsError(f"{path}:{n}: {parts[0]} is speaker {spk!r} here and "

@@ -160,6 +160,12 @@ def test_score_pairs_speaker_mean_against_cosines_computed_here(fixture, tmp_pat
         same = abs(float(row.split("\t")[-1]) - float(base.split("\t")[-1])) < 1e-6
         assert same == row.startswith(str(wavs[6]))
 
+    # Kaldi's own separator (spaces) reads the same.
+    utt2spk.write_text("".join(f"{w}  {s}\n" for w, s in zip(wavs, spk)))
+    spaced = tmp_path / "spaced.tsv"
+    assert score_pairs.main(argv + ["--out", str(spaced), "--speaker-mean", str(utt2spk)]) == 0
+    assert spaced.read_text() == out.read_text()
+
     # With the user default (floor, T-norm, the words, TTS enrolment) it runs, and moves scores.
     both = [tmp_path / "d.tsv", tmp_path / "d_spk.tsv"]
     base = ["--model", str(model_path), "--pairs", str(pairs)]
@@ -171,8 +177,9 @@ def test_score_pairs_speaker_mean_against_cosines_computed_here(fixture, tmp_pat
 
 @pytest.mark.parametrize("spk_lines, message", [
     (["{w0}\ts1"], "pairs.tsv:5: {w1} has no speaker in {utt2spk}"),
-    (["{w0}\ts1", "{w1}"], "utt2spk:2: expected '<wav>\\t<speaker>'"),
+    (["{w0}\ts1", "{w1}"], "utt2spk:2: expected '<wav>\\t<speaker>' (or '<wav> <speaker>')"),
     (["{w0}\ts1", "{w1}\t "], "utt2spk:2: expected '<wav>\\t<speaker>'"),
+    (["{w0}\ts1", "{w1} s1 extra"], "utt2spk:2: expected '<wav>\\t<speaker>'"),
     (["{w0}\ts1", "", "{w0}\ts2"], "utt2spk:3: {w0} is speaker 's2' here and 's1' at line 1"),
     ([], "the speaker list {utt2spk} names no wav"),
 ])
