@@ -42,5 +42,6 @@ floor50|the level-relative floor (--floor-db 50)
 floor50_tnorm|the floor and T-norm (--floor-db 50 --score-norm tnorm)
 floor50_tnorm_words|the floor, T-norm and the words
 floor50_tnorm_words_enrol|the floor, T-norm, the words and TTS enrolment (score_pairs' and score_clips' default)
+floor50_tnorm_words_enrol_spkmean|the user default and each clip less its speaker's mean (--speaker-mean)
 ROWS
 fi

@@ -74,6 +74,7 @@ fi
 # The real recordings to measure on in stage 8 (utils/wakeword_dev.sh: db.sh's WAKEWORD_DEV,
 # else ../shared/data/wakeword_dev when there is one); a wrong WAKEWORD_DEV stops the run here.
 wakeword_dev=
+wakeword_dev_spkmean=()
 (( stop_stage < 8 )) || . utils/wakeword_dev.sh
 # One run at a time per data directory and per experiment.
 (( stage > 5 )) || hold_lock data/.lock
@@ -173,7 +174,8 @@ score_stage() {
   if [ -n "$wakeword_dev" ]; then
     local/score_wakeword_dev.sh "${words[@]}" --variant "" \
       --variant "--floor-db 50 --score-norm tnorm --phrase-score words" \
-      --variant "--floor-db 50 --score-norm tnorm --phrase-score words --enrol tts" $exp "$wakeword_dev"
+      --variant "--floor-db 50 --score-norm tnorm --phrase-score words --enrol tts" \
+      "${wakeword_dev_spkmean[@]}" $exp "$wakeword_dev"
   fi
 }
 # RESULTS.md is shared by every experiment: not an input of this one's stage 8. The real

@@ -62,6 +62,7 @@ fi
 # The real recordings to measure on in stage 8 (utils/wakeword_dev.sh: db.sh's WAKEWORD_DEV,
 # else ../shared/data/wakeword_dev when there is one); a wrong WAKEWORD_DEV stops the run here.
 wakeword_dev=
+wakeword_dev_spkmean=()
 (( stop_stage < 8 )) || . utils/wakeword_dev.sh
 # One run at a time per data directory and per experiment.
 (( stage > 5 )) || hold_lock data/.lock
@@ -148,15 +149,16 @@ score_stage() {
     # In one process: as recorded; with the energy VAD front end; T-norm; the words back-end;
     # the level-relative floor on the features (pyadml.score.floor, 50 dB), alone and with
     # T-norm; all of floor, words and T-norm; and these with TTS enrolment, what score_pairs and
-    # score_clips give a user's recordings by default. In the background, beside the test sets: either alone
+    # score_clips give a user's recordings by default (and with the speaker mean, where the list
+    # names the speakers: utils/wakeword_dev.sh). In the background, beside the test sets: either alone
     # leaves part of the cores idle (RESULTS.md, "Benchmark"), and the two write no file in
     # common (results/wakeword_dev*/ here; RESULTS.md and the results*/ tables there).
     local/score_wakeword_dev.sh "${words[@]}" --variant "" --variant "--vad true" \
       --variant "--score-norm tnorm" --variant "--phrase-score words" \
       --variant "--floor-db 50" --variant "--floor-db 50 --score-norm tnorm" \
       --variant "--floor-db 50 --score-norm tnorm --phrase-score words" \
-      --variant "--floor-db 50 --score-norm tnorm --phrase-score words --enrol tts" $exp "$wakeword_dev" \
-      > "$real_log" 2>&1 &
+      --variant "--floor-db 50 --score-norm tnorm --phrase-score words --enrol tts" \
+      "${wakeword_dev_spkmean[@]}" $exp "$wakeword_dev" > "$real_log" 2>&1 &
     real_pid=$!
   fi
   # The cosine, the same trials with adaptive T-norm, the phrase sets word by word, and every

@@ -120,6 +120,9 @@ def test_stage8_scores_tnorm_and_the_real_recordings(recipe):
     assert "Real recordings" in out and "6 clips x 6 keywords" in out
     assert "TTS enrolment (score_pairs' and score_clips' default)" in out
     assert (exp / "results_enrol" / "metrics.json").is_file()
+    # the stand-in names its clips' speaker: the user default with the speaker mean too
+    spk = json.loads((exp / "results/wakeword_dev_floor50_tnorm_words_enrol_spkmean/metrics.json").read_text())
+    assert spk["speaker_mean"] == {"speakers": 1, "alone": 0}
     # the words' windows went through the ONNX export of this final.pt (its parity printed)
     assert "onnxruntime vs torch max abs diff" in (exp / "log/export_onnx.log").read_text()
     assert not (exp / "results/wakeword_dev_vad").exists()

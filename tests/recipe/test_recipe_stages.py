@@ -24,7 +24,8 @@ KEYWORDS = ["alexa", "computer", "jarvis", "smart mirror", "snowboy", "view glas
 
 def wakeword_set(root):
     """A stand-in for db.sh's WAKEWORD_DEV: each keyword spoken once by a training voice, with
-    a second of silence around it as in real recordings (clips.tsv + audio/)."""
+    a second of silence around it as in real recordings (clips.tsv + audio/), the speaker in a
+    third column (stage 8 then scores it with the speaker mean too)."""
     import numpy as np
     import soundfile as sf
 
@@ -37,7 +38,7 @@ def wakeword_set(root):
         name = f"audio/{kw.replace(' ', '_')}.flac"
         pad = np.zeros(16000, np.float32)
         sf.write(root / name, np.concatenate([pad, x, pad]), 16000)
-        lines.append(f"{name}\t{kw}\n")
+        lines.append(f"{name}\t{kw}\tespeak-en-us\n")
     (root / "clips.tsv").write_text("".join(lines))
     return root
 
@@ -224,7 +225,11 @@ def test_stage8_scores_the_real_recordings_and_stage9_spots_in_continuous_speech
     # Stage 8 scored the real recordings in the background, beside the test sets: their lines
     # follow the test sets' in its log.
     real = (exp / "log" / "score_wakeword_dev.log").read_text()
-    assert real.count("score_clips: 6 clips x 6 keywords") == 8
+    assert real.count("score_clips: 6 clips x 6 keywords") == 9
+    spk = json.loads((exp / "results" / "wakeword_dev_floor50_tnorm_words_enrol_spkmean"
+                      / "metrics.json").read_text())
+    assert spk["speaker_mean"] == {"speakers": 1, "alone": 0} and spk["enrol"] == "tts"
+    assert "the user default and each clip less its speaker's mean" in out
     log = (exp / "log" / "stage8_score.log").read_text()
     assert log.index("'tiny, phrase words' of RESULTS.md") < log.index("score_clips: 6 clips")
 

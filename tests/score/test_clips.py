@@ -136,6 +136,7 @@ def test_score_wakeword_dev_variants_each_get_their_results_dir(tmp_path):
             (["--variant", "--floor-db x"], "--floor-db must be a positive number of dB, got 'x'"),
             (["--variant", "--tnorm"], "unknown scoring option '--tnorm'"),
             (["--variant", "--enrol audio"], "--enrol must be none or tts, got 'audio'"),
+            (["--variant", "--speaker-mean yes"], "--speaker-mean must be true or false, got 'yes'"),
             (["--vad", "true", "--variant", ""], "inside each --variant, not beside them")):
         res = script_run(*args)
         assert res.returncode == 1 and err in res.stderr, (args, res.stderr)
@@ -161,6 +162,21 @@ def test_score_wakeword_dev_variants_each_get_their_results_dir(tmp_path):
         "wakeword_dev", "wakeword_dev_tnorm", "wakeword_dev_tnorm_enrol", "wakeword_dev_vad_floor10"]
     tts = (exp / "results" / "wakeword_dev_tnorm_enrol" / "scores.tsv").read_text()
     assert tts != (exp / "results" / "wakeword_dev_tnorm" / "scores.tsv").read_text()
+
+    # --speaker-mean true: score_clips --speaker-mean on a list with a speaker column; on one
+    # without, score_clips' error names the line.
+    res = script_run("--variant", "--score-norm tnorm --speaker-mean true")
+    assert res.returncode == 1 and "clips.tsv:1: the speaker mean needs a third column" in res.stderr
+    lines = (tmp_path / "clips.tsv").read_text().splitlines()
+    (tmp_path / "clips.tsv").write_text("".join(f"{ln}\tspk{i % 2}\n" for i, ln in enumerate(lines)))
+    res = script_run("--variant", "--score-norm tnorm --speaker-mean true")
+    assert res.returncode == 0, res.stderr
+    assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"), "--out-dir",
+                     str(tmp_path / "spk"), "--phrase-score", "clip", "--score-norm", "tnorm",
+                     "--floor-db", "none", "--enrol", "none", "--speaker-mean"]) == 0
+    got = (exp / "results" / "wakeword_dev_tnorm_spkmean" / "scores.tsv").read_text()
+    assert got == (tmp_path / "spk" / "scores.tsv").read_text()
+    assert got != (exp / "results" / "wakeword_dev_tnorm" / "scores.tsv").read_text()
 
 
 @pytest.mark.slow

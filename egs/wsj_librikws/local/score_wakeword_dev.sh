@@ -22,7 +22,10 @@
 # --enrol tts: each keyword (and a phrase's word) also spoken by TTS voices, its query mixing
 # their acoustic embeddings with its text's (pyadml.score.enrol), results in .../_enrol. Without
 # it, --enrol none (the text alone), though score_clips alone enrols a user's keywords so.
-# The options combine, in the order VAD, floor, T-norm, words, enrolment (with T-norm each
+# --speaker-mean true: each clip's embedding less the shrunk mean of its speaker's other clips
+# (pyadml.score.speaker_mean), the speakers from a third column of clips.tsv (every line must
+# have one), results in .../_spkmean.
+# The options combine, in the order VAD, floor, T-norm, words, enrolment, speaker mean (with T-norm each
 # word's window cosines are T-normed too, pyadml.score.phrase): --vad true --score-norm tnorm
 # --phrase-score words gives .../wakeword_dev_vad_tnorm_words, and with --floor-db 50
 # .../wakeword_dev_vad_floor50_tnorm_words; --floor-db 50 --score-norm tnorm --phrase-score
@@ -39,14 +42,14 @@ variants=()
 given=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --vad|--floor-db|--score-norm|--phrase-score|--enrol) given+=("$1" "${2?$1 needs a value}"); shift 2 ;;
+    --vad|--floor-db|--score-norm|--phrase-score|--enrol|--speaker-mean) given+=("$1" "${2?$1 needs a value}"); shift 2 ;;
     --words-onnx) words_onnx=${2:?--words-onnx needs a directory}; shift 2 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
     --variant) variants+=("${2?--variant needs its options, "" for none}"); shift 2 ;;
     *) break ;;
   esac
 done
-usage="Usage: $0 [--vad true|false] [--floor-db DB] [--score-norm none|tnorm] [--phrase-score clip|words] [--enrol none|tts] [--words-onnx DIR --jobs N] [--variant OPTS]... <exp-dir> [<wakeword_dev dir>]"
+usage="Usage: $0 [--vad true|false] [--floor-db DB] [--score-norm none|tnorm] [--phrase-score clip|words] [--enrol none|tts] [--speaker-mean true|false] [--words-onnx DIR --jobs N] [--variant OPTS]... <exp-dir> [<wakeword_dev dir>]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 1; }
 if [ ${#variants[@]} -eq 0 ]; then
   variants=("${given[*]}")
@@ -62,8 +65,8 @@ fi
 
 # One variant's options -> its results directory in $out and score_clips options in $opts.
 variant() {
-  local vad=false floor_db= norm=none phrase=clip enrol=none
-  local -; set -f   # the five options take simple values: word splitting (no globbing) is the parse
+  local vad=false floor_db= norm=none phrase=clip enrol=none spkmean=false
+  local -; set -f   # the six options take simple values: word splitting (no globbing) is the parse
   set -- $1
   while [ $# -gt 0 ]; do
     case $1 in
@@ -72,7 +75,8 @@ variant() {
       --score-norm) norm=${2:?--score-norm needs none or tnorm}; shift 2 ;;
       --phrase-score) phrase=${2:?--phrase-score needs clip or words}; shift 2 ;;
       --enrol) enrol=${2:?--enrol needs none or tts}; shift 2 ;;
-      *) echo "$0: unknown scoring option '$1' (expected --vad, --floor-db, --score-norm, --phrase-score or --enrol)" >&2; return 1 ;;
+      --speaker-mean) spkmean=${2:?--speaker-mean needs true or false}; shift 2 ;;
+      *) echo "$0: unknown scoring option '$1' (expected --vad, --floor-db, --score-norm, --phrase-score, --enrol or --speaker-mean)" >&2; return 1 ;;
     esac
   done
   out=$exp/results/wakeword_dev
@@ -104,6 +108,11 @@ variant() {
     tts) out=${out}_enrol; opts+=(--enrol tts) ;;
     none) opts+=(--enrol none) ;;
     *) echo "$0: --enrol must be none or tts, got '$enrol'" >&2; return 1 ;;
+  esac
+  case $spkmean in
+    true) out=${out}_spkmean; opts+=(--speaker-mean) ;;
+    false) ;;
+    *) echo "$0: --speaker-mean must be true or false, got '$spkmean'" >&2; return 1 ;;
   esac
 }
 
