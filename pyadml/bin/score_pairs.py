@@ -42,8 +42,9 @@ def main(argv=None) -> int:
     add_phrase_args(p, default=CLIP_PHRASE_SCORE)
     add_enrol_args(p, default=CLIP_ENROL)
     p.add_argument("--speaker-mean", metavar="UTT2SPK", default=None,
-                   help="<wav>\\t<speaker> lines (or spaces, as Kaldi's utt2spk): each file's embedding less the shrunk mean of its "
-                   "speaker's other files, before T-norm (cosine models; default off)")
+                   help="<wav>\\t<speaker> lines (or spaces, as Kaldi's utt2spk): each file's "
+                   "embedding less the shrunk mean of its speaker's other files, before T-norm "
+                   "(cosine models; default off)")
     args = p.parse_args(argv)
     try:
         res = score_pairs_file(args.model, args.pairs, args.out, args.batch_size, args.device,
