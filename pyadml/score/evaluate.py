@@ -25,7 +25,7 @@ from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words
 from pyadml.score.plots import plot_experiment_curves, plot_roc_det_pr
 from pyadml.score.report import plots_line, results_table
-from pyadml.score.speaker_mean import speaker_mean_normalised
+from pyadml.score.speaker_mean import cosine_only, speaker_mean_normalised
 from pyadml.text import KeywordError
 
 
@@ -109,9 +109,8 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
         raise ScoreError(str(e)) from None
     model = loaded.model
     mean_norm = bool(loaded.features.get("mean_norm", True))
-    if speaker_mean and loaded.scorer != "cosine":
-        raise ScoreError(f"{model_path}: the speaker mean needs a cosine model; this model's "
-                         f"scorer is {loaded.scorer!r}")
+    if speaker_mean and (why := cosine_only(loaded.scorer, model_path)):
+        raise ScoreError(why)
     try:
         cohort, cohort_size = norm_cohort(loaded, norm, cohort_size, model_path)
         check_phrase(phrase, loaded.scorer, words_onnx, model_path, jobs)

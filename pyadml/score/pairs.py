@@ -29,7 +29,7 @@ from pyadml.score.floor import FloorError, check_floor_option, floor_features, m
 from pyadml.score.norm import DEFAULT_COHORT_SIZE, ScoreNormError, adaptive_tnorm, model_norm
 from pyadml.score.norm import prepare as norm_cohort
 from pyadml.score.phrase import PhraseScoreError, check_phrase, fuse_words, model_phrase
-from pyadml.score.speaker_mean import speaker_mean_normalised
+from pyadml.score.speaker_mean import cosine_only, speaker_mean_normalised
 from pyadml.sphere import SphereError
 from pyadml.text import KeywordError
 
@@ -230,9 +230,8 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
                      if enrol == "tts" else None)
     except (ScoreNormError, PhraseScoreError, FloorError, EnrolError) as e:
         raise PairsError(str(e)) from None
-    if speakers is not None and loaded.scorer != "cosine":
-        raise PairsError(f"{model_path}: the speaker mean needs a cosine model; this model's "
-                         f"scorer is {loaded.scorer!r}")
+    if speakers is not None and (why := cosine_only(loaded.scorer, model_path)):
+        raise PairsError(why)
     feat_cfg = fbank_options(loaded.features)
     mean_norm = bool(loaded.features.get("mean_norm", True))
     rate = int(feat_cfg.get("sampling_rate", 16000))
@@ -241,6 +240,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
 
     rows = []  # (line number, line, wav, keyword, label or None)
     feats: dict[Path, np.ndarray] = {}
+    file_speaker: dict[str, str] = {}  # with the speaker mean: each file's speaker
     phones_ok: set[str] = set()
     for n, line in enumerate(lines, 1):
         where = f"{pairs_path}:{n}"
@@ -260,9 +260,12 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
             raise PairsError(f"{where}: some lines have a label and some do not")
         if not wav.is_file():
             raise PairsError(f"{where}: no such wav file: {wav}")
-        if speakers is not None and wav.resolve() not in speakers:
-            raise PairsError(f"{where}: {wav} has no speaker in "
-                             f"{spk_file or 'the speaker list'}")
+        if speakers is not None and str(wav) not in file_speaker:  # once per file, not per pair
+            spk = speakers.get(wav.resolve())
+            if spk is None:
+                raise PairsError(f"{where}: {wav} has no speaker in "
+                                 f"{spk_file or 'the speaker list'}")
+            file_speaker[str(wav)] = spk
         if keyword not in phones_ok:
             try:
                 loaded.tokenizer.encode(keyword)
@@ -285,8 +288,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     alone = 0
     if speakers is not None:
         # before T-norm, so that the cohort's statistics are the normalised clip's
-        audio_emb, alone = speaker_mean_normalised(
-            audio_emb, {str(w): speakers[w.resolve()] for w in wavs})
+        audio_emb, alone = speaker_mean_normalised(audio_emb, file_speaker)
     text_emb = embed_texts(loaded.model, phones_ok, loaded.tokenizer)
     if enrolment is not None:
         try:
@@ -312,5 +314,5 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     return PairScores([r[1] for r in rows], scores, labels, len(wavs), len(text_emb), floor_db,
                       norm, cohort_size if cohort is not None else 0, phrase, enrol,
                       sorted(enrolment.text_only) if enrolment is not None else [],
-                      len({speakers[w.resolve()] for w in wavs}) if speakers is not None else 0,
+                      len(set(file_speaker.values())),
                       alone)

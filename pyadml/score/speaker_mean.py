@@ -30,6 +30,15 @@ import numpy as np
 TAU = 10.0
 
 
+def cosine_only(scorer: str, model_path) -> str | None:
+    """Why a model cannot be scored with the speaker mean (it moves cosine embeddings; a
+    detector head scores otherwise), or None."""
+    if scorer == "cosine":
+        return None
+    return (f"{model_path}: the speaker mean needs a cosine model; this model's scorer is "
+            f"{scorer!r}")
+
+
 def speaker_mean_normalised(audio_emb: Mapping[str, np.ndarray],
                             speakers: Mapping[str, str | None],
                             tau: float = TAU) -> tuple[dict[str, np.ndarray], int]:
