@@ -28,7 +28,8 @@ import yaml
 
 from pyadml.fileio import write_lines_atomic, write_text_atomic
 from pyadml.synth.render import HOP, AudioConfig, Item, Rendered, drop_report, render
-from pyadml.synth.voices import SAMPLE_RATE, TIMED_ENGINES, Prosody, Voice, check_engines
+from pyadml.synth.voices import (SAMPLE_RATE, TIMED_ENGINES, Prosody, SynthesisError, Voice,
+                                 check_engines, espeak_voice_name)
 from pyadml.synth.vocabulary import frequent_words
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,25 @@ def _digest(cfg: dict[str, Any], name: str) -> str:
                                   if k != "extra_train_types"}
     blob = json.dumps(settings, default=str, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _espeak_renamed(cfg: dict[str, Any]) -> dict[str, str] | None:
+    """{espeak voice: the name espeak-ng is given} where they differ (voices.espeak_voice_name);
+    None without espeak-ng (a corpus copied to another machine)."""
+    if not shutil.which("espeak-ng"):
+        return None
+    voices = cfg.get("voices") or {}
+    out = {}
+    for v in voices.get("train", []) + voices.get("heldout", []):  # Voice, as load_config gives
+        if v.engine != "espeak":
+            continue
+        try:
+            given = espeak_voice_name(v.name)
+        except SynthesisError:
+            continue
+        if given != v.name:
+            out[v.name] = given
+    return out
 
 
 def _rng(cfg: dict[str, Any], name: str) -> np.random.Generator:
@@ -547,7 +567,14 @@ def _note(text: str) -> None:
 
 def is_complete(out_dir: Path, name: str, cfg: dict[str, Any]) -> bool:
     marker = Path(out_dir) / name / ".complete"
-    return marker.is_file() and json.loads(marker.read_text()).get("digest") == _digest(cfg, name)
+    if not marker.is_file():
+        return False
+    done = json.loads(marker.read_text())
+    renamed = _espeak_renamed(cfg)
+    # A corpus built while espeak-ng dropped a voice's variant (before espeak_voice_name) has
+    # no espeak_names: its audio is not what the names now give.
+    return done.get("digest") == _digest(cfg, name) and (
+        renamed is None or done.get("espeak_names", {}) == renamed)
 
 
 def build_corpora(
@@ -588,7 +615,8 @@ def build_corpora(
             f"pyadml.bin.make_synth_corpora), size '{cfg['size']}', seed {cfg['seed']}.\n"
         ))
         write_text_atomic(tmp / ".complete", json.dumps(
-            {"digest": _digest(cfg, name), "stats": stats}, indent=1, sort_keys=True) + "\n")
+            {"digest": _digest(cfg, name), "espeak_names": _espeak_renamed(cfg) or {},
+             "stats": stats}, indent=1, sort_keys=True) + "\n")
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

@@ -9,6 +9,7 @@ UnspeakableError, or with ``on_failure="drop"`` comes back as None for the calle
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -100,6 +101,59 @@ class Prosody:
     pitch: float = 0.0
 
 
+def parse_espeak_voices(listing: str) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """``espeak-ng --voices`` (and ``--voices=variant``) output: {name or file, lower case ->
+    its file}, {language -> the file of its first voice by priority}, the variants' names (lower
+    case). mbrola voices are left out: they need mbrola, and a variant does not apply to them."""
+    names: dict[str, str] = {}
+    languages: dict[str, tuple[int, str]] = {}
+    variants: set[str] = set()
+    for line in listing.splitlines()[1:]:
+        cols = line.split()
+        if len(cols) < 5 or not cols[0].isdigit() or cols[4].startswith("mb/"):
+            continue
+        pty, language, _, name, file = int(cols[0]), cols[1], cols[2], cols[3], cols[4]
+        if file.startswith("!v/"):
+            variants.add(file[3:].lower())
+            continue
+        for key in (file, file.rsplit("/", 1)[-1], name):
+            names.setdefault(key.lower(), file)
+        if language not in languages or pty < languages[language][0]:
+            languages[language] = (pty, file)
+    return names, {k: f for k, (_, f) in languages.items()}, variants
+
+
+@functools.lru_cache(maxsize=1)
+def _espeak_listing() -> tuple[dict[str, str], dict[str, str], set[str]]:
+    listing = "\n".join(
+        subprocess.run(["espeak-ng", f"--voices{arg}"], capture_output=True, text=True).stdout
+        for arg in ("", "=variant"))
+    return parse_espeak_voices(listing)
+
+
+def espeak_voice_name(name: str, listing=None) -> str:
+    """The name to give espeak-ng for ``name``, so that a variant is never dropped.
+
+    espeak-ng finds ``en-us+m1`` by its voice file (gmw/en-US) and loads the variant on top;
+    ``en-gb+f1`` names no voice file (British English is gmw/en), so espeak-ng falls back to a
+    voice by language and drops the variant: ``en-gb+m3``, ``en-gb+f1`` and ``en-gb`` are one
+    voice, sample for sample (espeak-ng 1.51). A language with a variant becomes its voice's
+    file with the variant (``gmw/en+f1``). Raises SynthesisError for a variant that espeak-ng
+    does not have (it would drop that silently too) or a voice it has neither by name nor by
+    language. ``listing``: parse_espeak_voices' tables (default: this machine's espeak-ng)."""
+    base, sep, variant = name.partition("+")
+    names, languages, variants = listing or _espeak_listing()
+    if base.lower() not in names and base not in languages:
+        raise SynthesisError(f"espeak-ng has no voice {base!r} (in {name!r}); "
+                             f"'espeak-ng --voices' lists them")
+    if not sep:
+        return name
+    if variant.lower() not in variants:
+        raise SynthesisError(f"espeak-ng has no variant {variant!r} (in {name!r}); "
+                             f"'espeak-ng --voices=variant' lists them")
+    return name if base.lower() in names else f"{languages[base]}+{variant}"
+
+
 def check_engines(voices: Sequence[Voice]) -> None:
     """Fail early, naming the missing program or voice and the Debian package to install, or
     the voice package (missing, or failing its checksum) and the pip command."""
@@ -128,6 +182,8 @@ def check_engines(voices: Sequence[Voice]) -> None:
             )
             if probe.returncode != 0 or "SIOD ERROR" in probe.stdout + probe.stderr:
                 raise SynthesisError(f"festival voice {v.name!r} is missing; install {pkg}")
+        elif v.engine == "espeak":
+            espeak_voice_name(v.name)
 
 
 def to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
@@ -374,7 +430,7 @@ def espeak_utterances(voice: Voice, utterances: Sequence[Sequence[str]],
         jobs = [(" ".join(words), *_espeak_prosody(pros), str(path))
                 for words, pros, path in zip(utterances, prosodies, paths)]
         try:
-            ok = native.speak("espeak", voice.name, jobs, timed=True)
+            ok = native.speak("espeak", espeak_voice_name(voice.name), jobs, timed=True)
         except RuntimeError as e:
             raise SynthesisError(str(e)) from None
         if not ok:
@@ -472,11 +528,12 @@ def run_programs(voice: Voice, texts: Sequence[str], prosodies: Sequence[Prosody
     library where it is installed (pyadml.synth.native: the same samples, without a program
     start per text), else one program run per text."""
     jobs, cmds = [], []
+    name = espeak_voice_name(voice.name) if voice.engine == "espeak" else voice.name
     for text, pros, path in zip(texts, prosodies, paths):
         if voice.engine == "espeak":
             speed, pitch = _espeak_prosody(pros)
             jobs.append((text, speed, pitch, path))
-            cmds.append(["espeak-ng", "-v", voice.name, "-s", str(speed), "-p", str(pitch),
+            cmds.append(["espeak-ng", "-v", name, "-s", str(speed), "-p", str(pitch),
                          "-w", str(path), text])
         else:
             stretch = f"{1.0 / pros.speed:.4f}"
@@ -492,7 +549,7 @@ def run_programs(voice: Voice, texts: Sequence[str], prosodies: Sequence[Prosody
         from pyadml.synth import native
 
         try:
-            if native.speak(voice.engine, voice.name, jobs):
+            if native.speak(voice.engine, name, jobs):
                 return
         except RuntimeError as e:
             raise SynthesisError(str(e)) from None

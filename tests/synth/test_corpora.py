@@ -249,6 +249,29 @@ def test_changed_settings_rebuild_the_corpus(tiny, tmp_path):
     assert marker["stats"]["rirs"] == 6
 
 
+def test_a_corpus_built_while_espeak_dropped_the_variant_is_rebuilt(tiny, tmp_path):
+    """A marker without the espeak-ng names (written before en-gb+f1 kept its variant) is not
+    complete for a config with such a voice; with the names it is."""
+    cfg = load_config(CONFIG, "tiny")
+    assert Voice("espeak", "en-gb+f1") in cfg["voices"]["train"]
+    build_corpora(cfg, tmp_path, corpora=("rirs_noises",))
+    path = tmp_path / "rirs_noises" / ".complete"
+    marker = json.loads(path.read_text())
+    assert marker["espeak_names"]["en-gb+f1"] == "gmw/en+f1"
+    assert build_corpora(cfg, tmp_path, corpora=("rirs_noises",))["rirs_noises"]["skipped"]
+    del marker["espeak_names"]
+    path.write_text(json.dumps(marker))
+    assert not build_corpora(cfg, tmp_path, corpora=("rirs_noises",))["rirs_noises"].get("skipped")
+
+
+def test_an_espeak_variant_it_does_not_have_stops_before_any_audio(tmp_path):
+    cfg = load_config(CONFIG, "tiny")
+    cfg["voices"]["heldout"] = cfg["voices"]["heldout"] + [Voice("espeak", "en-gb+f9")]
+    with pytest.raises(SynthesisError, match=r"no variant 'f9' \(in 'en-gb\+f9'\)"):
+        build_corpora(cfg, tmp_path, corpora=("king_asr_066",))
+    assert not (tmp_path / "king_asr_066").exists()
+
+
 def test_config_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml", "tiny")
