@@ -106,7 +106,7 @@ def _digest(cfg: dict[str, Any], name: str) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _espeak_renamed(cfg: dict[str, Any]) -> dict[str, str] | None:
+def espeak_renamed(cfg: dict[str, Any]) -> dict[str, str] | None:
     """{espeak voice: the name espeak-ng is given} where they differ (voices.espeak_voice_name);
     None without espeak-ng (a corpus copied to another machine)."""
     if not shutil.which("espeak-ng"):
@@ -566,15 +566,26 @@ def _note(text: str) -> None:
 
 
 def is_complete(out_dir: Path, name: str, cfg: dict[str, Any]) -> bool:
-    marker = Path(out_dir) / name / ".complete"
+    return marker_is_current(Path(out_dir) / name / ".complete", _digest(cfg, name), cfg)
+
+
+def marker_is_current(marker: Path, digest: str, cfg: dict[str, Any]) -> bool:
+    """A corpus's ``.complete`` marker written with these settings (``digest``) and the names
+    that this machine's espeak-ng is given for its voices. A corpus built while espeak-ng
+    dropped a voice's variant (before espeak_voice_name) has no espeak_names: its audio is not
+    what the names now give."""
     if not marker.is_file():
         return False
     done = json.loads(marker.read_text())
-    renamed = _espeak_renamed(cfg)
-    # A corpus built while espeak-ng dropped a voice's variant (before espeak_voice_name) has
-    # no espeak_names: its audio is not what the names now give.
-    return done.get("digest") == _digest(cfg, name) and (
+    renamed = espeak_renamed(cfg)
+    return done.get("digest") == digest and (
         renamed is None or done.get("espeak_names", {}) == renamed)
+
+
+def marker_text(digest: str, cfg: dict[str, Any], stats: dict) -> str:
+    """The ``.complete`` marker that marker_is_current accepts."""
+    return json.dumps({"digest": digest, "espeak_names": espeak_renamed(cfg) or {},
+                       "stats": stats}, indent=1, sort_keys=True) + "\n"
 
 
 def build_corpora(
@@ -614,9 +625,7 @@ def build_corpora(
             f"{_DESCRIPTIONS[name]}\nSynthesised by pyadml stage 0 (python -m "
             f"pyadml.bin.make_synth_corpora), size '{cfg['size']}', seed {cfg['seed']}.\n"
         ))
-        write_text_atomic(tmp / ".complete", json.dumps(
-            {"digest": _digest(cfg, name), "espeak_names": _espeak_renamed(cfg) or {},
-             "stats": stats}, indent=1, sort_keys=True) + "\n")
+        write_text_atomic(tmp / ".complete", marker_text(_digest(cfg, name), cfg, stats))
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

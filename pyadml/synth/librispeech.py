@@ -40,7 +40,8 @@ import soundfile as sf
 import yaml
 
 from pyadml.fileio import write_lines_atomic, write_text_atomic
-from pyadml.synth.corpora import audio_config, repeat_to, word_utterances, make_vocabulary
+from pyadml.synth.corpora import (audio_config, make_vocabulary, marker_is_current, marker_text,
+                                  repeat_to, word_utterances)
 from pyadml.synth.render import drop_report, render
 from pyadml.synth.voices import SAMPLE_RATE, Voice
 
@@ -143,8 +144,7 @@ def _digest(cfg: dict[str, Any]) -> str:
 
 
 def is_complete(out_dir: str | Path, cfg: dict[str, Any]) -> bool:
-    marker = Path(out_dir) / "librispeech" / ".complete"
-    return marker.is_file() and json.loads(marker.read_text()).get("digest") == _digest(cfg)
+    return marker_is_current(Path(out_dir) / "librispeech" / ".complete", _digest(cfg), cfg)
 
 
 def _alignment_line(utt: str, words: list[tuple[str, int, int]], n_samples: int) -> str:
@@ -305,8 +305,7 @@ def build_librispeech(cfg: dict[str, Any], out_dir: str | Path, nj: int = 1) -> 
         "<spk>-<chapter>.trans.txt and word alignments (librispeech-alignments' .alignment.txt or "
         f"MFA TextGrids), SPEAKERS.TXT. Synthesised by pyadml stage 0 (python -m "
         f"pyadml.bin.make_synth_librispeech), size '{cfg['size']}', seed {cfg['seed']}.\n"))
-    write_text_atomic(tmp / ".complete", json.dumps(
-        {"digest": _digest(cfg), "stats": summary}, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(tmp / ".complete", marker_text(_digest(cfg), cfg, summary))
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)

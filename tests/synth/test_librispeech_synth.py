@@ -3,6 +3,7 @@ preparer, its speaker numbering shared with the LibriPhrase stand-in, and (with 
 engines) a tiny build in LibriSpeech's layout that the preparer reads in both formats."""
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from pyadml.synth.librispeech import (
     _sex,
     _textgrid,
     build_librispeech,
+    is_complete,
     load_librispeech_config,
     relabel_libriphrase,
     speaker_key,
@@ -133,3 +135,11 @@ def test_tiny_build_in_librispeech_layout_reads_the_same_in_both_formats(tmp_pat
         results[fmt] = {s.id: [(w.symbol, w.start, w.duration) for w in s.alignment["word"]]
                         for s in m["supervisions"]}
     assert results["txt"] == results["textgrid"]
+    # The marker records the names espeak-ng was given; one without them (written while
+    # espeak-ng dropped en-gb+f1's variant) is not complete.
+    cfg, marker = _cfg(alignment_format="txt"), tmp_path / "txt" / "librispeech" / ".complete"
+    done = json.loads(marker.read_text())
+    assert done["espeak_names"]["en-gb+f1"] == "gmw/en+f1" and is_complete(tmp_path / "txt", cfg)
+    del done["espeak_names"]
+    marker.write_text(json.dumps(done))
+    assert not is_complete(tmp_path / "txt", cfg)
