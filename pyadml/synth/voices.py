@@ -104,13 +104,14 @@ class Prosody:
 def parse_espeak_voices(listing: str) -> tuple[dict[str, str], dict[str, str], set[str]]:
     """``espeak-ng --voices`` (and ``--voices=variant``) output: {name or file, lower case ->
     its file}, {language -> the file of its first voice by priority}, the variants' names (lower
-    case). mbrola voices are left out: they need mbrola, and a variant does not apply to them."""
+    case). mbrola voices are known by name only: no language falls back to one (they need
+    mbrola installed)."""
     names: dict[str, str] = {}
     languages: dict[str, tuple[int, str]] = {}
     variants: set[str] = set()
     for line in listing.splitlines()[1:]:
         cols = line.split()
-        if len(cols) < 5 or not cols[0].isdigit() or cols[4].startswith("mb/"):
+        if len(cols) < 5 or not cols[0].isdigit():
             continue
         pty, language, _, name, file = int(cols[0]), cols[1], cols[2], cols[3], cols[4]
         if file.startswith("!v/"):
@@ -118,6 +119,8 @@ def parse_espeak_voices(listing: str) -> tuple[dict[str, str], dict[str, str], s
             continue
         for key in (file, file.rsplit("/", 1)[-1], name):
             names.setdefault(key.lower(), file)
+        if file.startswith("mb/"):
+            continue
         if language not in languages or pty < languages[language][0]:
             languages[language] = (pty, file)
     return names, {k: f for k, (_, f) in languages.items()}, variants

@@ -43,6 +43,7 @@ Pty Language       Age/Gender VoiceName          File                 Other Lang
     ("gmw/en+f1", "gmw/en+f1"),          # its file
     ("en-gb", "en-gb"),                  # no variant: nothing to lose
     ("de", "de"),
+    ("mb-en1", "mb-en1"),                # an mbrola voice by its name
 ])
 def test_names_espeak_keeps_the_variant_of(name, given):
     assert espeak_voice_name(name, parse_espeak_voices(LISTING)) == given
@@ -50,7 +51,7 @@ def test_names_espeak_keeps_the_variant_of(name, given):
 
 @pytest.mark.parametrize("name,error", [
     ("en-gb+zz", r"no variant 'zz' \(in 'en-gb\+zz'\).*--voices=variant"),
-    ("en-uk+m3", r"no voice 'en-uk'"),   # mbrola's only: a variant does not apply
+    ("en-uk+m3", r"no voice 'en-uk'"),   # a language of mbrola voices only
     ("xx+f1", r"no voice 'xx'"),
     ("xx", r"no voice 'xx'"),
 ])
