@@ -126,7 +126,10 @@ class Enrolment:
         return {t: cents[s] for t, s in spoken.items()}
 
     def _spoken_centroids(self, texts: list[str]) -> dict[str, np.ndarray | None]:
-        todo = [t for t in texts if t not in self._centroids]
+        # In an order of its own: the encoder batches the clips, and a batch's make-up moves an
+        # embedding in its last bits, so the callers' order (a set's, which changes from run to
+        # run) would move the scores.
+        todo = sorted({t for t in texts if t not in self._centroids})
         if todo:
             owner, feats = [], []  # every clip of every text, embedded in one call
             for v, clips in zip(self.voices, self._synthesize(todo)):

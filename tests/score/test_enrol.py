@@ -62,6 +62,23 @@ def test_query_is_the_unit_mix_of_the_text_and_the_voices_centroid(monkeypatch):
     np.testing.assert_allclose(q, want / np.linalg.norm(want), atol=1e-6)
 
 
+def test_the_queries_do_not_depend_on_the_order_the_texts_come_in(monkeypatch):
+    """An encoder whose output moves with a clip's place in its batch (as batched float sums
+    do, in their last bits) gives the same queries for the texts in either order: the
+    enrolment speaks and embeds them in an order of its own."""
+    spoken = {(v, t) for v in ESPEAK.split(",") for t in ("go", "stop", "yes")}
+    texts = {"go": np.array([1.0, 0.0]), "stop": np.array([0.0, 1.0]), "yes": np.array([1.0, 1.0])}
+    out = []
+    for order in (["go", "stop", "yes"], ["yes", "go", "stop"]):
+        enr, load, _ = fake_enrolment(monkeypatch, spoken)
+        load({1: np.array([0.0, 3.0]), 2: np.array([2.0, 1.0])})
+        plain = enr.embed_audio
+        enr.embed_audio = lambda feats: plain(feats) + 1e-3 * np.arange(len(feats))[:, None]
+        out.append(enr.queries({t: texts[t] for t in order}))
+    for t in texts:
+        np.testing.assert_array_equal(out[0][t], out[1][t])
+
+
 def test_a_text_no_voice_speaks_keeps_its_text_and_is_counted(monkeypatch):
     enr, load, calls = fake_enrolment(monkeypatch, {("espeak:en-us+m1", "go")})
     load({1: np.array([0.0, 1.0])})
