@@ -29,7 +29,10 @@
 #      its top-level "base: other.yaml" line (relative to the yaml's directory),
 #      recursively -- training configs layer on a base;
 #   3. the contents of the files in $stage_inputs (space-separated), for inputs
-#      that are not named on the command line (a stage function's configs).
+#      that are not named on the command line (a stage function's configs), and
+#      of the files listed one a line in the files of $stage_input_lists: inputs
+#      that only the stage knows, listed by its previous run (stage 1 lists the
+#      corpus files it read, so an edited CTM or text reruns it).
 #   4. the keys of the stages before it in this script ("upstream: stage_M KEY"
 #      lines; a stage outside [stage, stop_stage] contributes its marker's key),
 #      so a change that reruns a stage reruns every stage after it.
@@ -43,7 +46,7 @@
 #
 # Variables read from the caller: stage (default 0), stop_stage (default
 # 1000000), done_dir (required), force (optional; true = ignore markers),
-# stage_inputs and stage_outputs (optional; empty by default).
+# stage_inputs, stage_input_lists and stage_outputs (optional; empty by default).
 # COMMAND may be a shell function; it inherits the caller's `set -e`.
 
 # _stage_yaml_base YAML: the path its top-level "base:" line names, or nothing.
@@ -92,6 +95,14 @@ _stage_inputs() {
   done
   for a in ${stage_inputs:-}; do
     _stage_add_file "$a"
+  done
+  local list
+  for list in ${stage_input_lists:-}; do
+    [[ -f $list ]] || continue
+    # A listed file that is gone is left out, and so reads as removed: the stage reruns.
+    while IFS= read -r a; do
+      [[ -z $a ]] || _stage_add_file "$a"
+    done <"$list"
   done
 }
 

@@ -101,7 +101,7 @@ stage_inputs=db.sh run_stage 0 "synthesise embedded corpora ($synth_size) for ev
     --librispeech-config "$synth_librispeech_config" --size "$synth_size" --nj "$nj" \
     --seed "$synth_seed" $synth_dir
 
-stage_inputs=db.sh run_stage 1 "lhotse manifests of every corpus in db.sh (the embedded ones where empty); speakers of $train_set ($train_parts) vs $disjoint_sets" \
+stage_inputs=db.sh stage_input_lists=$manifests/stage1_inputs.txt run_stage 1 "lhotse manifests of every corpus in db.sh (the embedded ones where empty); speakers of $train_set ($train_parts) vs $disjoint_sets" \
   data/log/stage1_manifests.log \
   local/prepare_manifests.sh --train-parts "$train_parts" --train-set $train_set \
     --continuous-part "$continuous_part" --disjoint-sets "$disjoint_sets" $synth_dir $manifests

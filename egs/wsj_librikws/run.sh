@@ -84,7 +84,7 @@ stage_inputs=db.sh run_stage 0 "synthesise embedded corpora ($synth_size) for ev
   local/make_synth_corpora.sh --synth-config "$synth_config" --size "$synth_size" --nj "$nj" \
     --seed "$synth_seed" $synth_dir
 
-stage_inputs=db.sh run_stage 1 "lhotse manifests of every corpus in db.sh (the embedded ones where empty)" \
+stage_inputs=db.sh stage_input_lists=$manifests/stage1_inputs.txt run_stage 1 "lhotse manifests of every corpus in db.sh (the embedded ones where empty)" \
   data/log/stage1_manifests.log \
   local/prepare_manifests.sh $synth_dir $manifests
 

@@ -13,6 +13,10 @@ Several corpora in one process (one start of Python, torch and lhotse instead of
 the recipes' local/prepare_manifests.sh does): their argument lists separated by ``---``.
 They are prepared in order; the first that fails stops the command.
 
+``--inputs-list FILE`` (in any group) writes, once every corpus is prepared, the text files the
+preparers read (Kaldi tables, CTMs, transcripts; not the audio), one path a line: run.sh hashes
+them into stage 1's .done marker (``stage_input_lists``), so editing a corpus reruns stage 1.
+
     python -m pyadml.bin.prepare_manifests wsj /corpora/wsj data/manifests \
         --- musan /corpora/musan data/manifests
 """
@@ -21,8 +25,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pyadml.data.prepare import CorpusError, corpora, load_plugin, prepare_corpus, summary_lines
+from pyadml.data.prepare.common import inputs_read
+from pyadml.fileio import atomic_path
 
 
 SEPARATOR = "---"
@@ -40,6 +47,8 @@ def parser() -> argparse.ArgumentParser:
                    "librispeech: the alignments directory, or none for whole utterances only")
     p.add_argument("--part", default=None, help="part name in the manifest file names (kaldi, wsj, libriphrase)")
     p.add_argument("--name", default=None, help="corpus name in the manifest file names (kaldi)")
+    p.add_argument("--inputs-list", default=None, metavar="FILE",
+                   help="write the text files every preparer read here, one a line (for stage 1's marker)")
     return p
 
 
@@ -66,6 +75,9 @@ def main(argv=None) -> int:
         for line in lines:
             print(line)
         print(f"prepare_manifests: manifests in {args.output_dir}")
+    for path in {a.inputs_list for a in runs if a.inputs_list}:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text("".join(f"{f}\n" for f in inputs_read()), encoding="utf-8")
     return 0
 
 

@@ -1,5 +1,7 @@
 """utils/stage.sh (run_stage), exercised through real bash."""
 
+import gzip
+import json
 import os
 import subprocess
 import time
@@ -375,3 +377,83 @@ def test_run_sh_refuses_stage_ranges_that_run_nothing(args):
     assert res.returncode == 1
     assert "stages are 0-9" in res.stderr or "must be integers" in res.stderr
     assert state() == before  # nothing written
+
+
+def test_stage_input_lists_hash_the_files_a_stage_listed(tmp_path):
+    """$stage_input_lists: files a stage's previous run listed (stage 1: the corpus files it
+    read) are hashed into its marker, so editing one reruns the stage and nothing else does."""
+    (tmp_path / "corpus.txt").write_text("a\n")
+    (tmp_path / "other.txt").write_text("x\n")
+    (tmp_path / "run.sh").write_text(f"""#!/usr/bin/env bash
+set -euo pipefail
+stage=0; stop_stage=100; done_dir=data/.done; force=false
+. {STAGE}
+step() {{ echo ran >> out.txt; mkdir -p lists; echo "$PWD/corpus.txt" > lists/read.txt; }}
+stage_input_lists="lists/read.txt lists/none.txt" run_stage 1 "manifests" log/1.log step
+""")
+
+    def go():
+        p = subprocess.run(["bash", "run.sh"], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p
+
+    go()
+    assert f"{tmp_path}/corpus.txt" in (tmp_path / "data/.done/stage_1.done").read_text()
+    assert "already done" in go().stdout
+    (tmp_path / "other.txt").write_text("y\n")
+    assert "already done" in go().stdout
+    (tmp_path / "corpus.txt").write_text("b\n")
+    p = go()
+    assert f"changed: {tmp_path}/corpus.txt" in p.stdout
+    assert (tmp_path / "out.txt").read_text().split() == ["ran", "ran"]
+
+
+def test_editing_a_corpus_reruns_stage_1_of_a_recipe(tmp_path):
+    """README "Adding a corpus": a Kaldi dir + CTM named in local/prepare_manifests.sh. The
+    corpus files are not on run.sh's command line; stage 1's marker still covers them, so a
+    corrected CTM (or text, wav.scp) reruns stage 1 instead of keeping the old manifests."""
+    import re
+
+    import numpy as np
+    import soundfile as sf
+
+    corpus = tmp_path / "my corpus"  # a path with a space, as db.sh may hold
+    d = corpus / "data"
+    d.mkdir(parents=True)
+    sf.write(str(corpus / "u1.wav"), np.zeros(16000, np.float32), 16000)
+    (d / "wav.scp").write_text(f"u1 {corpus / 'u1.wav'}\n")
+    (d / "text").write_text("u1 HELLO WORLD\n")
+    (d / "utt2spk").write_text("u1 s1\n")
+    (d / "words.ctm").write_text("u1 1 0.10 0.30 HELLO\nu1 1 0.50 0.30 WORLD\n")
+    new = tmp_path / "recipe"
+    assert subprocess.run(["bash", str(REPO / "utils/make_recipe.sh"), str(new)],
+                          capture_output=True).returncode == 0
+    db = "".join(line + "\n" for line in (new / "db.sh").read_text().splitlines()
+                 if not re.match(r"(KING_ASR_066|WSJ|WSJ_CTM|LIBRIPHRASE|MUSAN|RIRS_NOISES)=", line))
+    (new / "db.sh").write_text(db + f'MYCORPUS="{corpus}"\n')
+    prep = (new / "local/prepare_manifests.sh").read_text()
+    prep = re.sub(r"^prepare .*$\n", "", prep, flags=re.M).replace(
+        "prepare_all\n", 'prepare kaldi "$MYCORPUS/data" "$out" --ctm "$MYCORPUS/data/words.ctm" '
+        '--name mycorpus --part train\nprepare_all\n')
+    (new / "local/prepare_manifests.sh").write_text(prep)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+
+    def stage1():
+        p = subprocess.run(["bash", "run.sh", "--stage", "1", "--stop-stage", "1"], cwd=new,
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p
+
+    def starts():
+        sup = json.loads(gzip.open(new / "data/manifests/mycorpus_supervisions_train.jsonl.gz",
+                                   "rt").readline())
+        return [w[1] for w in sup["alignment"]["word"]]  # lhotse: [symbol, start, duration, score]
+
+    stage1()
+    assert starts() == [0.1, 0.5]
+    assert "already done" in stage1().stdout
+    (d / "words.ctm").write_text("u1 1 0.20 0.30 HELLO\nu1 1 0.60 0.30 WORLD\n")
+    p = stage1()
+    assert f"changed: {d / 'words.ctm'}" in p.stdout
+    assert starts() == [0.2, 0.6]  # the manifests follow the corrected CTM

@@ -24,7 +24,11 @@ out=$2
 # Python process at the end (prepare_all), in order, the first that fails stopping the stage.
 corpora=()
 prepare() { corpora+=(--- "$@"); }
-prepare_all() { python -m pyadml.bin.prepare_manifests "${corpora[@]:1}"; }
+# The corpus files the preparers read are listed for run.sh: stage 1's marker hashes them, so
+# editing a corpus (its text, CTM, wav.scp) reruns stage 1.
+prepare_all() {
+  python -m pyadml.bin.prepare_manifests "${corpora[@]:1}" --inputs-list "$out/stage1_inputs.txt"
+}
 ls_dir=${LIBRISPEECH:-$synth/librispeech/LibriSpeech}
 # The training subsets make one set, librispeech_{recordings,supervisions}_<part>.jsonl.gz.
 prepare librispeech "$ls_dir" "$out" --part "${train_set#librispeech_}=$(echo $train_parts | tr ' ' ,)" \

@@ -11,7 +11,11 @@ out=$2
 # Python process at the end (prepare_all), in order, the first that fails stopping the stage.
 corpora=()
 prepare() { corpora+=(--- "$@"); }
-prepare_all() { python -m pyadml.bin.prepare_manifests "${corpora[@]:1}"; }
+# The corpus files the preparers read are listed for run.sh: stage 1's marker hashes them, so
+# editing a corpus (its text, CTM, wav.scp) reruns stage 1.
+prepare_all() {
+  python -m pyadml.bin.prepare_manifests "${corpora[@]:1}" --inputs-list "$out/stage1_inputs.txt"
+}
 prepare king_asr_066 "${KING_ASR_066:-$synth/king_asr_066}" "$out"
 prepare wsj "${WSJ:-$synth/wsj}" "$out" ${WSJ_CTM:+--ctm "$WSJ_CTM"}
 prepare libriphrase "${LIBRIPHRASE:-$synth/libriphrase}" "$out"

@@ -28,6 +28,21 @@ class CorpusError(ValueError):
     """A corpus input is missing or malformed; the message names the file (and line)."""
 
 
+# The text files the preparers of this process read (Kaldi tables, CTMs, transcripts, CSVs,
+# TextGrids): stage 1 lists them (prepare_manifests --inputs-list) so that its .done marker
+# covers them, and a corpus edited after stage 1 makes the stage run again. Audio is not listed
+# (wav.scp names it; hashing every recording would cost as much as reading the corpus).
+_inputs: set[str] = set()
+
+
+def note_input(path: str | os.PathLike) -> None:
+    _inputs.add(os.path.abspath(path))
+
+
+def inputs_read() -> list[str]:
+    return sorted(_inputs)
+
+
 def _where(path: str | os.PathLike, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
@@ -45,6 +60,7 @@ def _number(text: str, what: str, where: str) -> float:
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     """Non-blank lines with their 1-based numbers. A byte-order mark (what Windows editors put
     before UTF-8 text) is not part of the first line."""
+    note_input(path)
     try:
         with open(path, encoding="utf-8-sig") as f:
             for n, line in enumerate(f, 1):

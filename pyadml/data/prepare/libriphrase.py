@@ -16,6 +16,7 @@ from pyadml.data.prepare.common import (
     _number,
     _where,
     _write_pair,
+    note_input,
     write_manifest,
 )
 from pyadml.data.prepare.registry import register_corpus
@@ -58,6 +59,7 @@ def prepare_libriphrase(
     wavs: dict[str, dict] = {}  # relative path -> id, text, speaker, where
     stems: dict[str, str] = {}  # id -> relative path
     for path in csvs:
+        note_input(path)
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
             header = next(reader, None)

@@ -66,6 +66,7 @@ from pyadml.data.prepare.common import (
     _lines,
     _where,
     _write_pair,
+    note_input,
 )
 from pyadml.data.prepare.registry import register_corpus
 
@@ -154,6 +155,7 @@ _TG_TOKEN = re.compile(r'"((?:[^"]|"")*)"|(<exists>|<absent>)|([-+]?(?:\d+\.?\d*
 
 
 def _textgrid_tokens(path: Path) -> list[str | float]:
+    note_input(path)
     raw = path.read_bytes()
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         text = raw.decode("utf-16")
