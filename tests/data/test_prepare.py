@@ -118,6 +118,27 @@ def test_recording_keyed_ctm_over_segments(segmented):
     assert [w.symbol for w in sups["b1"].alignment["word"]] == ["yes"]
 
 
+def test_recording_keyed_ctm_over_overlapping_segments(tmp_path):
+    """A meeting: speaker B's interjection b1 (2.0-3.0 s) lies inside A's turn a1 (0.5-4.0 s).
+    Kaldi's get_ctm.sh keys the CTM by recording (utils/convert_ctm.pl), a1's words first: each
+    word goes to the segment whose text it continues, and A's words after b1 stay A's."""
+    d = tmp_path / "data"
+    lines(d / "wav.scp", f"meet {wav(tmp_path / 'meet.wav', 5.0)}")
+    lines(d / "segments", "a1 meet 0.50 4.00", "b1 meet 2.00 3.00")
+    lines(d / "text", "a1 ONE TWO THREE FOUR", "b1 YES RIGHT")
+    lines(d / "utt2spk", "a1 A", "b1 B")
+    lines(d / "words.ctm", "meet 1 0.60 0.40 ONE", "meet 1 1.20 0.50 TWO", "meet 1 2.50 0.40 THREE",
+          "meet 1 3.20 0.50 FOUR", "meet 1 2.10 0.30 YES", "meet 1 2.60 0.30 RIGHT")
+    sups = prepare_kaldi_dir(d, ctm=d / "words.ctm")["supervisions"]
+    words = {s.id: [(w.symbol, w.start) for w in s.alignment["word"]] for s in sups}
+    assert words == {"a1": [("one", 0.6), ("two", 1.2), ("three", 2.5), ("four", 3.2)],
+                     "b1": [("yes", 2.1), ("right", 2.6)]}
+    # a word past every segment is still named
+    lines(d / "words.ctm", "meet 1 0.60 0.40 ONE", "meet 1 4.20 0.50 TWO")
+    with raises(d / "words.ctm", ":2:", "word 'TWO' at 4.200-4.700 s of recording meet lies in none"):
+        prepare_kaldi_dir(d, ctm=d / "words.ctm")
+
+
 def test_wav_scp_command_pipe(tmp_path):
     d = tmp_path / "data"
     a = wav(tmp_path / "u1.wav", 1.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import math
 import os
@@ -156,8 +157,25 @@ def _attach_ctm(
     for us in by_rec.values():
         us.sort(key=lambda u: u.start)
     starts = {r: [u.start for u in us] for r, us in by_rec.items()}
+    # Segments may overlap (meetings: one speaker's interjection inside another's turn) or nest,
+    # so the latest segment to start before a word need not hold it: the running maximum of the
+    # segments' ends bounds how far back a holding segment may start.
+    ends = {r: list(itertools.accumulate((u.start + u.duration for u in us), max))
+            for r, us in by_rec.items()}
     segmented = any(u.id != u.recording.id for u in utts.values())
     per_utt: dict[str, list[_CtmWord]] = defaultdict(list)
+    taken: dict[str, int] = defaultdict(int)  # text words matched so far, per utterance
+
+    def next_word(u: _Utt, token: str) -> int | None:
+        """The index of the text word that CTM token ``token`` spells next in ``u``, or None."""
+        k = taken[u.id]
+        while k < len(u.words):
+            if same(u.words[k], token):
+                return k
+            if optional is None or not optional(u.words[k]):
+                return None
+            k += 1
+        return None
 
     for w in words:
         targets = aliases.get(w.key, [w.key]) if aliases else [w.key]
@@ -171,16 +189,30 @@ def _attach_ctm(
                         f"outside utterance {t} (0-{u.duration:.3f} s)")
                 per_utt[t].append(_CtmWord(t, u.start + w.start, w.duration, w.word, w.line))
         elif segmented and w.key in by_rec:
-            # Recording-keyed CTM over a segmented directory: find the holding segment.
-            us = by_rec[w.key]
+            # Recording-keyed CTM over a segmented directory (what Kaldi's get_ctm.sh writes
+            # when there are segments): find the holding segment.
+            us, end = by_rec[w.key], w.start + w.duration
+            holders = []
             i = bisect.bisect_right(starts[w.key], w.start + TIME_TOLERANCE) - 1
-            end = w.start + w.duration
-            seg_end = us[i].start + us[i].duration if i >= 0 else 0.0
-            if w.start < 0 or i < 0 or w.start >= seg_end or end > seg_end + TIME_TOLERANCE:
+            while i >= 0 and ends[w.key][i] > w.start:
+                u = us[i]
+                if w.start < u.start + u.duration and end <= u.start + u.duration + TIME_TOLERANCE:
+                    holders.append(u)
+                i -= 1
+            if w.start < 0 or not holders:
                 raise CorpusError(f"{_where(path, w.line)}: word {w.word!r} at {w.start:.3f}-{end:.3f} s of "
                                   f"recording {w.key} lies in none of its segments")
-            per_utt[us[i].id].append(_CtmWord(us[i].id, max(w.start, us[i].start), w.duration,
-                                              w.word, w.line))
+            # Of overlapping segments, the one whose text says this word next; else the
+            # latest to start (a mismatch is then reported against it).
+            u = holders[0]
+            if w.word.lower() not in SILENCE_MARKS:
+                for h in holders:
+                    k = next_word(h, w.word)
+                    if k is not None:
+                        u = h
+                        taken[h.id] = k + 1
+                        break
+            per_utt[u.id].append(_CtmWord(u.id, max(w.start, u.start), w.duration, w.word, w.line))
         elif w.key in skip_keys:
             continue
         else:
