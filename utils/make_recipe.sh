@@ -38,6 +38,9 @@ case $dest_abs in
              ln -s "$rel/steps" "$tmp/steps"; ln -s "$rel/utils" "$tmp/utils" ;;
   *) ln -s "$root/steps" "$tmp/steps"; ln -s "$root/utils" "$tmp/utils" ;;
 esac
+# mktemp -d makes the directory 0700: give it the mode mkdir would (a lab's recipe on a shared
+# cluster is read by the group, as the toolkit's own files are).
+chmod "$(printf '%o' $(( 0777 & ~$(umask) )))" "$tmp"
 rmdir "$dest" 2> /dev/null || true
 mv "$tmp" "$dest"
 trap - EXIT
