@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
                    "librispeech: the alignments directory, or none for whole utterances only")
     p.add_argument("--part", default=None, help="part name in the manifest file names (kaldi, wsj, libriphrase)")
     p.add_argument("--name", default=None, help="corpus name in the manifest file names (kaldi)")
+    p.add_argument("--resample", action="store_true",
+                   help="kaldi: recordings at another rate than 16 kHz are resampled when loaded "
+                        "(lhotse; the files stay as they are) instead of being an error")
     p.add_argument("--inputs-list", default=None, metavar="FILE",
                    help="write the text files every preparer read here, one a line (for stage 1's marker)")
     return p
@@ -64,6 +67,8 @@ def main(argv=None) -> int:
     runs = [p.parse_args(g) for g in groups]  # all parsed before any corpus is prepared
     for args in runs:
         options = {k: v for k in ("ctm", "part", "name") if (v := getattr(args, k)) is not None}
+        if args.resample:
+            options["resample"] = True
         try:
             for plugin in args.plugin:
                 load_plugin(plugin)

@@ -227,8 +227,51 @@ def test_bad_audio(plain):
                 "audio, the file holds 8000 bytes (0.25 s)"):
         prepare_kaldi_dir(plain)
     wav(path, 1.0, sr=8000)
-    with raises(where, str(path), "8000 Hz", "expected 16000 Hz"):
+    with raises(where, str(path), "8000 Hz", "expected 16000 Hz", "prepare it with --resample"):
         prepare_kaldi_dir(plain)
+
+
+def test_resample_on_request(tmp_path, caplog):
+    """A corpus at 44.1 kHz (a studio corpus) and 8 kHz (telephone), one utterance each in
+    segments: with resample the manifests say 16 kHz and load what scipy's resample_poly makes
+    of the files (lhotse's resampler is another filter: equal away from the edges, to its
+    stop-band); times stay in seconds. Counted per rate in a warning."""
+    from scipy.signal import resample_poly
+
+    d = tmp_path / "data"
+    a = wav(tmp_path / "a.wav", 2.0, sr=44100, subtype="PCM_24")
+    b = wav(tmp_path / "b.wav", 1.5, sr=8000)
+    lines(d / "wav.scp", f"ra {a}", f"rb {b}")
+    lines(d / "segments", "a1 ra 0.5 1.5", "b1 rb 0.0 1.5")
+    lines(d / "text", "a1 one two", "b1 three")
+    lines(d / "utt2spk", "a1 s1", "b1 s2")
+    lines(d / "words.ctm", "ra 1 0.6 0.3 one", "ra 1 1.0 0.4 two", "rb 1 0.2 0.5 three")
+    with raises(f"{d / 'wav.scp'}:1", "44100 Hz", "--resample"):
+        prepare_kaldi_dir(d, ctm=d / "words.ctm")
+    out = tmp_path / "m"
+    with caplog.at_level("WARNING"):
+        prepare_kaldi_dir(d, ctm=d / "words.ctm", output_dir=out, corpus="mine", resample=True)
+    recs = load_manifest(out / "mine_recordings_train.jsonl.gz")
+    sups = load_manifest(out / "mine_supervisions_train.jsonl.gz")
+    for rec, src, rate, seconds in (("ra", a, 44100, 2.0), ("rb", b, 8000, 1.5)):
+        r = recs[rec]
+        assert r.sampling_rate == SR and r.num_samples == int(seconds * SR)
+        got = r.load_audio()[0]
+        want = resample_poly(sf.read(str(src), dtype="float32")[0], SR, rate)
+        assert got.shape == want.shape
+        assert np.abs(got - want)[400:-400].max() < 2e-3  # a 0.3 tone; off by filter ripple
+        assert sf.read(str(src))[1] == rate  # the file itself is left as it was
+    assert [w.start for w in sups["a1"].alignment["word"]] == pytest.approx([0.6, 1.0])
+    cut = sups["a1"]
+    assert recs["ra"].load_audio(offset=cut.start, duration=cut.duration).shape == (1, SR)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("1 recording(s) at 44100 Hz are resampled to 16000 Hz" in m for m in said)
+    assert any("1 recording(s) at 8000 Hz" in m and "nothing above 4000 Hz" in m for m in said)
+    # The option through the command line; other corpora do not take it.
+    assert prepare_manifests.main(["kaldi", str(d), str(tmp_path / "m2"), "--ctm",
+                                   str(d / "words.ctm"), "--resample"]) == 0
+    assert load_manifest(tmp_path / "m2" / "kaldi_recordings_train.jsonl.gz")["rb"].sampling_rate == SR
+    assert prepare_manifests.main(["musan", str(tmp_path), str(tmp_path / "m3"), "--resample"]) == 1
 
 
 @pytest.mark.parametrize("ctm_line,expect", [

@@ -284,11 +284,27 @@ WRITTEN = {"MR.": "mister", "2ND": "second", "1990S": "nineteen nineties", "O'CL
 def messy_corpus(src, dest):
     """A copy of a Kaldi dir + CTM with real-world transcripts: upper case, every 4th word a
     non-word token, every 9th a written form; text rewritten to match the CTM, but for the
-    words the CTM gives as an OOV symbol."""
+    words the CTM gives as an OOV symbol. Every 3rd recording is at 44.1 kHz, as a studio
+    corpus comes (prepared with --resample)."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
     dest.mkdir(parents=True)
-    for name in ("wav.scp", "utt2spk", "spk2utt"):
+    for name in ("utt2spk", "spk2utt"):
         (dest / name).write_text((src / name).read_text())
-    lines, words, expect = [], {}, {"kept": [], "dropped": {}}
+    scp = []
+    for n, line in enumerate((src / "wav.scp").read_text().splitlines()):
+        rec, path = line.split(maxsplit=1)
+        if n % 3 == 0:
+            x, rate = sf.read(path, dtype="float32")
+            path = dest.parent / "wav44k" / f"{rec}.wav"
+            path.parent.mkdir(exist_ok=True)
+            sf.write(path, resample_poly(x, 441, rate // 100), 44100, subtype="PCM_24")
+        scp.append(f"{rec} {path}\n")
+    (dest / "wav.scp").write_text("".join(scp))
+    expect = {"resampled": len(scp[::3])}
+    lines, words = [], {}
+    expect.update(kept=[], dropped={})
     non_words, written = list(NON_WORDS), list(WRITTEN)
     for n, line in enumerate((src / "words.ctm").read_text().splitlines()):
         utt, ch, start, dur, word = line.split()
@@ -341,13 +357,15 @@ def test_a_new_recipe_on_a_messy_kaldi_corpus_runs_stages_1_to_8(recipe, tmp_pat
     prep = (new / "local/prepare_manifests.sh").read_text()
     prep = re.sub(r"^prepare king_asr_066 .*$",
                   'prepare kaldi "$MYCORPUS/data" "$out" --ctm "$MYCORPUS/data/words.ctm" '
-                  '--name mycorpus --part train', prep, flags=re.M)
+                  '--name mycorpus --part train --resample', prep, flags=re.M)
     (new / "local/prepare_manifests.sh").write_text(prep)
 
     # Stage 9 (continuous speech) has nothing corpus-specific; the fixture's run covers it.
     res = run(new, "--nj", "2", "--train-config", "conf/train_tiny.yaml", "--stop-stage", "8")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "nothing to synthesise" in (new / "data/log/stage0_synth.log").read_text()
+    assert (f"{expect['resampled']} recording(s) at 44100 Hz are resampled to 16000 Hz"
+            in (new / "data/log/stage1_manifests.log").read_text())
     assert "6 clips x 6 keywords" in (new / "exp/tiny/log/stage8_score.log").read_text()
     report = json.loads((new / "data/cuts/report.json").read_text())
     assert report["dropped"]["mycorpus_train"]["dropped_non_words"] == expect["dropped"]

@@ -171,8 +171,10 @@ def _probe_pipe(cmd: str, where: str) -> _Audio:
     return _Audio(source, int(info.samplerate), int(info.frames), int(info.channels))
 
 
-def _probe(spec: str, where: str, sampling_rate: int) -> _Audio:
-    """Check one wav.scp-style entry: exists, readable, non-empty, at the expected rate."""
+def _probe(spec: str, where: str, sampling_rate: int, *, resample: bool = False,
+           hint: str = "resample the corpus first; it is not done silently") -> _Audio:
+    """Check one wav.scp-style entry: exists, readable, non-empty, at the expected rate (any
+    rate with ``resample``: the caller resamples; ``hint`` says how in the rate error)."""
     spec = spec.strip()
     if spec.endswith("|"):
         audio = _probe_pipe(spec[:-1].strip(), where)
@@ -182,7 +184,7 @@ def _probe(spec: str, where: str, sampling_rate: int) -> _Audio:
         audio = _probe_file(name, where)
     if audio.num_samples <= 0:
         raise CorpusError(f"{where}: {name} is empty (0 samples)")
-    if audio.sampling_rate != sampling_rate:
+    if audio.sampling_rate != sampling_rate and not resample:
         raise CorpusError(f"{where}: {name} has sample rate {audio.sampling_rate} Hz; expected "
-                          f"{sampling_rate} Hz (resample the corpus first; it is not done silently)")
+                          f"{sampling_rate} Hz ({hint})")
     return audio

@@ -7,7 +7,7 @@ import itertools
 import logging
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -34,6 +34,9 @@ from pyadml.data.prepare.common import (
 from pyadml.data.prepare.registry import register_corpus
 
 log = logging.getLogger(__name__)
+
+RESAMPLE_HINT = ("prepare it with --resample to have it resampled when loaded, or convert the "
+                 "files")
 
 
 @dataclass
@@ -274,6 +277,7 @@ def prepare_kaldi_dir(
     part: str = "train",
     output_dir: str | os.PathLike | None = None,
     sampling_rate: int = SAMPLING_RATE,
+    resample: bool = False,
 ) -> dict:
     """A Kaldi data directory (wav.scp, text, utt2spk, optional segments and spk2gender) plus
     an optional word CTM, as ``dict(recordings=RecordingSet, supervisions=SupervisionSet)``.
@@ -286,6 +290,10 @@ def prepare_kaldi_dir(
     stands for any word, silence marks are left out). An utterance the CTM does not name (its
     aligner failed on it) keeps an empty word alignment, with a warning. The CTM may be keyed by
     utterance (segment) ids, times relative to the segment, or by recording ids.
+
+    ``resample``: recordings at another rate are resampled to ``sampling_rate`` when loaded
+    (lhotse's Resample in the manifest; the files stay as they are), counted in a warning;
+    without it they are an error.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -308,10 +316,21 @@ def prepare_kaldi_dir(
             raise CorpusError(f"{_where(utt2spk_f, n)}: utterance {utt} has no line in {text_f}")
 
     recordings: dict[str, Recording] = {}
+    rates: Counter[int] = Counter()  # recordings resampled, by their own rate
     for rec, (spec, n) in wavs.items():
         if not spec:
             raise CorpusError(f"{_where(wav_scp, n)}: expected '<recording-id> <path>', got no path")
-        recordings[rec] = _probe(spec, _where(wav_scp, n), sampling_rate).recording(rec)
+        recordings[rec] = _probe(spec, _where(wav_scp, n), sampling_rate, resample=resample,
+                                 hint=RESAMPLE_HINT).recording(rec)
+        if recordings[rec].sampling_rate != sampling_rate:
+            rates[recordings[rec].sampling_rate] += 1
+            recordings[rec] = recordings[rec].resample(sampling_rate)
+    for rate, count in sorted(rates.items()):
+        # Upsampled audio has nothing above its old Nyquist frequency, where the model's
+        # features of real 16 kHz speech have energy: worth saying.
+        empty = f"; they hold nothing above {rate // 2} Hz" if rate < sampling_rate else ""
+        log.warning("%s: %d recording(s) at %d Hz are resampled to %d Hz when loaded%s",
+                    wav_scp, count, rate, sampling_rate, empty)
 
     segments_f = data_dir / "segments"
     spans: dict[str, tuple[str, float, float]] = {}
@@ -365,7 +384,10 @@ def prepare_kaldi(
     ctm: str | os.PathLike | None = None,
     name: str = "kaldi",
     part: str = "train",
+    resample: bool = False,
 ) -> dict:
     """Any corpus given as a Kaldi data directory (``corpus_dir``) plus an optional word CTM;
-    writes ``<name>_{recordings,supervisions}_<part>.jsonl.gz``."""
-    return prepare_kaldi_dir(corpus_dir, ctm=ctm, corpus=name, part=part, output_dir=output_dir)
+    writes ``<name>_{recordings,supervisions}_<part>.jsonl.gz``. ``resample``: recordings at
+    another rate than 16 kHz are resampled when loaded (otherwise an error)."""
+    return prepare_kaldi_dir(corpus_dir, ctm=ctm, corpus=name, part=part, output_dir=output_dir,
+                             resample=resample)
