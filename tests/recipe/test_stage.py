@@ -409,6 +409,36 @@ stage_input_lists="lists/read.txt lists/none.txt" run_stage 1 "manifests" log/1.
     assert (tmp_path / "out.txt").read_text().split() == ["ran", "ran"]
 
 
+def test_marker_hashes_equal_each_file_s_own_sha256(tmp_path):
+    """The inputs are hashed by one sha256sum for all (a long list): each recorded hash is the
+    file's own (hashlib), whatever its name (spaces; a backslash, which sha256sum escapes: such
+    a file is hashed alone)."""
+    import hashlib
+
+    names = ["plain.txt", "with space.txt", "back\\slash.txt"] + [f"c{i}.txt" for i in range(300)]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_text(f"content {i}\n")
+    (tmp_path / "dir").mkdir()  # listed, not a regular file: left out, as before
+    (tmp_path / "list.txt").write_text("".join(f"{tmp_path / n}\n" for n in names + ["dir"]))
+    (tmp_path / "run.sh").write_text(f"""#!/usr/bin/env bash
+set -euo pipefail
+stage=0; stop_stage=100; done_dir=data/.done; force=false
+. {STAGE}
+step() {{ :; }}
+stage_input_lists=list.txt run_stage 1 "hash" log/1.log step "$PWD/plain.txt"
+""")
+    p = subprocess.run(["bash", "run.sh"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    got = {}
+    for line in (tmp_path / "data/.done/stage_1.done").read_text().splitlines():
+        if line.startswith("input: "):
+            h, path = line[len("input: "):].split(" ", 1)
+            got[path] = h
+    want = {str(tmp_path / n): hashlib.sha256((tmp_path / n).read_bytes()).hexdigest()
+            for n in names}
+    assert got == want
+
+
 def test_editing_a_corpus_reruns_stage_1_of_a_recipe(tmp_path):
     """README "Adding a corpus": a Kaldi dir + CTM named in local/prepare_manifests.sh. The
     corpus files are not on run.sh's command line; stage 1's marker still covers them, so a
