@@ -118,6 +118,28 @@ def test_recording_keyed_ctm_over_segments(segmented):
     assert [w.symbol for w in sups["b1"].alignment["word"]] == ["yes"]
 
 
+def test_ctm_keyed_by_file_and_channel(tmp_path):
+    """Switchboard's layout: each side of a call is a recording (sw1-A, sw1-B), and Kaldi's
+    get_ctm.sh keys the CTM by file and channel from reco2file_and_channel ('sw1 A ...'),
+    times relative to the recording. Each word lands in its side's segment."""
+    d = tmp_path / "data"
+    lines(d / "wav.scp", f"sw1-A {wav(tmp_path / 'a.wav', 3.0)}", f"sw1-B {wav(tmp_path / 'b.wav', 3.0)}")
+    lines(d / "reco2file_and_channel", "sw1-A sw1 A", "sw1-B sw1 B")
+    lines(d / "segments", "sw1-A-1 sw1-A 0.5 2.0", "sw1-B-1 sw1-B 1.0 2.5")
+    lines(d / "text", "sw1-A-1 HELLO THERE", "sw1-B-1 HI")
+    lines(d / "utt2spk", "sw1-A-1 a", "sw1-B-1 b")
+    lines(d / "words.ctm", "sw1 A 0.60 0.40 HELLO", "sw1 A 1.20 0.50 THERE", "sw1 B 1.30 0.30 HI")
+    sups = prepare_kaldi_dir(d, ctm=d / "words.ctm")["supervisions"]
+    assert [(w.symbol, w.start) for w in sups["sw1-A-1"].alignment["word"]] == [("hello", 0.6), ("there", 1.2)]
+    assert [(w.symbol, w.start) for w in sups["sw1-B-1"].alignment["word"]] == [("hi", 1.3)]
+    lines(d / "words.ctm", "sw1 A 0.60 0.40 HELLO", "sw1 A 1.20 0.50 THERE", "sw1 A 1.30 0.30 HI")
+    with raises(f"{d / 'words.ctm'}:3", "'HI' is word 3 of utterance sw1-A-1"):
+        prepare_kaldi_dir(d, ctm=d / "words.ctm")  # B's word given as side A's
+    lines(d / "reco2file_and_channel", "sw1-A sw1 A", "sw1-C sw1 B")
+    with raises(f"{d / 'reco2file_and_channel'}:2", "recording sw1-C is not in wav.scp"):
+        prepare_kaldi_dir(d, ctm=d / "words.ctm")
+
+
 def test_recording_keyed_ctm_over_overlapping_segments(tmp_path):
     """A meeting: speaker B's interjection b1 (2.0-3.0 s) lies inside A's turn a1 (0.5-4.0 s).
     Kaldi's get_ctm.sh keys the CTM by recording (utils/convert_ctm.pl), a1's words first: each

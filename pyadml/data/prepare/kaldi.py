@@ -59,6 +59,7 @@ class _CtmWord:
     duration: float
     word: str
     line: int
+    channel: str = "1"
 
 
 def _parse_ctm(path: Path) -> list[_CtmWord]:
@@ -82,8 +83,23 @@ def _parse_ctm(path: Path) -> list[_CtmWord]:
             _number(parts[2], "start", where)
             if _number(parts[3], "duration", where) <= 0:
                 raise CorpusError(f"{where}: duration must be positive, got {parts[3]}")
-        words.append(_CtmWord(parts[0], start, dur, parts[4], n))
+        words.append(_CtmWord(parts[0], start, dur, parts[4], n, parts[1]))
     return words
+
+
+def _file_and_channel_keys(path: Path, words: list[_CtmWord], recordings: dict) -> None:
+    """Kaldi's get_ctm.sh keys a CTM by ``<file> <channel>`` where the data directory has a
+    ``reco2file_and_channel`` (``<recording> <file> <channel>``: Switchboard's two sides of a
+    call, ``sw02001-A sw02001 A``): such keys become their recording ids, in place."""
+    table = {}
+    for rec, (f, n) in _kaldi_table(path, fields=3).items():
+        if rec not in recordings:
+            raise CorpusError(f"{_where(path, n)}: recording {rec} is not in wav.scp")
+        table[(f[0], f[1])] = rec
+    for w in words:
+        rec = table.get((w.key, w.channel))
+        if rec is not None and w.key not in recordings:
+            w.key = rec
 
 
 def same_word(text_word: str, ctm_word: str) -> bool:
@@ -289,7 +305,8 @@ def prepare_kaldi_dir(
     words of each utterance must spell its text (case-insensitively; an aligner's OOV mark
     stands for any word, silence marks are left out). An utterance the CTM does not name (its
     aligner failed on it) keeps an empty word alignment, with a warning. The CTM may be keyed by
-    utterance (segment) ids, times relative to the segment, or by recording ids.
+    utterance (segment) ids, times relative to the segment, or by recording ids, or, with a
+    ``reco2file_and_channel``, by its file and channel (as Kaldi's get_ctm.sh then writes it).
 
     ``resample``: recordings at another rate are resampled to ``sampling_rate`` when loaded
     (lhotse's Resample in the manifest; the files stay as they are), counted in a warning;
@@ -368,7 +385,10 @@ def prepare_kaldi_dir(
         utts[utt] = _Utt(utt, recordings[rec], start, end - start, words.split(),
                          _where(text_f, n), speaker=spk, gender=genders.get(spk))
     if ctm is not None:
-        _attach_ctm(Path(ctm), _parse_ctm(Path(ctm)), utts)
+        words = _parse_ctm(Path(ctm))
+        if (data_dir / "reco2file_and_channel").is_file():
+            _file_and_channel_keys(data_dir / "reco2file_and_channel", words, recordings)
+        _attach_ctm(Path(ctm), words, utts)
     rec_set = RecordingSet.from_recordings(recordings.values())
     sup_set = _supervisions(utts.values(), ctm is not None)
     _lhotse_validate(rec_set, sup_set, str(data_dir))
