@@ -289,6 +289,15 @@ def test_resample_on_request(tmp_path, caplog):
     said = [r.getMessage() for r in caplog.records]
     assert any("1 recording(s) at 44100 Hz are resampled to 16000 Hz" in m for m in said)
     assert any("1 recording(s) at 8000 Hz" in m and "nothing above 4000 Hz" in m for m in said)
+    # A stereo file: its first channel, and a warning that says so.
+    x = np.stack([tone(1.5, 8000), tone(1.5, 8000, freq=880.0)], axis=1)
+    sf.write(str(b), x, 8000)
+    with caplog.at_level("WARNING"):
+        caplog.clear()
+        sups = prepare_kaldi_dir(d, ctm=d / "words.ctm", resample=True)["supervisions"]
+    assert sups["b1"].channel == 0
+    assert any("1 recording(s) have more than one channel (rb: 2)" in r.getMessage()
+               for r in caplog.records)
     # The option through the command line; other corpora do not take it.
     assert prepare_manifests.main(["kaldi", str(d), str(tmp_path / "m2"), "--ctm",
                                    str(d / "words.ctm"), "--resample"]) == 0

@@ -342,6 +342,13 @@ def prepare_kaldi_dir(
         if recordings[rec].sampling_rate != sampling_rate:
             rates[recordings[rec].sampling_rate] += 1
             recordings[rec] = recordings[rec].resample(sampling_rate)
+    multi = [r for r in recordings.values() if r.num_channels > 1]
+    if multi:
+        # Kaldi reads a file's first channel too; a call's other side needs its own wav.scp line.
+        log.warning("%s: %d recording(s) have more than one channel (%s: %d); their utterances "
+                    "are taken from channel 0 only: give each channel its own wav.scp line "
+                    "(a command that writes that channel) to use the others", wav_scp,
+                    len(multi), multi[0].id, multi[0].num_channels)
     for rate, count in sorted(rates.items()):
         # Upsampled audio has nothing above its old Nyquist frequency, where the model's
         # features of real 16 kHz speech have energy: worth saying.
