@@ -22,8 +22,12 @@ def read_clips(path: str | os.PathLike, need_speakers: bool = False
     """``<audio path relative to the list>\\t<keyword>[\\t<speaker>]`` lines; with
     ``need_speakers`` every line must name its speaker."""
     path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:  # as score_pairs names its pairs file
+        raise PairsError(f"cannot read the clip list {path}: {e}") from None
     clips = []
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         parts = line.split("\t")

@@ -57,6 +57,19 @@ def test_a_clip_list_with_one_keyword_or_a_bad_line_is_refused(tmp_path, capsys)
     assert f"gone.tsv:2: no such audio file: {tmp_path / 'b.wav'}" in capsys.readouterr().err
 
 
+def test_a_clip_list_that_is_missing_or_not_utf8_is_named(tmp_path, capsys):
+    model = tiny_model_file(tmp_path / "final.pt")
+    assert cli.main(["--model", str(model), "--clips", str(tmp_path / "nosuch.tsv")]) == 1
+    assert (f"score_clips: cannot read the clip list {tmp_path / 'nosuch.tsv'}: "
+            in capsys.readouterr().err)
+    latin = tmp_path / "latin1.tsv"
+    latin.write_bytes("caf\u00e9.wav\talexa\n".encode("latin-1"))
+    assert cli.main(["--model", str(model), "--clips", str(latin)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read the clip list {latin}: 'utf-8' codec can't decode" in err
+    assert "Traceback" not in err
+
+
 def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys, monkeypatch):
     """--run: the same files, scores and metrics as one command per back-end; runs with the
     same front end (here the default floor) embed the words' windows once between them."""
