@@ -1,9 +1,10 @@
 """The logic of ``python -m pyadml.bin.detect``: keywords, inputs and output formats.
 
 Output rows (TSV, with a header): ``file keyword start end score``; CTM: ``<file> 1 <start>
-<duration> <keyword> <score>`` with spaces in a keyword written as ``_`` (a CTM word is one
-token). ``file`` is the utterance id of a wav.scp line, else the path as given. Files are
-written atomically once every input is done, so a bad input leaves no partial output.
+<duration> <keyword> <score>`` with whitespace in a keyword or a file name written as ``_``
+(a CTM field is one token). ``file`` is the utterance id of a wav.scp line, else the path as
+given. Files are written atomically once every input is done, so a bad input leaves no partial
+output.
 """
 
 from __future__ import annotations
@@ -138,9 +139,15 @@ def read_piped(entry: str) -> tuple:
     return audio, sr
 
 
+def ctm_token(text: str) -> str:
+    """``text`` as one CTM field: whitespace (a keyword's, or a file name's such as
+    'my recording.wav') becomes ``_``, or the line would have more than six fields."""
+    return re.sub(r"\s", "_", text)
+
+
 def format_detection(name: str, d: Detection, fmt: str) -> str:
     if fmt == "ctm":
-        return (f"{name} 1 {d.start:.2f} {d.end - d.start:.2f} {d.keyword.replace(' ', '_')} "
+        return (f"{ctm_token(name)} 1 {d.start:.2f} {d.end - d.start:.2f} {ctm_token(d.keyword)} "
                 f"{d.score:.4f}")
     return f"{name}\t{d.keyword}\t{d.start:.2f}\t{d.end:.2f}\t{d.score:.4f}"
 

@@ -53,6 +53,25 @@ def test_tsv_and_ctm_hold_the_spotters_detections(tiny_model, tmp_path):
                       d.keyword.replace(" ", "_"), f"{d.score:.4f}"] for f, d in want]
 
 
+def test_a_file_name_with_spaces_is_one_ctm_field(tiny_model, tmp_path):
+    """A recording named as users name them ('kitchen mic 1.wav'): each CTM line keeps its six
+    fields, the name's spaces written as _ (as a keyword's are); TSV keeps the name as given."""
+    f = tmp_path / "kitchen mic 1.wav"
+    sf.write(f, speechlike(2.0, seed=1), RATE, subtype="PCM_16")
+    want = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0).enroll(
+        KW.split(",")).detect(f)
+    assert want
+    ctm, tsv = tmp_path / "d.ctm", tmp_path / "d.tsv"
+    base = ["--model", str(tiny_model), "--keywords", KW, "--threshold", "-1", "--enrol", "none"]
+    assert detect_cli.main(base + ["--format", "ctm", "--out", str(ctm), str(f)]) == 0
+    assert detect_cli.main(base + ["--out", str(tsv), str(f)]) == 0
+    name = str(f).replace(" ", "_")
+    assert [r.split() for r in ctm.read_text().splitlines()] == [
+        [name, "1", f"{d.start:.2f}", f"{d.end - d.start:.2f}", d.keyword.replace(" ", "_"),
+         f"{d.score:.4f}"] for d in want]
+    assert [r.split("\t")[0] for r in tsv.read_text().splitlines()[1:]] == [str(f)] * len(want)
+
+
 def test_keyword_and_wav_scp_files_as_windows_editors_save_them(tmp_path):
     from pyadml.spot.cli import parse_keywords, read_wav_scp
 
