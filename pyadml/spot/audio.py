@@ -35,6 +35,10 @@ def as_mono(samples, sr, rate: int, what: str) -> np.ndarray:
     return _resample(to_mono(samples, sr, what), int(sr), rate)
 
 
+# More channels than this, and than samples, is a channels-first array, not a recording.
+MAX_CHANNELS = 64
+
+
 def to_mono(samples, sr, what: str, offset: int = 0) -> np.ndarray:
     """(N,) or (N, C) samples -> (N,) float32 at the same rate, checked as ``as_mono`` does;
     ``offset``: the first sample's place in a longer input, for the error message."""
@@ -50,6 +54,12 @@ def to_mono(samples, sr, what: str, offset: int = 0) -> np.ndarray:
     if x.dtype.kind in "iu":  # integer PCM: full scale is 1.0, as soundfile reads it
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
     x = x.astype(np.float32, copy=False)
+    if x.ndim == 2 and x.shape[1] > max(MAX_CHANNELS, x.shape[0]):
+        # torchaudio and librosa give (channels, samples): averaged as (samples, channels) it
+        # would leave one sample per channel, silently.
+        raise SpotError(f"{what}: expected (samples,) or (samples, channels), got shape "
+                        f"{x.shape}, i.e. {x.shape[1]} channels; for channels-first audio "
+                        f"(torchaudio, librosa) give samples.T")
     if x.ndim == 2:
         x = x.mean(axis=1)
     elif x.ndim != 1:

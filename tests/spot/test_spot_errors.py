@@ -86,6 +86,26 @@ def test_audio_errors(spotter, tmp_path):
         spotter.detect(empty)
 
 
+def test_channels_first_audio_is_refused_not_averaged_into_a_few_samples(spotter):
+    """torchaudio.load and librosa give (channels, samples); read as (samples, channels) a
+    (2, 1024) chunk was two samples, and ten seconds of stereo a 20 ms stream."""
+    x = speechlike(3.0)
+    hint = r"got shape \(1, 48000\), i\.e\. 48000 channels; .*give samples\.T"
+    with pytest.raises(SpotError, match="audio array: expected .*" + hint):
+        spotter.detect((x[None], RATE))
+    with pytest.raises(SpotError, match=hint):
+        spotter.score((x[None], RATE))
+    st = np.stack([x, x])
+    with pytest.raises(SpotError, match=r"audio chunk 0: .*shape \(2, 1024\)"):
+        list(spotter.stream(st[:, i:i + 1024] for i in range(0, x.size, 1024)))
+    # Transposed, it is the mono audio; (samples, channels) chunks of one sample stay valid.
+    want = spotter.detect((x, RATE), threshold=-1.0)
+    assert spotter.detect((st.T, RATE), threshold=-1.0) == want
+    got = list(spotter.stream((st.T[i:i + 1] for i in range(x.size)), threshold=-1.0))
+    assert [(d.keyword, d.start, d.end) for d in got] == [(d.keyword, d.start, d.end) for d in want]
+    assert [d.score for d in got] == pytest.approx([d.score for d in want], abs=1e-6)
+
+
 def load_audio_in_blocks_of(path, seconds):
     from pyadml.spot import audio
 
