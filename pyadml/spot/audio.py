@@ -51,8 +51,16 @@ def to_mono(samples, sr, what: str, offset: int = 0) -> np.ndarray:
     x = np.asarray(samples)
     if x.dtype.kind not in "fiu":
         raise SpotError(f"{what}: samples must be numbers, got dtype {x.dtype}")
-    if x.dtype.kind in "iu":  # integer PCM: full scale is 1.0, as soundfile reads it
+    if x.dtype == np.uint8:  # 8-bit PCM (WAV) is unsigned, 128 its zero, as soundfile reads it
+        x = (x.astype(np.float32) - 128.0) / 128.0
+    elif x.dtype.kind == "i" and x.dtype.itemsize <= 4:  # PCM: full scale is 1.0, as soundfile
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max + 1)
+    elif x.dtype.kind in "iu":
+        # No PCM has this width: np.array(list of ints) is int64, and scaled by 2^63 its
+        # 16-bit values would be silence.
+        raise SpotError(f"{what}: integer samples of dtype {x.dtype} are no PCM format; give "
+                        f"int16 or int32 PCM (e.g. samples.astype(np.int16) for 16-bit "
+                        f"values), uint8 (8-bit WAV) or floats in [-1, 1]")
     x = x.astype(np.float32, copy=False)
     if x.ndim == 2 and x.shape[1] > max(MAX_CHANNELS, x.shape[0]):
         # torchaudio and librosa give (channels, samples): averaged as (samples, channels) it

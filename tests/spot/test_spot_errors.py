@@ -106,6 +106,28 @@ def test_channels_first_audio_is_refused_not_averaged_into_a_few_samples(spotter
     assert [d.score for d in got] == pytest.approx([d.score for d in want], abs=1e-6)
 
 
+def test_integer_arrays_are_read_at_their_pcm_scale(spotter, tmp_path):
+    """An 8-bit WAV's samples as the wave module gives them (uint8, 128 the zero) score as
+    soundfile's float reading of the same file; int64 (np.array of Python ints), which no PCM
+    is, is refused instead of being scaled by 2^63 into silence."""
+    import wave
+
+    x = speechlike(2.0)
+    path = tmp_path / "u8.wav"
+    sf.write(path, x, RATE, subtype="PCM_U8")
+    with wave.open(str(path)) as w:
+        u8 = np.frombuffer(w.readframes(w.getnframes()), np.uint8)
+    floats = sf.read(path, dtype="float32")[0]
+    assert spotter.score((u8, RATE)) == pytest.approx(spotter.score((floats, RATE)), abs=1e-6)
+    i16 = sf.read(path, dtype="int16")[0]
+    assert spotter.score((i16, RATE)) == pytest.approx(spotter.score((floats, RATE)), abs=1e-6)
+    with pytest.raises(SpotError, match=r"audio array: integer samples of dtype int64 are no PCM "
+                                        r"format; .*samples\.astype\(np\.int16\)"):
+        spotter.score((i16.astype(np.int64), RATE))
+    with pytest.raises(SpotError, match="audio chunk 0: integer samples of dtype uint16"):
+        list(spotter.stream([i16.astype(np.uint16)]))
+
+
 def load_audio_in_blocks_of(path, seconds):
     from pyadml.spot import audio
 
