@@ -76,6 +76,11 @@ def main(argv=None) -> int:
             raise SpotError("no input: give audio files, --wav-scp or --stdin-pcm")
         keywords = cli.parse_keywords(args.keywords, args.keywords_file)
         threshold = cli.parse_threshold(args.threshold)
+        inputs = [(a, a) for a in args.audio]
+        if args.wav_scp:
+            inputs += cli.read_wav_scp(args.wav_scp)
+        cli.check_out(args.out, [f for f in (args.model, args.wav_scp, args.keywords_file) if f]
+                      + [path for _, path in inputs if not path.endswith("|")])
         from pyadml.spot import KeywordSpotter
 
         spotter = KeywordSpotter.load(args.model, backend=args.backend, num_threads=args.num_threads,
@@ -93,9 +98,6 @@ def main(argv=None) -> int:
             n = cli.run_stdin(spotter, sys.stdin.buffer, args.sample_rate, args.format, args.out,
                               threshold, args.chunk_seconds)
         else:
-            inputs = [(a, a) for a in args.audio]
-            if args.wav_scp:
-                inputs += cli.read_wav_scp(args.wav_scp)
             n = cli.run_files(spotter, inputs, args.format, args.out, threshold)
     except SpotError as e:
         print(f"detect: {e}", file=sys.stderr)

@@ -109,6 +109,20 @@ def read_wav_scp(path: str) -> list[tuple[str, str]]:
     return rows
 
 
+def check_out(out: str | None, inputs: Iterable[str]) -> None:
+    """Refuse, before any work, an --out that is a directory or one of the inputs (a recording
+    named twice by a slip would be replaced by the detections), as score_pairs does."""
+    if out is None or out == "-":
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise SpotError(f"--out {out} is a directory; give a file name")
+    if path.exists():
+        for i in inputs:
+            if Path(i).exists() and path.samefile(i):
+                raise SpotError(f"--out {out} is the input {i}; writing it would replace the input")
+
+
 def read_piped(entry: str) -> tuple:
     """A Kaldi wav.scp command (``sph2pipe -f wav a.sph |``, ``ffmpeg -i a.mp3 -f wav - |``):
     run by the shell, its standard output read as one audio file."""

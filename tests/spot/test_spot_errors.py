@@ -223,6 +223,28 @@ def test_cli_errors_write_nothing(tiny_model, tmp_path, capsys):
     assert "not a pyadml model file" in capsys.readouterr().err and not out.exists()
 
 
+def test_cli_out_that_is_an_input_or_a_directory_is_refused_before_any_work(tiny_model, tmp_path,
+                                                                          capsys):
+    """--out naming the recording itself (a slip of the arguments) would replace the audio by
+    the detections; a directory ended in a traceback after the whole search."""
+    good = tmp_path / "good.wav"
+    sf.write(good, speechlike(1.0), RATE)
+    audio = good.read_bytes()
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"u1 {good}\n")
+    base = ["--model", str(tiny_model), "--keywords", "computer", "--enrol", "none"]
+    for args in (["--out", str(good), str(good)], ["--out", str(good), "--wav-scp", str(scp)],
+                 ["--out", str(scp), "--wav-scp", str(scp)]):
+        assert detect_cli.main(base + args) == 1, args
+        assert f"--out {args[1]} is the input" in capsys.readouterr().err
+    assert good.read_bytes() == audio and scp.read_text() == f"u1 {good}\n"
+    assert detect_cli.main(base + ["--out", str(tmp_path), str(good)]) == 1
+    assert f"--out {tmp_path} is a directory; give a file name" in capsys.readouterr().err
+    assert detect_cli.main(base + ["--threshold", "-1", "--out", str(tmp_path / "d.tsv"),
+                                   str(good)]) == 0
+    assert (tmp_path / "d.tsv").read_text().startswith("file\tkeyword")
+
+
 def test_cli_pcm_stream_ending_mid_sample_writes_nothing(onnx_dir, tmp_path):
     out = tmp_path / "live.tsv"
     pcm = (1000 * np.sin(np.arange(16000) / 5)).astype("<i2").tobytes() + b"\x00"
