@@ -52,6 +52,10 @@ DEFAULT_THRESHOLD = 0.5
 # alarm per hour was 0.57-0.59 on three default models (0.49-0.51 with the text alone, whence 0.5).
 DEFAULT_THRESHOLD_TTS = 0.57
 WINDOW_SCALE = 1.5
+# A clip scored whole needs this much audio, as score_pairs (pyadml.score.pairs.MIN_SECONDS):
+# mean normalisation leaves almost nothing of fewer frames, and every keyword then gets the
+# same score whatever was said.
+CLIP_MIN_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -513,7 +517,12 @@ class KeywordSpotter:
         """keyword -> cosine score of the whole clip (one embedding, as score_pairs scores)."""
         if not self.keywords:
             raise SpotError("no keywords enrolled: call enroll([...]) first")
-        x = self._clip_features(self._audio(audio))
+        x = self._audio(audio)
+        if x.size < CLIP_MIN_SECONDS * self.rate:
+            what = audio if isinstance(audio, (str, os.PathLike)) else "audio array"
+            raise SpotError(f"{what} holds {x.size / self.rate:.3f} s of audio; the model needs at "
+                            f"least {CLIP_MIN_SECONDS} s")
+        x = self._clip_features(x)
         if getattr(self.backend, "scorer", "cosine") != "cosine":
             p = self.backend.score_windows(x[None], np.array([x.shape[0]]),
                                            [self._text_emb[k] for k in self.keywords])[0]

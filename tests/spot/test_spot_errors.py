@@ -128,6 +128,25 @@ def test_integer_arrays_are_read_at_their_pcm_scale(spotter, tmp_path):
         list(spotter.stream([i16.astype(np.uint16)]))
 
 
+def test_a_clip_too_short_to_score_is_refused_as_score_pairs_refuses_it(spotter, tmp_path):
+    """score() of 10 ms gave one score whatever was said (one frame, zero after mean
+    normalisation); below score_pairs' 0.1 s it is an error naming the clip and its length."""
+    for seed in (0, 1):
+        with pytest.raises(SpotError, match=r"audio array holds 0\.010 s of audio; the model "
+                                            r"needs at least 0\.1 s"):
+            spotter.score((speechlike(1.0, seed=seed)[:160], RATE))
+    short = tmp_path / "short.wav"
+    sf.write(short, speechlike(1.0)[:800], RATE)
+    with pytest.raises(SpotError, match=f"{short} holds 0\\.050 s"):
+        spotter.score(short)
+    a, b = (spotter.score((speechlike(1.0, seed=s)[:1600], RATE)) for s in (0, 1))
+    assert a != b  # 0.1 s is scored, by what it holds
+    from pyadml.score.pairs import MIN_SECONDS
+    from pyadml.spot.spotter import CLIP_MIN_SECONDS
+
+    assert CLIP_MIN_SECONDS == MIN_SECONDS
+
+
 def load_audio_in_blocks_of(path, seconds):
     from pyadml.spot import audio
 
