@@ -15,6 +15,7 @@ from pyadml.score import metrics as M
 from pyadml.score.enrol import ENROL_WEIGHT
 from pyadml.score.norm import DEFAULT_COHORT_SIZE
 from pyadml.score.pairs import PairsError, score_pairs_file
+from pyadml.text import KeywordError, normalize_text
 
 
 def read_clips(path: str | os.PathLike, need_speakers: bool = False
@@ -27,6 +28,7 @@ def read_clips(path: str | os.PathLike, need_speakers: bool = False
     except (OSError, UnicodeDecodeError) as e:  # as score_pairs names its pairs file
         raise PairsError(f"cannot read the clip list {path}: {e}") from None
     clips = []
+    spelled: dict[tuple[str, ...], tuple[str, int]] = {}  # normalised words -> (text, line)
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -40,6 +42,18 @@ def read_clips(path: str | os.PathLike, need_speakers: bool = False
         audio = path.parent / parts[0]
         if not audio.is_file():  # named here, not at a line of the pairs made from this list
             raise PairsError(f"{path}:{n}: no such audio file: {audio}")
+        # Each clip is a negative of every other keyword text: 'Alexa' beside 'alexa' would be
+        # scored as a second keyword with the same words, its own clips' negatives.
+        try:
+            words = tuple(normalize_text(parts[1]))
+        except KeywordError:
+            words = ()  # score_pairs names the line
+        first = spelled.setdefault(words, (parts[1], n)) if words else (parts[1], n)
+        if first[0] != parts[1]:
+            raise PairsError(f"{path}:{n}: keyword {parts[1]!r} is {first[0]!r} of line {first[1]} "
+                             f"written another way (both are the words '{' '.join(words)}'); "
+                             f"write each keyword one way, or its clips become negatives of "
+                             f"their own keyword")
         clips.append((audio, parts[1], parts[2].strip() if len(parts) == 3 else None))
     if not clips:
         raise PairsError(f"{path} lists no clips")

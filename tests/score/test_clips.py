@@ -70,6 +70,24 @@ def test_a_clip_list_that_is_missing_or_not_utf8_is_named(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_a_keyword_written_two_ways_is_refused_not_scored_as_two(tmp_path, capsys):
+    """'Alexa' on one line and 'alexa' on another are the same words, so the same query:
+    scored as two keywords, each such clip got a negative trial with its positive's score."""
+    model = tiny_model_file(tmp_path / "final.pt")
+    lines = write_clips(tmp_path)
+    for other in ("Alexa", "alexa ", "ALEXA!"):
+        bad = tmp_path / "bad.tsv"
+        assert lines[3] == "audio/3.wav\talexa"
+        bad.write_text("\n".join(lines[:3] + [f"audio/3.wav\t{other}"] + lines[4:]) + "\n")
+        assert cli.main(["--model", str(model), "--clips", str(bad),
+                         "--out-dir", str(tmp_path / "out")]) == 1
+        assert (f"bad.tsv:4: keyword {other!r} is 'alexa' of line 1 written another way (both are "
+                f"the words 'alexa')" in capsys.readouterr().err)
+        assert not (tmp_path / "out").exists()
+    # Written one way, the same list is scored.
+    assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv")]) == 0
+
+
 def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys, monkeypatch):
     """--run: the same files, scores and metrics as one command per back-end; runs with the
     same front end (here the default floor) embed the words' windows once between them."""
