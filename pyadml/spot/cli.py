@@ -81,9 +81,12 @@ def parse_threshold(text: str | None):
         except ValueError:
             raise SpotError(f"--threshold must be a number or kw=value,...; got {text!r}") from None
     out = {}
-    for item in text.split(","):
+    # Split as --keywords is, so that 'win $5,000=0.6' names the keyword 'win $5,000'.
+    for item in KEYWORD_COMMA.split(text):
         kw, sep, val = item.rpartition("=")
         try:
+            if not kw.strip():
+                raise ValueError
             out[kw.strip()] = float(val)
         except ValueError:
             raise SpotError(f"--threshold: bad item {item!r} (expected keyword=number)") from None

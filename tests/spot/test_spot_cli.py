@@ -102,6 +102,20 @@ def test_keyword_lists_keep_a_numbers_thousands_separator():
         "win $5,000", "alexa", "100 points", "7", "8", "1,000,000 stars"]
 
 
+def test_per_keyword_thresholds_name_keywords_as_keywords_does():
+    """A keyword with a number's thousands separator, which --keywords keeps, is named whole
+    in --threshold; an item without a keyword is an error naming it."""
+    from pyadml.spot.audio import SpotError
+    from pyadml.spot.cli import parse_threshold
+
+    assert parse_threshold("win $5,000=0.6, alexa=0.5,1,000,000 stars=0.4") == {
+        "win $5,000": 0.6, "alexa": 0.5, "1,000,000 stars": 0.4}
+    for bad, item in (("computer=0.6,0.5", "'0.5'"), ("=0.5", "'=0.5'"),
+                      ("computer=high", "'computer=high'")):
+        with pytest.raises(SpotError, match=f"--threshold: bad item {item} "):
+            parse_threshold(bad)
+
+
 def test_wav_scp_commands_are_read_as_kaldi_does(tiny_model, tmp_path):
     """'<utt> <command> |' lines: the command's output is the audio, as for Kaldi's sph2pipe
     and ffmpeg lines. A streamed WAV (unknown length, 0xFFFFFFFF in the header, as ffmpeg and
