@@ -17,15 +17,10 @@ from typing import Iterable, TextIO
 from pyadml.fileio import write_lines_atomic
 
 from .audio import SpotError, read_pcm_chunks
-from .spotter import Detection, KeywordSpotter
+from .spotter import KEYWORD_COMMA, Detection, KeywordSpotter
 
 FORMATS = ("tsv", "ctm")
 TSV_HEADER = "file\tkeyword\tstart\tend\tscore"
-
-
-# A comma between a digit and three more is a thousands separator ("$5,000"), not a keyword
-# boundary.
-KEYWORD_COMMA = re.compile(r"(?<!\d),|,(?!\d{3}(?!\d))")
 
 
 def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -52,6 +53,9 @@ DEFAULT_THRESHOLD = 0.5
 # alarm per hour was 0.57-0.59 on three default models (0.49-0.51 with the text alone, whence 0.5).
 DEFAULT_THRESHOLD_TTS = 0.57
 WINDOW_SCALE = 1.5
+# A comma between a digit and three more is a thousands separator ("$5,000"), not a keyword
+# boundary (enroll's comma-separated string, detect's --keywords and --threshold).
+KEYWORD_COMMA = re.compile(r"(?<!\d),|,(?!\d{3}(?!\d))")
 # A clip scored whole needs this much audio, as score_pairs (pyadml.score.pairs.MIN_SECONDS):
 # mean normalisation leaves almost nothing of fewer frames, and every keyword then gets the
 # same score whatever was said.
@@ -408,10 +412,11 @@ class KeywordSpotter:
         return t
 
     def enroll(self, keywords: Sequence[str] | str, threshold: float | Mapping | None = None):
-        """Add keywords by text (a list, or one comma-separated string); returns self. Every
+        """Add keywords by text (a list, or one comma-separated string, a number's thousands
+        separator kept as detect's --keywords keeps it); returns self. Every
         keyword is checked before any is added; text embeddings are cached per text."""
         if isinstance(keywords, str):
-            keywords = [k for k in keywords.split(",")]
+            keywords = KEYWORD_COMMA.split(keywords)
         keywords = [k.strip() if isinstance(k, str) else k for k in keywords]
         if not keywords:
             raise SpotError("no keywords given: enroll at least one keyword")

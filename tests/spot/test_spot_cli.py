@@ -102,6 +102,16 @@ def test_keyword_lists_keep_a_numbers_thousands_separator():
         "win $5,000", "alexa", "100 points", "7", "8", "1,000,000 stars"]
 
 
+def test_enroll_splits_a_keyword_string_as_detect_does(tiny_model):
+    """KeywordSpotter.enroll('win $5,000') enrolled 'win $5' and '000' (zero zero zero)."""
+    from pyadml.spot.cli import parse_keywords
+
+    text = "win $5,000, alexa,1,000,000 stars"
+    sp = KeywordSpotter.load(tiny_model, num_threads=1).enroll(text)
+    assert sp.keywords == parse_keywords(text, None) == ["win $5,000", "alexa", "1,000,000 stars"]
+    assert sp.tokenizer.words(sp.keywords[0]) == ["win", "five", "thousand", "dollars"]
+
+
 def test_per_keyword_thresholds_name_keywords_as_keywords_does():
     """A keyword with a number's thousands separator, which --keywords keeps, is named whole
     in --threshold; an item without a keyword is an error naming it."""
