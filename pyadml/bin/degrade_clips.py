@@ -44,8 +44,12 @@ def read_list(clips_tsv: Path) -> list[tuple[int, str, str]]:
     if not clips_tsv.is_file():
         raise DegradeError(f"{clips_tsv}: no such file; --in must hold clips.tsv "
                            "(<audio path relative to it>\\t<keyword>[\\t<speaker>] lines)")
+    try:
+        lines = clips_tsv.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:  # a Latin-1 list, as score_clips names it
+        raise DegradeError(f"cannot read the clip list {clips_tsv}: {e}") from None
     out = []
-    for n, line in enumerate(clips_tsv.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         parts = line.split("\t")

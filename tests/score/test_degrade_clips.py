@@ -73,6 +73,11 @@ def test_bad_input_is_named_and_leaves_no_list(tmp_path, capsys):
     (src / "clips.tsv").write_text("audio/kw0/c0.flac\n")
     assert main(["--in", str(src), "--out", str(tmp_path / "o2"), "--clip-db", "6"]) == 1
     assert "clips.tsv:1: expected" in capsys.readouterr().err
+    (src / "clips.tsv").write_bytes("audio/kw0/c0.flac\tcaf\u00e9\n".encode("latin-1"))
+    assert main(["--in", str(src), "--out", str(tmp_path / "o2"), "--clip-db", "6"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot read the clip list {src / 'clips.tsv'}: 'utf-8' codec can't decode" in err
+    assert "Traceback" not in err and not (tmp_path / "o2").exists()
     (src / "clips.tsv").write_text("audio/kw0/c0.flac\tkw0\tspk0\textra\n")
     assert main(["--in", str(src), "--out", str(tmp_path / "o2"), "--clip-db", "6"]) == 1
     assert "clips.tsv:1: expected '<audio>\\t<keyword>[\\t<speaker>]'" in capsys.readouterr().err
