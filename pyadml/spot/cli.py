@@ -115,6 +115,10 @@ def check_out(out: str | None, inputs: Iterable[str]) -> None:
     path = Path(out)
     if path.is_dir():
         raise SpotError(f"--out {out} is a directory; give a file name")
+    try:  # now, not after an hour of audio has been searched
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SpotError(f"--out {out}: cannot create its directory: {e}") from None
     if path.exists():
         for i in inputs:
             if Path(i).exists() and path.samefile(i):
@@ -210,4 +214,7 @@ def _emit(rows: list[str], out: str | None) -> None:
         sys.stdout.write("".join(r + "\n" for r in rows))
         sys.stdout.flush()
     else:
-        write_lines_atomic(out, rows)
+        try:
+            write_lines_atomic(out, rows)
+        except OSError as e:  # a full disk, a directory made read-only meanwhile
+            raise SpotError(f"cannot write --out {out}: {e}") from None

@@ -243,7 +243,7 @@ def test_cli_errors_write_nothing(tiny_model, tmp_path, capsys):
 
 
 def test_cli_out_that_is_an_input_or_a_directory_is_refused_before_any_work(tiny_model, tmp_path,
-                                                                          capsys):
+                                                                          capsys, monkeypatch):
     """--out naming the recording itself (a slip of the arguments) would replace the audio by
     the detections; a directory ended in a traceback after the whole search."""
     good = tmp_path / "good.wav"
@@ -259,6 +259,11 @@ def test_cli_out_that_is_an_input_or_a_directory_is_refused_before_any_work(tiny
     assert good.read_bytes() == audio and scp.read_text() == f"u1 {good}\n"
     assert detect_cli.main(base + ["--out", str(tmp_path), str(good)]) == 1
     assert f"--out {tmp_path} is a directory; give a file name" in capsys.readouterr().err
+    # A directory that cannot be made (a file stands in its way): said before the search.
+    monkeypatch.setattr(KeywordSpotter, "load", lambda *a, **k: pytest.fail("loaded a model"))
+    assert detect_cli.main(base + ["--out", str(good / "d.tsv"), str(good)]) == 1
+    assert f"--out {good / 'd.tsv'}: cannot create its directory: " in capsys.readouterr().err
+    monkeypatch.undo()
     assert detect_cli.main(base + ["--threshold", "-1", "--out", str(tmp_path / "d.tsv"),
                                    str(good)]) == 0
     assert (tmp_path / "d.tsv").read_text().startswith("file\tkeyword")
