@@ -429,6 +429,15 @@ class KeywordSpotter:
             except KeywordError as e:
                 raise SpotError(str(e)) from None
         thr = {}
+        if isinstance(threshold, Mapping):
+            # As detect refuses them: a key spelt otherwise ('Computer') would leave its keyword
+            # at the default threshold, silently. An enrolled keyword's key sets its threshold.
+            unknown = set(threshold) - set(ids) - set(self.keywords)
+            if unknown:
+                raise SpotError(f"threshold given for keyword(s) not enrolled: {sorted(unknown)} "
+                                f"(keywords: {list(dict.fromkeys([*self.keywords, *ids]))})")
+            thr.update((k, self._check_threshold(t, f"threshold of {k!r}"))
+                       for k, t in threshold.items() if k not in ids and t is not None)
         for k in ids:
             t = threshold.get(k, self.default_threshold) if isinstance(threshold, Mapping) else threshold
             thr[k] = self.default_threshold if t is None else self._check_threshold(t, f"threshold of {k!r}")

@@ -70,6 +70,22 @@ def test_threshold_per_keyword():
         sp.detect((x, RATE), threshold={"jarvis": 0.5})
 
 
+def test_enroll_thresholds_for_keywords_it_does_not_have_are_refused():
+    """enroll(..., threshold={'Computer': 0.99}) left 'computer' at the default, silently,
+    where detect refuses such a key."""
+    sp = tone_spotter()
+    x = insert(background(4), chirp_burst(sp.window_frames("computer")), [1.0])
+    with pytest.raises(SpotError, match=r"threshold given for keyword\(s\) not enrolled: "
+                                        r"\['Computer'\] \(keywords: \['computer', 'alexa'\]\)"):
+        sp.enroll(["alexa"], threshold={"Computer": 0.99, "alexa": 0.5})
+    assert sp.keywords == ["computer"]  # nothing of the refused call was enrolled
+    assert [d.keyword for d in sp.detect((x, RATE))] == ["computer"]
+    # A key naming a keyword enrolled before sets its threshold, as detect's mapping would.
+    sp.enroll(["alexa"], threshold={"computer": 0.99, "alexa": 0.98})
+    assert sp.thresholds == {"computer": 0.99, "alexa": 0.98}
+    assert sp.detect((x, RATE)) == []  # the chirp scores about 0.9 for every keyword here
+
+
 def _stream_sorted(sp, x, sizes, threshold=None):
     chunks, i = [], 0
     for s in sizes:
