@@ -209,7 +209,7 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
     if speakers is not None and not isinstance(speakers, dict):
         spk_file, speakers = Path(speakers), read_utt2spk(speakers)
         inputs.append(spk_file)
-    check_output_path(out_path, inputs)
+    out_path = check_output_path(out_path, inputs)
     try:
         # utf-8-sig: a byte-order mark (Windows editors) is not part of the first wav path.
         lines = pairs_path.read_text(encoding="utf-8-sig").splitlines()
@@ -260,6 +260,9 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
             raise PairsError(f"{where}: some lines have a label and some do not")
         if not wav.is_file():
             raise PairsError(f"{where}: no such wav file: {wav}")
+        if wav not in feats and out_path.exists() and wav.samefile(out_path):
+            raise PairsError(f"{where}: --out {out_path} is this line's wav; writing it would "
+                             f"replace the recording")
         if speakers is not None and str(wav) not in file_speaker:  # once per file, not per pair
             spk = speakers.get(wav.resolve())
             if spk is None:

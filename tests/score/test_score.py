@@ -348,6 +348,21 @@ def test_score_pairs_refuses_bad_options_before_any_work(fixture, tmp_path, caps
     assert pairs.read_text() == before and not (tmp_path / "o.tsv").exists()
 
 
+def test_score_pairs_refuses_an_out_that_is_one_of_its_wavs(fixture, tmp_path, capsys):
+    """--out naming a recording of the pairs (a slip: '--out a.wav') replaced the audio by the
+    scores; it is refused at the line that names it, and nothing is written."""
+    _, model_path = fixture
+    wav = write_noise(tmp_path / "a.wav", 0.5)
+    other = write_noise(tmp_path / "b.wav", 0.6, seed=1)
+    pairs = _pairs(tmp_path, [f"{other}\thello", f"{wav}\thello"])
+    audio = wav.read_bytes()
+    assert score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out",
+                             str(wav)]) == 1
+    assert (f"pairs.tsv:2: --out {wav} is this line's wav; writing it would replace the "
+            f"recording" in capsys.readouterr().err)
+    assert wav.read_bytes() == audio
+
+
 def test_score_pairs_rejects_mixed_labels(fixture, tmp_path, capsys):
     _, model_path = fixture
     wav = write_noise(tmp_path / "a.wav", 0.5)
