@@ -181,6 +181,11 @@ def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
     if path.is_dir():
         raise SpotError(f"cannot read {path}: it is a directory; name its audio files "
                         f"({path}/*.wav) or list them in a wav.scp (--wav-scp)")
+    if path.exists() and not path.is_file():
+        # A pipe, as bash's <(sox a.mp3 -t wav -) names one: read once, not sought; decoded
+        # whole, as a wav.scp command's output is.
+        yield from _pipe_blocks(path)
+        return
     if not path.is_file():
         raise SpotError(f"cannot read {path}: no such file")
     if path.stat().st_size == 0:
@@ -218,6 +223,31 @@ def file_blocks(path: str | os.PathLike) -> Iterator[tuple[np.ndarray, int]]:
 
 
 BLOCK_SECONDS = 60
+
+
+def _pipe_blocks(path: Path) -> Iterator[tuple[np.ndarray, int]]:
+    import io
+
+    import soundfile as sf
+
+    from pyadml.fileio import audio_read_error
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SpotError(f"cannot read {path}: {e}") from None
+    if not data:
+        raise SpotError(f"cannot read {path}: it gave no bytes")
+    buf = io.BytesIO(data)
+    try:
+        samples, sr = sf.read(buf, dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises several types for a stream it cannot parse
+        named = RuntimeError(str(e).replace(repr(buf), str(path)))  # not '<_io.BytesIO ...>'
+        raise SpotError(audio_read_error(path, named, wav_scp=True)) from None
+    if not len(samples):
+        raise SpotError(f"{path} holds no samples")
+    for at in range(0, len(samples), BLOCK_SECONDS * sr):
+        yield to_mono(samples[at:at + BLOCK_SECONDS * sr], sr, str(path), offset=at), sr
 
 
 def _shorten_or_none(path: Path):

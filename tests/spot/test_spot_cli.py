@@ -152,6 +152,37 @@ def test_wav_scp_commands_are_read_as_kaldi_does(tiny_model, tmp_path):
     assert names[0] == "a" and set(names) == {"a", "b", "c"}
 
 
+def test_a_pipe_is_read_as_the_audio_it_carries(tiny_model, tmp_path):
+    """bash's process substitution, detect <(sox a.mp3 -t wav -), names a pipe: it was 'no such
+    file'. A named pipe fed a WAV gives the file's detections; junk is named as the pipe."""
+    import threading
+
+    wav = wavs(tmp_path, 1)[0]
+    sp = KeywordSpotter.load(tiny_model, num_threads=1, threshold=-1.0).enroll(KW.split(","))
+    want = sp.detect(wav)
+    assert want
+
+    def through_pipe(data: bytes):
+        fifo = tmp_path / "fifo"
+        if fifo.exists():
+            fifo.unlink()
+        os.mkfifo(fifo)
+        # A daemon: if nothing opens the pipe, the blocked writer does not hold pytest open.
+        writer = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)
+        writer.start()
+        try:
+            return sp.detect(fifo)
+        finally:
+            writer.join(timeout=10)
+
+    assert through_pipe(wav.read_bytes()) == want
+    from pyadml.spot.audio import SpotError
+
+    with pytest.raises(SpotError, match=r"cannot read .*fifo: Error opening .*fifo: Format not "
+                                        r"recognised"):
+        through_pipe(b"junk" * 100)
+
+
 def test_a_wsj_sphere_file_gives_the_detections_of_its_wav(tiny_model, tmp_path, monkeypatch):
     """The LDC's WSJ audio (Shorten-compressed SPHERE, which soundfile cannot read), named as a
     file or in a wav.scp, without sph2pipe."""
