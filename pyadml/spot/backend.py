@@ -7,6 +7,7 @@ embedding size come from ``spotter.json`` beside the .onnx files (pyadml.spot.on
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from pathlib import Path
 from typing import Sequence
@@ -177,7 +178,13 @@ class OnnxBackend:
 
 def open_backend(path: str | os.PathLike, backend: str | None = None,
                  num_threads: int | None = None):
-    """``backend`` None picks by the path: a directory or spotter.json is ONNX, else torch."""
+    """``backend`` None picks by the path: a directory or spotter.json is ONNX, else torch.
+    ``num_threads`` None or 0: the library's own thread count."""
+    if num_threads is not None and not (isinstance(num_threads, numbers.Integral)
+                                        and num_threads >= 0):
+        # else torch's bare 'set_num_threads expects a positive integer' traceback
+        raise SpotError(f"num_threads must be a whole number >= 1 (0: the library's own count), "
+                        f"got {num_threads!r}")
     p = Path(path)
     if backend is None:
         backend = "onnx" if (p.is_dir() or p.name == CONFIG_NAME) else "torch"

@@ -232,6 +232,8 @@ def test_cli_errors_write_nothing(tiny_model, tmp_path, capsys):
         (["--keywords", "computer"], "no input"),
         (["--keywords", "computer", "--window-scale", "0", str(good)], "window_scale=0.0"),
         (["--keywords", "computer", "--refractory", "-1", str(good)], "refractory=-1.0"),
+        (["--keywords", "computer", "--num-threads", "-1", str(good)],
+         "num_threads must be a whole number >= 1 (0: the library's own count), got -1"),
     ]
     for args, message in cases:
         assert detect_cli.main(base + args) == 1, args
