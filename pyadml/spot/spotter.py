@@ -71,6 +71,11 @@ class Detection:
     # Audio seconds consumed when the detection was emitted (streaming latency); not compared.
     emitted: float = field(default=0.0, compare=False)
 
+    def __iter__(self):
+        """(keyword, start, end, score), as the README shows detect's result: ``for kw, t0,
+        t1, score in sp.detect(...)``."""
+        return iter((self.keyword, self.start, self.end, self.score))
+
 
 def window_grid(frames: int) -> int:
     """Nearest length on the grid round(16 * 2^(i/4)) frames, at least 16 (0.16 s)."""

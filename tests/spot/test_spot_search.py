@@ -44,6 +44,17 @@ def test_detections_at_the_insertion_times():
     assert sp.detect((background(14), RATE)) == []  # nothing fires on noise
 
 
+def test_a_detection_unpacks_as_the_readme_shows():
+    """README: sp.detect(...) gives [(keyword, start, end, score), ...]; a Detection could not
+    be unpacked so (TypeError: cannot unpack non-iterable Detection object)."""
+    sp = tone_spotter()
+    x = insert(background(4), chirp_burst(sp.window_frames("computer")), [1.0])
+    (d,) = sp.detect((x, RATE))
+    keyword, start, end, score = d
+    assert (keyword, start, end, score) == (d.keyword, d.start, d.end, d.score)
+    assert (keyword, start) == ("computer", 1.0) and score >= 0.6
+
+
 def test_refractory_time_and_non_maximum_suppression():
     burst_frames = tone_spotter().window_frames("computer")
     x = insert(background(6), chirp_burst(burst_frames), [1.0, 2.0])
