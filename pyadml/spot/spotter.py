@@ -41,7 +41,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from pyadml.score.floor import FloorError, floor_features, model_floor_db
-from pyadml.text import KeywordError
+from pyadml.text import KeywordError, normalize_text
 
 from . import calibrate
 from .audio import AudioInput, SpotError, StreamResampler, file_blocks, load_audio, to_mono
@@ -433,6 +433,16 @@ class KeywordSpotter:
                 ids[k] = self.tokenizer.encode(k)
             except KeywordError as e:
                 raise SpotError(str(e)) from None
+        # 'computer' beside 'Computer' (or 'computer!') is one query under two names: every
+        # detection of it would be reported twice.
+        spelled: dict[tuple[str, ...], str] = {}
+        for k in [*self.keywords, *ids]:
+            words = tuple(normalize_text(k))
+            first = spelled.setdefault(words, k)
+            if first != k:
+                raise SpotError(f"keywords {first!r} and {k!r} are the same words "
+                                f"('{' '.join(words)}'); give each keyword once, or each "
+                                f"detection of it is reported twice")
         thr = {}
         if isinstance(threshold, Mapping):
             # As detect refuses them: a key spelt otherwise ('Computer') would leave its keyword

@@ -97,6 +97,21 @@ def test_enroll_thresholds_for_keywords_it_does_not_have_are_refused():
     assert sp.detect((x, RATE)) == []  # the chirp scores about 0.9 for every keyword here
 
 
+def test_one_keyword_written_two_ways_is_refused_not_enrolled_twice():
+    """enroll(['computer', 'Computer']) made two keywords of one query, and every detection
+    came twice; so did 'computer!' enrolled after 'computer'."""
+    sp = tone_spotter()
+    x = insert(background(4), chirp_burst(sp.window_frames("computer")), [1.0])
+    for more in (["alexa", "Computer"], ["computer!"], "alexa, COMPUTER"):
+        with pytest.raises(SpotError, match=r"keywords 'computer' and '(Computer|computer!|COMPUTER)' "
+                                            r"are the same words \('computer'\)"):
+            sp.enroll(more)
+    assert sp.keywords == ["computer"]  # nothing of a refused call was enrolled
+    sp.enroll(["computer", "alexa"])  # the same text again is the same keyword
+    assert sp.keywords == ["computer", "alexa"]
+    assert [d.keyword for d in sp.detect((x, RATE))].count("computer") == 1
+
+
 def _stream_sorted(sp, x, sizes, threshold=None):
     chunks, i = [], 0
     for s in sizes:
