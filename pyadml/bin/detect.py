@@ -47,8 +47,8 @@ def main(argv=None) -> int:
     p.add_argument("--stdin-pcm", action="store_true", help="read raw 16-bit little-endian mono PCM from stdin")
     p.add_argument("--sample-rate", type=int, help="rate of the --stdin-pcm stream")
     p.add_argument("--chunk-seconds", type=float, default=0.1, help="--stdin-pcm read size")
-    p.add_argument("--hop", type=float, default=0.1, help="window hop in seconds (<= 0.1; 0.05 "
-                   "detects about 100 ms sooner in a live stream, for twice the compute)")
+    p.add_argument("--hop", type=float, default=0.1, help="window hop in seconds (<= 0.1, in "
+                   "10 ms frames; 0.05 detects 50-80 ms sooner, for twice the compute)")
     p.add_argument("--refractory", type=float, default=None, help="seconds between two detections "
                    "of a keyword (default: the keyword's window length, so they never overlap)")
     p.add_argument("--window-scale", type=float, default=None, help="keyword window = this x the "

@@ -48,6 +48,10 @@ def to_mono(samples, sr, what: str, offset: int = 0) -> np.ndarray:
         sr_ok = False
     if not sr_ok:
         raise SpotError(f"{what}: sample rate must be a positive integer, got {sr!r}")
+    if isinstance(samples, (bytes, bytearray, memoryview)):
+        # What PyAudio and sounddevice's raw streams hand over.
+        raise SpotError(f"{what}: samples must be numbers, got {type(samples).__name__}; for raw "
+                        f"16-bit PCM give np.frombuffer(chunk, dtype=np.int16)")
     x = np.asarray(samples)
     if x.dtype.kind not in "fiu":
         raise SpotError(f"{what}: samples must be numbers, got dtype {x.dtype}")

@@ -147,11 +147,13 @@ def read_piped(entry: str) -> tuple:
                     "Shorten-compressed SPHERE is decoded by pyadml")
         raise SpotError(f"command {command!r} exited with status {proc.returncode}"
                         + (f": {err[-1]}" if err else "") + hint)
+    stream = io.BytesIO(proc.stdout)
     try:
-        audio, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+        audio, sr = sf.read(stream, dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for a stream it cannot parse
+        why = str(e).replace(repr(stream), "it")  # not '<_io.BytesIO object at 0x...>'
         raise SpotError(f"the output of {command!r} ({len(proc.stdout)} bytes) is not audio "
-                        f"soundfile can read: {e}") from None
+                        f"soundfile can read: {why}") from None
     return audio, sr
 
 

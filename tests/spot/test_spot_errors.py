@@ -126,6 +126,20 @@ def test_integer_arrays_are_read_at_their_pcm_scale(spotter, tmp_path):
         spotter.score((i16.astype(np.int64), RATE))
     with pytest.raises(SpotError, match="audio chunk 0: integer samples of dtype uint16"):
         list(spotter.stream([i16.astype(np.uint16)]))
+    # Raw bytes, as PyAudio's stream.read() gives them: named, with the conversion.
+    with pytest.raises(SpotError, match=r"audio chunk 0: samples must be numbers, got bytes; for "
+                                        r"raw 16-bit PCM give np\.frombuffer\(chunk, dtype=np\.int16\)"):
+        list(spotter.stream([(i16.tobytes(), RATE)]))
+
+
+def test_a_command_whose_output_is_not_audio_is_named_without_python_internals():
+    from pyadml.spot.cli import read_piped
+
+    with pytest.raises(SpotError) as e:
+        read_piped("echo hello |")
+    assert str(e.value).startswith("the output of 'echo hello' (6 bytes) is not audio soundfile "
+                                   "can read: ")
+    assert "BytesIO" not in str(e.value)
 
 
 def test_a_clip_too_short_to_score_is_refused_as_score_pairs_refuses_it(spotter, tmp_path):
