@@ -140,6 +140,15 @@ def test_ctm_keyed_by_file_and_channel(tmp_path):
         prepare_kaldi_dir(d, ctm=d / "words.ctm")
 
 
+def test_a_word_starting_just_before_its_segment_keeps_its_end(segmented):
+    """Within the tolerance (10 ms) before segment a2 (1.0-2.0 s): cut at the segment's start,
+    its end (1.395 s) where the aligner put it, not shifted by the 5 ms cut."""
+    lines(segmented / "rec.ctm", "recA 1 0.10 0.30 hello", "recA 1 0.50 0.40 world",
+          "recA 1 0.995 0.40 good", "recA 1 1.45 0.40 morning", "recB 1 0.30 0.50 yes")
+    good = prepare_kaldi_dir(segmented, ctm=segmented / "rec.ctm")["supervisions"]["a2"].alignment["word"][0]
+    assert (good.start, good.start + good.duration) == pytest.approx((1.0, 1.395))
+
+
 def test_recording_keyed_ctm_over_overlapping_segments(tmp_path):
     """A meeting: speaker B's interjection b1 (2.0-3.0 s) lies inside A's turn a1 (0.5-4.0 s).
     Kaldi's get_ctm.sh keys the CTM by recording (utils/convert_ctm.pl), a1's words first: each

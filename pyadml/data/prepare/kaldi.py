@@ -231,7 +231,10 @@ def _attach_ctm(
                         u = h
                         taken[h.id] = k + 1
                         break
-            per_utt[u.id].append(_CtmWord(u.id, max(w.start, u.start), w.duration, w.word, w.line))
+            # A word that starts within the tolerance before its segment is cut at the
+            # segment's start; its end stays where the aligner put it.
+            start = max(w.start, u.start)
+            per_utt[u.id].append(_CtmWord(u.id, start, end - start, w.word, w.line))
         elif w.key in skip_keys:
             continue
         else:
