@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from pyadml.data.prepare import CorpusError, corpora, load_plugin, prepare_corpus, summary_lines
-from pyadml.data.prepare.common import inputs_read
+from pyadml.data.prepare.common import forget_inputs, inputs_read
 from pyadml.fileio import atomic_path
 
 
@@ -65,6 +65,7 @@ def main(argv=None) -> int:
             groups[-1].append(tok)
     p = parser()
     runs = [p.parse_args(g) for g in groups]  # all parsed before any corpus is prepared
+    forget_inputs()
     for args in runs:
         options = {k: v for k in ("ctm", "part", "name") if (v := getattr(args, k)) is not None}
         if args.resample:

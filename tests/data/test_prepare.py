@@ -721,3 +721,16 @@ def test_cli(segmented, tmp_path, capsys):
     assert prepare_manifests.main(["king_asr_066", str(segmented.parent), str(out)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("prepare_manifests: ") and str(segmented / "text") in err
+
+
+def test_inputs_list_names_the_files_this_command_read(plain, segmented, tmp_path):
+    """prepare_manifests --inputs-list (stage 1's marker hashes the list): the Kaldi tables and
+    CTM it read; a second command in the same process lists only its own."""
+    out = tmp_path / "m"
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    assert prepare_manifests.main(["kaldi", str(segmented), str(out), "--ctm",
+                                   str(segmented / "words.ctm"), "--inputs-list", str(first)]) == 0
+    assert first.read_text().splitlines() == sorted(
+        str(segmented / n) for n in ("segments", "spk2gender", "text", "utt2spk", "wav.scp", "words.ctm"))
+    assert prepare_manifests.main(["kaldi", str(plain), str(out), "--inputs-list", str(second)]) == 0
+    assert second.read_text().splitlines() == sorted(str(plain / n) for n in ("text", "utt2spk", "wav.scp"))

@@ -43,6 +43,11 @@ def inputs_read() -> list[str]:
     return sorted(_inputs)
 
 
+def forget_inputs() -> None:
+    """Start a new list (a second prepare_manifests.main in one process lists its own files)."""
+    _inputs.clear()
+
+
 def _where(path: str | os.PathLike, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
