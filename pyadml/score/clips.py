@@ -40,6 +40,8 @@ def read_clips(path: str | os.PathLike, need_speakers: bool = False
             raise PairsError(f"{path}:{n}: the speaker mean needs a third column, the clip's "
                              f"speaker: '<audio>\\t<keyword>\\t<speaker>', got {line!r}")
         audio = path.parent / parts[0]
+        if audio.is_dir():
+            raise PairsError(f"{path}:{n}: {audio} is a directory; name one audio file per line")
         if not audio.is_file():  # named here, not at a line of the pairs made from this list
             raise PairsError(f"{path}:{n}: no such audio file: {audio}")
         # Each clip is a negative of every other keyword text: 'Alexa' beside 'alexa' would be

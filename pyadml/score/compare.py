@@ -42,7 +42,11 @@ def read_scores(path: str | os.PathLike) -> Trials:
     the folder above it, so two runs' lists match wherever the set was read from."""
     path = Path(path)
     keys, labels, scores = [], [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:  # as score_clips names its clip list
+        raise PairsError(f"cannot read the scores file {path}: {e}") from None
+    for n, line in enumerate(lines, 1):
         parts = line.split("\t")
         try:
             if len(parts) not in (4, 5):

@@ -258,6 +258,8 @@ def score_pairs_file(model_path, pairs_path, out_path, batch_size: int = 64,
             label = int(parts[2])
         if rows and (label is None) != (rows[0][4] is None):
             raise PairsError(f"{where}: some lines have a label and some do not")
+        if wav.is_dir():
+            raise PairsError(f"{where}: {wav} is a directory; name one audio file per line")
         if not wav.is_file():
             raise PairsError(f"{where}: no such wav file: {wav}")
         if wav not in feats and out_path.exists() and wav.samefile(out_path):

@@ -339,6 +339,11 @@ class KeywordSpotter:
         self.hop_frames = int(round(hop / self.frame_shift))
         if not 1 <= self.hop_frames <= round(0.1 / self.frame_shift):
             raise SpotError(f"hop must lie in [{self.frame_shift}, 0.1] seconds, got {hop}")
+        if abs(hop - self.hop_frames * self.frame_shift) > 1e-6:
+            # windows start on feature frames: a hop between two would be rounded unseen
+            lo = int(hop / self.frame_shift) * self.frame_shift
+            raise SpotError(f"hop must be a multiple of the {self.frame_shift:g} s frame shift, "
+                            f"got {hop}; use {lo:g} or {lo + self.frame_shift:g}")
         if smooth not in (1, 3):
             raise SpotError(f"smooth must be 1 (raw scores) or 3 (mean of 3 positions), got {smooth}")
         window_scale = WINDOW_SCALE if window_scale is None else window_scale

@@ -55,6 +55,9 @@ def test_a_clip_list_with_one_keyword_or_a_bad_line_is_refused(tmp_path, capsys)
     (tmp_path / "gone.tsv").write_text("a.wav\talexa\nb.wav\tjarvis\n")
     assert cli.main(["--model", str(model), "--clips", str(tmp_path / "gone.tsv")]) == 1
     assert f"gone.tsv:2: no such audio file: {tmp_path / 'b.wav'}" in capsys.readouterr().err
+    (tmp_path / "b.wav").mkdir()
+    assert cli.main(["--model", str(model), "--clips", str(tmp_path / "gone.tsv")]) == 1
+    assert f"gone.tsv:2: {tmp_path / 'b.wav'} is a directory" in capsys.readouterr().err
 
 
 def test_a_clip_list_that_is_missing_or_not_utf8_is_named(tmp_path, capsys):

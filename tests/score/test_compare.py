@@ -97,3 +97,8 @@ def test_compare_errors_name_the_file_or_line(tmp_path, capsys):
     (tmp_path / "b" / "scores.tsv").write_text("")
     with pytest.raises(PairsError, match="holds no trials"):
         read_scores(tmp_path / "b" / "scores.tsv")
+    # a list saved in Latin-1 is named, not a traceback
+    (tmp_path / "b" / "scores.tsv").write_bytes("caf\xe9.flac\talexa\t1\t0.5\n".encode("latin-1"))
+    assert compare_scores.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read the scores file" in err and "scores.tsv" in err and "utf-8" in err

@@ -279,6 +279,7 @@ def test_score_pairs_without_labels(fixture, tmp_path, capsys):
     ("{wav}", "1 tab-separated field"),
     ("{wav}\thello\t1\textra", "4 tab-separated field"),
     ("{missing}\thello", "no such wav file"),
+    ("{folder}\thello", "folder is a directory; name one audio file per line"),
     ("{empty}\thello", "no samples"),
     ("{junk}\thello", "cannot read"),
     ("{memo}\thello", "ffmpeg -i memo.m4a -ac 1 -ar 16000 memo.wav)"),
@@ -306,7 +307,9 @@ def test_score_pairs_errors_name_the_line(fixture, tmp_path, capsys, bad, messag
     line = bad.format(wav=wav, missing=tmp_path / "nope.wav", empty=tmp_path / "empty.wav",
                       memo=tmp_path / "memo.m4a", trunc=tmp_path / "trunc.wav",
                       junk=tmp_path / "junk.wav", tiny=tmp_path / "tiny.wav",
-                      short=tmp_path / "short.wav", nan=tmp_path / "nan.wav")
+                      short=tmp_path / "short.wav", nan=tmp_path / "nan.wav",
+                      folder=tmp_path / "folder")
+    (tmp_path / "folder").mkdir()
     pairs = _pairs(tmp_path, [f"{wav}\tworld", line])  # line 1 is fine, line 2 is not
     out = tmp_path / "out.tsv"
     rc = score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out", str(out)])

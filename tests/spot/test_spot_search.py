@@ -441,3 +441,14 @@ def test_a_model_trained_with_a_floor_spots_with_it(tiny_model, tmp_path):
         got = sp.score((x, RATE))
         assert max(abs(got[k] - want[k]) for k in want) < 1e-4
     assert KeywordSpotter.load(trained, num_threads=1, floor_db=30).floor_db == 30.0
+
+
+def test_a_hop_off_the_frame_grid_is_refused_not_rounded():
+    """--hop 0.025 used to run at 0.02 s without a word (windows start on 10 ms frames)."""
+    with pytest.raises(SpotError, match=r"multiple of the 0.01 s frame shift, got 0.025; "
+                                        r"use 0.02 or 0.03"):
+        tone_spotter(hop=0.025)
+    for hop in (0.01, 0.03, 0.07, 0.1):  # on the grid, float error and all
+        assert tone_spotter(hop=hop).hop_frames == round(hop * 100)
+    with pytest.raises(SpotError, match=r"hop must lie in \[0.01, 0.1\]"):
+        tone_spotter(hop=0.2)
