@@ -134,3 +134,21 @@ def audio_read_error(path: str | os.PathLike, error: Exception, wav_scp: bool = 
                 + (f", or name the file in a wav.scp line '<id> ffmpeg -i {p.name} -f wav - |'"
                    if wav_scp else "") + ")")
     return msg
+
+
+# Float audio's full scale is 1.0; inter-sample peaks and mixes go a little beyond it. A peak
+# 30 dB over it is 16-bit values stored as floats (np.float32(int16 samples), a float WAV
+# written at PCM scale): the features' absolute floors then fall elsewhere and the scores move
+# (a wake-word clip with digital silence: its keyword 0.48 -> 0.33).
+FLOAT_PEAK_MAX = 32.0
+
+
+def float_scale_error(samples: np.ndarray, what: str) -> str | None:
+    """The error for float samples far beyond full scale (see FLOAT_PEAK_MAX), else None."""
+    if samples.dtype.kind != "f" or not samples.size:
+        return None
+    peak = float(np.max(np.abs(samples)))
+    if not peak > FLOAT_PEAK_MAX:  # NaN is named by the caller's own check
+        return None
+    return (f"{what}: float samples reach {peak:.6g}, far beyond full scale (1.0): PCM values "
+            f"stored as floats? Divide 16-bit values by 32768 (or give them as int16)")

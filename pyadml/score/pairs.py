@@ -20,7 +20,8 @@ import soundfile as sf
 from pyadml.data.dataset import mean_normalize, warp_mel
 from pyadml.data.features import fbank_extractor, fbank_options, mel_range
 from pyadml.data.trials import Trial
-from pyadml.fileio import audio_read_error, read_shorten_sphere, wav_truncation, write_lines_atomic
+from pyadml.fileio import (audio_read_error, float_scale_error, read_shorten_sphere, wav_truncation,
+                           write_lines_atomic)
 from pyadml.models.export import load_model
 from pyadml.score import metrics as M
 from pyadml.score.embed import embed_features, embed_texts, score_trials
@@ -55,6 +56,9 @@ def read_audio(path: Path, rate: int) -> np.ndarray:
         audio, sr = shorten
     if audio.size == 0:
         raise PairsError(f"{path} holds no samples")
+    bad_scale = float_scale_error(audio[np.isfinite(audio)], str(path))
+    if bad_scale:
+        raise PairsError(bad_scale)
     audio = audio.mean(axis=1)
     if sr != rate:
         g = math.gcd(int(sr), int(rate))

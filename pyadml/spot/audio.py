@@ -65,6 +65,12 @@ def to_mono(samples, sr, what: str, offset: int = 0) -> np.ndarray:
         raise SpotError(f"{what}: integer samples of dtype {x.dtype} are no PCM format; give "
                         f"int16 or int32 PCM (e.g. samples.astype(np.int16) for 16-bit "
                         f"values), uint8 (8-bit WAV) or floats in [-1, 1]")
+    else:
+        from pyadml.fileio import float_scale_error
+
+        bad_scale = float_scale_error(x[np.isfinite(x)], what)
+        if bad_scale:
+            raise SpotError(bad_scale)
     x = x.astype(np.float32, copy=False)
     if x.ndim == 2 and x.shape[1] > max(MAX_CHANNELS, x.shape[0]):
         # torchaudio and librosa give (channels, samples): averaged as (samples, channels) it

@@ -291,6 +291,7 @@ def test_score_pairs_without_labels(fixture, tmp_path, capsys):
     ("{tiny}\thello", "s of audio; the model needs at least 0.1 s"),
     ("{short}\thello", "holds 0.010 s of audio"),
     ("{nan}\thello", "NaN or inf"),
+    ("{pcmscale}\thello", "pcmscale.wav: float samples reach"),
 ])
 def test_score_pairs_errors_name_the_line(fixture, tmp_path, capsys, bad, message):
     _, model_path = fixture
@@ -308,7 +309,8 @@ def test_score_pairs_errors_name_the_line(fixture, tmp_path, capsys, bad, messag
                       memo=tmp_path / "memo.m4a", trunc=tmp_path / "trunc.wav",
                       junk=tmp_path / "junk.wav", tiny=tmp_path / "tiny.wav",
                       short=tmp_path / "short.wav", nan=tmp_path / "nan.wav",
-                      folder=tmp_path / "folder")
+                      folder=tmp_path / "folder", pcmscale=tmp_path / "pcmscale.wav")
+    sf.write(tmp_path / "pcmscale.wav", 32768 * write_noise_array(0.5), 16000, subtype="FLOAT")
     (tmp_path / "folder").mkdir()
     pairs = _pairs(tmp_path, [f"{wav}\tworld", line])  # line 1 is fine, line 2 is not
     out = tmp_path / "out.tsv"

@@ -132,6 +132,26 @@ def test_integer_arrays_are_read_at_their_pcm_scale(spotter, tmp_path):
         list(spotter.stream([(i16.tobytes(), RATE)]))
 
 
+def test_floats_at_pcm_scale_are_refused_not_scored(spotter, tmp_path):
+    """16-bit values stored as floats (np.float32 of int16 samples, a float WAV written at PCM
+    scale) scored differently from the same audio at full scale 1.0 (the features' absolute
+    floors); they are named. A float peak a little over 1.0 (a mix, a resampled file) is audio."""
+    x = speechlike(2.0)
+    big = (x * 32768).astype(np.float32)
+    with pytest.raises(SpotError, match=r"audio array: float samples reach \d+.*far beyond full "
+                                        r"scale \(1\.0\).*Divide 16-bit values by 32768"):
+        spotter.score((big, RATE))
+    with pytest.raises(SpotError, match="audio chunk 0: float samples reach"):
+        list(spotter.stream([big[:1600]]))
+    sf.write(tmp_path / "pcm_scale.wav", big, RATE, subtype="FLOAT")
+    with pytest.raises(SpotError, match=r"pcm_scale\.wav: float samples reach"):
+        spotter.detect(tmp_path / "pcm_scale.wav")
+    loud = 1.5 * x / np.max(np.abs(x))
+    assert set(spotter.score((loud, RATE))) == set(spotter.keywords)
+    with pytest.raises(SpotError, match="NaN or inf"):  # inf is named as such, not as a scale
+        spotter.score((np.r_[x, np.inf].astype(np.float32), RATE))
+
+
 def test_a_command_whose_output_is_not_audio_is_named_without_python_internals():
     from pyadml.spot.cli import read_piped
 
