@@ -144,6 +144,28 @@ def test_alignment_txt_is_read_by_lhotse_with_silence_as_empty_words(tmp_path):
     assert ali["103-1240-0000"][1].start == pytest.approx(0.3)
 
 
+def test_files_saved_by_a_windows_editor_give_the_same_manifests(tmp_path):
+    """A byte-order mark, CRLF line ends and blank lines in .trans.txt and .alignment.txt read as
+    if absent (before: lhotse's readers stopped at a blank line with 'not enough values to
+    unpack', and the mark made the first utterance's alignment silently missing)."""
+    from lhotse.recipes.librispeech import parse_alignments
+
+    p = tmp_path / "x.alignment.txt"
+    p.write_text(ALIGN)
+    assert read_alignment_txt(p) == parse_alignments(p)  # lhotse's items, exactly
+    clean = prepare_corpus("librispeech", corpus(tmp_path / "a"), None, part="train-clean-100")
+    root = corpus(tmp_path / "b")
+    chap = root / "train-clean-100" / "103" / "1240"
+    for name, text in (("103-1240.trans.txt", TRANS), ("103-1240.alignment.txt", ALIGN)):
+        lines = text.splitlines()
+        (chap / name).write_bytes(("\ufeff" + lines[0] + "\r\n\r\n" + lines[1] + "\r\n\r\n")
+                                  .encode("utf-8"))
+    edited = prepare_corpus("librispeech", root, None, part="train-clean-100")
+    assert edited["stats"] == clean["stats"]
+    assert {s.id: (_words(s), s.text) for s in edited["supervisions"]} == {
+        s.id: (_words(s), s.text) for s in clean["supervisions"]}
+
+
 @pytest.mark.parametrize("line,message", [
     ('u1 ",A," "0.1,0.2"', "3 words but 2 end times"),
     ('u1 ",A,"', "3 fields"),

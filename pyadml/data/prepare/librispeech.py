@@ -10,8 +10,9 @@ The audio and transcripts are read by lhotse's own preparer
 
       103-1240-0000 ",CHAPTER,ONE,,MISSUS,RACHEL," "0.490,0.890,1.270,1.380,1.490,1.890,2.250"
 
-  words and their END times, an empty word being silence; read by lhotse's
-  ``parse_alignments`` (each line is checked here first, with its line number);
+  words and their END times, an empty word being silence; read as lhotse's
+  ``parse_alignments`` reads them (each line is checked here first, with its line number; a
+  byte-order mark and blank lines are no lines);
 - Praat TextGrids as the Montreal Forced Aligner writes them, one ``<utt>.TextGrid`` per
   utterance anywhere under the alignments directory, long or short text format, the words in
   the tier named ``words`` (or ``<speaker> - words``).
@@ -142,11 +143,33 @@ def check_alignment_txt(path: str | os.PathLike) -> None:
 
 
 def read_alignment_txt(path: str | os.PathLike) -> dict[str, list[AlignmentItem]]:
-    """utterance id -> word items (silence included, as in the file), by lhotse's reader."""
-    from lhotse.recipes.librispeech import parse_alignments
-
+    """utterance id -> word items (silence included, as in the file), as lhotse's
+    ``parse_alignments`` makes them (the first word starts at 0, each next one where the one
+    before ends), from the lines that the check read: a byte-order mark and blank lines, which
+    a Windows editor may leave, are no part of them (lhotse's own reader made the first
+    utterance's id start with the mark, so it was silently unaligned, and stopped at a blank line
+    with a traceback)."""
+    path = Path(path)
     check_alignment_txt(path)
-    return parse_alignments(path)
+    out = {}
+    for _, line in _lines(path):
+        utt, words, ends = line.split()
+        times = [0.0] + [float(t) for t in ends.replace('"', "").split(",")]
+        out[utt] = [AlignmentItem(symbol=w, start=a, duration=round(b - a, ndigits=8))
+                    for w, a, b in zip(words.replace('"', "").split(","), times, times[1:])]
+    return out
+
+
+def _parse_utterance(parse_utterance):
+    """lhotse's ``parse_utterance`` of a ``.trans.txt`` line, given neither a blank line (it
+    raised 'not enough values to unpack') nor the byte-order mark of a file's first line (which
+    became part of the utterance id, so its audio was not found)."""
+
+    def parse(part_path, line, alignments):
+        line = line.lstrip("\ufeff")
+        return parse_utterance(part_path, line, alignments) if line.strip() else None
+
+    return parse
 
 
 _TG_SKIP = re.compile(r"^\s*(item|intervals|points)\s*\[\s*\d*\s*\]\s*:?\s*$")
@@ -368,7 +391,11 @@ def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: di
             raise CorpusError(f"{ali_root}: .alignment.txt files must lie in <dir>/{subset}/<spk>/"
                               f"<chapter>/, as librispeech-alignments ships them")
         # Its progress bars would flood the stage log; missing audio is reported below.
-        with mock.patch.object(lhotse_librispeech, "tqdm", lambda it=None, *a, **k: it):
+        # Its readers get the lines ours read (no byte-order mark, no blank line).
+        with mock.patch.object(lhotse_librispeech, "tqdm", lambda it=None, *a, **k: it), \
+                mock.patch.object(lhotse_librispeech, "parse_alignments", read_alignment_txt), \
+                mock.patch.object(lhotse_librispeech, "parse_utterance",
+                                  _parse_utterance(lhotse_librispeech.parse_utterance)):
             m = lhotse_prepare(root, alignments_dir=ali_dir, dataset_parts=[subset],
                                output_dir=None, num_jobs=nj)[subset]
     recs: RecordingSet = m["recordings"]
