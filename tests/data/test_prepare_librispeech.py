@@ -266,6 +266,31 @@ def test_missing_audio_and_mismatched_alignment_are_errors_naming_the_file(tmp_p
         prepare_corpus("librispeech", root, None, part="train-clean-100")
 
 
+def test_a_subset_the_alignments_do_not_cover_is_an_error_not_unaligned(tmp_path):
+    """TextGrids of train-clean-100 only, for a set of train-clean-100 and train-clean-360: the
+    second subset is named (before: every utterance of it was kept unaligned, counted in the
+    log, and the set trained on the first subset alone)."""
+    root = corpus(tmp_path, "textgrid")
+    chap = root / "train-clean-360" / "200" / "7"
+    _flac(chap / "200-7-0000.flac", 1.3)
+    (chap / "200-7.trans.txt").write_text("200-7-0000 ONE\n")
+    with pytest.raises(CorpusError, match=r"mfa: none of the 1 utterances of train-clean-360 has an "
+                                          r"alignment there \(the 2 <utterance>.TextGrid file\(s\) under "
+                                          r"it are of other utterances, e.g. .*103-1240-0000.TextGrid\); "
+                                          r"align train-clean-360 too"):
+        prepare_corpus("librispeech", root, None, part="train=train-clean-100,train-clean-360",
+                       ctm=str(tmp_path / "mfa"))
+    # One aligned utterance in the subset is enough: the rest are the aligner's failures.
+    ali = tmp_path / "mfa" / "train-clean-360" / "200"
+    ali.mkdir(parents=True)
+    (ali / "200-7-0000.TextGrid").write_text(TG_SHORT.replace('"chapter"', '""'))
+    (chap / "200-7-0001.flac").write_bytes((chap / "200-7-0000.flac").read_bytes())
+    (chap / "200-7.trans.txt").write_text("200-7-0000 ONE\n200-7-0001 TWO\n")
+    m = prepare_corpus("librispeech", root, None, part="train=train-clean-100,train-clean-360",
+                       ctm=str(tmp_path / "mfa"))
+    assert m["stats"]["unaligned_utterances"] == 1
+
+
 def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):
     root = corpus(tmp_path)
     (root / "train-clean-100/103/1240/103-1240.alignment.txt").write_text(ALIGN.splitlines()[0] + "\n")

@@ -27,7 +27,9 @@ What the aligner marks as silence or unknown never becomes a keyword cut. This p
 
 Every other aligned word must spell the utterance's transcript in order (case aside), else a
 :class:`CorpusError` names the alignment file and utterance. An utterance with no alignment
-(the aligner failed on it) keeps ``alignment=None``; stage 2 counts it as ``no_alignment``.
+(the aligner failed on it) keeps ``alignment=None``; stage 2 counts it as ``no_alignment``. A
+subset none of whose utterances has an alignment (alignments of the other subsets only) is an
+error naming it.
 Missing audio, a sampling rate other than 16 kHz or a malformed line is an error naming the
 file, never a skipped utterance.
 
@@ -443,6 +445,15 @@ def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: di
         spk = speakers.get(s.speaker, {})
         gender = spk.get("sex") if spk.get("sex") in ("M", "F") else None
         out.append(replace(s, text=" ".join(words).lower(), alignment=alignment, gender=gender))
+    if fmt is not None and out and all(s.alignment is None for s in out):
+        # Alignments of other subsets (or other utterances) only: the whole subset would train
+        # on nothing, counted in the log as unaligned and easily missed.
+        base = ali_root / subset if ali_root.joinpath(subset).is_dir() else ali_root
+        kind = {"txt": "<spk>-<chapter>.alignment.txt", "textgrid": "<utterance>.TextGrid"}[fmt]
+        raise CorpusError(f"{base}: none of the {len(out)} utterances of {subset} has an alignment "
+                          f"there (the {len(files)} {kind} file(s) under it are of other utterances, e.g. "
+                          f"{files[0]}); align {subset} too, or name the directory that holds its "
+                          f"alignments with --ctm (LIBRISPEECH_ALIGNMENTS in db.sh)")
     stats["utterances"] += len(out)
     return recs, SupervisionSet.from_segments(out)
 
