@@ -695,6 +695,23 @@ def test_musan(tmp_path):
         prepare_musan(root / "speech", out)
 
 
+def test_musan_annotations_that_name_no_wav_or_lack_fields_are_named(tmp_path):
+    """music/*/ANNOTATIONS naming a wav that is not there (an interrupted unpacking), or a short
+    line: the file and line (before: lhotse's 'generator raised StopIteration' or 'not enough
+    values to unpack', naming no file)."""
+    root = tmp_path / "musan"
+    wav(root / "music" / "fma" / "music-fma-0000.wav", 0.5)
+    ann = root / "music" / "fma" / "ANNOTATIONS"
+    lines(ann, "music-fma-0000 pop N synth", "music-fma-0001 jazz Y synth")
+    with raises(f"{ann}:2: music-fma-0001.wav is not under {root / 'music'} (an interrupted "
+                f"unpacking of musan.tar.gz?)"):
+        prepare_musan(root, tmp_path / "out")
+    lines(ann, "music-fma-0000 pop")
+    with raises(f"{ann}:1: expected '<file> <genres> <vocals Y|N> <musician>' (4 fields), found 2"):
+        prepare_musan(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_rir_noise(tmp_path):
     root = tmp_path / "RIRS_NOISES"
     for k in (1, 2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import CorpusError, _has_wav, write_manifest
+from pyadml.data.prepare.common import CorpusError, _has_wav, _lines, _where, write_manifest
 from pyadml.data.prepare.registry import register_corpus
 
 
@@ -21,6 +21,8 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     parts = [p for p in ("music", "noise", "speech") if _has_wav(corpus_dir / p)]
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/")
+    if "music" in parts:
+        _check_music_annotations(corpus_dir / "music")
     try:
         manifests = lhotse_prepare_musan(corpus_dir, parts=parts)
     except (AssertionError, ValueError, RuntimeError) as e:
@@ -30,3 +32,19 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
             for key, m in ms.items():
                 write_manifest(Path(output_dir) / f"musan_{key}_{part}.jsonl.gz", m)
     return manifests
+
+
+def _check_music_annotations(music: Path) -> None:
+    """Each line of music/*/ANNOTATIONS, as lhotse reads them, is '<utt> <genres> <vocals Y|N>
+    <musician>' and names a wav under music/ (lhotse stopped with 'generator raised
+    StopIteration' or 'not enough values to unpack', naming no file)."""
+    wavs = {p.stem for p in music.rglob("*.wav")}
+    for ann in sorted(music.rglob("ANNOTATIONS")):
+        for n, line in _lines(ann):
+            fields = line.split()
+            if len(fields) < 4:
+                raise CorpusError(f"{_where(ann, n)}: expected '<file> <genres> <vocals Y|N> "
+                                  f"<musician>' (4 fields), found {len(fields)}: {line.strip()!r}")
+            if fields[0] not in wavs:
+                raise CorpusError(f"{_where(ann, n)}: {fields[0]}.wav is not under {music} (an "
+                                  f"interrupted unpacking of musan.tar.gz?); unpack it again")
