@@ -291,6 +291,19 @@ def test_a_subset_the_alignments_do_not_cover_is_an_error_not_unaligned(tmp_path
     assert m["stats"]["unaligned_utterances"] == 1
 
 
+def test_two_textgrids_of_one_utterance_are_an_error_naming_both(tmp_path):
+    """Two aligner runs under one alignments directory (before: the later file in sorted order
+    was used, silently)."""
+    root = corpus(tmp_path, "textgrid")
+    old = tmp_path / "mfa" / "train-clean-100" / "old_run" / "103"
+    old.mkdir(parents=True)
+    (old / "103-1240-0000.TextGrid").write_text(TG_SHORT)
+    with pytest.raises(CorpusError, match=r"old_run/103/103-1240-0000.TextGrid: a second TextGrid of "
+                                          r"utterance 103-1240-0000 \(the first: .*mfa/train-clean-100/"
+                                          r"103/103-1240-0000.TextGrid\); keep one of them"):
+        prepare_corpus("librispeech", root, None, part="train-clean-100", ctm=str(tmp_path / "mfa"))
+
+
 def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):
     root = corpus(tmp_path)
     (root / "train-clean-100/103/1240/103-1240.alignment.txt").write_text(ALIGN.splitlines()[0] + "\n")

@@ -416,6 +416,11 @@ def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: di
         for f in files:
             utt = f.stem
             if utt in trans:
+                if utt in aligned:
+                    raise CorpusError(f"{f}: a second TextGrid of utterance {utt} (the first: "
+                                      f"{aligned[utt][1]}); keep one of them, or name the "
+                                      f"directory of one aligner run with --ctm "
+                                      f"(LIBRISPEECH_ALIGNMENTS in db.sh)")
                 aligned[utt] = (textgrid_words(f), str(f))
     out = []
     for s in sups:
