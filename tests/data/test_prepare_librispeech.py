@@ -304,6 +304,22 @@ def test_two_textgrids_of_one_utterance_are_an_error_naming_both(tmp_path):
         prepare_corpus("librispeech", root, None, part="train-clean-100", ctm=str(tmp_path / "mfa"))
 
 
+def test_stage_1_lists_the_directories_it_searched(tmp_path):
+    """prepare_manifests --inputs-list names the subset and alignments directories searched
+    (utils/stage.sh then reruns stage 1 when a file is added under one: a chapter unpacked
+    after an interrupted tar, or the TextGrids of utterances the aligner had skipped)."""
+    from pyadml.bin import prepare_manifests
+
+    root = corpus(tmp_path, "textgrid")
+    listed = tmp_path / "inputs.txt"
+    assert prepare_manifests.main(["librispeech", str(root), str(tmp_path / "m"), "--part",
+                                   "train-clean-100", "--ctm", str(tmp_path / "mfa"),
+                                   "--inputs-list", str(listed)]) == 0
+    names = listed.read_text().splitlines()
+    assert str(root / "train-clean-100") in names and str(tmp_path / "mfa" / "train-clean-100") in names
+    assert str(root / "train-clean-100" / "103" / "1240" / "103-1240.trans.txt") in names
+
+
 def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):
     root = corpus(tmp_path)
     (root / "train-clean-100/103/1240/103-1240.alignment.txt").write_text(ALIGN.splitlines()[0] + "\n")

@@ -418,7 +418,7 @@ def test_marker_hashes_equal_each_file_s_own_sha256(tmp_path):
     names = ["plain.txt", "with space.txt", "back\\slash.txt"] + [f"c{i}.txt" for i in range(300)]
     for i, name in enumerate(names):
         (tmp_path / name).write_text(f"content {i}\n")
-    (tmp_path / "dir").mkdir()  # listed, not a regular file: left out, as before
+    (tmp_path / "dir").mkdir()  # a directory: the names under it, checked below
     (tmp_path / "list.txt").write_text("".join(f"{tmp_path / n}\n" for n in names + ["dir"]))
     (tmp_path / "run.sh").write_text(f"""#!/usr/bin/env bash
 set -euo pipefail
@@ -436,7 +436,44 @@ stage_input_lists=list.txt run_stage 1 "hash" log/1.log step "$PWD/plain.txt"
             got[path] = h
     want = {str(tmp_path / n): hashlib.sha256((tmp_path / n).read_bytes()).hexdigest()
             for n in names}
+    want[str(tmp_path / "dir")] = hashlib.sha256(b"").hexdigest()  # no file under it
     assert got == want
+
+
+def test_a_listed_directory_reruns_the_stage_when_a_file_is_added_under_it(tmp_path):
+    """A directory in a $stage_input_lists file (stage 1: a corpus directory its preparer
+    searched) stands for the names of the files under it: a chapter unpacked into it after the
+    stage ran reruns the stage (before: 'already done', and the manifests silently lacked it);
+    a file's contents alone (audio) do not."""
+    corpus = tmp_path / "my corpus" / "train-clean-100"
+    (corpus / "103" / "1240").mkdir(parents=True)
+    (corpus / "103" / "1240" / "a.flac").write_bytes(b"1")
+    (tmp_path / "run.sh").write_text(f"""#!/usr/bin/env bash
+set -euo pipefail
+stage=0; stop_stage=100; done_dir=data/.done; force=false
+. {STAGE}
+step() {{ echo ran >> out.txt; mkdir -p lists; echo "{corpus}" > lists/read.txt; }}
+stage_input_lists=lists/read.txt run_stage 1 "manifests" log/1.log step
+""")
+
+    def go():
+        p = subprocess.run(["bash", "run.sh"], capture_output=True, text=True, cwd=tmp_path,
+                           timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p
+
+    go()
+    assert "already done" in go().stdout
+    (corpus / "103" / "1240" / "a.flac").write_bytes(b"2")  # contents: not covered
+    assert "already done" in go().stdout
+    (corpus / "103" / "1241").mkdir()
+    (corpus / "103" / "1241" / "103-1241.trans.txt").write_text("103-1241-0000 A\n")
+    p = go()
+    assert f"files added or removed under: {corpus}" in p.stdout
+    assert "already done" in go().stdout
+    (corpus / "103" / "1241" / "103-1241.trans.txt").unlink()
+    assert f"files added or removed under: {corpus}" in go().stdout
+    assert (tmp_path / "out.txt").read_text().split() == ["ran"] * 3
 
 
 def test_editing_a_corpus_reruns_stage_1_of_a_recipe(tmp_path):

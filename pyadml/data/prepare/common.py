@@ -31,7 +31,10 @@ class CorpusError(ValueError):
 # The text files the preparers of this process read (Kaldi tables, CTMs, transcripts, CSVs,
 # TextGrids): stage 1 lists them (prepare_manifests --inputs-list) so that its .done marker
 # covers them, and a corpus edited after stage 1 makes the stage run again. Audio is not listed
-# (wav.scp names it; hashing every recording would cost as much as reading the corpus).
+# (wav.scp names it; hashing every recording would cost as much as reading the corpus). The
+# directories a preparer searched for its files are listed too: the marker covers the names of
+# the files under them (utils/stage.sh), so a file added there (a chapter unpacked after an
+# interrupted tar) reruns the stage as well.
 _inputs: set[str] = set()
 
 

@@ -50,6 +50,7 @@ def prepare_libriphrase(
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: LibriPhrase corpus directory does not exist")
+    note_input(corpus_dir / "data")  # a CSV added to it later reruns stage 1
     csvs = [corpus_dir / "data" / f"libriphrase_diffspk_all_{n}word.csv" for n in (1, 2, 3, 4)]
     csvs = [p for p in csvs if p.is_file()]
     if not csvs:

@@ -354,6 +354,7 @@ def _transcripts(part_dir: Path) -> dict[str, tuple[list[str], str, Path]]:
 def _find_alignments(ali_root: Path, subset: str) -> tuple[str, list[Path]]:
     """('txt' | 'textgrid', files) of one subset under the alignments directory."""
     base = ali_root / subset if (ali_root / subset).is_dir() else ali_root
+    note_input(base)  # alignments added to it later rerun stage 1
     txt = sorted(base.rglob("*.alignment.txt"))
     if txt:
         return "txt", txt
@@ -378,6 +379,7 @@ def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: di
         have = [s for s in LIBRISPEECH_SUBSETS if (root / s).is_dir()]
         raise CorpusError(f"{part_dir}: LibriSpeech subset {subset} does not exist "
                           f"(this corpus has: {', '.join(have) or 'none'})")
+    note_input(part_dir)  # a chapter added to it later reruns stage 1
     trans = _transcripts(part_dir)
     if not trans:
         raise CorpusError(f"{part_dir}: no <spk>-<chapter>.trans.txt transcripts")
