@@ -320,6 +320,40 @@ def test_stage_1_lists_the_directories_it_searched(tmp_path):
     assert str(root / "train-clean-100" / "103" / "1240" / "103-1240.trans.txt") in names
 
 
+@pytest.mark.parametrize("alignment", ["txt", "textgrid"])
+def test_a_symlinked_speaker_directory_is_read_as_a_copy_would_be(tmp_path, alignment):
+    """A speaker's directory linked in from another disk, its TextGrids too (before: lhotse's
+    Path.rglob did not follow the link, and its utterances were silently left out beside the
+    other speakers'; here, with only this speaker, 'no transcripts')."""
+    opts = {"ctm": str(tmp_path / "b" / "mfa")} if alignment == "textgrid" else {}
+    copy = prepare_corpus("librispeech", corpus(tmp_path / "a", alignment), None,
+                          part="train-clean-100",
+                          **({"ctm": str(tmp_path / "a" / "mfa")} if opts else {}))
+    root = corpus(tmp_path / "b", alignment)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    for i, d in enumerate([root / "train-clean-100" / "103"] + (
+            [tmp_path / "b/mfa/train-clean-100/103"] if opts else [])):
+        d.rename(disk / str(i))
+        d.symlink_to(disk / str(i), target_is_directory=True)
+    linked = prepare_corpus("librispeech", root, None, part="train-clean-100", **opts)
+    assert linked["stats"] == copy["stats"] and linked["stats"]["utterances"] == 2
+    assert {s.id: (_words(s), s.text, s.speaker) for s in linked["supervisions"]} == {
+        s.id: (_words(s), s.text, s.speaker) for s in copy["supervisions"]}
+
+
+def test_a_subset_without_any_of_its_audio_is_named(tmp_path):
+    """Every .flac missing (the transcripts unpacked alone): the first line and the count
+    (before: lhotse's 'AssertionError: No recordings left after fixing the manifests')."""
+    root = corpus(tmp_path)
+    for f in (root / "train-clean-100").rglob("*.flac"):
+        f.unlink()
+    with pytest.raises(CorpusError, match=r"103-1240.trans.txt:1: no audio .*103-1240-0000.flac for "
+                                          r"utterance 103-1240-0000 \(2 utterance\(s\) of "
+                                          r"train-clean-100 have none\)"):
+        prepare_corpus("librispeech", root, None, part="train-clean-100")
+
+
 def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):
     root = corpus(tmp_path)
     (root / "train-clean-100/103/1240/103-1240.alignment.txt").write_text(ALIGN.splitlines()[0] + "\n")

@@ -65,6 +65,7 @@ from pyadml.data.prepare.common import (
     UNK,
     UNKNOWN_MARKS,
     CorpusError,
+    _find_files,
     _lhotse_validate,
     _lines,
     _where,
@@ -334,7 +335,7 @@ def _corpus_root(corpus_dir: Path) -> Path:
 def _transcripts(part_dir: Path) -> dict[str, tuple[list[str], str, Path]]:
     """utt -> (words, file:line, chapter dir) from every ``<spk>-<chapter>.trans.txt``."""
     out = {}
-    for trans in sorted(part_dir.rglob("*.trans.txt")):
+    for trans in (p for p in _find_files(part_dir, {".txt"}) if p.name.endswith(".trans.txt")):
         chapter = trans.name[: -len(".trans.txt")]
         for n, line in _lines(trans):
             parts = line.split(maxsplit=1)
@@ -355,10 +356,10 @@ def _find_alignments(ali_root: Path, subset: str) -> tuple[str, list[Path]]:
     """('txt' | 'textgrid', files) of one subset under the alignments directory."""
     base = ali_root / subset if (ali_root / subset).is_dir() else ali_root
     note_input(base)  # alignments added to it later rerun stage 1
-    txt = sorted(base.rglob("*.alignment.txt"))
+    txt = [p for p in _find_files(base, {".txt"}) if p.name.endswith(".alignment.txt")]
     if txt:
         return "txt", txt
-    tg = sorted(p for p in base.rglob("*") if p.suffix.lower() == ".textgrid")
+    tg = _find_files(base, {".textgrid"})
     if tg:
         return "textgrid", tg
     raise CorpusError(
@@ -400,10 +401,35 @@ def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: di
                 mock.patch.object(lhotse_librispeech, "parse_alignments", read_alignment_txt), \
                 mock.patch.object(lhotse_librispeech, "parse_utterance",
                                   _parse_utterance(lhotse_librispeech.parse_utterance)):
-            m = lhotse_prepare(root, alignments_dir=ali_dir, dataset_parts=[subset],
-                               output_dir=None, num_jobs=nj)[subset]
+            try:
+                m = lhotse_prepare(root, alignments_dir=ali_dir, dataset_parts=[subset],
+                                   output_dir=None, num_jobs=nj)[subset]
+            except AssertionError as e:
+                # It found no utterance with audio: every one is missing, or lies below a
+                # symlinked directory (read below).
+                if "No recordings left" not in str(e):
+                    raise
+                m = {"recordings": RecordingSet.from_recordings([]),
+                     "supervisions": SupervisionSet.from_segments([])}
     recs: RecordingSet = m["recordings"]
     sups: SupervisionSet = m["supervisions"]
+    # lhotse finds the transcripts with Path.rglob, which follows no symlinked directory below
+    # the subset's (a speaker linked in from another disk): their utterances were silently
+    # left out. They are read here, by lhotse's parse_utterance too.
+    unseen = sorted(u for u in set(trans) - set(recs.ids) if (trans[u][2] / f"{u}.flac").is_file())
+    if unseen:
+        extra, ali_files = [], {}
+        for u in unseen:
+            words, _, chapter_dir = trans[u]
+            ali = {}
+            if fmt == "txt":
+                f = ali_root / chapter_dir.relative_to(root) / f"{u.rsplit('-', 1)[0]}.alignment.txt"
+                if f not in ali_files:
+                    ali_files[f] = read_alignment_txt(f) if f.is_file() else {}
+                ali = ali_files[f]
+            extra.append(lhotse_librispeech.parse_utterance(part_dir, f"{u} {' '.join(words)}", ali))
+        recs = RecordingSet.from_recordings(list(recs) + [r for r, _ in extra])
+        sups = SupervisionSet.from_segments(list(sups) + [s for _, s in extra])
     missing = sorted(set(trans) - set(recs.ids))
     if missing:
         u = missing[0]
