@@ -662,6 +662,22 @@ def test_libriphrase_errors(tmp_path, edit, line, expect):
         prepare_libriphrase(root)
 
 
+def test_libriphrase_csv_saved_by_excel_or_in_latin1(tmp_path):
+    """A CSV with a byte-order mark (Excel's 'CSV UTF-8', pandas' utf-8-sig) and CRLF line ends
+    reads as the plain one (before: 'header lacks column 'anchor' (has ['\\ufeffanchor', ...])');
+    one in Latin-1 is named with its line (before: a UnicodeDecodeError traceback)."""
+    root = libriphrase(tmp_path)
+    plain = prepare_libriphrase(root)["rows"]
+    path = root / "data" / "libriphrase_diffspk_all_2word.csv"
+    text = path.read_text()
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    assert [{k: v for k, v in r.items() if k != "file"} for r in prepare_libriphrase(root)["rows"]] == [
+        {k: v for k, v in r.items() if k != "file"} for r in plain]
+    path.write_bytes(text.replace("hello world", "h\xe9llo world").encode("latin-1"))
+    with raises(f"{path}:2: not UTF-8 text (byte b'\\xe9'"):
+        prepare_libriphrase(root)
+
+
 def test_libriphrase_missing(tmp_path):
     with raises(tmp_path, "does not exist"):
         prepare_libriphrase(tmp_path / "none")

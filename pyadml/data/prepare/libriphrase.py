@@ -13,6 +13,7 @@ from pyadml.data.prepare.common import (
     SAMPLING_RATE,
     CorpusError,
     _lhotse_validate,
+    _lines,
     _number,
     _where,
     _write_pair,
@@ -60,8 +61,11 @@ def prepare_libriphrase(
     wavs: dict[str, dict] = {}  # relative path -> id, text, speaker, where
     stems: dict[str, str] = {}  # id -> relative path
     for path in csvs:
-        note_input(path)
-        with open(path, newline="", encoding="utf-8") as f:
+        # UTF-8, else the line and byte are named; a byte-order mark (a CSV saved by Excel or
+        # pandas' utf-8-sig) is not part of the first column's name.
+        for _ in _lines(path):
+            pass
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
