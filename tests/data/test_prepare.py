@@ -678,6 +678,20 @@ def test_libriphrase_csv_saved_by_excel_or_in_latin1(tmp_path):
         prepare_libriphrase(root)
 
 
+def test_libriphrase_csvs_apart_from_their_wavs_say_where_the_paths_lead(tmp_path):
+    """LibriPhrase's own layout: the CSVs in the repository's data/, the wavs under the
+    --newpath of its libriphrase.py (before: 'audio file …/train-other-500/…wav does not
+    exist', as for one lost file)."""
+    wavs = libriphrase(tmp_path)
+    repo = tmp_path / "LibriPhrase-repo"
+    repo.mkdir()
+    (wavs / "data").rename(repo / "data")
+    path = repo / "data" / "libriphrase_diffspk_all_1word.csv"
+    with raises(f"{path}:2: none of the 6 wavs the CSVs name is under {repo} (e.g. {repo}/",
+                "put data/ with the CSVs there, and LIBRIPHRASE in db.sh"):
+        prepare_libriphrase(repo)
+
+
 def test_libriphrase_missing(tmp_path):
     with raises(tmp_path, "does not exist"):
         prepare_libriphrase(tmp_path / "none")

@@ -119,6 +119,13 @@ def prepare_libriphrase(
                 row["file"], row["line"] = str(path), reader.line_num
                 rows.append(row)
 
+    if wavs and not any((corpus_dir / rel).exists() for rel in wavs):
+        rel, w = next(iter(wavs.items()))
+        raise CorpusError(f"{w['where']}: none of the {len(wavs)} wavs the CSVs name is under "
+                          f"{corpus_dir} (e.g. {corpus_dir / rel}): their paths are relative to the "
+                          f"LibriPhrase directory, the one holding the wavs (LibriPhrase's "
+                          f"libriphrase.py writes them under its --newpath); put data/ with the "
+                          f"CSVs there, and LIBRIPHRASE in db.sh")
     recordings, sups = [], []
     for rel, w in wavs.items():
         rec = _probe(str((corpus_dir / rel).absolute()), w["where"], sampling_rate).recording(w["id"])
