@@ -354,6 +354,20 @@ def test_a_subset_without_any_of_its_audio_is_named(tmp_path):
         prepare_corpus("librispeech", root, None, part="train-clean-100")
 
 
+def test_a_training_subset_the_corpus_lacks_says_how_to_train_on_those_it_has(tmp_path):
+    """Only train-clean-100 downloaded, the recipe's default train-clean-100 + train-clean-360
+    (before: the subsets it has, but not how to train on them)."""
+    root = corpus(tmp_path)
+    with pytest.raises(CorpusError, match=r"train-clean-360: LibriSpeech subset train-clean-360 does "
+                                          r"not exist \(this corpus has: train-clean-100\); train on "
+                                          r"the subsets it has with run.sh --train-parts, e.g. "
+                                          r'--train-parts "train-clean-100"$'):
+        prepare_corpus("librispeech", root, None, part="train=train-clean-100,train-clean-360")
+    with pytest.raises(CorpusError, match=r"subset test-clean does not exist \(this corpus has: "
+                                          r"train-clean-100\)$"):
+        prepare_corpus("librispeech", root, None, part="test-clean", ctm="none")
+
+
 def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):
     root = corpus(tmp_path)
     (root / "train-clean-100/103/1240/103-1240.alignment.txt").write_text(ALIGN.splitlines()[0] + "\n")

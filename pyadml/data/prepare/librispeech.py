@@ -378,8 +378,11 @@ def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: di
     part_dir = root / subset
     if not part_dir.is_dir():
         have = [s for s in LIBRISPEECH_SUBSETS if (root / s).is_dir()]
+        clean = [s for s in have if s.startswith("train-clean-")]
+        hint = (f"; train on the subsets it has with run.sh --train-parts, e.g. --train-parts "
+                f"\"{' '.join(clean)}\"" if clean and subset.startswith("train-") else "")
         raise CorpusError(f"{part_dir}: LibriSpeech subset {subset} does not exist "
-                          f"(this corpus has: {', '.join(have) or 'none'})")
+                          f"(this corpus has: {', '.join(have) or 'none'}){hint}")
     note_input(part_dir)  # a chapter added to it later reruns stage 1
     trans = _transcripts(part_dir)
     if not trans:
