@@ -3,6 +3,7 @@ MFA TextGrids (long and short format), with words the aligner marked as silence 
 
 import gzip
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -366,6 +367,36 @@ def test_a_training_subset_the_corpus_lacks_says_how_to_train_on_those_it_has(tm
     with pytest.raises(CorpusError, match=r"subset test-clean does not exist \(this corpus has: "
                                           r"train-clean-100\)$"):
         prepare_corpus("librispeech", root, None, part="test-clean", ctm="none")
+
+
+@pytest.mark.parametrize("level", ["subset", "above"])
+def test_a_librispeech_path_a_level_off_says_what_it_expected(tmp_path, level):
+    """LIBRISPEECH in db.sh naming a subset itself, or a directory two levels above the subsets:
+    stage 1 says what it expected (before: that the directory had no test-clean/ for stage 9,
+    to add one or run without stage 9; then, that it had 'none' of the subsets)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = corpus(tmp_path / "c")
+    repo = Path(__file__).resolve().parents[2]
+    recipe = tmp_path / "recipe"
+    shutil.copytree(repo / "egs/librispeech_libriphrase/local", recipe / "local")
+    (recipe / "utils").symlink_to(repo / "utils")
+    wrong = root / "train-clean-100" if level == "subset" else tmp_path
+    (recipe / "db.sh").write_text(f'LIBRISPEECH="{wrong}"\n')
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+               PYTHONPATH=str(repo))
+    res = subprocess.run(["bash", "local/prepare_manifests.sh", "--train-parts", "train-clean-100",
+                          "--continuous-part", "test-clean", "--disjoint-sets", "", "synth", "out"],
+                         cwd=recipe, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "test-clean" not in res.stderr, res.stderr
+    assert f"{wrong} holds no LibriSpeech subset: expected the LibriSpeech directory " \
+           f"(SPEAKERS.TXT, train-clean-100/, ...) or the one above it" in res.stderr
+    assert (f"{wrong} is itself the subset train-clean-100: name its parent, {root}" in res.stderr) \
+        == (level == "subset")
+    assert not (recipe / "out").exists()
 
 
 def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):

@@ -33,8 +33,13 @@ ls_dir=${LIBRISPEECH:-$synth/librispeech/LibriSpeech}
 # The training subsets make one set, librispeech_{recordings,supervisions}_<part>.jsonl.gz.
 prepare librispeech "$ls_dir" "$out" --part "${train_set#librispeech_}=$(echo $train_parts | tr ' ' ,)" \
   ${LIBRISPEECH_ALIGNMENTS:+--ctm "$LIBRISPEECH_ALIGNMENTS"}
-if [ -n "$continuous_part" ]; then
-  if [ ! -d "$ls_dir/$continuous_part" ] && [ ! -d "$ls_dir/LibriSpeech/$continuous_part" ]; then
+# A LibriSpeech with none of the training subsets (a wrong path in db.sh: the preparer names
+# what it expected) is not told to add the continuous one.
+has_subset() { [ -d "$ls_dir/$1" ] || [ -d "$ls_dir/LibriSpeech/$1" ]; }
+has_training=false
+for p in $train_parts; do ! has_subset "$p" || has_training=true; done
+if [ -n "$continuous_part" ] && $has_training; then
+  if ! has_subset "$continuous_part"; then
     echo "$0: $ls_dir has no $continuous_part/ for stage 9's continuous speech: add that subset" \
       "(openslr.org/12), name another with run.sh --continuous-part, or run without stage 9:" \
       "--continuous-part \"\"" >&2

@@ -381,6 +381,12 @@ def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: di
         clean = [s for s in have if s.startswith("train-clean-")]
         hint = (f"; train on the subsets it has with run.sh --train-parts, e.g. --train-parts "
                 f"\"{' '.join(clean)}\"" if clean and subset.startswith("train-") else "")
+        if not have:
+            # A wrong path in db.sh: one level too deep (a subset itself), or not LibriSpeech.
+            hint = (f"; {root} holds no LibriSpeech subset: expected the LibriSpeech directory "
+                    f"(SPEAKERS.TXT, train-clean-100/, ...) or the one above it")
+            if root.name in LIBRISPEECH_SUBSETS:
+                hint += f"; {root} is itself the subset {root.name}: name its parent, {root.parent}"
         raise CorpusError(f"{part_dir}: LibriSpeech subset {subset} does not exist "
                           f"(this corpus has: {', '.join(have) or 'none'}){hint}")
     note_input(part_dir)  # a chapter added to it later reruns stage 1
