@@ -399,6 +399,25 @@ def test_a_librispeech_path_a_level_off_says_what_it_expected(tmp_path, level):
     assert not (recipe / "out").exists()
 
 
+@pytest.mark.parametrize("named", ["above", "subset"])
+def test_alignments_named_a_level_off_say_which_directory_to_name(tmp_path, named):
+    """LIBRISPEECH_ALIGNMENTS naming the directory above the unpacked zip's LibriSpeech/, or the
+    subset itself (before: that the files must lie in <dir>/<subset>/..., not which dir that is)."""
+    root = corpus(tmp_path)
+    chap = root / "train-clean-100" / "103" / "1240"
+    holder = tmp_path / "ali" / "zip" / "LibriSpeech"
+    (holder / "train-clean-100/103/1240").mkdir(parents=True)
+    (chap / "103-1240.alignment.txt").rename(holder / "train-clean-100/103/1240/103-1240.alignment.txt")
+    ctm = tmp_path / "ali" if named == "above" else holder / "train-clean-100"
+    with pytest.raises(CorpusError, match=rf"{ctm}: .alignment.txt files must lie in "
+                                          rf"<dir>/train-clean-100/<spk>/<chapter>/, .* \(e.g. .*"
+                                          rf"103-1240.alignment.txt\): name {holder}, which holds "
+                                          rf"train-clean-100/$"):
+        prepare_corpus("librispeech", root, None, part="train-clean-100", ctm=str(ctm))
+    m = prepare_corpus("librispeech", root, None, part="train-clean-100", ctm=str(holder))
+    assert m["stats"]["unaligned_utterances"] == 0
+
+
 def test_an_utterance_the_aligner_skipped_has_no_alignment(tmp_path):
     root = corpus(tmp_path)
     (root / "train-clean-100/103/1240/103-1240.alignment.txt").write_text(ALIGN.splitlines()[0] + "\n")

@@ -402,8 +402,16 @@ def _prepare_subset(root: Path, ali_root: Path | None, subset: str, speakers: di
                 check_alignment_txt(f)
         ali_dir = ali_root if fmt == "txt" and ali_root.joinpath(subset).is_dir() else empty
         if fmt == "txt" and ali_dir == empty:
+            # Named a level off (above the LibriSpeech/ of the unpacked zip, or a subset itself):
+            # say which directory holds the subset, when a file's path shows it.
+            hint = ""
+            for f in files:
+                if subset in f.parts[:-1]:
+                    holder = Path(*f.parts[:len(f.parts) - 1 - f.parts[::-1].index(subset)])
+                    hint = f" (e.g. {f}): name {holder}, which holds {subset}/"
+                    break
             raise CorpusError(f"{ali_root}: .alignment.txt files must lie in <dir>/{subset}/<spk>/"
-                              f"<chapter>/, as librispeech-alignments ships them")
+                              f"<chapter>/, as librispeech-alignments ships them{hint}")
         # Its progress bars would flood the stage log; missing audio is reported below.
         # Its readers get the lines ours read (no byte-order mark, no blank line).
         with mock.patch.object(lhotse_librispeech, "tqdm", lambda it=None, *a, **k: it), \
