@@ -357,6 +357,13 @@ def make_sets(manifest_dir, out_dir, lang_dir, cfg: dict, train_set: str, dev_se
     train, dev = split_dev(train_all, float(cfg.get("dev_fraction", 0.0)), int(cfg.get("seed", 1)))
     if not len(train):
         raise ValueError(f"training set {train_set} has no word cuts left ({stats})")
+    if dev_set and not len(dev):
+        # Named here: stage 4 would stop later on a features file that "holds no cuts".
+        utts = len({c.supervisions[0].custom["utt"] for c in train_all})
+        raise ValueError(f"dev set {dev_set} is empty: dev_fraction "
+                         f"{float(cfg.get('dev_fraction', 0.0)):g} of {train_set}'s {utts} "
+                         f"utterance(s) held none out (utterances are drawn by a hash of their "
+                         f"ids); raise word_cuts.dev_fraction in conf/data.yaml or add utterances")
     span_cfg = check_span_config(cfg.get("spans"))
     if span_cfg["share"] > 0:
         # Drawn over all utterances, then those of dev utterances are left out: the dev set

@@ -275,3 +275,19 @@ def test_training_with_span_rows_and_context_runs_and_resumes_exactly(tiny_train
     assert all(torch.equal(full[k], split[k]) for k in full)
     log = (tmp_path / "full" / "log" / "train.rank0.log").read_text()
     assert "12 multi-word span cuts; 3 span rows (a batch of them after every 2 keyword batches)" in log
+
+
+def test_stage2_names_an_empty_dev_set_instead_of_writing_it(tmp_path, manifests):
+    """A small corpus whose hash draw holds out no utterance: stage 4 used to stop on a features
+    file that 'holds no cuts', naming no option."""
+    recs, sups = manifests
+    mdir = tmp_path / "manifests"
+    mdir.mkdir()
+    recs.to_file(mdir / "corp_recordings_train.jsonl.gz")
+    sups.to_file(mdir / "corp_supervisions_train.jsonl.gz")
+    with pytest.raises(ValueError, match=r"dev set corp_dev is empty: dev_fraction 1e-09 of "
+                                         r"corp_train's 1 utterance\(s\) held none out.*"
+                                         r"word_cuts.dev_fraction in conf/data.yaml"):
+        make_sets(mdir, tmp_path / "cuts", tmp_path / "lang", {"dev_fraction": 1e-9},
+                  "corp_train", "corp_dev", [])
+    assert not (tmp_path / "cuts").exists()
