@@ -313,7 +313,11 @@ run_stage() {
     progress_tty=1
     progress_cols=$(stty size </dev/tty 2>/dev/null | cut -d' ' -f2) || progress_cols=
   fi
-  _stage_follow "$progress" "$progress.end" "$BASHPID" &
+  # The shell running run_stage, read here: in the arguments of a command run with & it would be
+  # the follower's own PID, and a follower of a killed run.sh then looped on forever, holding
+  # the lock that hold_lock took (its descriptor is inherited).
+  local parent=$BASHPID
+  _stage_follow "$progress" "$progress.end" "$parent" &
   follower=$!
   set +e
   (

@@ -524,3 +524,72 @@ def test_editing_a_corpus_reruns_stage_1_of_a_recipe(tmp_path):
     p = stage1()
     assert f"changed: {d / 'words.ctm'}" in p.stdout
     assert starts() == [0.2, 0.6]  # the manifests follow the corrected CTM
+
+
+# --- a run killed mid-stage ----------------------------------------------------------
+
+KILLED_SH = f"""#!/usr/bin/env bash
+set -euo pipefail
+stage=0; stop_stage=100; done_dir=data/.done; force=false
+. {STAGE}
+hold_lock data/.lock
+step() {{ echo started > started; sleep "$1"; echo finished > finished; }}
+run_stage 0 "slow stage" log/0.log step "${{1:-0}}"
+echo all-finished
+"""
+
+
+def _pids_in_group(pgid):
+    pids = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and os.getpgid(int(d.name)) == pgid:
+                pids.append(int(d.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _wait_until(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def _start_killable(tmp_path, seconds):
+    (tmp_path / "run.sh").write_text(KILLED_SH)
+    p = subprocess.Popen(["bash", "run.sh", str(seconds)], cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert _wait_until(lambda: (tmp_path / "started").exists(), 30)
+    return p
+
+
+def _kill_group(pgid):
+    for pid in _pids_in_group(pgid):
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+
+
+def test_after_run_sh_is_killed_nothing_of_it_holds_the_lock_once_the_stage_ends(tmp_path):
+    """SIGKILL of run.sh (a job killed by its scheduler, kill -9): the stage's command goes on
+    to its end, but the console follower must end with run.sh. Before, it watched itself for
+    its parent and looped forever, holding data/.lock: every later run said the directory was
+    in use by a run that no longer existed."""
+    p = _start_killable(tmp_path, 2)
+    try:
+        os.kill(p.pid, 9)
+        p.wait()
+        assert _wait_until(lambda: (tmp_path / "finished").exists(), 30)
+        assert _wait_until(lambda: not _pids_in_group(p.pid), 10), \
+            [Path(f"/proc/{q}/cmdline").read_bytes() for q in _pids_in_group(p.pid)]
+        again = subprocess.run(["bash", "run.sh"], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=60)
+        assert again.returncode == 0, again.stderr
+        assert "all-finished" in again.stdout
+    finally:
+        _kill_group(p.pid)
