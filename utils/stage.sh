@@ -21,6 +21,10 @@
 #     LOG_FILE.  On failure it prints the status, the log path and the log's
 #     tail to stderr and `exit`s the calling script with that status.  On
 #     success it writes the marker (last, atomically) and prints elapsed time.
+#   - SIGINT, SIGTERM or SIGHUP to the calling script while COMMAND runs (Ctrl-C,
+#     kill PID, timeout, a hang-up) stops every process of the stage (SIGTERM;
+#     Ctrl-C first gets 10 s to work), says which stage was interrupted and
+#     exits 128+signal without a marker: nothing of the stage runs on.
 #
 # The key (a "key:" line in the marker) is a sha256 over
 #   1. the command line (printf %q of COMMAND and ARGS),
@@ -240,6 +244,68 @@ _stage_follow() {
   done
 }
 
+# _stage_descendants PID: the PIDs of PID's descendants (children first), from one snapshot.
+_stage_descendants() {
+  local -A kids=()
+  local pid ppid line queue=("$1") p c i=0
+  if command -v ps >/dev/null 2>&1; then
+    while read -r pid ppid; do kids[$ppid]+=" $pid"; done < <(ps -e -o pid= -o ppid= 2>/dev/null)
+  else
+    for p in /proc/[0-9]*/stat; do
+      read -r line <"$p" 2>/dev/null || continue
+      pid=${line%% *}; line=${line##*) }; line=${line#* }; ppid=${line%% *}
+      kids[$ppid]+=" $pid"
+    done
+  fi
+  while (( i < ${#queue[@]} )); do
+    p=${queue[i]}; i=$(( i + 1 ))
+    for c in ${kids[$p]:-}; do queue+=("$c"); echo "$c"; done
+  done
+}
+
+# _stage_start_time PID: field 22 of /proc/PID/stat (when it started; with the PID, it names one
+# process, not a later one given the same PID), or nothing for a process gone or a zombie.
+_stage_start_time() {
+  local line
+  { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 0
+  line=${line##*) }                    # the fields after "(comm)", which may hold anything
+  [[ $line != Z* ]] || return 0
+  read -r -a line <<<"$line"
+  echo "${line[19]}"
+}
+
+# _stage_stop CHILD SIG: run.sh got SIG while the stage's subshell CHILD ran. Ctrl-C (INT) reached
+# the whole process group: the stage gets 10 s to stop by itself. Otherwise, or after that, every
+# process of the stage gets SIGTERM (run_local.sh and torchrun pass it on to their jobs), and after
+# 30 s more SIGKILL; then it returns, the stage's processes gone, so that no orphan writes on and
+# the lock that hold_lock took is free for the next run.
+_stage_stop() {
+  local child=$1 sig=$2 p t
+  local -A born=()
+  trap '' INT TERM HUP   # a second Ctrl-C must not cut the stop short
+  for p in "$child" $(_stage_descendants "$child"); do
+    born[$p]=$(_stage_start_time "$p")
+  done
+  _stage_alive() {   # the processes of the snapshot still running, into alive
+    alive=()
+    for p in "${!born[@]}"; do
+      [[ -z ${born[$p]} || $(_stage_start_time "$p") != "${born[$p]}" ]] || alive+=("$p")
+    done
+    (( ${#alive[@]} ))
+  }
+  local alive=()
+  if [[ $sig == INT ]]; then
+    for (( t = 0; t < 100; t++ )); do _stage_alive || break; sleep 0.1; done
+  fi
+  if _stage_alive; then
+    kill -TERM "${alive[@]}" 2>/dev/null
+    for (( t = 0; t < 300; t++ )); do _stage_alive || break; sleep 0.1; done
+    if _stage_alive; then kill -KILL "${alive[@]}" 2>/dev/null; fi
+  fi
+  wait "$child" 2>/dev/null
+  return 0
+}
+
 run_stage() {
   if (( $# < 4 )); then
     echo "run_stage: usage: run_stage N description log_file command [args...]" >&2
@@ -320,13 +386,33 @@ run_stage() {
   _stage_follow "$progress" "$progress.end" "$parent" &
   follower=$!
   set +e
+  # The command runs in the background and is waited for: bash defers a trap while a foreground
+  # command runs, and without one a signal to run.sh alone (kill PID, timeout, a hang-up) ended
+  # run.sh and left the stage running on without it. Now the signal stops the stage's processes
+  # (_stage_stop), and run_stage says so. Its stdin stays run.sh's (not the /dev/null of &).
+  local in_fd child sig= old_traps
+  old_traps=$(trap -p INT TERM HUP)
+  exec {in_fd}<&0
   (
+    trap - INT QUIT   # older bashes ignore them in a background command
     if $errexit; then set -e; fi
     export PYADML_PROGRESS=$progress PYADML_PROGRESS_TTY=$progress_tty
     [[ -z $progress_cols ]] || export PYADML_PROGRESS_COLS=$progress_cols
     "$@"
-  ) >>"$log" 2>&1
+  ) <&"$in_fd" >>"$log" 2>&1 &
+  child=$!
+  exec {in_fd}<&-
+  trap 'sig=${sig:-INT}' INT
+  trap 'sig=${sig:-TERM}' TERM
+  trap 'sig=${sig:-HUP}' HUP
+  wait "$child"
   status=$?
+  if [[ -n $sig ]]; then
+    _stage_stop "$child" "$sig"
+    case $sig in INT) status=130 ;; HUP) status=129 ;; *) status=143 ;; esac
+  fi
+  trap - INT TERM HUP
+  eval "$old_traps"
   : >"$progress.end"
   wait "$follower" 2>/dev/null
   rm -f -- "$progress.end"
@@ -334,6 +420,13 @@ run_stage() {
   [[ ! -s $progress || -z $(tail -c 1 -- "$progress") ]] || echo
   if $errexit; then set -e; fi
 
+  if [[ -n $sig ]]; then
+    {
+      echo "** Stage $n ($desc) interrupted by SIG$sig; see $log"
+      echo "** its processes are stopped; it is not marked done, so the next run runs it again"
+    } >&2 2>/dev/null
+    exit "$status"
+  fi
   if (( status != 0 )); then
     {
       echo "** Stage $n ($desc) failed with status $status; see $log"

@@ -540,12 +540,15 @@ echo all-finished
 
 
 def _pids_in_group(pgid):
+    """The live processes of a group (not zombies: where PID 1 does not reap, as in some
+    containers, an orphan's exit stays listed)."""
     pids = []
     for d in Path("/proc").iterdir():
         try:
-            if d.name.isdigit() and os.getpgid(int(d.name)) == pgid:
+            if (d.name.isdigit() and os.getpgid(int(d.name)) == pgid
+                    and (d / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"):
                 pids.append(int(d.name))
-        except OSError:
+        except (OSError, IndexError):
             continue
     return pids
 
@@ -591,5 +594,43 @@ def test_after_run_sh_is_killed_nothing_of_it_holds_the_lock_once_the_stage_ends
                                timeout=60)
         assert again.returncode == 0, again.stderr
         assert "all-finished" in again.stdout
+    finally:
+        _kill_group(p.pid)
+
+
+@pytest.mark.parametrize("sig", [15, 1, 2])
+def test_a_signal_to_run_sh_alone_stops_the_stage_and_says_so(tmp_path, sig):
+    """kill PID of run.sh (what its lock message suggests), timeout(1), a hang-up, kill -INT:
+    before, run.sh died at once and its stage ran on without it, an orphan that kept writing
+    (hours of training) and held the lock. Now the stage's processes are stopped, run.sh says
+    which stage was interrupted and that it reruns, and exits 128+signal, the marker unwritten."""
+    p = _start_killable(tmp_path, 60)
+    try:
+        os.kill(p.pid, sig)
+        out, err = p.communicate(timeout=40)
+        assert p.returncode == 128 + sig, (out, err)
+        name = {15: "TERM", 1: "HUP", 2: "INT"}[sig]
+        assert f"Stage 0 (slow stage) interrupted by SIG{name}" in err
+        assert "log/0.log" in err
+        assert not _pids_in_group(p.pid)  # no orphan: the stage's sleep is gone too
+        assert not (tmp_path / "finished").exists()
+        assert not (tmp_path / "data/.done/stage_0.done").exists()
+        again = subprocess.run(["bash", "run.sh"], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=60)
+        assert again.returncode == 0 and "all-finished" in again.stdout, again.stderr
+    finally:
+        _kill_group(p.pid)
+
+
+def test_ctrl_c_of_the_whole_group_stops_the_stage_and_says_so(tmp_path):
+    """Ctrl-C on a terminal: SIGINT to every process of the foreground group."""
+    p = _start_killable(tmp_path, 60)
+    try:
+        os.killpg(p.pid, 2)
+        out, err = p.communicate(timeout=40)
+        assert p.returncode == 130, (out, err)
+        assert "Stage 0 (slow stage) interrupted by SIGINT" in err
+        assert not _pids_in_group(p.pid)
+        assert not (tmp_path / "data/.done/stage_0.done").exists()
     finally:
         _kill_group(p.pid)
