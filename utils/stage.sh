@@ -465,7 +465,29 @@ hold_lock() {
   mkdir -p -- "$(dirname -- "$file")"
   exec {fd}>>"$file"
   if ! flock -n "$fd"; then
-    echo "$0: $(dirname -- "$file") is in use by: $(cat -- "$file" 2>/dev/null || echo another run)" >&2
+    local holder pid host
+    holder=$(cat -- "$file" 2>/dev/null)
+    echo "$0: $(dirname -- "$file") is in use by: ${holder:-another run}" >&2
+    read -r _ pid _ host _ <<<"$holder"
+    # A run killed with SIGKILL leaves the processes of its stage running on, and they hold the
+    # lock (inherited): name them, not only the PID of a run that is gone.
+    if [[ $pid =~ ^[0-9]+$ && $host == "$(hostname)" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      local real holders=() p cmd
+      real=$(readlink -f -- "$file")
+      exec {fd}>&-   # ours closed: the processes that search are not listed
+      sleep 0.5      # the killed run's console follower ends within 0.25 s: not listed either
+      for p in $(find /proc/[0-9]*/fd -maxdepth 1 -lname "$real" 2>/dev/null | cut -d/ -f3 | sort -un); do
+        cmd=$({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | cut -c1-100) || continue
+        [[ -z $cmd ]] || holders+=("$p ($cmd)")
+      done
+      if (( ${#holders[@]} )); then
+        echo "$0: pid $pid is gone (killed?), but processes it started still hold the lock:" >&2
+        for p in "${holders[@]}"; do echo "$0:   $p" >&2; done
+        echo "$0: they end when their work does; to stop them: kill ${holders[*]%% *}" >&2
+        echo "$0: then run again (the stage they belong to reruns: it was not marked done)" >&2
+        exit 1
+      fi
+    fi
     echo "$0: (lock $file) wait for that run to finish, or stop it, then run again" >&2
     exit 1
   fi

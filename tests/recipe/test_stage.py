@@ -634,3 +634,26 @@ def test_ctrl_c_of_the_whole_group_stops_the_stage_and_says_so(tmp_path):
         assert not (tmp_path / "data/.done/stage_0.done").exists()
     finally:
         _kill_group(p.pid)
+
+
+def test_a_lock_held_by_what_a_killed_run_left_names_those_processes(tmp_path):
+    """After SIGKILL of run.sh its stage runs on (SIGKILL cannot be passed on) and holds the
+    lock. Before, the next run named only the PID of the run that was gone, which `kill` then
+    said did not exist; now it says so and names the processes that hold the lock."""
+    p = _start_killable(tmp_path, 60)
+    try:
+        os.kill(p.pid, 9)
+        p.wait()
+        again = subprocess.run(["bash", "run.sh"], cwd=tmp_path, capture_output=True, text=True,
+                               timeout=60)
+        assert again.returncode == 1 and "all-finished" not in again.stdout
+        assert f"data is in use by: pid {p.pid}" in again.stderr
+        assert f"pid {p.pid} is gone (killed?), but processes it started still hold the lock" \
+            in again.stderr
+        sleeps = [q for q in _pids_in_group(p.pid)
+                  if Path(f"/proc/{q}/cmdline").read_bytes() == b"sleep\0" + b"60\0"]
+        assert len(sleeps) == 1 and f"   {sleeps[0]} (sleep 60 )" in again.stderr, again.stderr
+        assert "to stop them: kill " in again.stderr and str(sleeps[0]) in \
+            again.stderr.split("to stop them: kill ")[1].splitlines()[0]
+    finally:
+        _kill_group(p.pid)
