@@ -106,6 +106,33 @@ queue_log_footer() {
   printf '# Ended (code %d) at %s, elapsed time %d seconds\n' "$1" "$(date)" "$2"
 }
 
+# queue_code_note CODE: what an exit status above 128 means (a job killed by a signal), as
+# " (killed by SIGKILL: out of memory, or kill -9?)"; nothing for other codes.
+queue_code_note() {
+  local code=$1 name
+  [[ $code =~ ^[0-9]+$ ]] && (( code > 128 && code < 128 + 65 )) || return 0
+  name=$(kill -l "$(( code - 128 ))" 2>/dev/null) || return 0
+  name=${name#SIG}
+  case $name in
+    KILL) printf ' (killed by SIGKILL: out of memory, or kill -9?)' ;;
+    *) printf ' (killed by SIG%s)' "$name" ;;
+  esac
+}
+
+# queue_log_tail LOG [N]: the last N (8) lines of a failed job's log on stderr, without the
+# footer, a progress bar's redrawn line shown as a terminal would (its last state), so that the
+# reason is on the console beside the log's name.
+queue_log_tail() {
+  local log=$1 n=${2:-8}
+  if [[ ! -s $log ]]; then
+    printf '%s: (%s is empty or missing: the job never started?)\n' "$prog" "$log" >&2
+    return 0
+  fi
+  printf '%s: last lines of %s:\n' "$prog" "$log" >&2
+  sed -e 's/.*\r\(.\)/\1/' -e '/^# Accounting: /d' -e '/^# Ended (code /d' -e '/^[[:space:]]*$/d' \
+      -- "$log" 2>/dev/null | tail -n "$n" | cut -c1-300 | sed 's/^/   /' >&2 || true
+}
+
 # ------------------------------------------------------------------ progress
 # Progress for the console of utils/stage.sh's run_stage, which copies the file named by
 # $PYADML_PROGRESS to the console while the stage's output goes to its log.  Nothing is

@@ -37,8 +37,9 @@
 # "# Ended (code <status>) at <date>, elapsed time <s> seconds".
 #
 # Exit status: 0 if every job succeeded.  Otherwise, once all jobs are done,
-# "run_local.sh: K / N failed, log is in <first failed log>" plus one line per
-# failed job goes to stderr and the exit status is 1.  Usage errors exit 2.
+# "run_local.sh: K / N failed, log is in <first failed log>", one line per
+# failed job (a job killed by a signal says which) and the last lines of the
+# first failed log go to stderr and the exit status is 1.  Usage errors exit 2.
 
 set -euo pipefail
 
@@ -123,9 +124,10 @@ run_job() {
   child=$!
   # Forward termination to the job (background jobs ignore SIGINT).
   trap 'got_sig=1; kill -TERM "$child" 2>/dev/null || true' TERM HUP INT
-  wait "$child" || rc=$?
+  # (stderr: not bash's "Killed" notice of the job; the report below says it)
+  wait "$child" 2>/dev/null || rc=$?
   if (( got_sig )); then
-    rc=0; wait "$child" || rc=$?
+    rc=0; wait "$child" 2>/dev/null || rc=$?
   fi
   trap - TERM HUP INT
   t1=$(date +%s)
@@ -219,11 +221,12 @@ done
 
 if (( ${#failed[@]} > 0 )); then
   echo "$prog: ${#failed[@]} / $num_jobs failed, log is in $first_failed_log" >&2
-  if (( num_jobs > 1 )); then
-    for f in "${failed[@]}"; do
-      echo "$prog:   job ${f%%:*} exited with code ${f#*:}, log is in $(queue_subst "$logfile" "${f%%:*}")" >&2
-    done
-  fi
+  for f in "${failed[@]}"; do
+    if (( num_jobs > 1 )) || [[ -n $(queue_code_note "${f#*:}") ]]; then
+      echo "$prog:   job ${f%%:*} exited with code ${f#*:}$(queue_code_note "${f#*:}"), log is in $(queue_subst "$logfile" "${f%%:*}")" >&2
+    fi
+  done
+  queue_log_tail "$first_failed_log"
   exit 1
 fi
 exit 0

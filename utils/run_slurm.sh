@@ -68,8 +68,9 @@
 #   option partition=* --partition=$0
 #
 # Exit status: 0 if every task succeeded.  Otherwise, once the job has left the
-# queue, "run_slurm.sh: K / N failed, log is in <first failed log>" plus one line
-# per failed task goes to stderr and the exit status is 1.  Usage and config
+# queue, "run_slurm.sh: K / N failed, log is in <first failed log>", one line
+# per failed task and the last lines of the first failed log go to stderr and
+# the exit status is 1.  Usage and config
 # errors exit 2; a failed submission exits 1.
 
 set -euo pipefail
@@ -430,10 +431,11 @@ if (( ${#failed[@]} > 0 )); then
     if [[ $rc == unknown ]]; then
       if [[ -n $jobvar ]]; then sout="$qdir/$base.$i.out"; else sout="$qdir/$base.out"; fi
       echo "$prog:   job $i (Slurm job ${jobid}${jobvar:+_$i}) ended without an exit status (killed, cancelled or never started), log is in $(queue_subst "$logfile" "$i"), Slurm's output in $sout" >&2
-    elif (( num_jobs > 1 )); then
-      echo "$prog:   job $i exited with code $rc, log is in $(queue_subst "$logfile" "$i")" >&2
+    elif (( num_jobs > 1 )) || [[ -n $(queue_code_note "$rc") ]]; then
+      echo "$prog:   job $i exited with code $rc$(queue_code_note "$rc"), log is in $(queue_subst "$logfile" "$i")" >&2
     fi
   done
+  queue_log_tail "$first_failed_log"
   exit 1
 fi
 exit 0

@@ -239,3 +239,21 @@ def test_help(tmp_path):
     p = run(tmp_path, "--help")
     assert p.returncode == 0
     assert "Usage:" in p.stdout
+
+
+def test_a_failed_job_s_last_lines_and_a_killing_signal_are_on_stderr(tmp_path):
+    """The reason beside the log's name: before, only "job 2 exited with code 3, log is in …"
+    (and code 137 for a job the kernel killed for memory), and the reason was in the log."""
+    cmd = ('echo start JOB; if [ JOB = 2 ]; then printf "bar 1%%\\rbar 100%%\\n";'
+           ' echo "ValueError: bad cut c7" >&2; exit 3; fi')
+    p = run(tmp_path, "JOB=1:3", "log/f.JOB.log", cmd)
+    assert p.returncode == 1
+    tail = p.stderr.split("run_local.sh: last lines of log/f.2.log:\n")[1].splitlines()
+    assert tail[-3:] == ["   start 2", "   bar 100%", "   ValueError: bad cut c7"]
+    assert "# Ended" not in p.stderr and "start 1" not in p.stderr
+    # one job killed by SIGKILL (what the kernel's OOM killer sends)
+    p = run(tmp_path, "one.log", "echo working; kill -9 $$")
+    assert p.returncode == 1
+    assert ("job 1 exited with code 137 (killed by SIGKILL: out of memory, or kill -9?), "
+            "log is in one.log") in p.stderr
+    assert "   working" in p.stderr and "Killed" not in p.stderr

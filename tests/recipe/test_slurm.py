@@ -416,6 +416,21 @@ def test_a_failing_task_fails_the_stage_and_names_its_log(cluster, tmp_path):
     assert codes[2].startswith("# Ended (code 1)")
 
 
+def test_a_failed_task_s_last_lines_and_a_killing_signal_are_named(cluster, tmp_path):
+    """As run_local.sh: the reason beside the log's name (before: "job 2 exited with code 3"
+    and "code 137" for a task the kernel killed for memory, the reason only in the log)."""
+    cmd = ('echo start JOB; if [ JOB = 2 ]; then echo "ValueError: bad cut c7" >&2; exit 3; fi;'
+           ' if [ JOB = 3 ]; then kill -9 $$; fi')
+    res = cluster.run(["bash", str(RUN_SLURM), "--config", str(SLURM_CONF), "JOB=1:3",
+                       f"{tmp_path}/t.JOB.log", cmd], check=False, timeout=180)
+    assert res.returncode == 1
+    assert f"2 / 3 failed, log is in {tmp_path}/t.2.log" in res.stderr
+    assert (f"job 3 exited with code 137 (killed by SIGKILL: out of memory, or kill -9?), "
+            f"log is in {tmp_path}/t.3.log") in res.stderr
+    tail = res.stderr.split(f"run_slurm.sh: last lines of {tmp_path}/t.2.log:\n")[1].splitlines()
+    assert tail[-2:] == ["   start 2", "   ValueError: bad cut c7"], res.stderr
+
+
 def test_two_node_training_equals_two_processes_on_one_node(cluster, tmp_path, tiny_training_data):
     data = tiny_training_data
     ov = overrides(data)
