@@ -145,7 +145,9 @@ fbank_sets() {
       failed+=("${fb_names[k]}")
     fi
   done
-  if [ ${#fb_descs[@]} -gt 0 ]; then
+  # The speeds only when every job succeeded: after a failure, $cmd's report of the failed job
+  # (its log and last lines) must stay within the lines that run_stage shows.
+  if [ ${#fb_descs[@]} -gt 0 ] && [ ${#failed[@]} -eq 0 ] && [ "$rc" -eq 0 ]; then
     for i in $(seq "$fb_lo" "$fb_hi"); do
       grep -h "real time" "$dir/log/$log.$i.log" 2>/dev/null || true
     done

@@ -313,6 +313,22 @@ def test_a_failing_set_does_not_stop_the_others(sets):
     assert res.returncode != 0 and "a: complete, skipping" in res.stdout
 
 
+def test_a_failed_job_s_reason_is_within_the_lines_run_stage_shows(sets):
+    """run_stage shows the last 20 lines of the stage's log. Before, the step's speeds (a line
+    per set and job) came after $cmd's report and pushed it out: the console said "fbank
+    failed" and nothing about which job or why. Now the report and the failed job's last lines
+    are there, the speeds left out after a failure."""
+    (sets / "data/sets/bad.jsonl.gz").write_bytes(
+        gzip.compress(b'{"id": "x", "type": "MonoCut"}\n'))
+    res = make_fbank_sets(sets, "a", "b", "bad", check=False)
+    assert res.returncode != 0
+    shown = "\n".join((res.stdout + res.stderr).splitlines()[-20:])
+    assert "run_local.sh: 1 / 2 failed, log is in data/fbank/log/fbank.1.log" in shown
+    assert "run_local.sh: last lines of data/fbank/log/fbank.1.log:" in shown
+    assert "fbank job 1: failed: fbank bad part 1/1" in shown
+    assert "real time" not in res.stdout  # the speeds (the job's last lines may hold its own)
+
+
 def test_sets_bad_input_is_named_before_anything_is_written(sets):
     res = make_fbank_sets(sets, "a", "nope", check=False)
     assert res.returncode != 0
