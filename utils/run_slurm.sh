@@ -22,6 +22,9 @@
 #     A task whose log has no such line (killed node, cancelled while pending)
 #     counts as failed, after waiting PYADML_SLURM_LOG_WAIT seconds (default 10)
 #     for the line to show up on a shared file system.
+#   - A job whose tasks all pend for a reason that waiting cannot end
+#     (PartitionTimeLimit, PartitionConfig, ...) for PYADML_SLURM_PENDING_GRACE
+#     seconds (default 30) is cancelled, naming the reason; exit status 1.
 #   - Interrupting this script (Ctrl-C, SIGTERM) cancels the job (scancel).
 #
 # The batch script (a copy is kept as <log-dir>/q/<name>.sh; Slurm's own
@@ -254,7 +257,21 @@ report() {
   text="   $progress_name: $k/$num_jobs tasks done"
   (( f == 0 )) || text+=", $f failed"
   (( $1 == 0 )) || text+=", $1 running"
+  [[ -z ${3:-} ]] || text+=", pending: $3"
   queue_progress "$text (Slurm job $jobid) | elapsed $(queue_progress_clock)" "${2:-}"
+}
+
+# never_reason REASON: why a job pending for REASON can never start as it asks, or nothing for a
+# reason that waiting can end (Resources, Priority, BeginTime after a requeue, a held job, ...).
+never_reason() {
+  case $1 in
+    PartitionTimeLimit) echo "its time limit (--time) exceeds the partition's" ;;
+    PartitionNodeLimit) echo "the nodes it asks for are outside the partition's limits" ;;
+    PartitionConfig) echo "no node of the partition has what a task asks for (cores per task, memory, GPUs)" ;;
+    BadConstraints) echo "its constraints cannot be satisfied" ;;
+    DependencyNeverSatisfied) echo "a dependency of it can never be satisfied" ;;
+    InvalidAccount|InvalidQOS|AccountNotAllowed|QOSNotAllowed) echo "its account or QOS is not allowed" ;;
+  esac
 }
 
 # ------------------------------------------------------------- batch script
@@ -369,14 +386,38 @@ echo "$prog: submitted Slurm job $jobid${array:+ (array $array)}: $(queue_subst 
 
 # ------------------------------------------------------------- wait
 # Poll every second for the first minute, then every 5 s, then every 15 s.
+# A job whose tasks all pend for a reason that waiting cannot end (a --time over the partition's
+# limit, more cores per task than a node has) is cancelled after PYADML_SLURM_PENDING_GRACE
+# seconds (default 30) with that reason; before, this waited forever on "0/N tasks done".
+pending_grace=${PYADML_SLURM_PENDING_GRACE:-30}
+[[ $pending_grace =~ ^[0-9]+$ ]] || pending_grace=30
 t_start=$SECONDS
 errors=0
+never_since=
 while :; do
-  if out=$(squeue -h -j "$jobid" -o '%i %T' 2>&1); then
+  if out=$(squeue -h -j "$jobid" -o '%i %T %r' 2>&1); then
     errors=0
-    # Task lines start with the job id ("12_3 RUNNING", "12_[4-9%2] PENDING"); none: done.
+    # Task lines start with the job id ("12_3 RUNNING None", "12_[4-9%2] PENDING Resources");
+    # none: done.
     [[ $out =~ (^|$'\n')[0-9] ]] || break
-    if $progress; then report "$(grep -c ' RUNNING' <<< "$out" || true)"; fi
+    running=$(grep -c ' RUNNING ' <<< "$out" || true)
+    reasons=$(awk '$2 == "PENDING" {print $3}' <<< "$out" | sort -u | paste -sd, -)
+    never=
+    if (( running == 0 )) && [[ -n $reasons && $reasons != *,* ]] \
+        && ! grep -qv ' PENDING ' <<< "$out"; then
+      never=$(never_reason "$reasons")
+    fi
+    if [[ -z $never ]]; then
+      never_since=
+    elif [[ -z $never_since ]]; then
+      never_since=$SECONDS
+    elif (( SECONDS - never_since >= pending_grace )); then
+      echo "$prog: Slurm job $jobid cannot start: its tasks pend with reason $reasons ($never)." >&2
+      echo "$prog: cancelled it; change what it asks for (${opt_flags[*]:-no options}: the step's options as conf/slurm.conf maps them, $config) or the partition, then run again" >&2
+      cancel_job
+      exit 1
+    fi
+    if $progress; then report "$running" "" "$reasons"; fi
   else
     [[ $out == *"Invalid job id"* ]] && break   # already purged from slurmctld
     errors=$(( errors + 1 ))

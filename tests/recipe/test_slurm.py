@@ -431,6 +431,29 @@ def test_a_failed_task_s_last_lines_and_a_killing_signal_are_named(cluster, tmp_
     assert tail[-2:] == ["   start 2", "   ValueError: bad cut c7"], res.stderr
 
 
+def test_a_job_that_can_never_start_is_cancelled_naming_why(cluster, tmp_path):
+    """A --time over the partition's limit (MaxTime=60 here), more cores per task than a node
+    has: sbatch takes the job and it pends for good. Before, run_slurm.sh (and the stage) waited
+    forever on "0/2 tasks done"; now the console shows the reason while it pends, and after
+    PYADML_SLURM_PENDING_GRACE seconds the job is cancelled and the reason named."""
+    progress = tmp_path / "progress"
+    for opts, reason in ((["--time", "2:00:00"], "PartitionTimeLimit"),
+                         (["--num-threads", "8"], "PartitionConfig")):
+        t0 = time.monotonic()
+        res = cluster.run(["bash", str(RUN_SLURM), "--config", str(SLURM_CONF), *opts, "JOB=1:2",
+                           f"{tmp_path}/p.JOB.log", "echo hi"], check=False, timeout=120,
+                          env={**cluster.env, "PYADML_SLURM_PENDING_GRACE": "3",
+                               "PYADML_PROGRESS": str(progress), "PYADML_PROGRESS_INTERVAL": "0"})
+        assert res.returncode == 1, res.stderr
+        assert time.monotonic() - t0 < 60
+        jobid = re.search(r"submitted Slurm job (\d+)", res.stderr).group(1)
+        assert f"Slurm job {jobid} cannot start: its tasks pend with reason {reason} (" in res.stderr
+        assert "cancelled it; change what it asks for" in res.stderr
+        assert f"pending: {reason} (Slurm job {jobid})" in progress.read_text()
+        queue = cluster.run(["squeue", "-h", "-j", jobid, "-o", "%i %T"], check=False).stdout
+        assert "PENDING" not in queue and "RUNNING" not in queue, queue
+
+
 def test_two_node_training_equals_two_processes_on_one_node(cluster, tmp_path, tiny_training_data):
     data = tiny_training_data
     ov = overrides(data)
