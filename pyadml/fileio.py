@@ -36,6 +36,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def _write_trouble(tmp: Path, size: int) -> str:
+    """Why a write to ``tmp`` (``size`` bytes) may have failed, as " (...)", or ""."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(tmp.parent).free
+    except OSError:
+        return ""
+    if free < size + 65536:
+        return (f" (no space left on the device of {tmp.parent}: {free // 1024} KiB free; "
+                f"free some or move the recipe, then run the stage again)")
+    if not os.access(tmp.parent, os.W_OK):
+        return f" ({tmp.parent} is not writable)"
+    return ""
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -62,7 +78,11 @@ def write_wav_atomic(
     if format is None:
         format = "NIST" if path.suffix.lower() in (".sph", ".wv1", ".wv2") else "WAV"
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, format=format, subtype=subtype)
+        try:
+            sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, format=format, subtype=subtype)
+        except sf.LibsndfileError as e:
+            # libsndfile says only "System error." for a full disk: name the file and the cause.
+            raise OSError(f"{path}: cannot write the audio: {e}{_write_trouble(tmp, audio.size * 2)}") from e
 
 
 def read_shorten_sphere(path: str | os.PathLike) -> tuple[np.ndarray, int] | None:

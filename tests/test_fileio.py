@@ -52,3 +52,29 @@ def test_a_cut_wav_is_named_with_what_it_promised_and_holds(tmp_path):
                    f"cut_fixed.wav")
     # libsndfile itself reads the cut file without complaint: 4000 samples, no error
     assert sf.read(cut)[0].shape == (4000,)
+
+
+def test_a_wav_that_a_full_disk_cuts_off_names_the_file_and_the_cause(tmp_path, monkeypatch):
+    """libsndfile reports a full disk (ENOSPC) as "System error." alone: stage 0 stopped with
+    `soundfile.LibsndfileError: System error.` and no file or cause. Now the file and the free
+    space are named, and nothing is left under the final name or a temporary one."""
+    import shutil
+    from collections import namedtuple
+
+    import pytest
+
+    from pyadml.fileio import write_wav_atomic
+
+    def full(*args, **kwargs):
+        raise sf.LibsndfileError(2, "Error writing: ")  # SF_ERR_SYSTEM, as on ENOSPC
+
+    monkeypatch.setattr(sf, "write", full)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(4 << 20, (4 << 20) - 2048, 2048))
+    out = tmp_path / "wav" / "a.wav"
+    with pytest.raises(OSError) as e:
+        write_wav_atomic(out, np.zeros(16000, np.float32), 16000)
+    msg = str(e.value)
+    assert msg.startswith(f"{out}: cannot write the audio: ")
+    assert f"no space left on the device of {out.parent}: 2 KiB free" in msg
+    assert list(out.parent.iterdir()) == []
