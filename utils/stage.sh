@@ -456,22 +456,33 @@ run_stage() {
   echo "== Stage $n: done in $(( SECONDS - start ))s"
 }
 
-# hold_lock FILE: an exclusive lock on FILE for the rest of the calling script, or exit naming
-# the run that holds it. The lock is on a descriptor the script keeps open, so it ends with
-# the script, and processes the script started (torchrun's workers) keep holding it while
-# they live: a re-run cannot train beside a stray worker.
+# hold_lock FILE [shared]: an exclusive lock on FILE for the rest of the calling script, or exit
+# naming the run that holds it. With "shared", a shared one: runs that only read what the lock
+# guards (run.sh from stage 6 on reads data/) run side by side, but not beside one that writes
+# it (stages 0-5 of another run.sh). The lock is on a descriptor the script keeps open, so it
+# ends with the script, and processes the script started (torchrun's workers) keep holding it
+# while they live: a re-run cannot train beside a stray worker.
 hold_lock() {
-  local file=$1 fd
+  local file=$1 mode=${2:-} fd flags=-n line
+  [[ $mode != shared ]] || flags="-s -n"
   mkdir -p -- "$(dirname -- "$file")"
   exec {fd}>>"$file"
-  if ! flock -n "$fd"; then
-    local holder pid host
+  # shellcheck disable=SC2086
+  if ! flock $flags "$fd"; then
+    local holder pid host line alive=()
     holder=$(cat -- "$file" 2>/dev/null)
+    # Shared holders each add a line: name those still running (all when none is).
+    while IFS= read -r line; do
+      read -r _ pid _ host _ <<<"$line"
+      [[ ! $pid =~ ^[0-9]+$ || $host != "$(hostname)" ]] || kill -0 "$pid" 2>/dev/null || continue
+      alive+=("$line")
+    done <<<"$holder"
+    if (( ${#alive[@]} )); then holder=$(printf '%s\n' "${alive[@]}"); fi
     echo "$0: $(dirname -- "$file") is in use by: ${holder:-another run}" >&2
     read -r _ pid _ host _ <<<"$holder"
     # A run killed with SIGKILL leaves the processes of its stage running on, and they hold the
     # lock (inherited): name them, not only the PID of a run that is gone.
-    if [[ $pid =~ ^[0-9]+$ && $host == "$(hostname)" ]] && ! kill -0 "$pid" 2>/dev/null; then
+    if (( ! ${#alive[@]} )) && [[ $pid =~ ^[0-9]+$ && $host == "$(hostname)" ]]; then
       local real holders=() p cmd
       real=$(readlink -f -- "$file")
       exec {fd}>&-   # ours closed: the processes that search are not listed
@@ -491,5 +502,7 @@ hold_lock() {
     echo "$0: (lock $file) wait for that run to finish, or stop it, then run again" >&2
     exit 1
   fi
-  printf 'pid %s on %s since %s: %s\n' "$$" "$(hostname)" "$(date '+%F %T')" "$0" > "$file"
+  line=$(printf 'pid %s on %s since %s: %s%s' "$$" "$(hostname)" "$(date '+%F %T')" "$0" \
+    "${mode:+ (reading)}")
+  if [[ $mode == shared ]]; then echo "$line" >> "$file"; else echo "$line" > "$file"; fi
 }

@@ -77,7 +77,9 @@ wakeword_dev=
 wakeword_dev_spkmean=()
 (( stop_stage < 8 )) || . utils/wakeword_dev.sh
 # One run at a time per data directory and per experiment.
-(( stage > 5 )) || hold_lock data/.lock
+# From stage 6 on, data/ is only read: such runs (another experiment's training) share the lock,
+# and a run of stages 0-5 (which rewrite data/) is refused while one of them runs.
+if (( stage > 5 )); then hold_lock data/.lock shared; else hold_lock data/.lock; fi
 continuous_set=
 if [ -n "$continuous_part" ]; then
   continuous_set=librispeech_${continuous_part//-/_}

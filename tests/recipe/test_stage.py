@@ -657,3 +657,51 @@ def test_a_lock_held_by_what_a_killed_run_left_names_those_processes(tmp_path):
             again.stderr.split("to stop them: kill ")[1].splitlines()[0]
     finally:
         _kill_group(p.pid)
+
+
+def test_runs_that_read_the_data_share_its_lock_and_one_that_writes_it_is_refused(tmp_path):
+    """run.sh from stage 6 on (another experiment's training, scoring) only reads data/. Before,
+    it took no lock on it, and a run of stages 0-5 beside it (--stage 4 --force true) rewrote the
+    features it was reading and deleted their old archives. Now such runs share data/.lock: two
+    of them run side by side, and a run that writes data/ is refused, naming them."""
+    script = tmp_path / "hold.sh"
+    script.write_text(f". {STAGE}\nhold_lock data/.lock $1\necho held\nsleep ${{2:-0}}\n")
+    readers = [subprocess.Popen(["bash", str(script), "shared", "30"], cwd=tmp_path,
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+               for _ in range(2)]
+    try:
+        for r in readers:  # both hold it at once
+            assert r.stdout.readline().strip() == "held"
+        writer = subprocess.run(["bash", str(script), ""], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=30)
+        assert writer.returncode == 1 and "held" not in writer.stdout
+        for r in readers:
+            assert f"pid {r.pid} on " in writer.stderr and "(reading)" in writer.stderr
+        assert "wait for that run to finish" in writer.stderr
+    finally:
+        for r in readers:
+            _kill_group(r.pid)
+            r.wait()
+    for r in readers:
+        assert _wait_until(lambda: not _pids_in_group(r.pid), 10)
+    writer = subprocess.run(["bash", str(script), ""], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=30)
+    assert writer.returncode == 0 and "held" in writer.stdout
+    # and a reader is refused while a writer runs
+    w = subprocess.Popen(["bash", str(script), "", "30"], cwd=tmp_path, stdout=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        assert w.stdout.readline().strip() == "held"
+        reader = subprocess.run(["bash", str(script), "shared"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=30)
+        assert reader.returncode == 1 and f"data is in use by: pid {w.pid} on " in reader.stderr
+    finally:
+        _kill_group(w.pid)
+        w.wait()
+
+
+@pytest.mark.parametrize("recipe_dir", ["wsj_librikws", "librispeech_libriphrase"])
+def test_run_sh_takes_the_data_lock_shared_from_stage_6_on(recipe_dir):
+    text = (REPO / "egs" / recipe_dir / "run.sh").read_text()
+    assert "if (( stage > 5 )); then hold_lock data/.lock shared; else hold_lock data/.lock; fi" \
+        in text
