@@ -400,11 +400,11 @@ while :; do
     # Task lines start with the job id ("12_3 RUNNING None", "12_[4-9%2] PENDING Resources");
     # none: done.
     [[ $out =~ (^|$'\n')[0-9] ]] || break
-    running=$(grep -c ' RUNNING ' <<< "$out" || true)
-    reasons=$(awk '$2 == "PENDING" {print $3}' <<< "$out" | sort -u | paste -sd, -)
+    running=$(awk '$2 == "RUNNING"' <<< "$out" | grep -c . || true)
+    reasons=$(awk '$2 == "PENDING" && $3 != "" {print $3}' <<< "$out" | sort -u | paste -sd, -)
     never=
     if (( running == 0 )) && [[ -n $reasons && $reasons != *,* ]] \
-        && ! grep -qv ' PENDING ' <<< "$out"; then
+        && awk '$2 != "PENDING" {exit 1}' <<< "$out"; then
       never=$(never_reason "$reasons")
     fi
     if [[ -z $never ]]; then
