@@ -170,13 +170,27 @@ def compute_fbank(
             raise RuntimeError(
                 f"{cuts_path}: {len(lost)} of {len(cuts)} cuts got no features, their audio or "
                 f"an augmentation's source failed to load (lhotse's warnings above say why): "
-                f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}")
+                f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}"
+                f"{_load_error(next(c for c in cuts if c.id == lost[0]))}")
         os.replace(staged, final)
     finally:
         if staged.exists():
             staged.unlink()
     save_cuts(with_feats, out_path)
     return with_feats
+
+
+def _load_error(cut) -> str:
+    """'; the first: <why>' for a cut whose audio fails to load again (the job log's last lines
+    then name the missing file, not only lhotse's warning far above them), else ''."""
+    try:
+        cut.load_audio()
+    except Exception as e:  # lhotse raises several types for a missing or unreadable source
+        lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+        # lhotse's message is pages of call chains: keep its lines that name the file and why
+        keep = [x for x in lines if "Reading audio from" in x or "Errno" in x] or lines[:1]
+        return f"; the first: {' '.join(x[:200] for x in keep[:3])}"
+    return ""
 
 
 def merge_cuts(parts: Sequence[str | os.PathLike], out_path: str | os.PathLike,

@@ -43,8 +43,10 @@ def test_cuts_whose_audio_fails_to_load_are_an_error_not_dropped(cuts_path, tmp_
     silently, so the part fails naming them, and writes neither manifest nor archive."""
     (tmp_path / "r1.wav").unlink()
     (tmp_path / "r3.wav").write_bytes(b"not audio")
-    with pytest.raises(RuntimeError, match=r"cuts\.jsonl\.gz: 2 of 5 cuts got no features.*r1.*r3"):
+    with pytest.raises(RuntimeError, match=r"cuts\.jsonl\.gz: 2 of 5 cuts got no features.*r1.*r3") as e:
         compute_fbank(cuts_path, tmp_path / "feats", tmp_path / "out.jsonl.gz")
+    # the first one's cause is in the message itself (the job log's last lines), with its file
+    assert f"; the first: Reading audio from '{tmp_path / 'r1.wav'}' failed" in str(e.value)
     assert not (tmp_path / "out.jsonl.gz").exists()
     assert not list(tmp_path.glob("feats*"))
 
