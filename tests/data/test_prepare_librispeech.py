@@ -476,3 +476,37 @@ def test_speaker_check_names_the_speakers_a_test_set_shares_with_training(tmp_pa
     with pytest.raises(SpeakerOverlap, match=r"librispeech_train and test set librispeech_test "
                                              r"share 1 speaker\(s\): 103\. train without the subset"):
         check_disjoint_speakers(out, "librispeech_train", ["libriphrase_test", "librispeech_test"])
+
+
+def test_corpora_named_by_relative_paths_give_manifests_that_load_from_anywhere(tmp_path, monkeypatch):
+    """db.sh's LIBRISPEECH=../corpora/LibriSpeech (and MUSAN, RIRS_NOISES): the manifests held
+    the relative paths, which failed to load once the recipe was copied or run from elsewhere."""
+    from lhotse import load_manifest
+
+    from pyadml.data.prepare.musan import prepare_musan
+    from pyadml.data.prepare.rirs_noises import prepare_rir_noise
+
+    corpus(tmp_path / "corpora")
+    for name, part in (("music", "music"), ("noise", "noise")):
+        _flac(tmp_path / "corpora" / "musan" / part / "x" / f"{name}-x-0000.flac", 0.3)
+    sf.write(tmp_path / "corpora" / "musan" / "noise" / "x" / "noise-x-0001.wav",
+             np.zeros(4800), 16000)
+    (tmp_path / "corpora" / "musan" / "music" / "x" / "music-x-0000.flac").unlink()
+    (tmp_path / "corpora" / "musan" / "noise" / "x" / "noise-x-0000.flac").unlink()
+    rir = tmp_path / "corpora" / "RIRS_NOISES" / "simulated_rirs" / "smallroom" / "Room001"
+    rir.mkdir(parents=True)
+    sf.write(rir / "Room001-00001.wav", np.zeros(4800), 16000)
+    (tmp_path / "recipe").mkdir()
+    monkeypatch.chdir(tmp_path / "recipe")
+    out = tmp_path / "recipe" / "manifests"
+    prepare_corpus("librispeech", "../corpora/LibriSpeech", out, part="train-clean-100")
+    prepare_musan("../corpora/musan", out)
+    prepare_rir_noise("../corpora/RIRS_NOISES", out)
+    monkeypatch.chdir(tmp_path)  # elsewhere: every source must still be found
+    files = sorted(out.glob("*recordings*.jsonl.gz"))
+    assert len(files) == 3
+    for f in files:
+        for rec in load_manifest(f):
+            source = rec.sources[0].source
+            assert Path(source).is_absolute() and Path(source).is_file(), (f.name, source)
+            rec.load_audio()

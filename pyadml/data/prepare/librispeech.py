@@ -524,7 +524,7 @@ def prepare_librispeech(
     whole utterances only). ``corpus_dir`` is the
     ``LibriSpeech`` directory (or its parent). Writes ``<name>_{recordings,supervisions}_<set
     part>.jsonl.gz``; returns ``dict(recordings, supervisions, stats)``."""
-    corpus_dir = Path(corpus_dir)
+    corpus_dir = Path(corpus_dir).absolute()  # manifests load from any directory (a copied recipe)
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: LibriSpeech directory does not exist")
     root = _corpus_root(corpus_dir)

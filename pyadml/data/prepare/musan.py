@@ -15,7 +15,7 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     ``musan_recordings_<part>.jsonl.gz`` (and ``musan_supervisions_music.jsonl.gz``)."""
     from lhotse.recipes import prepare_musan as lhotse_prepare_musan
 
-    corpus_dir = Path(corpus_dir)
+    corpus_dir = Path(corpus_dir).absolute()  # manifests load from any directory (a copied recipe)
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: MUSAN directory does not exist")
     note_input(corpus_dir)  # a file added to it later reruns stage 1

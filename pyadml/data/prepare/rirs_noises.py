@@ -23,7 +23,7 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     ``rir_recordings_<part>.jsonl.gz`` (lhotse itself would write ``sim-rir_recordings_all``)."""
     from lhotse.recipes import prepare_rir_noise as lhotse_prepare_rir_noise
 
-    corpus_dir = Path(corpus_dir)
+    corpus_dir = Path(corpus_dir).absolute()  # manifests load from any directory (a copied recipe)
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: RIRS_NOISES directory does not exist")
     note_input(corpus_dir)  # a file added to it later reruns stage 1
