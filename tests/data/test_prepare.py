@@ -742,6 +742,32 @@ def test_musan_annotations_that_name_no_wav_or_lack_fields_are_named(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_musan_and_rirs_with_a_symlinked_directory_are_named_not_read_in_part(tmp_path):
+    """lhotse's recipes find wavs with Path.rglob, which follows no symlinked directory: MUSAN's
+    music/fma linked from another disk was silently left out of the manifests."""
+    root = tmp_path / "musan"
+    wav(root / "noise" / "free-sound" / "noise-free-sound-0000.wav", 0.5)
+    wav(tmp_path / "disk2" / "fma" / "music-fma-0000.wav", 0.5)
+    lines(tmp_path / "disk2" / "fma" / "ANNOTATIONS", "music-fma-0000 pop N synth")
+    (root / "music").mkdir()
+    (root / "music" / "fma").symlink_to(tmp_path / "disk2" / "fma")
+    with raises(f"{root / 'music' / 'fma'} is a symlinked directory: lhotse's MUSAN recipe does "
+                f"not follow it, and its 1 wav(s) would be left out"):
+        prepare_musan(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # the whole corpus behind one link (MUSAN=/data/musan -> another disk) is read as it is
+    (root / "music" / "fma").unlink()
+    (root / "music").rmdir()
+    (tmp_path / "link").symlink_to(root)
+    assert sorted(prepare_musan(tmp_path / "link", None)) == ["noise"]
+    rirs = tmp_path / "RIRS_NOISES" / "simulated_rirs"
+    wav(tmp_path / "disk2" / "smallroom" / "Room001" / "Room001-00001.wav", 0.3)
+    rirs.mkdir(parents=True)
+    (rirs / "smallroom").symlink_to(tmp_path / "disk2" / "smallroom")
+    with raises(f"{rirs / 'smallroom'} is a symlinked directory: lhotse's RIRS_NOISES recipe"):
+        prepare_rir_noise(tmp_path / "RIRS_NOISES", tmp_path / "out")
+
+
 def test_rir_noise(tmp_path):
     root = tmp_path / "RIRS_NOISES"
     for k in (1, 2):

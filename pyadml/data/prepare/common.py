@@ -161,5 +161,18 @@ def _find_files(root: Path, suffixes: Iterable[str]) -> list[Path]:
     return sorted(found)
 
 
+def _check_no_linked_wavs(root: Path, corpus: str) -> None:
+    """lhotse's MUSAN and RIRS_NOISES recipes find wavs with Path.rglob, which follows no
+    symlinked directory: a linked part (music/fma -> another disk) would be left out without a
+    word. Named instead."""
+    seen = set(root.rglob("*.wav"))
+    hidden = [p for p in _find_files(root, {".wav"}) if p.suffix == ".wav" and p not in seen]
+    if hidden:
+        link = next(parent for parent in hidden[0].parents if parent.is_symlink())
+        raise CorpusError(f"{link} is a symlinked directory: lhotse's {corpus} recipe does not "
+                          f"follow it, and its {len(hidden)} wav(s) would be left out; copy it "
+                          f"in, or link the files rather than the directory")
+
+
 def _has_wav(d: Path) -> bool:
     return d.is_dir() and next(d.rglob("*.wav"), None) is not None

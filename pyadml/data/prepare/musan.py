@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import CorpusError, _has_wav, _lines, _where, note_input, write_manifest
+from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has_wav, _lines, _where,
+                                        note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
 
@@ -19,6 +20,7 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: MUSAN directory does not exist")
     note_input(corpus_dir)  # a file added to it later reruns stage 1
+    _check_no_linked_wavs(corpus_dir, "MUSAN")
     parts = [p for p in ("music", "noise", "speech") if _has_wav(corpus_dir / p)]
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/")

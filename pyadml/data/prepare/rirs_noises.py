@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import CorpusError, _has_wav, note_input, write_manifest
+from pyadml.data.prepare.common import CorpusError, _check_no_linked_wavs, _has_wav, note_input, write_manifest
 from pyadml.data.prepare.registry import register_corpus
 
 # Our part name -> the RIRS_NOISES directory lhotse reads it from.
@@ -27,6 +27,7 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     if not corpus_dir.is_dir():
         raise CorpusError(f"{corpus_dir}: RIRS_NOISES directory does not exist")
     note_input(corpus_dir)  # a file added to it later reruns stage 1
+    _check_no_linked_wavs(corpus_dir, "RIRS_NOISES")
     parts = [p for p, d in RIR_PARTS.items() if _has_wav(corpus_dir / d)]
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(sorted(set(RIR_PARTS.values())))}")
