@@ -379,6 +379,14 @@ def test_run_sh_refuses_stage_ranges_that_run_nothing(args):
     assert state() == before  # nothing written
 
 
+
+def run_ok(cwd):
+    """bash run.sh in ``cwd``, which must succeed."""
+    p = subprocess.run(["bash", "run.sh"], capture_output=True, text=True, cwd=cwd, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p
+
+
 def test_stage_input_lists_hash_the_files_a_stage_listed(tmp_path):
     """$stage_input_lists: files a stage's previous run listed (stage 1: the corpus files it
     read) are hashed into its marker, so editing one reruns the stage and nothing else does."""
@@ -393,10 +401,7 @@ stage_input_lists="lists/read.txt lists/none.txt" run_stage 1 "manifests" log/1.
 """)
 
     def go():
-        p = subprocess.run(["bash", "run.sh"], capture_output=True, text=True, cwd=tmp_path,
-                           timeout=60)
-        assert p.returncode == 0, p.stdout + p.stderr
-        return p
+        return run_ok(tmp_path)
 
     go()
     assert f"{tmp_path}/corpus.txt" in (tmp_path / "data/.done/stage_1.done").read_text()
@@ -457,10 +462,7 @@ stage_input_lists=lists/read.txt run_stage 1 "manifests" log/1.log step
 """)
 
     def go():
-        p = subprocess.run(["bash", "run.sh"], capture_output=True, text=True, cwd=tmp_path,
-                           timeout=60)
-        assert p.returncode == 0, p.stdout + p.stderr
-        return p
+        return run_ok(tmp_path)
 
     go()
     assert "already done" in go().stdout
