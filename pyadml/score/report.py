@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from pyadml.fileio import write_text_atomic
 
@@ -50,6 +51,23 @@ def _split_sections(text: str) -> tuple[str, list[tuple[str, str]]]:
     return preamble, sections
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive flock on ``.<name>.lock`` beside ``path`` for the block: RESULTS.md is shared
+    by every experiment of a recipe, and two stage 8s (or the runs of one) that read, edit and
+    rename it at once would each write the file without the other's section. The lock file is
+    left in place (removing it would let a third writer lock a new one while a second waits)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the flock
+
+
 def update_results_md(
     path: str | os.PathLike,
     section_title: str,
@@ -59,11 +77,17 @@ def update_results_md(
     command: str | None,
 ) -> None:
     """Write or replace the ``## <section_title>`` section of RESULTS.md, keeping the others
-    in place; a new section goes at the end."""
+    in place; a new section goes at the end. Writers in other processes wait for each other."""
     title = " ".join(section_title.split())
     if not title:
         raise ValueError("update_results_md: empty section title")
     path = Path(path)
+    with _locked(path):
+        _update(path, title, table_md, config_path, git_commit, command)
+
+
+def _update(path: Path, title: str, table_md: str, config_path: str | None,
+            git_commit: str | None, command: str | None) -> None:
     old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n\n"
     preamble, sections = _split_sections(old)
     body = [f"## {title}", "", table_md.rstrip("\n"), ""]

@@ -220,6 +220,42 @@ def test_results_md_sections_are_replaced_in_place(tmp_path):
     assert "git commit: `unknown`" in text
 
 
+def _write_slowly(path, title, barrier):
+    barrier.wait()
+    update_results_md(path, title, results_table({"wsj_test": {"num_trials": 10, "AP": 0.5}}),
+                      None, None, f"cmd {title}")
+
+
+def test_results_md_written_by_two_experiments_at_once_keeps_both_sections(tmp_path, monkeypatch):
+    """Two experiments' stage 8 share RESULTS.md: each reads it, adds its section and renames
+    its copy into place. Without a lock the second rename dropped the first one's section."""
+    import multiprocessing
+    import time
+
+    from pyadml.score import report
+
+    path = tmp_path / "RESULTS.md"
+    update_results_md(path, "mine", "| a |\n", None, None, None)
+    write = report.write_text_atomic
+
+    def slow(p, text):  # between the read and the rename, as a long RESULTS.md gives time for
+        time.sleep(0.5)
+        write(p, text)
+
+    monkeypatch.setattr(report, "write_text_atomic", slow)
+    ctx = multiprocessing.get_context("fork")  # the children inherit the slow write
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_write_slowly, args=(path, t, barrier)) for t in ("exp_a", "exp_b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    text = path.read_text()
+    assert "## mine" in text and "## exp_a" in text and "## exp_b" in text, text
+    assert "cmd exp_a" in text and "cmd exp_b" in text
+
+
 # ---- score_pairs -------------------------------------------------------------------------
 
 def _pairs(tmp_path, lines, name="pairs.tsv"):
