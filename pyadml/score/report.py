@@ -51,6 +51,19 @@ def _split_sections(text: str) -> tuple[str, list[tuple[str, str]]]:
     return preamble, sections
 
 
+def _notes(section: str) -> str:
+    """What a user wrote in a section below the lines update_results_md writes (its table and
+    the config, git commit and command lines): kept when the section is rewritten. A section
+    without those lines (written by hand under this title) is all notes."""
+    lines = section.split("\n")[1:]
+    for i in range(len(lines) - 1):
+        if lines[i].startswith("- config: ") and lines[i + 1].startswith("- git commit: "):
+            end = i + 2 + (i + 2 < len(lines) and lines[i + 2].startswith("- command: "))
+            lines = lines[end:]
+            break
+    return "\n".join(lines).strip("\n")
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive flock on ``.<name>.lock`` beside ``path`` for the block: RESULTS.md is shared
@@ -77,7 +90,8 @@ def update_results_md(
     command: str | None,
 ) -> None:
     """Write or replace the ``## <section_title>`` section of RESULTS.md, keeping the others
-    in place; a new section goes at the end. Writers in other processes wait for each other."""
+    in place, and the user's notes below the replaced one's command line; a new section goes at
+    the end. Writers in other processes wait for each other."""
     title = " ".join(section_title.split())
     if not title:
         raise ValueError("update_results_md: empty section title")
@@ -100,7 +114,8 @@ def _update(path: Path, title: str, table_md: str, config_path: str | None,
     for t, text in sections:
         if t == title:
             if not replaced:
-                out.append(new)
+                notes = _notes(text)
+                out.append(new + (notes + "\n\n" if notes else ""))
                 replaced = True
         else:
             out.append(text if text.endswith("\n\n") else text.rstrip("\n") + "\n\n")

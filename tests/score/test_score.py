@@ -220,6 +220,27 @@ def test_results_md_sections_are_replaced_in_place(tmp_path):
     assert "git commit: `unknown`" in text
 
 
+def test_results_md_keeps_the_notes_a_user_wrote_below_a_section_it_rewrites(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    for tag in ("exp1", "exp2"):
+        update_results_md(path, tag, results_table({"wsj": {"num_trials": 10, "AP": 0.5}}),
+                          "c.yaml", "abc", f"cmd {tag}")
+    note = "My note: exp1 ran with lr 0.1.\n\n### A table of my own\n\n| x |\n|---|\n| 1 |"
+    path.write_text(path.read_text().replace("- command: `cmd exp1`\n",
+                                             "- command: `cmd exp1`\n\n" + note + "\n")
+                    + "\n## mine\n\nwritten by hand\n")
+    for ap in (0.7, 0.8):  # rescored twice: the notes once, below the new lines
+        update_results_md(path, "exp1", results_table({"wsj": {"num_trials": 10, "AP": ap}}),
+                          "c.yaml", "def", "cmd exp1 again")
+    update_results_md(path, "mine", results_table({"wsj": {"num_trials": 10, "AP": 0.9}}),
+                      None, None, None)
+    text = path.read_text()
+    assert text.count(note) == 1 and "80.00" in text and "70.00" not in text
+    assert text.index("cmd exp1 again") < text.index(note) < text.index("## exp2")
+    assert text.count("## exp1") == 1 and text.count("## exp2") == 1
+    assert text.index("90.00") < text.index("written by hand")  # a section of its own: all notes
+
+
 def _write_slowly(path, title, barrier):
     barrier.wait()
     update_results_md(path, title, results_table({"wsj_test": {"num_trials": 10, "AP": 0.5}}),
