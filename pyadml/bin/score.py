@@ -30,7 +30,7 @@ from pyadml.score.enrol import add_enrol_args
 from pyadml.score.floor import FloorError, add_floor_args, check_floor_option
 from pyadml.score.norm import add_norm_args
 from pyadml.score.phrase import add_phrase_args
-from pyadml.score.report import update_results_md
+from pyadml.score.report import read_results_md, update_results_md
 
 # Options of the command line that every --run shares; the others are each run's own.
 SHARED = ("--exp-dir", "--model", "--fbank-dir", "--trials-dir", "--results-md", "--batch-size",
@@ -115,7 +115,9 @@ def main(argv=None) -> int:
     model = Path(args.model or Path(args.exp_dir) / "final.pt")
     try:
         plans = [(r, tokens, parse_set_specs(r.sets)) for r, tokens in runs]
-    except ValueError as e:
+        if args.results_md:
+            read_results_md(args.results_md)  # one we cannot update: before any scoring
+    except (ValueError, OSError) as e:
         print(f"score: {e}", file=sys.stderr)
         return 1
     cache: dict = {}  # the model and the embeddings, shared by the runs
@@ -140,9 +142,14 @@ def main(argv=None) -> int:
         if args.results_md:
             config = Path(args.exp_dir) / "config.yaml"
             section = r.tag or Path(args.exp_dir).resolve().name
-            update_results_md(args.results_md, section, table,
-                              str(config) if config.is_file() else str(model), commit,
-                              "python -m pyadml.bin.score " + shlex.join(tokens))
+            try:
+                update_results_md(args.results_md, section, table,
+                                  str(config) if config.is_file() else str(model), commit,
+                                  "python -m pyadml.bin.score " + shlex.join(tokens))
+            except (ValueError, OSError) as e:
+                print(f"score: cannot update {args.results_md} (the scores are in {out_dir}): "
+                      f"{e}", file=sys.stderr)
+                return 1
             print(f"score: updated section {section!r} of {args.results_md}")
     return 0
 

@@ -100,9 +100,30 @@ def update_results_md(
         _update(path, title, table_md, config_path, git_commit, command)
 
 
+def read_results_md(path: str | os.PathLike) -> str:
+    """The text of RESULTS.md ("# Results" and a blank line where there is none yet); a file that
+    is not UTF-8 (saved by a Latin-1 editor) raises ValueError naming its first bad line, so
+    stage 8 can refuse it before scoring rather than fail on it after."""
+    path = Path(path)
+    if not path.exists():
+        return "# Results\n\n"
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        for n, line in enumerate(raw.split(b"\n"), 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise ValueError(f"{path}:{n}: not UTF-8 text (byte {line[bad.start:bad.start + 1]!r} "
+                                 f"at column {bad.start + 1}); convert the file, e.g. with "
+                                 f"iconv -f latin1 -t utf-8") from None
+        raise
+
+
 def _update(path: Path, title: str, table_md: str, config_path: str | None,
             git_commit: str | None, command: str | None) -> None:
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Results\n\n"
+    old = read_results_md(path)
     preamble, sections = _split_sections(old)
     body = [f"## {title}", "", table_md.rstrip("\n"), ""]
     body += [f"- config: `{config_path or 'unknown'}`",

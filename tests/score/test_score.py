@@ -189,6 +189,22 @@ def test_score_end_to_end(fixture, capsys):
     assert "## tiny" in text and "git commit:" in text and "pyadml.bin.score" in text
 
 
+def test_a_results_md_that_is_not_utf8_is_refused_before_scoring(fixture, capsys):
+    tmp, _ = fixture
+    results_md = tmp / "latin1" / "RESULTS.md"
+    results_md.parent.mkdir()
+    old = "# Results\n\nMy notes on the r\u00e9sum\u00e9 keyword.\n".encode("latin-1")
+    results_md.write_bytes(old)
+    out = tmp / "latin1" / "results"
+    argv = ["--exp-dir", str(tmp / "exp" / "tiny"), "--fbank-dir", str(tmp / "fbank"),
+            "--trials-dir", str(tmp / "trials"), "--results-md", str(results_md),
+            "--out-dir", str(out), "--tag", "tiny", "wsj_test:words"]
+    assert score_cli.main(argv) == 1  # before: a UnicodeDecodeError traceback after scoring
+    err = capsys.readouterr().err
+    assert f"{results_md}:3: not UTF-8 text" in err and "iconv" in err
+    assert results_md.read_bytes() == old and not out.exists()
+
+
 def test_a_test_set_without_trials_is_an_error_naming_it(fixture, capsys):
     tmp, _ = fixture
     base = ["--exp-dir", str(tmp / "exp" / "tiny"), "--fbank-dir", str(tmp / "fbank"),
