@@ -101,7 +101,8 @@ def update_results_md(
 
 
 def read_results_md(path: str | os.PathLike) -> str:
-    """The text of RESULTS.md ("# Results" and a blank line where there is none yet); a file that
+    """The text of RESULTS.md, its line ends as "\\n" ("# Results" and a blank line where there
+    is none yet); a file that
     is not UTF-8 (saved by a Latin-1 editor) raises ValueError naming its first bad line, so
     stage 8 can refuse it before scoring rather than fail on it after."""
     path = Path(path)
@@ -109,7 +110,7 @@ def read_results_md(path: str | os.PathLike) -> str:
         return "# Results\n\n"
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").replace("\r\n", "\n")
     except UnicodeDecodeError:
         for n, line in enumerate(raw.split(b"\n"), 1):
             try:
@@ -124,6 +125,8 @@ def read_results_md(path: str | os.PathLike) -> str:
 def _update(path: Path, title: str, table_md: str, config_path: str | None,
             git_commit: str | None, command: str | None) -> None:
     old = read_results_md(path)
+    # A file saved with Windows line ends keeps them (git's diff of it stays the new section).
+    crlf = path.exists() and b"\r\n" in path.read_bytes()
     preamble, sections = _split_sections(old)
     body = [f"## {title}", "", table_md.rstrip("\n"), ""]
     body += [f"- config: `{config_path or 'unknown'}`",
@@ -144,7 +147,8 @@ def _update(path: Path, title: str, table_md: str, config_path: str | None,
         out.append(new)
     if preamble and not preamble.endswith("\n\n"):
         preamble = preamble.rstrip("\n") + "\n\n"
-    write_text_atomic(path, (preamble + "".join(out)).rstrip("\n") + "\n")
+    text = (preamble + "".join(out)).rstrip("\n") + "\n"
+    write_text_atomic(path, text.replace("\n", "\r\n") if crlf else text)
 
 
 def plots_line(plots: Mapping[str, str]) -> str:

@@ -257,6 +257,24 @@ def test_results_md_keeps_the_notes_a_user_wrote_below_a_section_it_rewrites(tmp
     assert text.index("90.00") < text.index("written by hand")  # a section of its own: all notes
 
 
+def test_results_md_saved_with_windows_line_ends_keeps_them_and_its_text(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    update_results_md(path, "exp1", results_table({"wsj": {"num_trials": 10, "AP": 0.5}}),
+                      "c.yaml", "abc", "cmd exp1")
+    text = path.read_text().replace("# Results\n", "# Results\n\nMy runs, by hand.\n") + "\nA note.\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())  # Notepad's save
+    update_results_md(path, "exp1", results_table({"wsj": {"num_trials": 10, "AP": 0.7}}),
+                      "c.yaml", "def", "cmd exp1 again")
+    update_results_md(path, "exp2", results_table({"wsj": {"num_trials": 10, "AP": 0.6}}),
+                      None, None, None)
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf# Results\r\n\r\nMy runs, by hand.\r\n")
+    assert raw.count(b"\n") == raw.count(b"\r\n") and b"\r\r" not in raw  # no mixed line ends
+    text = raw.decode("utf-8-sig").replace("\r\n", "\n")
+    assert text.count("## exp1") == 1 and "70.00" in text and "50.00" not in text
+    assert text.index("cmd exp1 again") < text.index("A note.") < text.index("## exp2")
+
+
 def _write_slowly(path, title, barrier):
     barrier.wait()
     update_results_md(path, title, results_table({"wsj_test": {"num_trials": 10, "AP": 0.5}}),
