@@ -111,11 +111,19 @@ def write_trials(path: str | os.PathLike, trials: Iterable[Trial]) -> None:
 
 
 def read_trials(path: str | os.PathLike) -> list[Trial]:
-    trials = []
+    """The trials of a list; a (cut, keyword) pair given twice (a list written by hand or joined
+    from two) is refused: it would count twice in AP and EER, or, with two labels, as a hit and a
+    false alarm at once."""
+    trials, first = [], {}
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         parts = line.split("\t")
         if len(parts) not in (3, 4) or parts[2] not in ("0", "1") or not parts[0] or not parts[1]:
             raise ValueError(f"{path}:{n}: expected 'cut_id<TAB>keyword<TAB>0|1[<TAB>tag]', got {line!r}")
+        key = (parts[0], parts[1])
+        if key in first:
+            raise ValueError(f"{path}:{n}: cut {parts[0]!r} with keyword {parts[1]!r} is also on "
+                             f"line {first[key]}; give each (cut, keyword) trial once")
+        first[key] = n
         trials.append(Trial(parts[0], parts[1], int(parts[2]), parts[3] if len(parts) == 4 else ""))
     return trials
 

@@ -78,3 +78,15 @@ def test_trial_files_round_trip_and_reject_bad_lines(tmp_path):
     (tmp_path / "bad.tsv").write_text("s1\tcat\t1\ns2 cat 0\n")
     with pytest.raises(ValueError, match=r"bad.tsv:2"):
         read_trials(tmp_path / "bad.tsv")
+
+
+def test_a_trial_given_twice_is_refused_naming_both_lines(tmp_path):
+    """A hand-written list (or two joined) with a trial twice: counted twice in AP and EER, or
+    as a hit and a false alarm at once when its two labels differ."""
+    for second in ("s1\tcat\t1", "s1\tcat\t0\tunseen"):
+        (tmp_path / "dup.tsv").write_text(f"s1\tcat\t1\ns1\tdog\t0\n{second}\n")
+        with pytest.raises(ValueError, match=r"dup.tsv:3: cut 's1' with keyword 'cat' is also on "
+                                             r"line 1; give each \(cut, keyword\) trial once"):
+            read_trials(tmp_path / "dup.tsv")
+    (tmp_path / "ok.tsv").write_text("s1\tcat\t1\ns2\tcat\t0\ns1\tdog\t0\n")
+    assert len(read_trials(tmp_path / "ok.tsv")) == 3
