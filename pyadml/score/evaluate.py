@@ -136,7 +136,10 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
             if not trials_file.is_file():
                 raise ScoreError(f"test set {set_name}: no trial list {trials_file} (stage 5 "
                                  f"writes it when run.sh names the set with protocol {protocol})")
-            todo[name] = (cuts_file, read_trials(trials_file), protocol)
+            trials = read_trials(trials_file)
+            if not trials:
+                raise ScoreError(f"test set {set_name}: the trial list {trials_file} is empty")
+            todo[name] = (cuts_file, trials, protocol)
     if not todo:
         raise ScoreError("no test set given")
 
@@ -215,7 +218,11 @@ def score_test_sets(model_path, fbank_dir, trials_dir, out_dir, sets, batch_size
                             for t, s in zip(trials, scores)))
         labels = np.array([t.label for t in trials])
         if not 0 < labels.sum() < labels.size:
-            print(f"score: {name}: trials hold only one class; no metrics")
+            # AP, EER and AUC need both classes: the row says how many trials, '-' for the rest.
+            which = "positive (no negative)" if labels.sum() else "negative (no positive)"
+            print(f"score: {name}: all {len(trials)} trials are {which}: AP, EER and AUC need "
+                  f"both; its row shows '-' (the scores are in {out_dir / name / 'scores.tsv'})")
+            results[name] = {"num_trials": len(trials), "num_positives": int(labels.sum())}
             continue
         if protocol == "words":
             results[name] = word_metrics(trials, scores, speakers[cuts_path])

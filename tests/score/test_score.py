@@ -205,6 +205,39 @@ def test_a_results_md_that_is_not_utf8_is_refused_before_scoring(fixture, capsys
     assert results_md.read_bytes() == old and not out.exists()
 
 
+def test_a_set_of_one_class_gets_a_row_of_dashes_and_says_why(fixture, capsys):
+    """A user's own set with positives only (or negatives only): AP and EER are undefined. Its
+    row says how many trials and '-'; before, the row was left out of the table (and an only
+    set gave RESULTS.md a table without rows)."""
+    tmp, _ = fixture
+    trials = tmp / "one_class"
+    write_trials(trials / "wsj_test.tsv", [Trial(f"w{i}", WORDS[i], 1) for i in range(6)])
+    for sub in ("lp_e", "lp_h"):
+        (trials / f"libriphrase_test_{sub}.tsv").write_text(
+            (tmp / "trials" / f"libriphrase_test_{sub}.tsv").read_text())
+    out = tmp / "one_class_results"
+    results_md = tmp / "one_class_RESULTS.md"
+    argv = ["--exp-dir", str(tmp / "exp" / "tiny"), "--fbank-dir", str(tmp / "fbank"),
+            "--trials-dir", str(trials), "--out-dir", str(out), "--results-md", str(results_md),
+            "--tag", "mine", "wsj_test:words", "libriphrase_test:pairs"]
+    assert score_cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert ("score: wsj_test: all 6 trials are positive (no negative): AP, EER and AUC need "
+            "both; its row shows '-'") in printed
+    row = "| wsj_test | 6 | - | - | - | - |"  # trials, AP, EER, AUC, EER batch-avg
+    assert row in printed and row in results_md.read_text()
+    assert "| libriphrase_test_lp_e | 4 |" in printed
+    m = json.loads((out / "metrics.json").read_text())["sets"]
+    assert m["wsj_test"] == {"num_trials": 6, "num_positives": 6} and "AP" in m["libriphrase_test_lp_e"]
+
+    write_trials(trials / "wsj_test.tsv", [Trial(f"w{i}", WORDS[(i + 1) % 6], 0) for i in range(6)])
+    assert score_cli.main(argv[:-1]) == 0
+    assert "all 6 trials are negative (no positive)" in capsys.readouterr().out
+    (trials / "wsj_test.tsv").write_text("")
+    assert score_cli.main(argv[:-1]) == 1
+    assert f"the trial list {trials / 'wsj_test.tsv'} is empty" in capsys.readouterr().err
+
+
 def test_a_test_set_without_trials_is_an_error_naming_it(fixture, capsys):
     tmp, _ = fixture
     base = ["--exp-dir", str(tmp / "exp" / "tiny"), "--fbank-dir", str(tmp / "fbank"),
