@@ -387,6 +387,12 @@ def evaluate(model, data_dir, out_dir, keywords=KEYWORDS, wakeword_dev=None, bac
     searches the streams and the real clips in that many processes (one thread each; the
     results are the same)."""
     out_dir = Path(out_dir)
+    # The spotter enrols a keyword given twice once, but FA/h is false alarms per hour per
+    # keyword of this list: a repeated one would divide them by one keyword too many.
+    for i, k in enumerate(keywords):
+        if k in keywords[:i]:
+            raise SpotError(f"keyword {k!r} is given twice in the keywords ({','.join(keywords)}); "
+                            "give each once (false alarms per hour are counted per keyword)")
     options = {"cohort": cohort, "cohort_top": cohort_top, "hop": hop, **spotter_options}
     spotter = _spotter((model, backend, keywords, options))
     if set_name:

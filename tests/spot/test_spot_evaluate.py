@@ -263,3 +263,20 @@ def test_evaluate_in_two_processes_equals_one(tiny_model, tmp_path, monkeypatch)
     assert json.dumps(reports[0], sort_keys=True) == json.dumps(reports[1], sort_keys=True)
     for name in ("peaks_synth.tsv", "peaks_real.tsv", "truth_real.tsv", "results.md"):
         assert (tmp_path / "out1" / name).read_text() == (tmp_path / "out2" / name).read_text()
+
+
+def test_a_keyword_given_twice_is_refused_not_counted_twice(tiny_model, tmp_path, monkeypatch, capsys):
+    """stage 9's --keywords "computer,yes,computer": the spotter enrols computer once, but the
+    false alarms per hour were divided by three keywords: every FRR at 0.5/1/2 FA/h read at
+    two thirds of the false alarms it claims."""
+    import pyadml.spot.evaluate as ev
+
+    data = kaldi_dir(tmp_path, ["hello there", "good morning", "nice weather"], 2.0, 0.3)
+    monkeypatch.setattr(ev, "synth_occurrences", lambda kws, *a: [
+        (k, speechlike(0.7, seed=10 + i)) for i, k in enumerate(kws)])
+    out = tmp_path / "out"
+    assert ev.main(["--model", str(tiny_model), "--data", str(data), "--out-dir", str(out),
+                    "--keywords", "computer,yes,computer", "--enrol", "none"]) == 1
+    assert ("eval_continuous: keyword 'computer' is given twice in the keywords "
+            "(computer,yes,computer); give each once") in capsys.readouterr().err
+    assert not (out / "metrics.json").exists()
