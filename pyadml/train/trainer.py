@@ -80,8 +80,6 @@ class Trainer:
         d = check_data_config(cfg["data"])
         self.tokenizer = Tokenizer.from_lang_dir(d["lang"])
         self.keyword_ids = read_keyword_ids(Path(d["lang"]) / "keywords.txt")
-        if self.rank == 0:
-            copy_experiment_inputs(d, self.exp, cfg["floor_db"])
         cuts = CutSet.from_file(d["train"]).to_eager()
         b = cfg["batch"]
         if b["homophones"] not in ("keep", "merge"):
@@ -154,7 +152,10 @@ class Trainer:
         if resume:
             self._resume()
         if self.rank == 0:
+            # Only now, past every check of the config (a resume's included): a refused run
+            # leaves the experiment's lang/ and fbank.yaml as its checkpoints were trained with.
             self.exp.mkdir(parents=True, exist_ok=True)
+            copy_experiment_inputs(d, self.exp, cfg["floor_db"])
             save_config(cfg, self.exp / "config.yaml")
             n_params = sum(p.numel() for p in self.objective.parameters())
             log.info("world %d, device %s, %d threads, %d training cuts, %d keywords, %d parameters",

@@ -286,6 +286,25 @@ def test_a_resume_with_another_config_names_the_keys_or_applies_them(data, tmp_p
     assert change["changes"]["optim.lr"] == [0.001, 0.5] and change["epoch"] == 1
 
 
+def test_a_refused_resume_leaves_the_experiment_s_feature_options_and_lang_as_trained(data, tmp_path):
+    # Before: the lang directory and fbank.yaml were copied before the resume's config check,
+    # so a refused resume (floor_db added) left fbank.yaml with floor_db 50 beside checkpoints
+    # trained without it, and stage 7 exported a model scored with a floor it never saw.
+    from pyadml.train.trainer import ConfigChanged
+
+    exp = tmp_path / "exp"
+    Trainer(config(data, epochs=1), exp).run()
+    before = {p: p.read_bytes() for p in [exp / "fbank.yaml", *sorted((exp / "lang").iterdir())]}
+    other = tmp_path / "fbank_other.yaml"
+    other.write_text("num_mel_bins: 40\ndither: 0.0\n")
+    with pytest.raises(ConfigChanged, match=r"floor_db: None -> 50"):
+        Trainer(config(data, floor_db=50, **{"data.fbank_config": other}), exp, resume=True)
+    assert {p: p.read_bytes() for p in before} == before
+    # Resumed with the new values, the experiment says what it now trains with.
+    Trainer(config(data, floor_db=50), exp, resume=True, allow_config_change=True)
+    assert yaml.safe_load((exp / "fbank.yaml").read_text())["floor_db"] == 50.0
+
+
 def test_fresh_moves_the_previous_run_aside(data, tmp_path):
     exp = tmp_path / "exp"
     Trainer(config(data, epochs=1), exp).run()
