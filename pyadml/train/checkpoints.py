@@ -77,6 +77,22 @@ def remove_temporaries(ckpt_dir: str | os.PathLike) -> list[Path]:
     return gone
 
 
+def refuse_earlier_checkpoints(exp_dir: str | os.PathLike) -> None:
+    """A run that neither resumes nor starts afresh must not train into an experiment that
+    holds an earlier run's checkpoints: it would overwrite some of them (epoch-1.pt, ...) and
+    leave the others, and stage 7 would average the two runs under the new config."""
+    ckpt_dir = Path(exp_dir) / "checkpoints"
+    found = sorted((p.name for p in ckpt_dir.glob("*.pt") if CHECKPOINT_NAME.fullmatch(p.name)),
+                   key=lambda n: (n.startswith("step"), int(re.sub(r"\D", "", n))))
+    if found:
+        shown = ", ".join(found[:3]) + (f", ... ({len(found)} in all)" if len(found) > 3 else "")
+        raise ValueError(
+            f"{exp_dir} holds the checkpoints of an earlier run ({shown} in {ckpt_dir}); "
+            f"continue it (steps/train.sh --resume true), start it afresh (--fresh true: the "
+            f"earlier run moves to {Path(exp_dir) / 'previous'}/), or train into another "
+            f"directory")
+
+
 def _step_of(path: Path) -> int:
     """The training step a checkpoint holds, read without loading its tensors (mmap); -1 when
     it cannot be read (load_checkpoint then says why)."""

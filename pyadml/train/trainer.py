@@ -26,8 +26,9 @@ from pyadml.data.span_sampler import SpanRowsSampler, split_spans
 from pyadml.models import KwsModel
 from pyadml.text import Tokenizer
 from pyadml.train.checkpoints import (archive_previous_run, latest_checkpoint,
-                                      latest_valid_checkpoint, remove_temporaries, rng_state,
-                                      save_checkpoint, set_rng_state, truncate_metrics)
+                                      latest_valid_checkpoint, refuse_earlier_checkpoints,
+                                      remove_temporaries, rng_state, save_checkpoint,
+                                      set_rng_state, truncate_metrics)
 from pyadml.train.config import config_changes, save_config
 from pyadml.train.distributed import ExperimentLock, setup_distributed
 from pyadml.train.ema import WeightAverages, ema_name
@@ -65,6 +66,8 @@ class Trainer:
             if fresh:
                 archive_previous_run(self.exp)
             remove_temporaries(self.exp / "checkpoints")
+            if not resume and not fresh:
+                refuse_earlier_checkpoints(self.exp)
         resume = resume and not fresh
         self._setup_logging()
         # steps/train.sh says how many cores each process has (the node's, or the Slurm allocation's).

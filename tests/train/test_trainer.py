@@ -305,6 +305,21 @@ def test_a_refused_resume_leaves_the_experiment_s_feature_options_and_lang_as_tr
     assert yaml.safe_load((exp / "fbank.yaml").read_text())["floor_db"] == 50.0
 
 
+def test_a_run_without_resume_into_an_experiment_with_checkpoints_is_refused(data, tmp_path):
+    # Before: the second run (1 epoch, another lr) overwrote epoch-1.pt and left the first
+    # run's epoch-2.pt, and stage 7 exported that epoch of the first run under the second's
+    # config.yaml; metrics.jsonl held both runs.
+    exp = tmp_path / "exp"
+    Trainer(config(data), exp).run()
+    kept = {p: p.read_bytes() for p in [exp / "config.yaml", exp / "metrics.jsonl",
+                                        *sorted((exp / "checkpoints").iterdir())]}
+    with pytest.raises(ValueError, match=r"holds the checkpoints of an earlier run \(epoch-1.pt, "
+                                         r"epoch-2.pt in .*--resume true.*--fresh true"):
+        Trainer(config(data, epochs=1, **{"optim.lr": 0.01}), exp)
+    assert {p: p.read_bytes() for p in kept} == kept
+    Trainer(config(data, epochs=1, **{"optim.lr": 0.01}), exp, fresh=True)  # as it says
+
+
 def test_fresh_moves_the_previous_run_aside(data, tmp_path):
     exp = tmp_path / "exp"
     Trainer(config(data, epochs=1), exp).run()
