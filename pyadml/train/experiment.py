@@ -59,6 +59,56 @@ def check_data_config(d: dict) -> dict:
     return d
 
 
+def check_feature_options(cuts, key: str, path: str, fbank_config: str, input_dim: int) -> float:
+    """The cuts of ``data.<key>`` (file ``path``) hold features as the fbank options of
+    ``fbank_config`` make them (mel bins, frame shift, sampling rate), and as many mel bins as
+    the audio encoder takes (``model.audio.input_dim``). The experiment hands those options to
+    every later stage (exp/<tag>/fbank.yaml, final.pt), so features made with others would
+    train a model that is then scored on features it never saw. Returns the frame shift."""
+    from pyadml.data.features import fbank_extractor, fbank_options
+
+    opts = yaml_mapping(fbank_config)
+    try:
+        fbank = fbank_extractor(fbank_options(opts)).config
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"data.fbank_config: {fbank_config}: {e}") from None
+    want = {"mel bins": int(fbank.num_filters),  # lhotse moves num_mel_bins there
+            "frame shift": float(fbank.frame_shift),
+            "sampling rate": int(fbank.sampling_rate)}
+    names = {"mel bins": "num_mel_bins", "frame shift": "frame_shift",
+             "sampling rate": "sampling_rate"}
+    for cut in cuts:
+        f = getattr(cut, "features", None)
+        if f is None:
+            continue  # KeywordDataset names a cut without features when it loads it
+        got = {"mel bins": int(f.num_features), "frame shift": float(f.frame_shift),
+               "sampling rate": int(f.sampling_rate)}
+        bad = [k for k in want if abs(got[k] - want[k]) > 1e-6]
+        if bad:
+            found = ", ".join(f"{k} {got[k]:g}" for k in bad)
+            said = ", ".join(f"{names[k]}: {want[k]:g}" for k in bad)
+            raise ValueError(
+                f"data.{key}: the features of {path} (cut {cut.id}: {found}) were not made with "
+                f"the fbank options of data.fbank_config={fbank_config} ({said}); name the "
+                f"fbank yaml that stage 4 computed them with (the model carries it to scoring)")
+    if want["mel bins"] != int(input_dim):
+        raise ValueError(
+            f"model.audio.input_dim={input_dim}, but the features of data.{key} ({path}) and "
+            f"data.fbank_config={fbank_config} have {want['mel bins']} mel bins; set "
+            f"model.audio.input_dim={want['mel bins']}")
+    return want["frame shift"]
+
+
+def yaml_mapping(path: str | os.PathLike) -> dict:
+    """A yaml file that holds a mapping (or nothing), else ValueError naming it."""
+    import yaml
+
+    value = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a mapping of fbank options")
+    return value
+
+
 def copy_experiment_inputs(d: dict, exp: Path, floor_db: float | None = None) -> None:
     """exp/<tag> becomes the contract after training: the lang directory and the feature
     options (with mean normalisation, which the training batches apply, and the training's
@@ -69,9 +119,7 @@ def copy_experiment_inputs(d: dict, exp: Path, floor_db: float | None = None) ->
     for name in LANG_FILES:
         write_text_atomic(exp / "lang" / name,
                           (Path(d["lang"]) / name).read_text(encoding="utf-8"))
-    features = yaml.safe_load(Path(d["fbank_config"]).read_text(encoding="utf-8")) or {}
-    if not isinstance(features, dict):
-        raise ValueError(f"{d['fbank_config']}: expected a mapping of fbank options")
+    features = yaml_mapping(d["fbank_config"])
     features["mean_norm"] = True  # KeywordDataset mean-normalises every training utterance
     if floor_db is not None:  # and floors it first: scoring must too (pyadml.score.floor)
         features["floor_db"] = float(floor_db)

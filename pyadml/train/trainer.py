@@ -33,8 +33,8 @@ from pyadml.train.config import config_changes, save_config
 from pyadml.train.distributed import ExperimentLock, setup_distributed
 from pyadml.train.ema import WeightAverages, ema_name
 from pyadml.train.lifeline import die_with_parent
-from pyadml.train.experiment import (ConfigChanged, check_data_config, copy_experiment_inputs,
-                                     report_training_error)
+from pyadml.train.experiment import (ConfigChanged, check_data_config, check_feature_options,
+                                     copy_experiment_inputs, report_training_error)
 from pyadml.train.baseline_objective import build_objective
 from pyadml.train.objective import KwsObjective
 from pyadml.train.optim import (amp_dtype, build_optimizer, check_grad_clip, clip_parameters,
@@ -84,6 +84,17 @@ class Trainer:
         self.tokenizer = Tokenizer.from_lang_dir(d["lang"])
         self.keyword_ids = read_keyword_ids(Path(d["lang"]) / "keywords.txt")
         cuts = CutSet.from_file(d["train"]).to_eager()
+        # The features are as data.fbank_config (which the model carries to scoring) makes
+        # them, and fit the audio encoder; the dev set's too, read here once for every epoch.
+        in_dim = cfg["model"]["audio"]["input_dim"]
+        frame_shift = check_feature_options(cuts, "train", d["train"], d["fbank_config"], in_dim)
+        self._dev = None  # the dev cuts and trials (rank 0, which scores them after each epoch)
+        if self.rank == 0 and d["dev"] and d["dev_trials"]:
+            from pyadml.data.trials import read_trials
+
+            dev_cuts = list(CutSet.from_file(d["dev"]))
+            check_feature_options(dev_cuts, "dev", d["dev"], d["fbank_config"], in_dim)
+            self._dev = (dev_cuts, read_trials(d["dev_trials"]))
         b = cfg["batch"]
         if b["homophones"] not in ("keep", "merge"):
             raise ValueError(f"batch.homophones must be keep or merge, got {b['homophones']!r}")
@@ -99,6 +110,7 @@ class Trainer:
         self.dataset = KeywordDataset(cuts, self.tokenizer, self.keyword_ids,
                                       pad_multiple=cfg["pad_frames_to"], speaker_ids=speaker_ids,
                                       context_growth=b["context_growth"], seed=cfg["seed"],
+                                      frame_shift=frame_shift,
                                       spec_augment=cfg["spec_augment"],
                                       text_negatives=cfg["loss"]["text_negatives"],
                                       vtlp=cfg["vtlp"], tempo=cfg["tempo"],
@@ -149,7 +161,6 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = WeightAverages(self.objective, cfg["ema"]["decays"])
         self.epoch, self.step = 0, 0
-        self._dev = None  # the dev cuts and trials, read at the first evaluation
         self._loader = None  # made at the first epoch (train_epoch)
         self.ckpt_dir = self.exp / "checkpoints"
         if resume:
@@ -384,12 +395,13 @@ class Trainer:
         d = self.cfg["data"]
         if not d["dev"] or not d["dev_trials"]:
             return None
-        from lhotse import CutSet
-
-        from pyadml.data.trials import read_trials
         from pyadml.score.embed import trials_ap
 
-        if self._dev is None:  # read once, scored after every epoch
+        if self._dev is None:  # read once (__init__ reads it on rank 0), scored every epoch
+            from lhotse import CutSet
+
+            from pyadml.data.trials import read_trials
+
             self._dev = (list(CutSet.from_file(d["dev"])), read_trials(d["dev_trials"]))
         objective = self.objective
         if state is not None:

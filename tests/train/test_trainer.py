@@ -210,6 +210,47 @@ def test_a_data_path_that_stage_6_got_wrong_is_named(data, tmp_path, key, value,
         Trainer(config(data, **{key: value}), tmp_path / "exp")
 
 
+def test_features_made_with_other_fbank_options_than_data_fbank_config_are_named(data, tmp_path):
+    # The experiment hands data.fbank_config to scoring (exp/<tag>/fbank.yaml, final.pt). Before:
+    # training features at a 20 ms shift trained beside the recipe's 10 ms conf/fbank.yaml, and
+    # the model was then scored on 10 ms features it never saw; 80-bin features with a 40-bin
+    # fbank yaml trained (input_dim=80) and failed only at scoring, `feats must be (N, T, 80),
+    # got (1, 38, 40)`; with input_dim 40, at the first step without naming the key.
+    from lhotse import CutSet, Fbank, FbankConfig, LilcomChunkyWriter
+
+    def features(name, **opts):
+        out = tmp_path / f"{name}.jsonl.gz"
+        CutSet.from_file(data / "train.jsonl.gz").drop_features().compute_and_store_features(
+            Fbank(FbankConfig(**opts)), tmp_path / name, storage_type=LilcomChunkyWriter).to_file(out)
+        return out
+
+    shift20 = features("shift20", num_mel_bins=40, frame_shift=0.02)
+    with pytest.raises(ValueError, match=r"data.train: the features of .*shift20.jsonl.gz \(cut "
+                                         r"\w+: frame shift 0.02\) were not made with the fbank "
+                                         r"options of data.fbank_config=.*fbank.yaml \(frame_shift: 0.01\)"):
+        Trainer(config(data, **{"data.train": shift20}), tmp_path / "exp")
+    assert not (tmp_path / "exp" / "fbank.yaml").exists()
+    bins80 = features("bins80", num_mel_bins=80)
+    with pytest.raises(ValueError, match=r"cut \w+: mel bins 80\) .*\(num_mel_bins: 40\)"):
+        Trainer(config(data, **{"data.train": bins80, "model.audio.input_dim": 80}), tmp_path / "exp")
+    fbank80 = tmp_path / "fbank80.yaml"
+    fbank80.write_text("num_mel_bins: 80\n")
+    with pytest.raises(ValueError, match=r"data.dev: the features of .*dev.jsonl.gz \(cut \w+: mel "
+                                         r"bins 40\) .*\(num_mel_bins: 80\)"):
+        Trainer(config(data, **{"data.train": bins80, "data.fbank_config": fbank80,
+                                "model.audio.input_dim": 80}), tmp_path / "exp")
+    with pytest.raises(ValueError, match=r"model.audio.input_dim=40, but the features of data.train "
+                                         r".* have 80 mel bins; set model.audio.input_dim=80"):
+        Trainer(config(data, **{"data.train": bins80, "data.fbank_config": fbank80, "data.dev": "",
+                                "data.dev_trials": ""}), tmp_path / "exp")
+    # Named consistently, they train, and the dataset counts stage 3's context in 20 ms frames.
+    fbank20 = tmp_path / "fbank20.yaml"
+    fbank20.write_text("num_mel_bins: 40\nframe_shift: 0.02\n")
+    t = Trainer(config(data, **{"data.train": shift20, "data.fbank_config": fbank20, "data.dev": "",
+                                "data.dev_trials": ""}), tmp_path / "exp")
+    assert t.dataset.frame_shift == 0.02
+
+
 def flip_tensor_bytes(path, tensor):
     """Flip bytes inside a tensor's stored data, where torch.load (which does not check the
     zip CRCs) still reads the file: only the checksum can notice."""
