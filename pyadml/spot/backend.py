@@ -139,7 +139,10 @@ class OnnxBackend:
     def __init__(self, directory: str | os.PathLike, num_threads: int | None = None):
         import onnxruntime as ort
 
+        from .onnx_export import check_graphs
+
         d, cfg = read_onnx_config(directory)
+        check_graphs(d, cfg)
         opts = ort.SessionOptions()
         if num_threads:
             opts.intra_op_num_threads = int(num_threads)

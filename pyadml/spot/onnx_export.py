@@ -94,9 +94,30 @@ def export_onnx(model_path: str | os.PathLike, out_dir: str | os.PathLike) -> di
         "opset": OPSET,
         "source": {"model": str(model_path), "sha256": _sha256(Path(model_path)),
                    "meta_exp_dir": loaded.meta.get("exp_dir")},
+        # Each graph's sha256: a directory with a graph missing, cut short or copied from
+        # another export is found out (check_export, OnnxBackend), not scored.
+        "sha256": {name: _sha256(out_dir / name) for name in examples},
     }
     write_text_atomic(out_dir / CONFIG_NAME, json.dumps(cfg, indent=1, sort_keys=True) + "\n")
     return cfg
+
+
+def check_graphs(d: Path, cfg: dict) -> None:
+    """SpotError unless the two .onnx files that ``spotter.json`` names are there, and are the
+    ones its export wrote (their sha256, where it records them: exports before it did not)."""
+    recorded = cfg.get("sha256") if isinstance(cfg.get("sha256"), dict) else {}
+    again = (f"export it again with python -m pyadml.bin.export_onnx --model <final.pt> "
+             f"--out-dir {d}")
+    for key in ("audio_model", "text_model"):
+        path = d / str(cfg[key])
+        if not path.is_file():
+            raise SpotError(f"{path}: missing from the ONNX export {d} (its {CONFIG_NAME} "
+                            f"names it); {again}")
+        want = recorded.get(str(cfg[key]))
+        if want is not None and _sha256(path) != want:
+            raise SpotError(f"{path}: not the graph this export wrote (sha256 {_sha256(path)[:12]}, "
+                            f"{CONFIG_NAME} records {str(want)[:12]}): cut short, or copied from "
+                            f"another export? {again}")
 
 
 def check_export(onnx_dir: str | os.PathLike, model_path: str | os.PathLike) -> None:
@@ -105,6 +126,7 @@ def check_export(onnx_dir: str | os.PathLike, model_path: str | os.PathLike) -> 
     from .backend import read_onnx_config
 
     d, cfg = read_onnx_config(onnx_dir)
+    check_graphs(d, cfg)
     want = (cfg.get("source") or {}).get("sha256")
     got = _sha256(Path(model_path))
     if want != got:

@@ -101,3 +101,37 @@ def test_export_check_accepts_only_a_whole_export_of_this_model(onnx_dir, tiny_m
     assert cli.main(["--model", str(tiny_model), "--out-dir", str(tmp_path / "none"), "--check"]) == 1
     assert "none" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
+
+
+def test_an_export_with_a_graph_missing_or_from_another_export_is_refused(onnx_dir, tiny_model,
+                                                                         tmp_path, capsys):
+    """Before: `export_onnx --check` said `is a whole export` of a directory without its
+    text_encoder.onnx, or with the audio_encoder.onnx of another model's export, and the latter
+    loaded and scored that other model's embeddings without a word. spotter.json records each
+    graph's sha256; a moved (copied) export is still whole."""
+    import shutil
+
+    from conftest import tiny_model_file
+
+    from pyadml.bin import export_onnx as cli
+    from pyadml.spot.onnx_export import export_onnx
+
+    moved = tmp_path / "elsewhere" / "onnx"
+    shutil.copytree(onnx_dir, moved)
+    assert cli.main(["--model", str(tiny_model), "--out-dir", str(moved), "--check"]) == 0
+    KeywordSpotter.load(moved, backend="onnx")
+    other = tmp_path / "other"
+    export_onnx(tiny_model_file(tmp_path / "other.pt", seed=1), other)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(onnx_dir, mixed)
+    shutil.copy(other / "audio_encoder.onnx", mixed / "audio_encoder.onnx")
+    capsys.readouterr()
+    assert cli.main(["--model", str(tiny_model), "--out-dir", str(mixed), "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "mixed/audio_encoder.onnx: not the graph this export wrote" in err
+    assert "copied from another export?" in err and "export_onnx --model" in err
+    with pytest.raises(SpotError, match="audio_encoder.onnx: not the graph this export wrote"):
+        KeywordSpotter.load(mixed, backend="onnx")
+    (moved / "text_encoder.onnx").unlink()
+    assert cli.main(["--model", str(tiny_model), "--out-dir", str(moved), "--check"]) == 1
+    assert "text_encoder.onnx: missing from the ONNX export" in capsys.readouterr().err
