@@ -232,6 +232,10 @@ def _load_layers(path: Path, seen: tuple = ()) -> dict:
 
 # Keys whose value may also be of another type than their default's.
 _ALSO_ALLOWED = {"amp": (bool,)}
+# Keys whose default is null (None), with the type of any other value. Without it a typo went
+# through: loss.phn_opts.adams=flase is the string 'flase', which turned learnable AdaMS
+# scales on. (optim.grad_clip and floor_db have checks of their own, naming their range.)
+_NULLABLE = {"loss.phn_opts.adams": bool, "optim.adams_lr": float}
 
 
 def _type_name(t) -> str:
@@ -251,6 +255,21 @@ def check_types(cfg: dict, defaults: dict = DEFAULTS, where: str = "") -> dict:
             continue
         out[key] = value
         if default is None:
+            want = _NULLABLE.get(path)
+            if want is None or value is None:
+                continue
+            if want is float and isinstance(value, str):
+                try:
+                    out[key] = value = float(value)  # "1e-4", which yaml reads as a string
+                except ValueError:
+                    pass
+            ok = (isinstance(value, bool) if want is bool else
+                  isinstance(value, (int, float)) and not isinstance(value, bool))
+            if not ok:
+                raise TypeError(f"config key {path}: expected {_type_name(want)} or null (the "
+                                f"default), got {value!r}")
+            if want is float:
+                out[key] = float(value)
             continue
         if default == "" and value is None:  # "key=" on the command line: not set
             out[key] = ""

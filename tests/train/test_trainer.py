@@ -380,6 +380,21 @@ def test_config_values_are_type_checked_naming_the_key(data, tmp_path):
         load_config(bad)
 
 
+def test_keys_whose_default_is_null_are_type_checked_too(data):
+    # Before: a key whose default is null took any value: loss.phn_opts.adams=flase (a typo of
+    # false) was the string 'flase', which build_phoneme_loss read as true (learnable AdaMS
+    # scales); optim.adams_lr=abc failed at the optimiser without naming the key.
+    with pytest.raises(TypeError, match=r"config key loss.phn_opts.adams: expected true or false "
+                                        r"or null \(the default\), got 'flase'"):
+        config(data, **{"loss.phn_opts.adams": "flase"})
+    with pytest.raises(TypeError, match=r"config key optim.adams_lr: expected a number or null"):
+        config(data, **{"optim.adams_lr": "abc"})
+    cfg = config(data, **{"loss.phn_opts.adams": "false", "optim.adams_lr": "1e-3"})
+    assert cfg["loss"]["phn_opts"]["adams"] is False and cfg["optim"]["adams_lr"] == 1e-3
+    assert config(data, **{"optim.adams_lr": 2})["optim"]["adams_lr"] == 2.0
+    assert config(data)["loss"]["phn_opts"]["adams"] is None
+
+
 def test_a_second_trainer_of_the_same_experiment_is_refused(data, tmp_path):
     from pyadml.train.distributed import ExperimentLock, LockHeld
 
