@@ -223,6 +223,12 @@ def _load_layers(path: Path, seen: tuple = ()) -> dict:
     if not isinstance(user, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     base = user.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ValueError(f"{path}: base must name one yaml file (relative to {path.parent}), "
+                         f"got {base!r}")
+    if base and not (path.parent / base).is_file():
+        raise FileNotFoundError(f"{path}: its base file {path.parent / base} does not exist "
+                                f"(base: {base!r} is relative to {path.parent})")
     cfg = _load_layers(path.parent / base, seen + (path.resolve(),)) if base else DEFAULTS
     try:
         return _merge(cfg, user)

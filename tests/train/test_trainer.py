@@ -181,6 +181,24 @@ def test_base_configs_layer_and_cycles_fail(tmp_path):
         load_config(tmp_path / "a.yaml")
 
 
+def test_a_base_file_that_is_not_there_names_the_yaml_that_names_it(tmp_path):
+    # A user's conf/my.yaml with base: conf/train_tiny.yaml (relative to the recipe, not to
+    # conf/). Before: `training config …/conf/conf/train_tiny.yaml does not exist`, naming
+    # neither my.yaml nor what the path is relative to; a list as base: a TypeError traceback.
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "my.yaml").write_text("base: conf/train_tiny.yaml\nepochs: 1\n")
+    with pytest.raises(FileNotFoundError, match=r"conf/my.yaml: its base file .*conf/conf/"
+                                                r"train_tiny.yaml does not exist \(base: "
+                                                r"'conf/train_tiny.yaml' is relative to .*conf\)"):
+        load_config(conf / "my.yaml")
+    (conf / "my.yaml").write_text("base: [a.yaml, b.yaml]\n")
+    with pytest.raises(ValueError, match=r"my.yaml: base must name one yaml file"):
+        load_config(conf / "my.yaml")
+    (conf / "my.yaml").write_text(f"base: {TINY}\nepochs: 1\n")
+    assert load_config(conf / "my.yaml")["epochs"] == 1
+
+
 def test_benchmark_times_the_full_adml_step(capsys):
     # It used to fail on any config with a keyword classification loss.
     from pyadml.bin.benchmark import bench_training
