@@ -300,11 +300,22 @@ def operating_points(thr, miss, fah, peaks, truth, refractory):
 
 
 def clip_rows(wakeword_dir, keywords) -> list[tuple[Path, str]]:
-    """(audio path, keyword) of each clip of the development set whose keyword is enrolled."""
+    """(audio path, enrolled keyword) of each clip of the development set whose keyword is
+    enrolled: the same normalised words, so that --keywords Alexa finds the clips of 'alexa'
+    (the exact text found none, and the real set silently had no occurrences)."""
     from pyadml.score.clips import read_clips  # imports torch: only when asked
+    from pyadml.text import KeywordError, normalize_text
 
-    return [(path, kw.strip()) for path, kw, _ in read_clips(Path(wakeword_dir) / "clips.tsv")
-            if kw.strip() in keywords]
+    enrolled = {tuple(normalize_text(k)): k for k in keywords}
+    rows = []
+    for path, kw, _ in read_clips(Path(wakeword_dir) / "clips.tsv"):
+        try:
+            k = enrolled.get(tuple(normalize_text(kw)))
+        except KeywordError:
+            continue  # no words: no enrolled keyword has them
+        if k is not None:
+            rows.append((path, k))
+    return rows
 
 
 def clip_peaks(spotter: KeywordSpotter, rows) -> np.ndarray:

@@ -12,8 +12,8 @@ from conftest import RATE, speechlike
 from pyadml.score.pairs import PairsError
 from pyadml.spot import Detection, KeywordSpotter
 from pyadml.spot.evaluate import (Occurrence, background_segments, background_utterances,
-                                  build_stream, clip_scores, emitted, match, operating_points,
-                                  real_occurrences, run_stream, sweep, trim)
+                                  build_stream, clip_rows, clip_scores, emitted, match,
+                                  operating_points, real_occurrences, run_stream, sweep, trim)
 from pyadml.text import G2P, PhoneTable, Tokenizer
 
 WAKEWORD_DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "wakeword_dev"
@@ -280,3 +280,18 @@ def test_a_keyword_given_twice_is_refused_not_counted_twice(tiny_model, tmp_path
     assert ("eval_continuous: keyword 'computer' is given twice in the keywords "
             "(computer,yes,computer); give each once") in capsys.readouterr().err
     assert not (out / "metrics.json").exists()
+
+
+def test_clips_are_matched_to_the_keywords_by_their_words_not_their_spelling(tmp_path):
+    """stage 9 --keywords Alexa against a clips.tsv of 'alexa': the exact text matched no clip,
+    and the real recordings silently had no occurrences."""
+    (tmp_path / "audio").mkdir()
+    for name in ("a1", "a2", "c1", "j1"):
+        sf.write(tmp_path / "audio" / f"{name}.wav", speechlike(0.5), RATE)
+    (tmp_path / "clips.tsv").write_text("audio/a1.wav\talexa\naudio/a2.wav\talexa\n"
+                                        "audio/c1.wav\tcomputer!\naudio/j1.wav\tjarvis\n")
+    rows = clip_rows(tmp_path, ["Alexa", "Computer"])
+    assert [(p.name, k) for p, k in rows] == [("a1.wav", "Alexa"), ("a2.wav", "Alexa"),
+                                              ("c1.wav", "Computer")]
+    assert clip_rows(tmp_path, ["alexa"]) == [(p, "alexa") for p, _ in rows[:2]]
+    assert clip_rows(tmp_path, ["hey"]) == []
