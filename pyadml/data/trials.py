@@ -115,7 +115,15 @@ def read_trials(path: str | os.PathLike) -> list[Trial]:
     from two) is refused: it would count twice in AP and EER, or, with two labels, as a hit and a
     false alarm at once."""
     trials, first = [], {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        # A byte-order mark (a list saved by a Windows editor) would be part of the first cut's
+        # id, which then looked present in the "not in the set" error.
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue  # a blank line (one at the end of a hand-written list)
         parts = line.split("\t")
         if len(parts) not in (3, 4) or parts[2] not in ("0", "1") or not parts[0] or not parts[1]:
             raise ValueError(f"{path}:{n}: expected 'cut_id<TAB>keyword<TAB>0|1[<TAB>tag]', got {line!r}")

@@ -90,3 +90,15 @@ def test_a_trial_given_twice_is_refused_naming_both_lines(tmp_path):
             read_trials(tmp_path / "dup.tsv")
     (tmp_path / "ok.tsv").write_text("s1\tcat\t1\ns2\tcat\t0\ns1\tdog\t0\n")
     assert len(read_trials(tmp_path / "ok.tsv")) == 3
+
+
+def test_a_list_saved_by_a_windows_editor_reads_as_the_plain_one(tmp_path):
+    """A byte-order mark became part of the first cut's id ('trial cut not in the set, e.g.
+    s1', for a cut that looked present), and a trailing blank line was a bad line; a Latin-1
+    list was a UnicodeDecodeError traceback."""
+    trials = [Trial("s1", "turn on", 1, "seen"), Trial("s2", "cat", 0, "")]
+    (tmp_path / "win.tsv").write_bytes(b"\xef\xbb\xbfs1\tturn on\t1\tseen\r\ns2\tcat\t0\r\n\r\n")
+    assert read_trials(tmp_path / "win.tsv") == trials
+    (tmp_path / "latin.tsv").write_bytes("s1\tcaf\xe9\t1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.tsv: not UTF-8 text"):
+        read_trials(tmp_path / "latin.tsv")
