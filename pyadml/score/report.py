@@ -89,9 +89,9 @@ def update_results_md(
     git_commit: str | None,
     command: str | None,
 ) -> None:
-    """Write or replace the ``## <section_title>`` section of RESULTS.md, keeping the others
-    in place, and the user's notes below the replaced one's command line; a new section goes at
-    the end. Writers in other processes wait for each other."""
+    """Write or replace the ``## <section_title>`` section of RESULTS.md (the first of that
+    title), keeping the others in place, and the user's notes below the replaced one's command
+    line; a new section goes at the end. Writers in other processes wait for each other."""
     title = " ".join(section_title.split())
     if not title:
         raise ValueError("update_results_md: empty section title")
@@ -136,12 +136,13 @@ def _update(path: Path, title: str, table_md: str, config_path: str | None,
     new = "\n".join(body) + "\n\n"
     out, replaced = [], False
     for t, text in sections:
-        if t == title:
-            if not replaced:
-                notes = _notes(text)
-                out.append(new + (notes + "\n\n" if notes else ""))
-                replaced = True
+        if t == title and not replaced:
+            notes = _notes(text)
+            out.append(new + (notes + "\n\n" if notes else ""))
+            replaced = True
         else:
+            # A later section of the same title (pasted from another copy of the file) is kept
+            # as it is: only the first is this experiment's to replace.
             out.append(text if text.endswith("\n\n") else text.rstrip("\n") + "\n\n")
     if not replaced:
         out.append(new)

@@ -290,6 +290,20 @@ def test_results_md_keeps_the_notes_a_user_wrote_below_a_section_it_rewrites(tmp
     assert text.index("90.00") < text.index("written by hand")  # a section of its own: all notes
 
 
+def test_results_md_with_two_sections_of_one_title_rewrites_the_first_and_keeps_the_second(tmp_path):
+    path = tmp_path / "RESULTS.md"
+    update_results_md(path, "exp1", results_table({"wsj": {"num_trials": 10, "AP": 0.5}}),
+                      "c.yaml", "abc", "cmd exp1")
+    # a second copy of the section, e.g. pasted from another clone's file, with its own figures
+    pasted = "## exp1\n\n| test set | AP (%) |\n|---|---:|\n| wsj | 61.00 |\n\nfrom my laptop\n"
+    path.write_text(path.read_text() + "\n" + pasted)
+    update_results_md(path, "exp1", results_table({"wsj": {"num_trials": 10, "AP": 0.7}}),
+                      "c.yaml", "def", "cmd exp1 again")
+    text = path.read_text()
+    assert text.count("## exp1") == 2 and "50.00" not in text
+    assert text.index("70.00") < text.index(pasted)
+
+
 def test_results_md_saved_with_windows_line_ends_keeps_them_and_its_text(tmp_path):
     path = tmp_path / "RESULTS.md"
     update_results_md(path, "exp1", results_table({"wsj": {"num_trials": 10, "AP": 0.5}}),
