@@ -165,6 +165,13 @@ class Trainer:
         self.ckpt_dir = self.exp / "checkpoints"
         if resume:
             self._resume()
+        if self.rank == 0 and self.step == 0:
+            # A run from scratch: records left by an earlier one that died before its first
+            # checkpoint are not this run's (it would log every step twice).
+            dropped = truncate_metrics(self.exp / "metrics.jsonl", 0, 0)
+            if dropped:
+                log.info("metrics.jsonl: dropped %d record(s) of an earlier run that left no "
+                         "checkpoint", dropped)
         if self.rank == 0:
             # Only now, past every check of the config (a resume's included): a refused run
             # leaves the experiment's lang/ and fbank.yaml as its checkpoints were trained with.

@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -377,6 +378,25 @@ def test_a_run_without_resume_into_an_experiment_with_checkpoints_is_refused(dat
         Trainer(config(data, epochs=1, **{"optim.lr": 0.01}), exp)
     assert {p: p.read_bytes() for p in kept} == kept
     Trainer(config(data, epochs=1, **{"optim.lr": 0.01}), exp, fresh=True)  # as it says
+
+
+def test_a_run_that_died_before_its_first_checkpoint_leaves_no_records_to_the_next(data, tmp_path):
+    # Before: the rerun appended to the dead run's metrics.jsonl, so every step was logged
+    # twice (and stage 8's training curves drew both runs as one).
+    ref, exp = tmp_path / "ref", tmp_path / "exp"
+    Trainer(config(data, epochs=1), ref).run()
+    Trainer(config(data, epochs=1), exp).run()
+    shutil.rmtree(exp / "checkpoints")  # as if killed while saving epoch-1.pt
+    (exp / "metrics.jsonl").write_text((exp / "metrics.jsonl").read_text() + '{"step": 3, "l')
+
+    def steps(path):
+        return [(r.get("step"), r.get("epoch"), "dev_ap" in r)
+                for r in map(json.loads, path.read_text().splitlines())]
+
+    for resume in (True, False):  # stage 6's --resume, and a plain steps/train.sh
+        Trainer(config(data, epochs=1), exp, resume=resume).run()
+        assert steps(exp / "metrics.jsonl") == steps(ref / "metrics.jsonl")
+        shutil.rmtree(exp / "checkpoints")
 
 
 def test_fresh_moves_the_previous_run_aside(data, tmp_path):
