@@ -244,6 +244,11 @@ _ALSO_ALLOWED = {"amp": (bool,)}
 _NULLABLE = {"loss.phn_opts.adams": bool, "optim.adams_lr": float}
 
 
+# Integer keys below 1 of which training would run nothing: epochs=0 wrote no checkpoint, and
+# stage 7 then failed without saying why.
+_AT_LEAST_ONE = {"epochs"}
+
+
 def _type_name(t) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
             list: "a list"}.get(t, t.__name__)
@@ -301,6 +306,15 @@ def check_types(cfg: dict, defaults: dict = DEFAULTS, where: str = "") -> dict:
         if not ok:
             raise TypeError(f"config key {path}: expected {_type_name(want)} (like the default "
                             f"{default!r}), got {value!r}")
+        if want is list and default and all(type(d) is int for d in default):
+            # model.audio.kernel_sizes=[3, x, 3] or [3, 3.5, 3]: the model's int() said
+            # "invalid literal" without the key, or truncated 3.5 to 3 silently.
+            bad = [v for v in value if type(v) is not int]
+            if bad:
+                raise TypeError(f"config key {path}: expected a list of integers (like the "
+                                f"default {default!r}), got {value!r} ({bad[0]!r} is not one)")
+        if path in _AT_LEAST_ONE and value < 1:
+            raise ValueError(f"config key {path}: expected 1 or more, got {value!r}")
     return out
 
 
@@ -309,8 +323,8 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = ()) -> di
     cfg = apply_overrides(cfg, list(overrides))
     try:
         return check_types(cfg)
-    except TypeError as e:
-        raise TypeError(f"{path}: {e}" if path else str(e)) from None
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{path}: {e}" if path else str(e)) from None
 
 
 def save_config(cfg: dict, path: str | os.PathLike) -> None:

@@ -418,6 +418,20 @@ def test_config_values_are_type_checked_naming_the_key(data, tmp_path):
         load_config(bad)
 
 
+def test_list_elements_and_the_epoch_count_are_checked_naming_the_key(data):
+    # Before: [3, x, 3] failed in the model with "invalid literal for int()", [3, 3.5, 3]
+    # trained with 3, and epochs=0 trained nothing and left stage 7 no checkpoint to export.
+    for value, shown in (("[3, x, 3]", "'x'"), ("[3, 3.5, 3]", "3.5"), ("[3, true, 3]", "True")):
+        with pytest.raises(TypeError, match=rf"config key model.audio.kernel_sizes: expected a "
+                                            rf"list of integers .*\({shown} is not one\)"):
+            config(data, **{"model.audio.kernel_sizes": value})
+    assert config(data, **{"model.audio.dilations": "[1, 2, 5]"})["model"]["audio"]["dilations"] == [1, 2, 5]
+    for epochs in (0, -2):
+        with pytest.raises(ValueError, match=rf"train_tiny.yaml: config key epochs: expected 1 or "
+                                             rf"more, got {epochs}"):
+            config(data, epochs=epochs)
+
+
 def test_keys_whose_default_is_null_are_type_checked_too(data):
     # Before: a key whose default is null took any value: loss.phn_opts.adams=flase (a typo of
     # false) was the string 'flase', which build_phoneme_loss read as true (learnable AdaMS
