@@ -7,33 +7,37 @@ set -euo pipefail
 [ $# -ge 1 ] && [ $# -le 2 ] || { echo "Usage: $0 <exp-dir> [<wakeword_dev dir>]" >&2; exit 1; }
 exp=$1
 wakeword_dev=${2:-}
-cat $exp/results/results.md
-if [ -f $exp/results_tnorm/results.md ]; then
+if [ ! -f "$exp/results/results.md" ]; then
+  echo "$0: $exp/results/results.md does not exist; score $exp first (bash run.sh --stage 8 --stop-stage 8, with the --train-config or --tag that trained it)" >&2
+  exit 1
+fi
+cat "$exp/results/results.md"
+if [ -f "$exp/results_tnorm/results.md" ]; then
   echo
   echo "The same trials with adaptive T-norm (--score-norm tnorm, $exp/results_tnorm):"
-  grep '^|' $exp/results_tnorm/results.md
+  grep '^|' "$exp/results_tnorm/results.md"
 fi
-if [ -f $exp/results_words/results.md ]; then
+if [ -f "$exp/results_words/results.md" ]; then
   echo
   echo "Multi-word keywords also scored word by word (--phrase-score words, $exp/results_words):"
-  grep '^|' $exp/results_words/results.md
+  grep '^|' "$exp/results_words/results.md"
 fi
-if [ -f $exp/results_enrol/results.md ]; then
+if [ -f "$exp/results_enrol/results.md" ]; then
   echo
   echo "Keywords also enrolled by TTS voices (--enrol tts, $exp/results_enrol):"
-  grep '^|' $exp/results_enrol/results.md
+  grep '^|' "$exp/results_enrol/results.md"
 fi
-if [ -f $exp/results_tnorm_spkmean/results.md ]; then
+if [ -f "$exp/results_tnorm_spkmean/results.md" ]; then
   echo
   echo "T-norm after each clip loses its speaker's mean (--score-norm tnorm --speaker-mean, $exp/results_tnorm_spkmean):"
-  grep '^|' $exp/results_tnorm_spkmean/results.md
+  grep '^|' "$exp/results_tnorm_spkmean/results.md"
 fi
-real=$exp/results/wakeword_dev
-if [ -n "$wakeword_dev" ] && [ -f $real/summary.txt ]; then
+real="$exp/results/wakeword_dev"
+if [ -n "$wakeword_dev" ] && [ -f "$real/summary.txt" ]; then
   echo
-  echo "Real recordings ($wakeword_dev, measured only): $(cat $real/summary.txt)"
+  echo "Real recordings ($wakeword_dev, measured only): $(cat "$real/summary.txt")"
   while IFS='|' read -r dir what; do
-    [ ! -f ${real}_$dir/summary.txt ] || echo "  the same with $what: $(cat ${real}_$dir/summary.txt)"
+    [ ! -f "${real}_$dir/summary.txt" ] || echo "  the same with $what: $(cat "${real}_$dir/summary.txt")"
   done <<'ROWS'
 vad|the energy VAD front end (--vad)
 tnorm|adaptive T-norm (--score-norm tnorm)
