@@ -119,11 +119,14 @@ class Trainer:
         # each batch as extra rows, or form batches of their own after every batch.span_every
         # keyword batches (pyadml.data.span_sampler); none with span_rows 0.
         word_cuts, span_cuts = split_spans(cuts)
-        self.sampler = KeywordBatchSampler.from_cuts(
-            word_cuts, keywords_per_batch=b["keywords"], utts_per_keyword=b["utts_per_keyword"],
-            seed=cfg["seed"], rank=self.rank, world_size=self.world, few=b["few"],
-            **keyword_neighbours(word_cuts, self.dataset.phone_ids, b["neighbours"],
-                                 b["neighbour_pool"]))
+        try:
+            self.sampler = KeywordBatchSampler.from_cuts(
+                word_cuts, keywords_per_batch=b["keywords"], utts_per_keyword=b["utts_per_keyword"],
+                seed=cfg["seed"], rank=self.rank, world_size=self.world, few=b["few"],
+                **keyword_neighbours(word_cuts, self.dataset.phone_ids, b["neighbours"],
+                                     b["neighbour_pool"]))
+        except ValueError as e:  # too few keywords for a batch: the set, not the code, is at fault
+            raise ValueError(f"data.train {d['train']} ({len(word_cuts)} word cuts): {e}") from None
         if b["neighbours"] >= 2:
             log.info("batches in runs of %d phonetic neighbours (a keyword and words among its %d "
                      "nearest in phoneme edit distance)", b["neighbours"], b["neighbour_pool"])

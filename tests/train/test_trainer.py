@@ -399,6 +399,13 @@ def test_a_run_that_died_before_its_first_checkpoint_leaves_no_records_to_the_ne
         shutil.rmtree(exp / "checkpoints")
 
 
+def test_a_training_set_of_too_few_keywords_for_a_batch_is_named(data, tmp_path):
+    # Before: "only 8 keywords have a full group ..." without the set it was about.
+    with pytest.raises(ValueError, match=rf"data.train {data / 'train.jsonl.gz'} \(32 word cuts\): "
+                                         rf"only 8 keywords .* a batch needs 9 distinct keywords"):
+        Trainer(config(data, **{"batch.keywords": 9}), tmp_path / "exp")
+
+
 def test_fresh_moves_the_previous_run_aside(data, tmp_path):
     exp = tmp_path / "exp"
     Trainer(config(data, epochs=1), exp).run()
