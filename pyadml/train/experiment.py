@@ -99,6 +99,25 @@ def check_feature_options(cuts, key: str, path: str, fbank_config: str, input_di
     return want["frame shift"]
 
 
+def check_vtlp_range(vtlp: dict, fbank_config: str) -> None:
+    """VTLP (``vtlp.prob`` > 0) warps the mel bins between ``vtlp.low_freq`` and
+    ``vtlp.high_freq``, which must be the mel range the features were made with: with
+    ``high_freq: 3800`` for 8 kHz speech and the default 7600, every bin would be read from the
+    wrong frequency. ValueError naming both ranges and the values to set."""
+    from pyadml.data.features import fbank_extractor, fbank_options, mel_range
+
+    if not vtlp.get("prob"):
+        return
+    fb = fbank_extractor(fbank_options(yaml_mapping(fbank_config))).config
+    low, high = mel_range({"low_freq": fb.low_freq, "high_freq": fb.high_freq,
+                           "sampling_rate": fb.sampling_rate})
+    if abs(vtlp["low_freq"] - low) > 1e-3 or abs(vtlp["high_freq"] - high) > 1e-3:
+        raise ValueError(
+            f"vtlp.low_freq / vtlp.high_freq are {vtlp['low_freq']:g} / {vtlp['high_freq']:g} Hz, "
+            f"but the features of data.fbank_config={fbank_config} span {low:g}-{high:g} Hz; "
+            f"set vtlp.low_freq={low:g} vtlp.high_freq={high:g}")
+
+
 def yaml_mapping(path: str | os.PathLike) -> dict:
     """A yaml file that holds a mapping (or nothing), else ValueError naming it."""
     import yaml

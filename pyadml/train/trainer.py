@@ -34,7 +34,8 @@ from pyadml.train.distributed import ExperimentLock, setup_distributed
 from pyadml.train.ema import WeightAverages, ema_name
 from pyadml.train.lifeline import die_with_parent
 from pyadml.train.experiment import (ConfigChanged, check_data_config, check_feature_options,
-                                     copy_experiment_inputs, report_training_error)
+                                     check_vtlp_range, copy_experiment_inputs,
+                                     report_training_error)
 from pyadml.train.baseline_objective import build_objective
 from pyadml.train.objective import KwsObjective
 from pyadml.train.optim import (amp_dtype, build_optimizer, check_grad_clip, clip_parameters,
@@ -88,6 +89,7 @@ class Trainer:
         # them, and fit the audio encoder; the dev set's too, read here once for every epoch.
         in_dim = cfg["model"]["audio"]["input_dim"]
         frame_shift = check_feature_options(cuts, "train", d["train"], d["fbank_config"], in_dim)
+        check_vtlp_range(cfg["vtlp"], d["fbank_config"])
         self._dev = None  # the dev cuts and trials (rank 0, which scores them after each epoch)
         if self.rank == 0 and d["dev"] and d["dev_trials"]:
             from pyadml.data.trials import read_trials

@@ -406,6 +406,19 @@ def test_a_training_set_of_too_few_keywords_for_a_batch_is_named(data, tmp_path)
         Trainer(config(data, **{"batch.keywords": 9}), tmp_path / "exp")
 
 
+def test_vtlp_over_another_mel_range_than_the_features_is_refused(data, tmp_path):
+    # Before: features of 20-3800 Hz (8 kHz speech kept at 16 kHz) were warped as 20-7600 Hz.
+    fbank = tmp_path / "fbank.yaml"
+    fbank.write_text((data / "fbank.yaml").read_text() + "high_freq: -4200\n")
+    opts = {"data.fbank_config": fbank, "vtlp.prob": 0.5}
+    with pytest.raises(ValueError, match=rf"vtlp.low_freq / vtlp.high_freq are 20 / 7600 Hz, but "
+                                         rf"the features of data.fbank_config={fbank} span "
+                                         rf"20-3800 Hz; set vtlp.low_freq=20 vtlp.high_freq=3800"):
+        Trainer(config(data, **opts), tmp_path / "a")
+    Trainer(config(data, **opts, **{"vtlp.high_freq": 3800}), tmp_path / "b")
+    Trainer(config(data, **{"data.fbank_config": fbank}), tmp_path / "c")  # no VTLP: no matter
+
+
 def test_fresh_moves_the_previous_run_aside(data, tmp_path):
     exp = tmp_path / "exp"
     Trainer(config(data, epochs=1), exp).run()
