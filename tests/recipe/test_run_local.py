@@ -257,3 +257,20 @@ def test_a_failed_job_s_last_lines_and_a_killing_signal_are_on_stderr(tmp_path):
     assert ("job 1 exited with code 137 (killed by SIGKILL: out of memory, or kill -9?), "
             "log is in one.log") in p.stderr
     assert "   working" in p.stderr and "Killed" not in p.stderr
+
+
+@pytest.mark.parametrize("step, args", [
+    ("steps/detect.sh", ["--keywords", "computer", "final.pt", "data/test", "out"]),
+    ("steps/make_fbank.sh", ["data/cuts.jsonl.gz", "data/fbank"]),
+    ("steps/make_fbank_sets.sh", ["data/cuts", "data/fbank", "test"]),
+])
+def test_a_step_given_an_empty_cmd_says_to_source_cmd_sh(tmp_path, step, args):
+    """`--cmd "$cmd"` in a shell that did not source cmd.sh: before, `JOB=1:4: command not found`
+    (status 127) after the step had split its input."""
+    (tmp_path / "steps").symlink_to(REPO / "steps")
+    (tmp_path / "utils").symlink_to(REPO / "utils")
+    p = subprocess.run(["bash", step, "--cmd", "", *args], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert f"{step}: --cmd is empty: source the recipe's cmd.sh first" in p.stderr
+    assert "command not found" not in p.stderr and not (tmp_path / "out").exists()
