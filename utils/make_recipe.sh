@@ -8,15 +8,19 @@
 #                           dir + word CTM needs only "kaldi <dir> <out> --ctm F --name N --part P"
 #   utils/make_recipe.sh [--from egs/wsj_librikws] <new-recipe-dir>
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# -P: run as a recipe's utils/make_recipe.sh (utils is a link), the toolkit is the link's target.
+root=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 from=$root/egs/wsj_librikws
+usage="Usage: $0 [--from egs/wsj_librikws] <new-recipe-dir>"
+case ${1:-} in -h|--help) echo "$usage"; exit 0 ;; esac
 if [ "${1:-}" = --from ]; then
   [ $# -ge 2 ] || { echo "$0: --from needs a recipe directory" >&2; exit 1; }
   from=$2
   shift 2
 fi
-[ $# -eq 1 ] || { echo "Usage: $0 [--from egs/wsj_librikws] <new-recipe-dir>" >&2; exit 1; }
+[ $# -eq 1 ] || { echo "$usage" >&2; exit 1; }
 dest=$1
+case $dest in -*) echo "$0: unknown option '$dest'" >&2; echo "$usage" >&2; exit 1 ;; esac
 for f in run.sh path.sh cmd.sh db.sh conf local; do
   [ -e "$from/$f" ] || { echo "$0: $from is not a recipe directory (no $f)" >&2; exit 1; }
 done
