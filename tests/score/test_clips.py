@@ -146,6 +146,20 @@ def test_a_bad_run_fails_before_any_run_writes(tmp_path, capsys):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_score_wakeword_dev_help_and_an_unknown_option(tmp_path):
+    """--help prints the script's usage; a misspelt option is named. Before, both were taken for
+    the experiment directory, and score_clips said "argument --model: expected one argument"."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "egs/wsj_librikws/local/score_wakeword_dev.sh"
+    res = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.startswith("Usage: ") and "--variant" in res.stdout
+    res = subprocess.run(["bash", str(script), "--tnorm", "true", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "unknown option '--tnorm'" in res.stderr, res.stderr
+    assert "score_clips" not in res.stderr
+
+
 def test_score_wakeword_dev_variants_each_get_their_results_dir(tmp_path):
     """local/score_wakeword_dev.sh --variant: one results directory per variant, named by its
     options, holding what score_clips gives for those options alone; a bad variant is refused

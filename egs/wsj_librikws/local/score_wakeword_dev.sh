@@ -40,16 +40,18 @@ words_onnx=
 jobs=1
 variants=()
 given=()
+usage="Usage: $0 [--vad true|false] [--floor-db DB] [--score-norm none|tnorm] [--phrase-score clip|words] [--enrol none|tts] [--speaker-mean true|false] [--words-onnx DIR --jobs N] [--variant OPTS]... <exp-dir> [<wakeword_dev dir>]"
 while [ $# -gt 0 ]; do
   case $1 in
     --vad|--floor-db|--score-norm|--phrase-score|--enrol|--speaker-mean) given+=("$1" "${2?$1 needs a value}"); shift 2 ;;
     --words-onnx) words_onnx=${2:?--words-onnx needs a directory}; shift 2 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
     --variant) variants+=("${2?--variant needs its options, "" for none}"); shift 2 ;;
+    -h|--help) echo "$usage"; exit 0 ;;
+    -*) echo "$0: unknown option '$1'" >&2; echo "$usage" >&2; exit 1 ;;
     *) break ;;
   esac
 done
-usage="Usage: $0 [--vad true|false] [--floor-db DB] [--score-norm none|tnorm] [--phrase-score clip|words] [--enrol none|tts] [--speaker-mean true|false] [--words-onnx DIR --jobs N] [--variant OPTS]... <exp-dir> [<wakeword_dev dir>]"
 [ $# -ge 1 ] || { echo "$usage" >&2; exit 1; }
 if [ ${#variants[@]} -eq 0 ]; then
   variants=("${given[*]}")
