@@ -17,7 +17,7 @@ format=tsv
 backend=
 num_threads=1
 scan_step=1
-help_message="Usage: $0 [--nj N] [--cmd CMD] [--keywords 'a,b' | --keywords-file F] [--threshold T] [--format tsv|ctm] [--backend torch|onnx] <model> <data-dir> <out-dir>"
+help_message="Usage: $0 [--nj N] [--cmd CMD] [--keywords 'a,b' | --keywords-file F] [--threshold T] [--format tsv|ctm] [--backend torch|onnx] [--scan-step N] [--num-threads N] <model> <data-dir> <out-dir>"
 . utils/parse_options.sh
 [ -n "$cmd" ] || { echo "$0: --cmd is empty: source the recipe's cmd.sh first (. ./cmd.sh sets \$cmd), or leave --cmd out to run the jobs on this machine" >&2; exit 1; }
 [ $# -eq 3 ] || { printf "%b\n" "$help_message" >&2; exit 1; }

@@ -13,7 +13,7 @@
 # --nj N: the streams and the real clips are searched in N processes (the same results).
 # With --backend onnx a final.pt is first exported to <out-dir>/onnx, unless --onnx names an
 # export of this very final.pt made before (stage 8's; checked by its sha256), which is used.
-#   e.g. steps/eval_continuous.sh exp/adml_mini/final.pt data/manifests wsj_test exp/adml_mini/continuous
+#   e.g. steps/eval_continuous.sh exp/adml_nomal_mini/final.pt data/manifests wsj_test exp/adml_nomal_mini/continuous
 set -euo pipefail
 keywords=     # empty: pyadml.spot.evaluate's (the six wake words of wakeword_dev)
 wakeword_dev=

@@ -1,8 +1,8 @@
 """Benchmark the keyword spotter: offline RTF over N minutes with 10 keywords, streaming latency,
 onnxruntime vs torch at batch 1; or refit the seconds-per-phone constant on a CTM.
 
-  python -m pyadml.bin.benchmark_detect --model exp/adml_mini/final.pt [--minutes 60] [--scp wav.scp]
-  python -m pyadml.bin.benchmark_detect --model exp/adml_mini/final.pt --calibrate <training corpus>/data/words.ctm
+  python -m pyadml.bin.benchmark_detect --model exp/adml_nomal_mini/final.pt [--minutes 60] [--scp wav.scp]
+  python -m pyadml.bin.benchmark_detect --model exp/adml_nomal_mini/final.pt --calibrate <training corpus>/data/words.ctm
 """
 
 from __future__ import annotations

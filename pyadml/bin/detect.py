@@ -1,6 +1,6 @@
 """Detect text-enrolled keywords in recordings or a live PCM stream (pyadml.spot).
 
-  python -m pyadml.bin.detect --model exp/adml_mini/final.pt --keywords "computer,smart mirror" a.wav b.flac
+  python -m pyadml.bin.detect --model exp/adml_nomal_mini/final.pt --keywords "computer,smart mirror" a.wav b.flac
   python -m pyadml.bin.detect --model onnx_dir --backend onnx --keywords computer --wav-scp data/test/wav.scp --format ctm --out dets.ctm
   arecord -f S16_LE -r 16000 -c 1 -t raw | python -m pyadml.bin.detect --model final.pt --keywords computer --stdin-pcm --sample-rate 16000
 

@@ -1,6 +1,6 @@
 """Export final.pt's two encoders to ONNX for the torch-free onnxruntime backend.
 
-  python -m pyadml.bin.export_onnx --model exp/adml_mini/final.pt --out-dir exp/adml_mini/onnx
+  python -m pyadml.bin.export_onnx --model exp/adml_nomal_mini/final.pt --out-dir exp/adml_nomal_mini/onnx
 
 Writes audio_encoder.onnx, text_encoder.onnx (dynamic batch and time axes) and spotter.json
 (tokenizer, fbank options, embedding size); then checks onnxruntime against torch on random

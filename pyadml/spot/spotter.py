@@ -306,7 +306,7 @@ class _Search:
 class KeywordSpotter:
     """Enrol keywords by text, then score clips, detect keywords in recordings or in a stream.
 
-    >>> spotter = KeywordSpotter.load("exp/adml_mini/final.pt")
+    >>> spotter = KeywordSpotter.load("exp/adml_nomal_mini/final.pt")
     >>> spotter.enroll(["computer", "turn on the light"])
     >>> spotter.detect("kitchen.wav", threshold=0.6)
     [Detection(keyword='computer', start=3.1, end=3.71, score=0.74), ...]
