@@ -1,5 +1,6 @@
 """The AdaMS scales over a long run: Adam on alpha, beta, lambda alone, with the embeddings of one
-small batch held fixed (so only the scales move), for 10^5 or more steps in a few seconds.
+small batch held fixed (so only the scales move), for 10^5 or more steps: about 30 s of CPU per
+learning rate and parametrisation at 10^5 steps (the default, two of each: about 2 minutes).
 
 The loss and its gradient are written out in numpy (AsyP, Eq. 2, with the bounded
 parametrisation of ``pyadml.losses.phoneme._ClassScales``); tests/losses/test_adams_trajectory.py
@@ -143,9 +144,11 @@ def simulate(steps: int, lr: float, param: str = "bounded", record=(), alpha0=0.
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--lr", type=float, nargs="+", default=[1e-4, 2e-3])
-    p.add_argument("--param", choices=("bounded", "linear", "both"), default="both")
+    p.add_argument("--steps", type=int, default=100_000, help="Adam steps (default 100000)")
+    p.add_argument("--lr", type=float, nargs="+", default=[1e-4, 2e-3],
+                   help="learning rates, one trajectory each (default 1e-4 2e-3)")
+    p.add_argument("--param", choices=("bounded", "linear", "both"), default="both",
+                   help="parametrisation of the scales (default both)")
     args = p.parse_args(argv)
     marks = [0] + [10**k for k in range(2, 12) if 10**k <= args.steps]
     params = ("bounded", "linear") if args.param == "both" else (args.param,)
