@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Keyword detection over a Kaldi data directory (wav.scp), N jobs through $cmd.
 #   steps/detect.sh [--nj 4] [--cmd utils/run_local.sh] [--keywords "computer,smart mirror"] \
-#       [--keywords-file FILE] [--threshold 0.6] [--format tsv|ctm] [--backend torch|onnx] \
+#       [--keywords-file FILE] [--threshold T] [--format tsv|ctm] [--backend torch|onnx] \
 #       [--scan-step 1] [--num-threads 1] \
 #       <model> <data-dir> <out-dir>
+# --threshold: empty (the default) leaves it to pyadml.bin.detect: 0.57, about 1 false alarm per
+# hour with its TTS enrolment; a number, or per keyword 'computer=0.6,alexa=0.5'.
 # <model> is final.pt or a pyadml.bin.export_onnx directory. Writes <out-dir>/detections.<format>
 # (written last, atomically) and logs in <out-dir>/log/detect.JOB.log. A failed job leaves no
 # detections file.
