@@ -4,11 +4,13 @@
 # (local/score_wakeword_dev.sh's summaries), each only where stage 8 wrote it.
 #   steps/show_scores.sh <exp-dir> [<wakeword_dev dir>]
 set -euo pipefail
-[ $# -ge 1 ] && [ $# -le 2 ] || { echo "Usage: $0 <exp-dir> [<wakeword_dev dir>]" >&2; exit 1; }
+usage="Usage: $0 <exp-dir> [<wakeword_dev dir>]"
+case ${1:-} in -h|--help) echo "$usage"; exit 0 ;; -*) echo "$0: unknown option '$1'" >&2; echo "$usage" >&2; exit 1 ;; esac
+[ $# -ge 1 ] && [ $# -le 2 ] || { echo "$usage" >&2; exit 1; }
 exp=$1
 wakeword_dev=${2:-}
 if [ ! -f "$exp/results/results.md" ]; then
-  echo "$0: $exp/results/results.md does not exist; score $exp first (bash run.sh --stage 8 --stop-stage 8, with the --train-config or --tag that trained it)" >&2
+  echo "$0: $exp/results/results.md does not exist: stage 8 has not scored $exp (bash run.sh --stage 8 --stop-stage 8, with the --train-config or --tag that trained it)" >&2
   exit 1
 fi
 cat "$exp/results/results.md"

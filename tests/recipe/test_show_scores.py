@@ -34,4 +34,4 @@ def test_an_experiment_stage_8_never_scored_is_named(tmp_path):
     (exp / "checkpoints").mkdir(parents=True)
     res = show(exp)
     assert res.returncode == 1 and not res.stdout
-    assert f"{exp}/results/results.md does not exist; score {exp} first" in res.stderr
+    assert f"{exp}/results/results.md does not exist: stage 8 has not scored {exp}" in res.stderr

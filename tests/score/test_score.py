@@ -625,3 +625,24 @@ def test_score_with_phrase_words_fuses_multiword_keywords_only(fixture):
             want = clip if len(keyword.split()) == 1 else \
                 0.5 * clip + 0.5 * ordered(cut_id, keyword.split())
             assert float(w[-1]) == pytest.approx(want, abs=2e-5)
+
+
+def test_show_scores_help_and_an_experiment_without_results(tmp_path):
+    """steps/show_scores.sh: --help prints its usage, and an experiment stage 8 has not scored is
+    named. Before, both ended in cat's own error (`cat: unrecognized option
+    '--help/results/results.md'`, `No such file or directory`)."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "steps" / "show_scores.sh"
+    res = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.startswith("Usage: "), res.stderr
+    res = subprocess.run(["bash", str(script), str(tmp_path / "exp")], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 1 and "stage 8 has not scored" in res.stderr, res.stderr
+    assert "cat:" not in res.stderr
+    (tmp_path / "exp" / "results").mkdir(parents=True)
+    (tmp_path / "exp" / "results" / "results.md").write_text("| set | AP |\n")
+    res = subprocess.run(["bash", str(script), str(tmp_path / "exp")], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout == "| set | AP |\n", res.stderr
