@@ -11,7 +11,6 @@ cmd=utils/run_local.sh
 fbank_config=
 help_message="Usage: $0 [--nj N] [--cmd CMD] [--fbank-config FILE] <cuts.jsonl.gz> <fbank-dir> <out-cuts.jsonl.gz>"
 . utils/parse_options.sh
-[ -n "$cmd" ] || { echo "$0: --cmd is empty: source the recipe's cmd.sh first (. ./cmd.sh sets \$cmd), or leave --cmd out to run the jobs on this machine" >&2; exit 1; }
 . steps/make_fbank_common.sh
 [ $# -eq 3 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
 name=$(basename "$1" .jsonl.gz)

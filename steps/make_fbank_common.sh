@@ -24,6 +24,10 @@
 #     that an existing <out> points to; those are deleted only after the new <out> replaced it.
 #   - <out> is written atomically, then <out>.sig.  A set is merged when all its parts exist, even
 #     if a job of another set failed; the step then fails.
+# Both callers take --cmd; an empty one (a shell that did not source cmd.sh) would fail only
+# after the split, as "JOB=1:N: command not found". Here rather than in make_fbank_sets.sh,
+# whose text is stage 4's key.
+[ -n "$cmd" ] || { echo "$0: --cmd is empty: source the recipe's cmd.sh first (. ./cmd.sh sets \$cmd), or leave --cmd out to run the jobs on this machine" >&2; exit 1; }
 . utils/queue_common.sh   # queue_progress: lines on run_stage's console
 
 sha() { sha256sum | cut -d' ' -f1; }

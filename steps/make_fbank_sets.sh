@@ -12,7 +12,6 @@ cmd=utils/run_local.sh
 fbank_config=
 help_message="Usage: $0 [--nj N] [--cmd CMD] [--fbank-config FILE] <cuts-dir> <fbank-dir> <set>..."
 . utils/parse_options.sh
-[ -n "$cmd" ] || { echo "$0: --cmd is empty: source the recipe's cmd.sh first (. ./cmd.sh sets \$cmd), or leave --cmd out to run the jobs on this machine" >&2; exit 1; }
 . steps/make_fbank_common.sh
 [ $# -ge 3 ] || { printf "%b\n" "$help_message" >&2; exit 1; }
 cuts=$1
