@@ -6,6 +6,7 @@ one. Clips are scored as recorded, whole, through the same path as score_pairs."
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,13 +16,19 @@ from pyadml.score import metrics as M
 from pyadml.score.enrol import ENROL_WEIGHT
 from pyadml.score.norm import DEFAULT_COHORT_SIZE
 from pyadml.score.pairs import PairsError, score_pairs_file
-from pyadml.text import KeywordError, normalize_text
+from pyadml.text import G2P, KeywordError
 
 
 def read_clips(path: str | os.PathLike, need_speakers: bool = False
                ) -> list[tuple[Path, str, str | None]]:
     """``<audio path relative to the list>\\t<keyword>[\\t<speaker>]`` lines; with
     ``need_speakers`` every line must name its speaker."""
+    return [clip for _, *clip in _read_clip_lines(path, need_speakers)]
+
+
+def _read_clip_lines(path: str | os.PathLike, need_speakers: bool = False
+                     ) -> list[tuple[int, Path, str, str | None]]:
+    """``read_clips``' clips, each after its line number in the list."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
@@ -47,16 +54,17 @@ def read_clips(path: str | os.PathLike, need_speakers: bool = False
         # Each clip is a negative of every other keyword text: 'Alexa' beside 'alexa' would be
         # scored as a second keyword with the same words, its own clips' negatives.
         try:
-            words = tuple(normalize_text(parts[1]))
-        except KeywordError:
-            words = ()  # score_pairs names the line
-        first = spelled.setdefault(words, (parts[1], n)) if words else (parts[1], n)
+            # As the tokenizer reads it: a keyword with nothing to pronounce is this line's.
+            words = tuple(G2P().words(parts[1]))
+        except KeywordError as e:
+            raise PairsError(f"{path}:{n}: {e}") from None
+        first = spelled.setdefault(words, (parts[1], n))
         if first[0] != parts[1]:
             raise PairsError(f"{path}:{n}: keyword {parts[1]!r} is {first[0]!r} of line {first[1]} "
                              f"written another way (both are the words '{' '.join(words)}'); "
                              f"write each keyword one way, or its clips become negatives of "
                              f"their own keyword")
-        clips.append((audio, parts[1], parts[2].strip() if len(parts) == 3 else None))
+        clips.append((n, audio, parts[1], parts[2].strip() if len(parts) == 3 else None))
     if not clips:
         raise PairsError(f"{path} lists no clips")
     return clips
@@ -75,7 +83,8 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
     ``default_phrase``, ``enrol``, ``default_enrol``, ``enrol_voices``, ``enrol_weight``,
     ``cache``: as score_pairs_file's. ``speaker_mean``: the per-speaker mean normalisation
     (pyadml.score.speaker_mean), the speakers from the list's third column."""
-    clips = read_clips(clips_tsv, need_speakers=speaker_mean)
+    numbered = _read_clip_lines(clips_tsv, need_speakers=speaker_mean)
+    clips = [clip for _, *clip in numbered]
     keywords = sorted({k for _, k, _ in clips})
     if len(keywords) < 2:
         raise PairsError(f"{clips_tsv}: the protocol needs at least two keywords")
@@ -84,15 +93,23 @@ def score_clips(model, clips_tsv, out_dir=None, batch_size: int = 64, vad: bool 
         pairs.write_text("".join(f"{wav}\t{k}\t{int(k == kw)}\n" for wav, kw, _ in clips
                                  for k in keywords), encoding="utf-8")
         out = Path(out_dir) / "scores.tsv" if out_dir else Path(tmp) / "scores.tsv"
-        res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad, norm=norm,
-                               cohort_size=cohort_size, phrase=phrase, warp=warp,
-                               words_onnx=words_onnx, jobs=jobs, floor_db=floor_db,
-                               default_floor_db=default_floor_db, default_norm=default_norm,
-                               default_phrase=default_phrase, enrol=enrol,
-                               default_enrol=default_enrol, enrol_voices=enrol_voices,
-                               enrol_weight=enrol_weight, cache=cache,
-                               speakers={wav.resolve(): spk for wav, _, spk in clips}
-                               if speaker_mean else None)
+        try:
+            res = score_pairs_file(model, pairs, out, batch_size=batch_size, vad=vad, norm=norm,
+                                   cohort_size=cohort_size, phrase=phrase, warp=warp,
+                                   words_onnx=words_onnx, jobs=jobs, floor_db=floor_db,
+                                   default_floor_db=default_floor_db, default_norm=default_norm,
+                                   default_phrase=default_phrase, enrol=enrol,
+                                   default_enrol=default_enrol, enrol_voices=enrol_voices,
+                                   enrol_weight=enrol_weight, cache=cache,
+                                   speakers={wav.resolve(): spk for wav, _, spk in clips}
+                                   if speaker_mean else None)
+        except PairsError as e:
+            # A line of the temporary pairs file (clip by keyword) is its clip's line here.
+            where = re.match(re.escape(str(pairs)) + r":(\d+): ", str(e))
+            if where is None:
+                raise
+            line = numbered[(int(where.group(1)) - 1) // len(keywords)][0]
+            raise PairsError(f"{clips_tsv}:{line}: {str(e)[where.end():]}") from None
     shape = (len(clips), len(keywords))
     return {"keywords": keywords, "floor_db": res.floor_db, "score_norm": res.norm,
             "cohort_size": res.cohort_size, "phrase_score": res.phrase, "enrol": res.enrol,

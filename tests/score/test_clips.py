@@ -91,6 +91,26 @@ def test_a_keyword_written_two_ways_is_refused_not_scored_as_two(tmp_path, capsy
     assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv")]) == 0
 
 
+def test_a_bad_keyword_or_clip_is_named_at_its_line_of_the_clip_list(tmp_path, capsys):
+    """The clips are scored through a temporary pairs file, one line per clip and keyword: its
+    errors named that file, gone by then, and a line of it that is no line of the list."""
+    model = tiny_model_file(tmp_path / "final.pt")
+    lines = write_clips(tmp_path)
+    for keyword in ("!!!", "--"):
+        bad = tmp_path / "bad.tsv"
+        bad.write_text("\n".join(lines[:2] + [f"audio/2.wav\t{keyword}"] + lines[3:]) + "\n")
+        assert cli.main(["--model", str(model), "--clips", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert f"score_clips: {bad}:3: " in err and "keyword" in err, err
+        assert "pairs.tsv" not in err
+    write_noise(tmp_path / "audio" / "short.wav", 0.01)
+    bad.write_text("\n".join(lines[:4] + ["audio/short.wav\tcomputer"] + lines[4:]) + "\n")
+    assert cli.main(["--model", str(model), "--clips", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert (f"score_clips: {bad}:5: {tmp_path / 'audio' / 'short.wav'} holds 0.010 s of audio"
+            in err), err
+
+
 def test_runs_in_one_process_give_each_its_own_scoring(tmp_path, capsys, monkeypatch):
     """--run: the same files, scores and metrics as one command per back-end; runs with the
     same front end (here the default floor) embed the words' windows once between them."""
