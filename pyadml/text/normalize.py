@@ -350,7 +350,11 @@ def normalize_text(text: str) -> list[str]:
     """
     if not isinstance(text, str):
         raise KeywordError(f"expected a keyword string, got {type(text).__name__}")
-    s = _FRACTION.sub(_spell_fraction, text.translate(_LATIN_LETTERS))
+    # Invisible format characters (a soft hyphen, a zero-width space or joiner, a byte-order
+    # mark), as text copied from a web page carries them inside words, are dropped: the word
+    # reads whole ("com\u00adputer" is "computer"), not as two words.
+    s = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    s = _FRACTION.sub(_spell_fraction, s.translate(_LATIN_LETTERS))
     s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not unicodedata.combining(c))
     s = _STREET.sub(lambda m: m.group(1) + _STREETS[m.group(2)], s)

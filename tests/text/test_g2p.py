@@ -132,6 +132,15 @@ def test_normalisation(text, words):
     assert normalize_text(text) == words
 
 
+def test_invisible_characters_inside_a_word_do_not_split_it():
+    """A soft hyphen or a zero-width character, as text copied from a web page carries them,
+    was a word separator: 'com\u00adputer' was the words 'com puter', other phones."""
+    for mark in ("\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"):
+        assert normalize_text(f"com{mark}puter") == ["computer"], repr(mark)
+        assert normalize_text(f"smart{mark} mirror") == ["smart", "mirror"], repr(mark)
+    assert normalize_text("\ufeffhey siri\u200b") == ["hey", "siri"]
+
+
 # Letter names, from CMUdict's "a." ... "z." entries, written out by hand.
 LETTERS = {"a": ["EY1"], "e": ["IY1"], "g": ["JH", "IY1"], "i": ["AY1"], "l": ["EH1", "L"],
            "m": ["EH1", "M"], "n": ["EH1", "N"], "o": ["OW1"], "p": ["P", "IY1"],
