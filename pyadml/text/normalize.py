@@ -354,6 +354,9 @@ def normalize_text(text: str) -> list[str]:
     # mark), as text copied from a web page carries them inside words, are dropped: the word
     # reads whole ("com\u00adputer" is "computer"), not as two words.
     s = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    # Apostrophes typed with another key: the acute accent ("don\u00b4t", a European keyboard's
+    # dead key; NFKD would make it a space), the modifier letter and the prime.
+    s = s.replace("\u00b4", "'").replace("\u02bc", "'").replace("\u2032", "'")
     s = _FRACTION.sub(_spell_fraction, s.translate(_LATIN_LETTERS))
     s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not unicodedata.combining(c))

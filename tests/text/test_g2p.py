@@ -141,6 +141,15 @@ def test_invisible_characters_inside_a_word_do_not_split_it():
     assert normalize_text("\ufeffhey siri\u200b") == ["hey", "siri"]
 
 
+def test_an_apostrophe_typed_with_another_key_is_an_apostrophe():
+    """The acute accent (a European keyboard's key beside the apostrophe), the modifier letter
+    apostrophe and the prime: before, 'don\u00b4t' was the words 'don t' and 'don\u02bct' an
+    error, as if unpronounceable."""
+    for mark in ("\u00b4", "\u02bc", "\u2032", "\u2019", "`"):
+        assert normalize_text(f"don{mark}t stop, it{mark}s") == ["don't", "stop", "it's"], repr(mark)
+    assert normalize_text("caf\u00e9 \u00b4quoted\u00b4") == ["cafe", "quoted"]
+
+
 # Letter names, from CMUdict's "a." ... "z." entries, written out by hand.
 LETTERS = {"a": ["EY1"], "e": ["IY1"], "g": ["JH", "IY1"], "i": ["AY1"], "l": ["EH1", "L"],
            "m": ["EH1", "M"], "n": ["EH1", "N"], "o": ["OW1"], "p": ["P", "IY1"],
