@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Iterable, TextIO
 
 from pyadml.fileio import write_lines_atomic
+from pyadml.text.g2p import G2P
+from pyadml.text.normalize import KeywordError
 
 from .audio import SpotError, read_pcm_chunks
 from .spotter import KEYWORD_COMMA, Detection, KeywordSpotter
@@ -33,9 +35,17 @@ def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]
         try:
             # utf-8-sig: a byte-order mark (Windows editors) is not part of the first keyword.
             lines = Path(keywords_file).read_text(encoding="utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
+        except UnicodeDecodeError:
+            raise SpotError(_not_utf8(keywords_file)) from None
+        except OSError as e:
             raise SpotError(f"cannot read keywords file {keywords_file}: {e}") from None
-        out += [line.strip() for line in lines if line.strip()]
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                try:  # named at its line here, not by its text alone when enrolled
+                    G2P().words(line)
+                except KeywordError as e:
+                    raise SpotError(f"{keywords_file}:{n}: {e}") from None
+                out.append(line.strip())
     if keywords is None and keywords_file is None:
         raise SpotError("no keywords given: use --keywords 'a,b' or --keywords-file")
     empty = [i for i, k in enumerate(out) if not k]
@@ -45,6 +55,17 @@ def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]
         raise SpotError(f"empty keyword in the keyword list {keywords!r}" if out else
                         f"the keyword list is empty ({given} holds no keyword)")
     return list(dict.fromkeys(out))
+
+
+def _not_utf8(path: str) -> str:
+    """Where a file that is not UTF-8 (a Latin-1 editor's) first goes wrong: line and column."""
+    for n, raw in enumerate(Path(path).read_bytes().splitlines(), 1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return (f"{path}:{n}: not UTF-8 text (byte {raw[bad.start:bad.start + 1]!r} at "
+                    f"column {bad.start + 1}); convert the file, e.g. with iconv -f latin1 -t utf-8")
+    return f"{path}: not UTF-8 text"
 
 
 # Keywords whose pronunciation detect prints (stderr); a longer list gets a count.

@@ -95,6 +95,24 @@ def test_an_empty_keyword_list_names_where_it_came_from(tmp_path):
         parse_keywords(" , ", str(blank))
 
 
+def test_a_keywords_file_in_latin1_or_with_an_unpronounceable_line_names_the_line(tmp_path):
+    """Before: 'cannot read keywords file …: 'utf-8' codec can't decode byte 0xe9 in position 13'
+    (a byte offset), and '!!!' on line 3 named by its text alone, once the model was loaded."""
+    from pyadml.spot.audio import SpotError
+    from pyadml.spot.cli import parse_keywords
+
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("alexa\r\n\r\ncaf\u00e9\r\n".encode("latin-1"))
+    with pytest.raises(SpotError) as e:
+        parse_keywords(None, str(latin))
+    assert str(e.value) == (f"{latin}:3: not UTF-8 text (byte b'\\xe9' at column 4); convert the "
+                            f"file, e.g. with iconv -f latin1 -t utf-8")
+    bad = tmp_path / "keywords.txt"
+    bad.write_bytes(b"\xef\xbb\xbfalexa\r\n\r\n!!!\r\n")
+    with pytest.raises(SpotError, match=f"^{bad}:3: keyword '!!!' has nothing pronounceable"):
+        parse_keywords(None, str(bad))
+
+
 def test_keyword_lists_keep_a_numbers_thousands_separator():
     from pyadml.spot.cli import parse_keywords
 
