@@ -92,7 +92,8 @@ def main(argv=None) -> int:
                                       enrol_voices=args.enrol_voices,
                                       enrol_weight=args.enrol_weight)
         spotter.enroll(keywords)
-        for line in cli.pronunciations(spotter.tokenizer, keywords):
+        for line in (cli.pronunciations(spotter.tokenizer, keywords)
+                     + cli.text_only_keywords(spotter, threshold)):
             print(f"detect: {line}", file=sys.stderr)
         if args.stdin_pcm:
             n = cli.run_stdin(spotter, sys.stdin.buffer, args.sample_rate, args.format, args.out,

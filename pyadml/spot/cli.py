@@ -87,6 +87,20 @@ def pronunciations(tokenizer, keywords: list[str], limit: int = SHOWN_PRONUNCIAT
     return lines
 
 
+def text_only_keywords(spotter, threshold=None) -> list[str]:
+    """A line per keyword that TTS enrolment left to its text alone (no voice could speak it),
+    with the threshold it is then detected at: score_pairs says so too."""
+    alone = [k for k in spotter.keywords
+             if spotter.enrolment is not None and k in spotter.enrolment.text_only]
+    lines = []
+    for k in alone:
+        t = threshold.get(k) if isinstance(threshold, dict) else threshold
+        t = spotter.thresholds[k] if t is None else t
+        lines.append(f"keyword {k!r}: no enrolment voice could speak it; enrolled by its text "
+                     f"alone, at threshold {t:g}")
+    return lines
+
+
 def parse_threshold(text: str | None):
     """``0.6`` for every keyword, or ``computer=0.6,smart mirror=0.55``."""
     if text is None:

@@ -372,6 +372,7 @@ class KeywordSpotter:
         self.thresholds: dict[str, float] = {}
         self._text_emb: dict[str, np.ndarray] = {}
         self.enrolment = self._enrolment(enrol, enrol_voices, enrol_weight)
+        self._threshold_given = threshold is not None
         if threshold is None:  # the default operating point of this enrolment
             threshold = DEFAULT_THRESHOLD if self.enrolment is None else DEFAULT_THRESHOLD_TTS
         self.default_threshold = self._check_threshold(threshold, "threshold")
@@ -458,8 +459,11 @@ class KeywordSpotter:
                                 f"(keywords: {list(dict.fromkeys([*self.keywords, *ids]))})")
             thr.update((k, self._check_threshold(t, f"threshold of {k!r}"))
                        for k, t in threshold.items() if k not in ids and t is not None)
+        defaulted = set()  # keywords at the spotter's default threshold, none given for them
         for k in ids:
-            t = threshold.get(k, self.default_threshold) if isinstance(threshold, Mapping) else threshold
+            t = threshold.get(k) if isinstance(threshold, Mapping) else threshold
+            if t is None:
+                defaulted.add(k)
             thr[k] = self.default_threshold if t is None else self._check_threshold(t, f"threshold of {k!r}")
         new = [k for k in ids if k not in self._text_emb]
         if new:
@@ -476,6 +480,12 @@ class KeywordSpotter:
                 except EnrolError as e:
                     raise SpotError(str(e)) from None
             self._text_emb.update(new_emb)
+        if self.enrolment is not None and not self._threshold_given:
+            # A keyword no voice could speak is queried by its text alone, whose cosines run
+            # lower: at the TTS default it would be missed where the text-only default fires.
+            # A threshold the user gave is kept.
+            for k in defaulted & self.enrolment.text_only:
+                thr[k] = DEFAULT_THRESHOLD
         for k in ids:
             if k not in self.keywords:
                 self.keywords.append(k)

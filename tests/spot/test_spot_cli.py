@@ -312,3 +312,32 @@ def test_a_keyword_that_starts_with_a_minus_is_a_keyword_not_an_option(tiny_mode
     with pytest.raises(SystemExit):
         detect_cli.main(["--model", str(tiny_model), "--keywords", "--out", "x.tsv", str(wav)])
     assert "--keywords: expected one argument" in capsys.readouterr().err
+
+
+def test_a_keyword_no_enrolment_voice_can_speak_is_detected_at_the_text_only_threshold(
+        tiny_model, tmp_path, monkeypatch, capsys):
+    """TTS enrolment leaves a keyword that no voice could speak to its text alone, whose cosines
+    run lower than a TTS query's: before, it kept the TTS default threshold (0.57, against 0.5
+    for text enrolment) and detect said nothing of it."""
+    from pyadml.spot.spotter import DEFAULT_THRESHOLD, DEFAULT_THRESHOLD_TTS
+
+    def synthesize(voice, texts, on_failure="raise"):  # every voice fails on 'jarvis'
+        return [None if t == "jarvis" else speechlike(0.6, seed=len(t)) for t in texts]
+
+    monkeypatch.setattr("pyadml.synth.voices.synthesize", synthesize)
+    voices = "espeak:en-us+m1,espeak:en-gb+f1"
+    sp = KeywordSpotter.load(tiny_model, enrol="tts", enrol_voices=voices).enroll(["computer", "jarvis"])
+    assert sp.thresholds == {"computer": DEFAULT_THRESHOLD_TTS, "jarvis": DEFAULT_THRESHOLD}
+    sp.enroll(["jarvis"])  # enrolled again: still its text alone
+    assert sp.thresholds["jarvis"] == DEFAULT_THRESHOLD
+    given = KeywordSpotter.load(tiny_model, enrol="tts", enrol_voices=voices)
+    given.enroll(["computer", "jarvis"], threshold={"jarvis": 0.7})
+    assert given.thresholds == {"computer": DEFAULT_THRESHOLD_TTS, "jarvis": 0.7}
+    assert KeywordSpotter.load(tiny_model, enrol="tts", enrol_voices=voices, threshold=0.6).enroll(
+        ["computer", "jarvis"]).thresholds == {"computer": 0.6, "jarvis": 0.6}
+    wav = wavs(tmp_path, 1)[0]
+    assert detect_cli.main(["--model", str(tiny_model), "--keywords", "computer,jarvis",
+                            "--enrol-voices", voices, str(wav)]) == 0
+    err = capsys.readouterr().err
+    assert ("detect: keyword 'jarvis': no enrolment voice could speak it; enrolled by its text "
+            "alone, at threshold 0.5") in err and "keyword 'computer': no enrolment" not in err
