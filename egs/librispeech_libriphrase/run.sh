@@ -55,6 +55,8 @@ help_message="Usage: $0 [options]
   --stop-stage M      last stage to run (default: all)
   --force true|false  redo stages that are already done (default $force)
   --nj J              parallel jobs (default $nj)
+  --synth-config F    embedded corpora config (default $synth_config)
+  --synth-librispeech-config F  its LibriSpeech stand-in (default $synth_librispeech_config)
   --synth-size NAME   embedded corpus size in $synth_config (default $synth_size)
   --synth-seed S      seed of the embedded corpora (default: the config's)
   --train-config F    training yaml (default $train_config)

@@ -215,3 +215,21 @@ def test_help_exits_zero(run, flag):
     assert p.returncode == 0
     assert "Usage:" in p.stdout and "--stage N" in p.stdout
     assert "script-continued" not in p.stdout
+
+
+
+@pytest.mark.parametrize("recipe", ["wsj_librikws", "librispeech_libriphrase"])
+def test_run_sh_help_lists_every_option_it_takes(recipe):
+    """The options block of run.sh (the variables from stage=0 to help_message, which
+    utils/parse_options.sh lets a user set) against its help text: before, --synth-config was
+    taken but not listed."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "egs" / recipe / "run.sh").read_text()
+    block = text[text.index("\nstage=0\n"):text.index("\nhelp_message=")]
+    names = re.findall(r"(?m)^([a-z_]+)=", block)
+    assert {"stage", "stop_stage", "synth_config", "train_config"} <= set(names)
+    help_text = text[text.index("\nhelp_message="):text.index("\n. utils/parse_options.sh")]
+    listed = set(re.findall(r"(?m)^  --([a-z-]+)", help_text))
+    assert {n.replace("_", "-") for n in names} - listed == set()
