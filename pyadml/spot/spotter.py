@@ -428,13 +428,14 @@ class KeywordSpotter:
         keyword is checked before any is added; text embeddings are cached per text."""
         if isinstance(keywords, str):
             keywords = KEYWORD_COMMA.split(keywords)
-        keywords = [k.strip() if isinstance(k, str) else k for k in keywords]
+        given = list(keywords)
+        keywords = [k.strip() if isinstance(k, str) else k for k in given]
         if not keywords:
             raise SpotError("no keywords given: enroll at least one keyword")
         ids = {}
-        for k in keywords:
-            if not isinstance(k, str) or not k:
-                raise SpotError(f"keyword {k!r} is empty or not text")
+        for k, typed in zip(keywords, given):
+            if not isinstance(k, str) or not k:  # named as typed: ' ' rather than ''
+                raise SpotError(f"keyword {typed!r} is empty or not text")
             try:
                 ids[k] = self.tokenizer.encode(k)
             except KeywordError as e:

@@ -31,6 +31,8 @@ def test_keyword_errors(spotter):
     assert spotter.keywords == ["computer"]  # nothing of a bad list was enrolled
     with pytest.raises(SpotError, match="empty"):
         spotter.enroll(["alexa", ""])
+    with pytest.raises(SpotError, match=r"keyword ' \\t' is empty or not text"):  # as typed, not ''
+        spotter.enroll(["alexa", " \t"])
     with pytest.raises(SpotError, match=r"threshold must lie in \[-1, 1\].*, got 2.0"):
         spotter.detect((np.zeros(16000, np.float32), RATE), threshold=2.0)
     fresh = KeywordSpotter(spotter.backend)
