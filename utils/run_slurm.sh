@@ -33,7 +33,9 @@
 #   the config's usual "sbatch --export=PATH" exports little else);
 #   export OMP_NUM_THREADS=T if --num-threads T; writes "# <command>",
 #   "# Started at <date>" and "# Slurm job <id>, SLURM_ARRAY_JOB_ID=..
-#   SLURM_ARRAY_TASK_ID=.. on node <node>" to the log; runs the command with its
+#   SLURM_ARRAY_TASK_ID=.. on node <node>" to the log (and "# Requeued by Slurm N
+#   time(s) ..." when SLURM_RESTART_COUNT says Slurm requeued it, which this
+#   script then reports); runs the command with its
 #   stdout+stderr appended to the log; writes "# Accounting: time=<s>
 #   threads=<T>" and "# Ended (code <status>) at <date>, elapsed time <s>
 #   seconds"; and exits with the command's status.  SIGTERM (scancel, time
@@ -329,6 +331,9 @@ fi
 printf '# Slurm job %s, SLURM_ARRAY_JOB_ID=%s SLURM_ARRAY_TASK_ID=%s on node %s\\n' \\
   \"\${SLURM_JOB_ID:-}\" \"\${SLURM_ARRAY_JOB_ID:-}\" \"\${SLURM_ARRAY_TASK_ID:-}\" \\
   \"\${SLURMD_NODENAME:-\$(hostname)}\" >> \"\$log\"
+if [ \"\${SLURM_RESTART_COUNT:-0}\" -gt 0 ]; then
+  echo \"# Requeued by Slurm \$SLURM_RESTART_COUNT time(s) before this run (a node failure or preemption): this log holds this run only\" >> \"\$log\"
+fi
 t0=\$(date +%s)
 rc=0
 if [ -f ./path.sh ]; then
@@ -453,6 +458,15 @@ for (( tries = 0; tries <= log_wait; tries++ )); do
 done
 
 if $progress; then report 0 final; fi
+
+# A task Slurm requeued (its node failed, or it was preempted) ran again from the start: said
+# whether it then succeeded or not, as it explains a run that took longer than it should.
+for (( i = start; i <= end; i++ )); do
+  l=$(queue_subst "$logfile" "$i")
+  [[ -f $l ]] || continue  # never started: named below
+  n=$(sed -n 's/^# Requeued by Slurm \([0-9]*\) time.*/\1/p;T;q' -- "$l" 2>/dev/null || true)
+  [[ -z $n ]] || echo "$prog: job $i was requeued by Slurm $n time(s) (a node failure or preemption) and ran again from the start, log is in $l" >&2
+done
 
 failed=()
 first_failed_log=

@@ -517,3 +517,35 @@ def test_a_missing_node_fails_the_rendezvous_in_seconds(tmp_path):
     assert "join_timeout=5,read_timeout=5" in res.stdout and "--max-restarts 0" in res.stdout
     assert wall < 60, wall
     assert re.search(r"Rendezvous|timed out|timeout", res.stderr, re.I), res.stderr[-2000:]
+
+
+def test_a_task_slurm_requeued_is_reported_with_its_log(tmp_path):
+    """A stand-in sbatch runs task 2 as Slurm runs a requeued task (SLURM_RESTART_COUNT=1), and
+    task 3 requeued and failing. Before: nothing said that a task had been requeued after a node
+    failure, which explains a run that took twice as long."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(textwrap.dedent("""\
+        #!/bin/bash
+        cat > "$FAKE_DIR/script.sh"
+        for i in 1 2 3; do
+          SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_JOB_ID=7 SLURM_JOB_ID=$((7 + i)) \\
+            SLURM_RESTART_COUNT=$(( i > 1 )) bash "$FAKE_DIR/script.sh"
+        done
+        echo 7
+        """))
+    (bin_dir / "squeue").write_text("#!/bin/bash\nexit 0\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = base_env(FAKE_DIR=str(tmp_path), PYADML_SLURM_LOG_WAIT="1")
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    res = subprocess.run(["bash", str(RUN_SLURM), "--config", str(SLURM_CONF), "JOB=1:3",
+                          "log/x.JOB.log", "test", "JOB", "-lt", "3"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1, res.stderr
+    for i in (2, 3):
+        assert (f"job {i} was requeued by Slurm 1 time(s) (a node failure or preemption) and ran "
+                f"again from the start, log is in log/x.{i}.log") in res.stderr
+        assert "# Requeued by Slurm 1 time(s)" in (tmp_path / f"log/x.{i}.log").read_text()
+    assert "job 1 was requeued" not in res.stderr
+    assert "1 / 3 failed, log is in log/x.3.log" in res.stderr
