@@ -280,11 +280,23 @@ def test_cmd_sh_picks_the_backend_with_one_variable():
     assert bad.returncode != 0 and "unknown cmd_backend 'pbs'" in bad.stderr
 
 
-def test_config_maps_options_to_sbatch_flags(tmp_path):
-    """With a stand-in sbatch (runs every array task at once) and squeue (an empty queue)."""
+def stand_in_slurm(tmp_path, sbatch: str):
+    """The environment of a stand-in Slurm in tmp_path/bin: ``sbatch`` (its script text; it
+    finds $FAKE_DIR) and an squeue that shows an empty queue."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(textwrap.dedent("""\
+    (bin_dir / "sbatch").write_text(textwrap.dedent(sbatch))
+    (bin_dir / "squeue").write_text("#!/bin/bash\nexit 0\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = base_env(FAKE_DIR=str(tmp_path), PYADML_SLURM_LOG_WAIT="1")
+    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    return env, bin_dir
+
+
+def test_config_maps_options_to_sbatch_flags(tmp_path):
+    """With a stand-in sbatch (runs every array task at once) and squeue (an empty queue)."""
+    env, bin_dir = stand_in_slurm(tmp_path, """\
         #!/bin/bash
         printf '%s\\n' "$@" > "$FAKE_DIR/sbatch.args"
         cat > "$FAKE_DIR/script.sh"
@@ -293,12 +305,7 @@ def test_config_maps_options_to_sbatch_flags(tmp_path):
           SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_JOB_ID=7 SLURM_JOB_ID=$((7 + i)) bash "$FAKE_DIR/script.sh"
         done
         echo 7
-        """))
-    (bin_dir / "squeue").write_text("#!/bin/bash\nexit 0\n")
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
-    env = base_env(FAKE_DIR=str(tmp_path), PYADML_SLURM_LOG_WAIT="1")
-    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+        """)
 
     def run(*args):
         return subprocess.run(["bash", str(RUN_SLURM), "--config", str(SLURM_CONF), *args], cwd=tmp_path,
@@ -523,9 +530,7 @@ def test_a_task_slurm_requeued_is_reported_with_its_log(tmp_path):
     """A stand-in sbatch runs task 2 as Slurm runs a requeued task (SLURM_RESTART_COUNT=1), and
     task 3 requeued and failing. Before: nothing said that a task had been requeued after a node
     failure, which explains a run that took twice as long."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(textwrap.dedent("""\
+    env, _ = stand_in_slurm(tmp_path, """\
         #!/bin/bash
         cat > "$FAKE_DIR/script.sh"
         for i in 1 2 3; do
@@ -533,12 +538,7 @@ def test_a_task_slurm_requeued_is_reported_with_its_log(tmp_path):
             SLURM_RESTART_COUNT=$(( i > 1 )) bash "$FAKE_DIR/script.sh"
         done
         echo 7
-        """))
-    (bin_dir / "squeue").write_text("#!/bin/bash\nexit 0\n")
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
-    env = base_env(FAKE_DIR=str(tmp_path), PYADML_SLURM_LOG_WAIT="1")
-    env["PATH"] = f"{bin_dir}:{env['PATH']}"
+        """)
     res = subprocess.run(["bash", str(RUN_SLURM), "--config", str(SLURM_CONF), "JOB=1:3",
                           "log/x.JOB.log", "test", "JOB", "-lt", "3"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
