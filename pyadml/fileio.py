@@ -163,6 +163,20 @@ def audio_read_error(path: str | os.PathLike, error: Exception, wav_scp: bool = 
 FLOAT_PEAK_MAX = 32.0
 
 
+def not_utf8_error(path: str | os.PathLike) -> str:
+    """Where a file that is not UTF-8 (a Latin-1 editor's) first goes wrong, line and column,
+    and how to convert it. A decoder's error position counts bytes of its buffer, not of the
+    file, so the file is decoded line by line here."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return (f"{path}:{n}: not UTF-8 text (byte {raw[bad.start:bad.start + 1]!r} at "
+                        f"column {bad.start + 1}); convert the file, e.g. with iconv -f latin1 -t utf-8")
+    return f"{path}: not UTF-8 text"
+
+
 def float_scale_error(samples: np.ndarray, what: str) -> str | None:
     """The error for float samples far beyond full scale (see FLOAT_PEAK_MAX), else None."""
     if samples.dtype.kind != "f" or not samples.size:

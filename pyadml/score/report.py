@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from pyadml.fileio import write_text_atomic
+from pyadml.fileio import not_utf8_error, write_text_atomic
 
 # (column title, metrics key, shown as a percentage)
 COLUMNS = [
@@ -108,18 +108,10 @@ def read_results_md(path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.exists():
         return "# Results\n\n"
-    raw = path.read_bytes()
     try:
-        return raw.decode("utf-8").replace("\r\n", "\n")
+        return path.read_bytes().decode("utf-8").replace("\r\n", "\n")
     except UnicodeDecodeError:
-        for n, line in enumerate(raw.split(b"\n"), 1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as bad:
-                raise ValueError(f"{path}:{n}: not UTF-8 text (byte {line[bad.start:bad.start + 1]!r} "
-                                 f"at column {bad.start + 1}); convert the file, e.g. with "
-                                 f"iconv -f latin1 -t utf-8") from None
-        raise
+        raise ValueError(not_utf8_error(path)) from None
 
 
 def _update(path: Path, title: str, table_md: str, config_path: str | None,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, TextIO
 
-from pyadml.fileio import write_lines_atomic
+from pyadml.fileio import not_utf8_error, write_lines_atomic
 from pyadml.text.g2p import G2P
 from pyadml.text.normalize import KeywordError
 
@@ -36,7 +36,7 @@ def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]
             # utf-8-sig: a byte-order mark (Windows editors) is not part of the first keyword.
             lines = Path(keywords_file).read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError:
-            raise SpotError(_not_utf8(keywords_file)) from None
+            raise SpotError(not_utf8_error(keywords_file)) from None
         except OSError as e:
             raise SpotError(f"cannot read keywords file {keywords_file}: {e}") from None
         for n, line in enumerate(lines, 1):
@@ -55,17 +55,6 @@ def parse_keywords(keywords: str | None, keywords_file: str | None) -> list[str]
         raise SpotError(f"empty keyword in the keyword list {keywords!r}" if out else
                         f"the keyword list is empty ({given} holds no keyword)")
     return list(dict.fromkeys(out))
-
-
-def _not_utf8(path: str) -> str:
-    """Where a file that is not UTF-8 (a Latin-1 editor's) first goes wrong: line and column."""
-    for n, raw in enumerate(Path(path).read_bytes().splitlines(), 1):
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            return (f"{path}:{n}: not UTF-8 text (byte {raw[bad.start:bad.start + 1]!r} at "
-                    f"column {bad.start + 1}); convert the file, e.g. with iconv -f latin1 -t utf-8")
-    return f"{path}: not UTF-8 text"
 
 
 # Keywords whose pronunciation detect prints (stderr); a longer list gets a count.

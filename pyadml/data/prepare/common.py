@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 
 from lhotse.qa import validate_recordings_and_supervisions
 
-from pyadml.fileio import atomic_path
+from pyadml.fileio import atomic_path, not_utf8_error
 
 SAMPLING_RATE = 16000
 TIME_TOLERANCE = 0.01  # seconds a CTM word or segment may run past the end of its audio
@@ -74,19 +74,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             for n, line in enumerate(f, 1):
                 if line.strip():
                     yield n, line
-    except UnicodeDecodeError as e:
-        # The decoder's position counts bytes of its current buffer, not of the file: find the
-        # first bad line by decoding line by line.
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as bad:
-                    raise CorpusError(f"{_where(path, n)}: not UTF-8 text (byte "
-                                      f"{raw[bad.start:bad.start + 1]!r} at column "
-                                      f"{bad.start + 1}); convert the file, e.g. with "
-                                      f"iconv -f latin1 -t utf-8") from None
-        raise CorpusError(f"{path}: not UTF-8 text ({e})") from None
+    except UnicodeDecodeError:
+        raise CorpusError(not_utf8_error(path)) from None
 
 
 def _kaldi_table(
