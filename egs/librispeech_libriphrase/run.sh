@@ -121,7 +121,7 @@ run_stage 2 "word cuts of $train_set (dev: $dev_set) and the test sets; lexicon,
   steps/make_word_cuts.sh --data-config conf/data.yaml --dev-set $dev_set $manifests $cuts data/lang \
     $train_set $test_sets
 
-run_stage 3 "augmentation of $train_set and of $aug_test_sets: RIRs, noise, music, babble (seeded)" \
+run_stage 3 "augmentation of $train_set${aug_test_sets:+ and of $aug_test_sets}: RIRs, noise, music, babble (seeded)" \
   data/log/stage3_augment.log \
   steps/augment_cuts.sh --augment-config conf/augment.yaml --noise $noise_set --music $music_set \
     --babble $babble_set --rirs $rir_set --eval-sets "$aug_test_sets" $manifests $cuts $train_set

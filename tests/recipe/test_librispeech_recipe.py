@@ -82,6 +82,8 @@ def test_stages_3_to_8(recipe):
         assert 0.0 <= v["EER"] <= 1.0 and 0.0 <= v["AUC"] <= 1.0
     assert (recipe / "data/fbank/librispeech_train_aug.jsonl.gz").is_file()
     assert "| libriphrase_test_lp_h |" in (recipe / "run.out").read_text()
+    # No augmented test set in this recipe: stage 3's header names none (it read "and of :").
+    assert "== Stage 3: augmentation of librispeech_train: RIRs" in (recipe / "run.out").read_text()
     # Stage 8 also scores the phrases word by word: single-word trials keep the clip cosine,
     # multi-word ones are fused with their words (pyadml.score.phrase, tested there).
     assert "scored word by word" in (recipe / "run.out").read_text()
