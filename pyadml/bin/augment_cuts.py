@@ -23,8 +23,8 @@ def _recordings(path: Path | None, what: str) -> RecordingSet | None:
     if not path.is_file():
         print(f"augment_cuts: {path} not found; {what} disabled")
         return None
-    recs = RecordingSet.from_file(path)
-    if len(recs) == 0:
+    recs = RecordingSet.from_file(path)  # None for an empty file (a part the corpus lacks)
+    if recs is None or len(recs) == 0:
         print(f"augment_cuts: {path} is empty; {what} disabled")
         return None
     return recs

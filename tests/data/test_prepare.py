@@ -714,11 +714,12 @@ def test_musan(tmp_path):
     (root / "speech").mkdir()  # present but empty: skipped
     out = tmp_path / "out"
     m = prepare_musan(root, out)
-    assert sorted(m) == ["music", "noise"]
+    assert sorted(m) == ["music", "noise", "speech"]
     assert len(m["music"]["recordings"]) == 2 and len(m["music"]["supervisions"]) == 2
+    assert len(m["speech"]["recordings"]) == 0  # an empty manifest (stage 3: babble off)
     assert sorted(p.name for p in out.iterdir()) == [
         "musan_recordings_music.jsonl.gz", "musan_recordings_noise.jsonl.gz",
-        "musan_supervisions_music.jsonl.gz"]
+        "musan_recordings_speech.jsonl.gz", "musan_supervisions_music.jsonl.gz"]
     with raises(tmp_path / "nomusan", "does not exist"):
         prepare_musan(tmp_path / "nomusan", out)
     with raises(root / "speech", "no wavs"):
@@ -759,7 +760,8 @@ def test_musan_and_rirs_with_a_symlinked_directory_are_named_not_read_in_part(tm
     (root / "music" / "fma").unlink()
     (root / "music").rmdir()
     (tmp_path / "link").symlink_to(root)
-    assert sorted(prepare_musan(tmp_path / "link", None)) == ["noise"]
+    m = prepare_musan(tmp_path / "link", None)
+    assert {p: len(x["recordings"]) for p, x in m.items()} == {"music": 0, "noise": 1, "speech": 0}
     rirs = tmp_path / "RIRS_NOISES" / "simulated_rirs"
     wav(tmp_path / "disk2" / "smallroom" / "Room001" / "Room001-00001.wav", 0.3)
     rirs.mkdir(parents=True)
@@ -774,14 +776,69 @@ def test_rir_noise(tmp_path):
         wav(root / "simulated_rirs" / "smallroom" / "Room001" / f"Room001-0000{k}.wav", 0.3)
     out = tmp_path / "out"
     m = prepare_rir_noise(root, out)
-    assert list(m) == ["sim_rir"] and len(m["sim_rir"]["recordings"]) == 2
-    assert [p.name for p in out.iterdir()] == ["rir_recordings_sim_rir.jsonl.gz"]
+    assert {p: len(x["recordings"]) for p, x in m.items()} == {
+        "sim_rir": 2, "real_rir": 0, "iso_noise": 0, "point_noise": 0}
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"rir_recordings_{p}.jsonl.gz" for p in ("iso_noise", "point_noise", "real_rir", "sim_rir")]
     assert load_manifest(out / "rir_recordings_sim_rir.jsonl.gz")[0].num_samples == int(0.3 * SR)
     with raises(tmp_path / "norir", "does not exist"):
         prepare_rir_noise(tmp_path / "norir", out)
     (tmp_path / "bare").mkdir()
     with raises(tmp_path / "bare", "no wavs"):
         prepare_rir_noise(tmp_path / "bare", out)
+
+
+def test_a_part_the_corpus_lacks_gets_an_empty_manifest_not_an_earlier_ones(tmp_path, capsys):
+    """MUSAN pointed at a partial copy (only noise/), RIRS_NOISES at one without
+    simulated_rirs/, after stage 1 had prepared the embedded stand-ins into the same directory:
+    the stand-ins' music, speech and simulated RIR manifests were left there, and stage 3 mixed
+    them into the real corpus's augmentation without a word. Now those parts get empty
+    manifests, and stage 3 turns their kinds off with a note."""
+    from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
+
+    from pyadml.bin import augment_cuts
+
+    out = tmp_path / "manifests"
+    synth = tmp_path / "synth"
+    wav(synth / "musan" / "music" / "synth" / "music-synth-0000.wav", 0.5)
+    lines(synth / "musan" / "music" / "synth" / "ANNOTATIONS", "music-synth-0000 pop N synth")
+    wav(synth / "musan" / "speech" / "synth" / "speech-synth-0000.wav", 0.5)
+    wav(synth / "musan" / "noise" / "synth" / "noise-synth-0000.wav", 0.5)
+    wav(synth / "rirs_noises" / "simulated_rirs" / "smallroom" / "Room001" / "Room001-00001.wav", 0.3)
+    prepare_musan(synth / "musan", out)
+    prepare_rir_noise(synth / "rirs_noises", out)
+
+    real = tmp_path / "real"
+    wav(real / "musan" / "noise" / "free-sound" / "noise-free-sound-0000.wav", 0.5)
+    lines(real / "musan" / "noise" / "free-sound" / "ANNOTATIONS", "noise-free-sound-0000 x")
+    wav(real / "RIRS_NOISES" / "real_rirs_isotropic_noises" / "RWCP_type1_rir_circle_ofc_imp050.wav", 0.3)
+    prepare_musan(real / "musan", out)
+    prepare_rir_noise(real / "RIRS_NOISES", out)
+    count = {p.name: len(gzip.open(p, "rt").read().splitlines()) for p in out.glob("*.jsonl.gz")}
+    assert count == {"musan_recordings_music.jsonl.gz": 0, "musan_supervisions_music.jsonl.gz": 0,
+                     "musan_recordings_speech.jsonl.gz": 0, "musan_recordings_noise.jsonl.gz": 1,
+                     "rir_recordings_sim_rir.jsonl.gz": 0, "rir_recordings_real_rir.jsonl.gz": 1,
+                     "rir_recordings_iso_noise.jsonl.gz": 0, "rir_recordings_point_noise.jsonl.gz": 0}
+
+    # stage 3 as run.sh calls it: music, babble and reverb off, with a note; noise alone
+    rec = Recording.from_file(wav(tmp_path / "utt.wav", 1.0))
+    sup = SupervisionSegment(id="u1", recording_id=rec.id, start=0.0, duration=1.0, text="hello")
+    CutSet.from_cuts([MonoCut(id="u1", start=0.0, duration=1.0, channel=0, recording=rec,
+                              supervisions=[sup])]).to_file(tmp_path / "cuts.jsonl.gz")
+    config = lines(tmp_path / "augment.yaml", "copies: 4")
+    capsys.readouterr()
+    assert augment_cuts.main([
+        "--config", str(config), "--cuts", str(tmp_path / "cuts.jsonl.gz"),
+        "--out", str(tmp_path / "aug.jsonl.gz"), "--manifest-dir", str(out),
+        "--noise", "musan_noise", "--music", "musan_music", "--babble", "musan_speech",
+        "--rirs", "rir_sim_rir"]) == 0
+    stdout = capsys.readouterr().out
+    for kind, name in (("music", "musan_recordings_music"), ("babble", "musan_recordings_speech"),
+                       ("RIR (reverb)", "rir_recordings_sim_rir")):
+        assert f"{out / name}.jsonl.gz is empty; {kind} disabled" in stdout
+    import pyadml.data.augment  # noqa: F401  (its transforms, for reading the copies back)
+    copies = [c for c in CutSet.from_file(tmp_path / "aug.jsonl.gz") if c.custom and "aug" in c.custom]
+    assert len(copies) == 4 and {c.custom["aug"]["kind"] for c in copies} == {"noise"}
 
 
 def test_cli(segmented, tmp_path, capsys):

@@ -503,7 +503,8 @@ def test_corpora_named_by_relative_paths_give_manifests_that_load_from_anywhere(
     prepare_musan("../corpora/musan", out)
     prepare_rir_noise("../corpora/RIRS_NOISES", out)
     monkeypatch.chdir(tmp_path)  # elsewhere: every source must still be found
-    files = sorted(out.glob("*recordings*.jsonl.gz"))
+    # the parts of MUSAN and RIRS_NOISES with no wavs get empty manifests
+    files = [f for f in sorted(out.glob("*recordings*.jsonl.gz")) if len(load_manifest(f))]
     assert len(files) == 3
     for f in files:
         for rec in load_manifest(f):

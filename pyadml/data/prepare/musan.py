@@ -9,11 +9,18 @@ from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has
                                         note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
+MUSAN_PARTS = ("music", "noise", "speech")
+
 
 @register_corpus("musan")
 def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     """lhotse's MUSAN recipe over the parts (music, noise, speech) that hold wavs; writes
-    ``musan_recordings_<part>.jsonl.gz`` (and ``musan_supervisions_music.jsonl.gz``)."""
+    ``musan_recordings_<part>.jsonl.gz`` (and ``musan_supervisions_music.jsonl.gz``).
+
+    A part with no wavs (a partial copy: only noise/) gets empty manifests: they replace those
+    an earlier stage 1 wrote (the embedded stand-in's), which stage 3 would otherwise go on
+    mixing in without a word; stage 3 turns off a kind whose manifest is empty, and says so."""
+    from lhotse import RecordingSet, SupervisionSet
     from lhotse.recipes import prepare_musan as lhotse_prepare_musan
 
     corpus_dir = Path(corpus_dir).absolute()  # manifests load from any directory (a copied recipe)
@@ -21,7 +28,7 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
         raise CorpusError(f"{corpus_dir}: MUSAN directory does not exist")
     note_input(corpus_dir)  # a file added to it later reruns stage 1
     _check_no_linked_wavs(corpus_dir, "MUSAN")
-    parts = [p for p in ("music", "noise", "speech") if _has_wav(corpus_dir / p)]
+    parts = [p for p in MUSAN_PARTS if _has_wav(corpus_dir / p)]
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/")
     if "music" in parts:
@@ -30,6 +37,11 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
         manifests = lhotse_prepare_musan(corpus_dir, parts=parts)
     except (AssertionError, ValueError, RuntimeError) as e:
         raise CorpusError(f"{corpus_dir}: lhotse could not prepare MUSAN: {e}") from None
+    for part in MUSAN_PARTS:
+        if part not in manifests:
+            manifests[part] = {"recordings": RecordingSet.from_recordings([])}
+            if part == "music":
+                manifests[part]["supervisions"] = SupervisionSet.from_segments([])
     if output_dir is not None:
         for part, ms in manifests.items():
             for key, m in ms.items():

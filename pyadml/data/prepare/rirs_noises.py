@@ -20,7 +20,12 @@ RIR_PARTS = {
 @register_corpus("rirs_noises")
 def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     """lhotse's RIRS_NOISES recipe over the parts whose directories exist; writes
-    ``rir_recordings_<part>.jsonl.gz`` (lhotse itself would write ``sim-rir_recordings_all``)."""
+    ``rir_recordings_<part>.jsonl.gz`` (lhotse itself would write ``sim-rir_recordings_all``).
+
+    A part with no wavs (a copy without simulated_rirs/) gets an empty manifest: it replaces the
+    one an earlier stage 1 wrote (the embedded stand-in's), which stage 3 would otherwise go on
+    using without a word; stage 3 turns off a kind whose manifest is empty, and says so."""
+    from lhotse import RecordingSet
     from lhotse.recipes import prepare_rir_noise as lhotse_prepare_rir_noise
 
     corpus_dir = Path(corpus_dir).absolute()  # manifests load from any directory (a copied recipe)
@@ -35,10 +40,11 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
         manifests = lhotse_prepare_rir_noise(corpus_dir, parts=parts)
     except (AssertionError, ValueError, RuntimeError) as e:
         raise CorpusError(f"{corpus_dir}: lhotse could not prepare RIRS_NOISES: {e}") from None
-    # real_rir and iso_noise share a directory; keep only those that found files.
-    manifests = {p: m for p, m in manifests.items() if len(m["recordings"])}
-    if not manifests:
+    # real_rir and iso_noise share a directory: either may have found no files.
+    if not any(len(m["recordings"]) for m in manifests.values()):
         raise CorpusError(f"{corpus_dir}: lhotse found no RIR or noise wavs")
+    manifests = {p: manifests[p] if p in manifests else {"recordings": RecordingSet.from_recordings([])}
+                 for p in RIR_PARTS}
     if output_dir is not None:
         for part, ms in manifests.items():
             write_manifest(Path(output_dir) / f"rir_recordings_{part}.jsonl.gz", ms["recordings"])
