@@ -788,6 +788,41 @@ def test_rir_noise(tmp_path):
         prepare_rir_noise(tmp_path / "bare", out)
 
 
+def test_real_rirs_are_those_the_rir_list_names_the_air_ones_included(tmp_path):
+    """OpenSLR 28's real_rirs_isotropic_noises/rir_list names 325 RIRs, the AIR database's among
+    them (air_type1_air_binaural_office_0_1.wav, two channels); lhotse takes the wavs with "rir"
+    in their names, and rir_recordings_real_rir silently lacked every AIR response. Now the
+    rir_list decides, as in Kaldi; a line naming a missing file, or malformed, is named."""
+    root = tmp_path / "rirs_noises"  # not called RIRS_NOISES: the list's paths still resolve
+    real = root / "real_rirs_isotropic_noises"
+    names = {"RVB2014_type1_rir_largeroom1_far_anglea": 8, "air_type1_air_binaural_office_0_1": 2,
+             "RWCP_type1_rir_circle_ofc_imp050": 1}
+    for name, channels in names.items():
+        real.mkdir(parents=True, exist_ok=True)
+        sf.write(real / f"{name}.wav", np.tile(tone(0.2)[:, None], (1, channels)), SR)
+    sf.write(real / "RVB2014_type1_noise_largeroom1_1.wav", np.tile(tone(1.0)[:, None], (1, 8)), SR)
+    rir_list = lines(real / "rir_list", *(
+        f"--rir-id {n} --room-id {n.rsplit('_', 2)[0]} RIRS_NOISES/real_rirs_isotropic_noises/{n}.wav"
+        for n in names))
+    lines(real / "noise_list", "--noise-id RVB2014_type1_noise_largeroom1_1 --noise-type isotropic "
+          "--room-linkage RVB2014_type1_rir_largeroom1 "
+          "RIRS_NOISES/real_rirs_isotropic_noises/RVB2014_type1_noise_largeroom1_1.wav")
+    out = tmp_path / "out"
+    m = prepare_rir_noise(root, out)
+    recs = load_manifest(out / "rir_recordings_real_rir.jsonl.gz")
+    assert [(r.id, r.num_channels) for r in recs] == list(names.items())
+    assert [r.id for r in m["iso_noise"]["recordings"]] == ["RVB2014_type1_noise_largeroom1_1"]
+
+    text = rir_list.read_text()
+    rir_list.write_text(text + "--rir-id gone --room-id x RIRS_NOISES/real_rirs_isotropic_noises/gone.wav\n")
+    with raises(f"{rir_list}:4: {real / 'gone.wav'} does not exist"):
+        prepare_rir_noise(root, tmp_path / "out2")
+    rir_list.write_text(text + "--rir-id x --room-id\n")
+    with raises(f"{rir_list}:4: expected '--rir-id <id> --room-id <room> <path>'"):
+        prepare_rir_noise(root, tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()
+
+
 def test_a_part_the_corpus_lacks_gets_an_empty_manifest_not_an_earlier_ones(tmp_path, capsys):
     """MUSAN pointed at a partial copy (only noise/), RIRS_NOISES at one without
     simulated_rirs/, after stage 1 had prepared the embedded stand-ins into the same directory:

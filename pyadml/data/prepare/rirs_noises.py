@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import CorpusError, _check_no_linked_wavs, _has_wav, note_input, write_manifest
+from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has_wav, _lines, _where,
+                                        note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
 # Our part name -> the RIRS_NOISES directory lhotse reads it from.
@@ -22,6 +23,10 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     """lhotse's RIRS_NOISES recipe over the parts whose directories exist; writes
     ``rir_recordings_<part>.jsonl.gz`` (lhotse itself would write ``sim-rir_recordings_all``).
 
+    The real RIRs are those ``real_rirs_isotropic_noises/rir_list`` names, as Kaldi reads them,
+    where there is one: lhotse takes the wavs with "rir" in their names, which leaves out the
+    AIR database's (``air_type1_air_binaural_office_0_1.wav``) without a word.
+
     A part with no wavs (a copy without simulated_rirs/) gets an empty manifest: it replaces the
     one an earlier stage 1 wrote (the embedded stand-in's), which stage 3 would otherwise go on
     using without a word; stage 3 turns off a kind whose manifest is empty, and says so."""
@@ -36,10 +41,14 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     parts = [p for p, d in RIR_PARTS.items() if _has_wav(corpus_dir / d)]
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(sorted(set(RIR_PARTS.values())))}")
+    listed = _listed_real_rirs(corpus_dir)
     try:
-        manifests = lhotse_prepare_rir_noise(corpus_dir, parts=parts)
+        manifests = lhotse_prepare_rir_noise(
+            corpus_dir, parts=[p for p in parts if not (p == "real_rir" and listed is not None)])
     except (AssertionError, ValueError, RuntimeError) as e:
         raise CorpusError(f"{corpus_dir}: lhotse could not prepare RIRS_NOISES: {e}") from None
+    if listed is not None:
+        manifests["real_rir"] = {"recordings": listed}
     # real_rir and iso_noise share a directory: either may have found no files.
     if not any(len(m["recordings"]) for m in manifests.values()):
         raise CorpusError(f"{corpus_dir}: lhotse found no RIR or noise wavs")
@@ -49,3 +58,41 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
         for part, ms in manifests.items():
             write_manifest(Path(output_dir) / f"rir_recordings_{part}.jsonl.gz", ms["recordings"])
     return dict(manifests)
+
+
+def _listed_real_rirs(corpus_dir: Path):
+    """The RecordingSet of the RIRs that ``real_rirs_isotropic_noises/rir_list`` names, in its
+    order, or None where there is no rir_list. A line is ``--rir-id <id> --room-id <room> <path>``
+    with the path relative to the directory above RIRS_NOISES
+    (``RIRS_NOISES/real_rirs_isotropic_noises/<name>.wav``); it is found under ``corpus_dir``
+    whatever that directory is called. Recording ids are the file names without .wav, as
+    lhotse's."""
+    from lhotse import Recording, RecordingSet
+
+    real = corpus_dir / RIR_PARTS["real_rir"]
+    rir_list = real / "rir_list"
+    if not rir_list.is_file():
+        return None
+    recordings, lines_of = [], {}
+    for n, line in _lines(rir_list):
+        fields = line.split()
+        if len(fields) % 2 == 0 or fields[-1].startswith("--") or not all(
+                f.startswith("--") for f in fields[:-1:2]):
+            raise CorpusError(f"{_where(rir_list, n)}: expected '--rir-id <id> --room-id <room> "
+                              f"<path>', found {line.strip()!r}")
+        path = Path(fields[-1])
+        if not path.is_absolute():
+            inside = path.parts.index(real.name) + 1 if real.name in path.parts else None
+            path = real.joinpath(*path.parts[inside:]) if inside else corpus_dir.parent / path
+        if not path.is_file():
+            raise CorpusError(f"{_where(rir_list, n)}: {path} does not exist (an interrupted "
+                              f"unpacking of rirs_noises.zip?)")
+        try:
+            rec = Recording.from_file(path)
+        except Exception as e:  # soundfile, audioread and lhotse raise several types
+            raise CorpusError(f"{_where(rir_list, n)}: cannot read {path}: {e}") from None
+        if rec.id in lines_of:
+            raise CorpusError(f"{_where(rir_list, n)}: {path.name} repeats line {lines_of[rec.id]}")
+        lines_of[rec.id] = n
+        recordings.append(rec)
+    return RecordingSet.from_recordings(recordings)
