@@ -823,6 +823,25 @@ def test_real_rirs_are_those_the_rir_list_names_the_air_ones_included(tmp_path):
     assert not (tmp_path / "out2").exists()
 
 
+def test_an_empty_rir_or_noise_wav_is_named_in_stage_1(tmp_path):
+    """An empty wav in RIRS_NOISES (an interrupted unzip): lhotse's recipe took it, and stage 3
+    failed with 'empty range for randrange()' (a noise) or stage 4 with 'attempt to get argmax
+    of an empty sequence' (an RIR), naming no file. Now stage 1 names it."""
+    root = tmp_path / "RIRS_NOISES"
+    wav(root / "simulated_rirs" / "smallroom" / "Room001" / "Room001-00001.wav", 0.3)
+    empty = root / "simulated_rirs" / "smallroom" / "Room001" / "Room001-00002.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), SR)
+    with raises(f"{empty}: no samples (an empty wav); a sim_rir recording needs audio"):
+        prepare_rir_noise(root, tmp_path / "out")
+    empty.unlink()
+    empty = root / "pointsource_noises" / "noise-free-sound-0001.wav"
+    wav(empty.with_name("noise-free-sound-0000.wav"), 0.5)
+    sf.write(empty, np.zeros(0, dtype=np.float32), SR)
+    with raises(f"{empty}: no samples (an empty wav); a point_noise recording needs audio"):
+        prepare_rir_noise(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_part_the_corpus_lacks_gets_an_empty_manifest_not_an_earlier_ones(tmp_path, capsys):
     """MUSAN pointed at a partial copy (only noise/), RIRS_NOISES at one without
     simulated_rirs/, after stage 1 had prepared the embedded stand-ins into the same directory:

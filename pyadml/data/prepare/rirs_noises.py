@@ -49,6 +49,14 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
         raise CorpusError(f"{corpus_dir}: lhotse could not prepare RIRS_NOISES: {e}") from None
     if listed is not None:
         manifests["real_rir"] = {"recordings": listed}
+    # lhotse validates none of them: an empty wav (an interrupted unzip) failed in stage 3 with
+    # 'empty range for randrange()' (a noise) or in stage 4 with 'attempt to get argmax of an
+    # empty sequence' (an RIR), naming no file.
+    for part, ms in manifests.items():
+        for rec in ms["recordings"]:
+            if rec.num_samples == 0:
+                raise CorpusError(f"{rec.sources[0].source}: no samples (an empty wav); a {part} "
+                                  f"recording needs audio: unpack rirs_noises.zip again, or remove it")
     # real_rir and iso_noise share a directory: either may have found no files.
     if not any(len(m["recordings"]) for m in manifests.values()):
         raise CorpusError(f"{corpus_dir}: lhotse found no RIR or noise wavs")
