@@ -322,9 +322,14 @@ class _Pools:
         self._rir_index = {r.id: r for r in self.rirs}
         self._index = {k: {r.id: r for r in v} for k, v in self.by_kind.items()}
         self._resampled: dict[tuple[str, int], Recording] = {}
+        self._rirs_checked: set[str] = set()
 
     def rir(self, rec_id: str) -> Recording:
-        return self._rir_index[rec_id]
+        rec = self._rir_index[rec_id]
+        if rec_id not in self._rirs_checked:  # each RIR is read once, when a copy first uses it
+            _check_rir(rec)
+            self._rirs_checked.add(rec_id)
+        return rec
 
     def source(self, kind: str, rec_id: str) -> Recording:
         return self._index[kind][rec_id]
@@ -340,6 +345,28 @@ class _Pools:
         if key not in self._resampled:
             self._resampled[key] = rec.resample(sr)
         return self._resampled[key]
+
+
+def _check_rir(rec: Recording) -> None:
+    """The channel of ``rec`` that reverberation uses (lhotse's rir_channels=[0]) must hold a
+    response: an all-zero one made every copy reverberated with it digital silence, kept as a
+    training example of its word (lhotse skips the energy normalisation then), and a NaN in it
+    stopped stage 4 with 'cannot convert float NaN to integer', naming no file."""
+    where = f"RIR {rec.id} ({rec.sources[0].source if rec.sources else 'no source'})"
+    try:
+        h = rec.load_audio(channels=rec.channel_ids[0])
+    except Exception as e:  # lhotse, soundfile and audioread raise several types
+        raise ValueError(f"{where}: cannot read it: {e}") from None
+    if h.size == 0:
+        raise ValueError(f"{where}: no samples; an impulse response needs some")
+    bad = ~np.isfinite(h)
+    if bad.any():
+        raise ValueError(f"{where}: {int(bad.sum())} sample(s) of channel {rec.channel_ids[0]} are "
+                         f"NaN or infinite (the first at {int(np.argmax(bad.ravel()))}); expected "
+                         f"finite values: remove it or replace it")
+    if not np.any(h):
+        raise ValueError(f"{where}: channel {rec.channel_ids[0]} is all zeros, so every copy "
+                         f"reverberated with it would be silence; remove it or replace it")
 
 
 def _noise_tracks(rec: Recording, n: int, start: int) -> list[tuple[MonoCut, int]]:

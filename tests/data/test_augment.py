@@ -1,5 +1,6 @@
 """pyadml.data.augment: lazy, seeded RIR/MUSAN/speed/band-limit augmentation of word cuts."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -264,6 +265,38 @@ def test_reverb_changes_audio_keeps_length(data):
         # lhotse keeps the energy (normalize_output)
         assert np.sum(r ** 2) == pytest.approx(np.sum(c ** 2), rel=1e-3)
     assert "torchaudio" not in sys.modules
+
+
+@pytest.mark.parametrize("bad", ["zeros", "nan"])
+def test_an_all_zero_or_nan_rir_is_named_not_made_into_silent_or_nan_copies(data, tmp_path, bad,
+                                                                            capsys):
+    """An RIR whose first channel (the one lhotse convolves with) is all zeros made every copy
+    reverberated with it digital silence, kept as a training example of its word; one with a
+    NaN stopped stage 4 with 'cannot convert float NaN to integer', naming no file. Now stage 3
+    names the file; the channels after the first are not used, and may be anything."""
+    h = np.zeros((4000, 2), dtype=np.float32)
+    h[30, 1] = 1.0  # a response in the second channel only
+    if bad == "nan":
+        h[30, 0], h[100, 0] = 1.0, np.nan
+    path = tmp_path / "Room001-00001.wav"
+    sf.write(str(path), h, SR, subtype="FLOAT")
+    rirs = RecordingSet.from_recordings([Recording.from_file(path)])
+    expected = (f"RIR Room001-00001 ({path}): channel 0 is all zeros, so every copy "
+                f"reverberated with it would be silence" if bad == "zeros" else
+                f"RIR Room001-00001 ({path}): 1 sample(s) of channel 0 are NaN or infinite "
+                f"(the first at 100)")
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        list(augment_cuts(data["cuts"], **sources(data, rirs=rirs), cfg=cfg_only("reverb"),
+                          seed=1, copies=1, keep_clean=False))
+    # stage 3 as run.sh calls it: the message, and no output
+    cuts_path, rir = tmp_path / "cuts.jsonl.gz", tmp_path / "rir.jsonl.gz"
+    data["cuts"].to_file(cuts_path)
+    rirs.to_file(rir)
+    out = tmp_path / "out" / "aug.jsonl.gz"
+    assert cli.main(["--config", str(REPO / "egs/wsj_librikws/conf/augment.yaml"), "--cuts",
+                     str(cuts_path), "--rirs", str(rir), "--out", str(out)]) == 1
+    assert expected in capsys.readouterr().err
+    assert not out.exists() and list(out.parent.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------------------
