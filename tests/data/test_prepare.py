@@ -842,6 +842,29 @@ def test_an_empty_rir_or_noise_wav_is_named_in_stage_1(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_wav_that_is_not_audio_in_musan_or_rirs_noises_is_named_not_a_traceback(tmp_path):
+    """A macOS AppleDouble file (._noise-free-sound-0000.wav, left by a copy made on a Mac) or a
+    wav cut short before its header ends: lhotse's recipes raised AudioLoadingError, and stage 1
+    stopped with a traceback and pages of audio backends' exceptions. Now a CorpusError names
+    the file, why, and what to do."""
+    musan = tmp_path / "musan"
+    good = wav(musan / "noise" / "free-sound" / "noise-free-sound-0000.wav", 0.5)
+    apple = musan / "noise" / "free-sound" / "._noise-free-sound-0000.wav"
+    apple.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    with raises(f"{apple}: cannot read it as audio (Format not recognised); expected a MUSAN "
+                f"wav: a file cut short (unpack musan.tar.gz again), or one that is not audio "
+                f"(macOS's ._ files: delete them)"):
+        prepare_musan(musan, tmp_path / "out")
+    rirs = tmp_path / "RIRS_NOISES"
+    short = rirs / "simulated_rirs" / "smallroom" / "Room001" / "Room001-00001.wav"
+    short.parent.mkdir(parents=True)
+    short.write_bytes(good.read_bytes()[:20])
+    with raises(f"{short}: cannot read it as audio (", "expected a RIRS_NOISES wav: a file cut "
+                "short (unpack rirs_noises.zip again)"):
+        prepare_rir_noise(rirs, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_part_the_corpus_lacks_gets_an_empty_manifest_not_an_earlier_ones(tmp_path, capsys):
     """MUSAN pointed at a partial copy (only noise/), RIRS_NOISES at one without
     simulated_rirs/, after stage 1 had prepared the embedded stand-ins into the same directory:

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -161,6 +162,18 @@ def _check_no_linked_wavs(root: Path, corpus: str) -> None:
         raise CorpusError(f"{link} is a symlinked directory: lhotse's {corpus} recipe does not "
                           f"follow it, and its {len(hidden)} wav(s) would be left out; copy it "
                           f"in, or link the files rather than the directory")
+
+
+def _unreadable_wav(e: Exception, corpus: str, archive: str) -> CorpusError:
+    """lhotse's AudioLoadingError from its MUSAN or RIRS_NOISES recipe (pages of backends'
+    exceptions, raised as a traceback) as a CorpusError that names the file and why."""
+    text = str(e)
+    path = re.search(r"audio from '([^']*)'", text)
+    reason = re.search(r"Error opening '[^']*': ([^\n]+)", text)
+    reason = reason.group(1).strip().rstrip(".") if reason else text.strip().splitlines()[0]
+    return CorpusError(f"{path.group(1) if path else corpus}: cannot read it as audio ({reason}); "
+                       f"expected a {corpus} wav: a file cut short (unpack {archive} again), or "
+                       f"one that is not audio (macOS's ._ files: delete them)")
 
 
 def _has_wav(d: Path) -> bool:

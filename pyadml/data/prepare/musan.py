@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has_wav, _lines, _where,
-                                        note_input, write_manifest)
+from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has_wav, _lines,
+                                        _unreadable_wav, _where, note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
 MUSAN_PARTS = ("music", "noise", "speech")
@@ -33,8 +33,11 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
         raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/")
     if "music" in parts:
         _check_music_annotations(corpus_dir / "music")
+    from lhotse.audio.utils import AudioLoadingError
     try:
         manifests = lhotse_prepare_musan(corpus_dir, parts=parts)
+    except AudioLoadingError as e:
+        raise _unreadable_wav(e, "MUSAN", "musan.tar.gz") from None
     except (AssertionError, ValueError, RuntimeError) as e:
         raise CorpusError(f"{corpus_dir}: lhotse could not prepare MUSAN: {e}") from None
     for part in MUSAN_PARTS:

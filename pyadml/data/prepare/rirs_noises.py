@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has_wav, _lines, _where,
-                                        note_input, write_manifest)
+from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has_wav, _lines,
+                                        _unreadable_wav, _where, note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
 # Our part name -> the RIRS_NOISES directory lhotse reads it from.
@@ -42,9 +42,12 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(sorted(set(RIR_PARTS.values())))}")
     listed = _listed_real_rirs(corpus_dir)
+    from lhotse.audio.utils import AudioLoadingError
     try:
         manifests = lhotse_prepare_rir_noise(
             corpus_dir, parts=[p for p in parts if not (p == "real_rir" and listed is not None)])
+    except AudioLoadingError as e:
+        raise _unreadable_wav(e, "RIRS_NOISES", "rirs_noises.zip") from None
     except (AssertionError, ValueError, RuntimeError) as e:
         raise CorpusError(f"{corpus_dir}: lhotse could not prepare RIRS_NOISES: {e}") from None
     if listed is not None:
