@@ -136,11 +136,36 @@ def compute_fbank(
     place before the manifest, which is written atomically last: a killed job leaves no manifest,
     and never a manifest pointing at a partial archive.
     """
+    import numpy as np
     from lhotse import CutSet, LilcomChunkyWriter
     from lhotse.caching import AudioCache
     from lhotse.utils import fastcopy
 
     import pyadml.data.augment  # noqa: F401  registers SpeedPerturb/BandLimit with lhotse
+
+    current = []  # the cut whose features are being computed (lhotse writes under a uuid)
+
+    class Tracked:
+        def __init__(self, cuts):
+            self.cuts = cuts
+
+        def __len__(self):
+            return len(self.cuts)
+
+        def __iter__(self):
+            for cut in self.cuts:
+                current[:] = [cut]
+                yield cut
+
+    class FiniteWriter(LilcomChunkyWriter):
+        """lilcom stopped on a NaN or an infinity with 'cannot convert float NaN to integer',
+        naming no cut or file; the cut is named instead."""
+
+        def write(self, key, value, *args, **kwargs):
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            if bad:
+                raise _NonFiniteFeatures(current[0] if current else None, bad)
+            return super().write(key, value, *args, **kwargs)
 
     # A recording read through a command (sph2pipe, sph2wav) is decoded whole for every word cut
     # of it; lhotse's cache keeps the last 100 outputs (500 MB at most), so once per recording.
@@ -152,10 +177,16 @@ def compute_fbank(
     # LilcomChunkyWriter appends ".lca": this writes <final>.tmp<pid>.lca
     staged = final.with_name(f"{final.name}.tmp{os.getpid()}.lca")
     try:
-        with_feats = cuts.compute_and_store_features(
-            extractor=fbank_extractor(config), storage_path=str(staged), num_jobs=1,
-            storage_type=LilcomChunkyWriter,
-        ).to_eager()
+        try:
+            with_feats = CutSet(Tracked(cuts)).compute_and_store_features(
+                extractor=fbank_extractor(config), storage_path=str(staged), num_jobs=1,
+                storage_type=FiniteWriter,
+            ).to_eager()
+        except _NonFiniteFeatures as e:
+            raise RuntimeError(
+                f"{cuts_path}: cut {e.cut.id if e.cut else '?'}: {e.count} of its fbank values "
+                f"are NaN or infinite (training on them would turn the model's weights into "
+                f"NaN); {_non_finite_sources(e.cut) if e.cut else ''}") from None
         with_feats = CutSet.from_cuts(
             fastcopy(c, features=fastcopy(c.features, storage_path=str(final)))
             if c.features.storage_path == str(staged) else c
@@ -178,6 +209,46 @@ def compute_fbank(
             staged.unlink()
     save_cuts(with_feats, out_path)
     return with_feats
+
+
+class _NonFiniteFeatures(ValueError):
+    def __init__(self, cut, count: int):
+        super().__init__(f"cut {cut.id if cut else '?'}: {count} NaN or infinite fbank values")
+        self.cut, self.count = cut, count
+
+
+def _non_finite_sources(cut) -> str:
+    """Which of the files a cut reads (its recording, and an augmentation's noise tracks and
+    RIR) hold NaN or infinite samples (a float wav), or else all of them."""
+    import numpy as np
+    import soundfile as sf
+
+    sources = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if x.get("type") == "file" and isinstance(x.get("source"), str):
+                sources.append(x["source"])
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                walk(v)
+
+    walk(cut.to_dict())
+    sources = list(dict.fromkeys(sources))
+    bad = []
+    for path in sources:
+        try:
+            x, _ = sf.read(path, dtype="float32", always_2d=True)
+        except Exception:  # noqa: BLE001  unreadable here: it is listed below with the others
+            continue
+        n = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if n:
+            bad.append(f"{path} holds {n} NaN or infinite samples")
+    if bad:
+        return "; ".join(bad) + ": replace or remove it"
+    return f"the files it reads: {', '.join(sources) or 'none'}"
 
 
 def _load_error(cut) -> str:

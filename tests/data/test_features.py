@@ -51,6 +51,36 @@ def test_cuts_whose_audio_fails_to_load_are_an_error_not_dropped(cuts_path, tmp_
     assert not list(tmp_path.glob("feats*"))
 
 
+def test_a_nan_in_an_augmentation_source_is_named_not_a_lilcom_crash(tmp_path):
+    """A noise file (a float wav) with NaN samples, mixed into a copy by stage 3: its fbank
+    was NaN, and stage 4 stopped with lilcom's 'cannot convert float NaN to integer', naming
+    no cut or file. Now the cut and the file are named, and nothing is written."""
+    from pyadml.data.augment import DEFAULT_CONFIG, augment_cuts
+    from lhotse import RecordingSet
+
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "word.wav", 0.1 * rng.standard_normal(16000), 16000)
+    noise = (0.05 * rng.standard_normal(3 * 16000)).astype(np.float32)
+    noise[::1000] = np.nan
+    sf.write(tmp_path / "noise.wav", noise, 16000, subtype="FLOAT")
+    cuts = CutSet.from_manifests(recordings=[Recording.from_file(tmp_path / "word.wav")])
+    weights = {k: 0.0 for k in DEFAULT_CONFIG["weights"]}
+    weights["noise"] = 1.0
+    aug = augment_cuts(cuts, rirs=None, music=None, babble=None, cfg={"weights": weights}, seed=1,
+                       noise=RecordingSet.from_recordings([Recording.from_file(tmp_path / "noise.wav")]),
+                       copies=1, keep_clean=True)
+    save_cuts(aug, tmp_path / "aug.jsonl.gz")
+    copy = [c.id for c in aug][1]
+    with pytest.raises(RuntimeError) as e:
+        compute_fbank(tmp_path / "aug.jsonl.gz", tmp_path / "feats", tmp_path / "out.jsonl.gz")
+    assert str(e.value).startswith(f"{tmp_path / 'aug.jsonl.gz'}: cut {copy}: ")
+    assert "of its fbank values are NaN or infinite" in str(e.value)
+    assert f"{tmp_path / 'noise.wav'} holds 48 NaN or infinite samples: replace or remove it" in str(e.value)
+    assert str(tmp_path / "word.wav") not in str(e.value)
+    assert not (tmp_path / "out.jsonl.gz").exists()
+    assert not list(tmp_path.glob("feats*"))
+
+
 def test_unknown_fbank_option_is_an_error():
     with pytest.raises(ValueError, match="num_mel_binz"):
         fbank_extractor({"num_mel_binz": 40})
