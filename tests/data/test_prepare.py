@@ -865,6 +865,34 @@ def test_a_wav_that_is_not_audio_in_musan_or_rirs_noises_is_named_not_a_tracebac
     assert not (tmp_path / "out").exists()
 
 
+def test_musan_or_rirs_noises_one_level_off_says_where_the_corpus_is(tmp_path):
+    """RIRS_NOISES set to the directory above RIRS_NOISES/ (Kaldi's rir_list paths are relative
+    to it, so Kaldi users point there), MUSAN to musan/noise or to a musan/ that holds musan/:
+    'no wavs under …' named the directory but not where the corpus was."""
+    wav(tmp_path / "RIRS_NOISES" / "simulated_rirs" / "smallroom" / "Room001" / "Room001-00001.wav", 0.3)
+    with raises(f"{tmp_path}: no wavs under pointsource_noises, real_rirs_isotropic_noises, "
+                f"simulated_rirs; {tmp_path / 'RIRS_NOISES'} holds them: set RIRS_NOISES to it"):
+        prepare_rir_noise(tmp_path, tmp_path / "out")
+    sim = tmp_path / "RIRS_NOISES" / "simulated_rirs"
+    with raises(f"{sim}: no wavs under pointsource_noises, real_rirs_isotropic_noises, "
+                f"simulated_rirs; {sim} is inside the corpus: set RIRS_NOISES to {sim.parent}"):
+        prepare_rir_noise(sim, tmp_path / "out")
+    musan = tmp_path / "data" / "musan"
+    wav(musan / "musan" / "noise" / "free-sound" / "noise-free-sound-0000.wav", 0.5)
+    with raises(f"{musan}: no wavs under music/, noise/ or speech/; {musan / 'musan'} holds "
+                f"them: set MUSAN to it"):
+        prepare_musan(musan, tmp_path / "out")
+    noise = musan / "musan" / "noise"
+    with raises(f"{noise}: no wavs under music/, noise/ or speech/; {noise} is inside the "
+                f"corpus: set MUSAN to {musan / 'musan'}"):
+        prepare_musan(noise, tmp_path / "out")
+    (tmp_path / "other" / "noise").mkdir(parents=True)  # no corpus around it: no guess
+    with raises(f"{tmp_path / 'other' / 'noise'}: no wavs under music/, noise/ or speech/") as e:
+        prepare_musan(tmp_path / "other" / "noise", tmp_path / "out")
+    assert str(e.value).endswith("speech/")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_part_the_corpus_lacks_gets_an_empty_manifest_not_an_earlier_ones(tmp_path, capsys):
     """MUSAN pointed at a partial copy (only noise/), RIRS_NOISES at one without
     simulated_rirs/, after stage 1 had prepared the embedded stand-ins into the same directory:

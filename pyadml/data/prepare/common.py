@@ -176,5 +176,23 @@ def _unreadable_wav(e: Exception, corpus: str, archive: str) -> CorpusError:
                        f"one that is not audio (macOS's ._ files: delete them)")
 
 
+def _corpus_dir_hint(corpus_dir: Path, var: str, names: tuple[str, ...],
+                     parts: Iterable[str]) -> str:
+    """Where a corpus that holds none of ``parts`` was probably meant to point: one level down
+    (``RIRS_NOISES`` set to the directory above it, as Kaldi's rir_list paths are relative to
+    it; ``musan/musan`` from unpacking into a directory of that name), or up (a part itself,
+    ``musan/noise``). '' if neither."""
+    parts = tuple(parts)
+    for name in names:
+        for below in (corpus_dir / name, corpus_dir / name.lower()):
+            if any(_has_wav(below / p) for p in parts):
+                return f"; {below} holds them: set {var} to it"
+    for up in (corpus_dir.parent, corpus_dir.parent.parent):
+        if up != corpus_dir and any(corpus_dir.is_relative_to(up / p) for p in parts) and any(
+                _has_wav(up / p) for p in parts):
+            return f"; {corpus_dir} is inside the corpus: set {var} to {up}"
+    return ""
+
+
 def _has_wav(d: Path) -> bool:
     return d.is_dir() and next(d.rglob("*.wav"), None) is not None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has_wav, _lines,
-                                        _unreadable_wav, _where, note_input, write_manifest)
+from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _corpus_dir_hint, _has_wav,
+                                        _lines, _unreadable_wav, _where, note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
 MUSAN_PARTS = ("music", "noise", "speech")
@@ -30,7 +30,8 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     _check_no_linked_wavs(corpus_dir, "MUSAN")
     parts = [p for p in MUSAN_PARTS if _has_wav(corpus_dir / p)]
     if not parts:
-        raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/")
+        raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/"
+                          f"{_corpus_dir_hint(corpus_dir, 'MUSAN', ('musan',), MUSAN_PARTS)}")
     if "music" in parts:
         _check_music_annotations(corpus_dir / "music")
     from lhotse.audio.utils import AudioLoadingError

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _has_wav, _lines,
-                                        _unreadable_wav, _where, note_input, write_manifest)
+from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _corpus_dir_hint, _has_wav,
+                                        _lines, _unreadable_wav, _where, note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
 # Our part name -> the RIRS_NOISES directory lhotse reads it from.
@@ -40,7 +40,8 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     _check_no_linked_wavs(corpus_dir, "RIRS_NOISES")
     parts = [p for p, d in RIR_PARTS.items() if _has_wav(corpus_dir / d)]
     if not parts:
-        raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(sorted(set(RIR_PARTS.values())))}")
+        raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(sorted(set(RIR_PARTS.values())))}"
+                          f"{_corpus_dir_hint(corpus_dir, 'RIRS_NOISES', ('RIRS_NOISES',), set(RIR_PARTS.values()))}")
     listed = _listed_real_rirs(corpus_dir)
     from lhotse.audio.utils import AudioLoadingError
     try:
