@@ -743,6 +743,26 @@ def test_musan_annotations_that_name_no_wav_or_lack_fields_are_named(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_musan_music_without_annotations_is_read_as_recordings(tmp_path):
+    """music/ wavs copied without their ANNOTATIONS files (or with empty ones): lhotse's
+    validation of the empty supervision set stopped stage 1 with 'IndexError: list index out of
+    range', a traceback naming no file. The annotations (genres, vocals) are not needed to mix
+    music in: the recordings are read, with no supervisions."""
+    root = tmp_path / "musan"
+    wav(root / "music" / "fma" / "music-fma-0000.wav", 0.5)
+    wav(root / "music" / "rfm" / "music-rfm-0000.wav", 0.5)
+    wav(root / "noise" / "free-sound" / "noise-free-sound-0000.wav", 0.5)
+    out = tmp_path / "out"
+    m = prepare_musan(root, out)
+    assert sorted(r.id for r in m["music"]["recordings"]) == ["music-fma-0000", "music-rfm-0000"]
+    assert len(m["music"]["supervisions"]) == 0 and len(m["noise"]["recordings"]) == 1
+    assert len(load_manifest(out / "musan_recordings_music.jsonl.gz")) == 2
+    lines(root / "music" / "fma" / "ANNOTATIONS")  # an empty one
+    shutil.rmtree(root / "noise")
+    m = prepare_musan(root, out)
+    assert len(m["music"]["recordings"]) == 2 and len(m["noise"]["recordings"]) == 0
+
+
 def test_musan_and_rirs_with_a_symlinked_directory_are_named_not_read_in_part(tmp_path):
     """lhotse's recipes find wavs with Path.rglob, which follows no symlinked directory: MUSAN's
     music/fma linked from another disk was silently left out of the manifests."""

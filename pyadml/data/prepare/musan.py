@@ -32,11 +32,22 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/"
                           f"{_corpus_dir_hint(corpus_dir, 'MUSAN', ('musan',), MUSAN_PARTS)}")
-    if "music" in parts:
-        _check_music_annotations(corpus_dir / "music")
+    # Music with no ANNOTATIONS line (its wavs copied without them): lhotse's validation of the
+    # empty supervision set stopped with 'IndexError: list index out of range'. The annotations
+    # (genres, vocals) are not needed to mix music in: its recordings, with no supervisions.
+    unannotated = "music" in parts and not _check_music_annotations(corpus_dir / "music")
     from lhotse.audio.utils import AudioLoadingError
     try:
-        manifests = lhotse_prepare_musan(corpus_dir, parts=parts)
+        by_lhotse = [p for p in parts if not (p == "music" and unannotated)]
+        manifests = lhotse_prepare_musan(corpus_dir, parts=by_lhotse) if by_lhotse else {}
+        if unannotated:
+            from lhotse.qa import validate
+            from lhotse.recipes.musan import scan_recordings
+
+            music = scan_recordings(corpus_dir / "music")
+            validate(music)
+            manifests["music"] = {"recordings": music,
+                                  "supervisions": SupervisionSet.from_segments([])}
     except AudioLoadingError as e:
         raise _unreadable_wav(e, "MUSAN", "musan.tar.gz") from None
     except (AssertionError, ValueError, RuntimeError) as e:
@@ -53,13 +64,15 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     return manifests
 
 
-def _check_music_annotations(music: Path) -> None:
+def _check_music_annotations(music: Path) -> int:
     """Each line of music/*/ANNOTATIONS, as lhotse reads them, is '<utt> <genres> <vocals Y|N>
     <musician>' and names a wav under music/ (lhotse stopped with 'generator raised
-    StopIteration' or 'not enough values to unpack', naming no file)."""
+    StopIteration' or 'not enough values to unpack', naming no file). Returns the line count."""
     wavs = {p.stem for p in music.rglob("*.wav")}
+    count = 0
     for ann in sorted(music.rglob("ANNOTATIONS")):
         for n, line in _lines(ann):
+            count += 1
             fields = line.split()
             if len(fields) < 4:
                 raise CorpusError(f"{_where(ann, n)}: expected '<file> <genres> <vocals Y|N> "
@@ -67,3 +80,4 @@ def _check_music_annotations(music: Path) -> None:
             if fields[0] not in wavs:
                 raise CorpusError(f"{_where(ann, n)}: {fields[0]}.wav is not under {music} (an "
                                   f"interrupted unpacking of musan.tar.gz?); unpack it again")
+    return count
