@@ -763,6 +763,33 @@ def test_musan_music_without_annotations_is_read_as_recordings(tmp_path):
     assert len(m["music"]["recordings"]) == 2 and len(m["noise"]["recordings"]) == 0
 
 
+def test_two_wavs_of_one_name_in_musan_or_rirs_noises_are_named(tmp_path):
+    """A user's own noises added beside MUSAN's (noise/mine/noise-free-sound-0001.wav): lhotse
+    names a recording by its file name, and MUSAN failed with 'RecordingSet has recordings with
+    duplicated IDs', naming neither file; RIRS_NOISES kept both under one id, and stage 3 used
+    one file twice as often and never the other. Now both files are named."""
+    musan = tmp_path / "musan"
+    first = wav(musan / "noise" / "free-sound" / "noise-free-sound-0001.wav", 0.5)
+    second = wav(musan / "noise" / "mine" / "noise-free-sound-0001.wav", 0.5)
+    with raises(f"{second} and {first} are both recording 'noise-free-sound-0001' of MUSAN's "
+                f"noise/ (lhotse names a recording by its file name); rename one of them"):
+        prepare_musan(musan, tmp_path / "out")
+    rirs = tmp_path / "RIRS_NOISES"
+    first = wav(rirs / "pointsource_noises" / "noise-free-sound-0001.wav", 0.5)
+    second = wav(rirs / "pointsource_noises" / "mine" / "noise-free-sound-0001.wav", 0.5)
+    with raises(f"{first} and {second} are both recording 'noise-free-sound-0001' of "
+                f"RIRS_NOISES's pointsource_noises/"):  # the one found later is named first
+        prepare_rir_noise(rirs, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # the same name in two room sizes is two recordings (small-…, medium-…), as lhotse names them
+    shutil.rmtree(rirs / "pointsource_noises")
+    for size in ("smallroom", "mediumroom"):
+        wav(rirs / "simulated_rirs" / size / "Room001" / "Room001-00001.wav", 0.3)
+    m = prepare_rir_noise(rirs, None)
+    assert sorted(r.id for r in m["sim_rir"]["recordings"]) == [
+        "medium-Room001-00001", "small-Room001-00001"]
+
+
 def test_musan_and_rirs_with_a_symlinked_directory_are_named_not_read_in_part(tmp_path):
     """lhotse's recipes find wavs with Path.rglob, which follows no symlinked directory: MUSAN's
     music/fma linked from another disk was silently left out of the manifests."""

@@ -194,5 +194,20 @@ def _corpus_dir_hint(corpus_dir: Path, var: str, names: tuple[str, ...],
     return ""
 
 
+def _check_unique_stems(part_dir: Path, corpus: str, id_prefix=None) -> None:
+    """lhotse's MUSAN and RIRS_NOISES recipes name a recording by its file name without .wav
+    (a simulated RIR by its room size and that): two wavs of one part with the same name (a
+    user's own noises added beside MUSAN's) made MUSAN fail with 'RecordingSet has recordings
+    with duplicated IDs', naming neither file, and RIRS_NOISES keep both under one id, of which
+    stage 3 then used one file twice as often and never the other."""
+    seen: dict[str, Path] = {}
+    for wav in sorted(part_dir.rglob("*.wav")):
+        key = id_prefix(wav) + wav.stem if id_prefix else wav.stem
+        if key in seen:
+            raise CorpusError(f"{wav} and {seen[key]} are both recording {key!r} of {corpus} "
+                              f"(lhotse names a recording by its file name); rename one of them")
+        seen[key] = wav
+
+
 def _has_wav(d: Path) -> bool:
     return d.is_dir() and next(d.rglob("*.wav"), None) is not None

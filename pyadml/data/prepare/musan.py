@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _corpus_dir_hint, _has_wav,
-                                        _lines, _unreadable_wav, _where, note_input, write_manifest)
+from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _check_unique_stems,
+                                        _corpus_dir_hint, _has_wav, _lines, _unreadable_wav, _where,
+                                        note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
 MUSAN_PARTS = ("music", "noise", "speech")
@@ -32,6 +33,8 @@ def prepare_musan(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under music/, noise/ or speech/"
                           f"{_corpus_dir_hint(corpus_dir, 'MUSAN', ('musan',), MUSAN_PARTS)}")
+    for part in parts:
+        _check_unique_stems(corpus_dir / part, f"MUSAN's {part}/")
     # Music with no ANNOTATIONS line (its wavs copied without them): lhotse's validation of the
     # empty supervision set stopped with 'IndexError: list index out of range'. The annotations
     # (genres, vocals) are not needed to mix music in: its recordings, with no supervisions.

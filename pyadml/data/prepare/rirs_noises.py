@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _corpus_dir_hint, _has_wav,
-                                        _lines, _unreadable_wav, _where, note_input, write_manifest)
+from pyadml.data.prepare.common import (CorpusError, _check_no_linked_wavs, _check_unique_stems,
+                                        _corpus_dir_hint, _has_wav, _lines, _unreadable_wav, _where,
+                                        note_input, write_manifest)
 from pyadml.data.prepare.registry import register_corpus
 
 # Our part name -> the RIRS_NOISES directory lhotse reads it from.
@@ -42,6 +43,14 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     if not parts:
         raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(sorted(set(RIR_PARTS.values())))}"
                           f"{_corpus_dir_hint(corpus_dir, 'RIRS_NOISES', ('RIRS_NOISES',), set(RIR_PARTS.values()))}")
+    for d in sorted({RIR_PARTS[p] for p in parts}):
+        if d == "simulated_rirs":  # lhotse: <size>-<name> for <size>room/RoomNNN/<name>.wav
+            for size in ("small", "medium", "large"):
+                if (corpus_dir / d / f"{size}room").is_dir():
+                    _check_unique_stems(corpus_dir / d / f"{size}room", f"RIRS_NOISES's {d}/",
+                                        lambda wav, size=size: f"{size}-")
+        else:
+            _check_unique_stems(corpus_dir / d, f"RIRS_NOISES's {d}/")
     listed = _listed_real_rirs(corpus_dir)
     from lhotse.audio.utils import AudioLoadingError
     try:
