@@ -867,6 +867,9 @@ def test_real_rirs_are_those_the_rir_list_names_the_air_ones_included(tmp_path):
     rir_list.write_text(text + "--rir-id x --room-id\n")
     with raises(f"{rir_list}:4: expected '--rir-id <id> --room-id <room> <path>'"):
         prepare_rir_noise(root, tmp_path / "out2")
+    rir_list.write_text("")  # cut short: not 'no real RIRs'
+    with raises(f"{rir_list}: names no RIR; expected '--rir-id <id> --room-id <room> <path>' lines"):
+        prepare_rir_noise(root, tmp_path / "out2")
     assert not (tmp_path / "out2").exists()
 
 

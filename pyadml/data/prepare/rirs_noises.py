@@ -116,4 +116,7 @@ def _listed_real_rirs(corpus_dir: Path):
             raise CorpusError(f"{_where(rir_list, n)}: {path.name} repeats line {lines_of[rec.id]}")
         lines_of[rec.id] = n
         recordings.append(rec)
+    if not recordings:  # cut short: it would leave every real RIR out
+        raise CorpusError(f"{rir_list}: names no RIR; expected '--rir-id <id> --room-id <room> "
+                          f"<path>' lines (an interrupted unpacking of rirs_noises.zip?)")
     return RecordingSet.from_recordings(recordings)
