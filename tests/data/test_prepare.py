@@ -790,6 +790,24 @@ def test_two_wavs_of_one_name_in_musan_or_rirs_noises_are_named(tmp_path):
         "medium-Room001-00001", "small-Room001-00001"]
 
 
+def test_wavs_named_in_capitals_in_musan_or_rirs_noises_are_named_not_left_out(tmp_path):
+    """A user's own noises beside MUSAN's, named as recorders name them (ZOOM0001.WAV): lhotse's
+    recipes find '*.wav' and left them out without a word."""
+    musan = tmp_path / "musan"
+    wav(musan / "noise" / "free-sound" / "noise-free-sound-0000.wav", 0.5)
+    upper = wav(musan / "noise" / "mine" / "ZOOM0001.WAV", 0.5, format="WAV")
+    wav(musan / "noise" / "mine" / "ZOOM0002.Wav", 0.5, format="WAV")
+    with raises(f"{upper}: lhotse's MUSAN recipe reads only files ending in .wav (lower case), "
+                f"and would leave out this one and 1 more; rename them (e.g. to ZOOM0001.wav)"):
+        prepare_musan(musan, tmp_path / "out")
+    rirs = tmp_path / "RIRS_NOISES"
+    upper = wav(rirs / "simulated_rirs" / "smallroom" / "Room001" / "Room001-00001.WAV", 0.3,
+                format="WAV")
+    with raises(f"{upper}: lhotse's RIRS_NOISES recipe reads only files ending in .wav"):
+        prepare_rir_noise(rirs, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_musan_and_rirs_with_a_symlinked_directory_are_named_not_read_in_part(tmp_path):
     """lhotse's recipes find wavs with Path.rglob, which follows no symlinked directory: MUSAN's
     music/fma linked from another disk was silently left out of the manifests."""

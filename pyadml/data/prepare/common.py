@@ -154,9 +154,16 @@ def _find_files(root: Path, suffixes: Iterable[str]) -> list[Path]:
 def _check_no_linked_wavs(root: Path, corpus: str) -> None:
     """lhotse's MUSAN and RIRS_NOISES recipes find wavs with Path.rglob, which follows no
     symlinked directory: a linked part (music/fma -> another disk) would be left out without a
-    word. Named instead."""
+    word. Named instead. So are wavs named in capitals (NOISE01.WAV, as recorders name them),
+    which its "*.wav" does not match."""
     seen = set(root.rglob("*.wav"))
-    hidden = [p for p in _find_files(root, {".wav"}) if p.suffix == ".wav" and p not in seen]
+    found = _find_files(root, {".wav"})
+    upper = [p for p in found if p.suffix != ".wav"]
+    if upper:
+        raise CorpusError(f"{upper[0]}: lhotse's {corpus} recipe reads only files ending in .wav "
+                          f"(lower case), and would leave out this one and {len(upper) - 1} "
+                          f"more; rename them (e.g. to {upper[0].stem}.wav)")
+    hidden = [p for p in found if p not in seen]
     if hidden:
         link = next(parent for parent in hidden[0].parents if parent.is_symlink())
         raise CorpusError(f"{link} is a symlinked directory: lhotse's {corpus} recipe does not "
