@@ -41,8 +41,9 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     _check_no_linked_wavs(corpus_dir, "RIRS_NOISES")
     parts = [p for p, d in RIR_PARTS.items() if _has_wav(corpus_dir / d)]
     if not parts:
-        raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(sorted(set(RIR_PARTS.values())))}"
-                          f"{_corpus_dir_hint(corpus_dir, 'RIRS_NOISES', ('RIRS_NOISES',), set(RIR_PARTS.values()))}")
+        dirs = sorted(set(RIR_PARTS.values()))
+        raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(dirs)}"
+                          f"{_corpus_dir_hint(corpus_dir, 'RIRS_NOISES', ('RIRS_NOISES',), dirs)}")
     for d in sorted({RIR_PARTS[p] for p in parts}):
         if d == "simulated_rirs":  # lhotse: <size>-<name> for <size>room/RoomNNN/<name>.wav
             for size in ("small", "medium", "large"):
@@ -68,13 +69,14 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     for part, ms in manifests.items():
         for rec in ms["recordings"]:
             if rec.num_samples == 0:
-                raise CorpusError(f"{rec.sources[0].source}: no samples (an empty wav); a {part} "
-                                  f"recording needs audio: unpack rirs_noises.zip again, or remove it")
+                raise CorpusError(f"{rec.sources[0].source}: no samples (an empty wav); a "
+                                  f"{part} recording needs audio: unpack rirs_noises.zip again, "
+                                  f"or remove it")
     # real_rir and iso_noise share a directory: either may have found no files.
     if not any(len(m["recordings"]) for m in manifests.values()):
         raise CorpusError(f"{corpus_dir}: lhotse found no RIR or noise wavs")
-    manifests = {p: manifests[p] if p in manifests else {"recordings": RecordingSet.from_recordings([])}
-                 for p in RIR_PARTS}
+    empty = {"recordings": RecordingSet.from_recordings([])}
+    manifests = {p: manifests[p] if p in manifests else empty for p in RIR_PARTS}
     if output_dir is not None:
         for part, ms in manifests.items():
             write_manifest(Path(output_dir) / f"rir_recordings_{part}.jsonl.gz", ms["recordings"])
