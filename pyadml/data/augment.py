@@ -356,7 +356,11 @@ def _check_rir(rec: Recording) -> None:
     try:
         h = rec.load_audio(channels=rec.channel_ids[0])
     except Exception as e:  # lhotse, soundfile and audioread raise several types
-        raise ValueError(f"{where}: cannot read it: {e}") from None
+        # lhotse's message is pages of audio backends' exceptions: an OS error's, else the first
+        lines = str(e).splitlines() or [type(e).__name__]
+        why = ([x[x.index("[Errno"):] for x in lines if "[Errno" in x]
+               or [x.split(": ", 2)[-1] for x in lines if x.startswith("Exception #0")] or lines)
+        raise ValueError(f"{where}: cannot read it ({why[0].strip()})") from None
     if h.size == 0:
         raise ValueError(f"{where}: no samples; an impulse response needs some")
     bad = ~np.isfinite(h)
