@@ -808,6 +808,24 @@ def test_wavs_named_in_capitals_in_musan_or_rirs_noises_are_named_not_left_out(t
     assert not (tmp_path / "out").exists()
 
 
+def test_a_corpus_path_with_a_quoted_tilde_is_named_as_such(tmp_path, monkeypatch):
+    """db.sh's MUSAN="~/corpora/musan": the shell expands no ~ in quotes, and stage 1 said
+    '<recipe>/~/corpora/musan: MUSAN directory does not exist', a path the user never wrote."""
+    from pyadml.data.prepare import prepare_corpus
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    with raises(f"~/corpora/musan: the shell does not expand a ~ in quotes (db.sh: VAR=\"~/...\"), "
+                f"so this names a directory called '~'; write {tmp_path / 'home'}/corpora/musan "
+                f"or $HOME/corpora/musan, or leave the ~ unquoted"):
+        prepare_corpus("musan", "~/corpora/musan", tmp_path / "out")
+    with raises("~/corpora/RIRS_NOISES: the shell does not expand a ~ in quotes"):
+        prepare_corpus("rirs_noises", "~/corpora/RIRS_NOISES", tmp_path / "out")
+    # a directory that is really called '~' is read as it is
+    wav(tmp_path / "~" / "musan" / "noise" / "x" / "noise-x-0000.wav", 0.5)
+    assert len(prepare_corpus("musan", "~/musan", None)["noise"]["recordings"]) == 1
+
+
 def test_musan_and_rirs_with_a_symlinked_directory_are_named_not_read_in_part(tmp_path):
     """lhotse's recipes find wavs with Path.rglob, which follows no symlinked directory: MUSAN's
     music/fma linked from another disk was silently left out of the manifests."""

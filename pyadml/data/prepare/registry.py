@@ -117,6 +117,14 @@ def prepare_corpus(name: str, corpus_dir: str | os.PathLike,
     Positional-only, so that an option may be called ``name`` (the kaldi corpus's)."""
     fn = get_preparer(name)
     _check_options(name, fn, options)
+    given = os.fspath(corpus_dir)
+    if given.startswith("~") and not os.path.exists(given):
+        # db.sh's MUSAN="~/corpora/musan": the shell expands no ~ in quotes, and the preparer
+        # said '<recipe>/~/corpora/musan: MUSAN directory does not exist'
+        home = f" or $HOME{given[1:]}" if given == "~" or given.startswith("~/") else ""
+        raise CorpusError(f"{given}: the shell does not expand a ~ in quotes (db.sh: "
+                          f"VAR=\"~/...\"), so this names a directory called '{given.split('/')[0]}'; "
+                          f"write {os.path.expanduser(given)}{home}, or leave the ~ unquoted")
     manifests = fn(corpus_dir, output_dir, **options)
     if not isinstance(manifests, dict):
         raise CorpusError(f"corpus {name!r}: {_origin(fn)} returned {type(manifests).__name__}, "
