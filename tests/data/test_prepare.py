@@ -740,6 +740,17 @@ def test_musan_annotations_that_name_no_wav_or_lack_fields_are_named(tmp_path):
     lines(ann, "music-fma-0000 pop")
     with raises(f"{ann}:1: expected '<file> <genres> <vocals Y|N> <musician>' (4 fields), found 2"):
         prepare_musan(root, tmp_path / "out")
+    # a line twice (ANNOTATIONS joined by hand), or a byte-order mark (saved by a Windows
+    # editor): lhotse said 'SupervisionSet has supervisions with duplicated IDs' or 'generator
+    # raised StopIteration', naming no file
+    lines(ann, "music-fma-0000 pop N synth", "music-fma-0000 pop N synth")
+    with raises(f"{ann}:2: music-fma-0000 is annotated a second time (first at {ann}:1); "
+                f"expected one line per file"):
+        prepare_musan(root, tmp_path / "out")
+    ann.write_text("\ufeffmusic-fma-0000 pop N synth\n", encoding="utf-8")
+    with raises(f"{ann}:1: starts with a byte-order mark (a Windows editor's), which lhotse's "
+                f"MUSAN recipe reads as part of the first file name; save it as UTF-8 without one"):
+        prepare_musan(root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -73,7 +73,14 @@ def _check_music_annotations(music: Path) -> int:
     StopIteration' or 'not enough values to unpack', naming no file). Returns the line count."""
     wavs = {p.stem for p in music.rglob("*.wav")}
     count = 0
+    annotated: dict[str, str] = {}
     for ann in sorted(music.rglob("ANNOTATIONS")):
+        with open(ann, "rb") as f:
+            if f.read(3) == b"\xef\xbb\xbf":
+                # lhotse reads it as part of the first file name: 'generator raised StopIteration'
+                raise CorpusError(f"{_where(ann, 1)}: starts with a byte-order mark (a Windows "
+                                  f"editor's), which lhotse's MUSAN recipe reads as part of the "
+                                  f"first file name; save it as UTF-8 without one")
         for n, line in _lines(ann):
             count += 1
             fields = line.split()
@@ -83,4 +90,8 @@ def _check_music_annotations(music: Path) -> int:
             if fields[0] not in wavs:
                 raise CorpusError(f"{_where(ann, n)}: {fields[0]}.wav is not under {music} (an "
                                   f"interrupted unpacking of musan.tar.gz?); unpack it again")
+            if fields[0] in annotated:  # lhotse: 'SupervisionSet has supervisions with duplicated IDs'
+                raise CorpusError(f"{_where(ann, n)}: {fields[0]} is annotated a second time (first "
+                                  f"at {annotated[fields[0]]}); expected one line per file")
+            annotated[fields[0]] = _where(ann, n)
     return count
