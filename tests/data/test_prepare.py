@@ -974,6 +974,12 @@ def test_musan_or_rirs_noises_one_level_off_says_where_the_corpus_is(tmp_path):
     with raises(f"{sim}: no wavs under pointsource_noises, real_rirs_isotropic_noises, "
                 f"simulated_rirs; {sim} is inside the corpus: set RIRS_NOISES to {sim.parent}"):
         prepare_rir_noise(sim, tmp_path / "out")
+    slr26 = tmp_path / "SLR26"  # OpenSLR 26 alone (the DNS challenge's copy: 48 kHz)
+    wav(slr26 / "simulated_rirs_48k" / "smallroom" / "Room001" / "Room001-00001.wav", 0.3, sr=48000)
+    with raises(f"{slr26}: no wavs under pointsource_noises, real_rirs_isotropic_noises, "
+                f"simulated_rirs; {slr26 / 'simulated_rirs_48k'} is OpenSLR 26's simulated RIRs "
+                f"under another name: rename it to simulated_rirs"):
+        prepare_rir_noise(slr26, tmp_path / "out")
     musan = tmp_path / "data" / "musan"
     wav(musan / "musan" / "noise" / "free-sound" / "noise-free-sound-0000.wav", 0.5)
     with raises(f"{musan}: no wavs under music/, noise/ or speech/; {musan / 'musan'} holds "

@@ -42,8 +42,14 @@ def prepare_rir_noise(corpus_dir: str | os.PathLike, output_dir=None) -> dict:
     parts = [p for p, d in RIR_PARTS.items() if _has_wav(corpus_dir / d)]
     if not parts:
         dirs = sorted(set(RIR_PARTS.values()))
-        raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(dirs)}"
-                          f"{_corpus_dir_hint(corpus_dir, 'RIRS_NOISES', ('RIRS_NOISES',), dirs)}")
+        # OpenSLR 26 ships the simulated RIRs alone as simulated_rirs_{8k,16k} (the DNS
+        # challenge's copy as simulated_rirs_48k): lhotse's recipe reads only simulated_rirs/
+        renamed = sorted(d for d in corpus_dir.glob("simulated_rirs_*") if _has_wav(d))
+        hint = (f"; {renamed[0]} is OpenSLR 26's simulated RIRs under another name: rename it "
+                f"to simulated_rirs (the name lhotse's recipe reads; RIRs at another rate than "
+                f"the speech are resampled as they load)" if renamed else
+                _corpus_dir_hint(corpus_dir, 'RIRS_NOISES', ('RIRS_NOISES',), dirs))
+        raise CorpusError(f"{corpus_dir}: no wavs under {', '.join(dirs)}{hint}")
     for d in sorted({RIR_PARTS[p] for p in parts}):
         if d == "simulated_rirs":  # lhotse: <size>-<name> for <size>room/RoomNNN/<name>.wav
             for size in ("small", "medium", "large"):
