@@ -7,6 +7,7 @@ place, so an interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -31,9 +32,66 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except Exception as e:
+        full = _disk_full_in(e)
+        if full is None or isinstance(e, DiskFull):
+            raise
+        tmp.unlink(missing_ok=True)  # first: the free space said is what the user has
+        raise DiskFull(full.errno, path) from e
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+class DiskFull(OSError):
+    """A write that a full disk (ENOSPC) or an exhausted quota (EDQUOT) stopped, in one line:
+    the file, the cause, the space left and what to do. Writers that wrap the OS's error in
+    their own (torch.save's "unexpected pos 261499 vs 261440", libsndfile's "System error.")
+    say none of it."""
+
+    def __init__(self, code: int, path: str | os.PathLike):
+        path = Path(path)
+        cause = "disk quota exceeded" if code == getattr(errno, "EDQUOT", -1) else \
+            "no space left on the device"
+        try:
+            import shutil
+
+            free = f" ({shutil.disk_usage(path.parent).free // 1024} KiB free)"
+        except OSError:
+            free = ""
+        super().__init__(f"{path}: cannot write it: {cause} of {path.parent}{free}; nothing "
+                         f"half-written is left under that name. Free some space, or move the "
+                         f"recipe to a larger disk, then run the stage again")
+        self.errno = code
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def _disk_full_in(e: BaseException | None) -> OSError | None:
+    """The ENOSPC or EDQUOT OSError in ``e``'s chain (its cause or context), or None: torch
+    raises its own RuntimeError while the file object's OSError is its context."""
+    codes = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in codes:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def torch_save_atomic(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)`` atomically. Through a Python file object, not the path: torch's
+    own writer reports a full disk as "basic_ios::clear: iostream error" without the OS's error,
+    and the traceback keeps its file open, so the space of the unfinished file is not freed
+    (and a one-line error report after it could not be written either)."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
 
 
 def _write_trouble(tmp: Path, size: int) -> str:

@@ -65,3 +65,71 @@ def tiny_training_data(tmp_path_factory) -> Path:
                  [Trial(c.id, w, int(c.supervisions[0].text == w)) for c in dev for w in TRAIN_WORDS])
     (root / "fbank.yaml").write_text("num_mel_bins: 40\n")
     return root
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """``disk_full(directory, after=0)``: from now on, writes through Python's open() (and
+    io.open, pathlib's) to files under ``directory`` fail with ENOSPC once ``after`` bytes are
+    written to a file, as on a full disk (no mount needed: tests run where mounting is not
+    allowed). Returns the list of the files it cut short."""
+    import builtins
+    import errno
+    import io
+    import os
+
+    real_open = builtins.open
+    cut: list[str] = []
+    where: list[tuple[str, int]] = []
+
+    class Full(io.RawIOBase):
+        def __init__(self, f, limit):
+            self.f, self.left = f, limit
+
+        def writable(self):
+            return True
+
+        def seekable(self):
+            return self.f.seekable()
+
+        def seek(self, *a):
+            return self.f.seek(*a)
+
+        def tell(self):
+            return self.f.tell()
+
+        def write(self, b):
+            n = min(len(b), self.left)
+            if n < len(b) and not cut.count(self.f.name):
+                cut.append(self.f.name)
+            if n == 0 and len(b):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.f.name)
+            self.left -= n
+            return self.f.write(bytes(b[:n]))
+
+        def close(self):
+            self.f.close()
+            super().close()
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if not isinstance(file, (str, os.PathLike)) or not any(c in mode for c in "wax+"):
+            return f
+        full = os.path.abspath(os.fspath(file))
+        for d, after in where:
+            if full.startswith(d + os.sep):
+                if "b" not in mode:
+                    f.close()
+                    raw = Full(real_open(file, mode.replace("t", "") + "b"), after)
+                    return io.TextIOWrapper(io.BufferedWriter(raw), **{
+                        k: v for k, v in kwargs.items() if k in ("encoding", "errors", "newline")})
+                return io.BufferedWriter(Full(f, after)) if "b" in mode else f
+        return f
+
+    def start(directory, after: int = 0):
+        where.append((os.path.abspath(os.fspath(directory)), after))
+        monkeypatch.setattr(builtins, "open", fake_open)
+        monkeypatch.setattr(io, "open", fake_open)  # pathlib's write_text and write_bytes
+        return cut
+
+    return start

@@ -78,3 +78,55 @@ def test_a_wav_that_a_full_disk_cuts_off_names_the_file_and_the_cause(tmp_path, 
     assert msg.startswith(f"{out}: cannot write the audio: ")
     assert f"no space left on the device of {out.parent}: 2 KiB free" in msg
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_checkpoint_that_a_full_disk_cuts_off_names_the_file_and_keeps_the_last_one(tmp_path, disk_full):
+    """Stage 6 on a full disk stopped with torch's `RuntimeError: [enforce fail at
+    inline_container.cc:672] . unexpected pos 261499 vs 261440` (after `basic_ios::clear:
+    iostream error`): neither the file nor the cause, and train.error, the one line that
+    steps/train.sh shows, was left empty (torch's writer kept the unfinished file open, so its
+    space was not freed). Now the file and the cause are named, nothing is left under the
+    checkpoint's name or a temporary one, no file stays open, and a resume takes the last
+    complete checkpoint."""
+    import os
+
+    import pytest
+    import torch
+
+    from pyadml.fileio import DiskFull
+    from pyadml.train.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    ckpt = tmp_path / "exp" / "checkpoints"
+    state = {"model": {"w": torch.arange(50000, dtype=torch.float32)}, "step": 28, "epoch": 1}
+    save_checkpoint(state, ckpt, "epoch-1.pt", keep=0)
+    cut = disk_full(ckpt, after=100_000)
+    with pytest.raises(OSError) as e:
+        save_checkpoint({**state, "step": 56, "epoch": 2}, ckpt, "epoch-2.pt", keep=0)
+    assert cut, "the simulated disk never filled"
+    assert isinstance(e.value, DiskFull)
+    msg = str(e.value)
+    assert msg.startswith(f"{ckpt / 'epoch-2.pt'}: cannot write it: no space left on the device "
+                          f"of {ckpt} (")
+    assert "run the stage again" in msg and "\n" not in msg
+    assert sorted(p.name for p in ckpt.iterdir()) == ["epoch-1.pt"]
+    open_files = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+                  if os.path.exists(f"/proc/self/fd/{fd}")]
+    assert not [f for f in open_files if f.startswith(str(ckpt))], open_files
+    assert latest_checkpoint(ckpt) == ckpt / "epoch-1.pt"
+    assert load_checkpoint(ckpt / "epoch-1.pt")["step"] == 28
+
+
+def test_a_text_file_that_a_full_disk_cuts_off_names_the_file_and_the_cause(tmp_path, disk_full):
+    """Any atomic write (a lexicon, a config, a trial list) stopped by a full disk says so in
+    one line naming the file, and the file keeps its old content."""
+    import pytest
+
+    from pyadml.fileio import DiskFull, write_text_atomic
+
+    out = tmp_path / "lang" / "lexicon.txt"
+    write_text_atomic(out, "old\n")
+    disk_full(out.parent, after=10)
+    with pytest.raises(DiskFull, match=rf"^{out}: cannot write it: no space left on the device"):
+        write_text_atomic(out, "x" * 100000)
+    assert out.read_text() == "old\n"
+    assert [p.name for p in out.parent.iterdir()] == ["lexicon.txt"]

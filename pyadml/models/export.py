@@ -38,7 +38,7 @@ from typing import Iterable, Sequence
 import torch
 
 from pyadml.checksum import seal, verify
-from pyadml.fileio import atomic_path
+from pyadml.fileio import torch_save_atomic
 from pyadml.train.checkpoints import load_checkpoint
 from pyadml.train.ema import shadow_states
 from pyadml.text import PhoneTable, Tokenizer
@@ -183,8 +183,7 @@ def export_model(
         "cohort": [str(w) for w in cohort],
     }
     blob = seal(blob)
-    with atomic_path(out_path) as tmp:
-        torch.save(blob, tmp)
+    torch_save_atomic(blob, out_path)
     return blob
 
 

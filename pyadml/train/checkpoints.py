@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from pyadml.checksum import CorruptFile, seal, verify
-from pyadml.fileio import atomic_path
+from pyadml.fileio import torch_save_atomic
 
 log = logging.getLogger("pyadml.train")
 CHECKPOINT_NAME = re.compile(r"(epoch|step)-(\d+)\.pt")
@@ -42,8 +42,7 @@ def save_checkpoint(state: dict, ckpt_dir: str | os.PathLike, name: str, keep: i
     epoch-*.pt (all of them if ``keep`` is 0) and no step-*.pt other than ``name``."""
     ckpt_dir = Path(ckpt_dir)
     path = ckpt_dir / name
-    with atomic_path(path) as tmp:
-        torch.save(seal(state), tmp)
+    torch_save_atomic(seal(state), path)
     if keep:
         epochs = sorted(ckpt_dir.glob("epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
         for old in epochs[:-keep]:

@@ -23,9 +23,11 @@ def report_training_error(e: BaseException, exp_dir: str | os.PathLike) -> int:
     import traceback
 
     from pyadml.checksum import CorruptFile
+    from pyadml.fileio import DiskFull
     from pyadml.train.distributed import LockHeld
 
-    expected = (ValueError, KeyError, TypeError, FileNotFoundError, LockHeld, CorruptFile)
+    expected = (ValueError, KeyError, TypeError, FileNotFoundError, LockHeld, CorruptFile,
+                DiskFull)
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
     line = f"{msg}" if isinstance(e, expected) else f"{type(e).__name__}: {msg}"
     if not isinstance(e, expected):

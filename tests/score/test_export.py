@@ -230,3 +230,19 @@ def test_a_corrupt_or_truncated_model_file_is_an_error_naming_it(tmp_path):
     torch.save(blob, tmp_path / "nosum.pt")
     with pytest.raises(CorruptFile, match="nosum.pt: no checksum"):
         load_model(tmp_path / "nosum.pt")
+
+
+def test_a_final_pt_that_a_full_disk_cuts_off_names_the_file_and_the_cause(tmp_path, disk_full):
+    """Stage 7 on a full disk stopped with a 20-line traceback ending in `RuntimeError: [enforce
+    fail at inline_container.cc:672] . unexpected pos 87680 vs 87568`. Now `export_model:
+    …/final.pt: cannot write it: no space left on the device of …`, and an earlier final.pt
+    is kept as it was."""
+    a = fake_checkpoint(tmp_path / "a.pt", 0, 1, 5)
+    _export(tmp_path, a)
+    before = (tmp_path / "final.pt").read_bytes()
+    disk_full(tmp_path, after=4096)
+    with pytest.raises(OSError, match=rf"^{tmp_path / 'final.pt'}: cannot write it: no space "
+                                      rf"left on the device of {tmp_path} \("):
+        _export(tmp_path, a)
+    assert (tmp_path / "final.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pt", "final.pt"]
