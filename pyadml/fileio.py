@@ -33,7 +33,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except Exception as e:
-        full = _disk_full_in(e)
+        full = disk_full_in(e)
         if full is None or isinstance(e, DiskFull):
             raise
         tmp.unlink(missing_ok=True)  # first: the free space said is what the user has
@@ -69,7 +69,7 @@ class DiskFull(OSError):
         return self.args[0]
 
 
-def _disk_full_in(e: BaseException | None) -> OSError | None:
+def disk_full_in(e: BaseException | None) -> OSError | None:
     """The ENOSPC or EDQUOT OSError in ``e``'s chain (its cause or context), or None: torch
     raises its own RuntimeError while the file object's OSError is its context."""
     codes = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))

@@ -44,10 +44,15 @@ def compute_many(job: int, sets: list[list[str]], config: str | None) -> int:
         t = time.time()
         try:
             computed = compute_fbank(cuts, storage, out, config)
-        except Exception:
+        except Exception as e:
             traceback.print_exc()
             print(f"{what}: failed (above), from {cuts}", file=sys.stderr)
-            failed.append(what)
+            # The reason in the job's last line too: $cmd's report and run_stage show the last
+            # lines of the log, and the traceback above them is off the console.
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if not isinstance(e, OSError):
+                reason = f"{type(e).__name__}: {reason}"
+            failed.append(f"{what} ({reason[:600]})")
             continue
         print(speed(what, computed, time.time() - t))
         done.extend(computed)

@@ -356,3 +356,22 @@ def test_compute_many_names_a_missing_part(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"fbank a part 1/2: expected the part's cuts in {tmp_path / 'cuts.1.jsonl.gz'}" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_part_that_a_full_disk_stops_says_so_in_the_job_s_last_line(recipe, disk_full, capsys):
+    """Stage 4 on a full disk: the console (run_stage's and $cmd's last lines of the log) said
+    `fbank job 1: failed: fbank king_asr_066_train_aug part 1/2` and no more, the cause (`OSError:
+    [Errno 28] No space left on device`, with no file) lay in a traceback in the job's log. Now
+    the job's last line names the archive, the device and its free space, and nothing of the
+    part is left: neither an archive (staged or final) nor its part manifest."""
+    fbank = recipe / "data" / "fbank"
+    fbank.mkdir()
+    disk_full(fbank, after=2000)
+    args = ["compute-many", "--config", str(recipe / "conf" / "fbank.yaml"), "--job", "1",
+            "--set", "a", "1", str(recipe / "data" / "cuts.jsonl.gz"), str(fbank / "a_feats.1"),
+            str(fbank / "feats.1.jsonl.gz")]
+    assert fbank_cli.main(args) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"fbank job 1: failed: fbank a part 1/1 ({fbank / 'a_feats.1.lca'}: "
+                           f"cannot write it: no space left on the device of {fbank} ("), last
+    assert list(fbank.iterdir()) == []
