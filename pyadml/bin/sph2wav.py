@@ -75,6 +75,10 @@ def main(argv=None) -> int:
     out_dir = os.path.dirname(os.path.abspath(args.out))
     fd, tmp = tempfile.mkstemp(prefix=".sph2wav.", suffix=".wav", dir=out_dir)
     try:
+        # mkstemp makes the file 0600: give OUT the mode a plain open() would (a shared corpus)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, args.out)

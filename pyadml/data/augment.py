@@ -649,22 +649,16 @@ def recipe_tags(aug: dict | None) -> list[str]:
 def write_augmented(cuts: Iterable[Cut], out: str | os.PathLike) -> tuple[int, Counter]:
     """Stream ``cuts`` into ``out`` (.jsonl.gz) under a temporary name, renamed last; returns
     the number of cuts and a count of their recipe tags."""
-    import tempfile
+    from pyadml.fileio import atomic_path
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # lhotse picks the format from the name, so the temporary name ends in .jsonl.gz too.
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".jsonl.gz", dir=out.parent)
-    os.close(fd)
-    try:
-        counts, total = Counter(), 0
+    # atomic_path, not a mkstemp of its own: that left the file 0600, unreadable to the other
+    # users of a shared data/ (every other manifest has the umask's mode), and named no full disk.
+    counts, total = Counter(), 0
+    with atomic_path(out, suffix=".jsonl.gz") as tmp:
         with CutSet.open_writer(tmp) as writer:
             for cut in cuts:
                 writer.write(cut)
                 counts.update(recipe_tags((cut.custom or {}).get("aug")))
                 total += 1
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return total, counts

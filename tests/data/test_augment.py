@@ -561,3 +561,40 @@ def test_dataset_crops_context_to_the_batch_and_keeps_the_word():
     # Growth allows longer rows; None keeps everything.
     grown = KeywordDataset([], tokenizer=None, context_growth=0.5).crop_context(cuts, feats)
     assert len(grown[0]) == 130
+
+
+def test_augmented_manifests_get_the_umask_s_mode_like_every_other_file(data, tmp_path):
+    """Stage 3's augmented sets (data/cuts/<train>_aug.jsonl.gz, <test>_aug.jsonl.gz) were
+    written through a mkstemp of their own and kept its mode 0600, while every other manifest
+    has the umask's (0644 under 022): in a data/ shared by a group, the other users' training
+    (stage 6 from this data/) could not read the training set. Now they are written as the other
+    manifests are, and a full disk is named as there."""
+    import os
+    import stat
+
+    from pyadml.data.augment import write_augmented
+
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "cuts" / "train_aug.jsonl.gz"
+        assert write_augmented(iter(data["cuts"]), out)[0] == len(data["cuts"])
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+        os.umask(0o027)
+        write_augmented(iter(data["cuts"]), out)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
+    assert len(CutSet.from_file(out)) == len(data["cuts"])
+    assert [p.name for p in out.parent.iterdir()] == ["train_aug.jsonl.gz"]
+
+
+def test_an_augmented_manifest_a_full_disk_cuts_off_is_named(data, tmp_path, disk_full):
+    from pyadml.data.augment import write_augmented
+    from pyadml.fileio import DiskFull
+
+    out = tmp_path / "cuts" / "train_aug.jsonl.gz"
+    out.parent.mkdir()
+    disk_full(out.parent, after=100)
+    with pytest.raises(DiskFull, match=rf"^{out}: cannot write it: no space left on the device"):
+        write_augmented(iter(data["cuts"]), out)
+    assert list(out.parent.iterdir()) == []

@@ -255,3 +255,19 @@ def test_the_users_commands_read_shorten_sphere_as_its_wav(tmp_path):
         load_audio(cut, SR)
     with pytest.raises(PairsError, match=r"cannot read .*cut\.wv1: .*stream ends"):
         read_audio(cut, SR)
+
+
+def test_sph2wav_gives_its_file_the_umask_s_mode(tmp_path):
+    """sph2wav FILE OUT kept mkstemp's 0600 on OUT: a WAV copy of a corpus made for a group
+    could be read by its maker alone. Now OUT has the mode a plain open() gives it."""
+    import os
+    import stat
+
+    path = write_sphere(tmp_path / "a.wv1", signal(2000, 1))
+    out = tmp_path / "a.wav"
+    old = os.umask(0o022)
+    try:
+        assert run_sph2wav(path, out).returncode == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
