@@ -137,7 +137,18 @@ run_job() {
 }
 
 # ------------------------------------------------------------- run
-status_dir=$(mktemp -d "${TMPDIR:-/tmp}/run_local.XXXXXX")
+# The jobs' exit statuses go beside their logs (a .run_local.XXXXXX directory in the first job's
+# log directory, removed at the end), not under $TMPDIR: the jobs need the logs' disk writable
+# anyway, while a $TMPDIR that was full made every job look failed ("exited with code unknown",
+# its log saying "Ended (code 0)"), and one read-only or missing (a cluster job's TMPDIR, set on a
+# machine where it does not exist) stopped the run at mktemp, as Python's tools ran on.
+status_parent=$(dirname -- "$(queue_subst "$logfile" "$start")")
+status_err=
+if ! status_err=$(mkdir -p -- "$status_parent" 2>&1) \
+    || ! status_dir=$(mktemp -d "$status_parent/.run_local.XXXXXX" 2>&1); then
+  echo "$prog: cannot write in $status_parent, where the jobs' logs go: ${status_err:-$status_dir}" >&2
+  exit 1
+fi
 pids=()
 cleanup() { rm -rf -- "$status_dir"; }
 on_signal() {

@@ -274,3 +274,28 @@ def test_a_step_given_an_empty_cmd_says_to_source_cmd_sh(tmp_path, step, args):
     assert p.returncode == 1, p.stderr
     assert f"{step}: --cmd is empty: source the recipe's cmd.sh first" in p.stderr
     assert "command not found" not in p.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_tmpdir_that_cannot_be_written_does_not_fail_the_jobs(tmp_path):
+    """The jobs' statuses lived under $TMPDIR. One that was missing or read-only (a cluster
+    job's TMPDIR set on a machine where it does not exist) stopped every $cmd at `mktemp: failed
+    to create directory via template ...`, while Python's steps ran on (tempfile falls back to
+    /tmp); one that was full made every job look failed, `job 1 exited with code unknown`,
+    though its log said `Ended (code 0)`. Now they live beside the logs and go at the end."""
+    not_a_dir = tmp_path / "tmpdir-file"
+    not_a_dir.write_text("")
+    for tmpdir in (tmp_path / "no-such-dir", not_a_dir):
+        env = {**os.environ, "TMPDIR": str(tmpdir)}
+        p = run(tmp_path, "JOB=1:2", "exp/log/w.JOB.log", "echo", "JOB", ">", "out.JOB.txt",
+                env=env)
+        assert p.returncode == 0, p.stderr
+        assert (tmp_path / "out.2.txt").read_text() == "2\n"
+        assert sorted(x.name for x in (tmp_path / "exp" / "log").iterdir()) == ["w.1.log", "w.2.log"]
+
+
+def test_a_log_directory_that_cannot_be_written_is_named(tmp_path):
+    (tmp_path / "exp").write_text("")  # a file where the log directory should be
+    p = run(tmp_path, "JOB=1:2", "exp/log/w.JOB.log", "true")
+    assert p.returncode == 1
+    assert p.stderr.startswith("run_local.sh: cannot write in exp/log, where the jobs' logs go: "
+                               "mkdir: cannot create directory"), p.stderr
