@@ -462,11 +462,29 @@ run_stage() {
 # it (stages 0-5 of another run.sh). The lock is on a descriptor the script keeps open, so it
 # ends with the script, and processes the script started (torchrun's workers) keep holding it
 # while they live: a re-run cannot train beside a stray worker.
+# A shared lock on a directory this user cannot write (a data/ shared read-only by the group that
+# prepared it, or on a read-only mount) is taken on the lock file opened for reading, which flock
+# allows, without the holder line; where there is no lock file to open, the run reads without
+# one and says so. An exclusive lock there is refused, naming what cannot be written.
 hold_lock() {
-  local file=$1 mode=${2:-} fd flags=-n line
+  local file=$1 mode=${2:-} fd flags=-n line err writable=true
   [[ $mode != shared ]] || flags="-s -n"
-  mkdir -p -- "$(dirname -- "$file")"
-  exec {fd}>>"$file"
+  if ! err=$({ mkdir -p -- "$(dirname -- "$file")" && : >>"$file"; } 2>&1); then
+    err=${err##*: }
+    if [[ $mode == shared && -f $file ]] && { exec {fd}<"$file"; } 2>/dev/null; then
+      writable=false
+    elif [[ $mode == shared && ! -e $file ]]; then
+      echo "$0: note: $(dirname -- "$file") is only read from here on, and its lock file" \
+        "$file cannot be made ($err): reading it without the lock" >&2
+      return 0
+    else
+      echo "$0: cannot take the lock $file: $err; $(dirname -- "$file") must be writable" \
+        "for what this run does${mode:+ (}${mode:+from stage 6 on it is only read, and may be shared read-only)}" >&2
+      exit 1
+    fi
+  else
+    exec {fd}>>"$file"
+  fi
   # shellcheck disable=SC2086
   if ! flock $flags "$fd"; then
     local holder pid host line alive=()
@@ -504,5 +522,6 @@ hold_lock() {
   fi
   line=$(printf 'pid %s on %s since %s: %s%s' "$$" "$(hostname)" "$(date '+%F %T')" "$0" \
     "${mode:+ (reading)}")
+  $writable || return 0   # who holds it, only where it can be written
   if [[ $mode == shared ]]; then echo "$line" >> "$file"; else echo "$line" > "$file"; fi
 }

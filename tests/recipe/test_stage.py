@@ -707,3 +707,78 @@ def test_run_sh_takes_the_data_lock_shared_from_stage_6_on(recipe_dir):
     text = (REPO / "egs" / recipe_dir / "run.sh").read_text()
     assert "if (( stage > 5 )); then hold_lock data/.lock shared; else hold_lock data/.lock; fi" \
         in text
+
+
+def _as_a_reader_who_cannot_write(args):
+    """``args`` run by a user who cannot write the directory made read-only below: this user
+    (chmod suffices), or, for root, whom chmod does not stop, nobody (setpriv)."""
+    if os.geteuid() != 0:
+        return args
+    import shutil
+
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: no user whom chmod stops")
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *args]
+
+
+def test_a_data_directory_shared_read_only_is_read_under_a_shared_lock(tmp_path):
+    """run.sh from stage 6 on only reads data/, and a group shares one data/ read-only (or it
+    sits on a read-only mount): training another experiment from it stopped at once with
+    `utils/stage.sh: line 469: data/.lock: Read-only file system` (or Permission denied), as
+    hold_lock opened the lock file for writing. Now a reader takes the shared lock on the file
+    opened for reading, so the owner's run of stages 0-5 is still refused while it reads; where
+    there is no lock file it reads without one and says so; a run that writes is refused,
+    naming the file."""
+    import tempfile
+
+    # Outside pytest's 0700 directories, so that nobody can reach it when the test runs as root.
+    root = Path(tempfile.mkdtemp(prefix="pyadml-shared-data-"))
+    try:
+        os.chmod(root, 0o755)
+        data = root / "data"
+        data.mkdir()
+        lock = data / ".lock"
+        lock.write_text("pid 1 on elsewhere since 2026-01-01 00:00:00: run.sh\n")
+        script = root / "hold.sh"
+        script.write_text(f". {STAGE}\nhold_lock data/.lock $1\necho held\nsleep ${{2:-0}}\n")
+        os.chmod(script, 0o644)
+        os.chmod(lock, 0o444)
+        os.chmod(data, 0o555)
+        reader = subprocess.Popen(_as_a_reader_who_cannot_write(["bash", str(script), "shared", "30"]),
+                                  cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, start_new_session=True)
+        try:
+            assert reader.stdout.readline().strip() == "held", reader.stderr.read()
+            # the data's owner (write access back) may not rewrite it while it is read
+            os.chmod(data, 0o755)
+            os.chmod(lock, 0o644)
+            writer = subprocess.run(["bash", str(script), ""], cwd=root, capture_output=True,
+                                    text=True, timeout=30)
+            assert writer.returncode == 1 and "held" not in writer.stdout, writer.stderr
+            assert "data is in use by" in writer.stderr
+        finally:
+            _kill_group(reader.pid)
+            reader.wait()
+        assert lock.read_text() == "pid 1 on elsewhere since 2026-01-01 00:00:00: run.sh\n"
+        # a run that writes data/ (stages 0-5) where it cannot: refused, naming the lock file
+        os.chmod(lock, 0o444)
+        os.chmod(data, 0o555)
+        res = subprocess.run(_as_a_reader_who_cannot_write(["bash", str(script), ""]), cwd=root,
+                             capture_output=True, text=True, timeout=30)
+        assert res.returncode == 1 and "held" not in res.stdout
+        assert "cannot take the lock data/.lock: " in res.stderr
+        assert "data must be writable for what this run does" in res.stderr
+        # no lock file to open: read without one, and say so
+        os.chmod(data, 0o755)
+        lock.unlink()
+        os.chmod(data, 0o555)
+        res = subprocess.run(_as_a_reader_who_cannot_write(["bash", str(script), "shared"]),
+                             cwd=root, capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0 and "held" in res.stdout, res.stderr
+        assert "data is only read from here on, and its lock file data/.lock cannot be made" \
+            in res.stderr
+    finally:
+        os.chmod(root / "data", 0o755)
+        import shutil
+
+        shutil.rmtree(root)
