@@ -306,6 +306,23 @@ _stage_stop() {
   return 0
 }
 
+# _stage_disk_note LOG: after a failed stage, a line for each disk that holds LOG's directory or
+# the current one (data/, exp/ and the recipe's files) and is full: the stage's error may then be
+# missing from its log, which could not be written either (train.error, the last lines), and the
+# lines above would give no reason.
+_stage_disk_note() {
+  local d avail mount
+  local -A seen=()
+  for d in "$(dirname -- "$1")" .; do
+    read -r avail mount < <(df -Pk -- "$d" 2>/dev/null | awk 'NR == 2 { print $4, $6 }') || continue
+    [[ $avail =~ ^[0-9]+$ && -z ${seen[$mount]:-} ]] || continue
+    seen[$mount]=1
+    (( avail < 1024 )) || continue
+    echo "** the disk of $d ($mount) is full: $avail KiB free; the stage's error may be missing" \
+      "from its log. Free some space, or move the recipe to a larger disk, then run again"
+  done
+}
+
 run_stage() {
   if (( $# < 4 )); then
     echo "run_stage: usage: run_stage N description log_file command [args...]" >&2
@@ -432,6 +449,7 @@ run_stage() {
       echo "** Stage $n ($desc) failed with status $status; see $log"
       echo "** last lines of $log:"
       tail -n 20 -- "$log" | sed 's/^/   /'
+      _stage_disk_note "$log"
     } >&2
     exit "$status"
   fi

@@ -782,3 +782,33 @@ def test_a_data_directory_shared_read_only_is_read_under_a_shared_lock(tmp_path)
         import shutil
 
         shutil.rmtree(root)
+
+
+def test_a_stage_that_fails_on_a_full_disk_says_the_disk_is_full(tmp_path):
+    """On a full disk the stage's log cannot hold its error either (stage 6 left train.error
+    empty, and steps/train.sh pointed at a log without it): the console said `failed with
+    status 1` and a tail that gave no reason. Now a full disk of the log's directory or of the
+    recipe is named below the tail. `df` is stood in for: no mount is needed."""
+    (tmp_path / "run.sh").write_text(RUN_SH)
+    (tmp_path / "fail1").touch()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_df = bin_dir / "df"
+    fake_df.write_text("#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
+                       "echo \"/dev/vdb 40960 40960 ${FREE_KB} 100% /scratch\"\n")
+    fake_df.chmod(0o755)
+
+    def run(free_kb):
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FREE_KB": str(free_kb)}
+        return subprocess.run(["bash", "run.sh"], capture_output=True, text=True, cwd=tmp_path,
+                               timeout=60, env=env)
+
+    p = run(0)
+    assert p.returncode == 3 and "Stage 1 (stage one) failed with status 3" in p.stderr
+    last = p.stderr.rstrip("\n").splitlines()[-1]
+    assert last == ("** the disk of exp/log (/scratch) is full: 0 KiB free; the stage's error may "
+                    "be missing from its log. Free some space, or move the recipe to a larger "
+                    "disk, then run again"), p.stderr
+    assert p.stderr.count("is full") == 1  # one line per disk, though both paths are on it
+    p = run(500000)
+    assert p.returncode == 3 and "is full" not in p.stderr
