@@ -22,8 +22,13 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
     ``suffix``: the temporary name's ending (lhotse picks a manifest's format by its name)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as e:
+        if e.errno in NotWritable.CODES:
+            raise NotWritable(e, path) from e
+        raise
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -68,6 +73,51 @@ class DiskFull(OSError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class NotWritable(PermissionError):
+    """A file that cannot even be begun: its directory is on a read-only file system or not the
+    user's (an experiment shared read-only). One line naming the file, the directory and the
+    cause, not the temporary name that tempfile tried."""
+
+    CODES = {errno.EROFS: "is on a read-only file system",
+             errno.EACCES: "is not writable by this user",
+             errno.EPERM: "is not writable by this user"}
+
+    def __init__(self, e: OSError, path: str | os.PathLike):
+        path = Path(path)
+        where = path.parent
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        super().__init__(f"{path}: cannot write it: {where} {self.CODES[e.errno]}; write the "
+                         f"output elsewhere (a copy of a shared experiment, or another output "
+                         f"directory)")
+        self.errno = e.errno
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def cannot_write_in(directory: str | os.PathLike) -> str | None:
+    """Why no file can be made in ``directory`` (or, where it does not exist yet, in the nearest
+    directory above it, which it would be made in), e.g. "exp/x/results is on a read-only file
+    system", or None; nothing is left behind. Steps that write their results at the end check
+    this first: a model's experiment shared read-only failed only after all the scoring."""
+    where = Path(directory)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        return f"{where} is not a directory"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".write-check.", dir=where)
+    except OSError as e:
+        if e.errno in NotWritable.CODES:
+            return f"{where} {NotWritable.CODES[e.errno]}"
+        return f"cannot make a file in {where}: {e.strerror or e}"
+    os.close(fd)
+    os.unlink(tmp)
+    return None
 
 
 def disk_full_in(e: BaseException | None) -> OSError | None:

@@ -133,3 +133,40 @@ def disk_full(monkeypatch):
         return cut
 
     return start
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """``read_only(directory)``: from now on, making a file (tempfile.mkstemp, as every atomic
+    write does) or a directory under ``directory`` fails with EROFS, as on a read-only mount or
+    an experiment shared read-only (chmod does not stop root, and tests may not mount)."""
+    import errno
+    import os
+    import tempfile
+
+    where: list[str] = []
+    real_mkstemp, real_mkdir = tempfile.mkstemp, os.mkdir
+
+    def under(path) -> bool:
+        full = os.path.abspath(os.fspath(path))
+        return any(full == d or full.startswith(d + os.sep) for d in where)
+
+    def erofs(path):
+        return OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+
+    def mkstemp(suffix=None, prefix=None, dir=None, text=False):
+        if under(dir if dir is not None else tempfile.gettempdir()):
+            raise erofs(os.path.join(os.fspath(dir), f"{prefix or ''}XXXXXXXX{suffix or ''}"))
+        return real_mkstemp(suffix, prefix, dir, text)
+
+    def mkdir(path, mode=0o777, *, dir_fd=None):
+        if under(path) and not os.path.isdir(path):
+            raise erofs(path)
+        return real_mkdir(path, mode, dir_fd=dir_fd)
+
+    def start(directory):
+        where.append(os.path.abspath(os.fspath(directory)))
+        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+        monkeypatch.setattr(os, "mkdir", mkdir)
+
+    return start

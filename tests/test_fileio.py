@@ -130,3 +130,21 @@ def test_a_text_file_that_a_full_disk_cuts_off_names_the_file_and_the_cause(tmp_
         write_text_atomic(out, "x" * 100000)
     assert out.read_text() == "old\n"
     assert [p.name for p in out.parent.iterdir()] == ["lexicon.txt"]
+
+
+def test_a_file_in_a_read_only_directory_names_the_directory_not_a_temporary_name(tmp_path,
+                                                                                  read_only):
+    """An atomic write into a read-only directory said `[Errno 30] Read-only file system:
+    '…/.scores.tsv.pu8dbe84.tmp'`: a name the user never gave. Now the file and the directory
+    are named; the error is still a PermissionError."""
+    import pytest
+
+    from pyadml.fileio import write_text_atomic
+
+    read_only(tmp_path)
+    out = tmp_path / "results" / "scores.tsv"
+    with pytest.raises(PermissionError) as e:
+        write_text_atomic(out, "x\n")
+    assert str(e.value) == (f"{out}: cannot write it: {tmp_path} is on a read-only file system; "
+                            f"write the output elsewhere (a copy of a shared experiment, or "
+                            f"another output directory)")

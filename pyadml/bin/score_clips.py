@@ -91,6 +91,16 @@ def main(argv=None) -> int:
         except FloorError as e:
             print(f"score_clips: {'--run %d: ' % i if i else ''}{e}", file=sys.stderr)
             return 1
+    from pyadml.fileio import cannot_write_in
+
+    for i, r in enumerate(runs):  # now, not after every run has scored every clip
+        why = r.out_dir and cannot_write_in(r.out_dir)
+        if why:
+            print(f"score_clips: {'--run %d: ' % i if i else ''}cannot write the results in "
+                  f"--out-dir {r.out_dir}: {why}; give --out-dir a directory of yours (a model "
+                  f"shared read-only is scored into a copy of its experiment, or elsewhere)",
+                  file=sys.stderr)
+            return 1
     cache: dict = {}  # runs with the same front end share the words back-end's windows
     for r in runs:
         try:

@@ -111,6 +111,11 @@ def check_output_path(out: str | os.PathLike, inputs: list[str | os.PathLike]) -
             out.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise PairsError(f"--out {out}: cannot create its directory: {e}") from None
+    from pyadml.fileio import cannot_write_in
+
+    why = cannot_write_in(out.parent)  # now, not after every pair is scored
+    if why:
+        raise PairsError(f"--out {out}: cannot write it: {why}; give --out a file elsewhere")
     return out
 
 

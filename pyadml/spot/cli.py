@@ -143,6 +143,11 @@ def check_out(out: str | None, inputs: Iterable[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SpotError(f"--out {out}: cannot create its directory: {e}") from None
+    from pyadml.fileio import cannot_write_in
+
+    why = cannot_write_in(path.parent)  # a read-only directory (a shared model's) too
+    if why:
+        raise SpotError(f"--out {out}: cannot write it: {why}; give --out a file elsewhere")
     if path.exists():
         for i in inputs:
             if Path(i).exists() and path.samefile(i):

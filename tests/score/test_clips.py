@@ -276,3 +276,26 @@ def test_clip_intervals():
         assert 1.6 < ratio < 2.5, (k, ratio)
     assert clip_intervals(scores, labels, draws=50) == clip_intervals(scores, labels, draws=50)
 
+
+
+def test_results_into_a_read_only_experiment_are_refused_before_any_scoring(tmp_path, capsys,
+                                                                             monkeypatch, read_only):
+    """A model shared read-only (another user's exp/, a read-only mount) scored with
+    local/score_wakeword_dev.sh, whose results go into its exp/results: before, every clip of
+    every run was scored (minutes for 300 real clips), then `OSError: [Errno 30] Read-only file
+    system: '…/results/wakeword_dev/.scores.tsv.pu8dbe84.tmp'` after a traceback. Now the
+    directory is named before anything is scored."""
+    model = tiny_model_file(tmp_path / "final.pt")
+    write_clips(tmp_path)
+    shared = tmp_path / "exp"
+    shared.mkdir()
+    read_only(shared)
+    monkeypatch.setattr(cli, "score_clips", lambda *a, **k: pytest.fail("scored before the check"))
+    out = shared / "results" / "wakeword_dev"
+    assert cli.main(["--model", str(model), "--clips", str(tmp_path / "clips.tsv"),
+                     "--out-dir", str(tmp_path / "mine"),
+                     "--run", f"--vad --out-dir {out}"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"score_clips: --run 1: cannot write the results in --out-dir {out}: "
+                          f"{shared} is on a read-only file system; give --out-dir a directory "
+                          f"of yours"), err

@@ -646,3 +646,22 @@ def test_show_scores_help_and_an_experiment_without_results(tmp_path):
     res = subprocess.run(["bash", str(script), str(tmp_path / "exp")], capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0 and res.stdout == "| set | AP |\n", res.stderr
+
+
+def test_score_pairs_refuses_an_out_in_a_read_only_directory_before_scoring(fixture, tmp_path,
+                                                                         capsys, read_only):
+    """`score_pairs --out` into a read-only directory (the shared model's exp/, a read-only
+    mount): every pair was scored, then `OSError: [Errno 30] Read-only file system:
+    '…/.scores.tsv.<random>.tmp'`. Now it is refused with the other checks of --out, before
+    any work."""
+    _, model_path = fixture
+    wav = write_noise(tmp_path / "a.wav", 0.5)
+    pairs = _pairs(tmp_path, [f"{wav}\thello"])
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    read_only(shared)
+    out = shared / "scores.tsv"
+    assert score_pairs.main(["--model", str(model_path), "--pairs", str(pairs), "--out",
+                             str(out)]) == 1
+    assert (f"score_pairs: --out {out}: cannot write it: {shared} is on a read-only file system; "
+            f"give --out a file elsewhere") in capsys.readouterr().err

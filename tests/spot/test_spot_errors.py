@@ -316,3 +316,21 @@ def test_cli_pcm_stream_ending_mid_sample_writes_nothing(onnx_dir, tmp_path):
     assert res.returncode == 1
     assert b"ended mid-sample: 32001 bytes" in res.stderr
     assert not out.exists()
+
+
+def test_cli_out_in_a_read_only_directory_is_refused_before_any_work(tiny_model, tmp_path, capsys,
+                                                                    monkeypatch, read_only):
+    """`detect --out exp/shared/d.tsv` (beside a model shared read-only, or on a read-only
+    mount): the directory exists, so the check before the search passed, and after the whole
+    search the write failed with a traceback naming a temporary file. Now it is refused first."""
+    good = tmp_path / "good.wav"
+    sf.write(good, speechlike(1.0), RATE)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    read_only(shared)
+    monkeypatch.setattr(KeywordSpotter, "load", lambda *a, **k: pytest.fail("loaded a model"))
+    out = shared / "d.tsv"
+    assert detect_cli.main(["--model", str(tiny_model), "--keywords", "computer", "--enrol",
+                            "none", "--out", str(out), str(good)]) == 1
+    assert (f"--out {out}: cannot write it: {shared} is on a read-only file system; give --out a "
+            f"file elsewhere") in capsys.readouterr().err
