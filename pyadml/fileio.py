@@ -74,6 +74,9 @@ class DiskFull(OSError):
     def __str__(self) -> str:
         return self.args[0]
 
+    def __reduce__(self):  # a worker process's error reaches its parent whole (pickled)
+        return _rebuild_error, (type(self), self.args[0], self.errno, self.filename)
+
 
 class NotWritable(PermissionError):
     """A file that cannot even be begun: its directory is on a read-only file system or not the
@@ -97,6 +100,16 @@ class NotWritable(PermissionError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+    def __reduce__(self):  # a worker process's error reaches its parent whole (pickled)
+        return _rebuild_error, (type(self), self.args[0], self.errno, self.filename)
+
+
+def _rebuild_error(cls, message: str, code: int, filename: str) -> OSError:
+    e = cls.__new__(cls)
+    OSError.__init__(e, message)
+    e.errno, e.filename = code, filename
+    return e
 
 
 def cannot_write_in(directory: str | os.PathLike) -> str | None:

@@ -148,3 +148,19 @@ def test_a_file_in_a_read_only_directory_names_the_directory_not_a_temporary_nam
     assert str(e.value) == (f"{out}: cannot write it: {tmp_path} is on a read-only file system; "
                             f"write the output elsewhere (a copy of a shared experiment, or "
                             f"another output directory)")
+
+
+def test_the_disk_errors_reach_a_parent_process_whole(tmp_path):
+    """Stage 0 synthesises in worker processes, whose errors are pickled to the parent: the
+    one-line errors must survive it (a class whose __init__ takes other arguments than its
+    args fails to unpickle, and the parent would report a TypeError instead)."""
+    import errno
+    import pickle
+
+    from pyadml.fileio import DiskFull, NotWritable
+
+    for e in (DiskFull(errno.ENOSPC, tmp_path / "a.pt"),
+              NotWritable(OSError(errno.EROFS, "Read-only file system"), tmp_path / "a.pt")):
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e)
+        assert back.errno == e.errno and back.filename == str(tmp_path / "a.pt")
