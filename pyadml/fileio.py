@@ -39,11 +39,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except Exception as e:
-        full = disk_full_in(e)
-        if full is None or isinstance(e, DiskFull):
+        full = as_disk_full(e, path, tmp)
+        if full is None:
             raise
-        tmp.unlink(missing_ok=True)  # first: the free space said is what the user has
-        raise DiskFull(full.errno, path) from e
+        raise full from e
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -131,6 +130,17 @@ def cannot_write_in(directory: str | os.PathLike) -> str | None:
     os.close(fd)
     os.unlink(tmp)
     return None
+
+
+def as_disk_full(e: BaseException, path: str | os.PathLike, partial: Path) -> "DiskFull | None":
+    """The DiskFull naming ``path`` that a full disk behind ``e`` makes (``partial``, the
+    unfinished file, removed first, so that the free space it says is what the user has), or
+    None where ``e`` is another error or already a DiskFull."""
+    full = disk_full_in(e)
+    if full is None or isinstance(e, DiskFull):
+        return None
+    partial.unlink(missing_ok=True)
+    return DiskFull(full.errno, path)
 
 
 def disk_full_in(e: BaseException | None) -> OSError | None:

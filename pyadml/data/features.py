@@ -14,7 +14,7 @@ from typing import Sequence
 
 import yaml
 
-from pyadml.fileio import DiskFull, atomic_path, disk_full_in
+from pyadml.fileio import as_disk_full, atomic_path
 
 # lhotse (and torch) load only where features are computed: split and merge handle manifests as
 # JSON lines, so that they and the jobs of steps/make_fbank_sets.sh with nothing to do start fast.
@@ -205,12 +205,11 @@ def compute_fbank(
                 f"{_load_error(next(c for c in cuts if c.id == lost[0]))}")
         os.replace(staged, final)
     except Exception as e:
-        full = disk_full_in(e)
-        if full is None or isinstance(e, DiskFull):
-            raise
-        staged.unlink(missing_ok=True)  # first: the free space said is what the user has
         # lhotse's writer says only "[Errno 28] No space left on device", after a traceback
-        raise DiskFull(full.errno, final) from e
+        full = as_disk_full(e, final, staged)
+        if full is None:
+            raise
+        raise full from e
     finally:
         if staged.exists():
             staged.unlink()
