@@ -380,7 +380,8 @@ def _noise_tracks(rec: Recording, n: int, start: int) -> list[tuple[MonoCut, int
     the same SNR, so the whole noise track is at that SNR (lhotse scales each by its energy).
     """
     sr, m = rec.sampling_rate, rec.num_samples
-    channel = rec.channel_ids[0]  # a multi-channel source (REVERB's 8-channel noises): its first
+    # A multi-channel source (REVERB's 8-channel noises) gives its first channel.
+    channel = rec.channel_ids[0]
     pieces, pos = [], 0
     while pos < n:
         take = min(m - start, n - pos)
