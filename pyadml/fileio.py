@@ -88,9 +88,7 @@ class NotWritable(PermissionError):
 
     def __init__(self, e: OSError, path: str | os.PathLike):
         path = Path(path)
-        where = path.parent
-        while not where.exists() and where != where.parent:
-            where = where.parent
+        where = _existing(path.parent)
         super().__init__(f"{path}: cannot write it: {where} {self.CODES[e.errno]}; write the "
                          f"output elsewhere (a copy of a shared experiment, or another output "
                          f"directory)")
@@ -102,6 +100,13 @@ class NotWritable(PermissionError):
 
     def __reduce__(self):  # a worker process's error reaches its parent whole (pickled)
         return _rebuild_error, (type(self), self.args[0], self.errno, self.filename)
+
+
+def _existing(where: Path) -> Path:
+    """``where``, or the nearest directory above it that exists (where it would be made)."""
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    return where
 
 
 def _rebuild_error(cls, message: str, code: int, filename: str) -> OSError:
@@ -116,9 +121,7 @@ def cannot_write_in(directory: str | os.PathLike) -> str | None:
     directory above it, which it would be made in), e.g. "exp/x/results is on a read-only file
     system", or None; nothing is left behind. Steps that write their results at the end check
     this first: a model's experiment shared read-only failed only after all the scoring."""
-    where = Path(directory)
-    while not where.exists() and where != where.parent:
-        where = where.parent
+    where = _existing(Path(directory))
     if not where.is_dir():
         return f"{where} is not a directory"
     try:
